@@ -1,0 +1,129 @@
+"""Fixtures: a real gateway simulator on loopback HTTP, a real gRPC server proxying it, a real gRPC client."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import httpx
+import pytest
+from google.protobuf import struct_pb2
+from google.rpc import error_details_pb2, status_pb2
+from otari.batch.v1 import batch_service_pb2 as pb
+from otari.batch.v1 import batch_service_pb2_grpc
+
+from server.app import BatchServer
+from server.config import Settings
+from server.simulator.run import running_simulator
+from server.simulator.state import SimState
+
+ALICE = (("authorization", "Bearer sim-key-alice"),)
+BOB = (("authorization", "Bearer sim-key-bob"),)
+MASTER = (("authorization", "Bearer sim-master-key"),)
+
+
+@dataclass
+class Sim:
+    """The gateway simulator as a test sees it: its URL, its state, and its control routes over HTTP."""
+
+    url: str
+    state: SimState
+    http: httpx.AsyncClient
+
+    async def fault(self, **spec: Any) -> None:
+        (await self.http.post("/_simulator/faults", json=spec)).raise_for_status()
+
+    async def force(self, batch_id: str, status: str) -> None:
+        (await self.http.post(f"/_simulator/batches/{batch_id}/status", json={"status": status})).raise_for_status()
+
+    async def set_stage_seconds(self, seconds: float) -> None:
+        (await self.http.post("/_simulator/clock", json={"stage_seconds": seconds})).raise_for_status()
+
+    async def requests_seen(self, op: str | None = None) -> int:
+        stats = (await self.http.get("/_simulator/stats")).json()
+        counts: dict[str, int] = stats["requests"]
+        return sum(counts.values()) if op is None else counts.get(op, 0)
+
+    async def disconnects(self) -> int:
+        return int((await self.http.get("/_simulator/stats")).json()["disconnects"])
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[Sim]:
+    # Batches stay in `validating` unless a test moves the clock or forces a status.
+    state = SimState(stage_seconds=3600)
+    async with running_simulator(state) as url, httpx.AsyncClient(base_url=url) as http:
+        yield Sim(url=url, state=state, http=http)
+
+
+def make_settings(gateway_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "gateway_url": gateway_url,
+        "grpc_listen": "127.0.0.1:0",
+        "state_db": Path("unused.db"),
+        "upstream_timeout": 5.0,
+        "shutdown_grace": 2.0,
+        **overrides,
+    }
+    return Settings(**values)
+
+
+@pytest.fixture
+async def server(sim: Sim) -> AsyncIterator[BatchServer]:
+    async with BatchServer(make_settings(sim.url), gateway_url=sim.url) as running:
+        yield running
+
+
+@pytest.fixture
+async def channel(server: BatchServer) -> AsyncIterator[grpc.aio.Channel]:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as ch:
+        yield ch
+
+
+@pytest.fixture
+def stub(channel: grpc.aio.Channel) -> batch_service_pb2_grpc.BatchServiceStub:
+    return batch_service_pb2_grpc.BatchServiceStub(channel)
+
+
+def body(content: str = "hello", **extra: Any) -> struct_pb2.Struct:
+    struct = struct_pb2.Struct()
+    struct.update({"messages": [{"role": "user", "content": content}], "max_tokens": 16, **extra})
+    return struct
+
+
+def create_request(n: int = 2, **fields: Any) -> pb.CreateBatchRequest:
+    requests = [pb.BatchRequestItem(custom_id=f"req-{i}", body=body(f"question {i}")) for i in range(n)]
+    values: dict[str, Any] = {"model": "openai:gpt-4o-mini", "requests": requests, **fields}
+    return pb.CreateBatchRequest(**values)
+
+
+@dataclass
+class Details:
+    """The google.rpc details of a failed call."""
+
+    info: error_details_pb2.ErrorInfo | None
+    bad_request: error_details_pb2.BadRequest | None
+    retry: error_details_pb2.RetryInfo | None
+    count: int
+
+    @property
+    def fields(self) -> list[str]:
+        return [v.field for v in self.bad_request.field_violations] if self.bad_request else []
+
+
+def details(error: grpc.aio.AioRpcError) -> Details:
+    raw = dict(error.trailing_metadata() or ()).get("grpc-status-details-bin")
+    assert isinstance(raw, bytes), "the error carries no google.rpc.Status details"
+    status = status_pb2.Status.FromString(raw)
+    assert status.code == error.code().value[0]
+    found: dict[str, Any] = {}
+    for packed in status.details:
+        for kind in (error_details_pb2.ErrorInfo, error_details_pb2.BadRequest, error_details_pb2.RetryInfo):
+            if packed.Is(kind.DESCRIPTOR):
+                message = kind()
+                packed.Unpack(message)
+                found[kind.DESCRIPTOR.name] = message
+    return Details(found.get("ErrorInfo"), found.get("BadRequest"), found.get("RetryInfo"), len(status.details))

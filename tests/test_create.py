@@ -1,0 +1,140 @@
+"""CreateBatch through a real channel: the happy path, and every validation rule enforced before the gateway."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+import pytest
+from otari.batch.v1 import batch_pb2
+from otari.batch.v1 import batch_service_pb2 as pb
+from otari.batch.v1.batch_service_pb2_grpc import BatchServiceStub
+
+from tests.conftest import ALICE, MASTER, Sim, body, create_request, details
+
+
+async def test_create_returns_the_gateways_batch(stub: BatchServiceStub, sim: Sim) -> None:
+    request = create_request(3, metadata={"suite": "proof"}, completion_window="24h")
+    reply = await stub.CreateBatch(request, metadata=ALICE)
+    batch = reply.batch
+    assert batch.id.startswith("batch_")
+    assert batch.status == batch_pb2.BATCH_STATUS_VALIDATING
+    assert batch.upstream_status == "validating"
+    assert batch.provider == "openai"
+    assert batch.model == "gpt-4o-mini"
+    assert batch.endpoint == "/v1/chat/completions"
+    assert batch.completion_window == "24h"
+    assert dict(batch.metadata) == {"suite": "proof", "otari_user_id": "alice"}
+    assert batch.created_at.seconds > 0 and batch.expires_at.seconds == batch.created_at.seconds + 86400
+    assert not batch.HasField("output_file_id")
+    stored = sim.state.batches[batch.id]
+    assert [r["custom_id"] for r in stored.requests] == ["req-0", "req-1", "req-2"]
+    # Struct numbers are doubles; the gateway must still receive integers where the caller wrote integers.
+    assert stored.requests[0]["body"]["max_tokens"] == 16
+    assert isinstance(stored.requests[0]["body"]["max_tokens"], int)
+
+
+async def test_empty_completion_window_means_24h(stub: BatchServiceStub, sim: Sim) -> None:
+    reply = await stub.CreateBatch(create_request(1), metadata=ALICE)
+    assert reply.batch.completion_window == "24h"
+
+
+async def test_slash_model_form_is_accepted(stub: BatchServiceStub) -> None:
+    reply = await stub.CreateBatch(create_request(1, model="openai/gpt-4o-mini"), metadata=ALICE)
+    assert reply.batch.model == "gpt-4o-mini"
+
+
+async def test_master_key_creates_for_a_named_user(stub: BatchServiceStub) -> None:
+    reply = await stub.CreateBatch(create_request(1, user="bob"), metadata=MASTER)
+    assert reply.batch.metadata["otari_user_id"] == "bob"
+
+
+async def test_master_key_without_user_is_invalid_argument(stub: BatchServiceStub) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.CreateBatch(create_request(1), metadata=MASTER)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert details(caught.value).fields == ["user"]
+
+
+async def test_full_batch_of_10000_requests_with_1kib_bodies(stub: BatchServiceStub, sim: Sim) -> None:
+    filler = "x" * 1024
+    requests = [pb.BatchRequestItem(custom_id=f"r{i}", body=body(filler)) for i in range(10_000)]
+    reply = await stub.CreateBatch(pb.CreateBatchRequest(model="openai:gpt-4o-mini", requests=requests), metadata=ALICE)
+    assert len(sim.state.batches[reply.batch.id].requests) == 10_000
+
+
+def _items(n: int) -> list[pb.BatchRequestItem]:
+    return [pb.BatchRequestItem(custom_id=f"r{i}", body=body()) for i in range(n)]
+
+
+INVALID: list[tuple[str, dict[str, Any], str]] = [
+    ("no model", {"model": ""}, "model"),
+    ("model without provider", {"model": "gpt-4o-mini"}, "model"),
+    ("model with empty name", {"model": "openai:"}, "model"),
+    ("no requests", {"requests": []}, "requests"),
+    ("too many requests", {"requests": _items(10_001)}, "requests"),
+    ("missing custom_id", {"requests": [pb.BatchRequestItem(body=body())]}, "requests[0].custom_id"),
+    (
+        "duplicate custom_id",
+        {"requests": [pb.BatchRequestItem(custom_id="a", body=body()), pb.BatchRequestItem(custom_id="a", body=body())]},
+        "requests[1].custom_id",
+    ),
+    ("custom_id too long", {"requests": [pb.BatchRequestItem(custom_id="c" * 513, body=body())]}, "requests[0].custom_id"),
+    ("empty body", {"requests": [pb.BatchRequestItem(custom_id="a")]}, "requests[0].body"),
+    ("16 metadata pairs", {"metadata": {f"k{i}": "v" for i in range(16)}}, "metadata"),
+    ("metadata key too long", {"metadata": {"k" * 65: "v"}}, f"metadata[{'k' * 65}]"),
+    ("metadata value too long", {"metadata": {"k": "v" * 513}}, "metadata[k]"),
+    ("reserved metadata key", {"metadata": {"otari_user_id": "mallory"}}, "metadata[otari_user_id]"),
+    ("blank completion window", {"completion_window": "  "}, "completion_window"),
+]
+
+
+@pytest.mark.parametrize(("case", "fields", "field"), INVALID, ids=[c[0] for c in INVALID])
+async def test_invalid_create_is_refused_before_the_gateway(
+    stub: BatchServiceStub, sim: Sim, case: str, fields: dict[str, Any], field: str
+) -> None:
+    request = create_request(1)
+    for name, value in fields.items():
+        request.ClearField(name)  # type: ignore[arg-type]
+        if isinstance(value, list):
+            getattr(request, name).extend(value)
+        elif isinstance(value, dict):
+            getattr(request, name).update(value)
+        else:
+            setattr(request, name, value)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.CreateBatch(request, metadata=ALICE)
+    error = caught.value
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    found = details(error)
+    assert found.fields[0] == field
+    assert found.info is not None and found.info.reason == "INVALID_REQUEST"
+    assert found.info.domain == "batch.otari.mozilla.ai"
+    assert field in (error.details() or "")
+    assert await sim.requests_seen("create") == 0
+
+
+async def test_15_metadata_pairs_are_the_most_a_caller_can_set(stub: BatchServiceStub) -> None:
+    reply = await stub.CreateBatch(create_request(1, metadata={f"k{i}": "v" for i in range(15)}), metadata=ALICE)
+    assert len(reply.batch.metadata) == 16
+
+
+async def test_every_violation_is_reported_at_once(stub: BatchServiceStub) -> None:
+    request = pb.CreateBatchRequest(model="nope", requests=[pb.BatchRequestItem(custom_id="", body=body())])
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.CreateBatch(request, metadata=ALICE)
+    assert details(caught.value).fields == ["model", "requests[0].custom_id"]
+
+
+async def test_provider_without_batch_support_is_invalid_argument(stub: BatchServiceStub) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.CreateBatch(create_request(1, model="groq:llama-3"), metadata=ALICE)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "does not support batch" in (caught.value.details() or "")
+
+
+async def test_unknown_provider_in_model_is_invalid_argument(stub: BatchServiceStub) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.CreateBatch(create_request(1, model="nosuch:model"), metadata=ALICE)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert details(caught.value).fields == ["model"]
