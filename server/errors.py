@@ -101,11 +101,11 @@ _DEFAULT_RETRY_SECONDS = 1.0
 _STATUS_IN_DETAIL = re.compile(r"\(status: ([a-z_]+)\)")
 
 
-def from_upstream(exc: UpstreamError, *, batch_id: str | None = None) -> ServiceError:
+def from_upstream(exc: UpstreamError) -> ServiceError:
     """The gRPC answer to a gateway failure. Callers that know more (a batch's state) refine it first."""
     meta = {"operation": exc.operation}
-    if batch_id:
-        meta["batch_id"] = batch_id
+    if exc.batch_id:
+        meta["batch_id"] = exc.batch_id
     if isinstance(exc, UpstreamUnreachable):
         return ServiceError(
             grpc.StatusCode.UNAVAILABLE,

@@ -32,6 +32,7 @@ class UpstreamError(Exception):
     def __init__(self, operation: str, message: str) -> None:
         super().__init__(message)
         self.operation = operation
+        self.batch_id: str | None = None  # the batch the call was about, if any
 
 
 class UpstreamUnreachable(UpstreamError):
@@ -114,12 +115,14 @@ class GatewayClient:
 
     async def get_batch(self, key: str, batch_id: str, provider: str, *, time_left: float | None) -> JSON:
         path = f"/v1/batches/{_seg(batch_id)}"
-        data = await self._call("get", "GET", path, key, time_left, params={"provider": provider})
+        data = await self._call("get", "GET", path, key, time_left, params={"provider": provider}, batch_id=batch_id)
         return _expect_batch("get", data)
 
     async def cancel_batch(self, key: str, batch_id: str, provider: str, *, time_left: float | None) -> JSON:
         path = f"/v1/batches/{_seg(batch_id)}/cancel"
-        data = await self._call("cancel", "POST", path, key, time_left, params={"provider": provider})
+        data = await self._call(
+            "cancel", "POST", path, key, time_left, params={"provider": provider}, batch_id=batch_id
+        )
         return _expect_batch("cancel", data)
 
     async def list_batches(
@@ -144,6 +147,7 @@ class GatewayClient:
             time_left,
             params={"provider": provider},
             limit=self._results_timeout,
+            batch_id=batch_id,
         )
         items = data.get("results")
         if not isinstance(items, list) or not all(isinstance(i, dict) and "custom_id" in i for i in items):
@@ -169,6 +173,24 @@ class GatewayClient:
         params: dict[str, str | int] | None = None,
         json_body: JSON | None = None,
         limit: float | None = None,
+        batch_id: str | None = None,
+    ) -> JSON:
+        try:
+            return await self._send(operation, method, path, key, time_left, params, json_body, limit)
+        except UpstreamError as exc:
+            exc.batch_id = batch_id
+            raise
+
+    async def _send(
+        self,
+        operation: str,
+        method: str,
+        path: str,
+        key: str,
+        time_left: float | None,
+        params: dict[str, str | int] | None,
+        json_body: JSON | None,
+        limit: float | None,
     ) -> JSON:
         budget = limit or self._timeout
         if time_left is not None:

@@ -73,14 +73,14 @@ def _as_service_error(exc: Exception) -> ServiceError:
     )
 
 
-def _log_call(method: str, code: grpc.StatusCode, started: float, context: aio.ServicerContext[Any, Any]) -> None:
+def _log_call(method: str, code: grpc.StatusCode, started: float, peer: str) -> None:
     record = {
         "event": "rpc",
         "method": method,
         "code": code.name,
         "duration_ms": round((time.perf_counter() - started) * 1000, 2),
         "upstream_status": last_upstream_status.get(),
-        "peer": context.peer(),
+        "peer": peer,
     }
     log.info(json.dumps(record))
 
@@ -94,6 +94,7 @@ def unary(
     @functools.wraps(handler)
     async def wrapper(self: S, request: Req, context: aio.ServicerContext[Req, Resp]) -> Resp:
         started = time.perf_counter()
+        peer = context.peer()  # read now: after a client cancels, the call's peer is gone (grpcio crashes on it)
         last_upstream_status.set(None)
         code = grpc.StatusCode.OK
         try:
@@ -107,7 +108,7 @@ def unary(
             await context.abort(error.code, error.message, trailing_metadata=error.trailing_metadata())
             raise AssertionError("unreachable: abort raises") from None
         finally:
-            _log_call(method, code, started, context)
+            _log_call(method, code, started, peer)
 
     return wrapper
 
@@ -121,6 +122,7 @@ def server_stream(
     @functools.wraps(handler)
     async def wrapper(self: S, request: Req, context: aio.ServicerContext[Req, Resp]) -> AsyncIterator[Resp]:
         started = time.perf_counter()
+        peer = context.peer()  # read now: after a client cancels, the call's peer is gone (grpcio crashes on it)
         last_upstream_status.set(None)
         code = grpc.StatusCode.OK
         task = asyncio.current_task()
@@ -145,6 +147,6 @@ def server_stream(
             await context.abort(error.code, error.message, trailing_metadata=error.trailing_metadata())
         finally:
             self.streams.discard(task)
-            _log_call(method, code, started, context)
+            _log_call(method, code, started, peer)
 
     return wrapper

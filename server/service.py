@@ -14,7 +14,7 @@ from otari.batch.v1 import batch_pb2, batch_service_pb2, batch_service_pb2_grpc
 
 from server import convert, validation
 from server.auth import Credential, credential_from_metadata
-from server.errors import FieldViolation, ServiceError, from_upstream, invalid_argument
+from server.errors import FieldViolation, ServiceError, invalid_argument
 from server.gateway import GatewayClient, UpstreamHTTPError
 from server.rpc import OpenStreams, server_stream, unary
 
@@ -99,7 +99,7 @@ class BatchService(batch_service_pb2_grpc.BatchServiceServicer):
             batch = await self._get(credential, request.batch_id, request.provider, context)
             if batch.status in convert.TERMINAL_STATUSES:
                 raise _already_finished(batch) from None
-            raise from_upstream(exc, batch_id=request.batch_id) from None
+            raise
         return batch_service_pb2.CancelBatchResponse(batch=convert.batch_from_json(data))
 
     @server_stream
@@ -114,7 +114,7 @@ class BatchService(batch_service_pb2_grpc.BatchServiceServicer):
             )
         except UpstreamHTTPError as exc:
             if exc.status != 409:
-                raise from_upstream(exc, batch_id=request.batch_id) from None
+                raise
             batch = await self._get(credential, request.batch_id, request.provider, context)
             raise _results_not_ready(batch) from None
         if not items:
@@ -125,10 +125,7 @@ class BatchService(batch_service_pb2_grpc.BatchServiceServicer):
             yield batch_service_pb2.StreamResultsResponse(result=convert.result_from_json(item), index=index)
 
     async def _get(self, credential: Credential, batch_id: str, provider: str, context: Context) -> batch_pb2.Batch:
-        try:
-            data = await self.gateway.get_batch(credential.key, batch_id, provider, time_left=context.time_remaining())
-        except UpstreamHTTPError as exc:
-            raise from_upstream(exc, batch_id=batch_id) from None
+        data = await self.gateway.get_batch(credential.key, batch_id, provider, time_left=context.time_remaining())
         return convert.batch_from_json(data)
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import httpx
@@ -20,9 +22,20 @@ from server.config import Settings
 from server.simulator.run import running_simulator
 from server.simulator.state import SimState
 
+if TYPE_CHECKING:
+    from otari.batch.v1.batch_service_pb2_grpc import BatchServiceAsyncStub as Stub
+
 ALICE = (("authorization", "Bearer sim-key-alice"),)
 BOB = (("authorization", "Bearer sim-key-bob"),)
 MASTER = (("authorization", "Bearer sim-master-key"),)
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], *, within: float = 10.0) -> None:
+    """Wait until `check()` holds, polling; fail after `within` seconds (a bound, not a timing goal)."""
+    deadline = asyncio.get_running_loop().time() + within
+    while not await check():
+        assert asyncio.get_running_loop().time() < deadline, "condition never held"
+        await asyncio.sleep(0.01)
 
 
 @dataclass
@@ -83,8 +96,15 @@ async def channel(server: BatchServer) -> AsyncIterator[grpc.aio.Channel]:
         yield ch
 
 
+@contextlib.asynccontextmanager
+async def connect(port: int) -> AsyncIterator[Stub]:
+    """A BatchService client on a fresh channel to a server started by the test itself."""
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+        yield batch_service_pb2_grpc.BatchServiceStub(ch)
+
+
 @pytest.fixture
-def stub(channel: grpc.aio.Channel) -> batch_service_pb2_grpc.BatchServiceStub:
+def stub(channel: grpc.aio.Channel) -> Stub:
     return batch_service_pb2_grpc.BatchServiceStub(channel)
 
 

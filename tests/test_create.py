@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import pytest
 from otari.batch.v1 import batch_pb2
 from otari.batch.v1 import batch_service_pb2 as pb
-from otari.batch.v1.batch_service_pb2_grpc import BatchServiceStub
 
 from tests.conftest import ALICE, MASTER, Sim, body, create_request, details
 
+if TYPE_CHECKING:
+    from otari.batch.v1.batch_service_pb2_grpc import BatchServiceAsyncStub as Stub
 
-async def test_create_returns_the_gateways_batch(stub: BatchServiceStub, sim: Sim) -> None:
+
+async def test_create_returns_the_gateways_batch(stub: Stub, sim: Sim) -> None:
     request = create_request(3, metadata={"suite": "proof"}, completion_window="24h")
     reply = await stub.CreateBatch(request, metadata=ALICE)
     batch = reply.batch
@@ -34,29 +36,29 @@ async def test_create_returns_the_gateways_batch(stub: BatchServiceStub, sim: Si
     assert isinstance(stored.requests[0]["body"]["max_tokens"], int)
 
 
-async def test_empty_completion_window_means_24h(stub: BatchServiceStub, sim: Sim) -> None:
+async def test_empty_completion_window_means_24h(stub: Stub, sim: Sim) -> None:
     reply = await stub.CreateBatch(create_request(1), metadata=ALICE)
     assert reply.batch.completion_window == "24h"
 
 
-async def test_slash_model_form_is_accepted(stub: BatchServiceStub) -> None:
+async def test_slash_model_form_is_accepted(stub: Stub) -> None:
     reply = await stub.CreateBatch(create_request(1, model="openai/gpt-4o-mini"), metadata=ALICE)
     assert reply.batch.model == "gpt-4o-mini"
 
 
-async def test_master_key_creates_for_a_named_user(stub: BatchServiceStub) -> None:
+async def test_master_key_creates_for_a_named_user(stub: Stub) -> None:
     reply = await stub.CreateBatch(create_request(1, user="bob"), metadata=MASTER)
     assert reply.batch.metadata["otari_user_id"] == "bob"
 
 
-async def test_master_key_without_user_is_invalid_argument(stub: BatchServiceStub) -> None:
+async def test_master_key_without_user_is_invalid_argument(stub: Stub) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await stub.CreateBatch(create_request(1), metadata=MASTER)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert details(caught.value).fields == ["user"]
 
 
-async def test_full_batch_of_10000_requests_with_1kib_bodies(stub: BatchServiceStub, sim: Sim) -> None:
+async def test_full_batch_of_10000_requests_with_1kib_bodies(stub: Stub, sim: Sim) -> None:
     filler = "x" * 1024
     requests = [pb.BatchRequestItem(custom_id=f"r{i}", body=body(filler)) for i in range(10_000)]
     reply = await stub.CreateBatch(pb.CreateBatchRequest(model="openai:gpt-4o-mini", requests=requests), metadata=ALICE)
@@ -76,10 +78,19 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("missing custom_id", {"requests": [pb.BatchRequestItem(body=body())]}, "requests[0].custom_id"),
     (
         "duplicate custom_id",
-        {"requests": [pb.BatchRequestItem(custom_id="a", body=body()), pb.BatchRequestItem(custom_id="a", body=body())]},
+        {
+            "requests": [
+                pb.BatchRequestItem(custom_id="a", body=body()),
+                pb.BatchRequestItem(custom_id="a", body=body()),
+            ]
+        },
         "requests[1].custom_id",
     ),
-    ("custom_id too long", {"requests": [pb.BatchRequestItem(custom_id="c" * 513, body=body())]}, "requests[0].custom_id"),
+    (
+        "custom_id too long",
+        {"requests": [pb.BatchRequestItem(custom_id="c" * 513, body=body())]},
+        "requests[0].custom_id",
+    ),
     ("empty body", {"requests": [pb.BatchRequestItem(custom_id="a")]}, "requests[0].body"),
     ("16 metadata pairs", {"metadata": {f"k{i}": "v" for i in range(16)}}, "metadata"),
     ("metadata key too long", {"metadata": {"k" * 65: "v"}}, f"metadata[{'k' * 65}]"),
@@ -91,7 +102,7 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
 
 @pytest.mark.parametrize(("case", "fields", "field"), INVALID, ids=[c[0] for c in INVALID])
 async def test_invalid_create_is_refused_before_the_gateway(
-    stub: BatchServiceStub, sim: Sim, case: str, fields: dict[str, Any], field: str
+    stub: Stub, sim: Sim, case: str, fields: dict[str, Any], field: str
 ) -> None:
     request = create_request(1)
     for name, value in fields.items():
@@ -114,26 +125,26 @@ async def test_invalid_create_is_refused_before_the_gateway(
     assert await sim.requests_seen("create") == 0
 
 
-async def test_15_metadata_pairs_are_the_most_a_caller_can_set(stub: BatchServiceStub) -> None:
+async def test_15_metadata_pairs_are_the_most_a_caller_can_set(stub: Stub) -> None:
     reply = await stub.CreateBatch(create_request(1, metadata={f"k{i}": "v" for i in range(15)}), metadata=ALICE)
     assert len(reply.batch.metadata) == 16
 
 
-async def test_every_violation_is_reported_at_once(stub: BatchServiceStub) -> None:
+async def test_every_violation_is_reported_at_once(stub: Stub) -> None:
     request = pb.CreateBatchRequest(model="nope", requests=[pb.BatchRequestItem(custom_id="", body=body())])
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await stub.CreateBatch(request, metadata=ALICE)
     assert details(caught.value).fields == ["model", "requests[0].custom_id"]
 
 
-async def test_provider_without_batch_support_is_invalid_argument(stub: BatchServiceStub) -> None:
+async def test_provider_without_batch_support_is_invalid_argument(stub: Stub) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await stub.CreateBatch(create_request(1, model="groq:llama-3"), metadata=ALICE)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "does not support batch" in (caught.value.details() or "")
 
 
-async def test_unknown_provider_in_model_is_invalid_argument(stub: BatchServiceStub) -> None:
+async def test_unknown_provider_in_model_is_invalid_argument(stub: Stub) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await stub.CreateBatch(create_request(1, model="nosuch:model"), metadata=ALICE)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT

@@ -1,0 +1,38 @@
+"""Settings: flags over environment over defaults; a bad value is a clear error at start."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from server.config import ConfigError, load
+
+
+def test_flags_win_over_environment_over_defaults() -> None:
+    settings = load(["--upstream-timeout", "2.5"], {"UPSTREAM_TIMEOUT": "9", "GRPC_LISTEN": "127.0.0.1:6000"})
+    assert settings.upstream_timeout == 2.5
+    assert settings.grpc_listen == "127.0.0.1:6000"
+    assert settings.state_db == Path("state/otari-batch-grpc.db")
+
+
+def test_the_service_key_never_shows_in_repr() -> None:
+    assert "sk-secret" not in repr(load([], {"SERVICE_KEY": "sk-secret"}))
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"GATEWAY_URL": "localhost:8000"}, "GATEWAY_URL must start with"),
+        ({"UPSTREAM_TIMEOUT": "0"}, "upstream_timeout must be greater than 0"),
+        ({"UPSTREAM_TIMEOUT": "soon"}, "upstream_timeout must be a number"),
+        ({"GRPC_LISTEN": "50051"}, "grpc_listen must be host:port"),
+        ({"TLS_CERT": "/nonexistent.pem"}, "tls_cert and tls_key go together"),
+        ({"TLS_CERT": "/nonexistent.pem", "TLS_KEY": "/nonexistent.key"}, "tls_cert: no file"),
+        ({"MAX_MESSAGE_BYTES": "1000"}, "at least 1 MiB"),
+        ({"LOG_LEVEL": "chatty"}, "log_level must be"),
+    ],
+)
+def test_bad_settings_are_refused(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load([], env)

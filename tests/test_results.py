@@ -1,0 +1,149 @@
+"""StreamResults: every outcome in order, nothing the gateway sent lost, and clear answers when there are none."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import grpc
+import pytest
+from google.protobuf import json_format
+from otari.batch.v1 import batch_pb2
+from otari.batch.v1 import batch_service_pb2 as pb
+
+from server.app import BatchServer
+from tests.conftest import ALICE, BOB, Sim, body, create_request, details, eventually
+
+if TYPE_CHECKING:
+    from otari.batch.v1.batch_service_pb2_grpc import BatchServiceAsyncStub as Stub
+
+
+async def _completed(stub: Stub, sim: Sim, request: pb.CreateBatchRequest) -> batch_pb2.Batch:
+    batch = (await stub.CreateBatch(request, metadata=ALICE)).batch
+    await sim.force(batch.id, "completed")
+    return batch
+
+
+Results = grpc.aio.UnaryStreamCall[pb.StreamResultsRequest, pb.StreamResultsResponse]
+
+
+def _stream(stub: Stub, batch_id: str, who: tuple[tuple[str, str], ...] = ALICE) -> Results:
+    return stub.StreamResults(pb.StreamResultsRequest(batch_id=batch_id, provider="openai"), metadata=who)
+
+
+async def test_results_stream_in_order_with_every_field(stub: Stub, sim: Sim) -> None:
+    batch = await _completed(stub, sim, create_request(5))
+    items = [item async for item in _stream(stub, batch.id)]
+    assert [i.index for i in items] == [0, 1, 2, 3, 4]
+    assert [i.result.custom_id for i in items] == [f"req-{n}" for n in range(5)]
+    first = items[0].result
+    assert first.WhichOneof("outcome") == "completion"
+    completion = first.completion
+    assert completion.object == "chat.completion" and completion.model == "gpt-4o-mini"
+    assert completion.choices[0].message.content == "Echo: question 0"
+    assert completion.choices[0].finish_reason == "stop"
+    assert completion.usage.total_tokens == completion.usage.prompt_tokens + completion.usage.completion_tokens
+    assert completion.system_fingerprint == "fp_sim"
+    # any-llm's extra fields have no typed home: they are kept, not dropped.
+    expected = sim.state.results(sim.state.batches[batch.id])[0]["result"]
+    assert set(json_format.MessageToDict(completion.extra)) == {"moderation", "metadata"}
+    assert set(json_format.MessageToDict(completion.choices[0].message.extra)) == {
+        key
+        for key, value in expected["choices"][0]["message"].items()
+        if key not in ("role", "content", "refusal", "tool_calls")
+    }
+    assert "cache_creation_token_details" in json_format.MessageToDict(completion.usage.extra)
+
+
+async def test_failed_items_carry_their_error(stub: Stub, sim: Sim) -> None:
+    request = create_request(2)
+    request.requests.append(
+        pb.BatchRequestItem(
+            custom_id="bad", body=body(simulate={"fail": {"code": "invalid_request", "message": "too long"}})
+        )
+    )
+    batch = await _completed(stub, sim, request)
+    items = [item.result async for item in _stream(stub, batch.id)]
+    assert [i.WhichOneof("outcome") for i in items] == ["completion", "completion", "error"]
+    assert items[2].custom_id == "bad"
+    assert (items[2].error.code, items[2].error.message) == ("invalid_request", "too long")
+
+
+async def test_completed_batch_whose_every_request_failed_is_not_an_empty_success(stub: Stub, sim: Sim) -> None:
+    fail = {"fail": {"code": "x", "message": "y"}, "error_file_only": True}
+    request = pb.CreateBatchRequest(
+        model="openai:gpt-4o-mini",
+        requests=[pb.BatchRequestItem(custom_id=f"r{i}", body=body(simulate=fail)) for i in range(3)],
+    )
+    batch = await _completed(stub, sim, request)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        [item async for item in _stream(stub, batch.id)]
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    info = details(caught.value).info
+    assert info is not None and info.reason == "RESULTS_MISSING"
+    assert info.metadata["status"] == "completed" and info.metadata["failed"] == "3"
+
+
+@pytest.mark.parametrize(
+    ("force", "reason", "status"),
+    [
+        (None, "BATCH_NOT_COMPLETED", "validating"),
+        ("expired", "BATCH_HAS_NO_RESULTS", "expired"),
+        ("cancelled", "BATCH_HAS_NO_RESULTS", "cancelled"),
+        ("failed", "BATCH_HAS_NO_RESULTS", "failed"),
+    ],
+)
+async def test_results_of_a_batch_that_is_not_completed(
+    stub: Stub, sim: Sim, force: str | None, reason: str, status: str
+) -> None:
+    batch = (await stub.CreateBatch(create_request(1), metadata=ALICE)).batch
+    if force:
+        await sim.force(batch.id, force)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        [item async for item in _stream(stub, batch.id)]
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    info = details(caught.value).info
+    assert info is not None and info.reason == reason and info.metadata["status"] == status
+    assert status in (caught.value.details() or "")
+
+
+async def test_another_keys_results_are_not_found(stub: Stub, sim: Sim) -> None:
+    batch = await _completed(stub, sim, create_request(1))
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        [item async for item in _stream(stub, batch.id, BOB)]
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_client_cancelling_mid_stream_frees_the_server(stub: Stub, sim: Sim, server: BatchServer) -> None:
+    batch = await _completed(stub, sim, create_request(3000))
+    call = _stream(stub, batch.id)
+    received = 0
+    async for _ in call:
+        received += 1
+        if received == 10:
+            call.cancel()
+            break
+    assert received == 10
+
+    async def no_open_streams() -> bool:
+        return len(server.service.streams) == 0
+
+    await eventually(no_open_streams)
+    # The server is healthy afterwards: the next call works.
+    again = [item async for item in _stream(stub, batch.id)]
+    assert len(again) == 3000
+
+
+async def test_a_deadline_during_a_slow_results_download_cancels_the_upstream_request(stub: Stub, sim: Sim) -> None:
+    batch = await _completed(stub, sim, create_request(1))
+    await sim.fault(op="results", delay=5.0, times=1)
+    call = stub.StreamResults(
+        pb.StreamResultsRequest(batch_id=batch.id, provider="openai"), metadata=ALICE, timeout=0.3
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        [item async for item in call]
+    assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+
+    async def upstream_request_dropped() -> bool:
+        return await sim.disconnects() == 1
+
+    await eventually(upstream_request_dropped)

@@ -1,0 +1,154 @@
+"""Every row of DESIGN.md's status mapping, by injecting the gateway's answer into the simulator."""
+
+from __future__ import annotations
+
+import socket
+from typing import TYPE_CHECKING
+
+import grpc
+import pytest
+from otari.batch.v1 import batch_service_pb2 as pb
+
+from server.app import BatchServer
+from tests.conftest import ALICE, Sim, connect, create_request, details, eventually, make_settings
+
+if TYPE_CHECKING:
+    from otari.batch.v1.batch_service_pb2_grpc import BatchServiceAsyncStub as Stub
+
+ROWS = [
+    # (gateway status, detail, gRPC code, ErrorInfo reason, has RetryInfo)
+    (400, "'nosuch' is not a supported provider.", grpc.StatusCode.INVALID_ARGUMENT, "GATEWAY_REJECTED_REQUEST", False),
+    (401, "Invalid API key", grpc.StatusCode.UNAUTHENTICATED, "GATEWAY_UNAUTHENTICATED", False),
+    (403, "'user' field does not match", grpc.StatusCode.PERMISSION_DENIED, "GATEWAY_PERMISSION_DENIED", False),
+    (404, "Batch 'b' not found", grpc.StatusCode.NOT_FOUND, "BATCH_NOT_FOUND", False),
+    (500, "boom", grpc.StatusCode.INTERNAL, "GATEWAY_INTERNAL_ERROR", False),
+    (502, "LLM provider error", grpc.StatusCode.UNAVAILABLE, "PROVIDER_ERROR", True),
+    (503, "down for maintenance", grpc.StatusCode.UNAVAILABLE, "GATEWAY_UNAVAILABLE", True),
+    (504, "upstream timed out", grpc.StatusCode.DEADLINE_EXCEEDED, "GATEWAY_TIMEOUT", False),
+]
+
+
+@pytest.mark.parametrize(("status", "detail", "code", "reason", "retry"), ROWS, ids=[str(r[0]) for r in ROWS])
+async def test_gateway_status_maps_to_grpc(
+    stub: Stub, sim: Sim, status: int, detail: str, code: grpc.StatusCode, reason: str, retry: bool
+) -> None:
+    await sim.fault(op="get", status=status, detail=detail, times=1)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.GetBatch(pb.GetBatchRequest(batch_id="b", provider="openai"), metadata=ALICE)
+    error = caught.value
+    assert error.code() == code
+    assert detail in (error.details() or "")
+    found = details(error)
+    assert found.info is not None and found.info.reason == reason
+    assert found.info.metadata["http_status"] == str(status)
+    assert found.info.metadata["operation"] == "get"
+    assert (found.retry is not None) == retry
+
+
+async def test_422_field_list_becomes_bad_request_violations(stub: Stub, sim: Sim) -> None:
+    detail = [
+        {"type": "missing", "loc": ["query", "provider"], "msg": "Field required"},
+        {"type": "too_short", "loc": ["body", "requests", 0, "custom_id"], "msg": "String too short"},
+    ]
+    await sim.fault(op="create", status=422, detail=detail, times=1)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.CreateBatch(create_request(1), metadata=ALICE)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    found = details(caught.value)
+    assert found.fields == ["provider", "requests[0].custom_id"]
+    assert found.bad_request is not None
+    assert found.bad_request.field_violations[1].description == "String too short"
+
+
+async def test_429_carries_retry_after_as_retry_info(stub: Stub, sim: Sim) -> None:
+    await sim.fault(op="list", status=429, detail="Rate limit exceeded", retry_after="7", times=1)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.ListBatches(pb.ListBatchesRequest(provider="openai"), metadata=ALICE)
+    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    found = details(caught.value)
+    assert found.retry is not None and found.retry.retry_delay.seconds == 7
+    assert found.count == 2  # exactly one ErrorInfo, plus the RetryInfo
+
+
+async def test_503_retry_after_is_passed_on(stub: Stub, sim: Sim) -> None:
+    await sim.fault(op="cancel", status=503, detail="busy", retry_after="3", times=1)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.CancelBatch(pb.CancelBatchRequest(batch_id="b", provider="openai"), metadata=ALICE)
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    retry = details(caught.value).retry
+    assert retry is not None and retry.retry_delay.seconds == 3
+
+
+@pytest.mark.parametrize("status", [200, 500])
+async def test_a_body_that_is_not_json_is_unavailable_and_named(stub: Stub, sim: Sim, status: int) -> None:
+    await sim.fault(op="get", malformed=True, status=status, times=1)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.GetBatch(pb.GetBatchRequest(batch_id="b", provider="openai"), metadata=ALICE)
+    code = caught.value.code()
+    info = details(caught.value).info
+    assert info is not None
+    if status == 200:
+        assert code == grpc.StatusCode.UNAVAILABLE and info.reason == "GATEWAY_BAD_RESPONSE"
+    else:  # an HTML 500 page: still a 500, its text kept short in the message
+        assert code == grpc.StatusCode.INTERNAL and "upstream went sideways" in (caught.value.details() or "")
+
+
+async def test_a_json_body_of_the_wrong_shape_is_unavailable(stub: Stub, sim: Sim) -> None:
+    # The simulator answers every route with a JSON `{"detail": ...}` on a fault; a 200 with that body is not a list.
+    await sim.fault(op="list", status=200, detail="not a page", times=1)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.ListBatches(pb.ListBatchesRequest(provider="openai"), metadata=ALICE)
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    info = details(caught.value).info
+    assert info is not None and info.reason == "GATEWAY_BAD_RESPONSE"
+
+
+async def test_upstream_slower_than_the_timeout_is_deadline_exceeded(sim: Sim) -> None:
+    await sim.fault(op="get", delay=3.0, times=1)
+    settings = make_settings(sim.url, upstream_timeout=0.2)
+    async with BatchServer(settings, gateway_url=sim.url) as server, connect(server.port) as stub:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.GetBatch(pb.GetBatchRequest(batch_id="b", provider="openai"), metadata=ALICE)
+    assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    info = details(caught.value).info
+    assert info is not None and info.reason == "GATEWAY_TIMEOUT"
+
+
+async def test_callers_deadline_bounds_the_upstream_request(stub: Stub, sim: Sim) -> None:
+    await sim.fault(op="get", delay=5.0, times=1)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.GetBatch(pb.GetBatchRequest(batch_id="b", provider="openai"), metadata=ALICE, timeout=0.3)
+    assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    # The service gave up on the gateway too: the simulator saw the connection go.
+
+    async def upstream_request_dropped() -> bool:
+        return await sim.disconnects() == 1
+
+    await eventually(upstream_request_dropped)
+
+
+async def test_unreachable_gateway_is_unavailable_with_retry_info() -> None:
+    with socket.socket() as sock:  # a loopback port with nothing listening
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    async with BatchServer(make_settings(url), gateway_url=url) as server, connect(server.port) as stub:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.GetBatch(pb.GetBatchRequest(batch_id="b", provider="openai"), metadata=ALICE)
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    found = details(caught.value)
+    assert found.info is not None and found.info.reason == "GATEWAY_UNREACHABLE"
+    assert found.retry is not None
+
+
+async def test_an_unexpected_server_bug_is_internal_without_a_stack_trace(
+    stub: Stub, sim: Sim, server: BatchServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(_data: object) -> object:
+        raise KeyError("secret internals")
+
+    monkeypatch.setattr("server.convert.batch_from_json", broken)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.CreateBatch(create_request(1), metadata=ALICE)
+    assert caught.value.code() == grpc.StatusCode.INTERNAL
+    assert "secret internals" not in (caught.value.details() or "")
+    assert "Traceback" not in (caught.value.details() or "")
