@@ -16,6 +16,7 @@ from server import config
 from server.app import BatchServer
 from server.simulator.run import running_simulator
 from server.simulator.state import DEFAULT_API_KEYS, DEFAULT_MASTER_KEY, SimState
+from server.store import StoreError
 
 log = logging.getLogger("otari_batch_grpc")
 
@@ -65,7 +66,7 @@ def main() -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         asyncio.run(serve(settings))
-    except OSError as exc:
+    except (OSError, StoreError) as exc:
         log.error("%s", exc)
         sys.exit(1)
 

@@ -14,9 +14,11 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 from otari.batch.v1 import batch_service_pb2, batch_service_pb2_grpc
 
+from server.auth import OwnerHasher, load_owner_secret
 from server.config import Settings
 from server.gateway import GatewayClient
-from server.service import BatchService
+from server.service import BatchService, CachePolicy
+from server.store import Store
 
 log = logging.getLogger("otari_batch_grpc")
 
@@ -36,14 +38,46 @@ class BatchServer:
             results_timeout=settings.results_timeout,
             max_connections=settings.upstream_max_connections,
         )
-        self.service = BatchService(gateway=self.gateway, service_key=settings.service_key)
         self.health = HealthServicer()
         self.port = 0
+        self._service: BatchService | None = None
+        self._store: Store | None = None
         self._server: aio.Server | None = None
         self._health_task: asyncio.Task[None] | None = None
 
+    @property
+    def service(self) -> BatchService:
+        assert self._service is not None, "start() first"
+        return self._service
+
+    @property
+    def store(self) -> Store:
+        assert self._store is not None, "start() first"
+        return self._store
+
     async def start(self) -> int:
-        """Bind and serve; returns the bound port (useful with port 0)."""
+        """Open the state, bind and serve; returns the bound port (useful with port 0)."""
+        settings = self.settings
+        self._store = await Store.open(settings.state_db)
+        try:
+            secret = await load_owner_secret(settings.owner_secret, settings.state_db)
+            self._service = BatchService(
+                gateway=self.gateway,
+                store=self._store,
+                owners=OwnerHasher(secret),
+                policy=CachePolicy(
+                    owner_trust_seconds=settings.owner_trust_seconds,
+                    results_max_bytes=settings.results_cache_max_bytes,
+                    results_max_age=settings.results_cache_max_age,
+                ),
+                service_key=settings.service_key,
+            )
+            return await self._serve()
+        except BaseException:
+            await self._store.close()
+            raise
+
+    async def _serve(self) -> int:
         size = self.settings.max_message_bytes
         server = aio.server(
             options=[
@@ -82,10 +116,13 @@ class BatchServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._health_task
         await self.health.enter_graceful_shutdown()
-        self.service.streams.drain()
+        if self._service is not None:
+            self._service.streams.drain()
         if self._server is not None:
             await self._server.stop(self.settings.shutdown_grace)
         await self.gateway.aclose()
+        if self._store is not None:
+            await self._store.close()
 
     async def wait(self) -> None:
         assert self._server is not None

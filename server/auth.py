@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import hmac
+import os
+import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import grpc
 
@@ -60,3 +66,37 @@ def credential_from_metadata(
 
 def _unauthenticated(message: str, reason: str) -> ServiceError:
     return ServiceError(grpc.StatusCode.UNAUTHENTICATED, reason, message)
+
+
+class OwnerHasher:
+    """Stands a caller's credential in for an owner id: HMAC-SHA256 with a server secret, never the key itself."""
+
+    def __init__(self, secret: bytes) -> None:
+        self._secret = secret
+
+    def owner_of(self, credential: Credential) -> str:
+        return hmac.new(self._secret, credential.key.encode(), hashlib.sha256).hexdigest()
+
+
+async def load_owner_secret(configured: str | None, state_db: Path) -> bytes:
+    """The configured secret, else the one in a file beside the database (made, mode 0600, on first start)."""
+    if configured:
+        return configured.encode()
+    return await asyncio.to_thread(_secret_file, state_db.parent / (state_db.name + ".secret"))
+
+
+def _secret_file(path: Path) -> bytes:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        secret = path.read_bytes().strip()
+        if len(secret) < 32:
+            raise RuntimeError(f"the owner secret file {path} is damaged (too short)") from None
+        return secret
+    secret = secrets.token_hex(32).encode()
+    with os.fdopen(fd, "wb") as out:
+        out.write(secret)
+        out.flush()
+        os.fsync(out.fileno())
+    return secret

@@ -34,6 +34,19 @@ class Settings:
         "An otari key used for calls that bring no credential of their own. Unset: such calls are refused.",
         secret=True,
     )
+    owner_secret: str | None = _opt(
+        None,
+        "Server secret keying the hash that stands for a caller's credential in the state database. "
+        "Unset: a random one kept in a file beside STATE_DB.",
+        secret=True,
+    )
+    owner_trust_seconds: float = _opt(
+        300.0,
+        "Seconds the service trusts that a caller the gateway showed a batch to may still see it; after that, "
+        "cached data is served only after the gateway authorizes the caller again.",
+    )
+    results_cache_max_bytes: int = _opt(1024**3, "Bytes of cached results kept at most; the oldest go first.")
+    results_cache_max_age: float = _opt(7 * 86400.0, "Seconds cached results are kept at most.")
     upstream_timeout: float = _opt(
         30.0,
         "Seconds an upstream call may take (create, get, list, cancel); the caller's deadline can shorten it.",
@@ -62,11 +75,21 @@ class Settings:
     def __post_init__(self) -> None:
         if self.gateway_url is not None and not self.gateway_url.startswith(("http://", "https://")):
             raise ConfigError(f"GATEWAY_URL must start with http:// or https://, got {self.gateway_url!r}")
-        for name in ("upstream_timeout", "results_timeout", "shutdown_grace", "health_interval"):
+        for name in (
+            "upstream_timeout",
+            "results_timeout",
+            "shutdown_grace",
+            "health_interval",
+            "results_cache_max_age",
+        ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be greater than 0")
         if self.simulator_stage_seconds < 0:
             raise ConfigError("simulator_stage_seconds must be 0 or more")
+        if self.owner_trust_seconds < 0 or self.results_cache_max_bytes < 0:
+            raise ConfigError("owner_trust_seconds and results_cache_max_bytes must be 0 or more")
+        if self.owner_secret is not None and len(self.owner_secret) < 16:
+            raise ConfigError("owner_secret must be at least 16 characters")
         if self.max_message_bytes < _MIB:
             raise ConfigError("max_message_bytes must be at least 1 MiB")
         if self.upstream_max_connections < 1:

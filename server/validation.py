@@ -6,6 +6,8 @@ violations of a request are reported together, in a google.rpc.BadRequest.
 
 from __future__ import annotations
 
+import uuid
+
 from otari.batch.v1 import batch_service_pb2
 
 from server.errors import FieldViolation, invalid_argument
@@ -16,8 +18,9 @@ MAX_METADATA_KEY_CHARS = 64
 MAX_METADATA_VALUE_CHARS = 512
 # The upstream (OpenAI) takes 16 metadata pairs; the gateway stamps one itself.
 GATEWAY_METADATA_PAIRS = 16
-RESERVED_METADATA_KEYS = frozenset({"otari_user_id"})
-MAX_CLIENT_METADATA_PAIRS = GATEWAY_METADATA_PAIRS - len(RESERVED_METADATA_KEYS)
+GATEWAY_OWNER_KEY = "otari_user_id"
+REQUEST_ID_KEY = "otari_request_id"
+RESERVED_METADATA_KEYS = frozenset({GATEWAY_OWNER_KEY, REQUEST_ID_KEY})
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 20
 MAX_ID_CHARS = 256
@@ -28,17 +31,45 @@ def check_create(request: batch_service_pb2.CreateBatchRequest) -> None:
     _check_model(request.model, problems)
     _check_requests(request, problems)
     _check_metadata(request, problems)
+    if request.request_id and not _is_uuid(request.request_id):
+        problems.append(
+            FieldViolation("request_id", f"must be a UUID such as {uuid.uuid4()}, or empty; got {request.request_id!r}")
+        )
     if request.completion_window and not request.completion_window.strip():
         problems.append(FieldViolation("completion_window", "must not be blank; leave it empty for 24h"))
     _raise(problems)
 
 
-def check_batch_ref(batch_id: str, provider: str) -> None:
-    """Get, Cancel and StreamResults: which batch, held by which provider."""
+def check_batch_ref(batch_id: str, provider: str, *, start_index: int = 0) -> None:
+    """Get, Cancel and StreamResults: which batch, and (optional here) which provider holds it."""
     problems: list[FieldViolation] = []
     _check_id("batch_id", batch_id, problems)
-    _check_id("provider", provider, problems)
+    if provider:
+        _check_id("provider", provider, problems)
+    if start_index < 0:
+        problems.append(FieldViolation("start_index", "must be 0 or more"))
     _raise(problems)
+
+
+def provider_required(batch_id: str) -> None:
+    """A batch the caller has not been shown through this service needs its provider named."""
+    _raise(
+        [
+            FieldViolation(
+                "provider",
+                f"is required: this service has not shown you batch {batch_id}, so it does not know which "
+                "provider holds it (pass Batch.provider, for example 'openai')",
+            )
+        ]
+    )
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return len(value) in (32, 36)
 
 
 def check_list(request: batch_service_pb2.ListBatchesRequest) -> None:
@@ -110,18 +141,22 @@ def _check_requests(request: batch_service_pb2.CreateBatchRequest, problems: lis
 
 def _check_metadata(request: batch_service_pb2.CreateBatchRequest, problems: list[FieldViolation]) -> None:
     metadata = request.metadata
-    if len(metadata) > MAX_CLIENT_METADATA_PAIRS:
+    stamped = [GATEWAY_OWNER_KEY, REQUEST_ID_KEY] if request.request_id else [GATEWAY_OWNER_KEY]
+    allowed = GATEWAY_METADATA_PAIRS - len(stamped)
+    if len(metadata) > allowed:
         problems.append(
             FieldViolation(
                 "metadata",
-                f"at most {MAX_CLIENT_METADATA_PAIRS} pairs: the provider takes {GATEWAY_METADATA_PAIRS} "
-                f"and the gateway stamps {', '.join(sorted(RESERVED_METADATA_KEYS))}; got {len(metadata)}",
+                f"at most {allowed} pairs{' with a request_id' if request.request_id else ''}: the provider takes "
+                f"{GATEWAY_METADATA_PAIRS} and {' and '.join(stamped)} are stamped on every batch; got {len(metadata)}",
             )
         )
     for key in sorted(metadata):
         value = metadata[key]
         if key in RESERVED_METADATA_KEYS:
-            problems.append(FieldViolation(f"metadata[{key}]", "is set by the gateway and cannot be given"))
+            problems.append(
+                FieldViolation(f"metadata[{key}]", "is stamped by the service or gateway; pick another key")
+            )
         elif not key or len(key) > MAX_METADATA_KEY_CHARS:
             problems.append(
                 FieldViolation(f"metadata[{key}]", f"keys must be 1 to {MAX_METADATA_KEY_CHARS} characters")

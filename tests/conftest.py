@@ -72,11 +72,11 @@ async def sim() -> AsyncIterator[Sim]:
         yield Sim(url=url, state=state, http=http)
 
 
-def make_settings(gateway_url: str, **overrides: Any) -> Settings:
+def make_settings(gateway_url: str, state_dir: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "gateway_url": gateway_url,
         "grpc_listen": "127.0.0.1:0",
-        "state_db": Path("unused.db"),
+        "state_db": state_dir / "state.db",
         "upstream_timeout": 5.0,
         "shutdown_grace": 2.0,
         **overrides,
@@ -85,8 +85,8 @@ def make_settings(gateway_url: str, **overrides: Any) -> Settings:
 
 
 @pytest.fixture
-async def server(sim: Sim) -> AsyncIterator[BatchServer]:
-    async with BatchServer(make_settings(sim.url), gateway_url=sim.url) as running:
+async def server(sim: Sim, tmp_path: Path) -> AsyncIterator[BatchServer]:
+    async with BatchServer(make_settings(sim.url, tmp_path), gateway_url=sim.url) as running:
         yield running
 
 

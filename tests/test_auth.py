@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import grpc
@@ -58,8 +59,8 @@ async def test_wrong_key_is_unauthenticated_by_the_gateway(stub: Stub, sim: Sim)
     assert await sim.requests_seen("list") == 1
 
 
-async def test_operator_service_key_is_used_only_when_the_call_has_none(sim: Sim) -> None:
-    settings = make_settings(sim.url, service_key="sim-key-bob")
+async def test_operator_service_key_is_used_only_when_the_call_has_none(sim: Sim, tmp_path: Path) -> None:
+    settings = make_settings(sim.url, tmp_path, service_key="sim-key-bob")
     async with BatchServer(settings, gateway_url=sim.url) as server, connect(server.port) as stub:
         mine = await stub.CreateBatch(create_request(1))
         assert mine.batch.metadata["otari_user_id"] == "bob"

@@ -79,7 +79,7 @@ async def test_unknown_batch_id_says_what_the_gateways_502_can_mean(stub: Stub) 
     [
         ("", "openai", ["batch_id"]),
         ("b", "", ["provider"]),
-        ("", "", ["batch_id", "provider"]),
+        ("", "", ["batch_id"]),
         ("a b", "x", ["batch_id"]),
     ],
 )

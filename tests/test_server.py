@@ -118,12 +118,12 @@ async def test_health_serving_when_the_gateway_answers(server: BatchServer, chan
         assert reply.status == health_pb2.HealthCheckResponse.SERVING
 
 
-async def test_health_follows_the_gateway() -> None:
+async def test_health_follows_the_gateway(tmp_path: Path) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     url = f"http://127.0.0.1:{port}"
-    settings = make_settings(url, health_interval=0.05)
+    settings = make_settings(url, tmp_path, health_interval=0.05)
     async with (
         BatchServer(settings, gateway_url=url) as server,
         grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel,
@@ -143,8 +143,8 @@ async def test_health_follows_the_gateway() -> None:
     ]
 
 
-async def test_shutdown_ends_open_streams_with_unavailable_and_finishes_unary_calls(sim: Sim) -> None:
-    server = BatchServer(make_settings(sim.url), gateway_url=sim.url)
+async def test_shutdown_ends_open_streams_with_unavailable_and_finishes_unary_calls(sim: Sim, tmp_path: Path) -> None:
+    server = BatchServer(make_settings(sim.url, tmp_path), gateway_url=sim.url)
     await server.start()
     async with connect(server.port) as stub, grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
         batch = (await stub.CreateBatch(create_request(1), metadata=ALICE)).batch

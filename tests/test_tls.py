@@ -45,16 +45,16 @@ async def _list(port: int, credentials: grpc.ChannelCredentials) -> pb.ListBatch
         return reply
 
 
-async def test_tls_server(sim: Sim, pki: Path) -> None:
-    settings = make_settings(sim.url, tls_cert=pki / "server.pem", tls_key=pki / "server.key")
+async def test_tls_server(sim: Sim, pki: Path, tmp_path: Path) -> None:
+    settings = make_settings(sim.url, tmp_path, tls_cert=pki / "server.pem", tls_key=pki / "server.key")
     async with BatchServer(settings, gateway_url=sim.url) as server:
         trusted = grpc.ssl_channel_credentials(root_certificates=(pki / "ca.pem").read_bytes())
         assert list((await _list(server.port, trusted)).batches) == []
 
 
-async def test_mtls_requires_a_client_certificate(sim: Sim, pki: Path) -> None:
+async def test_mtls_requires_a_client_certificate(sim: Sim, pki: Path, tmp_path: Path) -> None:
     settings = make_settings(
-        sim.url, tls_cert=pki / "server.pem", tls_key=pki / "server.key", tls_client_ca=pki / "ca.pem"
+        sim.url, tmp_path, tls_cert=pki / "server.pem", tls_key=pki / "server.key", tls_client_ca=pki / "ca.pem"
     )
     async with BatchServer(settings, gateway_url=sim.url) as server:
         ca = (pki / "ca.pem").read_bytes()

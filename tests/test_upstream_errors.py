@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import grpc
@@ -103,9 +104,9 @@ async def test_a_json_body_of_the_wrong_shape_is_unavailable(stub: Stub, sim: Si
     assert info is not None and info.reason == "GATEWAY_BAD_RESPONSE"
 
 
-async def test_upstream_slower_than_the_timeout_is_deadline_exceeded(sim: Sim) -> None:
+async def test_upstream_slower_than_the_timeout_is_deadline_exceeded(sim: Sim, tmp_path: Path) -> None:
     await sim.fault(op="get", delay=3.0, times=1)
-    settings = make_settings(sim.url, upstream_timeout=0.2)
+    settings = make_settings(sim.url, tmp_path, upstream_timeout=0.2)
     async with BatchServer(settings, gateway_url=sim.url) as server, connect(server.port) as stub:
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await stub.GetBatch(pb.GetBatchRequest(batch_id="b", provider="openai"), metadata=ALICE)
@@ -127,11 +128,11 @@ async def test_callers_deadline_bounds_the_upstream_request(stub: Stub, sim: Sim
     await eventually(upstream_request_dropped)
 
 
-async def test_unreachable_gateway_is_unavailable_with_retry_info() -> None:
+async def test_unreachable_gateway_is_unavailable_with_retry_info(tmp_path: Path) -> None:
     with socket.socket() as sock:  # a loopback port with nothing listening
         sock.bind(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    async with BatchServer(make_settings(url), gateway_url=url) as server, connect(server.port) as stub:
+    async with BatchServer(make_settings(url, tmp_path), gateway_url=url) as server, connect(server.port) as stub:
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await stub.GetBatch(pb.GetBatchRequest(batch_id="b", provider="openai"), metadata=ALICE)
     assert caught.value.code() == grpc.StatusCode.UNAVAILABLE

@@ -27,7 +27,7 @@ from otari.batch.v1 import batch_pb2 as otari_dot_batch_dot_v1_dot_batch__pb2
 from otari.batch.v1 import result_pb2 as otari_dot_batch_dot_v1_dot_result__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"otari/batch/v1/batch_service.proto\x12\x0eotari.batch.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1aotari/batch/v1/batch.proto\x1a\x1botari/batch/v1/result.proto\"L\n\x10\x42\x61tchRequestItem\x12\x11\n\tcustom_id\x18\x01 \x01(\t\x12%\n\x04\x62ody\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\"\xf5\x01\n\x12\x43reateBatchRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x32\n\x08requests\x18\x02 \x03(\x0b\x32 .otari.batch.v1.BatchRequestItem\x12\x19\n\x11\x63ompletion_window\x18\x03 \x01(\t\x12\x42\n\x08metadata\x18\x04 \x03(\x0b\x32\x30.otari.batch.v1.CreateBatchRequest.MetadataEntry\x12\x0c\n\x04user\x18\x05 \x01(\t\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\";\n\x13\x43reateBatchResponse\x12$\n\x05\x62\x61tch\x18\x01 \x01(\x0b\x32\x15.otari.batch.v1.Batch\"5\n\x0fGetBatchRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x10\n\x08provider\x18\x02 \x01(\t\"8\n\x10GetBatchResponse\x12$\n\x05\x62\x61tch\x18\x01 \x01(\x0b\x32\x15.otari.batch.v1.Batch\"M\n\x12ListBatchesRequest\x12\x10\n\x08provider\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"V\n\x13ListBatchesResponse\x12&\n\x07\x62\x61tches\x18\x01 \x03(\x0b\x32\x15.otari.batch.v1.Batch\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"8\n\x12\x43\x61ncelBatchRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x10\n\x08provider\x18\x02 \x01(\t\";\n\x13\x43\x61ncelBatchResponse\x12$\n\x05\x62\x61tch\x18\x01 \x01(\x0b\x32\x15.otari.batch.v1.Batch\":\n\x14StreamResultsRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x10\n\x08provider\x18\x02 \x01(\t\"S\n\x15StreamResultsResponse\x12+\n\x06result\x18\x01 \x01(\x0b\x32\x1b.otari.batch.v1.BatchResult\x12\r\n\x05index\x18\x02 \x01(\x03\x32\xc5\x03\n\x0c\x42\x61tchService\x12V\n\x0b\x43reateBatch\x12\".otari.batch.v1.CreateBatchRequest\x1a#.otari.batch.v1.CreateBatchResponse\x12M\n\x08GetBatch\x12\x1f.otari.batch.v1.GetBatchRequest\x1a .otari.batch.v1.GetBatchResponse\x12V\n\x0bListBatches\x12\".otari.batch.v1.ListBatchesRequest\x1a#.otari.batch.v1.ListBatchesResponse\x12V\n\x0b\x43\x61ncelBatch\x12\".otari.batch.v1.CancelBatchRequest\x1a#.otari.batch.v1.CancelBatchResponse\x12^\n\rStreamResults\x12$.otari.batch.v1.StreamResultsRequest\x1a%.otari.batch.v1.StreamResultsResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"otari/batch/v1/batch_service.proto\x12\x0eotari.batch.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1aotari/batch/v1/batch.proto\x1a\x1botari/batch/v1/result.proto\"L\n\x10\x42\x61tchRequestItem\x12\x11\n\tcustom_id\x18\x01 \x01(\t\x12%\n\x04\x62ody\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\"\x89\x02\n\x12\x43reateBatchRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x32\n\x08requests\x18\x02 \x03(\x0b\x32 .otari.batch.v1.BatchRequestItem\x12\x19\n\x11\x63ompletion_window\x18\x03 \x01(\t\x12\x42\n\x08metadata\x18\x04 \x03(\x0b\x32\x30.otari.batch.v1.CreateBatchRequest.MetadataEntry\x12\x0c\n\x04user\x18\x05 \x01(\t\x12\x12\n\nrequest_id\x18\x06 \x01(\t\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\";\n\x13\x43reateBatchResponse\x12$\n\x05\x62\x61tch\x18\x01 \x01(\x0b\x32\x15.otari.batch.v1.Batch\"5\n\x0fGetBatchRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x10\n\x08provider\x18\x02 \x01(\t\"8\n\x10GetBatchResponse\x12$\n\x05\x62\x61tch\x18\x01 \x01(\x0b\x32\x15.otari.batch.v1.Batch\"M\n\x12ListBatchesRequest\x12\x10\n\x08provider\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"V\n\x13ListBatchesResponse\x12&\n\x07\x62\x61tches\x18\x01 \x03(\x0b\x32\x15.otari.batch.v1.Batch\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"8\n\x12\x43\x61ncelBatchRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x10\n\x08provider\x18\x02 \x01(\t\";\n\x13\x43\x61ncelBatchResponse\x12$\n\x05\x62\x61tch\x18\x01 \x01(\x0b\x32\x15.otari.batch.v1.Batch\"O\n\x14StreamResultsRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x10\n\x08provider\x18\x02 \x01(\t\x12\x13\n\x0bstart_index\x18\x03 \x01(\x03\"S\n\x15StreamResultsResponse\x12+\n\x06result\x18\x01 \x01(\x0b\x32\x1b.otari.batch.v1.BatchResult\x12\r\n\x05index\x18\x02 \x01(\x03\x32\xc5\x03\n\x0c\x42\x61tchService\x12V\n\x0b\x43reateBatch\x12\".otari.batch.v1.CreateBatchRequest\x1a#.otari.batch.v1.CreateBatchResponse\x12M\n\x08GetBatch\x12\x1f.otari.batch.v1.GetBatchRequest\x1a .otari.batch.v1.GetBatchResponse\x12V\n\x0bListBatches\x12\".otari.batch.v1.ListBatchesRequest\x1a#.otari.batch.v1.ListBatchesResponse\x12V\n\x0b\x43\x61ncelBatch\x12\".otari.batch.v1.CancelBatchRequest\x1a#.otari.batch.v1.CancelBatchResponse\x12^\n\rStreamResults\x12$.otari.batch.v1.StreamResultsRequest\x1a%.otari.batch.v1.StreamResultsResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,27 +39,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_BATCHREQUESTITEM']._serialized_start=141
   _globals['_BATCHREQUESTITEM']._serialized_end=217
   _globals['_CREATEBATCHREQUEST']._serialized_start=220
-  _globals['_CREATEBATCHREQUEST']._serialized_end=465
-  _globals['_CREATEBATCHREQUEST_METADATAENTRY']._serialized_start=418
-  _globals['_CREATEBATCHREQUEST_METADATAENTRY']._serialized_end=465
-  _globals['_CREATEBATCHRESPONSE']._serialized_start=467
-  _globals['_CREATEBATCHRESPONSE']._serialized_end=526
-  _globals['_GETBATCHREQUEST']._serialized_start=528
-  _globals['_GETBATCHREQUEST']._serialized_end=581
-  _globals['_GETBATCHRESPONSE']._serialized_start=583
-  _globals['_GETBATCHRESPONSE']._serialized_end=639
-  _globals['_LISTBATCHESREQUEST']._serialized_start=641
-  _globals['_LISTBATCHESREQUEST']._serialized_end=718
-  _globals['_LISTBATCHESRESPONSE']._serialized_start=720
-  _globals['_LISTBATCHESRESPONSE']._serialized_end=806
-  _globals['_CANCELBATCHREQUEST']._serialized_start=808
-  _globals['_CANCELBATCHREQUEST']._serialized_end=864
-  _globals['_CANCELBATCHRESPONSE']._serialized_start=866
-  _globals['_CANCELBATCHRESPONSE']._serialized_end=925
-  _globals['_STREAMRESULTSREQUEST']._serialized_start=927
-  _globals['_STREAMRESULTSREQUEST']._serialized_end=985
-  _globals['_STREAMRESULTSRESPONSE']._serialized_start=987
-  _globals['_STREAMRESULTSRESPONSE']._serialized_end=1070
-  _globals['_BATCHSERVICE']._serialized_start=1073
-  _globals['_BATCHSERVICE']._serialized_end=1526
+  _globals['_CREATEBATCHREQUEST']._serialized_end=485
+  _globals['_CREATEBATCHREQUEST_METADATAENTRY']._serialized_start=438
+  _globals['_CREATEBATCHREQUEST_METADATAENTRY']._serialized_end=485
+  _globals['_CREATEBATCHRESPONSE']._serialized_start=487
+  _globals['_CREATEBATCHRESPONSE']._serialized_end=546
+  _globals['_GETBATCHREQUEST']._serialized_start=548
+  _globals['_GETBATCHREQUEST']._serialized_end=601
+  _globals['_GETBATCHRESPONSE']._serialized_start=603
+  _globals['_GETBATCHRESPONSE']._serialized_end=659
+  _globals['_LISTBATCHESREQUEST']._serialized_start=661
+  _globals['_LISTBATCHESREQUEST']._serialized_end=738
+  _globals['_LISTBATCHESRESPONSE']._serialized_start=740
+  _globals['_LISTBATCHESRESPONSE']._serialized_end=826
+  _globals['_CANCELBATCHREQUEST']._serialized_start=828
+  _globals['_CANCELBATCHREQUEST']._serialized_end=884
+  _globals['_CANCELBATCHRESPONSE']._serialized_start=886
+  _globals['_CANCELBATCHRESPONSE']._serialized_end=945
+  _globals['_STREAMRESULTSREQUEST']._serialized_start=947
+  _globals['_STREAMRESULTSREQUEST']._serialized_end=1026
+  _globals['_STREAMRESULTSRESPONSE']._serialized_start=1028
+  _globals['_STREAMRESULTSRESPONSE']._serialized_end=1111
+  _globals['_BATCHSERVICE']._serialized_start=1114
+  _globals['_BATCHSERVICE']._serialized_end=1567
 # @@protoc_insertion_point(module_scope)

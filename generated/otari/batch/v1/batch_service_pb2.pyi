@@ -84,6 +84,7 @@ class CreateBatchRequest(_message.Message):
     COMPLETION_WINDOW_FIELD_NUMBER: _builtins.int
     METADATA_FIELD_NUMBER: _builtins.int
     USER_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     """The model as "provider:model" (or "provider/model"), for example "openai:gpt-4o-mini". Required."""
     completion_window: _builtins.str
@@ -92,14 +93,21 @@ class CreateBatchRequest(_message.Message):
     """The user the batch is billed to. Required with the gateway's master key; with an API key, optional and it
     must be the key's own user.
     """
+    request_id: _builtins.str
+    """Optional idempotency key (AIP-155): a UUID such as "6f1c1f0e-3b1a-4c55-9d43-0f5a8e2d7c11". A retry with the
+    same request_id and the same request returns the first batch and creates nothing, also after a lost reply
+    or a server restart; the same request_id with a different request is ALREADY_EXISTS. It is stamped into
+    the batch metadata as `otari_request_id`.
+    """
     @_builtins.property
     def requests(self) -> _containers.RepeatedCompositeFieldContainer[Global___BatchRequestItem]:
         """The requests; 1 to 10,000 of them."""
 
     @_builtins.property
     def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
-        """Your key/value pairs, kept on the batch. At most 15 pairs (the gateway stamps a 16th, `otari_user_id`,
-        which you cannot set); keys 1 to 64 characters, values at most 512 characters.
+        """Your key/value pairs, kept on the batch. At most 15 pairs, or 14 with request_id: the provider takes 16 and
+        the service and gateway stamp `otari_user_id` and `otari_request_id`, which you cannot set. Keys 1 to 64
+        characters, values at most 512 characters.
         """
 
     def __init__(
@@ -110,10 +118,11 @@ class CreateBatchRequest(_message.Message):
         completion_window: _builtins.str = ...,
         metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         user: _builtins.str = ...,
+        request_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["completion_window", b"completion_window", "metadata", b"metadata", "model", b"model", "requests", b"requests", "user", b"user"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["completion_window", b"completion_window", "metadata", b"metadata", "model", b"model", "request_id", b"request_id", "requests", b"requests", "user", b"user"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -154,7 +163,9 @@ class GetBatchRequest(_message.Message):
     batch_id: _builtins.str
     """The batch id. Required."""
     provider: _builtins.str
-    """The provider that holds the batch (Batch.provider), for example "openai". Required."""
+    """The provider that holds the batch (Batch.provider), for example "openai". Optional for a batch this
+    service has already shown you; required otherwise.
+    """
     def __init__(
         self,
         *,
@@ -262,7 +273,9 @@ class CancelBatchRequest(_message.Message):
     batch_id: _builtins.str
     """The batch id. Required."""
     provider: _builtins.str
-    """The provider that holds the batch (Batch.provider). Required."""
+    """The provider that holds the batch (Batch.provider). Optional for a batch this service has already shown
+    you; required otherwise.
+    """
     def __init__(
         self,
         *,
@@ -309,19 +322,27 @@ class StreamResultsRequest(_message.Message):
 
     BATCH_ID_FIELD_NUMBER: _builtins.int
     PROVIDER_FIELD_NUMBER: _builtins.int
+    START_INDEX_FIELD_NUMBER: _builtins.int
     batch_id: _builtins.str
     """The batch id. Required."""
     provider: _builtins.str
-    """The provider that holds the batch (Batch.provider). Required."""
+    """The provider that holds the batch (Batch.provider). Optional for a batch this service has already shown
+    you; required otherwise.
+    """
+    start_index: _builtins.int
+    """Resume: the index of the first result to send (the `index` after the last one received); 0 sends all.
+    Not negative.
+    """
     def __init__(
         self,
         *,
         batch_id: _builtins.str = ...,
         provider: _builtins.str = ...,
+        start_index: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_id", b"batch_id", "provider", b"provider"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_id", b"batch_id", "provider", b"provider", "start_index", b"start_index"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

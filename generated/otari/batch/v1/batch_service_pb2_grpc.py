@@ -111,6 +111,8 @@ class BatchServiceServicer:
     def StreamResults(self, request, context):
         """Streams the results of a completed batch, one request's outcome per message, in the gateway's order.
         A batch that is not completed gets FAILED_PRECONDITION with its status in ErrorInfo.metadata["status"].
+        A completed batch's results are kept by the service and streamed again without the gateway, to callers
+        the gateway has authorized for the batch. A broken stream resumes with start_index.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -52,6 +52,8 @@ class BatchServiceStub:
     StreamResults: _grpc.UnaryStreamMultiCallable[_batch_service_pb2.StreamResultsRequest, _batch_service_pb2.StreamResultsResponse]
     """Streams the results of a completed batch, one request's outcome per message, in the gateway's order.
     A batch that is not completed gets FAILED_PRECONDITION with its status in ErrorInfo.metadata["status"].
+    A completed batch's results are kept by the service and streamed again without the gateway, to callers
+    the gateway has authorized for the batch. A broken stream resumes with start_index.
     """
 
 @_typing.type_check_only
@@ -78,6 +80,8 @@ class BatchServiceAsyncStub(BatchServiceStub):
     StreamResults: _aio.UnaryStreamMultiCallable[_batch_service_pb2.StreamResultsRequest, _batch_service_pb2.StreamResultsResponse]  # type: ignore[assignment]
     """Streams the results of a completed batch, one request's outcome per message, in the gateway's order.
     A batch that is not completed gets FAILED_PRECONDITION with its status in ErrorInfo.metadata["status"].
+    A completed batch's results are kept by the service and streamed again without the gateway, to callers
+    the gateway has authorized for the batch. A broken stream resumes with start_index.
     """
 
 class BatchServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -131,6 +135,8 @@ class BatchServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_batch_service_pb2.StreamResultsResponse], _abc.AsyncIterator[_batch_service_pb2.StreamResultsResponse]]:
         """Streams the results of a completed batch, one request's outcome per message, in the gateway's order.
         A batch that is not completed gets FAILED_PRECONDITION with its status in ErrorInfo.metadata["status"].
+        A completed batch's results are kept by the service and streamed again without the gateway, to callers
+        the gateway has authorized for the batch. A broken stream resumes with start_index.
         """
 
 def add_BatchServiceServicer_to_server(servicer: BatchServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
