@@ -1,4 +1,5 @@
-"""`make bench`: the service's figures, each as a ratio against calling the gateway directly over HTTP.
+"""`make bench`: the service's figures, as ratios against calling the gateway directly over HTTP, then the
+results cache (bench/results_cache.py).
 
 Everything runs on loopback in this process's event loop: the gateway simulator, the gRPC server, and the
 clients. Bounded in count; prints a table and exits.
@@ -7,10 +8,13 @@ clients. Bounded in count; prints a table and exits.
 from __future__ import annotations
 
 import asyncio
+import functools
 import resource
 import statistics
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import grpc
 import httpx
@@ -18,6 +22,7 @@ from google.protobuf import struct_pb2
 from otari.batch.v1 import batch_service_pb2 as pb
 from otari.batch.v1 import batch_service_pb2_grpc
 
+from bench import results_cache
 from server.app import BatchServer
 from server.config import Settings
 from server.simulator.run import running_simulator
@@ -28,7 +33,7 @@ GRPC_AUTH = (("authorization", f"Bearer {KEY}"),)
 HTTP_AUTH = {"authorization": f"Bearer {KEY}"}
 CALLS = 500
 CONCURRENCY = 20
-RESULT_ITEMS = 10_000
+BATCH_REQUESTS = 100
 
 
 async def _timed(label: str, calls: int, call: Callable[[], Awaitable[object]], concurrency: int) -> float:
@@ -53,7 +58,8 @@ async def _timed(label: str, calls: int, call: Callable[[], Awaitable[object]], 
 async def main() -> None:
     state = SimState(stage_seconds=3600)
     async with running_simulator(state) as url, httpx.AsyncClient(base_url=url, headers=HTTP_AUTH) as http:
-        settings = Settings(gateway_url=url, grpc_listen="127.0.0.1:0", health_interval=60)
+        state_db = Path(tempfile.mkdtemp(prefix="otari-bench-")) / "state.db"
+        settings = Settings(gateway_url=url, grpc_listen="127.0.0.1:0", health_interval=60, state_db=state_db)
         async with (
             BatchServer(settings, gateway_url=url) as server,
             grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel,
@@ -61,49 +67,37 @@ async def main() -> None:
             stub = batch_service_pb2_grpc.BatchServiceStub(channel)
             body = struct_pb2.Struct()
             body.update({"messages": [{"role": "user", "content": "benchmark question"}], "max_tokens": 32})
-            requests = [pb.BatchRequestItem(custom_id=f"r{i}", body=body) for i in range(RESULT_ITEMS)]
+            requests = [pb.BatchRequestItem(custom_id=f"r{i}", body=body) for i in range(BATCH_REQUESTS)]
             created = await stub.CreateBatch(
                 pb.CreateBatchRequest(model="openai:gpt-4o-mini", requests=requests), metadata=GRPC_AUTH
             )
             batch_id = created.batch.id
+            live = await stub.CreateBatch(
+                pb.CreateBatchRequest(model="openai:gpt-4o-mini", requests=requests[:1]), metadata=GRPC_AUTH
+            )
             state.force(state.batches[batch_id], "completed")
-            get = pb.GetBatchRequest(batch_id=batch_id, provider="openai")
 
-            print(f"GetBatch, {CALLS} calls")
-            for concurrency in (1, CONCURRENCY):
-                direct = await _timed(
-                    f"direct HTTP, concurrency {concurrency}",
-                    CALLS,
-                    lambda: http.get(f"/v1/batches/{batch_id}", params={"provider": "openai"}),
-                    concurrency,
-                )
-                proxied = await _timed(
-                    f"gRPC proxy, concurrency {concurrency}",
-                    CALLS,
-                    lambda: stub.GetBatch(get, metadata=GRPC_AUTH),
-                    concurrency,
-                )
-                print(f"  -> gRPC / direct throughput: {proxied / direct:.2f}")
-
-            print(f"StreamResults of a {RESULT_ITEMS:,}-item completed batch")
-            started = time.perf_counter()
-            response = await http.get(f"/v1/batches/{batch_id}/results", params={"provider": "openai"})
-            items = len(response.json()["results"])
-            direct_s = time.perf_counter() - started
-            started = time.perf_counter()
-            streamed = 0
-            async for _ in stub.StreamResults(
-                pb.StreamResultsRequest(batch_id=batch_id, provider="openai"), metadata=GRPC_AUTH
-            ):
-                streamed += 1
-            grpc_s = time.perf_counter() - started
-            assert streamed == items == RESULT_ITEMS
-            print(f"  direct HTTP (one JSON document)    {items / direct_s:>9.0f} items/s")
-            print(f"  gRPC stream (one message per item) {streamed / grpc_s:>9.0f} items/s")
-            print(f"  -> gRPC / direct throughput: {direct_s / grpc_s:.2f}")
+            for label, target in (("a live batch (proxied)", live.batch.id), ("a terminal batch (registry)", batch_id)):
+                get = pb.GetBatchRequest(batch_id=target, provider="openai")
+                print(f"GetBatch of {label}, {CALLS} calls")
+                for concurrency in (1, CONCURRENCY):
+                    direct = await _timed(
+                        f"direct HTTP, concurrency {concurrency}",
+                        CALLS,
+                        functools.partial(http.get, f"/v1/batches/{target}", params={"provider": "openai"}),
+                        concurrency,
+                    )
+                    proxied = await _timed(
+                        f"gRPC, concurrency {concurrency}",
+                        CALLS,
+                        functools.partial(stub.GetBatch, get, metadata=GRPC_AUTH),
+                        concurrency,
+                    )
+                    print(f"  -> gRPC / direct throughput: {proxied / direct:.2f}")
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS of this process (simulator + server + clients): {peak_mib:.0f} MiB")
 
 
 if __name__ == "__main__":
     asyncio.run(main())
+    asyncio.run(results_cache.run())
