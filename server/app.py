@@ -19,6 +19,7 @@ from server.config import Settings
 from server.gateway import GatewayClient
 from server.service import BatchService, CachePolicy
 from server.store import Store
+from server.watch import WatchPolicy
 
 log = logging.getLogger("otari_batch_grpc")
 
@@ -69,8 +70,16 @@ class BatchServer:
                     owner_trust_seconds=settings.owner_trust_seconds,
                     results_max_bytes=settings.results_cache_max_bytes,
                     results_max_age=settings.results_cache_max_age,
+                    heartbeat_seconds=settings.watch_heartbeat,
+                    wait_default_seconds=settings.wait_default_timeout,
                 ),
                 service_key=settings.service_key,
+                watch=WatchPolicy(
+                    poll_min=settings.watch_poll_min,
+                    poll_max=settings.watch_poll_max,
+                    failure_limit=settings.watch_failure_limit,
+                    revisions_kept=settings.watch_revisions_kept,
+                ),
             )
             return await self._serve()
         except BaseException:
@@ -118,6 +127,7 @@ class BatchServer:
         await self.health.enter_graceful_shutdown()
         if self._service is not None:
             self._service.streams.drain()
+            await self._service.hub.close()
         if self._server is not None:
             await self._server.stop(self.settings.shutdown_grace)
         await self.gateway.aclose()

@@ -47,6 +47,14 @@ class Settings:
     )
     results_cache_max_bytes: int = _opt(1024**3, "Bytes of cached results kept at most; the oldest go first.")
     results_cache_max_age: float = _opt(7 * 86400.0, "Seconds cached results are kept at most.")
+    watch_poll_min: float = _opt(1.0, "Seconds between polls of a watched batch right after it changed.")
+    watch_poll_max: float = _opt(15.0, "Seconds between polls of a watched batch that has not changed for a while.")
+    watch_heartbeat: float = _opt(15.0, "Seconds without a change after which a watch stream gets a heartbeat event.")
+    watch_failure_limit: float = _opt(
+        120.0, "Seconds the gateway may keep failing for a watched batch before its watch streams end (UNAVAILABLE)."
+    )
+    watch_revisions_kept: int = _opt(100, "Revisions kept per batch for resuming watches; older tokens start over.")
+    wait_default_timeout: float = _opt(60.0, "Seconds WaitBatch waits when the request sets no timeout.")
     upstream_timeout: float = _opt(
         30.0,
         "Seconds an upstream call may take (create, get, list, cancel); the caller's deadline can shorten it.",
@@ -81,11 +89,20 @@ class Settings:
             "shutdown_grace",
             "health_interval",
             "results_cache_max_age",
+            "watch_poll_min",
+            "watch_poll_max",
+            "watch_heartbeat",
+            "watch_failure_limit",
+            "wait_default_timeout",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be greater than 0")
         if self.simulator_stage_seconds < 0:
             raise ConfigError("simulator_stage_seconds must be 0 or more")
+        if self.watch_poll_min > self.watch_poll_max:
+            raise ConfigError("watch_poll_min must not be more than watch_poll_max")
+        if self.watch_revisions_kept < 1:
+            raise ConfigError("watch_revisions_kept must be at least 1")
         if self.owner_trust_seconds < 0 or self.results_cache_max_bytes < 0:
             raise ConfigError("owner_trust_seconds and results_cache_max_bytes must be 0 or more")
         if self.owner_secret is not None and len(self.owner_secret) < 16:

@@ -90,6 +90,16 @@ def invalid_argument(violations: Sequence[FieldViolation], *, reason: str = "INV
     )
 
 
+def shutting_down() -> ServiceError:
+    """How open streams end when the server drains: retryable, so clients resume elsewhere or after restart."""
+    return ServiceError(
+        grpc.StatusCode.UNAVAILABLE,
+        "SERVER_SHUTTING_DOWN",
+        "The server is shutting down; retry (a watch resumes with its last resume_token).",
+        retry_after=1.0,
+    )
+
+
 # Where FastAPI's 422 `loc` names a gateway parameter, the name of the same thing in this contract.
 _LOC_TO_FIELD = {
     ("query", "provider"): "provider",

@@ -14,7 +14,7 @@ from typing import Any, Concatenate, Protocol, TypeVar
 import grpc
 from grpc import aio
 
-from server.errors import ServiceError, from_upstream
+from server.errors import ServiceError, from_upstream, shutting_down
 from server.gateway import UpstreamError, last_upstream_status
 
 log = logging.getLogger("otari_batch_grpc.rpc")
@@ -22,8 +22,6 @@ log = logging.getLogger("otari_batch_grpc.rpc")
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
 S = TypeVar("S", bound="HasStreams")
-
-_DRAIN_RETRY_SECONDS = 1.0
 
 
 class OpenStreams:
@@ -51,15 +49,6 @@ class OpenStreams:
 
 class HasStreams(Protocol):
     streams: OpenStreams
-
-
-def _draining_error() -> ServiceError:
-    return ServiceError(
-        grpc.StatusCode.UNAVAILABLE,
-        "SERVER_SHUTTING_DOWN",
-        "The server is shutting down; retry the call, it will reach another instance or this one restarted.",
-        retry_after=_DRAIN_RETRY_SECONDS,
-    )
 
 
 def _as_service_error(exc: Exception) -> ServiceError:
@@ -130,7 +119,7 @@ def server_stream(
         self.streams.add(task)
         try:
             if self.streams.draining:
-                raise _draining_error()
+                raise shutting_down()
             async for item in handler(self, request, context):
                 yield item
         except asyncio.CancelledError:
@@ -138,7 +127,7 @@ def server_stream(
                 code = grpc.StatusCode.CANCELLED  # the client went away: nothing more to send
                 raise
             task.uncancel()
-            error = _draining_error()
+            error = shutting_down()
             code = error.code
             await context.abort(error.code, error.message, trailing_metadata=error.trailing_metadata())
         except Exception as exc:

@@ -7,25 +7,24 @@ only to a caller the gateway authorized for it within the last `owner_trust_seco
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
+from google.protobuf import timestamp_pb2
 from grpc import aio
-from otari.batch.v1 import batch_pb2, batch_service_pb2, batch_service_pb2_grpc, result_pb2
+from otari.batch.v1 import batch_pb2, batch_service_pb2, batch_service_pb2_grpc, result_pb2, watch_pb2
 
-from server import convert, validation
+from server import convert, tokens, validation
 from server.auth import Credential, OwnerHasher, credential_from_metadata
-from server.errors import FieldViolation, ServiceError, invalid_argument
+from server.errors import ServiceError
 from server.gateway import GatewayClient, UpstreamHTTPError
 from server.idempotency import IdempotentCreates, seen
 from server.rpc import OpenStreams, server_stream, unary
 from server.store import Store
+from server.watch import Hub, Observation, Subscriber, Watcher, WatchPolicy
 
 Context = aio.ServicerContext[Any, Any]
 Response = batch_service_pb2.StreamResultsResponse
@@ -52,6 +51,12 @@ class CachePolicy:
     owner_trust_seconds: float
     results_max_bytes: int
     results_max_age: float
+    heartbeat_seconds: float = 15.0
+    wait_default_seconds: float = 60.0
+
+
+WAIT_MAX_SECONDS = 3600.0
+WATCH_MAX_BATCHES = 1000
 
 
 class BatchService(batch_service_pb2_grpc.BatchServiceServicer):
@@ -63,9 +68,11 @@ class BatchService(batch_service_pb2_grpc.BatchServiceServicer):
         owners: OwnerHasher,
         policy: CachePolicy,
         service_key: str | None,
+        watch: WatchPolicy,
     ) -> None:
         self.gateway = gateway
         self.store = store
+        self.hub = Hub(gateway=gateway, store=store, policy=watch)
         self.owners = owners
         self.policy = policy
         self.service_key = service_key
@@ -82,12 +89,14 @@ class BatchService(batch_service_pb2_grpc.BatchServiceServicer):
             batch = await self.creates.create(
                 request, key=caller.key, owner=caller.owner, time_left=context.time_remaining()
             )
+            await self._observed(batch, batch.provider, caller)
             return batch_service_pb2.CreateBatchResponse(batch=batch)
         data = await self.gateway.create_batch(
             caller.key, convert.create_body(request), time_left=context.time_remaining()
         )
         batch = convert.batch_from_json(data)
         await self.store.record([seen(batch, batch.provider)], owner=caller.owner, creator=True)
+        await self._observed(batch, batch.provider, caller)
         return batch_service_pb2.CreateBatchResponse(batch=batch)
 
     @unary
@@ -108,7 +117,7 @@ class BatchService(batch_service_pb2_grpc.BatchServiceServicer):
         validation.check_list(request)
         caller = self._caller(context)
         size = validation.page_size(request.page_size)
-        after = _decode_page_token(request.page_token, request.provider)
+        after = tokens.after_of_page_token(request.page_token, request.provider)
         found: list[dict[str, Any]] = []
         exhausted = False
         for _ in range(MAX_LIST_CALLS_PER_PAGE):
@@ -127,7 +136,9 @@ class BatchService(batch_service_pb2_grpc.BatchServiceServicer):
             after = found[-1]["id"]
         batches = [convert.batch_from_json(b) for b in found]
         await self.store.record((seen(b, request.provider) for b in batches), owner=caller.owner)
-        token = "" if exhausted or after is None else _encode_page_token(after, request.provider)
+        for batch in batches:
+            await self._observed(batch, request.provider, caller)
+        token = "" if exhausted or after is None else tokens.page_token(after, request.provider)
         return batch_service_pb2.ListBatchesResponse(batches=batches, next_page_token=token)
 
     @unary
@@ -154,6 +165,7 @@ class BatchService(batch_service_pb2_grpc.BatchServiceServicer):
             raise
         batch = convert.batch_from_json(data)
         await self.store.record([seen(batch, provider)], owner=caller.owner)
+        await self._observed(batch, provider, caller)
         return batch_service_pb2.CancelBatchResponse(batch=batch)
 
     @server_stream
@@ -164,6 +176,8 @@ class BatchService(batch_service_pb2_grpc.BatchServiceServicer):
         caller = self._caller(context)
         batch_id = request.batch_id
         provider = await self._provider(batch_id, request.provider, caller)
+        if request.wait and await self.store.result_count(batch_id) is None:
+            await self._wait_terminal(caller, batch_id, provider, context, limit=None)
         if await self.store.result_count(batch_id) is not None:
             if not await self._trusted(batch_id, caller):
                 await self._fetch(caller, batch_id, provider, context)  # the gateway authorizes this caller first
@@ -173,6 +187,95 @@ class BatchService(batch_service_pb2_grpc.BatchServiceServicer):
         results = await self._fetch_results(caller, batch_id, provider, context)
         for index in range(request.start_index, len(results)):
             yield batch_service_pb2.StreamResultsResponse(result=results[index], index=index)
+
+    @server_stream
+    async def WatchBatch(
+        self, request: batch_service_pb2.WatchBatchRequest, context: Context
+    ) -> AsyncIterator[batch_service_pb2.WatchBatchResponse]:
+        validation.check_batch_ref(request.batch_id, request.provider)
+        batch_id = request.batch_id
+        after = tokens.rev_of_resume_token(request.resume_token, batch_id) if request.resume_token else None
+        caller = self._caller(context)
+        provider = await self._provider(batch_id, request.provider, caller)
+        current = await self._fetch_observed(caller, batch_id, provider, context)  # authorizes this caller
+        trail = _Trail()
+        if after is None:
+            yield batch_service_pb2.WatchBatchResponse(event=trail.event(current, watch_pb2.BATCH_EVENT_KIND_SNAPSHOT))
+        else:
+            missed = await self.hub.replay(batch_id, after)
+            if missed is None:
+                raise _resume_expired(batch_id)
+            trail.rev = after
+            for observation in missed:
+                yield batch_service_pb2.WatchBatchResponse(event=trail.event(observation))
+        if trail.finished:
+            return
+        subscriber = Subscriber(Watcher(caller.key, caller.owner))
+        await self.hub.join(subscriber, batch_id, provider)
+        try:
+            while not trail.finished:
+                news = [o for o in await subscriber.next(self.policy.heartbeat_seconds) if o.rev > trail.rev]
+                for observation in news:
+                    yield batch_service_pb2.WatchBatchResponse(event=trail.event(observation))
+                if not news:
+                    yield batch_service_pb2.WatchBatchResponse(event=trail.heartbeat())
+        finally:
+            self.hub.leave(subscriber, [batch_id])
+
+    @server_stream
+    async def WatchBatches(
+        self, request: batch_service_pb2.WatchBatchesRequest, context: Context
+    ) -> AsyncIterator[batch_service_pb2.WatchBatchesResponse]:
+        validation.check_watch_many(request.batch_ids, WATCH_MAX_BATCHES)
+        caller = self._caller(context)
+        subscriber = Subscriber(Watcher(caller.key, caller.owner))
+        everything = not request.batch_ids
+        if everything:
+            targets = await self.store.live_batches(caller.owner, WATCH_MAX_BATCHES)
+            self.hub.follow_owner(subscriber)
+        else:
+            targets = [(b, await self._provider(b, "", caller)) for b in dict.fromkeys(request.batch_ids)]
+        trails: dict[str, _Trail] = {}
+        try:
+            for batch_id, provider in targets:
+                current = await self._fetch_observed(caller, batch_id, provider, context)
+                trail = trails[batch_id] = _Trail()
+                yield batch_service_pb2.WatchBatchesResponse(
+                    event=trail.event(current, watch_pb2.BATCH_EVENT_KIND_SNAPSHOT)
+                )
+                if not trail.finished:
+                    await self.hub.join(subscriber, batch_id, provider)
+            while True:
+                news = await subscriber.next(self.policy.heartbeat_seconds)
+                for observation in news:
+                    batch_id = observation.batch.id
+                    trail = trails.setdefault(batch_id, _Trail())
+                    if observation.rev <= trail.rev:
+                        continue
+                    yield batch_service_pb2.WatchBatchesResponse(event=trail.event(observation))
+                    if trail.finished:
+                        self.hub.leave(subscriber, [batch_id])
+                if not news:
+                    yield batch_service_pb2.WatchBatchesResponse(
+                        event=watch_pb2.BatchEvent(kind=watch_pb2.BATCH_EVENT_KIND_HEARTBEAT, observed_at=_now())
+                    )
+        finally:
+            if everything:
+                self.hub.unfollow_owner(subscriber)
+            self.hub.leave(subscriber, trails)
+
+    @unary
+    async def WaitBatch(
+        self, request: batch_service_pb2.WaitBatchRequest, context: Context
+    ) -> batch_service_pb2.WaitBatchResponse:
+        validation.check_batch_ref(request.batch_id, request.provider)
+        timeout = self.policy.wait_default_seconds
+        if request.HasField("timeout"):
+            timeout = validation.wait_timeout(request.timeout.ToTimedelta().total_seconds(), WAIT_MAX_SECONDS)
+        caller = self._caller(context)
+        provider = await self._provider(request.batch_id, request.provider, caller)
+        latest = await self._wait_terminal(caller, request.batch_id, provider, context, limit=timeout)
+        return batch_service_pb2.WaitBatchResponse(batch=latest.batch, done=latest.terminal)
 
     # -- helpers ------------------------------------------------------------------------------------------
     def _caller(self, context: Context) -> Caller:
@@ -204,10 +307,42 @@ class BatchService(batch_service_pb2_grpc.BatchServiceServicer):
 
     async def _fetch(self, caller: Caller, batch_id: str, provider: str, context: Context) -> batch_pb2.Batch:
         """The batch from the gateway (which authorizes the caller), recorded."""
+        return (await self._fetch_observed(caller, batch_id, provider, context)).batch
+
+    async def _fetch_observed(self, caller: Caller, batch_id: str, provider: str, context: Context) -> Observation:
         data = await self.gateway.get_batch(caller.key, batch_id, provider, time_left=context.time_remaining())
         batch = convert.batch_from_json(data)
         await self.store.record([seen(batch, provider)], owner=caller.owner)
-        return batch
+        return await self._observed(batch, provider, caller)
+
+    async def _observed(self, batch: batch_pb2.Batch, provider: str, caller: Caller) -> Observation:
+        """Feed a state the gateway showed `caller` to the watch hub (revisions, subscribers, owner streams)."""
+        observation, _ = await self.hub.observe(batch)
+        await self.hub.announce(observation, provider, caller.owner)
+        return observation
+
+    async def _wait_terminal(
+        self, caller: Caller, batch_id: str, provider: str, context: Context, *, limit: float | None
+    ) -> Observation:
+        """The batch once terminal, or its latest state when `limit` seconds (bounded by the deadline) pass."""
+        latest = await self._fetch_observed(caller, batch_id, provider, context)
+        if latest.terminal:
+            return latest
+        budget = [t for t in (limit, _margin(context.time_remaining())) if t is not None]
+        deadline = time.monotonic() + min(budget) if budget else None
+        subscriber = Subscriber(Watcher(caller.key, caller.owner))
+        await self.hub.join(subscriber, batch_id, provider)
+        try:
+            while not latest.terminal:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    break
+                for observation in await subscriber.next(min(left or self.policy.heartbeat_seconds, 3600)):
+                    if observation.rev > latest.rev:
+                        latest = observation
+        finally:
+            self.hub.leave(subscriber, [batch_id])
+        return latest
 
     async def _fetch_results(
         self, caller: Caller, batch_id: str, provider: str, context: Context
@@ -283,26 +418,57 @@ def _results_missing(batch: batch_pb2.Batch) -> ServiceError:
     )
 
 
-def _encode_page_token(after: str, provider: str) -> str:
-    raw = json.dumps({"v": 1, "after": after, "provider": provider}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+def _resume_expired(batch_id: str) -> ServiceError:
+    return ServiceError(
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "RESUME_TOKEN_EXPIRED",
+        f"The resume_token is older than the revisions kept for batch {batch_id}: start over with WatchBatch "
+        "without a resume_token (its first event is a snapshot of the current state).",
+        {"batch_id": batch_id},
+    )
 
 
-def _decode_page_token(token: str, provider: str) -> str | None:
-    if not token:
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        data = json.loads(raw)
-        after, token_provider = data["after"], data["provider"]
-        if data.get("v") != 1 or not isinstance(after, str) or not isinstance(token_provider, str):
-            raise ValueError("bad token")
-    except (ValueError, KeyError, TypeError, binascii.Error):
-        raise invalid_argument(
-            [FieldViolation("page_token", "is not a token this service issued; pass next_page_token as given")]
-        ) from None
-    if token_provider != provider:
-        raise invalid_argument(
-            [FieldViolation("page_token", f"was issued for provider {token_provider!r}, not {provider!r}")]
+def _now() -> timestamp_pb2.Timestamp:
+    stamp = timestamp_pb2.Timestamp()
+    stamp.GetCurrentTime()
+    return stamp
+
+
+def _margin(time_left: float | None) -> float | None:
+    """Answer a little before the caller's deadline, so it gets the latest state rather than DEADLINE_EXCEEDED."""
+    return None if time_left is None else max(0.0, time_left - min(0.25, time_left / 10))
+
+
+class _Trail:
+    """What one watch stream has sent for one batch: builds each event with its previous status and token."""
+
+    def __init__(self) -> None:
+        self.rev = 0
+        self.status: int = batch_pb2.BATCH_STATUS_UNSPECIFIED
+        self.last: Observation | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.last is not None and self.last.terminal
+
+    def event(self, observation: Observation, kind: int = watch_pb2.BATCH_EVENT_KIND_CHANGE) -> watch_pb2.BatchEvent:
+        event = watch_pb2.BatchEvent(
+            kind=kind,  # type: ignore[arg-type]
+            batch=observation.batch,
+            previous_status=self.status,  # type: ignore[arg-type]
+            resume_token=tokens.resume_token(observation.batch.id, observation.rev),
         )
-    return after
+        event.observed_at.FromNanoseconds(int(observation.observed_at * 1e9))
+        self.rev, self.status, self.last = observation.rev, observation.batch.status, observation
+        return event
+
+    def heartbeat(self) -> watch_pb2.BatchEvent:
+        assert self.last is not None
+        event = watch_pb2.BatchEvent(
+            kind=watch_pb2.BATCH_EVENT_KIND_HEARTBEAT,
+            batch=self.last.batch,
+            previous_status=self.status,  # type: ignore[arg-type]
+            resume_token=tokens.resume_token(self.last.batch.id, self.rev),
+            observed_at=_now(),
+        )
+        return event

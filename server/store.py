@@ -1,11 +1,11 @@
 """The service's durable state in SQLite (aiosqlite): the batch registry, who may see each batch, idempotency
-keys and the results cache. The only module with SQL in it.
+keys, status revisions and the results cache. The only module with SQL in it.
 
 The schema is created and moved forward by numbered migrations (PRAGMA user_version); a database newer than this
 code is refused at start. WAL mode with synchronous=NORMAL: a transaction that returned is in the WAL, written to
 the OS, so a kill -9 of the process at any moment loses nothing that was acknowledged (only a power loss can take
-the last transactions; FULL would fsync each commit and cost every RPC a millisecond or more). Every method is one short transaction; values are opaque bytes
-and strings (the store knows nothing of protobuf).
+the last transactions; FULL would fsync each commit and cost every RPC a millisecond or more). Every method is
+one short transaction; values are opaque bytes and strings (the store knows nothing of protobuf).
 """
 
 from __future__ import annotations
@@ -62,6 +62,16 @@ MIGRATIONS: tuple[str, ...] = (
     ) WITHOUT ROWID;
     CREATE INDEX result_sets_by_age ON result_sets(fetched_at);
     """,
+    # 2: status revisions, for watch streams that resume
+    """
+    CREATE TABLE revisions (
+        batch_id     TEXT NOT NULL,
+        rev          INTEGER NOT NULL,
+        snapshot     BLOB NOT NULL,  -- the Batch message as observed, serialized
+        observed_at  REAL NOT NULL,
+        PRIMARY KEY (batch_id, rev)
+    ) WITHOUT ROWID;
+    """,
 )
 
 
@@ -90,6 +100,16 @@ class SeenBatch:
     status: str
     terminal: bool
     snapshot: bytes
+
+
+@dataclass(frozen=True)
+class Revision:
+    """One observed state of a batch; revisions of a batch count up from 1."""
+
+    batch_id: str
+    rev: int
+    snapshot: bytes
+    observed_at: float
 
 
 @dataclass(frozen=True)
@@ -248,6 +268,52 @@ class Store:
             await self._db.execute(
                 "DELETE FROM idempotency WHERE owner = ? AND request_id = ? AND batch_id IS NULL", (owner, request_id)
             )
+
+    async def live_batches(self, owner: str, limit: int) -> list[tuple[str, str]]:
+        """(id, provider) of the batches `owner` was shown that are not terminal, newest first."""
+        async with self._lock:
+            cursor = await self._db.execute(
+                "SELECT b.id, b.provider FROM batches b JOIN access a ON a.batch_id = b.id "
+                "WHERE a.owner = ? AND b.terminal = 0 ORDER BY b.first_seen DESC LIMIT ?",
+                (owner, limit),
+            )
+            rows = await cursor.fetchall()
+        return [(str(r[0]), str(r[1])) for r in rows]
+
+    # -- revisions ----------------------------------------------------------------------------------------
+    async def latest_revision(self, batch_id: str) -> Revision | None:
+        rows = await self._revisions("WHERE batch_id = ? ORDER BY rev DESC LIMIT 1", batch_id)
+        return rows[0] if rows else None
+
+    async def add_revision(self, batch_id: str, snapshot: bytes, observed_at: float, *, keep: int) -> Revision:
+        """Store the next revision of a batch, keeping the newest `keep`."""
+        async with self._tx():
+            cursor = await self._db.execute(
+                "SELECT COALESCE(MAX(rev), 0) FROM revisions WHERE batch_id = ?", (batch_id,)
+            )
+            row = await cursor.fetchone()
+            rev = int(row[0]) + 1 if row else 1
+            await self._db.execute(
+                "INSERT INTO revisions (batch_id, rev, snapshot, observed_at) VALUES (?, ?, ?, ?)",
+                (batch_id, rev, snapshot, observed_at),
+            )
+            await self._db.execute("DELETE FROM revisions WHERE batch_id = ? AND rev <= ?", (batch_id, rev - keep))
+        return Revision(batch_id, rev, snapshot, observed_at)
+
+    async def revisions_after(self, batch_id: str, rev: int) -> list[Revision]:
+        return await self._revisions("WHERE batch_id = ? AND rev > ? ORDER BY rev", batch_id, rev)
+
+    async def oldest_revision(self, batch_id: str) -> int | None:
+        value = await self._scalar("SELECT MIN(rev) FROM revisions WHERE batch_id = ?", batch_id)
+        return int(value) if value is not None else None
+
+    async def _revisions(self, where: str, *params: object) -> list[Revision]:
+        async with self._lock:
+            cursor = await self._db.execute(
+                f"SELECT batch_id, rev, snapshot, observed_at FROM revisions {where}", params
+            )
+            rows = await cursor.fetchall()
+        return [Revision(str(r[0]), int(r[1]), bytes(r[2]), float(r[3])) for r in rows]
 
     # -- results cache ------------------------------------------------------------------------------------
     async def result_count(self, batch_id: str) -> int | None:

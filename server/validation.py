@@ -7,6 +7,7 @@ violations of a request are reported together, in a google.rpc.BadRequest.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 
 from otari.batch.v1 import batch_service_pb2
 
@@ -78,6 +79,21 @@ def check_list(request: batch_service_pb2.ListBatchesRequest) -> None:
     if request.page_size < 0:
         problems.append(FieldViolation("page_size", f"must be 0 (default) to {MAX_PAGE_SIZE}, not negative"))
     _raise(problems)
+
+
+def check_watch_many(batch_ids: Sequence[str], limit: int) -> None:
+    problems: list[FieldViolation] = []
+    if len(batch_ids) > limit:
+        problems.append(FieldViolation("batch_ids", f"at most {limit:,} ids; got {len(batch_ids):,}"))
+    for i, batch_id in enumerate(batch_ids[:limit]):
+        _check_id(f"batch_ids[{i}]", batch_id, problems)
+    _raise(problems)
+
+
+def wait_timeout(seconds: float, limit: float) -> float:
+    if seconds <= 0:
+        _raise([FieldViolation("timeout", "must be positive; leave it unset for the default")])
+    return min(seconds, limit)
 
 
 def page_size(requested: int) -> int:

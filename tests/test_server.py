@@ -34,6 +34,8 @@ EVERY_MESSAGE = [
     "otari.batch.v1.CompletionTokensDetails",
     "otari.batch.v1.CreateBatchRequest",
     "otari.batch.v1.StreamResultsResponse",
+    "otari.batch.v1.BatchEvent",
+    "google.protobuf.Duration",
     "google.protobuf.Struct",
     "google.protobuf.Timestamp",
 ]
@@ -67,7 +69,16 @@ async def test_reflection_resolves_every_type(server: BatchServer) -> None:
     assert SERVICE_NAME in services and "grpc.health.v1.Health" in services
     assert set(EVERY_MESSAGE) <= set(messages)
     assert "google.rpc.ErrorInfo" in messages
-    assert methods == ["CreateBatch", "GetBatch", "ListBatches", "CancelBatch", "StreamResults"]
+    assert methods == [
+        "CreateBatch",
+        "GetBatch",
+        "ListBatches",
+        "CancelBatch",
+        "StreamResults",
+        "WatchBatch",
+        "WatchBatches",
+        "WaitBatch",
+    ]
 
 
 async def _buf(*args: str) -> tuple[int, str, str]:

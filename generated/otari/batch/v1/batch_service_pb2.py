@@ -22,12 +22,14 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from otari.batch.v1 import batch_pb2 as otari_dot_batch_dot_v1_dot_batch__pb2
 from otari.batch.v1 import result_pb2 as otari_dot_batch_dot_v1_dot_result__pb2
+from otari.batch.v1 import watch_pb2 as otari_dot_batch_dot_v1_dot_watch__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"otari/batch/v1/batch_service.proto\x12\x0eotari.batch.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1aotari/batch/v1/batch.proto\x1a\x1botari/batch/v1/result.proto\"L\n\x10\x42\x61tchRequestItem\x12\x11\n\tcustom_id\x18\x01 \x01(\t\x12%\n\x04\x62ody\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\"\x89\x02\n\x12\x43reateBatchRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x32\n\x08requests\x18\x02 \x03(\x0b\x32 .otari.batch.v1.BatchRequestItem\x12\x19\n\x11\x63ompletion_window\x18\x03 \x01(\t\x12\x42\n\x08metadata\x18\x04 \x03(\x0b\x32\x30.otari.batch.v1.CreateBatchRequest.MetadataEntry\x12\x0c\n\x04user\x18\x05 \x01(\t\x12\x12\n\nrequest_id\x18\x06 \x01(\t\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\";\n\x13\x43reateBatchResponse\x12$\n\x05\x62\x61tch\x18\x01 \x01(\x0b\x32\x15.otari.batch.v1.Batch\"5\n\x0fGetBatchRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x10\n\x08provider\x18\x02 \x01(\t\"8\n\x10GetBatchResponse\x12$\n\x05\x62\x61tch\x18\x01 \x01(\x0b\x32\x15.otari.batch.v1.Batch\"M\n\x12ListBatchesRequest\x12\x10\n\x08provider\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"V\n\x13ListBatchesResponse\x12&\n\x07\x62\x61tches\x18\x01 \x03(\x0b\x32\x15.otari.batch.v1.Batch\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"8\n\x12\x43\x61ncelBatchRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x10\n\x08provider\x18\x02 \x01(\t\";\n\x13\x43\x61ncelBatchResponse\x12$\n\x05\x62\x61tch\x18\x01 \x01(\x0b\x32\x15.otari.batch.v1.Batch\"O\n\x14StreamResultsRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x10\n\x08provider\x18\x02 \x01(\t\x12\x13\n\x0bstart_index\x18\x03 \x01(\x03\"S\n\x15StreamResultsResponse\x12+\n\x06result\x18\x01 \x01(\x0b\x32\x1b.otari.batch.v1.BatchResult\x12\r\n\x05index\x18\x02 \x01(\x03\x32\xc5\x03\n\x0c\x42\x61tchService\x12V\n\x0b\x43reateBatch\x12\".otari.batch.v1.CreateBatchRequest\x1a#.otari.batch.v1.CreateBatchResponse\x12M\n\x08GetBatch\x12\x1f.otari.batch.v1.GetBatchRequest\x1a .otari.batch.v1.GetBatchResponse\x12V\n\x0bListBatches\x12\".otari.batch.v1.ListBatchesRequest\x1a#.otari.batch.v1.ListBatchesResponse\x12V\n\x0b\x43\x61ncelBatch\x12\".otari.batch.v1.CancelBatchRequest\x1a#.otari.batch.v1.CancelBatchResponse\x12^\n\rStreamResults\x12$.otari.batch.v1.StreamResultsRequest\x1a%.otari.batch.v1.StreamResultsResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"otari/batch/v1/batch_service.proto\x12\x0eotari.batch.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1aotari/batch/v1/batch.proto\x1a\x1botari/batch/v1/result.proto\x1a\x1aotari/batch/v1/watch.proto\"L\n\x10\x42\x61tchRequestItem\x12\x11\n\tcustom_id\x18\x01 \x01(\t\x12%\n\x04\x62ody\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\"\x89\x02\n\x12\x43reateBatchRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x32\n\x08requests\x18\x02 \x03(\x0b\x32 .otari.batch.v1.BatchRequestItem\x12\x19\n\x11\x63ompletion_window\x18\x03 \x01(\t\x12\x42\n\x08metadata\x18\x04 \x03(\x0b\x32\x30.otari.batch.v1.CreateBatchRequest.MetadataEntry\x12\x0c\n\x04user\x18\x05 \x01(\t\x12\x12\n\nrequest_id\x18\x06 \x01(\t\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\";\n\x13\x43reateBatchResponse\x12$\n\x05\x62\x61tch\x18\x01 \x01(\x0b\x32\x15.otari.batch.v1.Batch\"5\n\x0fGetBatchRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x10\n\x08provider\x18\x02 \x01(\t\"8\n\x10GetBatchResponse\x12$\n\x05\x62\x61tch\x18\x01 \x01(\x0b\x32\x15.otari.batch.v1.Batch\"M\n\x12ListBatchesRequest\x12\x10\n\x08provider\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"V\n\x13ListBatchesResponse\x12&\n\x07\x62\x61tches\x18\x01 \x03(\x0b\x32\x15.otari.batch.v1.Batch\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"8\n\x12\x43\x61ncelBatchRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x10\n\x08provider\x18\x02 \x01(\t\";\n\x13\x43\x61ncelBatchResponse\x12$\n\x05\x62\x61tch\x18\x01 \x01(\x0b\x32\x15.otari.batch.v1.Batch\"]\n\x14StreamResultsRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x10\n\x08provider\x18\x02 \x01(\t\x12\x13\n\x0bstart_index\x18\x03 \x01(\x03\x12\x0c\n\x04wait\x18\x04 \x01(\x08\"S\n\x15StreamResultsResponse\x12+\n\x06result\x18\x01 \x01(\x0b\x32\x1b.otari.batch.v1.BatchResult\x12\r\n\x05index\x18\x02 \x01(\x03\"M\n\x11WatchBatchRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x10\n\x08provider\x18\x02 \x01(\t\x12\x14\n\x0cresume_token\x18\x03 \x01(\t\"?\n\x12WatchBatchResponse\x12)\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1a.otari.batch.v1.BatchEvent\"(\n\x13WatchBatchesRequest\x12\x11\n\tbatch_ids\x18\x01 \x03(\t\"A\n\x14WatchBatchesResponse\x12)\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1a.otari.batch.v1.BatchEvent\"b\n\x10WaitBatchRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x10\n\x08provider\x18\x02 \x01(\t\x12*\n\x07timeout\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\"G\n\x11WaitBatchResponse\x12$\n\x05\x62\x61tch\x18\x01 \x01(\x0b\x32\x15.otari.batch.v1.Batch\x12\x0c\n\x04\x64one\x18\x02 \x01(\x08\x32\xcb\x05\n\x0c\x42\x61tchService\x12V\n\x0b\x43reateBatch\x12\".otari.batch.v1.CreateBatchRequest\x1a#.otari.batch.v1.CreateBatchResponse\x12M\n\x08GetBatch\x12\x1f.otari.batch.v1.GetBatchRequest\x1a .otari.batch.v1.GetBatchResponse\x12V\n\x0bListBatches\x12\".otari.batch.v1.ListBatchesRequest\x1a#.otari.batch.v1.ListBatchesResponse\x12V\n\x0b\x43\x61ncelBatch\x12\".otari.batch.v1.CancelBatchRequest\x1a#.otari.batch.v1.CancelBatchResponse\x12^\n\rStreamResults\x12$.otari.batch.v1.StreamResultsRequest\x1a%.otari.batch.v1.StreamResultsResponse0\x01\x12U\n\nWatchBatch\x12!.otari.batch.v1.WatchBatchRequest\x1a\".otari.batch.v1.WatchBatchResponse0\x01\x12[\n\x0cWatchBatches\x12#.otari.batch.v1.WatchBatchesRequest\x1a$.otari.batch.v1.WatchBatchesResponse0\x01\x12P\n\tWaitBatch\x12 .otari.batch.v1.WaitBatchRequest\x1a!.otari.batch.v1.WaitBatchResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,30 +38,42 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_CREATEBATCHREQUEST_METADATAENTRY']._loaded_options = None
   _globals['_CREATEBATCHREQUEST_METADATAENTRY']._serialized_options = b'8\001'
-  _globals['_BATCHREQUESTITEM']._serialized_start=141
-  _globals['_BATCHREQUESTITEM']._serialized_end=217
-  _globals['_CREATEBATCHREQUEST']._serialized_start=220
-  _globals['_CREATEBATCHREQUEST']._serialized_end=485
-  _globals['_CREATEBATCHREQUEST_METADATAENTRY']._serialized_start=438
-  _globals['_CREATEBATCHREQUEST_METADATAENTRY']._serialized_end=485
-  _globals['_CREATEBATCHRESPONSE']._serialized_start=487
-  _globals['_CREATEBATCHRESPONSE']._serialized_end=546
-  _globals['_GETBATCHREQUEST']._serialized_start=548
-  _globals['_GETBATCHREQUEST']._serialized_end=601
-  _globals['_GETBATCHRESPONSE']._serialized_start=603
-  _globals['_GETBATCHRESPONSE']._serialized_end=659
-  _globals['_LISTBATCHESREQUEST']._serialized_start=661
-  _globals['_LISTBATCHESREQUEST']._serialized_end=738
-  _globals['_LISTBATCHESRESPONSE']._serialized_start=740
-  _globals['_LISTBATCHESRESPONSE']._serialized_end=826
-  _globals['_CANCELBATCHREQUEST']._serialized_start=828
-  _globals['_CANCELBATCHREQUEST']._serialized_end=884
-  _globals['_CANCELBATCHRESPONSE']._serialized_start=886
-  _globals['_CANCELBATCHRESPONSE']._serialized_end=945
-  _globals['_STREAMRESULTSREQUEST']._serialized_start=947
-  _globals['_STREAMRESULTSREQUEST']._serialized_end=1026
-  _globals['_STREAMRESULTSRESPONSE']._serialized_start=1028
-  _globals['_STREAMRESULTSRESPONSE']._serialized_end=1111
-  _globals['_BATCHSERVICE']._serialized_start=1114
-  _globals['_BATCHSERVICE']._serialized_end=1567
+  _globals['_BATCHREQUESTITEM']._serialized_start=201
+  _globals['_BATCHREQUESTITEM']._serialized_end=277
+  _globals['_CREATEBATCHREQUEST']._serialized_start=280
+  _globals['_CREATEBATCHREQUEST']._serialized_end=545
+  _globals['_CREATEBATCHREQUEST_METADATAENTRY']._serialized_start=498
+  _globals['_CREATEBATCHREQUEST_METADATAENTRY']._serialized_end=545
+  _globals['_CREATEBATCHRESPONSE']._serialized_start=547
+  _globals['_CREATEBATCHRESPONSE']._serialized_end=606
+  _globals['_GETBATCHREQUEST']._serialized_start=608
+  _globals['_GETBATCHREQUEST']._serialized_end=661
+  _globals['_GETBATCHRESPONSE']._serialized_start=663
+  _globals['_GETBATCHRESPONSE']._serialized_end=719
+  _globals['_LISTBATCHESREQUEST']._serialized_start=721
+  _globals['_LISTBATCHESREQUEST']._serialized_end=798
+  _globals['_LISTBATCHESRESPONSE']._serialized_start=800
+  _globals['_LISTBATCHESRESPONSE']._serialized_end=886
+  _globals['_CANCELBATCHREQUEST']._serialized_start=888
+  _globals['_CANCELBATCHREQUEST']._serialized_end=944
+  _globals['_CANCELBATCHRESPONSE']._serialized_start=946
+  _globals['_CANCELBATCHRESPONSE']._serialized_end=1005
+  _globals['_STREAMRESULTSREQUEST']._serialized_start=1007
+  _globals['_STREAMRESULTSREQUEST']._serialized_end=1100
+  _globals['_STREAMRESULTSRESPONSE']._serialized_start=1102
+  _globals['_STREAMRESULTSRESPONSE']._serialized_end=1185
+  _globals['_WATCHBATCHREQUEST']._serialized_start=1187
+  _globals['_WATCHBATCHREQUEST']._serialized_end=1264
+  _globals['_WATCHBATCHRESPONSE']._serialized_start=1266
+  _globals['_WATCHBATCHRESPONSE']._serialized_end=1329
+  _globals['_WATCHBATCHESREQUEST']._serialized_start=1331
+  _globals['_WATCHBATCHESREQUEST']._serialized_end=1371
+  _globals['_WATCHBATCHESRESPONSE']._serialized_start=1373
+  _globals['_WATCHBATCHESRESPONSE']._serialized_end=1438
+  _globals['_WAITBATCHREQUEST']._serialized_start=1440
+  _globals['_WAITBATCHREQUEST']._serialized_end=1538
+  _globals['_WAITBATCHRESPONSE']._serialized_start=1540
+  _globals['_WAITBATCHRESPONSE']._serialized_end=1611
+  _globals['_BATCHSERVICE']._serialized_start=1614
+  _globals['_BATCHSERVICE']._serialized_end=2329
 # @@protoc_insertion_point(module_scope)

@@ -5,11 +5,13 @@ BatchService: the otari gateway's Batch API as a typed gRPC contract."""
 
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf.internal import containers as _containers
 from otari.batch.v1 import batch_pb2 as _batch_pb2
 from otari.batch.v1 import result_pb2 as _result_pb2
+from otari.batch.v1 import watch_pb2 as _watch_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -323,6 +325,7 @@ class StreamResultsRequest(_message.Message):
     BATCH_ID_FIELD_NUMBER: _builtins.int
     PROVIDER_FIELD_NUMBER: _builtins.int
     START_INDEX_FIELD_NUMBER: _builtins.int
+    WAIT_FIELD_NUMBER: _builtins.int
     batch_id: _builtins.str
     """The batch id. Required."""
     provider: _builtins.str
@@ -333,16 +336,21 @@ class StreamResultsRequest(_message.Message):
     """Resume: the index of the first result to send (the `index` after the last one received); 0 sends all.
     Not negative.
     """
+    wait: _builtins.bool
+    """When set, a batch that is not yet terminal is waited for (bounded by the call's deadline), then its
+    results stream. Unset, such a batch gets FAILED_PRECONDITION at once.
+    """
     def __init__(
         self,
         *,
         batch_id: _builtins.str = ...,
         provider: _builtins.str = ...,
         start_index: _builtins.int = ...,
+        wait: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_id", b"batch_id", "provider", b"provider", "start_index", b"start_index"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_id", b"batch_id", "provider", b"provider", "start_index", b"start_index", "wait", b"wait"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -375,3 +383,170 @@ class StreamResultsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___StreamResultsResponse: _TypeAlias = StreamResultsResponse  # noqa: Y015
+
+@_typing.final
+class WatchBatchRequest(_message.Message):
+    """Which batch to watch."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BATCH_ID_FIELD_NUMBER: _builtins.int
+    PROVIDER_FIELD_NUMBER: _builtins.int
+    RESUME_TOKEN_FIELD_NUMBER: _builtins.int
+    batch_id: _builtins.str
+    """The batch id. Required."""
+    provider: _builtins.str
+    """The provider that holds the batch. Optional for a batch this service has already shown you."""
+    resume_token: _builtins.str
+    """Resume after the event that carried this token: the events since are replayed first. Empty starts with a
+    snapshot. A token older than the revisions the service keeps gets FAILED_PRECONDITION: start over.
+    """
+    def __init__(
+        self,
+        *,
+        batch_id: _builtins.str = ...,
+        provider: _builtins.str = ...,
+        resume_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_id", b"batch_id", "provider", b"provider", "resume_token", b"resume_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchBatchRequest: _TypeAlias = WatchBatchRequest  # noqa: Y015
+
+@_typing.final
+class WatchBatchResponse(_message.Message):
+    """One event of a WatchBatch stream."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def event(self) -> _watch_pb2.BatchEvent:
+        """The event."""
+
+    def __init__(
+        self,
+        *,
+        event: _watch_pb2.BatchEvent | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchBatchResponse: _TypeAlias = WatchBatchResponse  # noqa: Y015
+
+@_typing.final
+class WatchBatchesRequest(_message.Message):
+    """Which batches to watch."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BATCH_IDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def batch_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The batch ids, at most 1,000, each one you have been shown through this service. Empty: every batch of
+        yours this service knows that is not yet terminal, and each batch you create or are shown while the
+        stream is open.
+        """
+
+    def __init__(
+        self,
+        *,
+        batch_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_ids", b"batch_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchBatchesRequest: _TypeAlias = WatchBatchesRequest  # noqa: Y015
+
+@_typing.final
+class WatchBatchesResponse(_message.Message):
+    """One event of a WatchBatches stream."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def event(self) -> _watch_pb2.BatchEvent:
+        """The event; event.batch.id says which batch it is about."""
+
+    def __init__(
+        self,
+        *,
+        event: _watch_pb2.BatchEvent | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchBatchesResponse: _TypeAlias = WatchBatchesResponse  # noqa: Y015
+
+@_typing.final
+class WaitBatchRequest(_message.Message):
+    """Which batch to wait for, and how long."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BATCH_ID_FIELD_NUMBER: _builtins.int
+    PROVIDER_FIELD_NUMBER: _builtins.int
+    TIMEOUT_FIELD_NUMBER: _builtins.int
+    batch_id: _builtins.str
+    """The batch id. Required."""
+    provider: _builtins.str
+    """The provider that holds the batch. Optional for a batch this service has already shown you."""
+    @_builtins.property
+    def timeout(self) -> _duration_pb2.Duration:
+        """How long to wait at most; unset means 60 s. At most 1 hour, and never past the call's deadline."""
+
+    def __init__(
+        self,
+        *,
+        batch_id: _builtins.str = ...,
+        provider: _builtins.str = ...,
+        timeout: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["timeout", b"timeout"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_id", b"batch_id", "provider", b"provider", "timeout", b"timeout"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WaitBatchRequest: _TypeAlias = WaitBatchRequest  # noqa: Y015
+
+@_typing.final
+class WaitBatchResponse(_message.Message):
+    """The batch after waiting."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BATCH_FIELD_NUMBER: _builtins.int
+    DONE_FIELD_NUMBER: _builtins.int
+    done: _builtins.bool
+    """True when the batch is terminal; false when the timeout passed first."""
+    @_builtins.property
+    def batch(self) -> _batch_pb2.Batch:
+        """The batch's latest state."""
+
+    def __init__(
+        self,
+        *,
+        batch: _batch_pb2.Batch | None = ...,
+        done: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "done", b"done"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WaitBatchResponse: _TypeAlias = WaitBatchResponse  # noqa: Y015

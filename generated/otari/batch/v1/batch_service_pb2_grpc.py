@@ -67,6 +67,21 @@ class BatchServiceStub:
                 request_serializer=otari_dot_batch_dot_v1_dot_batch__service__pb2.StreamResultsRequest.SerializeToString,
                 response_deserializer=otari_dot_batch_dot_v1_dot_batch__service__pb2.StreamResultsResponse.FromString,
                 _registered_method=True)
+        self.WatchBatch = channel.unary_stream(
+                '/otari.batch.v1.BatchService/WatchBatch',
+                request_serializer=otari_dot_batch_dot_v1_dot_batch__service__pb2.WatchBatchRequest.SerializeToString,
+                response_deserializer=otari_dot_batch_dot_v1_dot_batch__service__pb2.WatchBatchResponse.FromString,
+                _registered_method=True)
+        self.WatchBatches = channel.unary_stream(
+                '/otari.batch.v1.BatchService/WatchBatches',
+                request_serializer=otari_dot_batch_dot_v1_dot_batch__service__pb2.WatchBatchesRequest.SerializeToString,
+                response_deserializer=otari_dot_batch_dot_v1_dot_batch__service__pb2.WatchBatchesResponse.FromString,
+                _registered_method=True)
+        self.WaitBatch = channel.unary_unary(
+                '/otari.batch.v1.BatchService/WaitBatch',
+                request_serializer=otari_dot_batch_dot_v1_dot_batch__service__pb2.WaitBatchRequest.SerializeToString,
+                response_deserializer=otari_dot_batch_dot_v1_dot_batch__service__pb2.WaitBatchResponse.FromString,
+                _registered_method=True)
 
 
 class BatchServiceServicer:
@@ -118,6 +133,31 @@ class BatchServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchBatch(self, request, context):
+        """Subscribes to one batch: a snapshot first, then an event per observed change, heartbeats while nothing
+        changes, and OK after the terminal status was sent. Resume a broken stream with the last resume_token.
+        The service polls the gateway once per live batch, however many subscribers there are.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchBatches(self, request, context):
+        """Subscribes to many batches on one stream: the listed ones, or every batch of yours this service knows,
+        including batches created after the stream opened. Never ends on its own.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WaitBatch(self, request, context):
+        """Waits (long-poll, like google.longrunning WaitOperation) until the batch is terminal or the timeout passes,
+        and returns its latest state either way. For clients that cannot stream.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BatchServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -145,6 +185,21 @@ def add_BatchServiceServicer_to_server(servicer, server):
                     servicer.StreamResults,
                     request_deserializer=otari_dot_batch_dot_v1_dot_batch__service__pb2.StreamResultsRequest.FromString,
                     response_serializer=otari_dot_batch_dot_v1_dot_batch__service__pb2.StreamResultsResponse.SerializeToString,
+            ),
+            'WatchBatch': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchBatch,
+                    request_deserializer=otari_dot_batch_dot_v1_dot_batch__service__pb2.WatchBatchRequest.FromString,
+                    response_serializer=otari_dot_batch_dot_v1_dot_batch__service__pb2.WatchBatchResponse.SerializeToString,
+            ),
+            'WatchBatches': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchBatches,
+                    request_deserializer=otari_dot_batch_dot_v1_dot_batch__service__pb2.WatchBatchesRequest.FromString,
+                    response_serializer=otari_dot_batch_dot_v1_dot_batch__service__pb2.WatchBatchesResponse.SerializeToString,
+            ),
+            'WaitBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.WaitBatch,
+                    request_deserializer=otari_dot_batch_dot_v1_dot_batch__service__pb2.WaitBatchRequest.FromString,
+                    response_serializer=otari_dot_batch_dot_v1_dot_batch__service__pb2.WaitBatchResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -290,6 +345,87 @@ class BatchService:
             '/otari.batch.v1.BatchService/StreamResults',
             otari_dot_batch_dot_v1_dot_batch__service__pb2.StreamResultsRequest.SerializeToString,
             otari_dot_batch_dot_v1_dot_batch__service__pb2.StreamResultsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/otari.batch.v1.BatchService/WatchBatch',
+            otari_dot_batch_dot_v1_dot_batch__service__pb2.WatchBatchRequest.SerializeToString,
+            otari_dot_batch_dot_v1_dot_batch__service__pb2.WatchBatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchBatches(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/otari.batch.v1.BatchService/WatchBatches',
+            otari_dot_batch_dot_v1_dot_batch__service__pb2.WatchBatchesRequest.SerializeToString,
+            otari_dot_batch_dot_v1_dot_batch__service__pb2.WatchBatchesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WaitBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/otari.batch.v1.BatchService/WaitBatch',
+            otari_dot_batch_dot_v1_dot_batch__service__pb2.WaitBatchRequest.SerializeToString,
+            otari_dot_batch_dot_v1_dot_batch__service__pb2.WaitBatchResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -55,6 +55,19 @@ class BatchServiceStub:
     A completed batch's results are kept by the service and streamed again without the gateway, to callers
     the gateway has authorized for the batch. A broken stream resumes with start_index.
     """
+    WatchBatch: _grpc.UnaryStreamMultiCallable[_batch_service_pb2.WatchBatchRequest, _batch_service_pb2.WatchBatchResponse]
+    """Subscribes to one batch: a snapshot first, then an event per observed change, heartbeats while nothing
+    changes, and OK after the terminal status was sent. Resume a broken stream with the last resume_token.
+    The service polls the gateway once per live batch, however many subscribers there are.
+    """
+    WatchBatches: _grpc.UnaryStreamMultiCallable[_batch_service_pb2.WatchBatchesRequest, _batch_service_pb2.WatchBatchesResponse]
+    """Subscribes to many batches on one stream: the listed ones, or every batch of yours this service knows,
+    including batches created after the stream opened. Never ends on its own.
+    """
+    WaitBatch: _grpc.UnaryUnaryMultiCallable[_batch_service_pb2.WaitBatchRequest, _batch_service_pb2.WaitBatchResponse]
+    """Waits (long-poll, like google.longrunning WaitOperation) until the batch is terminal or the timeout passes,
+    and returns its latest state either way. For clients that cannot stream.
+    """
 
 @_typing.type_check_only
 class BatchServiceAsyncStub(BatchServiceStub):
@@ -82,6 +95,19 @@ class BatchServiceAsyncStub(BatchServiceStub):
     A batch that is not completed gets FAILED_PRECONDITION with its status in ErrorInfo.metadata["status"].
     A completed batch's results are kept by the service and streamed again without the gateway, to callers
     the gateway has authorized for the batch. A broken stream resumes with start_index.
+    """
+    WatchBatch: _aio.UnaryStreamMultiCallable[_batch_service_pb2.WatchBatchRequest, _batch_service_pb2.WatchBatchResponse]  # type: ignore[assignment]
+    """Subscribes to one batch: a snapshot first, then an event per observed change, heartbeats while nothing
+    changes, and OK after the terminal status was sent. Resume a broken stream with the last resume_token.
+    The service polls the gateway once per live batch, however many subscribers there are.
+    """
+    WatchBatches: _aio.UnaryStreamMultiCallable[_batch_service_pb2.WatchBatchesRequest, _batch_service_pb2.WatchBatchesResponse]  # type: ignore[assignment]
+    """Subscribes to many batches on one stream: the listed ones, or every batch of yours this service knows,
+    including batches created after the stream opened. Never ends on its own.
+    """
+    WaitBatch: _aio.UnaryUnaryMultiCallable[_batch_service_pb2.WaitBatchRequest, _batch_service_pb2.WaitBatchResponse]  # type: ignore[assignment]
+    """Waits (long-poll, like google.longrunning WaitOperation) until the batch is terminal or the timeout passes,
+    and returns its latest state either way. For clients that cannot stream.
     """
 
 class BatchServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -137,6 +163,37 @@ class BatchServiceServicer(metaclass=_abc_1.ABCMeta):
         A batch that is not completed gets FAILED_PRECONDITION with its status in ErrorInfo.metadata["status"].
         A completed batch's results are kept by the service and streamed again without the gateway, to callers
         the gateway has authorized for the batch. A broken stream resumes with start_index.
+        """
+
+    @_abc_1.abstractmethod
+    def WatchBatch(
+        self,
+        request: _batch_service_pb2.WatchBatchRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_batch_service_pb2.WatchBatchResponse], _abc.AsyncIterator[_batch_service_pb2.WatchBatchResponse]]:
+        """Subscribes to one batch: a snapshot first, then an event per observed change, heartbeats while nothing
+        changes, and OK after the terminal status was sent. Resume a broken stream with the last resume_token.
+        The service polls the gateway once per live batch, however many subscribers there are.
+        """
+
+    @_abc_1.abstractmethod
+    def WatchBatches(
+        self,
+        request: _batch_service_pb2.WatchBatchesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_batch_service_pb2.WatchBatchesResponse], _abc.AsyncIterator[_batch_service_pb2.WatchBatchesResponse]]:
+        """Subscribes to many batches on one stream: the listed ones, or every batch of yours this service knows,
+        including batches created after the stream opened. Never ends on its own.
+        """
+
+    @_abc_1.abstractmethod
+    def WaitBatch(
+        self,
+        request: _batch_service_pb2.WaitBatchRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_batch_service_pb2.WaitBatchResponse, _abc.Awaitable[_batch_service_pb2.WaitBatchResponse]]:
+        """Waits (long-poll, like google.longrunning WaitOperation) until the batch is terminal or the timeout passes,
+        and returns its latest state either way. For clients that cannot stream.
         """
 
 def add_BatchServiceServicer_to_server(servicer: BatchServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
