@@ -117,6 +117,13 @@ def server_stream(
         task = asyncio.current_task()
         assert task is not None
         self.streams.add(task)
+
+        # A client that cancels while a message is being written leaves this generator suspended at `yield`
+        # (grpcio does not close it), so `finally` below may run late: the call's end is the reliable moment.
+        def ended(_: aio.ServicerContext[Req, Resp]) -> None:
+            self.streams.discard(task)
+
+        context.add_done_callback(ended)  # type: ignore[arg-type]  # types-grpcio: a class, not a Protocol
         try:
             if self.streams.draining:
                 raise shutting_down()

@@ -210,15 +210,16 @@ class BatchService(batch_service_pb2_grpc.BatchServiceServicer):
                 yield batch_service_pb2.WatchBatchResponse(event=trail.event(observation))
         if trail.finished:
             return
-        subscriber = Subscriber(Watcher(caller.key, caller.owner))
-        await self.hub.join(subscriber, batch_id, provider)
+        subscriber = self._subscriber(caller, context)
         try:
+            await self.hub.join(subscriber, batch_id, provider)
             while not trail.finished:
-                news = [o for o in await subscriber.next(self.policy.heartbeat_seconds) if o.rev > trail.rev]
-                for observation in news:
-                    yield batch_service_pb2.WatchBatchResponse(event=trail.event(observation))
+                news = await subscriber.next(self.policy.heartbeat_seconds)
                 if not news:
                     yield batch_service_pb2.WatchBatchResponse(event=trail.heartbeat())
+                for observation in news:
+                    if observation.rev > trail.rev:
+                        yield batch_service_pb2.WatchBatchResponse(event=trail.event(observation))
         finally:
             self.hub.leave(subscriber, [batch_id])
 
@@ -228,7 +229,7 @@ class BatchService(batch_service_pb2_grpc.BatchServiceServicer):
     ) -> AsyncIterator[batch_service_pb2.WatchBatchesResponse]:
         validation.check_watch_many(request.batch_ids, WATCH_MAX_BATCHES)
         caller = self._caller(context)
-        subscriber = Subscriber(Watcher(caller.key, caller.owner))
+        subscriber = self._subscriber(caller, context)
         everything = not request.batch_ids
         if everything:
             targets = await self.store.live_batches(caller.owner, WATCH_MAX_BATCHES)
@@ -252,7 +253,8 @@ class BatchService(batch_service_pb2_grpc.BatchServiceServicer):
                     trail = trails.setdefault(batch_id, _Trail())
                     if observation.rev <= trail.rev:
                         continue
-                    yield batch_service_pb2.WatchBatchesResponse(event=trail.event(observation))
+                    kind = watch_pb2.BATCH_EVENT_KIND_CHANGE if trail.last else watch_pb2.BATCH_EVENT_KIND_SNAPSHOT
+                    yield batch_service_pb2.WatchBatchesResponse(event=trail.event(observation, kind))
                     if trail.finished:
                         self.hub.leave(subscriber, [batch_id])
                 if not news:
@@ -260,9 +262,7 @@ class BatchService(batch_service_pb2_grpc.BatchServiceServicer):
                         event=watch_pb2.BatchEvent(kind=watch_pb2.BATCH_EVENT_KIND_HEARTBEAT, observed_at=_now())
                     )
         finally:
-            if everything:
-                self.hub.unfollow_owner(subscriber)
-            self.hub.leave(subscriber, trails)
+            self.hub.leave(subscriber)
 
     @unary
     async def WaitBatch(
@@ -281,6 +281,17 @@ class BatchService(batch_service_pb2_grpc.BatchServiceServicer):
     def _caller(self, context: Context) -> Caller:
         credential = credential_from_metadata(context.invocation_metadata(), service_key=self.service_key)
         return Caller(credential, self.owners.owner_of(credential))
+
+    def _subscriber(self, caller: Caller, context: Context) -> Subscriber:
+        """A watch inbox that leaves the hub when the call ends, however it ends (see rpc.server_stream)."""
+        subscriber = Subscriber(Watcher(caller.key, caller.owner))
+
+        def done(_: Context) -> None:
+            self.hub.unfollow_owner(subscriber)
+            self.hub.leave(subscriber)
+
+        context.add_done_callback(done)  # type: ignore[arg-type]  # types-grpcio: a class, not a Protocol
+        return subscriber
 
     async def _provider(self, batch_id: str, given: str, caller: Caller) -> str:
         if given:
@@ -331,8 +342,8 @@ class BatchService(batch_service_pb2_grpc.BatchServiceServicer):
         budget = [t for t in (limit, _margin(context.time_remaining())) if t is not None]
         deadline = time.monotonic() + min(budget) if budget else None
         subscriber = Subscriber(Watcher(caller.key, caller.owner))
-        await self.hub.join(subscriber, batch_id, provider)
         try:
+            await self.hub.join(subscriber, batch_id, provider)
             while not latest.terminal:
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:

@@ -75,6 +75,7 @@ class Subscriber:
         self._pending: dict[str, Observation] = {}
         self._wake = asyncio.Event()
         self.error: ServiceError | None = None
+        self.joined: set[str] = set()  # the batches whose loops it is in
 
     def offer(self, observation: Observation) -> None:
         held = self._pending.get(observation.batch.id)
@@ -92,8 +93,11 @@ class Subscriber:
     async def next(self, within: float) -> list[Observation]:
         """The pending observations, oldest first; [] when `within` seconds pass with none. Raises the error that
         ended the subscription."""
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation that arrives as the
+        # wait completes, which would leave a cancelled watch running.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), within)
+            async with asyncio.timeout(within):
+                await self._wake.wait()
         self._wake.clear()
         if self.error is not None:
             raise self.error
@@ -164,6 +168,7 @@ class Hub:
             loop = self._loops[batch_id] = _Loop(batch_id, provider)
             loop.task = asyncio.create_task(self._run(loop), name=f"watch {batch_id}")
         loop.subscribers.add(subscriber)
+        subscriber.joined.add(batch_id)
         latest = self._latest.get(batch_id)
         if latest is None:
             stored = await self._store.latest_revision(batch_id)
@@ -172,8 +177,10 @@ class Hub:
         if latest is not None:
             subscriber.offer(latest)
 
-    def leave(self, subscriber: Subscriber, batch_ids: Iterable[str]) -> None:
-        for batch_id in batch_ids:
+    def leave(self, subscriber: Subscriber, batch_ids: Iterable[str] | None = None) -> None:
+        """Take the subscriber out of these batches' loops (all of them by default); a loop left empty stops."""
+        for batch_id in list(subscriber.joined if batch_ids is None else batch_ids):
+            subscriber.joined.discard(batch_id)
             loop = self._loops.get(batch_id)
             if loop is None:
                 continue

@@ -1,0 +1,366 @@
+"""Status subscriptions through real channels: WatchBatch, WatchBatches, WaitBatch, StreamResults(wait), fed by
+one shared poller per live batch against the simulator (whose clock moves batches along)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import grpc
+import pytest
+from google.protobuf import duration_pb2
+from otari.batch.v1 import batch_pb2, batch_service_pb2_grpc, watch_pb2
+from otari.batch.v1 import batch_service_pb2 as pb
+
+from server.app import BatchServer
+from tests.conftest import ALICE, BOB, Sim, connect, create_request, details, eventually, make_settings
+
+if TYPE_CHECKING:
+    from otari.batch.v1.batch_service_pb2_grpc import BatchServiceAsyncStub as Stub
+
+FAST = {"watch_poll_min": 0.03, "watch_poll_max": 0.1, "watch_heartbeat": 30.0}
+SNAPSHOT, CHANGE, HEARTBEAT = (
+    watch_pb2.BATCH_EVENT_KIND_SNAPSHOT,
+    watch_pb2.BATCH_EVENT_KIND_CHANGE,
+    watch_pb2.BATCH_EVENT_KIND_HEARTBEAT,
+)
+COMPLETED = batch_pb2.BATCH_STATUS_COMPLETED
+
+
+@pytest.fixture
+async def fast(sim: Sim, tmp_path: Path) -> AsyncIterator[BatchServer]:
+    async with BatchServer(make_settings(sim.url, tmp_path, **FAST), gateway_url=sim.url) as running:
+        yield running
+
+
+@pytest.fixture
+async def wstub(fast: BatchServer) -> AsyncIterator[Stub]:
+    async with connect(fast.port) as stub:
+        yield stub
+
+
+async def _create(stub: Stub, n: int = 20, who: Any = ALICE) -> batch_pb2.Batch:
+    return (await stub.CreateBatch(create_request(n), metadata=who)).batch
+
+
+def _watch(stub: Stub, batch_id: str, token: str = "", who: Any = ALICE) -> Any:
+    return stub.WatchBatch(pb.WatchBatchRequest(batch_id=batch_id, resume_token=token), metadata=who)
+
+
+async def _next(call: Any) -> watch_pb2.BatchEvent:
+    response = await call.read()
+    assert response is not grpc.aio.EOF, "the stream ended"
+    event: watch_pb2.BatchEvent = response.event
+    return event
+
+
+async def _rest(call: Any) -> list[watch_pb2.BatchEvent]:
+    """Read a stream to its end, which must be OK."""
+    events = []
+    while (response := await call.read()) is not grpc.aio.EOF:
+        events.append(response.event)
+    assert await call.code() == grpc.StatusCode.OK
+    return events
+
+
+def _rev(event: watch_pb2.BatchEvent) -> int:
+    """The revision behind a resume token (tests may peek; callers treat tokens as opaque)."""
+    from server import tokens
+
+    return tokens.rev_of_resume_token(event.resume_token, event.batch.id)
+
+
+async def test_snapshot_then_every_change_then_ok_at_terminal(wstub: Stub, sim: Sim) -> None:
+    batch = await _create(wstub)
+    call = _watch(wstub, batch.id)
+    first = await _next(call)
+    assert first.kind == SNAPSHOT and first.batch.status == batch_pb2.BATCH_STATUS_VALIDATING
+    assert first.previous_status == batch_pb2.BATCH_STATUS_UNSPECIFIED
+    sim.state.batches[batch.id].created_at = sim.state.clock()  # restart its clock, now with short stages
+    await sim.set_stage_seconds(0.3)
+    events = [first, *await _rest(call)]
+    assert [e.kind for e in events[1:]] == [CHANGE] * (len(events) - 1), [
+        (e.kind, e.batch.upstream_status, e.batch.request_counts.completed) for e in events
+    ]
+    statuses = [e.batch.status for e in events]
+    assert statuses[-1] == COMPLETED
+    assert batch_pb2.BATCH_STATUS_IN_PROGRESS in statuses
+    for before, after in itertools.pairwise(events):
+        assert after.previous_status == before.batch.status
+        assert _rev(after) > _rev(before)
+        assert after.observed_at.ToNanoseconds() >= before.observed_at.ToNanoseconds()
+    counts = [e.batch.request_counts.completed for e in events]
+    assert counts == sorted(counts) and counts[-1] == 20
+
+
+async def test_200_subscribers_on_10_batches_poll_once_per_batch(sim: Sim, tmp_path: Path) -> None:
+    interval = 0.2
+    settings = make_settings(sim.url, tmp_path, watch_poll_min=interval, watch_poll_max=interval, watch_heartbeat=30.0)
+    async with BatchServer(settings, gateway_url=sim.url) as server, connect(server.port) as stub:
+        batches = [await _create(stub, 1) for _ in range(10)]
+        calls = [_watch(stub, batches[i % 10].id) for i in range(200)]
+        for call in calls:
+            assert (await _next(call)).kind == SNAPSHOT
+        assert server.service.hub.loops() == 10
+        before = await sim.requests_seen("get")
+        await asyncio.sleep(1.0)
+        polls = await sim.requests_seen("get") - before
+        rounds = 1.0 / interval
+        # About 10 polls a round (jitter is ±10%); without sharing it would be 200 a round.
+        assert 10 * (rounds - 2) <= polls <= 10 * (rounds + 2)
+        for call in calls:
+            call.cancel()
+
+
+async def test_resume_after_a_dropped_stream_misses_nothing(wstub: Stub, sim: Sim) -> None:
+    batch = await _create(wstub)
+    call = _watch(wstub, batch.id)
+    snapshot = await _next(call)
+    call.cancel()
+    await wstub.CancelBatch(pb.CancelBatchRequest(batch_id=batch.id), metadata=ALICE)  # a change while away
+    resumed = _watch(wstub, batch.id, snapshot.resume_token)
+    replayed = await _next(resumed)
+    assert replayed.kind == CHANGE and replayed.batch.status == batch_pb2.BATCH_STATUS_CANCELLING
+    assert _rev(replayed) == _rev(snapshot) + 1
+    await sim.set_stage_seconds(0)
+    rest = await _rest(resumed)
+    assert [e.batch.status for e in rest] == [batch_pb2.BATCH_STATUS_CANCELLED]
+    assert _rev(rest[0]) == _rev(replayed) + 1
+
+
+async def test_resume_after_a_server_restart(sim: Sim, tmp_path: Path) -> None:
+    settings = make_settings(sim.url, tmp_path, **FAST)
+    async with BatchServer(settings, gateway_url=sim.url) as server, connect(server.port) as stub:
+        batch = await _create(stub)
+        call = _watch(stub, batch.id)
+        snapshot = await _next(call)
+        await stub.CancelBatch(pb.CancelBatchRequest(batch_id=batch.id), metadata=ALICE)
+        assert (await _next(call)).batch.status == batch_pb2.BATCH_STATUS_CANCELLING
+    async with BatchServer(settings, gateway_url=sim.url) as server, connect(server.port) as stub:
+        resumed = _watch(stub, batch.id, snapshot.resume_token)
+        event = await _next(resumed)
+        assert event.batch.status == batch_pb2.BATCH_STATUS_CANCELLING and _rev(event) == _rev(snapshot) + 1
+        resumed.cancel()
+
+
+async def test_a_token_older_than_the_kept_revisions_must_start_over(sim: Sim, tmp_path: Path) -> None:
+    settings = make_settings(sim.url, tmp_path, watch_revisions_kept=1, **FAST)
+    async with BatchServer(settings, gateway_url=sim.url) as server, connect(server.port) as stub:
+        batch = await _create(stub)
+        call = _watch(stub, batch.id)
+        old = await _next(call)
+        call.cancel()
+        await stub.CancelBatch(pb.CancelBatchRequest(batch_id=batch.id), metadata=ALICE)
+        await sim.set_stage_seconds(0)
+        await stub.GetBatch(pb.GetBatchRequest(batch_id=batch.id), metadata=ALICE)  # observed: cancelled
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await _watch(stub, batch.id, old.resume_token).read()
+        assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        info = details(caught.value).info
+        assert info is not None and info.reason == "RESUME_TOKEN_EXPIRED" and info.metadata["batch_id"] == batch.id
+
+
+@pytest.mark.parametrize("token", ["garbage", "eyJ2IjoxLCJiYXRjaCI6Im90aGVyIiwicmV2IjoxfQ"])
+async def test_a_foreign_resume_token_is_invalid_argument(wstub: Stub, token: str) -> None:
+    batch = await _create(wstub)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await _watch(wstub, batch.id, token).read()
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert details(caught.value).fields == ["resume_token"]
+
+
+async def test_a_slow_subscriber_stays_bounded_and_slows_nobody(sim: Sim, tmp_path: Path) -> None:
+    settings = make_settings(sim.url, tmp_path, watch_poll_min=0.01, watch_poll_max=0.02, watch_heartbeat=30.0)
+    # A client that reads nothing, with a tiny flow-control window: the server's writes to it block at once.
+    slow_options = [("grpc.http2.lookahead_bytes", 256), ("grpc.http2.bdp_probe", 0)]
+    async with (
+        BatchServer(settings, gateway_url=sim.url) as server,
+        connect(server.port) as stub,
+        grpc.aio.insecure_channel(f"127.0.0.1:{server.port}", options=slow_options) as slow_channel,
+    ):
+        batch = await _create(stub, 200)
+        slow = batch_service_pb2_grpc.BatchServiceStub(slow_channel)
+        slow_call = _watch(slow, batch.id)
+        fast_call = _watch(stub, batch.id)
+        sim.state.batches[batch.id].created_at = sim.state.clock()
+        await sim.set_stage_seconds(0.6)
+        fast_events: list[watch_pb2.BatchEvent] = []
+        most_pending = 0
+        async for response in fast_call:
+            fast_events.append(response.event)
+            most_pending = max(most_pending, server.service.hub.pending())
+        assert fast_events[-1].batch.status == COMPLETED
+        revs = [_rev(e) for e in fast_events]
+        assert revs == list(range(revs[0], revs[0] + len(revs)))  # every change, none skipped
+        assert len(revs) > 10
+        assert most_pending <= 2  # one pending state per subscriber, at most
+        slow_events = [r.event async for r in slow_call]  # catching up: the latest state, ending terminal
+        assert slow_events[-1].batch.status == COMPLETED
+        assert len(slow_events) < len(fast_events)  # changes coalesced while it was not reading
+        assert [_rev(e) for e in slow_events] == sorted(_rev(e) for e in slow_events)
+
+
+async def test_cancelling_a_watch_stops_the_loop(wstub: Stub, fast: BatchServer) -> None:
+    batch = await _create(wstub)
+    call = _watch(wstub, batch.id)
+    await call.read()
+
+    async def loops(n: int) -> bool:
+        return fast.service.hub.loops() == n
+
+    await eventually(lambda: loops(1))
+    call.cancel()
+    await eventually(lambda: loops(0))
+
+
+async def test_an_unauthorized_caller_cannot_join(wstub: Stub, fast: BatchServer, sim: Sim) -> None:
+    batch = await _create(wstub)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await wstub.WatchBatch(pb.WatchBatchRequest(batch_id=batch.id, provider="openai"), metadata=BOB).read()
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    assert fast.service.hub.loops() == 0
+
+
+async def test_heartbeats_keep_a_quiet_stream_alive(sim: Sim, tmp_path: Path) -> None:
+    settings = make_settings(sim.url, tmp_path, **{**FAST, "watch_heartbeat": 0.1})
+    async with BatchServer(settings, gateway_url=sim.url) as server, connect(server.port) as stub:
+        batch = await _create(stub)
+        call = _watch(stub, batch.id)
+        snapshot = await _next(call)
+        beats = [await _next(call) for _ in range(3)]
+        assert [b.kind for b in beats] == [HEARTBEAT] * 3
+        assert {b.resume_token for b in beats} == {snapshot.resume_token}
+        assert beats[0].batch.id == batch.id
+        call.cancel()
+
+
+async def test_brief_upstream_trouble_is_ridden_out(wstub: Stub, sim: Sim) -> None:
+    batch = await _create(wstub)
+    call = _watch(wstub, batch.id)
+    await call.read()
+    await sim.fault(op="get", status=503, detail="blip", times=3)
+    await sim.force(batch.id, "completed")
+    rest = await _rest(call)
+    assert rest[-1].batch.status == COMPLETED
+
+
+async def test_persistent_upstream_failure_ends_streams_with_unavailable(sim: Sim, tmp_path: Path) -> None:
+    settings = make_settings(sim.url, tmp_path, watch_failure_limit=0.3, **FAST)
+    async with BatchServer(settings, gateway_url=sim.url) as server, connect(server.port) as stub:
+        batch = await _create(stub)
+        call = _watch(stub, batch.id)
+        await call.read()
+        await sim.fault(op="get", status=502, detail="LLM provider error")
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await call.read()
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+        found = details(caught.value)
+        assert found.info is not None and found.info.reason == "WATCH_UPSTREAM_FAILING"
+        assert found.retry is not None
+        await eventually(lambda: _zero(server.service.hub.loops()))
+
+
+async def _zero(n: int) -> bool:
+    return n == 0
+
+
+async def test_shutdown_ends_watches_with_unavailable(sim: Sim, tmp_path: Path) -> None:
+    server = BatchServer(make_settings(sim.url, tmp_path, **FAST), gateway_url=sim.url)
+    await server.start()
+    async with connect(server.port) as stub:
+        batch = await _create(stub)
+        call = _watch(stub, batch.id)
+        await call.read()
+        stopping = asyncio.ensure_future(server.stop())
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await call.read()
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+        info = details(caught.value).info
+        assert info is not None and info.reason == "SERVER_SHUTTING_DOWN"
+        await stopping
+
+
+async def test_wait_batch_returns_at_terminal(wstub: Stub, sim: Sim) -> None:
+    batch = await _create(wstub)
+    sim.state.batches[batch.id].created_at = sim.state.clock()
+    await sim.set_stage_seconds(0.1)
+    reply = await wstub.WaitBatch(
+        pb.WaitBatchRequest(batch_id=batch.id, timeout=duration_pb2.Duration(seconds=30)), metadata=ALICE
+    )
+    assert reply.done and reply.batch.status == COMPLETED
+
+
+async def test_wait_batch_returns_the_latest_state_at_its_timeout(wstub: Stub) -> None:
+    batch = await _create(wstub)
+    timeout = duration_pb2.Duration()
+    timeout.FromTimedelta(timedelta(milliseconds=300))
+    reply = await wstub.WaitBatch(pb.WaitBatchRequest(batch_id=batch.id, timeout=timeout), metadata=ALICE)
+    assert not reply.done and reply.batch.status == batch_pb2.BATCH_STATUS_VALIDATING
+
+
+async def test_wait_batch_answers_before_the_callers_deadline(wstub: Stub) -> None:
+    batch = await _create(wstub)
+    reply = await wstub.WaitBatch(pb.WaitBatchRequest(batch_id=batch.id), metadata=ALICE, timeout=0.5)
+    assert not reply.done and reply.batch.id == batch.id
+
+
+async def test_wait_batch_rejects_a_negative_timeout(wstub: Stub) -> None:
+    batch = await _create(wstub)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await wstub.WaitBatch(
+            pb.WaitBatchRequest(batch_id=batch.id, timeout=duration_pb2.Duration(seconds=-1)), metadata=ALICE
+        )
+    assert details(caught.value).fields == ["timeout"]
+
+
+async def test_stream_results_with_wait(wstub: Stub, sim: Sim) -> None:
+    batch = await _create(wstub, 3)
+    sim.state.batches[batch.id].created_at = sim.state.clock()
+    await sim.set_stage_seconds(0.1)
+    request = pb.StreamResultsRequest(batch_id=batch.id, wait=True)
+    items = [r.result.custom_id async for r in wstub.StreamResults(request, metadata=ALICE, timeout=30)]
+    assert items == ["req-0", "req-1", "req-2"]
+
+
+async def test_watch_batches_follows_the_listed_ones(wstub: Stub, sim: Sim) -> None:
+    a, b = await _create(wstub), await _create(wstub)
+    call = wstub.WatchBatches(pb.WatchBatchesRequest(batch_ids=[a.id, b.id]), metadata=ALICE)
+    first = [await _next(call) for _ in range(2)]
+    assert {(e.kind, e.batch.id) for e in first} == {(SNAPSHOT, a.id), (SNAPSHOT, b.id)}
+    await sim.force(a.id, "completed")
+    await sim.force(b.id, "expired")
+    seen: dict[str, int] = {}
+    while len(seen) < 2:
+        event = await _next(call)
+        if event.kind == CHANGE:
+            seen[event.batch.id] = event.batch.status
+    assert seen == {a.id: COMPLETED, b.id: batch_pb2.BATCH_STATUS_EXPIRED}
+    call.cancel()
+
+
+async def test_watch_batches_of_everything_includes_batches_created_later(wstub: Stub, sim: Sim) -> None:
+    old = await _create(wstub)
+    await _create(wstub, who=BOB)
+    call = wstub.WatchBatches(pb.WatchBatchesRequest(), metadata=ALICE)
+    assert (await _next(call)).batch.id == old.id
+    new = await _create(wstub)
+    event = await _next(call)
+    assert (event.kind, event.batch.id) == (SNAPSHOT, new.id)
+    await sim.force(new.id, "completed")
+    while True:
+        event = await _next(call)
+        if event.batch.id == new.id and event.batch.status == COMPLETED:
+            break
+        assert event.batch.id in (old.id, new.id)  # never Bob's
+    call.cancel()
+
+
+async def test_watch_batches_needs_known_ids(wstub: Stub) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await wstub.WatchBatches(pb.WatchBatchesRequest(batch_ids=["batch_unknown"]), metadata=ALICE).read()
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert details(caught.value).fields == ["provider"]
