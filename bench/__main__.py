@@ -1,5 +1,5 @@
 """`make bench`: the service's figures, as ratios against calling the gateway directly over HTTP, then the
-results cache (bench/results_cache.py).
+results cache (bench/results_cache.py) and status subscriptions (bench/watch_fanout.py).
 
 Everything runs on loopback in this process's event loop: the gateway simulator, the gRPC server, and the
 clients. Bounded in count; prints a table and exits.
@@ -22,7 +22,7 @@ from google.protobuf import struct_pb2
 from otari.batch.v1 import batch_service_pb2 as pb
 from otari.batch.v1 import batch_service_pb2_grpc
 
-from bench import results_cache
+from bench import results_cache, watch_fanout
 from server.app import BatchServer
 from server.config import Settings
 from server.simulator.run import running_simulator
@@ -101,3 +101,4 @@ async def main() -> None:
 if __name__ == "__main__":
     asyncio.run(main())
     asyncio.run(results_cache.run())
+    asyncio.run(watch_fanout.run())

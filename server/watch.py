@@ -236,7 +236,9 @@ class Hub:
         failing_since: float | None = None
         try:
             while loop.subscribers:
-                await asyncio.sleep(interval * random.uniform(0.9, 1.1))
+                # Jitter keeps loops from polling in lockstep; it only shortens, so no change waits longer than
+                # one interval to be seen.
+                await asyncio.sleep(interval * random.uniform(0.85, 1.0))
                 subscriber = next(iter(loop.subscribers), None)
                 if subscriber is None:
                     break

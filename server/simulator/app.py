@@ -277,6 +277,20 @@ def create_app(state: SimState) -> FastAPI:
         state.force(batch, status)
         return {"id": batch_id, "status": status}
 
+    @app.get("/_simulator/batches/{batch_id}/timeline")
+    async def timeline(batch_id: str) -> dict[str, float]:
+        """When the batch enters each status on the simulator's clock (exact, unlike the API's whole seconds)."""
+        batch = state.batches.get(batch_id)
+        if batch is None:
+            raise HTTPException(404, f"Batch '{batch_id}' not found")
+        stage = state.stage_seconds
+        return {
+            "validating": batch.created_at,
+            "in_progress": batch.created_at + stage,
+            "finalizing": batch.created_at + 2 * stage,
+            "completed": batch.created_at + 3 * stage,
+        }
+
     @app.post("/_simulator/clock")
     async def set_clock(stage_seconds: Annotated[float, Body(embed=True)]) -> dict[str, float]:
         state.stage_seconds = stage_seconds
