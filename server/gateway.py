@@ -7,10 +7,11 @@ every call; the caller's key goes on each request and nowhere else (never into a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
 from typing import Any
 from urllib.parse import quote
@@ -175,56 +176,50 @@ class GatewayClient:
         limit: float | None = None,
         batch_id: str | None = None,
     ) -> JSON:
-        try:
-            return await self._send(operation, method, path, key, time_left, params, json_body, limit)
-        except UpstreamError as exc:
-            exc.batch_id = batch_id
-            raise
+        with _about(batch_id):
+            budget = limit or self._timeout
+            if time_left is not None:
+                if time_left <= 0:
+                    raise UpstreamTimeout(operation, 0)
+                budget = min(budget, time_left)
+            content = None
+            headers = {"authorization": f"Bearer {key}"}
+            if json_body is not None:
+                content = await _dumps(json_body)
+                headers["content-type"] = "application/json"
+            try:
+                response = await self._http.request(
+                    method, path, params=params, content=content, headers=headers, timeout=budget
+                )
+            except httpx.TimeoutException:
+                raise UpstreamTimeout(operation, budget) from None
+            except httpx.HTTPError as exc:
+                raise UpstreamUnreachable(operation, type(exc).__name__) from None
+            last_upstream_status.set(response.status_code)
+            if response.status_code != 200:
+                raise UpstreamHTTPError(
+                    operation,
+                    response.status_code,
+                    _detail(response),
+                    _retry_after(response.headers.get("retry-after")),
+                )
+            try:
+                data = await _loads(response.content)
+            except ValueError:
+                raise UpstreamBadResponse(operation, 200, "not JSON") from None
+            if not isinstance(data, dict):
+                raise UpstreamBadResponse(operation, 200, "not a JSON object")
+            return data
 
-    async def _send(
-        self,
-        operation: str,
-        method: str,
-        path: str,
-        key: str,
-        time_left: float | None,
-        params: dict[str, str | int] | None,
-        json_body: JSON | None,
-        limit: float | None,
-    ) -> JSON:
-        budget = limit or self._timeout
-        if time_left is not None:
-            if time_left <= 0:
-                raise UpstreamTimeout(operation, 0)
-            budget = min(budget, time_left)
-        content = None
-        headers = {"authorization": f"Bearer {key}"}
-        if json_body is not None:
-            content = await _dumps(json_body)
-            headers["content-type"] = "application/json"
-        try:
-            response = await self._http.request(
-                method, path, params=params, content=content, headers=headers, timeout=budget
-            )
-        except httpx.TimeoutException:
-            raise UpstreamTimeout(operation, budget) from None
-        except httpx.HTTPError as exc:
-            raise UpstreamUnreachable(operation, type(exc).__name__) from None
-        last_upstream_status.set(response.status_code)
-        if response.status_code != 200:
-            raise UpstreamHTTPError(
-                operation,
-                response.status_code,
-                _detail(response),
-                _retry_after(response.headers.get("retry-after")),
-            )
-        try:
-            data = await _loads(response.content)
-        except ValueError:
-            raise UpstreamBadResponse(operation, 200, "not JSON") from None
-        if not isinstance(data, dict):
-            raise UpstreamBadResponse(operation, 200, "not a JSON object")
-        return data
+
+@contextlib.contextmanager
+def _about(batch_id: str | None) -> Iterator[None]:
+    """Name the batch a failed call was about on the exception, for the caller's error details."""
+    try:
+        yield
+    except UpstreamError as exc:
+        exc.batch_id = batch_id
+        raise
 
 
 def _seg(value: str) -> str:

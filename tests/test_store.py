@@ -112,3 +112,17 @@ async def test_kill_9_mid_load_loses_nothing_acknowledged(sim: Sim, tmp_path: Pa
     per_request = Counter(b.metadata.get("otari_request_id") for b in sim.state.batches.values())
     assert set(per_request) == set(sent)
     assert set(per_request.values()) == {1}
+
+
+async def test_results_older_than_the_age_limit_are_dropped(tmp_path: Path) -> None:
+    store = await Store.open(tmp_path / "s.db")
+    try:
+        await store.save_results("old", [b"a", b"b"])
+        await asyncio.sleep(0.3)
+        await store.save_results("new", [b"c"])
+        assert await store.trim_results(max_bytes=10**9, max_age=0.2) == 1
+        assert await store.result_count("old") is None
+        assert await store.result_count("new") == 1
+        assert await store.results_page("new", 0, 10) == [(0, b"c")]
+    finally:
+        await store.close()
