@@ -136,8 +136,9 @@ class BatchService(batch_service_pb2_grpc.BatchServiceServicer):
             after = found[-1]["id"]
         batches = [convert.batch_from_json(b) for b in found]
         await self.store.record((seen(b, request.provider) for b in batches), owner=caller.owner)
-        for batch in batches:
-            await self._observed(batch, request.provider, caller)
+        for batch in batches:  # a list feeds only what is watched: revisions are for watchers
+            if self.hub.interested(batch.id, caller.owner):
+                await self._observed(batch, request.provider, caller)
         token = "" if exhausted or after is None else tokens.page_token(after, request.provider)
         return batch_service_pb2.ListBatchesResponse(batches=batches, next_page_token=token)
 
@@ -205,8 +206,8 @@ class BatchService(batch_service_pb2_grpc.BatchServiceServicer):
             missed = await self.hub.replay(batch_id, after)
             if missed is None:
                 raise _resume_expired(batch_id)
-            trail.rev = after
-            for observation in missed:
+            trail.seed(missed[0])  # what the caller saw last: the base for previous_status
+            for observation in missed[1:]:
                 yield batch_service_pb2.WatchBatchResponse(event=trail.event(observation))
         if trail.finished:
             return
@@ -470,8 +471,12 @@ class _Trail:
             resume_token=tokens.resume_token(observation.batch.id, observation.rev),
         )
         event.observed_at.FromNanoseconds(int(observation.observed_at * 1e9))
-        self.rev, self.status, self.last = observation.rev, observation.batch.status, observation
+        self.seed(observation)
         return event
+
+    def seed(self, observation: Observation) -> None:
+        """Start from a state the caller already has (a resumed stream)."""
+        self.rev, self.status, self.last = observation.rev, observation.batch.status, observation
 
     def heartbeat(self) -> watch_pb2.BatchEvent:
         assert self.last is not None

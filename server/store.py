@@ -303,10 +303,6 @@ class Store:
     async def revisions_after(self, batch_id: str, rev: int) -> list[Revision]:
         return await self._revisions("WHERE batch_id = ? AND rev > ? ORDER BY rev", batch_id, rev)
 
-    async def oldest_revision(self, batch_id: str) -> int | None:
-        value = await self._scalar("SELECT MIN(rev) FROM revisions WHERE batch_id = ?", batch_id)
-        return int(value) if value is not None else None
-
     async def _revisions(self, where: str, *params: object) -> list[Revision]:
         async with self._lock:
             cursor = await self._db.execute(

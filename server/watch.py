@@ -150,12 +150,12 @@ class Hub:
     def latest(self, batch_id: str) -> Observation | None:
         return self._latest.get(batch_id)
 
-    async def replay(self, batch_id: str, after_rev: int) -> list[Observation] | None:
-        """The revisions after `after_rev`; None when some of them are no longer kept."""
-        oldest = await self._store.oldest_revision(batch_id)
-        if oldest is None or after_rev < oldest - 1:
+    async def replay(self, batch_id: str, rev: int) -> list[Observation] | None:
+        """Revision `rev` (what the caller last saw) and every one after it; None when `rev` is no longer kept."""
+        revisions = await self._store.revisions_after(batch_id, rev - 1)
+        if not revisions or revisions[0].rev != rev:
             return None
-        return [Observation.of(r) for r in await self._store.revisions_after(batch_id, after_rev)]
+        return [Observation.of(r) for r in revisions]
 
     # -- subscriptions -------------------------------------------------------------------------------------
     async def join(self, subscriber: Subscriber, batch_id: str, provider: str) -> None:
@@ -207,6 +207,10 @@ class Hub:
         for subscriber in list(streams):
             subscriber.offer(observation)
             await self.join(subscriber, observation.batch.id, provider)
+
+    def interested(self, batch_id: str, owner: str) -> bool:
+        """Whether a state of this batch, shown to `owner`, would reach anyone now."""
+        return batch_id in self._loops or owner in self._owner_streams
 
     def loops(self) -> int:
         return len(self._loops)

@@ -125,6 +125,7 @@ async def test_resume_after_a_dropped_stream_misses_nothing(wstub: Stub, sim: Si
     resumed = _watch(wstub, batch.id, snapshot.resume_token)
     replayed = await _next(resumed)
     assert replayed.kind == CHANGE and replayed.batch.status == batch_pb2.BATCH_STATUS_CANCELLING
+    assert replayed.previous_status == batch_pb2.BATCH_STATUS_VALIDATING
     assert _rev(replayed) == _rev(snapshot) + 1
     await sim.set_stage_seconds(0)
     rest = await _rest(resumed)
