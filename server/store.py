@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
@@ -359,14 +360,24 @@ class Store:
     # -- plumbing -----------------------------------------------------------------------------------------
     @contextlib.asynccontextmanager
     async def _tx(self) -> AsyncIterator[None]:
+        """One transaction, whole even when the calling task is cancelled at any await in it.
+
+        aiosqlite runs statements in order on one thread, and a statement it has queued runs even if the task
+        awaiting it is cancelled. So a cancelled BEGIN still begins: roll back whatever happened, and let
+        ROLLBACK and COMMIT finish (shielded) before the lock goes to the next transaction.
+        """
         async with self._lock:
-            await self._db.execute("BEGIN IMMEDIATE")
             try:
+                await self._db.execute("BEGIN IMMEDIATE")
                 yield
             except BaseException:
-                await self._db.execute("ROLLBACK")
+                await asyncio.shield(self._rollback())
                 raise
-            await self._db.execute("COMMIT")
+            await asyncio.shield(self._db.execute("COMMIT"))
+
+    async def _rollback(self) -> None:
+        with contextlib.suppress(sqlite3.OperationalError):  # nothing began: nothing to roll back
+            await self._db.execute("ROLLBACK")
 
     async def _scalar(self, sql: str, *params: object) -> Any:
         async with self._lock:

@@ -264,11 +264,23 @@ class Hub:
                     log.info("watch %s: the gateway answers again", loop.batch_id)
                 failing_since = None
                 batch = convert.batch_from_json(data)
-                await self._store.record([seen(batch, loop.provider)], owner=watcher.owner)
                 observation, changed = await self.observe(batch)
+                if changed:  # the registry follows changes; an unchanged poll costs no write
+                    await self._store.record([seen(batch, loop.provider)], owner=watcher.owner)
                 if observation.terminal:
                     break
                 interval = policy.poll_min if changed else min(interval * 1.5, policy.poll_max)
+        except Exception:
+            log.exception("watch %s: the poll loop failed", loop.batch_id)
+            failed = ServiceError(
+                grpc.StatusCode.UNAVAILABLE,
+                "WATCH_FAILED",
+                f"Watching batch {loop.batch_id} failed on the server (logged); resume with the last resume_token.",
+                {"batch_id": loop.batch_id},
+                retry_after=policy.poll_min,
+            )
+            for subscriber in list(loop.subscribers):
+                subscriber.end(failed)
         finally:
             if self._loops.get(loop.batch_id) is loop:
                 del self._loops[loop.batch_id]

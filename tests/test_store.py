@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -124,5 +125,23 @@ async def test_results_older_than_the_age_limit_are_dropped(tmp_path: Path) -> N
         assert await store.result_count("old") is None
         assert await store.result_count("new") == 1
         assert await store.results_page("new", 0, 10) == [(0, b"c")]
+    finally:
+        await store.close()
+
+
+async def test_a_write_cancelled_at_any_await_leaves_the_store_usable(tmp_path: Path) -> None:
+    """A poll loop is cancelled when its last subscriber leaves, possibly mid-transaction."""
+    store = await Store.open(tmp_path / "s.db")
+    try:
+        for step in range(40):
+            task = asyncio.ensure_future(store.add_revision("b", b"x" * step, 0.0, keep=5))
+            for _ in range(step % 8):  # cancel after a varying number of loop turns: before, in and after BEGIN
+                await asyncio.sleep(0)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        revision = await store.add_revision("b", b"last", 0.0, keep=5)  # raised "transaction within a transaction"
+        assert (await store.latest_revision("b")) == revision
+        assert await store.integrity_check() == "ok"
     finally:
         await store.close()

@@ -365,3 +365,23 @@ async def test_watch_batches_needs_known_ids(wstub: Stub) -> None:
         await wstub.WatchBatches(pb.WatchBatchesRequest(batch_ids=["batch_unknown"]), metadata=ALICE).read()
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert details(caught.value).fields == ["provider"]
+
+
+async def test_a_failing_poll_loop_ends_its_streams_with_a_retryable_error(
+    wstub: Stub, sim: Sim, fast: BatchServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batch = await _create(wstub)
+    call = _watch(wstub, batch.id)
+    await _next(call)
+
+    async def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(fast.store, "add_revision", broken)
+    await sim.force(batch.id, "completed")
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await _next(call)
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    info = details(caught.value).info
+    assert info is not None and info.reason == "WATCH_FAILED"
+    assert "disk on fire" not in (caught.value.details() or "")
