@@ -7,11 +7,7 @@ request_id stamped into its metadata, and creates only if it is not there.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
-from collections.abc import AsyncIterator
-from typing import Any
 
 import grpc
 from otari.batch.v1 import batch_pb2, batch_service_pb2
@@ -19,9 +15,11 @@ from otari.batch.v1 import batch_pb2, batch_service_pb2
 from server import convert
 from server.errors import ServiceError
 from server.gateway import GatewayClient, UpstreamHTTPError
-from server.store import SeenBatch, Store
+from server.locks import KeyedLocks
+from server.records import seen
+from server.store import Store
+from server.validation import REQUEST_ID_KEY
 
-REQUEST_ID_METADATA_KEY = "otari_request_id"
 # How far back the recovery search looks: pages of the caller's newest batches.
 RECOVERY_PAGES = 10
 RECOVERY_PAGE_SIZE = 100
@@ -43,41 +41,6 @@ def provider_of_model(model: str) -> str:
     return model
 
 
-def seen(batch: batch_pb2.Batch, provider: str) -> SeenBatch:
-    """What the registry keeps of a batch the gateway just returned."""
-    return SeenBatch(
-        id=batch.id,
-        provider=provider,
-        status=batch.upstream_status or convert.status_name(batch.status),
-        terminal=batch.status in convert.TERMINAL_STATUSES,
-        snapshot=batch.SerializeToString(),
-    )
-
-
-class KeyedLocks:
-    """One asyncio.Lock per key, dropped when nobody holds or waits for it."""
-
-    def __init__(self) -> None:
-        self._locks: dict[Any, tuple[asyncio.Lock, int]] = {}
-
-    @contextlib.asynccontextmanager
-    async def hold(self, key: Any) -> AsyncIterator[None]:
-        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
-        self._locks[key] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[key]
-            if users == 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
-
-    def __len__(self) -> int:
-        return len(self._locks)
-
-
 class IdempotentCreates:
     def __init__(self, *, gateway: GatewayClient, store: Store) -> None:
         self._gateway = gateway
@@ -93,10 +56,10 @@ class IdempotentCreates:
         time_left: float | None,
     ) -> batch_pb2.Batch:
         request_id = request.request_id.lower()
-        print_ = fingerprint(request)
+        digest = fingerprint(request)
         async with self._locks.hold((owner, request_id)):
-            claim = await self._store.claim(owner, request_id, print_, provider_of_model(request.model))
-            if claim.fingerprint != print_:
+            claim = await self._store.claim(owner, request_id, digest, provider_of_model(request.model))
+            if claim.fingerprint != digest:
                 raise _reused(request_id, claim.batch_id)
             if claim.batch_id is not None:
                 record = await self._store.batch(claim.batch_id)
@@ -108,7 +71,7 @@ class IdempotentCreates:
                     await self._store.settle_claim(owner, request_id, seen(found, found.provider or claim.provider))
                     return found
             body = convert.create_body(request)
-            body["metadata"] = {**body.get("metadata", {}), REQUEST_ID_METADATA_KEY: request_id}
+            body["metadata"] = {**body.get("metadata", {}), REQUEST_ID_KEY: request_id}
             try:
                 data = await self._gateway.create_batch(key, body, time_left=time_left)
             except UpstreamHTTPError as exc:
@@ -129,7 +92,7 @@ class IdempotentCreates:
             )
             for item in page:
                 metadata = item.get("metadata")
-                if isinstance(metadata, dict) and metadata.get(REQUEST_ID_METADATA_KEY) == request_id:
+                if isinstance(metadata, dict) and metadata.get(REQUEST_ID_KEY) == request_id:
                     return convert.batch_from_json(item)
             if not page:
                 return None

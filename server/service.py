@@ -21,7 +21,8 @@ from server import convert, tokens, validation
 from server.auth import Credential, OwnerHasher, credential_from_metadata
 from server.errors import ServiceError
 from server.gateway import GatewayClient, UpstreamHTTPError
-from server.idempotency import IdempotentCreates, seen
+from server.idempotency import IdempotentCreates
+from server.records import seen
 from server.rpc import OpenStreams, server_stream, unary
 from server.store import Store
 from server.watch import Hub, Observation, Subscriber, Watcher, WatchPolicy

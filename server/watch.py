@@ -25,7 +25,8 @@ from otari.batch.v1 import batch_pb2
 from server import convert
 from server.errors import ServiceError, from_upstream, shutting_down
 from server.gateway import GatewayClient, UpstreamError, UpstreamHTTPError
-from server.idempotency import KeyedLocks, seen
+from server.locks import KeyedLocks
+from server.records import seen
 from server.store import Revision, Store
 
 log = logging.getLogger("otari_batch_grpc.watch")
