@@ -96,8 +96,7 @@ class BatchService(batch_service_pb2_grpc.BatchServiceServicer):
             caller.key, convert.create_body(request), time_left=context.time_remaining()
         )
         batch = convert.batch_from_json(data)
-        await self.store.record([seen(batch, batch.provider)], owner=caller.owner, creator=True)
-        await self._observed(batch, batch.provider, caller)
+        await self._remember(batch, batch.provider, caller, creator=True)
         return batch_service_pb2.CreateBatchResponse(batch=batch)
 
     @unary
@@ -166,8 +165,7 @@ class BatchService(batch_service_pb2_grpc.BatchServiceServicer):
                 raise _already_finished(batch) from None
             raise
         batch = convert.batch_from_json(data)
-        await self.store.record([seen(batch, provider)], owner=caller.owner)
-        await self._observed(batch, provider, caller)
+        await self._remember(batch, provider, caller)
         return batch_service_pb2.CancelBatchResponse(batch=batch)
 
     @server_stream
@@ -178,9 +176,10 @@ class BatchService(batch_service_pb2_grpc.BatchServiceServicer):
         caller = self._caller(context)
         batch_id = request.batch_id
         provider = await self._provider(batch_id, request.provider, caller)
-        if request.wait and await self.store.result_count(batch_id) is None:
+        cached = await self.store.result_count(batch_id) is not None
+        if request.wait and not cached:
             await self._wait_terminal(caller, batch_id, provider, context, limit=None)
-        if await self.store.result_count(batch_id) is not None:
+        if cached:
             if not await self._trusted(batch_id, caller):
                 await self._fetch(caller, batch_id, provider, context)  # the gateway authorizes this caller first
             async for item in self._cached_results(batch_id, request.start_index):
@@ -324,8 +323,13 @@ class BatchService(batch_service_pb2_grpc.BatchServiceServicer):
 
     async def _fetch_observed(self, caller: Caller, batch_id: str, provider: str, context: Context) -> Observation:
         data = await self.gateway.get_batch(caller.key, batch_id, provider, time_left=context.time_remaining())
-        batch = convert.batch_from_json(data)
-        await self.store.record([seen(batch, provider)], owner=caller.owner)
+        return await self._remember(convert.batch_from_json(data), provider, caller)
+
+    async def _remember(
+        self, batch: batch_pb2.Batch, provider: str, caller: Caller, *, creator: bool = False
+    ) -> Observation:
+        """A batch the gateway just showed `caller`: into the registry (with the caller's access), then the hub."""
+        await self.store.record([seen(batch, provider)], owner=caller.owner, creator=creator)
         return await self._observed(batch, provider, caller)
 
     async def _observed(self, batch: batch_pb2.Batch, provider: str, caller: Caller) -> Observation:

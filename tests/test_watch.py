@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,6 +16,7 @@ from google.protobuf import duration_pb2
 from otari.batch.v1 import batch_pb2, batch_service_pb2_grpc, watch_pb2
 from otari.batch.v1 import batch_service_pb2 as pb
 
+from server import tokens
 from server.app import BatchServer
 from tests.conftest import ALICE, BOB, Sim, connect, create_request, details, eventually, make_settings
 
@@ -69,8 +70,6 @@ async def _rest(call: Any) -> list[watch_pb2.BatchEvent]:
 
 def _rev(event: watch_pb2.BatchEvent) -> int:
     """The revision behind a resume token (tests may peek; callers treat tokens as opaque)."""
-    from server import tokens
-
     return tokens.rev_of_resume_token(event.resume_token, event.batch.id)
 
 
@@ -210,12 +209,9 @@ async def test_cancelling_a_watch_stops_the_loop(wstub: Stub, fast: BatchServer)
     call = _watch(wstub, batch.id)
     await call.read()
 
-    async def loops(n: int) -> bool:
-        return fast.service.hub.loops() == n
-
-    await eventually(lambda: loops(1))
+    await eventually(_loops_are(fast, 1))
     call.cancel()
-    await eventually(lambda: loops(0))
+    await eventually(_loops_are(fast, 0))
 
 
 async def test_an_unauthorized_caller_cannot_join(wstub: Stub, fast: BatchServer, sim: Sim) -> None:
@@ -262,11 +258,14 @@ async def test_persistent_upstream_failure_ends_streams_with_unavailable(sim: Si
         found = details(caught.value)
         assert found.info is not None and found.info.reason == "WATCH_UPSTREAM_FAILING"
         assert found.retry is not None
-        await eventually(lambda: _zero(server.service.hub.loops()))
+        await eventually(_loops_are(server, 0))
 
 
-async def _zero(n: int) -> bool:
-    return n == 0
+def _loops_are(server: BatchServer, n: int) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return server.service.hub.loops() == n
+
+    return check
 
 
 async def test_shutdown_ends_watches_with_unavailable(sim: Sim, tmp_path: Path) -> None:
