@@ -4,11 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-PROTO_FILES := $(shell find protos -name '*.proto' | sort)
-# protoc with the Python, gRPC and mypy-protobuf plugins; the output folder is appended.
-PROTOC = $(BIN)/python -m grpc_tools.protoc -I protos \
-	--plugin=protoc-gen-mypy=$(BIN)/protoc-gen-mypy --plugin=protoc-gen-mypy_grpc=$(BIN)/protoc-gen-mypy_grpc \
-	$(PROTO_FILES) --python_out=$(1) --mypy_out=$(1) --grpc_python_out=$(1) --mypy_grpc_out=$(1)
+GENERATED := src/otari_batch_grpc/v1
+PY_SOURCES := src tests bench tools
 
 .PHONY: run test generate check-generated lint breaking bench clean
 
@@ -19,27 +16,23 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/python -m server
+	$(BIN)/otari-batch-grpc
 
-# Python stubs and .pyi type stubs from protos/, written into generated/.
+# Python stubs, .pyi type stubs and the reflection descriptor set from protos/, into the project's namespace.
 generate: $(STAMP)
-	find generated -name "*_pb2*" -delete
-	$(call PROTOC,generated)
-	for d in $$(find generated/otari -type d); do touch $$d/__init__.py; done
+	$(BIN)/python tools/gen_protos.py $(GENERATED)
 
-# Fails when generated/ does not match what `make generate` would write now.
+# Fails when the generated stubs do not match what `make generate` would write now.
 check-generated: $(STAMP)
-	@tmp=$$(mktemp -d) && \
-	$(call PROTOC,$$tmp) && \
-	for d in $$(find $$tmp/otari -type d); do touch $$d/__init__.py; done && \
-	if diff -r $$tmp/otari generated/otari >/dev/null; then rm -rf $$tmp; echo "generated/ is fresh"; \
-	else diff -r $$tmp/otari generated/otari | head -20; rm -rf $$tmp; \
-		echo "generated/ is stale: run 'make generate' and commit it"; exit 1; fi
+	@tmp=$$(mktemp -d) && $(BIN)/python tools/gen_protos.py $$tmp/v1 && \
+	if diff -r $$tmp/v1 $(GENERATED) >/dev/null; then rm -rf $$tmp; echo "$(GENERATED) is fresh"; \
+	else diff -r $$tmp/v1 $(GENERATED) | head -20; rm -rf $$tmp; \
+		echo "$(GENERATED) is stale: run 'make generate' and commit it"; exit 1; fi
 
 lint: $(STAMP)
 	$(BIN)/buf lint
-	$(BIN)/ruff check server clients tests bench
-	$(BIN)/ruff format --check server clients tests bench
+	$(BIN)/ruff check $(PY_SOURCES)
+	$(BIN)/ruff format --check $(PY_SOURCES)
 	$(BIN)/mypy
 
 # Breaking-change check of protos/ against the main branch (run on a branch, before merging).

@@ -19,14 +19,14 @@ from pathlib import Path
 import grpc
 import httpx
 from google.protobuf import struct_pb2
-from otari.batch.v1 import batch_service_pb2 as pb
-from otari.batch.v1 import batch_service_pb2_grpc
 
 from bench import results_cache, watch_fanout
-from server.app import BatchServer
-from server.config import Settings
-from server.simulator.run import running_simulator
-from server.simulator.state import SimState
+from otari_batch_grpc.server.app import BatchServer
+from otari_batch_grpc.server.config import Settings
+from otari_batch_grpc.simulator.run import running_simulator
+from otari_batch_grpc.simulator.state import SimState
+from otari_batch_grpc.v1 import batch_service_pb2 as pb
+from otari_batch_grpc.v1 import batch_service_pb2_grpc
 
 KEY = "sim-key-alice"
 GRPC_AUTH = (("authorization", f"Bearer {KEY}"),)

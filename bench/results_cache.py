@@ -17,11 +17,12 @@ from typing import TYPE_CHECKING
 import grpc
 import httpx
 from google.protobuf import struct_pb2
-from otari.batch.v1 import batch_service_pb2 as pb
-from otari.batch.v1 import batch_service_pb2_grpc
+
+from otari_batch_grpc.v1 import batch_service_pb2 as pb
+from otari_batch_grpc.v1 import batch_service_pb2_grpc
 
 if TYPE_CHECKING:
-    from otari.batch.v1.batch_service_pb2_grpc import BatchServiceAsyncStub as Stub
+    from otari_batch_grpc.v1.batch_service_pb2_grpc import BatchServiceAsyncStub as Stub
 
 AUTH = (("authorization", "Bearer sim-key-alice"),)
 ROOT = Path(__file__).resolve().parent.parent
@@ -84,14 +85,14 @@ async def _create(stub: Stub, http: httpx.AsyncClient, n: int) -> str:
 
 async def run(items: int = 10_000, small: int = 1_000) -> None:
     state = Path(tempfile.mkdtemp(prefix="otari-bench-")) / "state.db"
-    simulator = ["-m", "server.simulator", "--port", "0", "--stage-seconds", "3600"]
+    simulator = ["-m", "otari_batch_grpc.simulator", "--port", "0", "--stage-seconds", "3600"]
     async with _process(simulator, {}, r"simulator at http://127\.0\.0\.1:(\d+)") as (_, sim_port):
         url = f"http://127.0.0.1:{sim_port}"
         env = {"GATEWAY_URL": url, "STATE_DB": str(state), "GRPC_LISTEN": "127.0.0.1:0", "LOG_LEVEL": "INFO"}
         ready = r"serving on .*\(port (\d+)\)"
         async with httpx.AsyncClient(base_url=url) as http:
             async with (
-                _process(["-m", "server"], env, ready) as (pid, port),
+                _process(["-m", "otari_batch_grpc.server"], env, ready) as (pid, port),
                 grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel,
             ):
                 stub = batch_service_pb2_grpc.BatchServiceStub(channel)
@@ -115,7 +116,7 @@ async def run(items: int = 10_000, small: int = 1_000) -> None:
             print(f"  server peak RSS after the gateway path: {peak_after_gateway:.0f} MiB")
             # A fresh server on the same database: memory while streaming only from the cache, small then large.
             async with (
-                _process(["-m", "server"], env, ready) as (pid, port),
+                _process(["-m", "otari_batch_grpc.server"], env, ready) as (pid, port),
                 grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel,
             ):
                 stub = batch_service_pb2_grpc.BatchServiceStub(channel)

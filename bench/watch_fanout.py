@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING
 import grpc
 import httpx
 from google.protobuf import struct_pb2
-from otari.batch.v1 import batch_service_pb2 as pb
-from otari.batch.v1 import batch_service_pb2_grpc
 
 from bench.results_cache import _cpu_seconds, _memory_mib, _process
+from otari_batch_grpc.v1 import batch_service_pb2 as pb
+from otari_batch_grpc.v1 import batch_service_pb2_grpc
 
 if TYPE_CHECKING:
-    from otari.batch.v1.batch_service_pb2_grpc import BatchServiceAsyncStub as Stub
+    from otari_batch_grpc.v1.batch_service_pb2_grpc import BatchServiceAsyncStub as Stub
 
 AUTH = (("authorization", "Bearer sim-key-alice"),)
 BATCHES = 100
@@ -44,7 +44,7 @@ async def _subscriber(stub: Stub, batch_id: str, arrivals: list[tuple[str, str, 
 
 async def run() -> None:
     state = Path(tempfile.mkdtemp(prefix="otari-bench-")) / "state.db"
-    simulator = ["-m", "server.simulator", "--port", "0", "--stage-seconds", str(STAGE_SECONDS)]
+    simulator = ["-m", "otari_batch_grpc.simulator", "--port", "0", "--stage-seconds", str(STAGE_SECONDS)]
     async with _process(simulator, {}, r"simulator at http://127\.0\.0\.1:(\d+)") as (_, sim_port):
         url = f"http://127.0.0.1:{sim_port}"
         env = {
@@ -56,7 +56,7 @@ async def run() -> None:
         }
         async with (
             httpx.AsyncClient(base_url=url) as http,
-            _process(["-m", "server"], env, r"serving on .*\(port (\d+)\)") as (pid, port),
+            _process(["-m", "otari_batch_grpc.server"], env, r"serving on .*\(port (\d+)\)") as (pid, port),
             grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel,
         ):
             stub = batch_service_pb2_grpc.BatchServiceStub(channel)

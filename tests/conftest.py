@@ -14,16 +14,16 @@ import httpx
 import pytest
 from google.protobuf import struct_pb2
 from google.rpc import error_details_pb2, status_pb2
-from otari.batch.v1 import batch_service_pb2 as pb
-from otari.batch.v1 import batch_service_pb2_grpc
 
-from server.app import BatchServer
-from server.config import Settings
-from server.simulator.run import running_simulator
-from server.simulator.state import SimState
+from otari_batch_grpc.server.app import BatchServer
+from otari_batch_grpc.server.config import Settings
+from otari_batch_grpc.simulator.run import running_simulator
+from otari_batch_grpc.simulator.state import SimState
+from otari_batch_grpc.v1 import batch_service_pb2 as pb
+from otari_batch_grpc.v1 import batch_service_pb2_grpc
 
 if TYPE_CHECKING:
-    from otari.batch.v1.batch_service_pb2_grpc import BatchServiceAsyncStub as Stub
+    from otari_batch_grpc.v1.batch_service_pb2_grpc import BatchServiceAsyncStub as Stub
 
 ALICE = (("authorization", "Bearer sim-key-alice"),)
 BOB = (("authorization", "Bearer sim-key-bob"),)

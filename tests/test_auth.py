@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING
 
 import grpc
 import pytest
-from otari.batch.v1 import batch_service_pb2 as pb
 
-from server.app import BatchServer
+from otari_batch_grpc.server.app import BatchServer
+from otari_batch_grpc.v1 import batch_service_pb2 as pb
 from tests.conftest import Sim, connect, create_request, details, make_settings
 
 if TYPE_CHECKING:
-    from otari.batch.v1.batch_service_pb2_grpc import BatchServiceAsyncStub as Stub
+    from otari_batch_grpc.v1.batch_service_pb2_grpc import BatchServiceAsyncStub as Stub
 
 
 @pytest.mark.parametrize(

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import grpc
 import pytest
-from otari.batch.v1 import batch_pb2, watch_pb2
 
-from clients.python.batch_client import BatchClient, ErrorDetails
-from server.app import BatchServer
+from otari_batch_grpc.client import BatchClient, ErrorDetails
+from otari_batch_grpc.server.app import BatchServer
+from otari_batch_grpc.v1 import batch_pb2, watch_pb2
 from tests.conftest import Sim, make_settings
 
 BODY = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 8}

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from server.config import ConfigError, load
+from otari_batch_grpc.server.config import ConfigError, load
 
 
 def test_flags_win_over_environment_over_defaults() -> None:

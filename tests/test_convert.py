@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from google.protobuf import json_format, struct_pb2
-from otari.batch.v1 import batch_pb2
 
-from server import convert
-from server.simulator.state import SimState
+from otari_batch_grpc.server import convert
+from otari_batch_grpc.simulator.state import SimState
+from otari_batch_grpc.v1 import batch_pb2
 
 
 def _gateway_batch(**changes: Any) -> dict[str, Any]:

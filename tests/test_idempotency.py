@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING
 import grpc
 import pytest
 
-from server.app import BatchServer
+from otari_batch_grpc.server.app import BatchServer
 from tests.conftest import ALICE, BOB, Sim, connect, create_request, details, make_settings
 
 if TYPE_CHECKING:
-    from otari.batch.v1.batch_service_pb2_grpc import BatchServiceAsyncStub as Stub
+    from otari_batch_grpc.v1.batch_service_pb2_grpc import BatchServiceAsyncStub as Stub
 
 
 def _rid() -> str:

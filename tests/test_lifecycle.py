@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING
 
 import grpc
 import pytest
-from otari.batch.v1 import batch_pb2
-from otari.batch.v1 import batch_service_pb2 as pb
 
+from otari_batch_grpc.v1 import batch_pb2
+from otari_batch_grpc.v1 import batch_service_pb2 as pb
 from tests.conftest import ALICE, BOB, Sim, create_request, details
 
 if TYPE_CHECKING:
-    from otari.batch.v1.batch_service_pb2_grpc import BatchServiceAsyncStub as Stub
+    from otari_batch_grpc.v1.batch_service_pb2_grpc import BatchServiceAsyncStub as Stub
 
 
 async def _create(stub: Stub, who: tuple[tuple[str, str], ...] = ALICE, n: int = 2) -> batch_pb2.Batch:

@@ -9,14 +9,14 @@ from typing import TYPE_CHECKING
 
 import grpc
 import pytest
-from otari.batch.v1 import batch_pb2
-from otari.batch.v1 import batch_service_pb2 as pb
 
-from server.app import BatchServer
+from otari_batch_grpc.server.app import BatchServer
+from otari_batch_grpc.v1 import batch_pb2
+from otari_batch_grpc.v1 import batch_service_pb2 as pb
 from tests.conftest import ALICE, BOB, MASTER, Sim, connect, create_request, details, make_settings
 
 if TYPE_CHECKING:
-    from otari.batch.v1.batch_service_pb2_grpc import BatchServiceAsyncStub as Stub
+    from otari_batch_grpc.v1.batch_service_pb2_grpc import BatchServiceAsyncStub as Stub
 
 Who = tuple[tuple[str, str], ...]
 

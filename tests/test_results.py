@@ -7,14 +7,14 @@ from typing import TYPE_CHECKING
 import grpc
 import pytest
 from google.protobuf import json_format
-from otari.batch.v1 import batch_pb2
-from otari.batch.v1 import batch_service_pb2 as pb
 
-from server.app import BatchServer
+from otari_batch_grpc.server.app import BatchServer
+from otari_batch_grpc.v1 import batch_pb2
+from otari_batch_grpc.v1 import batch_service_pb2 as pb
 from tests.conftest import ALICE, BOB, Sim, body, create_request, details, eventually
 
 if TYPE_CHECKING:
-    from otari.batch.v1.batch_service_pb2_grpc import BatchServiceAsyncStub as Stub
+    from otari_batch_grpc.v1.batch_service_pb2_grpc import BatchServiceAsyncStub as Stub
 
 
 async def _completed(stub: Stub, sim: Sim, request: pb.CreateBatchRequest) -> batch_pb2.Batch:

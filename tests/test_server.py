@@ -14,14 +14,15 @@ from typing import Any
 
 import grpc
 import pytest
-from google.protobuf import descriptor_pool
+from google.protobuf import descriptor_pb2, descriptor_pool
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
-from otari.batch.v1 import batch_service_pb2 as pb
 
-from server.app import SERVICE_NAME, BatchServer
-from server.simulator.run import running_simulator
-from server.simulator.state import SimState
+from otari_batch_grpc.server.app import SERVICE_NAME, BatchServer
+from otari_batch_grpc.simulator.run import running_simulator
+from otari_batch_grpc.simulator.state import SimState
+from otari_batch_grpc.v1 import batch_service_pb2 as pb
 from tests.conftest import ALICE, Sim, connect, create_request, details, eventually, make_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -187,7 +188,7 @@ async def test_shutdown_ends_open_streams_with_unavailable_and_finishes_unary_ca
 
 async def _start_process(*args: str, env: dict[str, str]) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "server", *args,
+        sys.executable, "-m", "otari_batch_grpc.server", *args,
         cwd=ROOT, env={**os.environ, **env},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
@@ -266,3 +267,36 @@ async def test_stub_call_against_the_real_process_gateway_url(sim: Sim) -> None:
     finally:
         process.send_signal(signal.SIGTERM)
         await asyncio.wait_for(process.wait(), 30)
+
+
+@pytest.mark.parametrize("version", ["v1", "v1alpha"])
+async def test_reflection_v1_and_v1alpha_serve_the_contract_with_its_comments(
+    server: BatchServer, version: str
+) -> None:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        call = channel.stream_stream(
+            f"/grpc.reflection.{version}.ServerReflection/ServerReflectionInfo",
+            request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+            response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+        )
+        requests = [
+            reflection_pb2.ServerReflectionRequest(list_services=""),
+            reflection_pb2.ServerReflectionRequest(file_containing_symbol=SERVICE_NAME),
+            reflection_pb2.ServerReflectionRequest(file_containing_symbol="google.rpc.ErrorInfo"),
+        ]
+        listed, service_file, error_file = [response async for response in call(iter(requests))]
+    names = {s.name for s in listed.list_services_response.service}
+    assert {SERVICE_NAME, "grpc.health.v1.Health", f"grpc.reflection.{version}.ServerReflection"} <= names
+    files = [
+        descriptor_pb2.FileDescriptorProto.FromString(b)
+        for b in service_file.file_descriptor_response.file_descriptor_proto
+    ]
+    contract = next(f for f in files if f.name == "otari/batch/v1/batch_service.proto")
+    comments = [loc.leading_comments for loc in contract.source_code_info.location]
+    assert any("Creates a batch." in c for c in comments), "grpcurl describe would show no documentation"
+    assert contract.options.go_package and contract.options.java_package
+    errors = [
+        descriptor_pb2.FileDescriptorProto.FromString(b)
+        for b in error_file.file_descriptor_response.file_descriptor_proto
+    ]
+    assert "google/rpc/error_details.proto" in {f.name for f in errors}

@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING
 
 import grpc
 import pytest
-from otari.batch.v1 import batch_service_pb2 as pb
 
-from server.store import MIGRATIONS, Store, StoreError
+from otari_batch_grpc.server.store import MIGRATIONS, Store, StoreError
+from otari_batch_grpc.v1 import batch_service_pb2 as pb
 from tests.conftest import ALICE, Sim, connect, create_request, eventually
 
 if TYPE_CHECKING:
-    from otari.batch.v1.batch_service_pb2_grpc import BatchServiceAsyncStub as Stub
+    from otari_batch_grpc.v1.batch_service_pb2_grpc import BatchServiceAsyncStub as Stub
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -51,7 +51,7 @@ async def test_a_newer_schema_than_the_code_knows_is_refused(tmp_path: Path) -> 
 async def _server_process(sim: Sim, db: Path) -> tuple[asyncio.subprocess.Process, int]:
     env = {**os.environ, "GATEWAY_URL": sim.url, "STATE_DB": str(db), "GRPC_LISTEN": "127.0.0.1:0"}
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "server", cwd=ROOT, env=env, stderr=asyncio.subprocess.PIPE
+        sys.executable, "-m", "otari_batch_grpc.server", cwd=ROOT, env=env, stderr=asyncio.subprocess.PIPE
     )
     assert process.stderr is not None
     while True:

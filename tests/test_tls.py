@@ -8,10 +8,10 @@ from pathlib import Path
 
 import grpc
 import pytest
-from otari.batch.v1 import batch_service_pb2 as pb
-from otari.batch.v1 import batch_service_pb2_grpc
 
-from server.app import BatchServer
+from otari_batch_grpc.server.app import BatchServer
+from otari_batch_grpc.v1 import batch_service_pb2 as pb
+from otari_batch_grpc.v1 import batch_service_pb2_grpc
 from tests.conftest import ALICE, Sim, make_settings
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")

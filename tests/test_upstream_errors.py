@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING
 
 import grpc
 import pytest
-from otari.batch.v1 import batch_service_pb2 as pb
 
-from server.app import BatchServer
+from otari_batch_grpc.server.app import BatchServer
+from otari_batch_grpc.v1 import batch_service_pb2 as pb
 from tests.conftest import ALICE, Sim, connect, create_request, details, eventually, make_settings
 
 if TYPE_CHECKING:
-    from otari.batch.v1.batch_service_pb2_grpc import BatchServiceAsyncStub as Stub
+    from otari_batch_grpc.v1.batch_service_pb2_grpc import BatchServiceAsyncStub as Stub
 
 ROWS = [
     # (gateway status, detail, gRPC code, ErrorInfo reason, has RetryInfo)
@@ -147,7 +147,7 @@ async def test_an_unexpected_server_bug_is_internal_without_a_stack_trace(
     def broken(_data: object) -> object:
         raise KeyError("secret internals")
 
-    monkeypatch.setattr("server.convert.batch_from_json", broken)
+    monkeypatch.setattr("otari_batch_grpc.server.convert.batch_from_json", broken)
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await stub.CreateBatch(create_request(1), metadata=ALICE)
     assert caught.value.code() == grpc.StatusCode.INTERNAL

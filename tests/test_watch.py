@@ -13,15 +13,15 @@ from typing import TYPE_CHECKING, Any
 import grpc
 import pytest
 from google.protobuf import duration_pb2
-from otari.batch.v1 import batch_pb2, batch_service_pb2_grpc, watch_pb2
-from otari.batch.v1 import batch_service_pb2 as pb
 
-from server import tokens
-from server.app import BatchServer
+from otari_batch_grpc.server import tokens
+from otari_batch_grpc.server.app import BatchServer
+from otari_batch_grpc.v1 import batch_pb2, batch_service_pb2_grpc, watch_pb2
+from otari_batch_grpc.v1 import batch_service_pb2 as pb
 from tests.conftest import ALICE, BOB, Sim, connect, create_request, details, eventually, make_settings
 
 if TYPE_CHECKING:
-    from otari.batch.v1.batch_service_pb2_grpc import BatchServiceAsyncStub as Stub
+    from otari_batch_grpc.v1.batch_service_pb2_grpc import BatchServiceAsyncStub as Stub
 
 FAST = {"watch_poll_min": 0.03, "watch_poll_max": 0.1, "watch_heartbeat": 30.0}
 SNAPSHOT, CHANGE, HEARTBEAT = (

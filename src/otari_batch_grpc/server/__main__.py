@@ -1,0 +1,75 @@
+"""`python -m otari_batch_grpc.server` (`make run`): serve BatchService until SIGTERM or Ctrl-C.
+
+Without GATEWAY_URL the built-in gateway simulator starts too, and the service proxies it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import AsyncIterator
+
+from otari_batch_grpc.server import config
+from otari_batch_grpc.server.app import BatchServer
+from otari_batch_grpc.server.store import StoreError
+from otari_batch_grpc.simulator.run import running_simulator
+from otari_batch_grpc.simulator.state import DEFAULT_API_KEYS, DEFAULT_MASTER_KEY, SimState
+
+log = logging.getLogger("otari_batch_grpc")
+
+
+@contextlib.asynccontextmanager
+async def _gateway(settings: config.Settings) -> AsyncIterator[str]:
+    if settings.gateway_url:
+        yield settings.gateway_url
+        return
+    host, port = settings.simulator_host_port
+    async with running_simulator(SimState(stage_seconds=settings.simulator_stage_seconds), host, port) as url:
+        log.info(
+            "GATEWAY_URL is not set: using the built-in gateway simulator at %s (a development tool). Try API key %s.",
+            url,
+            next(iter(DEFAULT_API_KEYS)),
+        )
+        log.info("Simulator keys: %s; master key %s", ", ".join(DEFAULT_API_KEYS), DEFAULT_MASTER_KEY)
+        yield url
+
+
+async def serve(settings: config.Settings) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with _gateway(settings) as gateway_url:
+        server = BatchServer(settings, gateway_url=gateway_url)
+        port = await server.start()
+        log.info("otari-batch-grpc serving on %s (port %d), gateway %s", settings.grpc_listen, port, gateway_url)
+        await stop.wait()
+        log.info("shutting down: health NOT_SERVING, ending streams, %.1fs grace", settings.shutdown_grace)
+        await server.stop()
+    log.info("stopped")
+
+
+def main() -> None:
+    try:
+        settings = config.load()
+    except config.ConfigError as exc:
+        print(f"otari-batch-grpc: {exc}", file=sys.stderr)
+        sys.exit(2)
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    try:
+        asyncio.run(serve(settings))
+    except (OSError, StoreError) as exc:
+        log.error("%s", exc)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,163 @@
+"""The gRPC server assembled: BatchService, health (tracking the gateway), reflection; start and graceful stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import grpc
+from grpc import aio
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+
+from otari_batch_grpc.server import reflection
+from otari_batch_grpc.server.auth import OwnerHasher, load_owner_secret
+from otari_batch_grpc.server.config import Settings
+from otari_batch_grpc.server.gateway import GatewayClient
+from otari_batch_grpc.server.service import BatchService, CachePolicy
+from otari_batch_grpc.server.store import Store
+from otari_batch_grpc.server.watch import WatchPolicy
+from otari_batch_grpc.v1 import batch_service_pb2, batch_service_pb2_grpc
+
+log = logging.getLogger("otari_batch_grpc")
+
+SERVICE_NAME: str = batch_service_pb2.DESCRIPTOR.services_by_name["BatchService"].full_name
+_SERVING = health_pb2.HealthCheckResponse.SERVING
+_NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+class BatchServer:
+    """One running service: call `start`, then `stop` (or use `async with`)."""
+
+    def __init__(self, settings: Settings, *, gateway_url: str) -> None:
+        self.settings = settings
+        self.gateway = GatewayClient(
+            gateway_url,
+            timeout=settings.upstream_timeout,
+            results_timeout=settings.results_timeout,
+            max_connections=settings.upstream_max_connections,
+        )
+        self.health = HealthServicer()
+        self.port = 0
+        self._service: BatchService | None = None
+        self._store: Store | None = None
+        self._server: aio.Server | None = None
+        self._health_task: asyncio.Task[None] | None = None
+
+    @property
+    def service(self) -> BatchService:
+        assert self._service is not None, "start() first"
+        return self._service
+
+    @property
+    def store(self) -> Store:
+        assert self._store is not None, "start() first"
+        return self._store
+
+    async def start(self) -> int:
+        """Open the state, bind and serve; returns the bound port (useful with port 0)."""
+        settings = self.settings
+        self._store = await Store.open(settings.state_db)
+        try:
+            secret = await load_owner_secret(settings.owner_secret, settings.state_db)
+            self._service = BatchService(
+                gateway=self.gateway,
+                store=self._store,
+                owners=OwnerHasher(secret),
+                policy=CachePolicy(
+                    owner_trust_seconds=settings.owner_trust_seconds,
+                    results_max_bytes=settings.results_cache_max_bytes,
+                    results_max_age=settings.results_cache_max_age,
+                    heartbeat_seconds=settings.watch_heartbeat,
+                    wait_default_seconds=settings.wait_default_timeout,
+                ),
+                service_key=settings.service_key,
+                watch=WatchPolicy(
+                    poll_min=settings.watch_poll_min,
+                    poll_max=settings.watch_poll_max,
+                    failure_limit=settings.watch_failure_limit,
+                    revisions_kept=settings.watch_revisions_kept,
+                ),
+            )
+            return await self._serve()
+        except BaseException:
+            await self._store.close()
+            raise
+
+    async def _serve(self) -> int:
+        size = self.settings.max_message_bytes
+        server = aio.server(
+            options=[
+                ("grpc.max_receive_message_length", size),
+                ("grpc.max_send_message_length", size),
+                ("grpc.so_reuseport", 0),
+            ]
+        )
+        batch_service_pb2_grpc.add_BatchServiceServicer_to_server(self.service, server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        reflection.enable(server, (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name))
+        try:
+            if self.settings.tls:
+                self.port = server.add_secure_port(self.settings.grpc_listen, self._tls_credentials())
+            else:
+                self.port = server.add_insecure_port(self.settings.grpc_listen)
+        except RuntimeError as exc:  # grpcio reports a failed bind this way
+            raise OSError(f"cannot listen on {self.settings.grpc_listen}: is another process using it?") from exc
+        await server.start()
+        self._server = server
+        await self._set_health(await self.gateway.ping(within=2.0))
+        self._health_task = asyncio.create_task(self._watch_gateway(), name="gateway-health")
+        return self.port
+
+    async def stop(self) -> None:
+        """Graceful: health NOT_SERVING, open streams end with UNAVAILABLE, in-flight unary calls get the grace."""
+        if self._health_task is not None:
+            self._health_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._health_task
+        await self.health.enter_graceful_shutdown()
+        if self._service is not None:
+            self._service.streams.drain()
+            await self._service.hub.close()
+        if self._server is not None:
+            await self._server.stop(self.settings.shutdown_grace)
+        await self.gateway.aclose()
+        if self._store is not None:
+            await self._store.close()
+
+    async def wait(self) -> None:
+        assert self._server is not None
+        await self._server.wait_for_termination()
+
+    async def __aenter__(self) -> BatchServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.stop()
+
+    async def _watch_gateway(self) -> None:
+        reachable: bool | None = None
+        while True:
+            await asyncio.sleep(self.settings.health_interval)
+            now = await self.gateway.ping(within=min(2.0, self.settings.health_interval))
+            if now != reachable:
+                log.log(logging.INFO if now else logging.WARNING, "gateway reachable: %s", now)
+                reachable = now
+            await self._set_health(now)
+
+    async def _set_health(self, reachable: bool) -> None:
+        status = _SERVING if reachable else _NOT_SERVING
+        await self.health.set("", status)
+        await self.health.set(SERVICE_NAME, status)
+
+    def _tls_credentials(self) -> grpc.ServerCredentials:
+        settings = self.settings
+        assert settings.tls_cert is not None and settings.tls_key is not None
+        ca = settings.tls_client_ca.read_bytes() if settings.tls_client_ca else None
+        return grpc.ssl_server_credentials(
+            [(settings.tls_key.read_bytes(), settings.tls_cert.read_bytes())],
+            root_certificates=ca,
+            require_client_auth=ca is not None,
+        )

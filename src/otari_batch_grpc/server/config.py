@@ -1,0 +1,189 @@
+"""Settings: read once at start from flags and environment variables, validated, then frozen."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+_MIB = 1024 * 1024
+
+
+def _opt(default: object, help_text: str, *, secret: bool = False) -> Any:
+    return field(default=default, repr=not secret, metadata={"help": help_text, "secret": secret})
+
+
+class ConfigError(ValueError):
+    """A setting has a value the service cannot start with."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Everything the service can be told. Each field has a flag and an environment variable."""
+
+    gateway_url: str | None = _opt(
+        None, "Base URL of the otari gateway. Unset: start the built-in gateway simulator and proxy that."
+    )
+    grpc_listen: str = _opt("127.0.0.1:50051", "host:port the gRPC server binds.")
+    state_db: Path = _opt(Path("state/otari-batch-grpc.db"), "SQLite database holding the service's state.")
+    service_key: str | None = _opt(
+        None,
+        "An otari key used for calls that bring no credential of their own. Unset: such calls are refused.",
+        secret=True,
+    )
+    owner_secret: str | None = _opt(
+        None,
+        "Server secret keying the hash that stands for a caller's credential in the state database. "
+        "Unset: a random one kept in a file beside STATE_DB.",
+        secret=True,
+    )
+    owner_trust_seconds: float = _opt(
+        300.0,
+        "Seconds the service trusts that a caller the gateway showed a batch to may still see it; after that, "
+        "cached data is served only after the gateway authorizes the caller again.",
+    )
+    results_cache_max_bytes: int = _opt(1024**3, "Bytes of cached results kept at most; the oldest go first.")
+    results_cache_max_age: float = _opt(7 * 86400.0, "Seconds cached results are kept at most.")
+    watch_poll_min: float = _opt(1.0, "Seconds between polls of a watched batch right after it changed.")
+    watch_poll_max: float = _opt(15.0, "Seconds between polls of a watched batch that has not changed for a while.")
+    watch_heartbeat: float = _opt(15.0, "Seconds without a change after which a watch stream gets a heartbeat event.")
+    watch_failure_limit: float = _opt(
+        120.0, "Seconds the gateway may keep failing for a watched batch before its watch streams end (UNAVAILABLE)."
+    )
+    watch_revisions_kept: int = _opt(100, "Revisions kept per batch for resuming watches; older tokens start over.")
+    wait_default_timeout: float = _opt(60.0, "Seconds WaitBatch waits when the request sets no timeout.")
+    upstream_timeout: float = _opt(
+        30.0,
+        "Seconds an upstream call may take (create, get, list, cancel); the caller's deadline can shorten it.",
+    )
+    results_timeout: float = _opt(300.0, "Seconds the results download may take; the caller's deadline can shorten it.")
+    upstream_max_connections: int = _opt(100, "Connections the shared HTTP client keeps to the gateway at most.")
+    max_message_bytes: int = _opt(
+        64 * _MIB,
+        "Largest gRPC message received or sent. The default admits 10,000 requests with 1 KiB bodies.",
+    )
+    tls_cert: Path | None = _opt(None, "PEM certificate chain of the server; with tls_key, the server speaks TLS.")
+    tls_key: Path | None = _opt(None, "PEM private key of the server.")
+    tls_client_ca: Path | None = _opt(
+        None, "PEM CA bundle: when set, clients must present a certificate it signed (mTLS)."
+    )
+    shutdown_grace: float = _opt(10.0, "Seconds in-flight calls get to finish after SIGTERM.")
+    health_interval: float = _opt(5.0, "Seconds between probes of the gateway for the health service.")
+    log_level: str = _opt("INFO", "Logging level: DEBUG, INFO, WARNING or ERROR.")
+    simulator_listen: str = _opt(
+        "127.0.0.1:0", "host:port of the built-in gateway simulator, when it runs (port 0 picks a free one)."
+    )
+    simulator_stage_seconds: float = _opt(
+        5.0, "Seconds the simulator keeps a batch in each of validating, in_progress and finalizing."
+    )
+
+    def __post_init__(self) -> None:
+        if self.gateway_url is not None and not self.gateway_url.startswith(("http://", "https://")):
+            raise ConfigError(f"GATEWAY_URL must start with http:// or https://, got {self.gateway_url!r}")
+        for name in (
+            "upstream_timeout",
+            "results_timeout",
+            "shutdown_grace",
+            "health_interval",
+            "results_cache_max_age",
+            "watch_poll_min",
+            "watch_poll_max",
+            "watch_heartbeat",
+            "watch_failure_limit",
+            "wait_default_timeout",
+        ):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be greater than 0")
+        if self.simulator_stage_seconds < 0:
+            raise ConfigError("simulator_stage_seconds must be 0 or more")
+        if self.watch_poll_min > self.watch_poll_max:
+            raise ConfigError("watch_poll_min must not be more than watch_poll_max")
+        if self.watch_revisions_kept < 1:
+            raise ConfigError("watch_revisions_kept must be at least 1")
+        if self.owner_trust_seconds < 0 or self.results_cache_max_bytes < 0:
+            raise ConfigError("owner_trust_seconds and results_cache_max_bytes must be 0 or more")
+        if self.owner_secret is not None and len(self.owner_secret) < 16:
+            raise ConfigError("owner_secret must be at least 16 characters")
+        if self.max_message_bytes < _MIB:
+            raise ConfigError("max_message_bytes must be at least 1 MiB")
+        if self.upstream_max_connections < 1:
+            raise ConfigError("upstream_max_connections must be at least 1")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ConfigError("tls_cert and tls_key go together: set both or neither")
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            raise ConfigError("tls_client_ca needs tls_cert and tls_key")
+        for name in ("tls_cert", "tls_key", "tls_client_ca"):
+            path = getattr(self, name)
+            if path is not None and not path.is_file():
+                raise ConfigError(f"{name}: no file at {path}")
+        if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ConfigError(f"log_level must be DEBUG, INFO, WARNING or ERROR, got {self.log_level!r}")
+        _split_host_port(self.grpc_listen, "grpc_listen")
+        _split_host_port(self.simulator_listen, "simulator_listen")
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
+
+    @property
+    def simulator_host_port(self) -> tuple[str, int]:
+        return _split_host_port(self.simulator_listen, "simulator_listen")
+
+
+def _split_host_port(value: str, name: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"{name} must be host:port, got {value!r}")
+    return host.strip("[]"), int(port)
+
+
+def _env_name(field_name: str) -> str:
+    return field_name.upper()
+
+
+def load(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from flags, then environment variables, then defaults. Raises ConfigError or exits on --help."""
+    environ = os.environ if environ is None else environ
+    parser = argparse.ArgumentParser(
+        prog="otari-batch-grpc",
+        description="otari-batch-grpc: the otari gateway's Batch API as a gRPC service.",
+        epilog="Every flag can also be set by the environment variable named in brackets.",
+    )
+    defaults = Settings()
+    for setting in fields(Settings):
+        parser.add_argument(
+            "--" + setting.name.replace("_", "-"),
+            dest=setting.name,
+            default=None,
+            metavar=setting.name.upper(),
+            help=f"{setting.metadata['help']} [{_env_name(setting.name)}] "
+            f"(default: {'unset' if setting.metadata['secret'] else getattr(defaults, setting.name)})",
+        )
+    args = vars(parser.parse_args(argv))
+    values: dict[str, object] = {}
+    for setting in fields(Settings):
+        raw = args[setting.name]
+        if raw is None:
+            raw = environ.get(_env_name(setting.name)) or None
+        if raw is None:
+            continue
+        values[setting.name] = _parse(setting.name, raw, getattr(defaults, setting.name))
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def _parse(name: str, raw: str, default: object) -> object:
+    try:
+        if isinstance(default, bool):
+            return raw.lower() in ("1", "true", "yes", "on")
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+    if name in ("state_db", "tls_cert", "tls_key", "tls_client_ca"):
+        return Path(raw)
+    return raw

@@ -1,0 +1,202 @@
+"""Gateway JSON <-> proto messages: the only module that knows both shapes.
+
+JSON -> proto is lossless by construction: `fill` walks the message's descriptor; a key with a typed field of a
+matching type lands there, and every other key (unknown, or of an unexpected type) lands in the message's
+`extra` Struct. JSON null means "not set".
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any, cast
+
+from google.protobuf import struct_pb2, timestamp_pb2
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
+
+from otari_batch_grpc.v1 import batch_pb2, batch_service_pb2, result_pb2
+
+JSON = dict[str, Any]
+
+EXTRA = "extra"
+DEFAULT_COMPLETION_WINDOW = "24h"
+TERMINAL_STATUSES = frozenset(
+    {
+        batch_pb2.BATCH_STATUS_COMPLETED,
+        batch_pb2.BATCH_STATUS_FAILED,
+        batch_pb2.BATCH_STATUS_EXPIRED,
+        batch_pb2.BATCH_STATUS_CANCELLED,
+    }
+)
+
+_INT_TYPES = (FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_UINT64)
+_FLOAT_TYPES = (FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT)
+
+
+def batch_from_json(data: Mapping[str, Any]) -> batch_pb2.Batch:
+    """A gateway Batch object as a Batch message."""
+    normalized = dict(data)
+    errors = normalized.get("errors")
+    if isinstance(errors, dict) and isinstance(errors.get("data"), list) and set(errors) <= {"object", "data"}:
+        normalized["errors"] = errors["data"]
+    if isinstance(normalized.get("status"), str):
+        normalized["upstream_status"] = normalized["status"]
+    batch = batch_pb2.Batch()
+    fill(batch, normalized)
+    return batch
+
+
+def result_from_json(data: Mapping[str, Any]) -> result_pb2.BatchResult:
+    """One `{custom_id, result, error}` item of the results document as a BatchResult."""
+    item = result_pb2.BatchResult(custom_id=str(data.get("custom_id", "")))
+    completion, error = data.get("result"), data.get("error")
+    if isinstance(error, dict):
+        fill(item.error, error)
+    elif error is not None:
+        item.error.message = str(error)
+    elif isinstance(completion, dict):
+        fill(item.completion, completion)
+    else:
+        # Neither a result nor an error: say so rather than send an item that looks like nothing happened.
+        item.error.code = "unknown"
+        item.error.message = "The gateway returned neither a result nor an error for this request"
+    return item
+
+
+def status_name(status: int) -> str:
+    """`BATCH_STATUS_IN_PROGRESS` -> `in_progress`, the gateway's spelling."""
+    return batch_pb2.BatchStatus.Name(status).removeprefix("BATCH_STATUS_").lower()  # type: ignore[arg-type]
+
+
+def create_body(request: batch_service_pb2.CreateBatchRequest) -> JSON:
+    """The gateway's POST /v1/batches body for a (validated) CreateBatchRequest."""
+    body: JSON = {
+        "model": request.model,
+        "requests": [{"custom_id": item.custom_id, "body": struct_to_python(item.body)} for item in request.requests],
+        "completion_window": request.completion_window or DEFAULT_COMPLETION_WINDOW,
+    }
+    if request.metadata:
+        body["metadata"] = dict(request.metadata)
+    if request.user:
+        body["user"] = request.user
+    return body
+
+
+def struct_to_python(struct: struct_pb2.Struct) -> JSON:
+    """A Struct as plain JSON-ready Python. Struct keeps every number as a double; whole numbers come back as
+    ints, since providers reject `"max_tokens": 100.0`."""
+    return {key: _value_to_python(value) for key, value in struct.fields.items()}
+
+
+def _value_to_python(value: struct_pb2.Value) -> Any:
+    kind = value.WhichOneof("kind")
+    if kind == "struct_value":
+        return struct_to_python(value.struct_value)
+    if kind == "list_value":
+        return [_value_to_python(v) for v in value.list_value.values]
+    if kind == "number_value":
+        number = value.number_value
+        if math.isfinite(number) and number.is_integer() and abs(number) < 2**53:
+            return int(number)
+        return number
+    if kind == "string_value":
+        return value.string_value
+    if kind == "bool_value":
+        return value.bool_value
+    return None
+
+
+def fill(message: Message, data: Mapping[str, Any]) -> None:
+    """Set `message` from a JSON object; keys without a typed field of the right type go to `extra`."""
+    descriptor = message.DESCRIPTOR
+    extra: JSON = {}
+    for key, value in data.items():
+        field = cast(FieldDescriptor | None, descriptor.fields_by_name.get(key))
+        if field is None or key == EXTRA or (value is not None and not _set(message, field, value)):
+            extra[key] = value
+    if extra and EXTRA in descriptor.fields_by_name:
+        getattr(message, EXTRA).update(extra)
+
+
+def _set(message: Message, field: FieldDescriptor, value: Any) -> bool:
+    """Set one field; False when the JSON value does not fit its type (the caller keeps it in `extra`)."""
+    name = field.name
+    if _is_map(field):
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            return False
+        getattr(message, name).update(value)
+        return True
+    if field.is_repeated:
+        if not isinstance(value, list):
+            return False
+        target = getattr(message, name)
+        if field.type == FieldDescriptor.TYPE_MESSAGE:
+            if not all(isinstance(v, dict) for v in value):
+                return False
+            for item in value:
+                fill(target.add(), item)
+            return True
+        if not all(_scalar_fits(field, v) for v in value):
+            return False
+        target.extend(value)
+        return True
+    if field.type == FieldDescriptor.TYPE_MESSAGE:
+        return _set_message(getattr(message, name), value)
+    if field.type == FieldDescriptor.TYPE_ENUM:
+        if not isinstance(value, str):
+            return False
+        assert field.enum_type is not None
+        enum_value = field.enum_type.values_by_name.get(f"{_enum_prefix(field)}_{value.upper()}")
+        if enum_value is not None:
+            setattr(message, name, enum_value.number)
+        return True  # an unknown value leaves the enum UNSPECIFIED; the raw string is kept by the caller
+    if not _scalar_fits(field, value):
+        return False
+    setattr(message, name, value)
+    return True
+
+
+def _set_message(target: Message, value: Any) -> bool:
+    if isinstance(target, timestamp_pb2.Timestamp):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False
+        target.FromNanoseconds(int(value * 1_000_000_000))
+        return True
+    if isinstance(target, struct_pb2.Struct):
+        if not isinstance(value, dict):
+            return False
+        target.update(value)
+        return True
+    if not isinstance(value, dict):
+        return False
+    target.SetInParent()
+    fill(target, value)
+    return True
+
+
+def _scalar_fits(field: FieldDescriptor, value: Any) -> bool:
+    if field.type == FieldDescriptor.TYPE_STRING:
+        return isinstance(value, str)
+    if field.type == FieldDescriptor.TYPE_BOOL:
+        return isinstance(value, bool)
+    if field.type in _INT_TYPES:
+        return isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63
+    if field.type in _FLOAT_TYPES:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    return False
+
+
+def _is_map(field: FieldDescriptor) -> bool:
+    return (
+        field.type == FieldDescriptor.TYPE_MESSAGE
+        and field.message_type is not None
+        and field.message_type.GetOptions().map_entry
+    )
+
+
+def _enum_prefix(field: FieldDescriptor) -> str:
+    """BatchStatus -> BATCH_STATUS."""
+    assert field.enum_type is not None
+    name = field.enum_type.name
+    return "".join(f"_{c}" if c.isupper() and i else c for i, c in enumerate(name)).upper()

@@ -1,0 +1,185 @@
+"""The constraints written beside each field in the .proto files, enforced in one place before any upstream call.
+
+Each check names the field path as the caller wrote it (`requests[3].custom_id`) and says how to fix it. All
+violations of a request are reported together, in a google.rpc.BadRequest.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from otari_batch_grpc.server.errors import FieldViolation, invalid_argument
+from otari_batch_grpc.v1 import batch_service_pb2
+
+MAX_REQUESTS = 10_000
+MAX_CUSTOM_ID_CHARS = 512
+MAX_METADATA_KEY_CHARS = 64
+MAX_METADATA_VALUE_CHARS = 512
+# The upstream (OpenAI) takes 16 metadata pairs; the gateway stamps one itself.
+GATEWAY_METADATA_PAIRS = 16
+GATEWAY_OWNER_KEY = "otari_user_id"
+REQUEST_ID_KEY = "otari_request_id"
+RESERVED_METADATA_KEYS = frozenset({GATEWAY_OWNER_KEY, REQUEST_ID_KEY})
+MAX_PAGE_SIZE = 100
+DEFAULT_PAGE_SIZE = 20
+MAX_ID_CHARS = 256
+
+
+def check_create(request: batch_service_pb2.CreateBatchRequest) -> None:
+    problems: list[FieldViolation] = []
+    _check_model(request.model, problems)
+    _check_requests(request, problems)
+    _check_metadata(request, problems)
+    if request.request_id and not _is_uuid(request.request_id):
+        problems.append(
+            FieldViolation("request_id", f"must be a UUID such as {uuid.uuid4()}, or empty; got {request.request_id!r}")
+        )
+    if request.completion_window and not request.completion_window.strip():
+        problems.append(FieldViolation("completion_window", "must not be blank; leave it empty for 24h"))
+    _raise(problems)
+
+
+def check_batch_ref(batch_id: str, provider: str, *, start_index: int = 0) -> None:
+    """Get, Cancel and StreamResults: which batch, and (optional here) which provider holds it."""
+    problems: list[FieldViolation] = []
+    _check_id("batch_id", batch_id, problems)
+    if provider:
+        _check_id("provider", provider, problems)
+    if start_index < 0:
+        problems.append(FieldViolation("start_index", "must be 0 or more"))
+    _raise(problems)
+
+
+def provider_required(batch_id: str) -> None:
+    """A batch the caller has not been shown through this service needs its provider named."""
+    _raise(
+        [
+            FieldViolation(
+                "provider",
+                f"is required: this service has not shown you batch {batch_id}, so it does not know which "
+                "provider holds it (pass Batch.provider, for example 'openai')",
+            )
+        ]
+    )
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return len(value) in (32, 36)
+
+
+def check_list(request: batch_service_pb2.ListBatchesRequest) -> None:
+    problems: list[FieldViolation] = []
+    _check_id("provider", request.provider, problems)
+    if request.page_size < 0:
+        problems.append(FieldViolation("page_size", f"must be 0 (default) to {MAX_PAGE_SIZE}, not negative"))
+    _raise(problems)
+
+
+def check_watch_many(batch_ids: Sequence[str], limit: int) -> None:
+    problems: list[FieldViolation] = []
+    if len(batch_ids) > limit:
+        problems.append(FieldViolation("batch_ids", f"at most {limit:,} ids; got {len(batch_ids):,}"))
+    for i, batch_id in enumerate(batch_ids[:limit]):
+        _check_id(f"batch_ids[{i}]", batch_id, problems)
+    _raise(problems)
+
+
+def wait_timeout(seconds: float, limit: float) -> float:
+    if seconds <= 0:
+        _raise([FieldViolation("timeout", "must be positive; leave it unset for the default")])
+    return min(seconds, limit)
+
+
+def page_size(requested: int) -> int:
+    """AIP-158: 0 means the default; larger than the maximum is capped, not refused."""
+    return min(requested or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+
+
+def _raise(problems: list[FieldViolation]) -> None:
+    if problems:
+        raise invalid_argument(problems)
+
+
+def _check_id(name: str, value: str, problems: list[FieldViolation]) -> None:
+    if not value.strip():
+        problems.append(FieldViolation(name, "is required"))
+    elif len(value) > MAX_ID_CHARS or any(c.isspace() or not c.isprintable() for c in value):
+        problems.append(FieldViolation(name, f"must be at most {MAX_ID_CHARS} printable characters, no spaces"))
+
+
+def _check_model(model: str, problems: list[FieldViolation]) -> None:
+    if not model.strip():
+        problems.append(FieldViolation("model", "is required, as 'provider:model', e.g. 'openai:gpt-4o-mini'"))
+        return
+    for sep in (":", "/"):
+        provider, found, name = model.partition(sep)
+        if found and provider.strip() and name.strip():
+            return
+    problems.append(FieldViolation("model", f"must be 'provider:model', e.g. 'openai:gpt-4o-mini'; got {model!r}"))
+
+
+def _check_requests(request: batch_service_pb2.CreateBatchRequest, problems: list[FieldViolation]) -> None:
+    count = len(request.requests)
+    if count == 0:
+        problems.append(FieldViolation("requests", f"must hold 1 to {MAX_REQUESTS:,} requests; it is empty"))
+        return
+    if count > MAX_REQUESTS:
+        problems.append(FieldViolation("requests", f"must hold at most {MAX_REQUESTS:,} requests; it holds {count:,}"))
+        return
+    first_seen: dict[str, int] = {}
+    for i, item in enumerate(request.requests):
+        where = f"requests[{i}]"
+        if not item.custom_id:
+            problems.append(FieldViolation(f"{where}.custom_id", "is required"))
+        elif len(item.custom_id) > MAX_CUSTOM_ID_CHARS:
+            problems.append(FieldViolation(f"{where}.custom_id", f"must be at most {MAX_CUSTOM_ID_CHARS} characters"))
+        elif item.custom_id in first_seen:
+            problems.append(
+                FieldViolation(
+                    f"{where}.custom_id",
+                    f"{item.custom_id!r} is already used by requests[{first_seen[item.custom_id]}]; "
+                    "custom_id must be unique within the batch",
+                )
+            )
+        else:
+            first_seen[item.custom_id] = i
+        if not item.body.fields:
+            problems.append(FieldViolation(f"{where}.body", "is required: the chat-completion request body"))
+        if len(problems) >= 100:  # enough to act on; a 10,000-item mistake need not echo 10,000 times
+            return
+
+
+def _check_metadata(request: batch_service_pb2.CreateBatchRequest, problems: list[FieldViolation]) -> None:
+    metadata = request.metadata
+    stamped = [GATEWAY_OWNER_KEY, REQUEST_ID_KEY] if request.request_id else [GATEWAY_OWNER_KEY]
+    allowed = GATEWAY_METADATA_PAIRS - len(stamped)
+    if len(metadata) > allowed:
+        problems.append(
+            FieldViolation(
+                "metadata",
+                f"at most {allowed} pairs{' with a request_id' if request.request_id else ''}: the provider takes "
+                f"{GATEWAY_METADATA_PAIRS} and {' and '.join(stamped)} are stamped on every batch; got {len(metadata)}",
+            )
+        )
+    for key in sorted(metadata):
+        value = metadata[key]
+        if key in RESERVED_METADATA_KEYS:
+            problems.append(
+                FieldViolation(f"metadata[{key}]", "is stamped by the service or gateway; pick another key")
+            )
+        elif not key or len(key) > MAX_METADATA_KEY_CHARS:
+            problems.append(
+                FieldViolation(f"metadata[{key}]", f"keys must be 1 to {MAX_METADATA_KEY_CHARS} characters")
+            )
+        if len(value) > MAX_METADATA_VALUE_CHARS:
+            problems.append(
+                FieldViolation(
+                    f"metadata[{key}]",
+                    f"values must be at most {MAX_METADATA_VALUE_CHARS} characters; this one has {len(value)}",
+                )
+            )

@@ -1,0 +1,324 @@
+"""The otari gateway's batch HTTP routes, as GATEWAY-CONTRACT.md records them, over a SimState.
+
+Same paths, `provider` query parameter, auth headers, status codes and FastAPI error bodies as the real gateway,
+including its oddities (200 on create, 502 for an unknown batch id). `/_simulator/*` routes inject faults and
+move batches; they exist only here. A development and test tool: never expose it beyond loopback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+from fastapi import Body, Depends, FastAPI, Header, HTTPException, Query, Request, Response
+from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel, Field
+
+from otari_batch_grpc.simulator.state import (
+    BATCH_PROVIDERS,
+    PROVIDERS_WITHOUT_BATCH,
+    SUPPORTED_WINDOWS,
+    TERMINAL,
+    UPSTREAM_METADATA_PAIRS,
+    Fault,
+    SimBatch,
+    SimState,
+)
+
+_HEADERS = {"vary": "Authorization", "cache-control": "private, no-store, no-cache"}
+_PROVIDER_ERROR = "LLM provider error"
+
+
+class BatchRequestItem(BaseModel):
+    custom_id: str
+    body: dict[str, Any]
+
+
+class CreateBatchRequest(BaseModel):
+    model: str
+    requests: list[BatchRequestItem] = Field(min_length=1, max_length=10_000)
+    completion_window: str = "24h"
+    metadata: dict[str, str] | None = None
+    user: str | None = None
+
+
+class AuthHeaders(BaseModel):
+    authorization: str | None = None
+    otari_key: str | None = None
+    x_api_key: str | None = None
+
+
+def auth_headers(
+    authorization: Annotated[str | None, Header()] = None,
+    otari_key: Annotated[str | None, Header()] = None,
+    x_api_key: Annotated[str | None, Header()] = None,
+) -> AuthHeaders:
+    return AuthHeaders(authorization=authorization, otari_key=otari_key, x_api_key=x_api_key)
+
+
+Auth = Annotated[AuthHeaders, Depends(auth_headers)]
+
+
+class Caller(BaseModel):
+    user: str | None
+    master: bool
+
+
+class FaultSpec(BaseModel):
+    op: str = "*"
+    status: int | None = None
+    detail: Any = "Injected fault"
+    retry_after: str | None = None
+    delay: float = 0.0
+    malformed: bool = False
+    drop_after_create: bool = False
+    times: int | None = None
+
+
+def create_app(state: SimState) -> FastAPI:
+    app = FastAPI(title="otari gateway simulator (development and test tool)", docs_url=None, redoc_url=None)
+    app.state.sim = state
+
+    def authenticate(headers: AuthHeaders) -> Caller:
+        authorization, otari_key, x_api_key = headers.authorization, headers.otari_key, headers.x_api_key
+        if authorization is not None:
+            if not authorization.startswith("Bearer "):
+                raise HTTPException(401, "Invalid header format. Expected 'Bearer <token>'")
+            key = authorization[len("Bearer ") :]
+        elif otari_key is not None:
+            key = otari_key.removeprefix("Bearer ")
+        elif x_api_key is not None:
+            key = x_api_key
+        else:
+            raise HTTPException(401, "Missing Otari-Key, Authorization, or x-api-key header")
+        if key == state.master_key:
+            return Caller(user=None, master=True)
+        if key in state.api_keys:
+            return Caller(user=state.api_keys[key], master=False)
+        raise HTTPException(401, "Invalid API key")
+
+    async def before(op: str, request: Request) -> Response | None:
+        """Count the request and apply any injected fault; a Response short-circuits the route."""
+        state.requests_seen[op] += 1
+        fault = state.take_fault(op)
+        if fault is None:
+            return None
+        if fault.delay:
+            deadline = asyncio.get_running_loop().time() + fault.delay
+            while asyncio.get_running_loop().time() < deadline:
+                if await request.is_disconnected():
+                    state.disconnects += 1
+                    return Response(status_code=499)
+                await asyncio.sleep(0.01)
+        if fault.malformed:
+            return PlainTextResponse("<html>upstream went sideways</html>", status_code=fault.status or 200)
+        if fault.status is not None:
+            headers = {"retry-after": fault.retry_after} if fault.retry_after else {}
+            return JSONResponse({"detail": fault.detail}, status_code=fault.status, headers=headers)
+        if fault.drop_after_create:
+            request.state.drop_after_create = True
+        return None
+
+    def provider_of(provider: str) -> str:
+        name = provider.lower()
+        if name in BATCH_PROVIDERS or name in PROVIDERS_WITHOUT_BATCH:
+            return name
+        supported = ", ".join((*BATCH_PROVIDERS, *PROVIDERS_WITHOUT_BATCH))
+        raise HTTPException(400, f"'{provider}' is not a supported provider. Supported providers: {supported}")
+
+    def owned(batch_id: str, provider: str, caller: Caller) -> SimBatch:
+        name = provider_of(provider)
+        batch = state.batches.get(batch_id)
+        if batch is None or batch.provider != name:
+            raise HTTPException(502, _PROVIDER_ERROR)
+        if not caller.master and batch.owner != caller.user:
+            raise HTTPException(404, f"Batch '{batch_id}' not found")
+        return batch
+
+    def reply(data: Any) -> JSONResponse:
+        return JSONResponse(data, headers=_HEADERS)
+
+    @app.post("/v1/batches", response_model=None)
+    async def create_batch(
+        request: Request,
+        body: CreateBatchRequest,
+        auth: Auth,
+    ) -> Response:
+        if (early := await before("create", request)) is not None:
+            return early
+        caller = authenticate(auth)
+        if caller.master:
+            if not body.user:
+                raise HTTPException(400, "When using master key, 'user' field is required in request body")
+            if body.user not in state.api_keys.values():
+                raise HTTPException(404, f"User '{body.user}' not found")
+            owner = body.user
+        else:
+            assert caller.user is not None
+            if body.user and body.user != caller.user:
+                raise HTTPException(403, "'user' field does not match the authenticated API key's user")
+            owner = caller.user
+        provider, model = _split_model(body.model)
+        name = provider_of(provider)
+        if name in PROVIDERS_WITHOUT_BATCH:
+            raise HTTPException(422, f"Provider '{name}' does not support batch operations")
+        metadata = dict(body.metadata or {})
+        if body.completion_window not in SUPPORTED_WINDOWS or len(metadata | {"otari_user_id": ""}) > (
+            UPSTREAM_METADATA_PAIRS
+        ):
+            raise HTTPException(502, _PROVIDER_ERROR)
+        requests = [{"custom_id": r.custom_id, "body": {**r.body, "model": model}} for r in body.requests]
+        batch = state.create(
+            owner=owner,
+            provider=name,
+            model=model,
+            requests=requests,
+            metadata=metadata,
+            completion_window=body.completion_window,
+        )
+        if getattr(request.state, "drop_after_create", False):
+            raise _DropConnection()
+        return reply(state.to_json(batch, name))
+
+    @app.get("/v1/batches", response_model=None)
+    async def list_batches(
+        request: Request,
+        provider: Annotated[str, Query()],
+        auth: Auth,
+        after: Annotated[str | None, Query()] = None,
+        limit: Annotated[int, Query()] = 20,
+    ) -> Response:
+        if (early := await before("list", request)) is not None:
+            return early
+        caller = authenticate(auth)
+        name = provider_of(provider)
+        if not 1 <= limit <= 100:
+            raise HTTPException(502, _PROVIDER_ERROR)
+        # The provider's page (every user's batches, newest first), then the gateway's owner filter.
+        newest_first = [state.batches[i] for i in reversed(state.order) if state.batches[i].provider == name]
+        if after is not None:
+            ids = [b.id for b in newest_first]
+            newest_first = newest_first[ids.index(after) + 1 :] if after in ids else []
+        page = newest_first[:limit]
+        mine = [b for b in page if caller.master or b.owner == caller.user]
+        return reply({"data": [state.to_json(b, provider) for b in mine]})
+
+    @app.get("/v1/batches/{batch_id}", response_model=None)
+    async def get_batch(
+        request: Request,
+        batch_id: str,
+        provider: Annotated[str, Query()],
+        auth: Auth,
+    ) -> Response:
+        if (early := await before("get", request)) is not None:
+            return early
+        caller = authenticate(auth)
+        return reply(state.to_json(owned(batch_id, provider, caller), provider))
+
+    @app.post("/v1/batches/{batch_id}/cancel", response_model=None)
+    async def cancel_batch(
+        request: Request,
+        batch_id: str,
+        provider: Annotated[str, Query()],
+        auth: Auth,
+    ) -> Response:
+        if (early := await before("cancel", request)) is not None:
+            return early
+        caller = authenticate(auth)
+        batch = owned(batch_id, provider, caller)
+        status, _ = state.status_of(batch)
+        if status in TERMINAL:
+            raise HTTPException(502, _PROVIDER_ERROR)
+        state.cancel(batch)
+        return reply(state.to_json(batch, provider))
+
+    @app.get("/v1/batches/{batch_id}/results", response_model=None)
+    async def batch_results(
+        request: Request,
+        batch_id: str,
+        provider: Annotated[str, Query()],
+        auth: Auth,
+    ) -> Response:
+        if (early := await before("results", request)) is not None:
+            return early
+        caller = authenticate(auth)
+        batch = owned(batch_id, provider, caller)
+        status, _ = state.status_of(batch)
+        if status != "completed":
+            raise HTTPException(
+                409,
+                f"Batch '{batch_id}' is not yet complete (status: {status}). "
+                f"Call GET /v1/batches/{batch_id} to check the current status.",
+            )
+        return reply({"results": state.results(batch)})
+
+    @app.get("/health/liveness")
+    async def liveness() -> str:
+        return "I'm alive!"
+
+    # -- simulator controls (not part of the gateway) ------------------------------------------------------
+    @app.post("/_simulator/faults")
+    async def add_fault(spec: FaultSpec) -> dict[str, int]:
+        state.faults.append(Fault(**spec.model_dump()))
+        return {"faults": len(state.faults)}
+
+    @app.delete("/_simulator/faults")
+    async def clear_faults() -> dict[str, int]:
+        state.faults.clear()
+        return {"faults": 0}
+
+    @app.post("/_simulator/batches/{batch_id}/status")
+    async def force_status(batch_id: str, status: Annotated[str, Body(embed=True)]) -> dict[str, str]:
+        batch = state.batches.get(batch_id)
+        if batch is None:
+            raise HTTPException(404, f"Batch '{batch_id}' not found")
+        if status not in ("failed", "expired", "completed", "cancelled"):
+            raise HTTPException(422, "status must be failed, expired, completed or cancelled")
+        state.force(batch, status)
+        return {"id": batch_id, "status": status}
+
+    @app.get("/_simulator/batches/{batch_id}/timeline")
+    async def timeline(batch_id: str) -> dict[str, float]:
+        """When the batch enters each status on the simulator's clock (exact, unlike the API's whole seconds)."""
+        batch = state.batches.get(batch_id)
+        if batch is None:
+            raise HTTPException(404, f"Batch '{batch_id}' not found")
+        stage = state.stage_seconds
+        return {
+            "validating": batch.created_at,
+            "in_progress": batch.created_at + stage,
+            "finalizing": batch.created_at + 2 * stage,
+            "completed": batch.created_at + 3 * stage,
+        }
+
+    @app.post("/_simulator/clock")
+    async def set_clock(stage_seconds: Annotated[float, Body(embed=True)]) -> dict[str, float]:
+        state.stage_seconds = stage_seconds
+        return {"stage_seconds": stage_seconds}
+
+    @app.get("/_simulator/stats")
+    async def stats() -> dict[str, Any]:
+        return {"requests": dict(state.requests_seen), "disconnects": state.disconnects}
+
+    @app.exception_handler(_DropConnection)
+    async def drop(_request: Request, _exc: _DropConnection) -> Response:
+        # The batch exists; the reply is lost on the way (as with a reset connection). Answer with a body the
+        # client cannot use: a truncated JSON document and a content-length that promises more.
+        return Response(content=b'{"id": "batch_', status_code=200, headers={"content-length": "64"})
+
+    return app
+
+
+class _DropConnection(Exception):
+    """Raised after a batch is created when a drop_after_create fault is armed."""
+
+
+def _split_model(model: str) -> tuple[str, str]:
+    for sep in (":", "/"):
+        provider, found, name = model.partition(sep)
+        if found and provider and name:
+            return provider, name
+    raise HTTPException(
+        400,
+        f"Unknown or unsupported model '{model}'. Use the format 'provider:model' (e.g. 'openai:gpt-4o-mini').",
+    )
