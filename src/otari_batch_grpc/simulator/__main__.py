@@ -5,16 +5,26 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import sys
+from pathlib import Path
 
 from otari_batch_grpc.simulator.run import running_simulator
-from otari_batch_grpc.simulator.state import DEFAULT_API_KEYS, DEFAULT_MASTER_KEY, SimState
+from otari_batch_grpc.simulator.state import (
+    API_ROOTS,
+    DEFAULT_API_KEYS,
+    DEFAULT_MASTER_KEY,
+    SimState,
+    StateFileError,
+)
 
 
-async def _main(host: str, port: int, stage_seconds: float) -> None:
-    async with running_simulator(SimState(stage_seconds=stage_seconds), host, port) as url:
+async def _main(state: SimState, host: str, port: int) -> None:
+    async with running_simulator(state, host, port) as url:
         keys = ", ".join(DEFAULT_API_KEYS)
+        kept = f"; batches kept in {state.state_file}" if state.state_file else ""
         print(
-            f"otari gateway simulator at {url} (API keys: {keys}; master key: {DEFAULT_MASTER_KEY})",
+            f"otari gateway simulator at {url} (batch routes under {state.api_root}; "
+            f"API keys: {keys}; master key: {DEFAULT_MASTER_KEY}{kept})",
             flush=True,
         )
         await asyncio.Event().wait()
@@ -25,9 +35,26 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--stage-seconds", type=float, default=5.0)
+    parser.add_argument(
+        "--state-file",
+        type=Path,
+        default=None,
+        help="JSON file the batches are kept in across restarts (loaded at start, written after every change)",
+    )
+    parser.add_argument(
+        "--api-root",
+        choices=API_ROOTS,
+        default="/v1",
+        help="root of the batch routes: /v1 (self-hosted gateway) or /api/v1 (otari platform)",
+    )
     args = parser.parse_args()
+    try:
+        state = SimState(stage_seconds=args.stage_seconds, state_file=args.state_file, api_root=args.api_root)
+    except StateFileError as exc:
+        print(f"otari-batch-simulator: {exc}", file=sys.stderr)
+        sys.exit(1)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_main(args.host, args.port, args.stage_seconds))
+        asyncio.run(_main(state, args.host, args.port))
 
 
 if __name__ == "__main__":

@@ -1,14 +1,15 @@
 """The otari gateway's batch HTTP routes, as GATEWAY-CONTRACT.md records them, over a SimState.
 
-Same paths, `provider` query parameter, auth headers, status codes and FastAPI error bodies as the real gateway,
-including its oddities (200 on create, 502 for an unknown batch id). `/_simulator/*` routes inject faults and
-move batches; they exist only here. A development and test tool: never expose it beyond loopback.
+Same paths (under the SimState's `api_root`: `/v1` or `/api/v1`), `provider` query parameter, auth headers,
+status codes and FastAPI error bodies as the real gateway, including its oddities (200 on create, 502 for an
+unknown batch id). `/_simulator/*` routes inject faults, refuse budgets and move batches; they exist only here.
+A development and test tool: never expose it beyond loopback.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Body, Depends, FastAPI, Header, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -20,6 +21,7 @@ from otari_batch_grpc.simulator.state import (
     SUPPORTED_WINDOWS,
     TERMINAL,
     UPSTREAM_METADATA_PAIRS,
+    BudgetRefusal,
     Fault,
     SimBatch,
     SimState,
@@ -27,6 +29,31 @@ from otari_batch_grpc.simulator.state import (
 
 _HEADERS = {"vary": "Authorization", "cache-control": "private, no-store, no-cache"}
 _PROVIDER_ERROR = "LLM provider error"
+# Every user's budget, in /_simulator/budget.
+ANY_USER = "*"
+
+
+def budget_detail(status: int, user: str) -> str:
+    """The real gateway's words for a refused budget.
+
+    403: mozilla-ai/otari src/gateway/services/budget_service.py `validate_user_budget` (and, in later versions,
+    src/gateway/services/budgets/_reservations.py `reserve_budget`, which keeps "budget" for the dollar axis "byte
+    for byte"): f"User '{user_id}' has exceeded budget limit". The batch create route reaches it through
+    `reserve_budget`, after resolving the model and before calling the provider.
+
+    402: the gateway itself never words one. In hybrid mode (the otari platform) it forwards the platform's
+    400/401/402/403/404/421/429 with the platform's JSON `detail` string, else the fallback "Authorization request
+    rejected" (src/gateway/api/routes/_platform.py `_post_resolve`; docs/hybrid-mode-protocol.md, Resolve >
+    Failure). That fallback is the default here; /_simulator/budget takes the platform's own detail if wanted.
+    """
+    if status == 403:
+        return f"User '{user}' has exceeded budget limit"
+    return "Authorization request rejected"
+
+
+# Sent with a 403 budget refusal by later gateway versions: src/gateway/core/error_codes.py (`Otari-Error-Code`,
+# `Otari-Budget-Scope`), raised by src/gateway/services/budgets/_reservations.py with scope "user".
+_BUDGET_403_HEADERS = {"Otari-Error-Code": "budget_exceeded", "Otari-Budget-Scope": "user"}
 
 
 class BatchRequestItem(BaseModel):
@@ -64,6 +91,14 @@ class Caller(BaseModel):
     master: bool
 
 
+class BudgetSpec(BaseModel):
+    """Refuse creates for one user (or "*": every user) with 402 or 403, worded as the real gateway does."""
+
+    user: str = ANY_USER
+    status: Literal[402, 403] = 403
+    detail: str | None = None
+
+
 class FaultSpec(BaseModel):
     op: str = "*"
     status: int | None = None
@@ -73,23 +108,33 @@ class FaultSpec(BaseModel):
     malformed: bool = False
     drop_after_create: bool = False
     times: int | None = None
+    provider: str | None = None
 
 
 def create_app(state: SimState) -> FastAPI:
     app = FastAPI(title="otari gateway simulator (development and test tool)", docs_url=None, redoc_url=None)
     app.state.sim = state
+    root = state.api_root
+    batches_path = f"{root}/batches"
 
     def authenticate(headers: AuthHeaders) -> Caller:
-        authorization, otari_key, x_api_key = headers.authorization, headers.otari_key, headers.x_api_key
-        if authorization is not None:
-            if not authorization.startswith("Bearer "):
+        """The real gateway's credential headers (mozilla-ai/otari src/gateway/api/deps.py
+        `extract_credential_token`): Otari-Key first (a "Bearer " prefix is stripped), then Authorization (which
+        must be "Bearer <token>"), then x-api-key; surrounding whitespace is stripped, and a blank credential is a
+        missing one. The first header present decides: a bad Authorization is not rescued by an x-api-key."""
+        key: str | None = None
+        if headers.otari_key:
+            value = headers.otari_key.lstrip()
+            key = value.removeprefix("Bearer ")
+        elif headers.authorization:
+            value = headers.authorization.lstrip()
+            if value and not value.startswith("Bearer "):
                 raise HTTPException(401, "Invalid header format. Expected 'Bearer <token>'")
-            key = authorization[len("Bearer ") :]
-        elif otari_key is not None:
-            key = otari_key.removeprefix("Bearer ")
-        elif x_api_key is not None:
-            key = x_api_key
+            key = value[len("Bearer ") :]
         else:
+            key = headers.x_api_key
+        key = key.strip() if key else ""
+        if not key:
             raise HTTPException(401, "Missing Otari-Key, Authorization, or x-api-key header")
         if key == state.master_key:
             return Caller(user=None, master=True)
@@ -100,7 +145,7 @@ def create_app(state: SimState) -> FastAPI:
     async def before(op: str, request: Request) -> Response | None:
         """Count the request and apply any injected fault; a Response short-circuits the route."""
         state.requests_seen[op] += 1
-        fault = state.take_fault(op)
+        fault = state.take_fault(op, request.query_params.get("provider"))
         if fault is None:
             return None
         if fault.delay:
@@ -138,7 +183,7 @@ def create_app(state: SimState) -> FastAPI:
     def reply(data: Any) -> JSONResponse:
         return JSONResponse(data, headers=_HEADERS)
 
-    @app.post("/v1/batches", response_model=None)
+    @app.post(batches_path, response_model=None)
     async def create_batch(
         request: Request,
         body: CreateBatchRequest,
@@ -162,6 +207,11 @@ def create_app(state: SimState) -> FastAPI:
         name = provider_of(provider)
         if name in PROVIDERS_WITHOUT_BATCH:
             raise HTTPException(422, f"Provider '{name}' does not support batch operations")
+        # The budget is reserved after the model is resolved and before the provider is called.
+        refusal = state.budget_refusals.get(owner) or state.budget_refusals.get(ANY_USER)
+        if refusal is not None:
+            headers = _BUDGET_403_HEADERS if refusal.status == 403 else None
+            raise HTTPException(refusal.status, refusal.detail or budget_detail(refusal.status, owner), headers)
         metadata = dict(body.metadata or {})
         if body.completion_window not in SUPPORTED_WINDOWS or len(metadata | {"otari_user_id": ""}) > (
             UPSTREAM_METADATA_PAIRS
@@ -176,11 +226,12 @@ def create_app(state: SimState) -> FastAPI:
             metadata=metadata,
             completion_window=body.completion_window,
         )
+        await state.save()
         if getattr(request.state, "drop_after_create", False):
             raise _DropConnection()
         return reply(state.to_json(batch, name))
 
-    @app.get("/v1/batches", response_model=None)
+    @app.get(batches_path, response_model=None)
     async def list_batches(
         request: Request,
         provider: Annotated[str, Query()],
@@ -203,7 +254,7 @@ def create_app(state: SimState) -> FastAPI:
         mine = [b for b in page if caller.master or b.owner == caller.user]
         return reply({"data": [state.to_json(b, provider) for b in mine]})
 
-    @app.get("/v1/batches/{batch_id}", response_model=None)
+    @app.get(batches_path + "/{batch_id}", response_model=None)
     async def get_batch(
         request: Request,
         batch_id: str,
@@ -215,7 +266,7 @@ def create_app(state: SimState) -> FastAPI:
         caller = authenticate(auth)
         return reply(state.to_json(owned(batch_id, provider, caller), provider))
 
-    @app.post("/v1/batches/{batch_id}/cancel", response_model=None)
+    @app.post(batches_path + "/{batch_id}/cancel", response_model=None)
     async def cancel_batch(
         request: Request,
         batch_id: str,
@@ -229,10 +280,11 @@ def create_app(state: SimState) -> FastAPI:
         status, _ = state.status_of(batch)
         if status in TERMINAL:
             raise HTTPException(502, _PROVIDER_ERROR)
-        state.cancel(batch)
+        if state.cancel(batch):
+            await state.save()
         return reply(state.to_json(batch, provider))
 
-    @app.get("/v1/batches/{batch_id}/results", response_model=None)
+    @app.get(batches_path + "/{batch_id}/results", response_model=None)
     async def batch_results(
         request: Request,
         batch_id: str,
@@ -248,7 +300,7 @@ def create_app(state: SimState) -> FastAPI:
             raise HTTPException(
                 409,
                 f"Batch '{batch_id}' is not yet complete (status: {status}). "
-                f"Call GET /v1/batches/{batch_id} to check the current status.",
+                f"Call GET {batches_path}/{batch_id}?provider={provider} to check the current status.",
             )
         return reply({"results": state.results(batch)})
 
@@ -275,6 +327,7 @@ def create_app(state: SimState) -> FastAPI:
         if status not in ("failed", "expired", "completed", "cancelled"):
             raise HTTPException(422, "status must be failed, expired, completed or cancelled")
         state.force(batch, status)
+        await state.save()
         return {"id": batch_id, "status": status}
 
     @app.get("/_simulator/batches/{batch_id}/timeline")
@@ -283,7 +336,7 @@ def create_app(state: SimState) -> FastAPI:
         batch = state.batches.get(batch_id)
         if batch is None:
             raise HTTPException(404, f"Batch '{batch_id}' not found")
-        stage = state.stage_seconds
+        stage = state.stage_of(batch)
         return {
             "validating": batch.created_at,
             "in_progress": batch.created_at + stage,
@@ -294,7 +347,30 @@ def create_app(state: SimState) -> FastAPI:
     @app.post("/_simulator/clock")
     async def set_clock(stage_seconds: Annotated[float, Body(embed=True)]) -> dict[str, float]:
         state.stage_seconds = stage_seconds
+        await state.save()
         return {"stage_seconds": stage_seconds}
+
+    @app.post("/_simulator/budget")
+    async def refuse_budget(spec: BudgetSpec) -> dict[str, Any]:
+        """From now on, creates by `user` ("*": anyone) answer `status` with the real gateway's detail."""
+        state.budget_refusals[spec.user] = BudgetRefusal(status=spec.status, detail=spec.detail)
+        return {"budget_refusals": _refusals()}
+
+    @app.get("/_simulator/budget")
+    async def budget_refusals() -> dict[str, Any]:
+        return {"budget_refusals": _refusals()}
+
+    @app.delete("/_simulator/budget")
+    async def clear_budget(user: Annotated[str | None, Query()] = None) -> dict[str, Any]:
+        """Lift the refusal for `user`, or every refusal without one."""
+        if user is None:
+            state.budget_refusals.clear()
+        else:
+            state.budget_refusals.pop(user, None)
+        return {"budget_refusals": _refusals()}
+
+    def _refusals() -> dict[str, dict[str, Any]]:
+        return {user: {"status": r.status, "detail": r.detail} for user, r in state.budget_refusals.items()}
 
     @app.get("/_simulator/stats")
     async def stats() -> dict[str, Any]:

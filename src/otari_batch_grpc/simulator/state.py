@@ -1,15 +1,26 @@
 """The simulator's world: API keys, batches moving through their statuses on a clock, and injected faults.
 
 Pure logic, no HTTP: `app` turns it into the otari gateway's routes. A development and test tool, not a gateway.
+
+With a `state_file`, the batches (their clocks, forced statuses and requests, from which statuses and results are
+derived) are kept in a JSON file: loaded when the SimState is made, written after every change, so a restarted
+simulator still knows the batches a service recorded in its own state. Faults, budget refusals and request counts
+are test controls and are not kept.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
+import os
 import secrets
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 JSON = dict[str, Any]
@@ -24,6 +35,12 @@ SUPPORTED_WINDOWS = ("24h",)
 UPSTREAM_METADATA_PAIRS = 16
 OWNER_KEY = "otari_user_id"
 TERMINAL = ("completed", "failed", "expired", "cancelled")
+API_ROOTS = ("/v1", "/api/v1")  # the self-hosted gateway's root, the otari platform's root
+STATE_FILE_VERSION = 1
+
+
+class StateFileError(OSError):
+    """The state file exists but cannot be read back as simulator state."""
 
 
 @dataclass
@@ -38,6 +55,7 @@ class Fault:
     malformed: bool = False
     drop_after_create: bool = False
     times: int | None = None
+    provider: str | None = None  # only calls with this ?provider= (a provider that is down)
 
     def matches(self, op: str) -> bool:
         return (self.op in ("*", op)) and (self.times is None or self.times > 0)
@@ -56,6 +74,18 @@ class SimBatch:
     cancel_at: float | None = None
     forced: str | None = None
     forced_at: float | None = None
+    # Seconds per stage for this batch alone. Set only for a batch loaded from a state file written under another
+    # SimState.stage_seconds, so that a restart with a new stage length does not move batches already recorded
+    # (a completed batch must not go back to in_progress). None: the SimState's stage_seconds.
+    stage_seconds: float | None = None
+
+
+@dataclass
+class BudgetRefusal:
+    """A budget that refuses a user's create, as the real gateway does (see app.budget_detail)."""
+
+    status: int  # 402 (platform: payment required) or 403 (the user's budget is spent)
+    detail: str | None = None  # None: the real gateway's wording for the status
 
 
 @dataclass
@@ -69,11 +99,108 @@ class SimState:
     faults: list[Fault] = field(default_factory=list)
     requests_seen: Counter[str] = field(default_factory=Counter)
     disconnects: int = 0
+    # Where the batches are kept across restarts (JSON, written atomically after every change); None: memory only.
+    state_file: Path | None = None
+    # The root the batch routes are served under: "/v1" (self-hosted gateway) or "/api/v1" (otari platform).
+    # The other root answers 404 {"detail": "Not Found"}.
+    api_root: str = "/v1"
+    # Budget refusals by user ("*": every user), set through /_simulator/budget.
+    budget_refusals: dict[str, BudgetRefusal] = field(default_factory=dict)
+    _generation: int = field(default=0, init=False, repr=False)  # changes made
+    _saved_generation: int = field(default=0, init=False, repr=False)  # changes in the file
+    _save_lock: asyncio.Lock | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        root = "/" + self.api_root.strip("/")
+        if root not in API_ROOTS:
+            raise ValueError(f"api_root must be one of {', '.join(API_ROOTS)}, not {self.api_root!r}")
+        self.api_root = root
+        if self.state_file is not None:
+            self.state_file = Path(self.state_file)
+            self._load(self.state_file)
+
+    # -- persistence --------------------------------------------------------------------------------------
+    @classmethod
+    async def open(cls, **fields: Any) -> SimState:
+        """`SimState(**fields)` made in a worker thread, so reading a big `state_file` does not block the loop."""
+        return await asyncio.to_thread(cls, **fields)
+
+    async def save(self) -> None:
+        """Make every change made so far durable in `state_file` (nothing to do without one).
+
+        Call after each change (create, cancel, force, stage length). Writes are serialized and coalesced: a call
+        whose change was already written by a concurrent call returns at once. The JSON is encoded and written in a
+        worker thread from a snapshot taken on the event loop, then renamed over the file (atomic). The write
+        finishes even if the caller is cancelled, so the file never goes back to an older state.
+        """
+        if self.state_file is None:
+            return
+        self._generation += 1
+        await asyncio.shield(self._flush(self._generation))
+
+    async def _flush(self, generation: int) -> None:
+        if self._save_lock is None:
+            self._save_lock = asyncio.Lock()
+        async with self._save_lock:
+            if self._saved_generation >= generation or self.state_file is None:
+                return
+            target, snapshot = self._generation, self._snapshot()
+            await asyncio.to_thread(_write_atomically, self.state_file, snapshot)
+            self._saved_generation = target
+
+    def _snapshot(self) -> JSON:
+        """What the file keeps, as of now. Request lists are shared, not copied: they never change after create."""
+        batches = []
+        for batch_id in self.order:
+            b = self.batches[batch_id]
+            batches.append(
+                {
+                    "id": b.id,
+                    "owner": b.owner,
+                    "provider": b.provider,
+                    "model": b.model,
+                    "requests": b.requests,
+                    "metadata": dict(b.metadata),
+                    "completion_window": b.completion_window,
+                    "created_at": b.created_at,
+                    "cancel_at": b.cancel_at,
+                    "forced": b.forced,
+                    "forced_at": b.forced_at,
+                    "stage_seconds": b.stage_seconds,
+                }
+            )
+        return {"version": STATE_FILE_VERSION, "stage_seconds": self.stage_seconds, "batches": batches}
+
+    def _load(self, path: Path) -> None:
+        """Read the batches back (a missing file is an empty simulator). Runs once, before serving."""
+        try:
+            raw = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise StateFileError(f"gateway simulator state file {path} is not usable: {exc}") from exc
+        try:
+            data = json.loads(raw)
+            if data.get("version") != STATE_FILE_VERSION:
+                raise ValueError(f"version {data.get('version')!r}, expected {STATE_FILE_VERSION}")
+            saved_stage = float(data["stage_seconds"])
+            loaded: list[SimBatch] = []
+            for entry in data["batches"]:
+                batch = SimBatch(**entry)
+                if batch.stage_seconds is None and saved_stage != self.stage_seconds:
+                    batch.stage_seconds = saved_stage
+                loaded.append(batch)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise StateFileError(f"gateway simulator state file {path} is not usable: {exc}") from exc
+        for batch in loaded:
+            if batch.id not in self.batches:
+                self.order.append(batch.id)
+            self.batches[batch.id] = batch
 
     # -- faults -------------------------------------------------------------------------------------------
-    def take_fault(self, op: str) -> Fault | None:
+    def take_fault(self, op: str, provider: str | None = None) -> Fault | None:
         for fault in self.faults:
-            if fault.matches(op):
+            if fault.matches(op) and (fault.provider is None or fault.provider == (provider or "").lower()):
                 if fault.times is not None:
                     fault.times -= 1
                 return fault
@@ -104,9 +231,13 @@ class SimState:
         self.order.append(batch.id)
         return batch
 
+    def stage_of(self, batch: SimBatch) -> float:
+        """Seconds the batch spends in each of validating, in_progress and finalizing (and cancelling)."""
+        return self.stage_seconds if batch.stage_seconds is None else batch.stage_seconds
+
     def status_of(self, batch: SimBatch) -> tuple[str, JSON]:
         """The batch's status now and the timestamps reached so far."""
-        stage = self.stage_seconds
+        stage = self.stage_of(batch)
         created = batch.created_at
         stamps: JSON = {}
         now = self.clock()
@@ -130,9 +261,12 @@ class SimState:
             return "in_progress", stamps
         return "validating", stamps
 
-    def cancel(self, batch: SimBatch) -> None:
-        if batch.cancel_at is None:
-            batch.cancel_at = self.clock()
+    def cancel(self, batch: SimBatch) -> bool:
+        """Start cancelling the batch; False when it already was (nothing changed)."""
+        if batch.cancel_at is not None:
+            return False
+        batch.cancel_at = self.clock()
+        return True
 
     def force(self, batch: SimBatch, status: str) -> None:
         batch.forced, batch.forced_at = status, self.clock()
@@ -203,14 +337,32 @@ class SimState:
 
 
 def _progress(state: SimState, batch: SimBatch, status: str) -> float:
+    stage = state.stage_of(batch)
     if status in ("completed", "finalizing"):
         return 1.0
     if status == "in_progress":
-        return min(1.0, (state.clock() - batch.created_at - state.stage_seconds) / max(state.stage_seconds, 1e-9))
+        return min(1.0, (state.clock() - batch.created_at - stage) / max(stage, 1e-9))
     if status in ("cancelling", "cancelled") and batch.cancel_at is not None:
-        elapsed = batch.cancel_at - batch.created_at - state.stage_seconds
-        return max(0.0, min(1.0, elapsed / max(state.stage_seconds, 1e-9)))
+        elapsed = batch.cancel_at - batch.created_at - stage
+        return max(0.0, min(1.0, elapsed / max(stage, 1e-9)))
     return 0.0
+
+
+def _write_atomically(path: Path, data: JSON) -> None:
+    """Encode and write `data` beside `path`, then rename it over `path` (in a worker thread: it blocks)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    encoded = json.dumps(data, separators=(",", ":")).encode()
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(encoded)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def _failure_of(request: JSON) -> JSON | None:
