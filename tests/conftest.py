@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +64,17 @@ class Sim:
     async def disconnects(self) -> int:
         return int((await self.http.get("/_simulator/stats")).json()["disconnects"])
 
+    async def refuse_budget(self, status: int = 403, *, user: str = "*", detail: str | None = None) -> None:
+        """Creates by `user` ("*": anyone) answer `status` (402 or 403) with the real gateway's detail."""
+        spec: dict[str, Any] = {"user": user, "status": status}
+        if detail is not None:
+            spec["detail"] = detail
+        (await self.http.post("/_simulator/budget", json=spec)).raise_for_status()
+
+    async def clear_budget(self, user: str | None = None) -> None:
+        params = {"user": user} if user is not None else {}
+        (await self.http.delete("/_simulator/budget", params=params)).raise_for_status()
+
 
 @pytest.fixture
 async def sim() -> AsyncIterator[Sim]:
@@ -70,6 +82,17 @@ async def sim() -> AsyncIterator[Sim]:
     state = SimState(stage_seconds=3600)
     async with running_simulator(state) as url, httpx.AsyncClient(base_url=url) as http:
         yield Sim(url=url, state=state, http=http)
+
+
+def clean_env(state_db: Path, **settings: str) -> dict[str, str]:
+    """The whole environment of a process a test starts: its own state, and nothing of the developer's (a
+    GATEWAY_URL or STATE_DB exported in the shell must not reach it)."""
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(state_db.parent),
+        "STATE_DB": str(state_db),
+        **settings,
+    }
 
 
 def make_settings(gateway_url: str, state_dir: Path, **overrides: Any) -> Settings:

@@ -29,7 +29,10 @@ async def _completed(stub: Stub, sim: Sim, n: int = 3) -> batch_pb2.Batch:
 
 async def _results(stub: Stub, batch_id: str, who: Who = ALICE, start: int = 0, provider: str = "") -> list[str]:
     request = pb.StreamResultsRequest(batch_id=batch_id, provider=provider, start_index=start)
-    return [f"{i.index}:{i.result.custom_id}" async for i in stub.StreamResults(request, metadata=who)]
+    out: list[str] = []
+    async for chunk in stub.StreamResults(request, metadata=who):
+        out.extend(f"{chunk.first_index + n}:{r.custom_id}" for n, r in enumerate(chunk.results))
+    return out
 
 
 async def test_provider_is_optional_for_a_batch_the_caller_was_shown(stub: Stub, sim: Sim) -> None:
@@ -92,12 +95,14 @@ async def test_a_terminal_batch_is_served_from_the_registry(stub: Stub, sim: Sim
 async def test_results_are_fetched_once_then_streamed_from_the_cache(stub: Stub, sim: Sim, server: BatchServer) -> None:
     batch = await _completed(stub, sim, 1200)  # more than one page of the store
     first = await _results(stub, batch.id)
-    assert await server.store.result_count(batch.id) == 1200
+    assert await server.store.result_set(batch.id) == 1200
     second = await _results(stub, batch.id)
     assert second == first and len(first) == 1200
     assert await sim.requests_seen("results") == 1
-    full_first = [i async for i in stub.StreamResults(pb.StreamResultsRequest(batch_id=batch.id), metadata=ALICE)]
-    assert full_first[7].result.completion.choices[0].message.content == "Echo: question 7"
+    chunks = [c async for c in stub.StreamResults(pb.StreamResultsRequest(batch_id=batch.id), metadata=ALICE)]
+    assert len(chunks) > 1 and all(c.total_count == 1200 for c in chunks)  # chunked, each saying the total
+    cached = [r for c in chunks for r in c.results]
+    assert cached[7].completion.choices[0].message.content == "Echo: question 7"
 
 
 @pytest.mark.parametrize("cached", [False, True])
@@ -167,10 +172,10 @@ async def test_the_cache_keeps_to_its_byte_budget_oldest_first(sim: Sim, tmp_pat
         old = await _completed(stub, sim, 400)
         new = await _completed(stub, sim, 400)
         await _results(stub, old.id)
-        assert await server.store.result_count(old.id) == 400
+        assert await server.store.result_set(old.id) == 400
         await _results(stub, new.id)
-        assert await server.store.result_count(old.id) is None
-        assert await server.store.result_count(new.id) == 400
+        assert await server.store.result_set(old.id) is None
+        assert await server.store.result_set(new.id) == 400
         assert await server.store.results_bytes() <= 300_000
         assert len(await _results(stub, old.id)) == 400  # evicted: fetched through the gateway again
         assert await sim.requests_seen("results") == 3

@@ -32,10 +32,11 @@ def _stream(stub: Stub, batch_id: str, who: tuple[tuple[str, str], ...] = ALICE)
 
 async def test_results_stream_in_order_with_every_field(stub: Stub, sim: Sim) -> None:
     batch = await _completed(stub, sim, create_request(5))
-    items = [item async for item in _stream(stub, batch.id)]
-    assert [i.index for i in items] == [0, 1, 2, 3, 4]
-    assert [i.result.custom_id for i in items] == [f"req-{n}" for n in range(5)]
-    first = items[0].result
+    chunks = [chunk async for chunk in _stream(stub, batch.id)]
+    assert [(c.first_index, c.total_count) for c in chunks] == [(0, 5)]  # small results: one chunk
+    items = list(chunks[0].results)
+    assert [i.custom_id for i in items] == [f"req-{n}" for n in range(5)]
+    first = items[0]
     assert first.WhichOneof("outcome") == "completion"
     completion = first.completion
     assert completion.object == "chat.completion" and completion.model == "gpt-4o-mini"
@@ -62,7 +63,7 @@ async def test_failed_items_carry_their_error(stub: Stub, sim: Sim) -> None:
         )
     )
     batch = await _completed(stub, sim, request)
-    items = [item.result async for item in _stream(stub, batch.id)]
+    items = [result async for chunk in _stream(stub, batch.id) for result in chunk.results]
     assert [i.WhichOneof("outcome") for i in items] == ["completion", "completion", "error"]
     assert items[2].custom_id == "bad"
     assert (items[2].error.code, items[2].error.message) == ("invalid_request", "too long")
@@ -113,24 +114,28 @@ async def test_another_keys_results_are_not_found(stub: Stub, sim: Sim) -> None:
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
 
 
-async def test_client_cancelling_mid_stream_frees_the_server(stub: Stub, sim: Sim, server: BatchServer) -> None:
+async def test_a_caller_leaving_mid_first_fetch_leaves_no_half_trusted_cache(
+    stub: Stub, sim: Sim, server: BatchServer
+) -> None:
     batch = await _completed(stub, sim, create_request(3000))
     call = _stream(stub, batch.id)
     received = 0
-    async for _ in call:
-        received += 1
-        if received == 10:
-            call.cancel()
-            break
-    assert received == 10
+    async for chunk in call:
+        received += len(chunk.results)
+        call.cancel()  # after the first chunk of the first fetch
+        break
+    assert 0 < received < 3000
 
     async def no_open_streams() -> bool:
         return len(server.service.streams) == 0
 
     await eventually(no_open_streams)
-    # The server is healthy afterwards: the next call works.
-    again = [item async for item in _stream(stub, batch.id)]
-    assert len(again) == 3000
+    assert await server.store.result_set(batch.id) is None  # what was written is not trusted
+    # The server is healthy afterwards: the next call fetches again, whole, and that one is kept.
+    again = [r.custom_id async for chunk in _stream(stub, batch.id) for r in chunk.results]
+    assert again == [f"req-{n}" for n in range(3000)]
+    assert await sim.requests_seen("results") == 2
+    assert await server.store.result_set(batch.id) == 3000
 
 
 async def test_a_deadline_during_a_slow_results_download_cancels_the_upstream_request(stub: Stub, sim: Sim) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import signal
 import socket
@@ -23,7 +22,7 @@ from otari_batch_grpc.server.app import SERVICE_NAME, BatchServer
 from otari_batch_grpc.simulator.run import running_simulator
 from otari_batch_grpc.simulator.state import SimState
 from otari_batch_grpc.v1 import batch_service_pb2 as pb
-from tests.conftest import ALICE, Sim, connect, create_request, details, eventually, make_settings
+from tests.conftest import ALICE, MASTER, Sim, clean_env, connect, create_request, details, eventually, make_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 BUF = Path(sys.executable).parent / "buf"
@@ -113,10 +112,11 @@ async def test_buf_curl_calls_every_rpc_through_reflection(server: BatchServer, 
     await sim.force(batch["id"], "completed")
     code, out, err = await _buf("curl", *auth, "-d", ref, f"{base}/StreamResults")
     assert code == 0, err
-    assert json.loads(out)["result"]["customId"] == "a"
+    chunk = json.loads(out)
+    assert chunk["results"][0]["customId"] == "a" and chunk["totalCount"] == "1"
     # And an error comes back as a status with its details.
-    code, out, err = await _buf("curl", *auth, "-d", '{"provider": ""}', f"{base}/ListBatches")
-    assert code != 0 and "invalid_argument" in err and "provider" in err
+    code, out, err = await _buf("curl", *auth, "-d", '{"page_size": -1}', f"{base}/ListBatches")
+    assert code != 0 and "invalid_argument" in err and "page_size" in err
 
 
 def _health(channel: grpc.aio.Channel) -> Any:
@@ -164,14 +164,20 @@ async def test_shutdown_ends_open_streams_with_unavailable_and_finishes_unary_ca
         watch = _health(channel).Watch(health_pb2.HealthCheckRequest(service=SERVICE_NAME))
         assert (await watch.read()).status == health_pb2.HealthCheckResponse.SERVING
         await sim.fault(op="results", delay=30.0, times=1)  # a stream that stays open
-        await sim.fault(op="get", delay=0.5, times=1)  # a unary call in flight
         stream = stub.StreamResults(pb.StreamResultsRequest(batch_id=batch.id, provider="openai"), metadata=ALICE)
+
+        async def downloading() -> bool:
+            return await sim.requests_seen("results") == 1
+
+        await eventually(downloading)
+        gets = await sim.requests_seen("get")
+        await sim.fault(op="get", delay=0.5, times=1)  # a unary call in flight (another key: asks the gateway)
         unary = asyncio.ensure_future(
-            stub.GetBatch(pb.GetBatchRequest(batch_id=batch.id, provider="openai"), metadata=ALICE)
+            stub.GetBatch(pb.GetBatchRequest(batch_id=batch.id, provider="openai"), metadata=MASTER)
         )
 
         async def both_in_flight() -> bool:
-            return len(server.service.streams) == 1 and await sim.requests_seen("get") == 1
+            return len(server.service.streams) == 1 and await sim.requests_seen("get") == gets + 1
 
         await eventually(both_in_flight)
         stopping = asyncio.ensure_future(server.stop())
@@ -186,18 +192,18 @@ async def test_shutdown_ends_open_streams_with_unavailable_and_finishes_unary_ca
         await stopping
 
 
-async def _start_process(*args: str, env: dict[str, str]) -> asyncio.subprocess.Process:
+async def _start_process(*args: str, state: Path, **settings: str) -> asyncio.subprocess.Process:
+    """The service as a process with its own state and a clean environment (never the developer's)."""
+    env = clean_env(state / "s.db", **settings)
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "otari_batch_grpc.server", *args,
-        cwd=ROOT, env={**os.environ, **env},
+        cwd=ROOT, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
 
 
 async def test_process_serves_the_simulator_by_default_and_stops_on_sigterm(tmp_path: Path) -> None:
-    process = await _start_process(
-        env={"GRPC_LISTEN": "127.0.0.1:0", "STATE_DB": str(tmp_path / "s.db"), "SHUTDOWN_GRACE": "1"}
-    )
+    process = await _start_process(state=tmp_path, GRPC_LISTEN="127.0.0.1:0", SHUTDOWN_GRACE="1")
     try:
         assert process.stderr is not None
         lines: list[str] = []
@@ -223,8 +229,8 @@ async def test_process_serves_the_simulator_by_default_and_stops_on_sigterm(tmp_
             await process.wait()
 
 
-async def test_help_lists_every_setting_with_its_environment_variable() -> None:
-    process = await _start_process("--help", env={})
+async def test_help_lists_every_setting_with_its_environment_variable(tmp_path: Path) -> None:
+    process = await _start_process("--help", state=tmp_path)
     out, _ = await asyncio.wait_for(process.communicate(), 30)
     text = out.decode()
     for name in (
@@ -241,17 +247,17 @@ async def test_help_lists_every_setting_with_its_environment_variable() -> None:
         assert f"[{name}]" in text
 
 
-async def test_a_bad_setting_is_a_clear_startup_error() -> None:
-    process = await _start_process(env={"GATEWAY_URL": "ftp://nope", "GRPC_LISTEN": "127.0.0.1:0"})
+async def test_a_bad_setting_is_a_clear_startup_error(tmp_path: Path) -> None:
+    process = await _start_process(state=tmp_path, GATEWAY_URL="ftp://nope", GRPC_LISTEN="127.0.0.1:0")
     _, err = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 2
     assert "GATEWAY_URL must start with http://" in err.decode()
     assert "Traceback" not in err.decode()
 
 
-async def test_stub_call_against_the_real_process_gateway_url(sim: Sim) -> None:
+async def test_stub_call_against_the_real_process_gateway_url(sim: Sim, tmp_path: Path) -> None:
     """GATEWAY_URL points the process at another gateway (here: a simulator the test runs)."""
-    process = await _start_process(env={"GRPC_LISTEN": "127.0.0.1:0", "GATEWAY_URL": sim.url})
+    process = await _start_process(state=tmp_path, GRPC_LISTEN="127.0.0.1:0", GATEWAY_URL=sim.url)
     try:
         assert process.stderr is not None
         port = 0

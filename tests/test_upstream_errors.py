@@ -33,7 +33,8 @@ ROWS = [
 async def test_gateway_status_maps_to_grpc(
     stub: Stub, sim: Sim, status: int, detail: str, code: grpc.StatusCode, reason: str, retry: bool
 ) -> None:
-    await sim.fault(op="get", status=status, detail=detail, times=1)
+    # A 502 is checked with one more call (is the provider up?): it fails too when the provider is down.
+    await sim.fault(op="*" if status == 502 else "get", status=status, detail=detail, times=2 if status == 502 else 1)
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await stub.GetBatch(pb.GetBatchRequest(batch_id="b", provider="openai"), metadata=ALICE)
     error = caught.value
@@ -62,9 +63,9 @@ async def test_422_field_list_becomes_bad_request_violations(stub: Stub, sim: Si
 
 
 async def test_429_carries_retry_after_as_retry_info(stub: Stub, sim: Sim) -> None:
-    await sim.fault(op="list", status=429, detail="Rate limit exceeded", retry_after="7", times=1)
+    await sim.fault(op="get", status=429, detail="Rate limit exceeded", retry_after="7", times=1)
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await stub.ListBatches(pb.ListBatchesRequest(provider="openai"), metadata=ALICE)
+        await stub.GetBatch(pb.GetBatchRequest(batch_id="b", provider="openai"), metadata=ALICE)
     assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     found = details(caught.value)
     assert found.retry is not None and found.retry.retry_delay.seconds == 7
@@ -95,13 +96,33 @@ async def test_a_body_that_is_not_json_is_unavailable_and_named(stub: Stub, sim:
 
 
 async def test_a_json_body_of_the_wrong_shape_is_unavailable(stub: Stub, sim: Sim) -> None:
-    # The simulator answers every route with a JSON `{"detail": ...}` on a fault; a 200 with that body is not a list.
-    await sim.fault(op="list", status=200, detail="not a page", times=1)
+    # The simulator answers every route with a JSON `{"detail": ...}` on a fault; a 200 with that body is no batch.
+    await sim.fault(op="get", status=200, detail="not a batch", times=1)
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await stub.ListBatches(pb.ListBatchesRequest(provider="openai"), metadata=ALICE)
+        await stub.GetBatch(pb.GetBatchRequest(batch_id="b", provider="openai"), metadata=ALICE)
     assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
     info = details(caught.value).info
     assert info is not None and info.reason == "GATEWAY_BAD_RESPONSE"
+
+
+@pytest.mark.parametrize("status", [200, 429, 502, 503])
+async def test_a_list_the_gateway_cannot_answer_still_lists_what_the_service_knows(
+    stub: Stub, sim: Sim, status: int
+) -> None:
+    batch = (await stub.CreateBatch(create_request(1), metadata=ALICE)).batch
+    await sim.fault(op="list", status=status, detail="not a page" if status == 200 else "trouble", times=1)
+    reply = await stub.ListBatches(pb.ListBatchesRequest(provider="openai"), metadata=ALICE)
+    assert [b.id for b in reply.batches] == [batch.id]
+    assert list(reply.incomplete_providers) == ["openai"]
+    again = await stub.ListBatches(pb.ListBatchesRequest(provider="openai"), metadata=ALICE)
+    assert list(again.incomplete_providers) == []
+
+
+async def test_a_list_with_a_key_the_gateway_refuses_is_refused(stub: Stub, sim: Sim) -> None:
+    await sim.fault(op="list", status=401, detail="Invalid API key", times=1)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.ListBatches(pb.ListBatchesRequest(provider="openai"), metadata=ALICE)
+    assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
 async def test_upstream_slower_than_the_timeout_is_deadline_exceeded(sim: Sim, tmp_path: Path) -> None:

@@ -231,7 +231,7 @@ async def test_heartbeats_keep_a_quiet_stream_alive(sim: Sim, tmp_path: Path) ->
         beats = [await _next(call) for _ in range(3)]
         assert [b.kind for b in beats] == [HEARTBEAT] * 3
         assert {b.resume_token for b in beats} == {snapshot.resume_token}
-        assert beats[0].batch.id == batch.id
+        assert not beats[0].HasField("batch")  # one shape on every watch stream: no batch on a heartbeat
         call.cancel()
 
 
@@ -251,7 +251,7 @@ async def test_persistent_upstream_failure_ends_streams_with_unavailable(sim: Si
         batch = await _create(stub)
         call = _watch(stub, batch.id)
         await call.read()
-        await sim.fault(op="get", status=502, detail="LLM provider error")
+        await sim.fault(op="*", status=502, detail="LLM provider error")  # the provider is down: get and list fail
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await call.read()
         assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
@@ -322,7 +322,12 @@ async def test_stream_results_with_wait(wstub: Stub, sim: Sim) -> None:
     sim.state.batches[batch.id].created_at = sim.state.clock()
     await sim.set_stage_seconds(0.1)
     request = pb.StreamResultsRequest(batch_id=batch.id, wait=True)
-    items = [r.result.custom_id async for r in wstub.StreamResults(request, metadata=ALICE, timeout=30)]
+    messages = [m async for m in wstub.StreamResults(request, metadata=ALICE, timeout=30)]
+    progress = [m.progress for m in messages if m.HasField("progress")]
+    assert progress and progress[0].status == batch_pb2.BATCH_STATUS_VALIDATING  # progress while it waits
+    assert all(not m.results for m in messages if m.HasField("progress"))
+    assert all(m.total_count == 3 for m in messages if m.results)
+    items = [r.custom_id for m in messages for r in m.results]
     assert items == ["req-0", "req-1", "req-2"]
 
 
@@ -363,7 +368,8 @@ async def test_watch_batches_needs_known_ids(wstub: Stub) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await wstub.WatchBatches(pb.WatchBatchesRequest(batch_ids=["batch_unknown"]), metadata=ALICE).read()
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert details(caught.value).fields == ["provider"]
+    # The violation names the field of this request (it has no `provider`).
+    assert details(caught.value).fields == ["batch_ids[0]"]
 
 
 async def test_a_failing_poll_loop_ends_its_streams_with_a_retryable_error(
@@ -376,7 +382,7 @@ async def test_a_failing_poll_loop_ends_its_streams_with_a_retryable_error(
     async def broken(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(fast.store, "add_revision", broken)
+    monkeypatch.setattr(fast.store, "enter", broken)
     await sim.force(batch.id, "completed")
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await _next(call)

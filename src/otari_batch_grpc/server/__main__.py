@@ -15,8 +15,6 @@ from collections.abc import AsyncIterator
 from otari_batch_grpc.server import config
 from otari_batch_grpc.server.app import BatchServer
 from otari_batch_grpc.server.store import StoreError
-from otari_batch_grpc.simulator.run import running_simulator
-from otari_batch_grpc.simulator.state import DEFAULT_API_KEYS, DEFAULT_MASTER_KEY, SimState
 
 log = logging.getLogger("otari_batch_grpc")
 
@@ -26,8 +24,15 @@ async def _gateway(settings: config.Settings) -> AsyncIterator[str]:
     if settings.gateway_url:
         yield settings.gateway_url
         return
+    from otari_batch_grpc.simulator.run import running_simulator  # the `simulator` extra: only when used
+    from otari_batch_grpc.simulator.state import DEFAULT_API_KEYS, DEFAULT_MASTER_KEY, SimState
+
     host, port = settings.simulator_host_port
-    async with running_simulator(SimState(stage_seconds=settings.simulator_stage_seconds), host, port) as url:
+    # The simulator's batches live beside STATE_DB, so a restart keeps the two consistent.
+    state = await SimState.open(
+        stage_seconds=settings.simulator_stage_seconds, state_file=settings.state_db.with_suffix(".simulator.json")
+    )
+    async with running_simulator(state, host, port) as url:
         log.info(
             "GATEWAY_URL is not set: using the built-in gateway simulator at %s (a development tool). Try API key %s.",
             url,

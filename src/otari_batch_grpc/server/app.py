@@ -14,11 +14,14 @@ from grpc_health.v1._async import HealthServicer
 from otari_batch_grpc.server import reflection
 from otari_batch_grpc.server.auth import OwnerHasher, load_owner_secret
 from otari_batch_grpc.server.config import Settings
+from otari_batch_grpc.server.core import CorePolicy
 from otari_batch_grpc.server.gateway import GatewayClient
-from otari_batch_grpc.server.service import BatchService, CachePolicy
+from otari_batch_grpc.server.results import ResultsPolicy
+from otari_batch_grpc.server.rpc import register
+from otari_batch_grpc.server.service import BatchService
 from otari_batch_grpc.server.store import Store
 from otari_batch_grpc.server.watch import WatchPolicy
-from otari_batch_grpc.v1 import batch_service_pb2, batch_service_pb2_grpc
+from otari_batch_grpc.v1 import batch_service_pb2
 
 log = logging.getLogger("otari_batch_grpc")
 
@@ -44,6 +47,7 @@ class BatchServer:
         self._store: Store | None = None
         self._server: aio.Server | None = None
         self._health_task: asyncio.Task[None] | None = None
+        self._sweep_task: asyncio.Task[None] | None = None
 
     @property
     def service(self) -> BatchService:
@@ -65,20 +69,28 @@ class BatchServer:
                 gateway=self.gateway,
                 store=self._store,
                 owners=OwnerHasher(secret),
-                policy=CachePolicy(
+                core=CorePolicy(
                     owner_trust_seconds=settings.owner_trust_seconds,
-                    results_max_bytes=settings.results_cache_max_bytes,
-                    results_max_age=settings.results_cache_max_age,
-                    heartbeat_seconds=settings.watch_heartbeat,
-                    wait_default_seconds=settings.wait_default_timeout,
+                    revisions_kept=settings.watch_revisions_kept,
+                    keep_seconds=settings.state_keep_seconds,
+                    idempotency_seconds=settings.idempotency_keep_seconds,
+                    claim_seconds=settings.idempotency_claim_seconds,
                 ),
-                service_key=settings.service_key,
+                results=ResultsPolicy(
+                    max_bytes=settings.results_cache_max_bytes,
+                    max_age=settings.results_cache_max_age,
+                    progress_seconds=settings.watch_heartbeat,
+                ),
                 watch=WatchPolicy(
                     poll_min=settings.watch_poll_min,
                     poll_max=settings.watch_poll_max,
                     failure_limit=settings.watch_failure_limit,
                     revisions_kept=settings.watch_revisions_kept,
+                    trust_seconds=settings.owner_trust_seconds,
                 ),
+                service_key=settings.service_key,
+                heartbeat_seconds=settings.watch_heartbeat,
+                wait_default_seconds=settings.wait_default_timeout,
             )
             return await self._serve()
         except BaseException:
@@ -94,7 +106,7 @@ class BatchServer:
                 ("grpc.so_reuseport", 0),
             ]
         )
-        batch_service_pb2_grpc.add_BatchServiceServicer_to_server(self.service, server)
+        register(server, self.service, batch_service_pb2.DESCRIPTOR.services_by_name["BatchService"])
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable(server, (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name))
         try:
@@ -108,14 +120,16 @@ class BatchServer:
         self._server = server
         await self._set_health(await self.gateway.ping(within=2.0))
         self._health_task = asyncio.create_task(self._watch_gateway(), name="gateway-health")
+        self._sweep_task = asyncio.create_task(self._sweep(), name="retention")
         return self.port
 
     async def stop(self) -> None:
         """Graceful: health NOT_SERVING, open streams end with UNAVAILABLE, in-flight unary calls get the grace."""
-        if self._health_task is not None:
-            self._health_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._health_task
+        for task in (self._health_task, self._sweep_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self.health.enter_graceful_shutdown()
         if self._service is not None:
             self._service.streams.drain()
@@ -146,6 +160,18 @@ class BatchServer:
                 log.log(logging.INFO if now else logging.WARNING, "gateway reachable: %s", now)
                 reachable = now
             await self._set_health(now)
+
+    async def _sweep(self) -> None:
+        """Retention: forget what is past its time, at start and then every `sweep_interval`."""
+        while True:
+            try:
+                gone = await self.service.core.sweep()
+            except Exception:
+                log.exception("retention sweep failed; the next one tries again")
+            else:
+                if gone:
+                    log.info("retention sweep: %d rows forgotten", gone)
+            await asyncio.sleep(self.settings.sweep_interval)
 
     async def _set_health(self, reachable: bool) -> None:
         status = _SERVING if reachable else _NOT_SERVING

@@ -11,9 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import grpc
-
-from otari_batch_grpc.server.errors import ServiceError
+from otari_batch_grpc.server.errors import Code, ServiceError
 
 _BEARER = "bearer "
 
@@ -65,7 +63,7 @@ def credential_from_metadata(
 
 
 def _unauthenticated(message: str, reason: str) -> ServiceError:
-    return ServiceError(grpc.StatusCode.UNAUTHENTICATED, reason, message)
+    return ServiceError(Code.UNAUTHENTICATED, reason, message)
 
 
 class OwnerHasher:

@@ -55,6 +55,20 @@ class Settings:
     )
     watch_revisions_kept: int = _opt(100, "Revisions kept per batch for resuming watches; older tokens start over.")
     wait_default_timeout: float = _opt(60.0, "Seconds WaitBatch waits when the request sets no timeout.")
+    state_keep_seconds: float = _opt(
+        30 * 86400.0,
+        "Seconds the service keeps a batch (its registry entry, access, revisions, cached results) after the "
+        "gateway last showed it to anyone through this service.",
+    )
+    idempotency_keep_seconds: float = _opt(
+        7 * 86400.0, "Seconds a CreateBatch request_id is honoured: a retry within them returns the first batch."
+    )
+    idempotency_claim_seconds: float = _opt(
+        3600.0,
+        "Seconds a request_id whose create got no reply (so its outcome is unknown) stays blocked before a retry "
+        "may create anew.",
+    )
+    sweep_interval: float = _opt(3600.0, "Seconds between retention sweeps of the state database.")
     upstream_timeout: float = _opt(
         30.0,
         "Seconds an upstream call may take (create, get, list, cancel); the caller's deadline can shorten it.",
@@ -94,6 +108,10 @@ class Settings:
             "watch_heartbeat",
             "watch_failure_limit",
             "wait_default_timeout",
+            "state_keep_seconds",
+            "idempotency_keep_seconds",
+            "idempotency_claim_seconds",
+            "sweep_interval",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be greater than 0")

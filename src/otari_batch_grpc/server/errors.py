@@ -1,20 +1,23 @@
-"""Errors the service answers with: one exception type, turned into a gRPC status with google.rpc details.
+"""The service's errors: one exception type the domain raises, and the table that maps the gateway's failures onto it.
 
-Every error carries exactly one ErrorInfo (AIP-193); bad input adds BadRequest field violations, and an error a
-retry can cure adds RetryInfo. `from_upstream` maps the gateway's HTTP errors onto this per DESIGN.md.
+A `ServiceError` names a canonical code (google.rpc.Code, the vocabulary every gRPC client knows), an ErrorInfo
+reason, a message a person can act on, and the details that help: BadRequest field violations for bad input,
+RetryInfo for what a retry can cure. Nothing here knows grpcio or HTTP clients: `to_status` builds the
+google.rpc.Status, and the edge (`rpc`) sends it (grpcio-status). Every error carries exactly one ErrorInfo
+(AIP-193).
 """
 
 from __future__ import annotations
 
+import enum
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-import grpc
 from google.protobuf import any_pb2, duration_pb2
-from google.rpc import error_details_pb2, status_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
 
-from otari_batch_grpc.server.gateway import (
+from otari_batch_grpc.server.upstream import (
     UpstreamBadResponse,
     UpstreamError,
     UpstreamHTTPError,
@@ -23,7 +26,21 @@ from otari_batch_grpc.server.gateway import (
 )
 
 DOMAIN = "batch.otari.mozilla.ai"
-STATUS_DETAILS_KEY = "grpc-status-details-bin"
+
+
+class Code(enum.Enum):
+    """The canonical codes this service answers with (google.rpc.Code; grpc.StatusCode has the same names)."""
+
+    INVALID_ARGUMENT = code_pb2.INVALID_ARGUMENT
+    NOT_FOUND = code_pb2.NOT_FOUND
+    ALREADY_EXISTS = code_pb2.ALREADY_EXISTS
+    PERMISSION_DENIED = code_pb2.PERMISSION_DENIED
+    UNAUTHENTICATED = code_pb2.UNAUTHENTICATED
+    FAILED_PRECONDITION = code_pb2.FAILED_PRECONDITION
+    RESOURCE_EXHAUSTED = code_pb2.RESOURCE_EXHAUSTED
+    UNAVAILABLE = code_pb2.UNAVAILABLE
+    DEADLINE_EXCEEDED = code_pb2.DEADLINE_EXCEEDED
+    INTERNAL = code_pb2.INTERNAL
 
 
 @dataclass(frozen=True)
@@ -38,7 +55,7 @@ class FieldViolation:
 class ServiceError(Exception):
     """An error to answer a call with. `reason` is an UPPER_SNAKE_CASE ErrorInfo reason."""
 
-    code: grpc.StatusCode
+    code: Code
     reason: str
     message: str
     metadata: Mapping[str, str] = field(default_factory=dict)
@@ -50,9 +67,8 @@ class ServiceError(Exception):
 
     def to_status(self) -> status_pb2.Status:
         """The google.rpc.Status with its details, as sent in the grpc-status-details-bin trailer."""
-        status = status_pb2.Status(code=self.code.value[0], message=self.message)
-        info = error_details_pb2.ErrorInfo(reason=self.reason, domain=DOMAIN, metadata=dict(self.metadata))
-        _pack(status, info)
+        status = status_pb2.Status(code=self.code.value, message=self.message)
+        _pack(status, error_details_pb2.ErrorInfo(reason=self.reason, domain=DOMAIN, metadata=dict(self.metadata)))
         if self.violations:
             bad_request = error_details_pb2.BadRequest(
                 field_violations=[
@@ -67,9 +83,6 @@ class ServiceError(Exception):
             _pack(status, error_details_pb2.RetryInfo(retry_delay=delay))
         return status
 
-    def trailing_metadata(self) -> tuple[tuple[str, bytes], ...]:
-        return ((STATUS_DETAILS_KEY, self.to_status().SerializeToString()),)
-
 
 def _pack(status: status_pb2.Status, detail: object) -> None:
     packed = any_pb2.Any()
@@ -82,7 +95,7 @@ def invalid_argument(violations: Sequence[FieldViolation], *, reason: str = "INV
     first = violations[0]
     more = f" (and {len(violations) - 1} more: see BadRequest details)" if len(violations) > 1 else ""
     return ServiceError(
-        grpc.StatusCode.INVALID_ARGUMENT,
+        Code.INVALID_ARGUMENT,
         reason,
         f"{first.field}: {first.description}{more}",
         metadata={"field": first.field},
@@ -93,12 +106,45 @@ def invalid_argument(violations: Sequence[FieldViolation], *, reason: str = "INV
 def shutting_down() -> ServiceError:
     """How open streams end when the server drains: retryable, so clients resume elsewhere or after restart."""
     return ServiceError(
-        grpc.StatusCode.UNAVAILABLE,
+        Code.UNAVAILABLE,
         "SERVER_SHUTTING_DOWN",
         "The server is shutting down; retry (a watch resumes with its last resume_token).",
         retry_after=1.0,
     )
 
+
+def internal() -> ServiceError:
+    return ServiceError(Code.INTERNAL, "INTERNAL", "An internal error occurred; it has been logged on the server.")
+
+
+# -- the gateway's failures ---------------------------------------------------------------------------------------
+_DEFAULT_RETRY_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class _Mapping:
+    code: Code
+    reason: str
+    retryable: bool = False  # carries RetryInfo (the gateway's Retry-After, or a second)
+
+
+# The gateway's HTTP status -> this service's answer. 400/422 (field violations), 409 (the batch's status) and 502
+# (ambiguous) get their details in `_from_http`; a status not listed falls back by class.
+HTTP_STATUS_TABLE: Mapping[int, _Mapping] = {
+    400: _Mapping(Code.INVALID_ARGUMENT, "GATEWAY_REJECTED_REQUEST"),
+    401: _Mapping(Code.UNAUTHENTICATED, "GATEWAY_UNAUTHENTICATED"),
+    403: _Mapping(Code.PERMISSION_DENIED, "GATEWAY_PERMISSION_DENIED"),
+    404: _Mapping(Code.NOT_FOUND, "BATCH_NOT_FOUND"),
+    409: _Mapping(Code.FAILED_PRECONDITION, "BATCH_NOT_COMPLETED"),
+    422: _Mapping(Code.INVALID_ARGUMENT, "GATEWAY_REJECTED_REQUEST"),
+    429: _Mapping(Code.RESOURCE_EXHAUSTED, "GATEWAY_RATE_LIMITED", retryable=True),
+    500: _Mapping(Code.INTERNAL, "GATEWAY_INTERNAL_ERROR"),
+    502: _Mapping(Code.UNAVAILABLE, "PROVIDER_ERROR", retryable=True),
+    503: _Mapping(Code.UNAVAILABLE, "GATEWAY_UNAVAILABLE", retryable=True),
+    504: _Mapping(Code.DEADLINE_EXCEEDED, "GATEWAY_TIMEOUT"),
+}
+_OTHER_4XX = _Mapping(Code.FAILED_PRECONDITION, "GATEWAY_REJECTED_REQUEST")
+_OTHER_5XX = _Mapping(Code.UNAVAILABLE, "GATEWAY_UNAVAILABLE", retryable=True)
 
 # Where FastAPI's 422 `loc` names a gateway parameter, the name of the same thing in this contract.
 _LOC_TO_FIELD = {
@@ -106,19 +152,22 @@ _LOC_TO_FIELD = {
     ("query", "limit"): "page_size",
     ("query", "after"): "page_token",
 }
-
-_DEFAULT_RETRY_SECONDS = 1.0
 _STATUS_IN_DETAIL = re.compile(r"\(status: ([a-z_]+)\)")
+_PROVIDER_ERROR_HINT = (
+    ". The gateway says this when the provider is down, and also when the provider does not know the batch id, "
+    "the provider name is not the batch's, or the provider refused the request. Check the batch id and provider; "
+    "if they are right, retry later."
+)
 
 
 def from_upstream(exc: UpstreamError) -> ServiceError:
-    """The gRPC answer to a gateway failure. Callers that know more (a batch's state) refine it first."""
+    """The answer to a gateway failure. Callers that know more (a batch's state) refine it first."""
     meta = {"operation": exc.operation}
     if exc.batch_id:
         meta["batch_id"] = exc.batch_id
     if isinstance(exc, UpstreamUnreachable):
         return ServiceError(
-            grpc.StatusCode.UNAVAILABLE,
+            Code.UNAVAILABLE,
             "GATEWAY_UNREACHABLE",
             f"The otari gateway could not be reached ({exc.cause}); retry shortly.",
             meta,
@@ -126,14 +175,14 @@ def from_upstream(exc: UpstreamError) -> ServiceError:
         )
     if isinstance(exc, UpstreamTimeout):
         return ServiceError(
-            grpc.StatusCode.DEADLINE_EXCEEDED,
+            Code.DEADLINE_EXCEEDED,
             "GATEWAY_TIMEOUT",
             f"The otari gateway did not answer within {exc.timeout:.3g} s.",
             meta,
         )
     if isinstance(exc, UpstreamBadResponse):
         return ServiceError(
-            grpc.StatusCode.UNAVAILABLE,
+            Code.UNAVAILABLE,
             "GATEWAY_BAD_RESPONSE",
             f"The otari gateway answered with a body that is not the JSON expected: {exc.problem}.",
             {**meta, "http_status": str(exc.status)},
@@ -145,61 +194,21 @@ def from_upstream(exc: UpstreamError) -> ServiceError:
 
 def _from_http(exc: UpstreamHTTPError, meta: dict[str, str]) -> ServiceError:
     status, detail = exc.status, exc.detail_text
+    mapping = HTTP_STATUS_TABLE.get(status) or (_OTHER_4XX if 400 <= status < 500 else _OTHER_5XX)
     meta = {**meta, "http_status": str(status)}
-    said = f"The gateway answered {status}: {detail}"
+    message = f"The gateway answered {status}: {detail}"
+    violations: list[FieldViolation] = []
     if status in (400, 422):
         violations = [FieldViolation(_field_of(loc), msg) for loc, msg in exc.field_errors]
-        if not violations:
-            violations = [FieldViolation(_guess_field(detail, exc.operation), detail)]
-        return ServiceError(
-            grpc.StatusCode.INVALID_ARGUMENT, "GATEWAY_REJECTED_REQUEST", said, meta, violations=violations
-        )
-    if status == 401:
-        return ServiceError(grpc.StatusCode.UNAUTHENTICATED, "GATEWAY_UNAUTHENTICATED", said, meta)
-    if status == 403:
-        return ServiceError(grpc.StatusCode.PERMISSION_DENIED, "GATEWAY_PERMISSION_DENIED", said, meta)
-    if status == 404:
-        return ServiceError(grpc.StatusCode.NOT_FOUND, "BATCH_NOT_FOUND", said, meta)
-    if status == 409:
-        match = _STATUS_IN_DETAIL.search(detail)
-        if match:
-            meta["status"] = match.group(1)
-        return ServiceError(grpc.StatusCode.FAILED_PRECONDITION, "BATCH_NOT_COMPLETED", said, meta)
-    if status == 429:
-        return ServiceError(
-            grpc.StatusCode.RESOURCE_EXHAUSTED,
-            "GATEWAY_RATE_LIMITED",
-            said,
-            meta,
-            retry_after=exc.retry_after if exc.retry_after is not None else _DEFAULT_RETRY_SECONDS,
-        )
-    if status == 502:
-        return ServiceError(
-            grpc.StatusCode.UNAVAILABLE,
-            "PROVIDER_ERROR",
-            f"{said}. The gateway says this when the provider is down, and also when the provider does not "
-            "know the batch id, the provider name is not the batch's, or the provider refused the request. "
-            "Check the batch id and provider; if they are right, retry later.",
-            meta,
-            retry_after=exc.retry_after if exc.retry_after is not None else _DEFAULT_RETRY_SECONDS,
-        )
-    if status in (503,):
-        return ServiceError(
-            grpc.StatusCode.UNAVAILABLE,
-            "GATEWAY_UNAVAILABLE",
-            said,
-            meta,
-            retry_after=exc.retry_after if exc.retry_after is not None else _DEFAULT_RETRY_SECONDS,
-        )
-    if status == 504:
-        return ServiceError(grpc.StatusCode.DEADLINE_EXCEEDED, "GATEWAY_TIMEOUT", said, meta)
-    if status == 500:
-        return ServiceError(grpc.StatusCode.INTERNAL, "GATEWAY_INTERNAL_ERROR", said, meta)
-    if 400 <= status < 500:
-        return ServiceError(grpc.StatusCode.FAILED_PRECONDITION, "GATEWAY_REJECTED_REQUEST", said, meta)
-    return ServiceError(
-        grpc.StatusCode.UNAVAILABLE, "GATEWAY_UNAVAILABLE", said, meta, retry_after=_DEFAULT_RETRY_SECONDS
-    )
+        violations = violations or [FieldViolation(_guess_field(detail, exc.operation), detail)]
+    elif status == 409 and (match := _STATUS_IN_DETAIL.search(detail)):
+        meta["status"] = match.group(1)
+    elif status == 502:
+        message += _PROVIDER_ERROR_HINT
+    retry_after = None
+    if mapping.retryable:
+        retry_after = exc.retry_after if exc.retry_after is not None else _DEFAULT_RETRY_SECONDS
+    return ServiceError(mapping.code, mapping.reason, message, meta, violations, retry_after)
 
 
 def _field_of(loc: Sequence[object]) -> str:

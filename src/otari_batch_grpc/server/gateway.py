@@ -11,12 +11,21 @@ import contextlib
 import email.utils
 import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextvars import ContextVar
 from typing import Any
 from urllib.parse import quote
 
 import httpx
+import ijson  # type: ignore[import-untyped]
+
+from otari_batch_grpc.server.upstream import (
+    UpstreamBadResponse,
+    UpstreamError,
+    UpstreamHTTPError,
+    UpstreamTimeout,
+    UpstreamUnreachable,
+)
 
 JSON = dict[str, Any]
 
@@ -25,59 +34,6 @@ last_upstream_status: ContextVar[int | None] = ContextVar("last_upstream_status"
 
 # Bodies larger than this are parsed off the event loop.
 _PARSE_IN_THREAD_BYTES = 256 * 1024
-
-
-class UpstreamError(Exception):
-    """The gateway call did not give the answer asked for."""
-
-    def __init__(self, operation: str, message: str) -> None:
-        super().__init__(message)
-        self.operation = operation
-        self.batch_id: str | None = None  # the batch the call was about, if any
-
-
-class UpstreamUnreachable(UpstreamError):
-    """No HTTP answer: connection refused or reset, DNS, TLS."""
-
-    def __init__(self, operation: str, cause: str) -> None:
-        super().__init__(operation, f"gateway unreachable: {cause}")
-        self.cause = cause
-
-
-class UpstreamTimeout(UpstreamError):
-    """The gateway did not answer in the time the call had."""
-
-    def __init__(self, operation: str, timeout: float) -> None:
-        super().__init__(operation, f"gateway timed out after {timeout:.3g}s")
-        self.timeout = timeout
-
-
-class UpstreamBadResponse(UpstreamError):
-    """An answer whose body is not the JSON this route returns."""
-
-    def __init__(self, operation: str, status: int, problem: str) -> None:
-        super().__init__(operation, f"gateway answered {status} with an unexpected body: {problem}")
-        self.status = status
-        self.problem = problem
-
-
-class UpstreamHTTPError(UpstreamError):
-    """The gateway answered with an error status and (usually) a FastAPI `{"detail": ...}` body."""
-
-    def __init__(self, operation: str, status: int, detail: object, retry_after: float | None) -> None:
-        self.status = status
-        self.detail = detail
-        self.retry_after = retry_after
-        self.field_errors: list[tuple[Sequence[object], str]] = []
-        if isinstance(detail, list):
-            for item in detail:
-                if isinstance(item, dict):
-                    loc = item.get("loc")
-                    self.field_errors.append((loc if isinstance(loc, list) else [], str(item.get("msg", "invalid"))))
-            self.detail_text = "; ".join(f"{'.'.join(str(p) for p in loc)}: {msg}" for loc, msg in self.field_errors)
-        else:
-            self.detail_text = str(detail) if detail is not None else "(no detail)"
-        super().__init__(operation, f"gateway answered {status}: {self.detail_text}")
 
 
 class GatewayClient:
@@ -155,6 +111,51 @@ class GatewayClient:
             raise UpstreamBadResponse("results", 200, "'results' is not a list of {custom_id, result, error}")
         return items
 
+    @contextlib.asynccontextmanager
+    async def stream_results(
+        self, key: str, batch_id: str, provider: str, *, time_left: float | None
+    ) -> AsyncIterator[AsyncIterator[JSON]]:
+        """A completed batch's results as they arrive: the body (one JSON document) is parsed incrementally, so
+        memory stays flat and the first result is ready long before the last byte. Leaving the context closes the
+        upstream response (a cancelled call stops the download)."""
+        operation = "results"
+        with _about(batch_id):
+            budget = self._budget(operation, self._results_timeout, time_left)
+            request = self._http.build_request(
+                "GET",
+                f"/v1/batches/{_seg(batch_id)}/results",
+                params={"provider": provider},
+                headers={"authorization": f"Bearer {key}"},
+                timeout=budget,
+            )
+            try:
+                response = await self._http.send(request, stream=True)
+            except httpx.TimeoutException:
+                raise UpstreamTimeout(operation, budget) from None
+            except httpx.HTTPError as exc:
+                raise UpstreamUnreachable(operation, type(exc).__name__) from None
+            try:
+                last_upstream_status.set(response.status_code)
+                if response.status_code != 200:
+                    await response.aread()
+                    raise UpstreamHTTPError(
+                        operation,
+                        response.status_code,
+                        _detail(response),
+                        _retry_after(response.headers.get("retry-after")),
+                    )
+                async with contextlib.aclosing(_result_items(response, budget)) as items:
+                    yield items  # closed here, in this task: left to the garbage collector, it would close elsewhere
+            finally:
+                await response.aclose()
+
+    def _budget(self, operation: str, limit: float, time_left: float | None) -> float:
+        if time_left is None:
+            return limit
+        if time_left <= 0:
+            raise UpstreamTimeout(operation, 0)
+        return min(limit, time_left)
+
     async def ping(self, *, within: float) -> bool:
         """Whether the gateway answers HTTP at all (any status below 500 counts) within `within` seconds."""
         try:
@@ -210,6 +211,44 @@ class GatewayClient:
             if not isinstance(data, dict):
                 raise UpstreamBadResponse(operation, 200, "not a JSON object")
             return data
+
+
+async def _result_items(response: httpx.Response, budget: float) -> AsyncGenerator[JSON, None]:
+    """Each `{custom_id, result, error}` of `{"results": [...]}`, as the bytes arrive (ijson's push parser, C
+    backend); a body of another shape is an error."""
+    operation = "results"
+    parsed = ijson.sendable_list()
+    parser = ijson.items_coro(parsed, "results.item", use_float=True)
+    head = b""  # the first bytes, to say what a body without results was
+    seen_any = False
+    chunks = response.aiter_bytes()
+    try:
+        async for chunk in chunks:
+            if len(head) < 4096:
+                head += chunk[:4096]
+            parser.send(chunk)
+            for item in parsed:
+                if not isinstance(item, dict) or "custom_id" not in item:
+                    raise UpstreamBadResponse(operation, 200, "'results' is not a list of {custom_id, result, error}")
+                seen_any = True
+                yield item
+            del parsed[:]
+        parser.close()
+    except httpx.TimeoutException:
+        raise UpstreamTimeout(operation, budget) from None
+    except httpx.HTTPError as exc:
+        raise UpstreamUnreachable(operation, type(exc).__name__) from None
+    except ijson.JSONError as exc:
+        raise UpstreamBadResponse(operation, 200, f"not JSON ({str(exc)[:80]})") from None
+    finally:
+        await chunks.aclose()  # type: ignore[attr-defined]  # here, in this task
+    for item in parsed:  # what the end of the document completed
+        if not isinstance(item, dict) or "custom_id" not in item:
+            raise UpstreamBadResponse(operation, 200, "'results' is not a list of {custom_id, result, error}")
+        seen_any = True
+        yield item
+    if not seen_any and b'"results"' not in head:
+        raise UpstreamBadResponse(operation, 200, "'results' is not a list of {custom_id, result, error}")
 
 
 @contextlib.contextmanager

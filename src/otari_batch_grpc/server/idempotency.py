@@ -8,21 +8,28 @@ request_id stamped into its metadata, and creates only if it is not there.
 from __future__ import annotations
 
 import hashlib
-
-import grpc
+from typing import TYPE_CHECKING, Any
 
 from otari_batch_grpc.server import convert
-from otari_batch_grpc.server.errors import ServiceError
-from otari_batch_grpc.server.gateway import GatewayClient, UpstreamHTTPError
+from otari_batch_grpc.server.core import Caller, upstream_errors
+from otari_batch_grpc.server.errors import Code, ServiceError, from_upstream
 from otari_batch_grpc.server.locks import KeyedLocks
-from otari_batch_grpc.server.records import seen
-from otari_batch_grpc.server.store import Store
+from otari_batch_grpc.server.store import Claim
+from otari_batch_grpc.server.upstream import UpstreamError, UpstreamHTTPError
 from otari_batch_grpc.server.validation import REQUEST_ID_KEY
 from otari_batch_grpc.v1 import batch_pb2, batch_service_pb2
 
 # How far back the recovery search looks: pages of the caller's newest batches.
 RECOVERY_PAGES = 10
 RECOVERY_PAGE_SIZE = 100
+RECOVERY_RETRY_SECONDS = 30.0
+# Answers after which the gateway certainly made no batch (besides every 4xx): the provider or the gateway refused.
+NOTHING_CREATED = frozenset({502, 503})
+# The gateway's clock and ours may differ this much.
+CLOCK_SKEW_SECONDS = 300.0
+
+if TYPE_CHECKING:
+    from otari_batch_grpc.server.core import Batches
 
 
 def fingerprint(request: batch_service_pb2.CreateBatchRequest) -> str:
@@ -42,62 +49,87 @@ def provider_of_model(model: str) -> str:
 
 
 class IdempotentCreates:
-    def __init__(self, *, gateway: GatewayClient, store: Store) -> None:
-        self._gateway = gateway
-        self._store = store
+    """Creates through the core, claimed in the store first so a retry never makes a second batch."""
+
+    def __init__(self, *, core: Batches) -> None:
+        self._core = core
+        self._store = core.store
+        self._gateway = core.gateway
         self._locks = KeyedLocks()
 
     async def create(
-        self,
-        request: batch_service_pb2.CreateBatchRequest,
-        *,
-        key: str,
-        owner: str,
-        time_left: float | None,
+        self, request: batch_service_pb2.CreateBatchRequest, caller: Caller, *, time_left: float | None
     ) -> batch_pb2.Batch:
         request_id = request.request_id.lower()
         digest = fingerprint(request)
+        owner = caller.owner
         async with self._locks.hold((owner, request_id)):
             claim = await self._store.claim(owner, request_id, digest, provider_of_model(request.model))
             if claim.fingerprint != digest:
                 raise _reused(request_id, claim.batch_id)
             if claim.batch_id is not None:
-                record = await self._store.batch(claim.batch_id)
-                assert record is not None, "a settled claim always has its batch recorded"
-                return batch_pb2.Batch.FromString(record.snapshot)
+                return await self._settled(caller, claim.batch_id, claim.provider, time_left)
             if not claim.fresh:
-                found = await self._find_upstream(key, claim.provider, request_id, time_left)
+                found = await self._find_upstream(caller, claim, request_id, time_left)
                 if found is not None:
-                    await self._store.settle_claim(owner, request_id, seen(found, found.provider or claim.provider))
-                    return found
+                    batch = await self._core.created(caller, found, claim.provider)
+                    await self._store.settle_claim(owner, request_id, batch.id)
+                    return batch
             body = convert.create_body(request)
             body["metadata"] = {**body.get("metadata", {}), REQUEST_ID_KEY: request_id}
             try:
-                data = await self._gateway.create_batch(key, body, time_left=time_left)
+                data = await self._gateway.create_batch(caller.key, body, time_left=time_left)
             except UpstreamHTTPError as exc:
-                if 400 <= exc.status < 500:  # refused: certainly nothing was created
+                if exc.status in NOTHING_CREATED or 400 <= exc.status < 500:  # refused: nothing was created
                     await self._store.release_claim(owner, request_id)
-                raise
-            batch = convert.batch_from_json(data)
-            await self._store.settle_claim(owner, request_id, seen(batch, batch.provider or claim.provider))
+                raise from_upstream(exc) from None
+            except UpstreamError as exc:
+                raise from_upstream(exc) from None
+            # Entered first, settled second: a crash between leaves an open claim, which a retry resolves by search.
+            batch = await self._core.created(caller, data, claim.provider)
+            await self._store.settle_claim(owner, request_id, batch.id)
             return batch
 
+    async def _settled(self, caller: Caller, batch_id: str, provider: str, time_left: float | None) -> batch_pb2.Batch:
+        record = await self._store.batch(batch_id)
+        if record is not None:
+            return batch_pb2.Batch.FromString(record.snapshot)
+        return (await self._core.fetch(caller, batch_id, provider, time_left=time_left)).batch  # forgotten since
+
     async def _find_upstream(
-        self, key: str, provider: str, request_id: str, time_left: float | None
-    ) -> batch_pb2.Batch | None:
+        self, caller: Caller, claim: Claim, request_id: str, time_left: float | None
+    ) -> dict[str, Any] | None:
+        """The batch an earlier attempt made, by the request_id in its metadata; None when it certainly made none.
+
+        The gateway filters each page by owner after asking the provider and gives no cursor, so an empty page
+        is not the end. The search walks back until it passes the claim's time (nothing older can be the one);
+        when it cannot get there, the outcome is unknown and the caller is told to retry later: creating again
+        could make a second batch.
+        """
         after: str | None = None
         for _ in range(RECOVERY_PAGES):
-            page = await self._gateway.list_batches(
-                key, provider, after=after, limit=RECOVERY_PAGE_SIZE, time_left=time_left
-            )
+            with upstream_errors():
+                page = await self._gateway.list_batches(
+                    caller.key, claim.provider, after=after, limit=RECOVERY_PAGE_SIZE, time_left=time_left
+                )
             for item in page:
                 metadata = item.get("metadata")
                 if isinstance(metadata, dict) and metadata.get(REQUEST_ID_KEY) == request_id:
-                    return convert.batch_from_json(item)
+                    return item
             if not page:
-                return None
-            after = page[-1]["id"]
-        return None
+                break
+            created = page[-1].get("created_at")
+            if isinstance(created, int | float) and created < claim.created_at - CLOCK_SKEW_SECONDS:
+                return None  # walked past the first attempt: it made nothing
+            after = str(page[-1]["id"])
+        raise ServiceError(
+            Code.UNAVAILABLE,
+            "CREATE_OUTCOME_UNKNOWN",
+            f"An earlier CreateBatch with request_id {request_id} got no reply, and the gateway's listing could "
+            "not show whether it made a batch. Nothing was created now; retry later with the same request_id.",
+            {"request_id": request_id, "provider": claim.provider},
+            retry_after=RECOVERY_RETRY_SECONDS,
+        )
 
 
 def _reused(request_id: str, batch_id: str | None) -> ServiceError:
@@ -105,7 +137,7 @@ def _reused(request_id: str, batch_id: str | None) -> ServiceError:
     if batch_id:
         metadata["batch_id"] = batch_id
     return ServiceError(
-        grpc.StatusCode.ALREADY_EXISTS,
+        Code.ALREADY_EXISTS,
         "REQUEST_ID_REUSED",
         f"request_id {request_id} was already used for a different CreateBatch request; nothing was created. "
         "Use a new request_id for a new batch, or resend the first request unchanged to get its batch.",

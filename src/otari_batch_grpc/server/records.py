@@ -1,10 +1,38 @@
-"""What the registry keeps of a batch the gateway returned."""
+"""What the domain knows of a batch state: an observation (a revision the service saw) and its registry row."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from otari_batch_grpc.server import convert
-from otari_batch_grpc.server.store import SeenBatch
+from otari_batch_grpc.server.store import Revision, SeenBatch
 from otari_batch_grpc.v1 import batch_pb2
+
+
+@dataclass(frozen=True)
+class Observation:
+    """A batch state the service saw at the gateway, saved as revision `rev` (number `seq` among all revisions)."""
+
+    batch: batch_pb2.Batch
+    rev: int
+    observed_at: float
+    seq: int = 0
+
+    @property
+    def terminal(self) -> bool:
+        return self.batch.status in convert.TERMINAL_STATUSES
+
+    @property
+    def batch_id(self) -> str:
+        return self.batch.id
+
+    @classmethod
+    def of(cls, revision: Revision) -> Observation:
+        return cls(batch_pb2.Batch.FromString(revision.snapshot), revision.rev, revision.observed_at, revision.seq)
+
+    def as_shown(self, batch: batch_pb2.Batch) -> Observation:
+        """The same revision, as one caller was shown it (the gateway echoes `provider` as each caller spelled it)."""
+        return Observation(batch, self.rev, self.observed_at, self.seq)
 
 
 def seen(batch: batch_pb2.Batch, provider: str) -> SeenBatch:
@@ -14,5 +42,16 @@ def seen(batch: batch_pb2.Batch, provider: str) -> SeenBatch:
         provider=provider,
         status=batch.upstream_status or convert.status_name(batch.status),
         terminal=batch.status in convert.TERMINAL_STATUSES,
-        snapshot=batch.SerializeToString(),
+        snapshot=batch.SerializeToString(deterministic=True),
+        created_at=batch.created_at.seconds + batch.created_at.nanos / 1e9,
     )
+
+
+def same_state(a: batch_pb2.Batch, b: batch_pb2.Batch) -> bool:
+    """Equal but for `provider`, which the gateway echoes as each caller spelled it."""
+    if a.provider == b.provider:
+        return a == b
+    copy = batch_pb2.Batch()
+    copy.CopyFrom(b)
+    copy.provider = a.provider
+    return a == copy

@@ -12,10 +12,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Concatenate, Protocol, TypeVar
 
 import grpc
+from google.protobuf import message_factory
+from google.protobuf.descriptor import ServiceDescriptor
 from grpc import aio
+from grpc_status import rpc_status
 
-from otari_batch_grpc.server.errors import ServiceError, from_upstream, shutting_down
-from otari_batch_grpc.server.gateway import UpstreamError, last_upstream_status
+from otari_batch_grpc.server.errors import ServiceError, from_upstream, internal, shutting_down
+from otari_batch_grpc.server.gateway import last_upstream_status
+from otari_batch_grpc.server.upstream import UpstreamError
 
 log = logging.getLogger("otari_batch_grpc.rpc")
 
@@ -57,9 +61,17 @@ def _as_service_error(exc: Exception) -> ServiceError:
     if isinstance(exc, UpstreamError):
         return from_upstream(exc)
     log.exception("unexpected error in handler")
-    return ServiceError(
-        grpc.StatusCode.INTERNAL, "INTERNAL", "An internal error occurred; it has been logged on the server."
-    )
+    return internal()
+
+
+async def abort(context: aio.ServicerContext[Any, Any], error: ServiceError) -> None:
+    """End the call with the error's status and its google.rpc details (grpc-status-details-bin)."""
+    status = rpc_status.to_status(error.to_status())
+    await context.abort(status.code, status.details, trailing_metadata=status.trailing_metadata)
+
+
+def grpc_code(error: ServiceError) -> grpc.StatusCode:
+    return grpc.StatusCode[error.code.name]
 
 
 def _log_call(method: str, code: grpc.StatusCode, started: float, peer: str) -> None:
@@ -93,8 +105,8 @@ def unary(
             raise
         except Exception as exc:
             error = _as_service_error(exc)
-            code = error.code
-            await context.abort(error.code, error.message, trailing_metadata=error.trailing_metadata())
+            code = grpc_code(error)
+            await abort(context, error)
             raise AssertionError("unreachable: abort raises") from None
         finally:
             _log_call(method, code, started, peer)
@@ -135,14 +147,41 @@ def server_stream(
                 raise
             task.uncancel()
             error = shutting_down()
-            code = error.code
-            await context.abort(error.code, error.message, trailing_metadata=error.trailing_metadata())
+            code = grpc_code(error)
+            await abort(context, error)
         except Exception as exc:
             error = _as_service_error(exc)
-            code = error.code
-            await context.abort(error.code, error.message, trailing_metadata=error.trailing_metadata())
+            code = grpc_code(error)
+            await abort(context, error)
         finally:
             self.streams.discard(task)
             _log_call(method, code, started, peer)
 
     return wrapper
+
+
+def _send(message: Any) -> bytes:
+    """A response serializer that also passes ready bytes through (results served from the cache)."""
+    if isinstance(message, bytes):
+        return message
+    data: bytes = message.SerializeToString()
+    return data
+
+
+def register(server: aio.Server, servicer: object, service: ServiceDescriptor) -> None:
+    """Serve `servicer`'s methods for every RPC of `service`, as the generated add_*_to_server would, except that
+    a handler may yield serialized messages (bytes) as well as messages."""
+    handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
+    for method in service.methods:
+        behaviour = getattr(servicer, method.name)
+        request_type = message_factory.GetMessageClass(method.input_type)
+        if method.server_streaming:
+            handlers[method.name] = grpc.unary_stream_rpc_method_handler(
+                behaviour, request_deserializer=request_type.FromString, response_serializer=_send
+            )
+        else:
+            handlers[method.name] = grpc.unary_unary_rpc_method_handler(
+                behaviour, request_deserializer=request_type.FromString, response_serializer=_send
+            )
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service.full_name, handlers),))
+    server.add_registered_method_handlers(service.full_name, handlers)

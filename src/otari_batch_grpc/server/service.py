@@ -1,291 +1,242 @@
-"""BatchService: thin handlers that read like the contract. No HTTP and no SQL here.
+"""BatchService: proto <-> domain adapters that read like the contract. No HTTP, no SQL and no policy here.
 
-What the service keeps (store): every batch it has seen and which callers the gateway showed it to, so
-`provider` can be left out and a terminal batch, whose snapshot and results never change, is served locally, but
-only to a caller the gateway authorized for it within the last `owner_trust_seconds`.
+Each handler validates its request (the constraints the .proto states), asks the domain core (`core`, `results`,
+`idempotency`) and shapes the answer. Errors are the domain's; `rpc` turns them into gRPC statuses.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-import grpc
 from google.protobuf import timestamp_pb2
 from grpc import aio
 
 from otari_batch_grpc.server import convert, tokens, validation
-from otari_batch_grpc.server.auth import Credential, OwnerHasher, credential_from_metadata
-from otari_batch_grpc.server.errors import ServiceError
-from otari_batch_grpc.server.gateway import GatewayClient, UpstreamHTTPError
+from otari_batch_grpc.server.auth import OwnerHasher, credential_from_metadata
+from otari_batch_grpc.server.core import Batches, Caller, CorePolicy, upstream_errors
+from otari_batch_grpc.server.errors import Code, FieldViolation, ServiceError, invalid_argument
+from otari_batch_grpc.server.gateway import GatewayClient
 from otari_batch_grpc.server.idempotency import IdempotentCreates
-from otari_batch_grpc.server.records import seen
+from otari_batch_grpc.server.records import Observation
+from otari_batch_grpc.server.results import Message, ResultsPolicy, ResultStreams
 from otari_batch_grpc.server.rpc import OpenStreams, server_stream, unary
 from otari_batch_grpc.server.store import Store
-from otari_batch_grpc.server.watch import Hub, Observation, Subscriber, Watcher, WatchPolicy
-from otari_batch_grpc.v1 import batch_pb2, batch_service_pb2, batch_service_pb2_grpc, result_pb2, watch_pb2
+from otari_batch_grpc.server.watch import ACCESS_LOST, Problem, Subscriber, WatchPolicy
+from otari_batch_grpc.v1 import batch_pb2, batch_service_pb2, watch_pb2
 
 Context = aio.ServicerContext[Any, Any]
-Response = batch_service_pb2.StreamResultsResponse
-
-# A page of ListBatches may take this many gateway calls to fill (the gateway filters pages by owner after the
-# provider call, so a short page is not the end).
-MAX_LIST_CALLS_PER_PAGE = 5
-# Cached results are read from the store this many at a time: memory stays flat whatever the batch size.
-RESULTS_PAGE = 500
-
-
-@dataclass(frozen=True)
-class Caller:
-    credential: Credential
-    owner: str  # keyed hash of the credential
-
-    @property
-    def key(self) -> str:
-        return self.credential.key
-
-
-@dataclass(frozen=True, kw_only=True)
-class CachePolicy:
-    owner_trust_seconds: float
-    results_max_bytes: int
-    results_max_age: float
-    heartbeat_seconds: float = 15.0
-    wait_default_seconds: float = 60.0
-
+pb = batch_service_pb2
 
 WAIT_MAX_SECONDS = 3600.0
 WATCH_MAX_BATCHES = 1000
+SNAPSHOT = watch_pb2.BATCH_EVENT_KIND_SNAPSHOT
+CHANGE = watch_pb2.BATCH_EVENT_KIND_CHANGE
+HEARTBEAT = watch_pb2.BATCH_EVENT_KIND_HEARTBEAT
+UNAVAILABLE = watch_pb2.BATCH_EVENT_KIND_UNAVAILABLE
+REMOVED = watch_pb2.BATCH_EVENT_KIND_REMOVED
 
 
-class BatchService(batch_service_pb2_grpc.BatchServiceServicer):
+class BatchService:
+    """The handlers of otari.batch.v1.BatchService (registered by `rpc.register`)."""
+
     def __init__(
         self,
         *,
         gateway: GatewayClient,
         store: Store,
         owners: OwnerHasher,
-        policy: CachePolicy,
-        service_key: str | None,
+        core: CorePolicy,
+        results: ResultsPolicy,
         watch: WatchPolicy,
+        service_key: str | None,
+        heartbeat_seconds: float = 15.0,
+        wait_default_seconds: float = 60.0,
     ) -> None:
-        self.gateway = gateway
+        self.core = Batches(gateway=gateway, store=store, policy=core, watch=watch)
+        self.hub = self.core.hub
         self.store = store
-        self.hub = Hub(gateway=gateway, store=store, policy=watch)
         self.owners = owners
-        self.policy = policy
         self.service_key = service_key
-        self.creates = IdempotentCreates(gateway=gateway, store=store)
+        self.heartbeat_seconds = heartbeat_seconds
+        self.wait_default_seconds = wait_default_seconds
+        self.creates = IdempotentCreates(core=self.core)
+        self.results = ResultStreams(self.core, results)
         self.streams = OpenStreams()
 
     @unary
-    async def CreateBatch(
-        self, request: batch_service_pb2.CreateBatchRequest, context: Context
-    ) -> batch_service_pb2.CreateBatchResponse:
+    async def CreateBatch(self, request: pb.CreateBatchRequest, context: Context) -> pb.CreateBatchResponse:
         validation.check_create(request)
         caller = self._caller(context)
         if request.request_id:
-            batch = await self.creates.create(
-                request, key=caller.key, owner=caller.owner, time_left=context.time_remaining()
+            batch = await self.creates.create(request, caller, time_left=context.time_remaining())
+            return pb.CreateBatchResponse(batch=batch)
+        with upstream_errors():
+            data = await self.core.gateway.create_batch(
+                caller.key, convert.create_body(request), time_left=context.time_remaining()
             )
-            await self._observed(batch, batch.provider, caller)
-            return batch_service_pb2.CreateBatchResponse(batch=batch)
-        data = await self.gateway.create_batch(
-            caller.key, convert.create_body(request), time_left=context.time_remaining()
-        )
-        batch = convert.batch_from_json(data)
-        await self._remember(batch, batch.provider, caller, creator=True)
-        return batch_service_pb2.CreateBatchResponse(batch=batch)
+        batch = await self.core.created(caller, data, "")
+        return pb.CreateBatchResponse(batch=batch)
 
     @unary
-    async def GetBatch(
-        self, request: batch_service_pb2.GetBatchRequest, context: Context
-    ) -> batch_service_pb2.GetBatchResponse:
+    async def GetBatch(self, request: pb.GetBatchRequest, context: Context) -> pb.GetBatchResponse:
         validation.check_batch_ref(request.batch_id, request.provider)
         caller = self._caller(context)
-        provider = await self._provider(request.batch_id, request.provider, caller)
-        cached = await self._trusted_terminal(request.batch_id, provider, caller)
-        batch = cached or await self._fetch(caller, request.batch_id, provider, context)
-        return batch_service_pb2.GetBatchResponse(batch=batch)
+        provider = await self.core.provider_of(caller, request.batch_id, request.provider)
+        batch = await self.core.get(caller, request.batch_id, provider, time_left=context.time_remaining())
+        return pb.GetBatchResponse(batch=batch)
 
     @unary
-    async def ListBatches(
-        self, request: batch_service_pb2.ListBatchesRequest, context: Context
-    ) -> batch_service_pb2.ListBatchesResponse:
+    async def ListBatches(self, request: pb.ListBatchesRequest, context: Context) -> pb.ListBatchesResponse:
         validation.check_list(request)
         caller = self._caller(context)
-        size = validation.page_size(request.page_size)
-        after = tokens.after_of_page_token(request.page_token, request.provider)
-        found: list[dict[str, Any]] = []
-        exhausted = False
-        for _ in range(MAX_LIST_CALLS_PER_PAGE):
-            page = await self.gateway.list_batches(
-                caller.key, request.provider, after=after, limit=size, time_left=context.time_remaining()
-            )
-            if not page:
-                exhausted = True
-                break
-            found.extend(page)
-            after = page[-1]["id"]
-            if len(found) >= size:
-                break
-        if len(found) > size:
-            found = found[:size]
-            after = found[-1]["id"]
-        batches = [convert.batch_from_json(b) for b in found]
-        await self.store.record((seen(b, request.provider) for b in batches), owner=caller.owner)
-        for batch in batches:  # a list feeds only what is watched: revisions are for watchers
-            if self.hub.interested(batch.id, caller.owner):
-                await self._observed(batch, request.provider, caller)
-        token = "" if exhausted or after is None else tokens.page_token(after, request.provider)
-        return batch_service_pb2.ListBatchesResponse(batches=batches, next_page_token=token)
+        listing = await self.core.list(
+            caller,
+            request.provider,
+            page_size=validation.page_size(request.page_size),
+            page_token=request.page_token,
+            time_left=context.time_remaining(),
+        )
+        return pb.ListBatchesResponse(
+            batches=listing.batches,
+            next_page_token=listing.next_page_token,
+            incomplete_providers=listing.incomplete_providers,
+        )
 
     @unary
-    async def CancelBatch(
-        self, request: batch_service_pb2.CancelBatchRequest, context: Context
-    ) -> batch_service_pb2.CancelBatchResponse:
+    async def CancelBatch(self, request: pb.CancelBatchRequest, context: Context) -> pb.CancelBatchResponse:
         validation.check_batch_ref(request.batch_id, request.provider)
         caller = self._caller(context)
-        provider = await self._provider(request.batch_id, request.provider, caller)
-        finished = await self._trusted_terminal(request.batch_id, provider, caller)
-        if finished is not None:
-            raise _already_finished(finished)
-        try:
-            data = await self.gateway.cancel_batch(
-                caller.key, request.batch_id, provider, time_left=context.time_remaining()
-            )
-        except UpstreamHTTPError as exc:
-            if exc.status != 502:
-                raise
-            # The gateway answers 502 for a cancel of a finished batch too: look before blaming the provider.
-            batch = await self._fetch(caller, request.batch_id, provider, context)
-            if batch.status in convert.TERMINAL_STATUSES:
-                raise _already_finished(batch) from None
-            raise
-        batch = convert.batch_from_json(data)
-        await self._remember(batch, provider, caller)
-        return batch_service_pb2.CancelBatchResponse(batch=batch)
+        provider = await self.core.provider_of(caller, request.batch_id, request.provider)
+        batch = await self.core.cancel(caller, request.batch_id, provider, time_left=context.time_remaining())
+        return pb.CancelBatchResponse(batch=batch)
 
     @server_stream
-    async def StreamResults(
-        self, request: batch_service_pb2.StreamResultsRequest, context: Context
-    ) -> AsyncIterator[batch_service_pb2.StreamResultsResponse]:
+    async def StreamResults(self, request: pb.StreamResultsRequest, context: Context) -> AsyncIterator[Message]:
         validation.check_batch_ref(request.batch_id, request.provider, start_index=request.start_index)
         caller = self._caller(context)
-        batch_id = request.batch_id
-        provider = await self._provider(batch_id, request.provider, caller)
-        cached = await self.store.result_count(batch_id) is not None
-        if request.wait and not cached:
-            await self._wait_terminal(caller, batch_id, provider, context, limit=None)
-        if cached:
-            if not await self._trusted(batch_id, caller):
-                await self._fetch(caller, batch_id, provider, context)  # the gateway authorizes this caller first
-            async for item in self._cached_results(batch_id, request.start_index):
-                yield item
-            return
-        results = await self._fetch_results(caller, batch_id, provider, context)
-        for index in range(request.start_index, len(results)):
-            yield batch_service_pb2.StreamResultsResponse(result=results[index], index=index)
+        provider = await self.core.provider_of(caller, request.batch_id, request.provider)
+        async for message in self.results.stream(
+            caller,
+            request.batch_id,
+            provider,
+            start=request.start_index,
+            wait=request.wait,
+            time_left=context.time_remaining(),
+        ):
+            yield message
 
     @server_stream
-    async def WatchBatch(
-        self, request: batch_service_pb2.WatchBatchRequest, context: Context
-    ) -> AsyncIterator[batch_service_pb2.WatchBatchResponse]:
+    async def WatchBatch(self, request: pb.WatchBatchRequest, context: Context) -> AsyncIterator[pb.WatchBatchResponse]:
         validation.check_batch_ref(request.batch_id, request.provider)
         batch_id = request.batch_id
         after = tokens.rev_of_resume_token(request.resume_token, batch_id) if request.resume_token else None
         caller = self._caller(context)
-        provider = await self._provider(batch_id, request.provider, caller)
-        current = await self._fetch_observed(caller, batch_id, provider, context)  # authorizes this caller
+        provider = await self.core.provider_of(caller, batch_id, request.provider)
+        current = await self.core.fetch(caller, batch_id, provider, time_left=context.time_remaining())
         trail = _Trail()
-        if after is None:
-            yield batch_service_pb2.WatchBatchResponse(event=trail.event(current, watch_pb2.BATCH_EVENT_KIND_SNAPSHOT))
-        else:
-            missed = await self.hub.replay(batch_id, after)
-            if missed is None:
-                raise _resume_expired(batch_id)
-            trail.seed(missed[0])  # what the caller saw last: the base for previous_status
-            for observation in missed[1:]:
-                yield batch_service_pb2.WatchBatchResponse(event=trail.event(observation))
-        if trail.finished:
-            return
+        missed = [] if after is None else await self._replay(batch_id, after)
         subscriber = self._subscriber(caller, context)
         try:
-            await self.hub.join(subscriber, batch_id, provider)
+            if not current.terminal:  # joined before anything is sent: nothing is missed while a send waits
+                self.hub.join(subscriber, batch_id, provider, current)
+            if len(missed) > 1:
+                trail.seed(missed[0])  # what the caller saw last: the base for previous_status
+                for observation in missed[1:]:
+                    yield pb.WatchBatchResponse(event=trail.event(observation))
+            else:  # a new watch, or a resume that missed nothing: the state now
+                yield pb.WatchBatchResponse(event=trail.event(current, SNAPSHOT))
             while not trail.finished:
-                news = await subscriber.next(self.policy.heartbeat_seconds)
+                news = await subscriber.next(self.heartbeat_seconds)
                 if not news:
-                    yield batch_service_pb2.WatchBatchResponse(event=trail.heartbeat())
-                for observation in news:
-                    if observation.rev > trail.rev:
-                        yield batch_service_pb2.WatchBatchResponse(event=trail.event(observation))
+                    yield pb.WatchBatchResponse(event=_heartbeat(trail.token))
+                for item in news:
+                    if isinstance(item, Observation) and item.rev > trail.rev:
+                        yield pb.WatchBatchResponse(event=trail.event(item))
         finally:
             self.hub.leave(subscriber, [batch_id])
 
     @server_stream
     async def WatchBatches(
-        self, request: batch_service_pb2.WatchBatchesRequest, context: Context
-    ) -> AsyncIterator[batch_service_pb2.WatchBatchesResponse]:
+        self, request: pb.WatchBatchesRequest, context: Context
+    ) -> AsyncIterator[pb.WatchBatchesResponse]:
         validation.check_watch_many(request.batch_ids, WATCH_MAX_BATCHES)
         caller = self._caller(context)
-        subscriber = self._subscriber(caller, context)
-        everything = not request.batch_ids
-        if everything:
-            targets = await self.store.live_batches(caller.owner, WATCH_MAX_BATCHES)
-            self.hub.follow_owner(subscriber)
+        ids = list(dict.fromkeys(request.batch_ids))
+        after = tokens.seq_of_many_resume_token(request.resume_token, ids) if request.resume_token else None
+        subscriber = self._subscriber(caller, context, many=True)
+        if ids:
+            targets = await self._known(caller, ids)
         else:
-            targets = [(b, await self._provider(b, "", caller)) for b in dict.fromkeys(request.batch_ids)]
-        trails: dict[str, _Trail] = {}
+            self.hub.follow_owner(subscriber)
+            targets = await self.store.live_batches(caller.owner, WATCH_MAX_BATCHES)
+            if after is not None:  # and those that changed (finished, say) while the caller was away
+                changed = await self.store.changed_since(caller.owner, after, WATCH_MAX_BATCHES)
+                targets = list(dict.fromkeys([*changed, *targets]))[:WATCH_MAX_BATCHES]
+        # Every event sent while the batches are first fetched carries the position before them: a resume from it
+        # sends each batch again (a snapshot, or its change), so none is lost however early the stream breaks.
+        stream = _ManyTrail(ids, max(after or 0, await self.store.last_seq()))
         try:
             for batch_id, provider in targets:
-                current = await self._fetch_observed(caller, batch_id, provider, context)
-                trail = trails[batch_id] = _Trail()
-                yield batch_service_pb2.WatchBatchesResponse(
-                    event=trail.event(current, watch_pb2.BATCH_EVENT_KIND_SNAPSHOT)
-                )
-                if not trail.finished:
-                    await self.hub.join(subscriber, batch_id, provider)
+                try:
+                    current = await self.core.fetch(caller, batch_id, provider, time_left=None)
+                except ServiceError as error:
+                    yield pb.WatchBatchesResponse(event=await self._trouble(caller, stream, batch_id, error))
+                    continue
+                trail = stream.trail(batch_id)
+                if not current.terminal:  # joined first: nothing is missed while the event below waits to be sent
+                    self.hub.join(subscriber, batch_id, provider, current)
+                if after is not None and current.seq > after:
+                    before = await self.store.revision_at_or_before(batch_id, after)
+                    if before is not None:
+                        trail.seed(Observation.of(before))
+                    yield pb.WatchBatchesResponse(event=trail.event(current, CHANGE, stream.token))
+                else:
+                    yield pb.WatchBatchesResponse(event=trail.event(current, SNAPSHOT, stream.token))
+
             while True:
-                news = await subscriber.next(self.policy.heartbeat_seconds)
-                for observation in news:
-                    batch_id = observation.batch.id
-                    trail = trails.setdefault(batch_id, _Trail())
-                    if observation.rev <= trail.rev:
-                        continue
-                    kind = watch_pb2.BATCH_EVENT_KIND_CHANGE if trail.last else watch_pb2.BATCH_EVENT_KIND_SNAPSHOT
-                    yield batch_service_pb2.WatchBatchesResponse(event=trail.event(observation, kind))
-                    if trail.finished:
-                        self.hub.leave(subscriber, [batch_id])
+                news = await subscriber.next(self.heartbeat_seconds)
                 if not news:
-                    yield batch_service_pb2.WatchBatchesResponse(
-                        event=watch_pb2.BatchEvent(kind=watch_pb2.BATCH_EVENT_KIND_HEARTBEAT, observed_at=_now())
-                    )
+                    yield pb.WatchBatchesResponse(event=_heartbeat(stream.token))
+                for item in news:
+                    if isinstance(item, Problem):
+                        yield pb.WatchBatchesResponse(event=stream.problem(item))
+                        if item.removed:
+                            self.hub.leave(subscriber, [item.batch_id])
+                        continue
+                    trail = stream.trail(item.batch_id)
+                    if item.rev <= trail.rev:
+                        continue
+                    stream.advance(item.seq)
+                    kind = CHANGE if trail.last is not None else SNAPSHOT
+                    yield pb.WatchBatchesResponse(event=trail.event(item, kind, stream.token))
+                    if trail.finished:
+                        self.hub.leave(subscriber, [item.batch_id])
         finally:
             self.hub.leave(subscriber)
 
     @unary
-    async def WaitBatch(
-        self, request: batch_service_pb2.WaitBatchRequest, context: Context
-    ) -> batch_service_pb2.WaitBatchResponse:
+    async def WaitBatch(self, request: pb.WaitBatchRequest, context: Context) -> pb.WaitBatchResponse:
         validation.check_batch_ref(request.batch_id, request.provider)
-        timeout = self.policy.wait_default_seconds
+        timeout = self.wait_default_seconds
         if request.HasField("timeout"):
             timeout = validation.wait_timeout(request.timeout.ToTimedelta().total_seconds(), WAIT_MAX_SECONDS)
         caller = self._caller(context)
-        provider = await self._provider(request.batch_id, request.provider, caller)
-        latest = await self._wait_terminal(caller, request.batch_id, provider, context, limit=timeout)
-        return batch_service_pb2.WaitBatchResponse(batch=latest.batch, done=latest.terminal)
+        provider = await self.core.provider_of(caller, request.batch_id, request.provider)
+        budget = [t for t in (timeout, _margin(context.time_remaining())) if t is not None]
+        latest = await self.core.wait(
+            caller, request.batch_id, provider, limit=min(budget), time_left=context.time_remaining()
+        )
+        return pb.WaitBatchResponse(batch=latest.batch, done=latest.terminal)
 
     # -- helpers ------------------------------------------------------------------------------------------
     def _caller(self, context: Context) -> Caller:
         credential = credential_from_metadata(context.invocation_metadata(), service_key=self.service_key)
-        return Caller(credential, self.owners.owner_of(credential))
+        return Caller(credential.key, self.owners.owner_of(credential))
 
-    def _subscriber(self, caller: Caller, context: Context) -> Subscriber:
+    def _subscriber(self, caller: Caller, context: Context, *, many: bool = False) -> Subscriber:
         """A watch inbox that leaves the hub when the call ends, however it ends (see rpc.server_stream)."""
-        subscriber = Subscriber(Watcher(caller.key, caller.owner))
+        subscriber = Subscriber(caller.watcher, many=many)
 
         def done(_: Context) -> None:
             self.hub.unfollow_owner(subscriber)
@@ -294,150 +245,51 @@ class BatchService(batch_service_pb2_grpc.BatchServiceServicer):
         context.add_done_callback(done)  # type: ignore[arg-type]  # types-grpcio: a class, not a Protocol
         return subscriber
 
-    async def _provider(self, batch_id: str, given: str, caller: Caller) -> str:
-        if given:
-            return given
-        known = await self.store.provider_for(batch_id, caller.owner)
-        if known is None:
-            validation.provider_required(batch_id)
-        assert known is not None
-        return known
+    async def _replay(self, batch_id: str, rev: int) -> list[Observation]:
+        """Revision `rev` (what the caller last saw) and every one after it."""
+        revisions = await self.store.revisions_after(batch_id, rev - 1)
+        if not revisions or revisions[0].rev != rev:
+            raise _resume_expired(batch_id)
+        return [Observation.of(r) for r in revisions]
 
-    async def _trusted(self, batch_id: str, caller: Caller) -> bool:
-        """Whether the gateway showed this caller the batch recently enough to serve it from the store."""
-        verified = await self.store.verified_at(batch_id, caller.owner)
-        return verified is not None and time.time() - verified < self.policy.owner_trust_seconds
-
-    async def _trusted_terminal(self, batch_id: str, provider: str, caller: Caller) -> batch_pb2.Batch | None:
-        """The stored snapshot of a terminal batch (it never changes), if this caller may have it."""
-        record = await self.store.batch(batch_id)
-        if record is None or not record.terminal or record.provider.lower() != provider.lower():
-            return None
-        if not await self._trusted(batch_id, caller):
-            return None
-        return batch_pb2.Batch.FromString(record.snapshot)
-
-    async def _fetch(self, caller: Caller, batch_id: str, provider: str, context: Context) -> batch_pb2.Batch:
-        """The batch from the gateway (which authorizes the caller), recorded."""
-        return (await self._fetch_observed(caller, batch_id, provider, context)).batch
-
-    async def _fetch_observed(self, caller: Caller, batch_id: str, provider: str, context: Context) -> Observation:
-        data = await self.gateway.get_batch(caller.key, batch_id, provider, time_left=context.time_remaining())
-        return await self._remember(convert.batch_from_json(data), provider, caller)
-
-    async def _remember(
-        self, batch: batch_pb2.Batch, provider: str, caller: Caller, *, creator: bool = False
-    ) -> Observation:
-        """A batch the gateway just showed `caller`: into the registry (with the caller's access), then the hub."""
-        await self.store.record([seen(batch, provider)], owner=caller.owner, creator=creator)
-        return await self._observed(batch, provider, caller)
-
-    async def _observed(self, batch: batch_pb2.Batch, provider: str, caller: Caller) -> Observation:
-        """Feed a state the gateway showed `caller` to the watch hub (revisions, subscribers, owner streams)."""
-        observation, _ = await self.hub.observe(batch)
-        await self.hub.announce(observation, provider, caller.owner)
-        return observation
-
-    async def _wait_terminal(
-        self, caller: Caller, batch_id: str, provider: str, context: Context, *, limit: float | None
-    ) -> Observation:
-        """The batch once terminal, or its latest state when `limit` seconds (bounded by the deadline) pass."""
-        latest = await self._fetch_observed(caller, batch_id, provider, context)
-        if latest.terminal:
-            return latest
-        budget = [t for t in (limit, _margin(context.time_remaining())) if t is not None]
-        deadline = time.monotonic() + min(budget) if budget else None
-        subscriber = Subscriber(Watcher(caller.key, caller.owner))
-        try:
-            await self.hub.join(subscriber, batch_id, provider)
-            while not latest.terminal:
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    break
-                for observation in await subscriber.next(min(left or self.policy.heartbeat_seconds, 3600)):
-                    if observation.rev > latest.rev:
-                        latest = observation
-        finally:
-            self.hub.leave(subscriber, [batch_id])
-        return latest
-
-    async def _fetch_results(
-        self, caller: Caller, batch_id: str, provider: str, context: Context
-    ) -> Sequence[result_pb2.BatchResult]:
-        """A completed batch's results from the gateway, kept for next time."""
-        try:
-            items = await self.gateway.batch_results(caller.key, batch_id, provider, time_left=context.time_remaining())
-        except UpstreamHTTPError as exc:
-            if exc.status != 409:
-                raise
-            raise _results_not_ready(await self._fetch(caller, batch_id, provider, context)) from None
-        batch = await self._fetch(caller, batch_id, provider, context) if not items else None
-        if batch is not None and batch.request_counts.total > 0:
-            raise _results_missing(batch)
-        results = [convert.result_from_json(item) for item in items]
-        await self.store.save_results(batch_id, [r.SerializeToString() for r in results])
-        await self.store.trim_results(max_bytes=self.policy.results_max_bytes, max_age=self.policy.results_max_age)
-        return results
-
-    async def _cached_results(
-        self, batch_id: str, start: int
-    ) -> AsyncIterator[batch_service_pb2.StreamResultsResponse]:
-        while True:
-            page = await self.store.results_page(batch_id, start, RESULTS_PAGE)
-            for index, item in page:
-                yield batch_service_pb2.StreamResultsResponse(
-                    result=result_pb2.BatchResult.FromString(item), index=index
+    async def _known(self, caller: Caller, ids: Sequence[str]) -> list[tuple[str, str]]:
+        """(id, provider) of each batch asked for; all of them must be batches this caller was shown."""
+        found: list[tuple[str, str]] = []
+        unknown: list[FieldViolation] = []
+        for index, batch_id in enumerate(ids):
+            provider = await self.store.provider_for(batch_id, caller.owner)
+            if provider is None:
+                unknown.append(
+                    FieldViolation(
+                        f"batch_ids[{index}]",
+                        f"batch {batch_id} has not been shown to you through this service: get, list or create it "
+                        "here first (WatchBatches has no provider to ask the gateway with)",
+                    )
                 )
-            if len(page) < RESULTS_PAGE:
-                return
-            start = page[-1][0] + 1
+            else:
+                found.append((batch_id, provider))
+        if unknown:
+            raise invalid_argument(unknown)
+        return found
 
-
-def _status_meta(batch: batch_pb2.Batch) -> dict[str, str]:
-    return {"batch_id": batch.id, "status": batch.upstream_status or convert.status_name(batch.status)}
-
-
-def _already_finished(batch: batch_pb2.Batch) -> ServiceError:
-    status = _status_meta(batch)["status"]
-    return ServiceError(
-        grpc.StatusCode.FAILED_PRECONDITION,
-        "BATCH_ALREADY_FINISHED",
-        f"Batch {batch.id} is already {status}; only a batch that has not finished can be cancelled.",
-        _status_meta(batch),
-    )
-
-
-def _results_not_ready(batch: batch_pb2.Batch) -> ServiceError:
-    status = _status_meta(batch)["status"]
-    if batch.status in convert.TERMINAL_STATUSES:
-        message = (
-            f"Batch {batch.id} is {status}: the gateway serves results only for completed batches, "
-            "so this batch has none to stream (any partial output is not available through the gateway)."
-        )
-        reason = "BATCH_HAS_NO_RESULTS"
-    else:
-        message = (
-            f"Batch {batch.id} is {status}: results can be streamed once it is completed. Poll GetBatch until then."
-        )
-        reason = "BATCH_NOT_COMPLETED"
-    return ServiceError(grpc.StatusCode.FAILED_PRECONDITION, reason, message, _status_meta(batch))
-
-
-def _results_missing(batch: batch_pb2.Batch) -> ServiceError:
-    counts = batch.request_counts
-    return ServiceError(
-        grpc.StatusCode.FAILED_PRECONDITION,
-        "RESULTS_MISSING",
-        f"Batch {batch.id} is completed but the gateway returned no results for its {counts.total} requests "
-        f"({counts.failed} failed). The gateway reads only the provider's output file, so requests that failed "
-        "are not listed.",
-        {**_status_meta(batch), "failed": str(counts.failed), "total": str(counts.total)},
-    )
+    async def _trouble(
+        self, caller: Caller, stream: _ManyTrail, batch_id: str, error: ServiceError
+    ) -> watch_pb2.BatchEvent:
+        """A batch of a many-batch stream that could not be fetched: report it, and forget what is gone."""
+        record = await self.store.batch(batch_id)
+        last = batch_pb2.Batch.FromString(record.snapshot) if record is not None else None
+        removed = error.code in ACCESS_LOST
+        if removed:
+            await self.store.revoke(batch_id, caller.owner)
+        observation = None
+        if last is not None:
+            observation = Observation(last, 0, record.last_seen if record else 0.0)
+        return stream.problem(Problem(batch_id, error, removed=removed, last=observation))
 
 
 def _resume_expired(batch_id: str) -> ServiceError:
     return ServiceError(
-        grpc.StatusCode.FAILED_PRECONDITION,
+        Code.FAILED_PRECONDITION,
         "RESUME_TOKEN_EXPIRED",
         f"The resume_token is older than the revisions kept for batch {batch_id}: start over with WatchBatch "
         "without a resume_token (its first event is a snapshot of the current state).",
@@ -449,6 +301,11 @@ def _now() -> timestamp_pb2.Timestamp:
     stamp = timestamp_pb2.Timestamp()
     stamp.GetCurrentTime()
     return stamp
+
+
+def _heartbeat(token: str) -> watch_pb2.BatchEvent:
+    """The same on every watch stream: no batch, the time, and the token of the last event."""
+    return watch_pb2.BatchEvent(kind=HEARTBEAT, observed_at=_now(), resume_token=token)
 
 
 def _margin(time_left: float | None) -> float | None:
@@ -463,17 +320,20 @@ class _Trail:
         self.rev = 0
         self.status: int = batch_pb2.BATCH_STATUS_UNSPECIFIED
         self.last: Observation | None = None
+        self.token = ""
 
     @property
     def finished(self) -> bool:
         return self.last is not None and self.last.terminal
 
-    def event(self, observation: Observation, kind: int = watch_pb2.BATCH_EVENT_KIND_CHANGE) -> watch_pb2.BatchEvent:
+    def event(self, observation: Observation, kind: int = CHANGE, token: str | None = None) -> watch_pb2.BatchEvent:
+        previous = self.status if kind != SNAPSHOT else batch_pb2.BATCH_STATUS_UNSPECIFIED
+        self.token = token if token is not None else tokens.resume_token(observation.batch_id, observation.rev)
         event = watch_pb2.BatchEvent(
             kind=kind,  # type: ignore[arg-type]
             batch=observation.batch,
-            previous_status=self.status,  # type: ignore[arg-type]
-            resume_token=tokens.resume_token(observation.batch.id, observation.rev),
+            previous_status=previous,  # type: ignore[arg-type]
+            resume_token=self.token,
         )
         event.observed_at.FromNanoseconds(int(observation.observed_at * 1e9))
         self.seed(observation)
@@ -483,13 +343,36 @@ class _Trail:
         """Start from a state the caller already has (a resumed stream)."""
         self.rev, self.status, self.last = observation.rev, observation.batch.status, observation
 
-    def heartbeat(self) -> watch_pb2.BatchEvent:
-        assert self.last is not None
+
+class _ManyTrail:
+    """A WatchBatches stream: a trail per batch, and the stream's position (every revision up to it delivered)."""
+
+    def __init__(self, ids: Sequence[str], seq: int) -> None:
+        self._ids = ids
+        self._seq = seq
+        self._trails: dict[str, _Trail] = {}
+
+    @property
+    def token(self) -> str:
+        return tokens.many_resume_token(self._seq, self._ids)
+
+    def advance(self, seq: int) -> None:
+        self._seq = max(self._seq, seq)
+
+    def trail(self, batch_id: str) -> _Trail:
+        return self._trails.setdefault(batch_id, _Trail())
+
+    def problem(self, problem: Problem) -> watch_pb2.BatchEvent:
         event = watch_pb2.BatchEvent(
-            kind=watch_pb2.BATCH_EVENT_KIND_HEARTBEAT,
-            batch=self.last.batch,
-            previous_status=self.status,  # type: ignore[arg-type]
-            resume_token=tokens.resume_token(self.last.batch.id, self.rev),
+            kind=REMOVED if problem.removed else UNAVAILABLE,
             observed_at=_now(),
+            resume_token=self.token,
+            problem=watch_pb2.BatchProblem(
+                code=problem.error.code.name, reason=problem.error.reason, message=problem.error.message
+            ),
         )
+        if problem.last is not None:
+            event.batch.CopyFrom(problem.last.batch)
+        else:
+            event.batch.id = problem.batch_id
         return event

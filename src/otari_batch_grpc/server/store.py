@@ -73,7 +73,53 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (batch_id, rev)
     ) WITHOUT ROWID;
     """,
+    # 3: one sequence over every revision (WatchBatches resumes by it); the registry lists by creation time;
+    #    indexes for retention
+    """
+    CREATE TABLE revisions_seq (
+        seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+        batch_id     TEXT NOT NULL,
+        rev          INTEGER NOT NULL,
+        snapshot     BLOB NOT NULL,
+        observed_at  REAL NOT NULL,
+        UNIQUE (batch_id, rev)
+    );
+    INSERT INTO revisions_seq (batch_id, rev, snapshot, observed_at)
+        SELECT batch_id, rev, snapshot, observed_at FROM revisions ORDER BY observed_at, rev;
+    DROP TABLE revisions;
+    ALTER TABLE revisions_seq RENAME TO revisions;
+    ALTER TABLE batches ADD COLUMN created_at REAL NOT NULL DEFAULT 0;
+    UPDATE batches SET created_at = first_seen;
+    CREATE INDEX batches_by_creation ON batches(created_at DESC, first_seen DESC, id DESC);
+    CREATE INDEX batches_by_last_seen ON batches(last_seen);
+    CREATE INDEX access_by_owner ON access(owner, batch_id);
+    CREATE INDEX access_by_age ON access(verified_at);
+    CREATE INDEX idempotency_by_age ON idempotency(created_at)
+    """,
+    # 4: results cached as chunks ready to send (the bytes of a StreamResultsResponse's results entries), and
+    #    trusted only once complete
+    """
+    DROP TABLE results;
+    DELETE FROM result_sets;
+    ALTER TABLE result_sets ADD COLUMN complete INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE result_chunks (
+        batch_id     TEXT NOT NULL REFERENCES result_sets(batch_id) ON DELETE CASCADE,
+        first_index  INTEGER NOT NULL,
+        count        INTEGER NOT NULL,
+        payload      BLOB NOT NULL,
+        PRIMARY KEY (batch_id, first_index)
+    ) WITHOUT ROWID
+    """,
 )
+
+
+_BATCH_COLUMNS = (
+    "b.id, b.provider, b.creator, b.status, b.terminal, b.snapshot, b.first_seen, b.last_seen, b.created_at"
+)
+
+
+def _batch_record(row: Sequence[Any]) -> BatchRecord:
+    return BatchRecord(row[0], row[1], row[2], row[3], bool(row[4]), row[5], row[6], row[7], row[8])
 
 
 class StoreError(RuntimeError):
@@ -90,6 +136,7 @@ class BatchRecord:
     snapshot: bytes
     first_seen: float
     last_seen: float
+    created_at: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -101,6 +148,7 @@ class SeenBatch:
     status: str
     terminal: bool
     snapshot: bytes
+    created_at: float = 0.0  # the batch's own created_at (epoch seconds), for listing newest first
 
 
 @dataclass(frozen=True)
@@ -111,6 +159,7 @@ class Revision:
     rev: int
     snapshot: bytes
     observed_at: float
+    seq: int = 0  # position among every revision stored, for resuming a many-batch watch
 
 
 @dataclass(frozen=True)
@@ -121,6 +170,7 @@ class Claim:
     fingerprint: str
     provider: str
     batch_id: str | None  # set once a batch is known for it
+    created_at: float = 0.0  # when the claim was first made
 
 
 class Store:
@@ -130,6 +180,7 @@ class Store:
         self._db = db
         self._lock = asyncio.Lock()
         self.path = path
+        self.transactions = 0  # write transactions begun (for tests and operators)
 
     @classmethod
     async def open(cls, path: Path) -> Store:
@@ -186,40 +237,132 @@ class Store:
             async with self._tx():
                 await self._record(rows, owner, creator)
 
-    async def _record(self, rows: list[SeenBatch], owner: str, creator: bool) -> None:
+    async def _record(self, rows: Sequence[SeenBatch], owner: str, creator: bool) -> None:
         now = time.time()
         await self._db.executemany(
             """
-            INSERT INTO batches (id, provider, creator, status, terminal, snapshot, first_seen, last_seen)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO batches (id, provider, creator, status, terminal, snapshot, first_seen, last_seen, created_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT(id) DO UPDATE SET
                 status = excluded.status, terminal = excluded.terminal, snapshot = excluded.snapshot,
                 last_seen = excluded.last_seen, creator = COALESCE(batches.creator, excluded.creator)
             """,
             [
-                (b.id, b.provider, owner if creator else None, b.status, int(b.terminal), b.snapshot, now, now)
-                for b in rows
+                (
+                    b.id,
+                    b.provider,
+                    owner if creator else None,
+                    b.status,
+                    int(b.terminal),
+                    b.snapshot,
+                    now - index * 1e-6,  # rows come newest first: keep that order among equal created_at
+                    now,
+                    b.created_at or now,
+                )
+                for index, b in enumerate(rows)
             ],
         )
+        await self._grant([b.id for b in rows], owner, now)
+
+    async def _grant(self, batch_ids: Sequence[str], owner: str, now: float) -> None:
         await self._db.executemany(
             """
             INSERT INTO access (batch_id, owner, verified_at) VALUES (?, ?, ?)
             ON CONFLICT(batch_id, owner) DO UPDATE SET verified_at = excluded.verified_at
             """,
-            [(b.id, owner, now) for b in rows],
+            [(batch_id, owner, now) for batch_id in batch_ids],
         )
+
+    async def enter(
+        self,
+        changed: Sequence[SeenBatch],
+        verified: Sequence[str],
+        *,
+        owner: str,
+        creator: bool = False,
+        keep: int,
+        observed_at: float,
+    ) -> list[Revision]:
+        """In one transaction: the batches whose state changed into the registry, each as its next revision (the
+        newest `keep` kept), and `owner`'s access to those and to the `verified` ones. Returns the revisions."""
+        revisions: list[Revision] = []
+        if not changed and not verified:
+            return revisions
+        async with self._tx():
+            if changed:
+                await self._record(changed, owner, creator)
+            if verified:
+                await self._grant(verified, owner, observed_at)
+            for seen in changed:
+                cursor = await self._db.execute(
+                    "SELECT COALESCE(MAX(rev), 0) FROM revisions WHERE batch_id = ?", (seen.id,)
+                )
+                row = await cursor.fetchone()
+                rev = int(row[0]) + 1 if row else 1
+                cursor = await self._db.execute(
+                    "INSERT INTO revisions (batch_id, rev, snapshot, observed_at) VALUES (?, ?, ?, ?)",
+                    (seen.id, rev, seen.snapshot, observed_at),
+                )
+                seq = cursor.lastrowid or 0
+                await self._db.execute("DELETE FROM revisions WHERE batch_id = ? AND rev <= ?", (seen.id, rev - keep))
+                revisions.append(Revision(seen.id, rev, seen.snapshot, observed_at, seq))
+        return revisions
+
+    async def revoke(self, batch_id: str, owner: str) -> None:
+        """The gateway no longer shows `owner` this batch."""
+        async with self._tx():
+            await self._db.execute("DELETE FROM access WHERE batch_id = ? AND owner = ?", (batch_id, owner))
+
+    async def list_for(
+        self, owner: str, provider: str | None, *, before: tuple[float, float, str] | None, limit: int
+    ) -> list[BatchRecord]:
+        """The batches `owner` has been shown, newest first (the batch's created_at, then when this service first
+        saw it, then id), after the position `before`."""
+        where = ["a.owner = ?"]
+        params: list[object] = [owner]
+        if provider:
+            where.append("lower(b.provider) = lower(?)")
+            params.append(provider)
+        if before is not None:
+            where.append("(b.created_at, b.first_seen, b.id) < (?, ?, ?)")
+            params.extend(before)
+        async with self._lock:
+            cursor = await self._db.execute(
+                f"SELECT {_BATCH_COLUMNS} FROM batches b JOIN access a ON a.batch_id = b.id "
+                f"WHERE {' AND '.join(where)} ORDER BY b.created_at DESC, b.first_seen DESC, b.id DESC LIMIT ?",
+                (*params, limit),
+            )
+            rows = await cursor.fetchall()
+        return [_batch_record(row) for row in rows]
+
+    async def changed_since(self, owner: str, seq: int, limit: int) -> list[tuple[str, str]]:
+        """(id, provider) of the batches `owner` was shown that have a revision after `seq`."""
+        async with self._lock:
+            cursor = await self._db.execute(
+                "SELECT b.id, b.provider FROM batches b JOIN access a ON a.batch_id = b.id WHERE a.owner = ? "
+                "AND EXISTS (SELECT 1 FROM revisions r WHERE r.batch_id = b.id AND r.seq > ?) "
+                "ORDER BY b.created_at DESC LIMIT ?",
+                (owner, seq, limit),
+            )
+            rows = await cursor.fetchall()
+        return [(str(r[0]), str(r[1])) for r in rows]
+
+    async def providers_for(self, owner: str) -> list[str]:
+        """The providers of the batches `owner` has been shown."""
+        async with self._lock:
+            cursor = await self._db.execute(
+                "SELECT DISTINCT lower(b.provider) FROM batches b JOIN access a ON a.batch_id = b.id "
+                "WHERE a.owner = ? ORDER BY 1",
+                (owner,),
+            )
+            rows = await cursor.fetchall()
+        return [str(r[0]) for r in rows]
 
     async def batch(self, batch_id: str) -> BatchRecord | None:
         async with self._lock:
-            cursor = await self._db.execute(
-                "SELECT id, provider, creator, status, terminal, snapshot, first_seen, last_seen "
-                "FROM batches WHERE id = ?",
-                (batch_id,),
-            )
+            cursor = await self._db.execute(f"SELECT {_BATCH_COLUMNS} FROM batches b WHERE b.id = ?", (batch_id,))
             row = await cursor.fetchone()
-        if row is None:
-            return None
-        return BatchRecord(row[0], row[1], row[2], row[3], bool(row[4]), row[5], row[6], row[7])
+        return None if row is None else _batch_record(row)
 
     async def verified_at(self, batch_id: str, owner: str) -> float | None:
         """When the gateway last showed `owner` this batch, if ever."""
@@ -239,28 +382,29 @@ class Store:
     async def claim(self, owner: str, request_id: str, fingerprint: str, provider: str) -> Claim:
         """Claim (owner, request_id) for a create, or return the claim that already holds it."""
         async with self._tx():
+            now = time.time()
             cursor = await self._db.execute(
                 "INSERT INTO idempotency (owner, request_id, fingerprint, provider, batch_id, created_at) "
                 "VALUES (?, ?, ?, ?, NULL, ?) ON CONFLICT DO NOTHING",
-                (owner, request_id, fingerprint, provider, time.time()),
+                (owner, request_id, fingerprint, provider, now),
             )
             if cursor.rowcount == 1:
-                return Claim(fresh=True, fingerprint=fingerprint, provider=provider, batch_id=None)
+                return Claim(fresh=True, fingerprint=fingerprint, provider=provider, batch_id=None, created_at=now)
             cursor = await self._db.execute(
-                "SELECT fingerprint, provider, batch_id FROM idempotency WHERE owner = ? AND request_id = ?",
+                "SELECT fingerprint, provider, batch_id, created_at FROM idempotency "
+                "WHERE owner = ? AND request_id = ?",
                 (owner, request_id),
             )
             row = await cursor.fetchone()
         assert row is not None
-        return Claim(fresh=False, fingerprint=row[0], provider=row[1], batch_id=row[2])
+        return Claim(fresh=False, fingerprint=row[0], provider=row[1], batch_id=row[2], created_at=float(row[3]))
 
-    async def settle_claim(self, owner: str, request_id: str, seen: SeenBatch) -> None:
-        """The create of (owner, request_id) made `seen`: remember both in one transaction."""
+    async def settle_claim(self, owner: str, request_id: str, batch_id: str) -> None:
+        """The create of (owner, request_id) made batch `batch_id` (already in the registry)."""
         async with self._tx():
-            await self._record([seen], owner, creator=True)
             await self._db.execute(
                 "UPDATE idempotency SET batch_id = ? WHERE owner = ? AND request_id = ?",
-                (seen.id, owner, request_id),
+                (batch_id, owner, request_id),
             )
 
     async def release_claim(self, owner: str, request_id: str) -> None:
@@ -286,64 +430,125 @@ class Store:
         rows = await self._revisions("WHERE batch_id = ? ORDER BY rev DESC LIMIT 1", batch_id)
         return rows[0] if rows else None
 
-    async def add_revision(self, batch_id: str, snapshot: bytes, observed_at: float, *, keep: int) -> Revision:
-        """Store the next revision of a batch, keeping the newest `keep`."""
-        async with self._tx():
-            cursor = await self._db.execute(
-                "SELECT COALESCE(MAX(rev), 0) FROM revisions WHERE batch_id = ?", (batch_id,)
-            )
-            row = await cursor.fetchone()
-            rev = int(row[0]) + 1 if row else 1
-            await self._db.execute(
-                "INSERT INTO revisions (batch_id, rev, snapshot, observed_at) VALUES (?, ?, ?, ?)",
-                (batch_id, rev, snapshot, observed_at),
-            )
-            await self._db.execute("DELETE FROM revisions WHERE batch_id = ? AND rev <= ?", (batch_id, rev - keep))
-        return Revision(batch_id, rev, snapshot, observed_at)
-
     async def revisions_after(self, batch_id: str, rev: int) -> list[Revision]:
         return await self._revisions("WHERE batch_id = ? AND rev > ? ORDER BY rev", batch_id, rev)
+
+    async def last_seq(self) -> int:
+        value = await self._scalar("SELECT COALESCE(MAX(seq), 0) FROM revisions")
+        return int(value) if value is not None else 0
+
+    async def latest_revisions(self, batch_ids: Sequence[str]) -> dict[str, Revision]:
+        """The newest revision of each of these batches that has one."""
+        found: dict[str, Revision] = {}
+        for start in range(0, len(batch_ids), 500):
+            part = batch_ids[start : start + 500]
+            marks = ",".join("?" * len(part))
+            rows = await self._revisions(
+                f"WHERE seq IN (SELECT MAX(seq) FROM revisions WHERE batch_id IN ({marks}) GROUP BY batch_id)", *part
+            )
+            found.update((r.batch_id, r) for r in rows)
+        return found
+
+    async def revision_at_or_before(self, batch_id: str, seq: int) -> Revision | None:
+        rows = await self._revisions("WHERE batch_id = ? AND seq <= ? ORDER BY seq DESC LIMIT 1", batch_id, seq)
+        return rows[0] if rows else None
 
     async def _revisions(self, where: str, *params: object) -> list[Revision]:
         async with self._lock:
             cursor = await self._db.execute(
-                f"SELECT batch_id, rev, snapshot, observed_at FROM revisions {where}", params
+                f"SELECT batch_id, rev, snapshot, observed_at, seq FROM revisions {where}", params
             )
             rows = await cursor.fetchall()
-        return [Revision(str(r[0]), int(r[1]), bytes(r[2]), float(r[3])) for r in rows]
+        return [Revision(str(r[0]), int(r[1]), bytes(r[2]), float(r[3]), int(r[4])) for r in rows]
+
+    # -- retention ----------------------------------------------------------------------------------------
+    async def sweep(self, *, now: float, keep_seconds: float, idempotency_seconds: float, claim_seconds: float) -> int:
+        """Forget what is past its time: access not verified for `keep_seconds`, batches nobody may see any more
+        (with their revisions and results), settled idempotency keys older than `idempotency_seconds`, and
+        claims whose create stayed ambiguous for `claim_seconds`. Returns how many rows went."""
+        async with self._tx():
+            gone = 0
+            for sql, params in (
+                ("DELETE FROM access WHERE verified_at < ?", (now - keep_seconds,)),
+                (
+                    "DELETE FROM batches WHERE last_seen < ? AND NOT EXISTS "
+                    "(SELECT 1 FROM access a WHERE a.batch_id = batches.id)",
+                    (now - keep_seconds,),
+                ),
+                ("DELETE FROM revisions WHERE batch_id NOT IN (SELECT id FROM batches)", ()),
+                ("DELETE FROM result_sets WHERE batch_id NOT IN (SELECT id FROM batches)", ()),
+                (
+                    "DELETE FROM idempotency WHERE (batch_id IS NOT NULL AND created_at < ?) "
+                    "OR (batch_id IS NULL AND created_at < ?)",
+                    (now - idempotency_seconds, now - claim_seconds),
+                ),
+            ):
+                cursor = await self._db.execute(sql, params)
+                gone += max(cursor.rowcount, 0)
+        return gone
+
+    async def counts(self) -> dict[str, int]:
+        """Rows per table (for tests and operators)."""
+        out: dict[str, int] = {}
+        for table in ("batches", "access", "idempotency", "revisions", "result_sets", "result_chunks"):
+            value = await self._scalar(f"SELECT COUNT(*) FROM {table}")
+            out[table] = int(value) if value is not None else 0
+        return out
 
     # -- results cache ------------------------------------------------------------------------------------
-    async def result_count(self, batch_id: str) -> int | None:
-        value = await self._scalar("SELECT items FROM result_sets WHERE batch_id = ?", batch_id)
+    async def result_set(self, batch_id: str) -> int | None:
+        """How many results are cached for the batch, once the whole set is in; None otherwise."""
+        value = await self._scalar("SELECT items FROM result_sets WHERE batch_id = ? AND complete = 1", batch_id)
         return int(value) if value is not None else None
 
-    async def save_results(self, batch_id: str, items: Sequence[bytes]) -> None:
+    async def begin_results(self, batch_id: str) -> None:
+        """Start (over) the batch's result set; it is not served until `finish_results`."""
         async with self._tx():
             await self._db.execute("DELETE FROM result_sets WHERE batch_id = ?", (batch_id,))
             await self._db.execute(
-                "INSERT INTO result_sets (batch_id, items, bytes, fetched_at) VALUES (?, ?, ?, ?)",
-                (batch_id, len(items), sum(len(i) for i in items), time.time()),
-            )
-            await self._db.executemany(
-                "INSERT INTO results (batch_id, idx, item) VALUES (?, ?, ?)",
-                ((batch_id, index, item) for index, item in enumerate(items)),
+                "INSERT INTO result_sets (batch_id, items, bytes, fetched_at, complete) VALUES (?, 0, 0, ?, 0)",
+                (batch_id, time.time()),
             )
 
-    async def results_page(self, batch_id: str, start: int, limit: int) -> list[tuple[int, bytes]]:
+    async def add_result_chunk(self, batch_id: str, first_index: int, count: int, payload: bytes) -> None:
+        async with self._tx():
+            await self._db.execute(
+                "INSERT INTO result_chunks (batch_id, first_index, count, payload) VALUES (?, ?, ?, ?)",
+                (batch_id, first_index, count, payload),
+            )
+
+    async def finish_results(self, batch_id: str, *, items: int, nbytes: int) -> None:
+        async with self._tx():
+            await self._db.execute(
+                "UPDATE result_sets SET items = ?, bytes = ?, fetched_at = ?, complete = 1 WHERE batch_id = ?",
+                (items, nbytes, time.time(), batch_id),
+            )
+
+    async def drop_results(self, batch_id: str) -> None:
+        async with self._tx():
+            await self._db.execute("DELETE FROM result_sets WHERE batch_id = ?", (batch_id,))
+
+    async def result_chunks(self, batch_id: str, start: int, *, limit: int) -> list[tuple[int, int, bytes]]:
+        """(first_index, count, payload) of the cached chunks from the one holding result `start` on."""
         async with self._lock:
             cursor = await self._db.execute(
-                "SELECT idx, item FROM results WHERE batch_id = ? AND idx >= ? ORDER BY idx LIMIT ?",
+                "SELECT first_index, count, payload FROM result_chunks "
+                "WHERE batch_id = ? AND first_index + count > ? ORDER BY first_index LIMIT ?",
                 (batch_id, start, limit),
             )
             rows = await cursor.fetchall()
-        return [(int(r[0]), bytes(r[1])) for r in rows]
+        return [(int(r[0]), int(r[1]), bytes(r[2])) for r in rows]
 
     async def trim_results(self, *, max_bytes: int, max_age: float) -> int:
         """Drop cached result sets older than max_age, then the oldest until the rest fit max_bytes."""
         async with self._tx():
-            cursor = await self._db.execute("DELETE FROM result_sets WHERE fetched_at < ?", (time.time() - max_age,))
+            cursor = await self._db.execute(
+                "DELETE FROM result_sets WHERE complete = 1 AND fetched_at < ?", (time.time() - max_age,)
+            )
             dropped = cursor.rowcount
-            cursor = await self._db.execute("SELECT batch_id, bytes FROM result_sets ORDER BY fetched_at DESC")
+            cursor = await self._db.execute(
+                "SELECT batch_id, bytes FROM result_sets WHERE complete = 1 ORDER BY fetched_at DESC"
+            )
             kept = 0
             over: list[tuple[str]] = []
             for batch_id, size in await cursor.fetchall():
@@ -367,6 +572,7 @@ class Store:
         ROLLBACK and COMMIT finish (shielded) before the lock goes to the next transaction.
         """
         async with self._lock:
+            self.transactions += 1
             try:
                 await self._db.execute("BEGIN IMMEDIATE")
                 yield

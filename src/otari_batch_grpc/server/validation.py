@@ -74,7 +74,8 @@ def _is_uuid(value: str) -> bool:
 
 def check_list(request: batch_service_pb2.ListBatchesRequest) -> None:
     problems: list[FieldViolation] = []
-    _check_id("provider", request.provider, problems)
+    if request.provider:
+        _check_id("provider", request.provider, problems)
     if request.page_size < 0:
         problems.append(FieldViolation("page_size", f"must be 0 (default) to {MAX_PAGE_SIZE}, not negative"))
     _raise(problems)

@@ -1,11 +1,14 @@
 """The watch hub: one poll loop per live batch, shared by every subscriber, fanned out latest-wins.
 
-- `observe` is the one way a batch state enters: compared with the last revision, a change is stored as the next
-  revision in SQLite and offered to every subscriber of that batch.
+- The hub does not decide what a state is: it polls through the domain core (`poll`), which saves each change as a
+  revision and then publishes it here (`publish`). So a subscriber never sees a state the store does not hold.
 - A loop starts with its first subscriber and stops when the last leaves or the batch is terminal. Its interval
-  adapts (the minimum right after a change, growing while nothing changes, with jitter); upstream trouble backs
-  it off, and only a failure that lasts past `failure_limit` ends its subscribers (UNAVAILABLE + RetryInfo).
-- A subscriber holds at most one pending state per batch: a slow one gets the latest state when it catches up
+  adapts (the minimum right after a change, growing while nothing changes, with jitter); upstream trouble backs it
+  off. Trouble that lasts past `failure_limit` is reported to the subscribers (a one-batch stream ends with it; a
+  many-batch stream gets an UNAVAILABLE event and the loop goes on).
+- Each subscriber's own access is checked with its own key at least every `trust_seconds`: a revoked key stops
+  receiving states even while other subscribers' keys work.
+- A subscriber holds at most one pending item per batch: a slow one gets the latest state when it catches up
   (changes coalesce, the terminal one is last and so never lost) and never slows the loop or other subscribers.
 """
 
@@ -16,23 +19,16 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
-import grpc
-
-from otari_batch_grpc.server import convert
-from otari_batch_grpc.server.errors import ServiceError, from_upstream, shutting_down
-from otari_batch_grpc.server.gateway import GatewayClient, UpstreamError, UpstreamHTTPError
-from otari_batch_grpc.server.locks import KeyedLocks
-from otari_batch_grpc.server.records import seen
-from otari_batch_grpc.server.store import Revision, Store
-from otari_batch_grpc.v1 import batch_pb2
+from otari_batch_grpc.server.errors import Code, ServiceError, shutting_down
+from otari_batch_grpc.server.records import Observation
 
 log = logging.getLogger("otari_batch_grpc.watch")
 
-# The gateway's answers that mean "this caller may not see this batch": the loop drops that caller, not the loop.
-_ACCESS_LOST = (401, 403, 404)
+# What the gateway answers one caller that may not see a batch (any more): that caller leaves, not the loop.
+ACCESS_LOST = frozenset({Code.NOT_FOUND, Code.PERMISSION_DENIED, Code.UNAUTHENTICATED})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -41,48 +37,60 @@ class WatchPolicy:
     poll_max: float = 15.0
     failure_limit: float = 60.0
     revisions_kept: int = 100
-
-
-@dataclass(frozen=True)
-class Observation:
-    """A batch state the service saw at the gateway, as revision `rev`."""
-
-    batch: batch_pb2.Batch
-    rev: int
-    observed_at: float
-
-    @property
-    def terminal(self) -> bool:
-        return self.batch.status in convert.TERMINAL_STATUSES
-
-    @classmethod
-    def of(cls, revision: Revision) -> Observation:
-        return cls(batch_pb2.Batch.FromString(revision.snapshot), revision.rev, revision.observed_at)
+    trust_seconds: float = 300.0
 
 
 @dataclass(frozen=True)
 class Watcher:
-    """Who subscribes: the credential the loop may poll with, and its owner hash (for the registry)."""
+    """Who subscribes: the credential the loop may poll with, and its owner hash."""
 
     key: str = field(repr=False)
     owner: str
 
 
-class Subscriber:
-    """One stream's inbox: the latest pending observation per batch, and an error that ends the stream."""
+@dataclass(frozen=True)
+class Problem:
+    """Trouble with one batch of a subscription. `removed`: it left the subscription for good."""
 
-    def __init__(self, watcher: Watcher) -> None:
+    batch_id: str
+    error: ServiceError
+    removed: bool
+    last: Observation | None = None
+
+
+Item = Observation | Problem
+# Fetch a batch with a watcher's key through the domain core (which saves and publishes a change), or raise.
+Poll = Callable[[Watcher, str, str], Awaitable[Observation]]
+
+
+class Subscriber:
+    """One stream's inbox: the latest pending item per batch, and an error that ends the stream.
+
+    A one-batch subscriber (`many=False`) ends with any problem; a many-batch one receives problems as items.
+    """
+
+    def __init__(self, watcher: Watcher, *, many: bool = False) -> None:
         self.watcher = watcher
-        self._pending: dict[str, Observation] = {}
+        self.many = many
+        self._pending: dict[str, Item] = {}
         self._wake = asyncio.Event()
         self.error: ServiceError | None = None
         self.joined: set[str] = set()  # the batches whose loops it is in
 
     def offer(self, observation: Observation) -> None:
-        held = self._pending.get(observation.batch.id)
-        if held is None or held.rev < observation.rev:
-            self._pending[observation.batch.id] = observation
+        held = self._pending.get(observation.batch_id)
+        if isinstance(held, Problem) and held.removed:
+            return
+        if held is None or isinstance(held, Problem) or held.rev < observation.rev:
+            self._pending[observation.batch_id] = observation
             self._wake.set()
+
+    def report(self, problem: Problem) -> None:
+        if not self.many:
+            self.end(problem.error)
+            return
+        self._pending[problem.batch_id] = problem
+        self._wake.set()
 
     def end(self, error: ServiceError) -> None:
         self.error = error
@@ -91,9 +99,9 @@ class Subscriber:
     def pending(self) -> int:
         return len(self._pending)
 
-    async def next(self, within: float) -> list[Observation]:
-        """The pending observations, oldest first; [] when `within` seconds pass with none. Raises the error that
-        ended the subscription."""
+    async def next(self, within: float) -> list[Item]:
+        """The pending items, in the order they were saved; [] when `within` seconds pass with none. Raises the
+        error that ended the subscription."""
         # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation that arrives as the
         # wait completes, which would leave a cancelled watch running.
         with contextlib.suppress(TimeoutError):
@@ -102,66 +110,59 @@ class Subscriber:
         self._wake.clear()
         if self.error is not None:
             raise self.error
-        taken = sorted(self._pending.values(), key=lambda o: o.observed_at)
+        taken = sorted(self._pending.values(), key=_order)
         self._pending.clear()
         return taken
 
 
-@dataclass
+def _order(item: Item) -> tuple[int, float]:
+    if isinstance(item, Problem):
+        return (1, 0.0)
+    return (0, item.seq or item.observed_at)
+
+
+@dataclass(eq=False)
 class _Loop:
     batch_id: str
     provider: str
     subscribers: set[Subscriber] = field(default_factory=set)
     task: asyncio.Task[None] | None = None
+    verified: dict[str, float] = field(default_factory=dict)  # owner -> when its key last showed the batch
+    reported: bool = False  # trouble was reported and the batch has not answered since
 
 
 class Hub:
-    def __init__(self, *, gateway: GatewayClient, store: Store, policy: WatchPolicy) -> None:
-        self._gateway = gateway
-        self._store = store
+    def __init__(self, *, poll: Poll, policy: WatchPolicy) -> None:
+        self._poll = poll
         self.policy = policy
         self._loops: dict[str, _Loop] = {}
         self._latest: dict[str, Observation] = {}  # for batches with a live loop
-        self._observing = KeyedLocks()
         self._owner_streams: dict[str, set[Subscriber]] = {}
         self._closed = False
 
-    # -- state in ------------------------------------------------------------------------------------------
-    async def observe(self, batch: batch_pb2.Batch) -> tuple[Observation, bool]:
-        """Record a state the gateway returned; returns its observation and whether it is a new revision."""
-        batch_id = batch.id
-        async with self._observing.hold(batch_id):
-            last = self._latest.get(batch_id)
-            if last is None:
-                stored = await self._store.latest_revision(batch_id)
-                last = Observation.of(stored) if stored else None
-            if last is not None and _same_state(last.batch, batch):
-                return Observation(batch, last.rev, last.observed_at), False  # as this caller was shown it
-            revision = await self._store.add_revision(
-                batch_id, batch.SerializeToString(deterministic=True), time.time(), keep=self.policy.revisions_kept
-            )
-            observation = Observation(batch, revision.rev, revision.observed_at)
-            loop = self._loops.get(batch_id)
-            if loop is not None:
-                self._latest[batch_id] = observation
-                for subscriber in loop.subscribers:
-                    subscriber.offer(observation)
-            return observation, True
+    # -- states in (from the domain core, after they are saved) ---------------------------------------------
+    def publish(self, observation: Observation) -> None:
+        """A new revision was saved: offer it to the batch's subscribers."""
+        loop = self._loops.get(observation.batch_id)
+        if loop is None:
+            return
+        self._latest[observation.batch_id] = observation
+        for subscriber in loop.subscribers:
+            subscriber.offer(observation)
 
-    def latest(self, batch_id: str) -> Observation | None:
-        return self._latest.get(batch_id)
-
-    async def replay(self, batch_id: str, rev: int) -> list[Observation] | None:
-        """Revision `rev` (what the caller last saw) and every one after it; None when `rev` is no longer kept."""
-        revisions = await self._store.revisions_after(batch_id, rev - 1)
-        if not revisions or revisions[0].rev != rev:
-            return None
-        return [Observation.of(r) for r in revisions]
+    def announce(self, observation: Observation, provider: str, owner: str) -> None:
+        """The gateway just showed `owner` this batch: that owner's many-batch streams start following it."""
+        streams = self._owner_streams.get(owner)
+        if not streams or observation.terminal:
+            return
+        for subscriber in list(streams):
+            if observation.batch_id not in subscriber.joined:
+                self.join(subscriber, observation.batch_id, provider, observation)
 
     # -- subscriptions -------------------------------------------------------------------------------------
-    async def join(self, subscriber: Subscriber, batch_id: str, provider: str) -> None:
-        """Add an (already authorized) subscriber to the batch's loop, starting the loop if it is the first. The
-        subscriber is offered the latest revision at once, so nothing observed before it joined is missed."""
+    def join(self, subscriber: Subscriber, batch_id: str, provider: str, current: Observation) -> None:
+        """Add a subscriber (authorized just now, by the fetch that gave `current`) to the batch's loop, starting
+        the loop if it is the first. It is offered the newest state at once, so nothing is missed."""
         if self._closed:
             raise shutting_down()
         loop = self._loops.get(batch_id)
@@ -169,25 +170,26 @@ class Hub:
             loop = self._loops[batch_id] = _Loop(batch_id, provider)
             loop.task = asyncio.create_task(self._run(loop), name=f"watch {batch_id}")
         loop.subscribers.add(subscriber)
+        loop.verified.setdefault(subscriber.watcher.owner, time.monotonic())
         subscriber.joined.add(batch_id)
         latest = self._latest.get(batch_id)
-        if latest is None:
-            stored = await self._store.latest_revision(batch_id)
-            if stored is not None and self._loops.get(batch_id) is loop:
-                latest = self._latest.setdefault(batch_id, Observation.of(stored))
-        if latest is not None:
-            subscriber.offer(latest)
+        if latest is None or latest.rev < current.rev:
+            latest = self._latest[batch_id] = current
+        subscriber.offer(latest)
 
     def leave(self, subscriber: Subscriber, batch_ids: Iterable[str] | None = None) -> None:
-        """Take the subscriber out of these batches' loops (all of them by default); a loop left empty stops."""
+        """Take the subscriber out of these batches' loops (all of them by default); a loop left empty stops and
+        is forgotten at once, so a join right after starts a fresh one."""
         for batch_id in list(subscriber.joined if batch_ids is None else batch_ids):
             subscriber.joined.discard(batch_id)
             loop = self._loops.get(batch_id)
             if loop is None:
                 continue
             loop.subscribers.discard(subscriber)
-            if not loop.subscribers and loop.task is not None:
-                loop.task.cancel()
+            if not loop.subscribers:
+                self._forget(loop)
+                if loop.task is not None:
+                    loop.task.cancel()
 
     def follow_owner(self, subscriber: Subscriber) -> None:
         """Tell `subscriber` of every batch its owner is shown from now on (see `announce`)."""
@@ -200,39 +202,35 @@ class Hub:
             if not streams:
                 del self._owner_streams[subscriber.watcher.owner]
 
-    async def announce(self, observation: Observation, provider: str, owner: str) -> None:
-        """The gateway just showed `owner` this batch: owner-wide streams of that owner start following it."""
-        streams = self._owner_streams.get(owner)
-        if not streams or observation.terminal:
-            return
-        for subscriber in list(streams):
-            subscriber.offer(observation)
-            await self.join(subscriber, observation.batch.id, provider)
-
-    def interested(self, batch_id: str, owner: str) -> bool:
-        """Whether a state of this batch, shown to `owner`, would reach anyone now."""
-        return batch_id in self._loops or owner in self._owner_streams
-
     def loops(self) -> int:
         return len(self._loops)
 
     def pending(self) -> int:
-        """Observations waiting in subscribers' inboxes: at most one per subscriber and batch."""
+        """Items waiting in subscribers' inboxes: at most one per subscriber and batch."""
         subscribers = {s for loop in self._loops.values() for s in loop.subscribers}
         return sum(s.pending() for s in subscribers)
 
     async def close(self) -> None:
         """Stop every loop and end every subscription (the server is shutting down)."""
         self._closed = True
-        tasks = [loop.task for loop in self._loops.values() if loop.task is not None]
-        for loop in list(self._loops.values()):
+        loops = list(self._loops.values())
+        for loop in loops:
             for subscriber in loop.subscribers:
                 subscriber.end(shutting_down())
+        for streams in self._owner_streams.values():
+            for subscriber in streams:
+                subscriber.end(shutting_down())
+        tasks = [loop.task for loop in loops if loop.task is not None]
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+    def _forget(self, loop: _Loop) -> None:
+        if self._loops.get(loop.batch_id) is loop:
+            del self._loops[loop.batch_id]
+            self._latest.pop(loop.batch_id, None)
 
     # -- the poll loop -------------------------------------------------------------------------------------
     async def _run(self, loop: _Loop) -> None:
@@ -244,90 +242,96 @@ class Hub:
                 # Jitter keeps loops from polling in lockstep; it only shortens, so no change waits longer than
                 # one interval to be seen.
                 await asyncio.sleep(interval * random.uniform(0.85, 1.0))
-                subscriber = next(iter(loop.subscribers), None)
-                if subscriber is None:
+                watchers = {s.watcher.owner: s.watcher for s in loop.subscribers}
+                if not watchers:
                     break
-                watcher = subscriber.watcher
+                # Poll with the key checked longest ago; check any other key past the trust window as well.
+                now = time.monotonic()
+                order = sorted(watchers, key=lambda owner: loop.verified.get(owner, 0.0))
+                extra = [o for o in order[1:] if now - loop.verified.get(o, 0.0) > policy.trust_seconds]
+                before = self._latest.get(loop.batch_id)
                 try:
-                    data = await self._gateway.get_batch(
-                        watcher.key, loop.batch_id, loop.provider, time_left=policy.poll_max
-                    )
-                except UpstreamHTTPError as exc:
-                    if exc.status in _ACCESS_LOST:
-                        self._drop(loop, watcher, from_upstream(exc))
+                    observation = await self._poll(watchers[order[0]], loop.batch_id, loop.provider)
+                except ServiceError as error:
+                    if error.code in ACCESS_LOST:
+                        self._drop(loop, order[0], error)
                         continue
-                    failing_since, interval = self._back_off(loop, exc, failing_since, interval)
+                    failing_since, interval = self._back_off(loop, error, failing_since, interval)
                     continue
-                except UpstreamError as exc:
-                    failing_since, interval = self._back_off(loop, exc, failing_since, interval)
-                    continue
+                loop.verified[order[0]] = time.monotonic()
+                for owner in extra:
+                    await self._verify(loop, watchers[owner])
+                latest = self._latest.get(loop.batch_id)
+                if latest is None or observation.rev > latest.rev:  # newer than what its subscribers were offered
+                    self._latest[loop.batch_id] = observation
+                    for subscriber in loop.subscribers:
+                        subscriber.offer(observation)
                 if failing_since is not None:
                     log.info("watch %s: the gateway answers again", loop.batch_id)
                 failing_since = None
-                batch = convert.batch_from_json(data)
-                observation, changed = await self.observe(batch)
-                if changed:  # the registry follows changes; an unchanged poll costs no write
-                    await self._store.record([seen(batch, loop.provider)], owner=watcher.owner)
+                if loop.reported:  # tell those still here that the batch answers again
+                    loop.reported = False
+                    for subscriber in loop.subscribers:
+                        subscriber.offer(self._latest.get(loop.batch_id) or observation)
                 if observation.terminal:
                     break
+                changed = before is None or observation.rev > before.rev
                 interval = policy.poll_min if changed else min(interval * 1.5, policy.poll_max)
         except Exception:
             log.exception("watch %s: the poll loop failed", loop.batch_id)
             failed = ServiceError(
-                grpc.StatusCode.UNAVAILABLE,
+                Code.UNAVAILABLE,
                 "WATCH_FAILED",
                 f"Watching batch {loop.batch_id} failed on the server (logged); resume with the last resume_token.",
                 {"batch_id": loop.batch_id},
                 retry_after=policy.poll_min,
             )
             for subscriber in list(loop.subscribers):
-                subscriber.end(failed)
+                subscriber.report(Problem(loop.batch_id, failed, removed=False, last=self._latest.get(loop.batch_id)))
         finally:
-            if self._loops.get(loop.batch_id) is loop:
-                del self._loops[loop.batch_id]
-                self._latest.pop(loop.batch_id, None)
+            self._forget(loop)
+
+    async def _verify(self, loop: _Loop, watcher: Watcher) -> None:
+        """Check one more subscriber's access with its own key (its trust window ran out)."""
+        try:
+            await self._poll(watcher, loop.batch_id, loop.provider)
+        except ServiceError as error:
+            if error.code in ACCESS_LOST:
+                self._drop(loop, watcher.owner, error)
+            return  # trouble: the next round checks again
+        loop.verified[watcher.owner] = time.monotonic()
 
     def _back_off(
-        self, loop: _Loop, exc: UpstreamError, failing_since: float | None, interval: float
+        self, loop: _Loop, error: ServiceError, failing_since: float | None, interval: float
     ) -> tuple[float | None, float]:
         now = time.monotonic()
         failing_since = failing_since if failing_since is not None else now
-        if now - failing_since > self.policy.failure_limit:
-            error = from_upstream(exc)
+        if now - failing_since > self.policy.failure_limit and not loop.reported:
+            loop.reported = True
             ending = ServiceError(
-                grpc.StatusCode.UNAVAILABLE,
+                Code.UNAVAILABLE,
                 "WATCH_UPSTREAM_FAILING",
                 f"The gateway has been failing for {now - failing_since:.0f} s while watching batch "
                 f"{loop.batch_id} ({error.message}); resume the watch later with the last resume_token.",
                 {"batch_id": loop.batch_id, "cause": error.reason},
                 retry_after=self.policy.poll_max,
             )
+            problem = Problem(loop.batch_id, ending, removed=False, last=self._latest.get(loop.batch_id))
             for subscriber in list(loop.subscribers):
-                subscriber.end(ending)
-            loop.subscribers.clear()
-            return failing_since, interval
-        log.warning("watch %s: gateway trouble (%s), backing off", loop.batch_id, exc)
-        retry_after = getattr(exc, "retry_after", None) or 0.0
+                subscriber.report(problem)
+                if not subscriber.many:
+                    loop.subscribers.discard(subscriber)
+                    subscriber.joined.discard(loop.batch_id)
+            return failing_since, self.policy.poll_max
+        log.warning("watch %s: gateway trouble (%s), backing off", loop.batch_id, error.reason)
+        retry_after = error.retry_after or 0.0
         return failing_since, min(max(interval * 2, retry_after), self.policy.poll_max)
 
-    def _drop(self, loop: _Loop, watcher: Watcher, error: ServiceError) -> None:
-        """A caller lost access: end its subscriptions to this batch; the loop goes on for the others."""
-        for subscriber in [s for s in loop.subscribers if s.watcher.owner == watcher.owner]:
-            subscriber.end(error)
+    def _drop(self, loop: _Loop, owner: str, error: ServiceError) -> None:
+        """A caller lost access: its subscriptions to this batch end; the loop goes on for the others."""
+        problem = Problem(loop.batch_id, error, removed=True, last=self._latest.get(loop.batch_id))
+        for subscriber in [s for s in loop.subscribers if s.watcher.owner == owner]:
+            subscriber.report(problem)
             loop.subscribers.discard(subscriber)
-
-
-def _same_state(a: batch_pb2.Batch, b: batch_pb2.Batch) -> bool:
-    """Equal but for `provider`, which the gateway echoes as each caller spelled it."""
-    return a.SerializeToString(deterministic=True) == _with_provider(b, a.provider).SerializeToString(
-        deterministic=True
-    )
-
-
-def _with_provider(batch: batch_pb2.Batch, provider: str) -> batch_pb2.Batch:
-    if batch.provider == provider:
-        return batch
-    copy = batch_pb2.Batch()
-    copy.CopyFrom(batch)
-    copy.provider = provider
-    return copy
+            subscriber.joined.discard(loop.batch_id)
+        loop.verified.pop(owner, None)

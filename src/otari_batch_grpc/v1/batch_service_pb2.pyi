@@ -216,11 +216,15 @@ class ListBatchesRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     provider: _builtins.str
-    """The provider whose batches to list, for example "openai". Required."""
+    """The provider whose batches to list, for example "openai". Empty: every provider you have batches with
+    through this service.
+    """
     page_size: _builtins.int
     """How many batches at most in this page; 0 means 20, more than 100 is treated as 100. Negative is invalid."""
     page_token: _builtins.str
-    """The next_page_token of the previous page, to continue; empty for the first page."""
+    """The next_page_token of the previous page, to continue; empty for the first page. A token is bound to the
+    provider it was issued for.
+    """
     def __init__(
         self,
         *,
@@ -244,21 +248,30 @@ class ListBatchesResponse(_message.Message):
 
     BATCHES_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    INCOMPLETE_PROVIDERS_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
     """Pass as page_token to get the next page; empty when there are no more batches."""
     @_builtins.property
     def batches(self) -> _containers.RepeatedCompositeFieldContainer[_batch_pb2.Batch]:
         """The caller's batches, newest first."""
 
+    @_builtins.property
+    def incomplete_providers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Providers whose newest batches the gateway could not list for this page (it or the provider did not
+        answer): batches made outside this service with them may be missing until a later listing. Batches this
+        service has shown you are listed either way.
+        """
+
     def __init__(
         self,
         *,
         batches: _abc.Iterable[_batch_pb2.Batch] | None = ...,
         next_page_token: _builtins.str = ...,
+        incomplete_providers: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batches", b"batches", "next_page_token", b"next_page_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batches", b"batches", "incomplete_providers", b"incomplete_providers", "next_page_token", b"next_page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -333,12 +346,12 @@ class StreamResultsRequest(_message.Message):
     you; required otherwise.
     """
     start_index: _builtins.int
-    """Resume: the index of the first result to send (the `index` after the last one received); 0 sends all.
-    Not negative.
+    """Resume: the index of the first result to send (first_index + the number of results received); 0 sends
+    all. Not negative.
     """
     wait: _builtins.bool
-    """When set, a batch that is not yet terminal is waited for (bounded by the call's deadline), then its
-    results stream. Unset, such a batch gets FAILED_PRECONDITION at once.
+    """When set, a batch that is not yet completed is waited for (bounded by the call's deadline), with progress
+    messages meanwhile, then its results stream. Unset, such a batch gets FAILED_PRECONDITION at once.
     """
     def __init__(
         self,
@@ -358,27 +371,43 @@ Global___StreamResultsRequest: _TypeAlias = StreamResultsRequest  # noqa: Y015
 
 @_typing.final
 class StreamResultsResponse(_message.Message):
-    """One request's outcome."""
+    """One message of a StreamResults stream: a chunk of results, or (while `wait` waits) the batch's progress."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
-    RESULT_FIELD_NUMBER: _builtins.int
-    INDEX_FIELD_NUMBER: _builtins.int
-    index: _builtins.int
-    """The position of this result in the batch's results, from 0."""
+    RESULTS_FIELD_NUMBER: _builtins.int
+    FIRST_INDEX_FIELD_NUMBER: _builtins.int
+    TOTAL_COUNT_FIELD_NUMBER: _builtins.int
+    PROGRESS_FIELD_NUMBER: _builtins.int
+    first_index: _builtins.int
+    """The position of results[0] in the batch's results, from 0. The next chunk starts at
+    first_index + len(results).
+    """
+    total_count: _builtins.int
+    """How many results the batch has (its request_counts.total), on every message. A stream that ends OK with
+    fewer results than this means the gateway left some out.
+    """
     @_builtins.property
-    def result(self) -> _result_pb2.BatchResult:
-        """The outcome of one request of the batch."""
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[_result_pb2.BatchResult]:
+        """Consecutive outcomes of the batch's requests, in the gateway's order. Empty on a progress message."""
+
+    @_builtins.property
+    def progress(self) -> _batch_pb2.Batch:
+        """Only while `wait` waits: the batch's current state (status, request_counts), sent when it changes and as a
+        heartbeat. Unset on messages that carry results.
+        """
 
     def __init__(
         self,
         *,
-        result: _result_pb2.BatchResult | None = ...,
-        index: _builtins.int = ...,
+        results: _abc.Iterable[_result_pb2.BatchResult] | None = ...,
+        first_index: _builtins.int = ...,
+        total_count: _builtins.int = ...,
+        progress: _batch_pb2.Batch | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["progress", b"progress"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["index", b"index", "result", b"result"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["first_index", b"first_index", "progress", b"progress", "results", b"results", "total_count", b"total_count"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -447,6 +476,12 @@ class WatchBatchesRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     BATCH_IDS_FIELD_NUMBER: _builtins.int
+    RESUME_TOKEN_FIELD_NUMBER: _builtins.int
+    resume_token: _builtins.str
+    """Resume after the event that carried this token (with the same batch_ids): the changes since are replayed
+    first, then a snapshot of each batch that had none. Empty starts with a snapshot of each batch. A token
+    older than the revisions the service keeps gets FAILED_PRECONDITION: start over.
+    """
     @_builtins.property
     def batch_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """The batch ids, at most 1,000, each one you have been shown through this service. Empty: every batch of
@@ -458,10 +493,11 @@ class WatchBatchesRequest(_message.Message):
         self,
         *,
         batch_ids: _abc.Iterable[_builtins.str] | None = ...,
+        resume_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_ids", b"batch_ids"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_ids", b"batch_ids", "resume_token", b"resume_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

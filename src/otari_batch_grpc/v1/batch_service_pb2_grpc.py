@@ -110,7 +110,9 @@ class BatchServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListBatches(self, request, context):
-        """Lists the caller's batches held by one provider, newest first.
+        """Lists the caller's batches, newest first: every batch this service has shown the caller (so none is lost to
+        the gateway's owner-filtered pages, which carry no cursor), merged with the gateway's newest page of each
+        provider asked about, to discover batches made elsewhere. `incomplete_providers` says when that failed.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -124,10 +126,12 @@ class BatchServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def StreamResults(self, request, context):
-        """Streams the results of a completed batch, one request's outcome per message, in the gateway's order.
-        A batch that is not completed gets FAILED_PRECONDITION with its status in ErrorInfo.metadata["status"].
-        A completed batch's results are kept by the service and streamed again without the gateway, to callers
-        the gateway has authorized for the batch. A broken stream resumes with start_index.
+        """Streams the results of a completed batch in the gateway's order, in chunks of consecutive results (each
+        message at most about 256 KiB, one result if a single result is larger). A batch that is not completed
+        gets FAILED_PRECONDITION with its status in ErrorInfo.metadata["status"], unless `wait` is set.
+        The first stream of a batch flows while the gateway's answer is still arriving; a completed batch's results
+        are then kept by the service and streamed again without the gateway, to callers the gateway has authorized
+        for the batch. A broken stream resumes at any result with start_index.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -144,7 +148,9 @@ class BatchServiceServicer:
 
     def WatchBatches(self, request, context):
         """Subscribes to many batches on one stream: the listed ones, or every batch of yours this service knows,
-        including batches created after the stream opened. Never ends on its own.
+        including batches created after the stream opened. One batch's trouble never ends the stream: it is
+        reported per batch (UNAVAILABLE, REMOVED events). Resume a broken stream with the last resume_token.
+        Never ends on its own.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

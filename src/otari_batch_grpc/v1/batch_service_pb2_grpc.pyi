@@ -46,14 +46,19 @@ class BatchServiceStub:
     GetBatch: _grpc.UnaryUnaryMultiCallable[_batch_service_pb2.GetBatchRequest, _batch_service_pb2.GetBatchResponse]
     """Gets the current state of a batch."""
     ListBatches: _grpc.UnaryUnaryMultiCallable[_batch_service_pb2.ListBatchesRequest, _batch_service_pb2.ListBatchesResponse]
-    """Lists the caller's batches held by one provider, newest first."""
+    """Lists the caller's batches, newest first: every batch this service has shown the caller (so none is lost to
+    the gateway's owner-filtered pages, which carry no cursor), merged with the gateway's newest page of each
+    provider asked about, to discover batches made elsewhere. `incomplete_providers` says when that failed.
+    """
     CancelBatch: _grpc.UnaryUnaryMultiCallable[_batch_service_pb2.CancelBatchRequest, _batch_service_pb2.CancelBatchResponse]
     """Asks for a batch to be cancelled. The batch goes through CANCELLING to CANCELLED."""
     StreamResults: _grpc.UnaryStreamMultiCallable[_batch_service_pb2.StreamResultsRequest, _batch_service_pb2.StreamResultsResponse]
-    """Streams the results of a completed batch, one request's outcome per message, in the gateway's order.
-    A batch that is not completed gets FAILED_PRECONDITION with its status in ErrorInfo.metadata["status"].
-    A completed batch's results are kept by the service and streamed again without the gateway, to callers
-    the gateway has authorized for the batch. A broken stream resumes with start_index.
+    """Streams the results of a completed batch in the gateway's order, in chunks of consecutive results (each
+    message at most about 256 KiB, one result if a single result is larger). A batch that is not completed
+    gets FAILED_PRECONDITION with its status in ErrorInfo.metadata["status"], unless `wait` is set.
+    The first stream of a batch flows while the gateway's answer is still arriving; a completed batch's results
+    are then kept by the service and streamed again without the gateway, to callers the gateway has authorized
+    for the batch. A broken stream resumes at any result with start_index.
     """
     WatchBatch: _grpc.UnaryStreamMultiCallable[_batch_service_pb2.WatchBatchRequest, _batch_service_pb2.WatchBatchResponse]
     """Subscribes to one batch: a snapshot first, then an event per observed change, heartbeats while nothing
@@ -62,7 +67,9 @@ class BatchServiceStub:
     """
     WatchBatches: _grpc.UnaryStreamMultiCallable[_batch_service_pb2.WatchBatchesRequest, _batch_service_pb2.WatchBatchesResponse]
     """Subscribes to many batches on one stream: the listed ones, or every batch of yours this service knows,
-    including batches created after the stream opened. Never ends on its own.
+    including batches created after the stream opened. One batch's trouble never ends the stream: it is
+    reported per batch (UNAVAILABLE, REMOVED events). Resume a broken stream with the last resume_token.
+    Never ends on its own.
     """
     WaitBatch: _grpc.UnaryUnaryMultiCallable[_batch_service_pb2.WaitBatchRequest, _batch_service_pb2.WaitBatchResponse]
     """Waits (long-poll, like google.longrunning WaitOperation) until the batch is terminal or the timeout passes,
@@ -87,14 +94,19 @@ class BatchServiceAsyncStub(BatchServiceStub):
     GetBatch: _aio.UnaryUnaryMultiCallable[_batch_service_pb2.GetBatchRequest, _batch_service_pb2.GetBatchResponse]  # type: ignore[assignment]
     """Gets the current state of a batch."""
     ListBatches: _aio.UnaryUnaryMultiCallable[_batch_service_pb2.ListBatchesRequest, _batch_service_pb2.ListBatchesResponse]  # type: ignore[assignment]
-    """Lists the caller's batches held by one provider, newest first."""
+    """Lists the caller's batches, newest first: every batch this service has shown the caller (so none is lost to
+    the gateway's owner-filtered pages, which carry no cursor), merged with the gateway's newest page of each
+    provider asked about, to discover batches made elsewhere. `incomplete_providers` says when that failed.
+    """
     CancelBatch: _aio.UnaryUnaryMultiCallable[_batch_service_pb2.CancelBatchRequest, _batch_service_pb2.CancelBatchResponse]  # type: ignore[assignment]
     """Asks for a batch to be cancelled. The batch goes through CANCELLING to CANCELLED."""
     StreamResults: _aio.UnaryStreamMultiCallable[_batch_service_pb2.StreamResultsRequest, _batch_service_pb2.StreamResultsResponse]  # type: ignore[assignment]
-    """Streams the results of a completed batch, one request's outcome per message, in the gateway's order.
-    A batch that is not completed gets FAILED_PRECONDITION with its status in ErrorInfo.metadata["status"].
-    A completed batch's results are kept by the service and streamed again without the gateway, to callers
-    the gateway has authorized for the batch. A broken stream resumes with start_index.
+    """Streams the results of a completed batch in the gateway's order, in chunks of consecutive results (each
+    message at most about 256 KiB, one result if a single result is larger). A batch that is not completed
+    gets FAILED_PRECONDITION with its status in ErrorInfo.metadata["status"], unless `wait` is set.
+    The first stream of a batch flows while the gateway's answer is still arriving; a completed batch's results
+    are then kept by the service and streamed again without the gateway, to callers the gateway has authorized
+    for the batch. A broken stream resumes at any result with start_index.
     """
     WatchBatch: _aio.UnaryStreamMultiCallable[_batch_service_pb2.WatchBatchRequest, _batch_service_pb2.WatchBatchResponse]  # type: ignore[assignment]
     """Subscribes to one batch: a snapshot first, then an event per observed change, heartbeats while nothing
@@ -103,7 +115,9 @@ class BatchServiceAsyncStub(BatchServiceStub):
     """
     WatchBatches: _aio.UnaryStreamMultiCallable[_batch_service_pb2.WatchBatchesRequest, _batch_service_pb2.WatchBatchesResponse]  # type: ignore[assignment]
     """Subscribes to many batches on one stream: the listed ones, or every batch of yours this service knows,
-    including batches created after the stream opened. Never ends on its own.
+    including batches created after the stream opened. One batch's trouble never ends the stream: it is
+    reported per batch (UNAVAILABLE, REMOVED events). Resume a broken stream with the last resume_token.
+    Never ends on its own.
     """
     WaitBatch: _aio.UnaryUnaryMultiCallable[_batch_service_pb2.WaitBatchRequest, _batch_service_pb2.WaitBatchResponse]  # type: ignore[assignment]
     """Waits (long-poll, like google.longrunning WaitOperation) until the batch is terminal or the timeout passes,
@@ -143,7 +157,10 @@ class BatchServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _batch_service_pb2.ListBatchesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_batch_service_pb2.ListBatchesResponse, _abc.Awaitable[_batch_service_pb2.ListBatchesResponse]]:
-        """Lists the caller's batches held by one provider, newest first."""
+        """Lists the caller's batches, newest first: every batch this service has shown the caller (so none is lost to
+        the gateway's owner-filtered pages, which carry no cursor), merged with the gateway's newest page of each
+        provider asked about, to discover batches made elsewhere. `incomplete_providers` says when that failed.
+        """
 
     @_abc_1.abstractmethod
     def CancelBatch(
@@ -159,10 +176,12 @@ class BatchServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _batch_service_pb2.StreamResultsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_batch_service_pb2.StreamResultsResponse], _abc.AsyncIterator[_batch_service_pb2.StreamResultsResponse]]:
-        """Streams the results of a completed batch, one request's outcome per message, in the gateway's order.
-        A batch that is not completed gets FAILED_PRECONDITION with its status in ErrorInfo.metadata["status"].
-        A completed batch's results are kept by the service and streamed again without the gateway, to callers
-        the gateway has authorized for the batch. A broken stream resumes with start_index.
+        """Streams the results of a completed batch in the gateway's order, in chunks of consecutive results (each
+        message at most about 256 KiB, one result if a single result is larger). A batch that is not completed
+        gets FAILED_PRECONDITION with its status in ErrorInfo.metadata["status"], unless `wait` is set.
+        The first stream of a batch flows while the gateway's answer is still arriving; a completed batch's results
+        are then kept by the service and streamed again without the gateway, to callers the gateway has authorized
+        for the batch. A broken stream resumes at any result with start_index.
         """
 
     @_abc_1.abstractmethod
@@ -183,7 +202,9 @@ class BatchServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_batch_service_pb2.WatchBatchesResponse], _abc.AsyncIterator[_batch_service_pb2.WatchBatchesResponse]]:
         """Subscribes to many batches on one stream: the listed ones, or every batch of yours this service knows,
-        including batches created after the stream opened. Never ends on its own.
+        including batches created after the stream opened. One batch's trouble never ends the stream: it is
+        reported per batch (UNAVAILABLE, REMOVED events). Resume a broken stream with the last resume_token.
+        Never ends on its own.
         """
 
     @_abc_1.abstractmethod

@@ -28,13 +28,23 @@ class _BatchEventKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_BatchE
     BATCH_EVENT_KIND_UNSPECIFIED: _BatchEventKind.ValueType  # 0
     """Not sent."""
     BATCH_EVENT_KIND_SNAPSHOT: _BatchEventKind.ValueType  # 1
-    """The batch's state when the watch started (or resumed without anything missed to replay)."""
+    """The batch's state when the watch started, or when it resumed and nothing was missed to replay."""
     BATCH_EVENT_KIND_CHANGE: _BatchEventKind.ValueType  # 2
     """The batch changed: status, request_counts or any other field. Slow readers may see several changes
     coalesced into one event carrying the latest state; the terminal event is never skipped.
     """
     BATCH_EVENT_KIND_HEARTBEAT: _BatchEventKind.ValueType  # 3
-    """Nothing changed for a while: the stream is alive. Same resume_token as the event before."""
+    """Nothing changed for a while: the stream is alive. Carries no batch; observed_at is now and resume_token
+    the same as the event before. The same shape on WatchBatch and WatchBatches.
+    """
+    BATCH_EVENT_KIND_UNAVAILABLE: _BatchEventKind.ValueType  # 4
+    """WatchBatches only: the service cannot follow this batch for now (the gateway or its provider does not
+    answer). `problem` says why; `batch` is the last state seen. Events for it resume when it recovers.
+    """
+    BATCH_EVENT_KIND_REMOVED: _BatchEventKind.ValueType  # 5
+    """WatchBatches only: the batch left this stream for good: the gateway no longer knows it, or no longer shows
+    it to you. `problem` says why; `batch` is the last state seen.
+    """
 
 class BatchEventKind(_BatchEventKind, metaclass=_BatchEventKindEnumTypeWrapper):
     """What a watch event says."""
@@ -42,14 +52,54 @@ class BatchEventKind(_BatchEventKind, metaclass=_BatchEventKindEnumTypeWrapper):
 BATCH_EVENT_KIND_UNSPECIFIED: BatchEventKind.ValueType  # 0
 """Not sent."""
 BATCH_EVENT_KIND_SNAPSHOT: BatchEventKind.ValueType  # 1
-"""The batch's state when the watch started (or resumed without anything missed to replay)."""
+"""The batch's state when the watch started, or when it resumed and nothing was missed to replay."""
 BATCH_EVENT_KIND_CHANGE: BatchEventKind.ValueType  # 2
 """The batch changed: status, request_counts or any other field. Slow readers may see several changes
 coalesced into one event carrying the latest state; the terminal event is never skipped.
 """
 BATCH_EVENT_KIND_HEARTBEAT: BatchEventKind.ValueType  # 3
-"""Nothing changed for a while: the stream is alive. Same resume_token as the event before."""
+"""Nothing changed for a while: the stream is alive. Carries no batch; observed_at is now and resume_token
+the same as the event before. The same shape on WatchBatch and WatchBatches.
+"""
+BATCH_EVENT_KIND_UNAVAILABLE: BatchEventKind.ValueType  # 4
+"""WatchBatches only: the service cannot follow this batch for now (the gateway or its provider does not
+answer). `problem` says why; `batch` is the last state seen. Events for it resume when it recovers.
+"""
+BATCH_EVENT_KIND_REMOVED: BatchEventKind.ValueType  # 5
+"""WatchBatches only: the batch left this stream for good: the gateway no longer knows it, or no longer shows
+it to you. `problem` says why; `batch` is the last state seen.
+"""
 Global___BatchEventKind: _TypeAlias = BatchEventKind  # noqa: Y015
+
+@_typing.final
+class BatchProblem(_message.Message):
+    """Why an UNAVAILABLE or REMOVED event happened."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CODE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    code: _builtins.str
+    """The gRPC status code name a call about this batch would get, for example "UNAVAILABLE" or "NOT_FOUND"."""
+    reason: _builtins.str
+    """The ErrorInfo reason, for example "GATEWAY_UNAVAILABLE" or "BATCH_NOT_FOUND"."""
+    message: _builtins.str
+    """For people."""
+    def __init__(
+        self,
+        *,
+        code: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "message", b"message", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchProblem: _TypeAlias = BatchProblem  # noqa: Y015
 
 @_typing.final
 class BatchEvent(_message.Message):
@@ -62,19 +112,26 @@ class BatchEvent(_message.Message):
     PREVIOUS_STATUS_FIELD_NUMBER: _builtins.int
     OBSERVED_AT_FIELD_NUMBER: _builtins.int
     RESUME_TOKEN_FIELD_NUMBER: _builtins.int
+    PROBLEM_FIELD_NUMBER: _builtins.int
     kind: Global___BatchEventKind.ValueType
     """What this event says."""
     previous_status: _batch_pb2.BatchStatus.ValueType
     """The status the batch had in the event before this one on this stream (UNSPECIFIED on a snapshot)."""
     resume_token: _builtins.str
-    """Opaque: pass to WatchBatch to resume after this event, also after a reconnect or a server restart."""
+    """Opaque: pass to WatchBatch (or WatchBatches, with the same batch_ids) to resume after this event, also
+    after a reconnect or a server restart.
+    """
     @_builtins.property
     def batch(self) -> _batch_pb2.Batch:
-        """The batch's full state as of this event."""
+        """The batch's full state as of this event; the last state seen on UNAVAILABLE and REMOVED; unset on HEARTBEAT."""
 
     @_builtins.property
     def observed_at(self) -> _timestamp_pb2.Timestamp:
         """When the service observed this state at the gateway."""
+
+    @_builtins.property
+    def problem(self) -> Global___BatchProblem:
+        """On UNAVAILABLE and REMOVED events: what happened."""
 
     def __init__(
         self,
@@ -84,10 +141,11 @@ class BatchEvent(_message.Message):
         previous_status: _batch_pb2.BatchStatus.ValueType = ...,
         observed_at: _timestamp_pb2.Timestamp | None = ...,
         resume_token: _builtins.str = ...,
+        problem: Global___BatchProblem | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "observed_at", b"observed_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "observed_at", b"observed_at", "problem", b"problem"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "kind", b"kind", "observed_at", b"observed_at", "previous_status", b"previous_status", "resume_token", b"resume_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "kind", b"kind", "observed_at", b"observed_at", "previous_status", b"previous_status", "problem", b"problem", "resume_token", b"resume_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

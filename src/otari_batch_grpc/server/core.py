@@ -1,0 +1,330 @@
+"""The domain core: what the service knows of batches, and the one path by which it learns it.
+
+Every batch state the gateway shows a caller enters through `enter`: into the registry (with that caller's
+access) and, when it changed, as the batch's next revision, in one transaction; then, saved, it is announced to
+the watch hub. The hub polls through `fetch`, so a poll and a call take the same path. Around that path the core
+owns provider resolution, the trust and cache policy (what may be served from the store, to whom), listing and
+retention. It speaks messages and domain errors (`ServiceError`), never gRPC statuses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from otari_batch_grpc.server import convert, tokens
+from otari_batch_grpc.server.errors import Code, ServiceError, from_upstream
+from otari_batch_grpc.server.gateway import GatewayClient
+from otari_batch_grpc.server.records import Observation, same_state, seen
+from otari_batch_grpc.server.store import Store
+from otari_batch_grpc.server.upstream import UpstreamError, UpstreamHTTPError
+from otari_batch_grpc.server.validation import provider_required
+from otari_batch_grpc.server.watch import Hub, Subscriber, Watcher, WatchPolicy
+from otari_batch_grpc.v1 import batch_pb2
+
+# How many of a provider's newest batches a listing asks the gateway for, to discover batches made elsewhere.
+DISCOVERY_PAGE = 100
+# States kept in memory to tell a change from a repeat without reading the store.
+_LATEST_CACHED = 10_000
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who calls: the credential forwarded to the gateway, and its keyed hash (what the store knows them by)."""
+
+    key: str
+    owner: str
+
+    def __repr__(self) -> str:
+        return f"Caller(owner={self.owner[:8]}…)"
+
+    @property
+    def watcher(self) -> Watcher:
+        return Watcher(self.key, self.owner)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CorePolicy:
+    owner_trust_seconds: float = 300.0
+    revisions_kept: int = 100
+    keep_seconds: float = 30 * 86400.0  # forget a batch nobody was shown for this long
+    idempotency_seconds: float = 7 * 86400.0  # a settled request_id is honoured this long
+    claim_seconds: float = 3600.0  # a create whose outcome stayed unknown blocks its request_id this long
+
+
+@dataclass(frozen=True)
+class Listing:
+    batches: list[batch_pb2.Batch]
+    next_page_token: str
+    incomplete_providers: list[str]
+
+
+@contextlib.contextmanager
+def upstream_errors() -> Iterator[None]:
+    """The gateway's failures as the service's errors (a table in `errors`)."""
+    try:
+        yield
+    except UpstreamError as exc:
+        raise from_upstream(exc) from None
+
+
+class Batches:
+    def __init__(self, *, gateway: GatewayClient, store: Store, policy: CorePolicy, watch: WatchPolicy) -> None:
+        self.gateway = gateway
+        self.store = store
+        self.policy = policy
+        self.hub = Hub(poll=self._poll, policy=watch)
+        self._entering = asyncio.Lock()
+        self._latest: OrderedDict[str, Observation] = OrderedDict()
+        self._checked: OrderedDict[tuple[str, str], float] = OrderedDict()  # (batch, owner) -> access written at
+
+    # -- the one path in -------------------------------------------------------------------------------------
+    async def enter(
+        self, batches: Sequence[batch_pb2.Batch], provider: str, owner: str, *, creator: bool = False
+    ) -> list[Observation]:
+        """States the gateway just showed `owner`: saved (registry, access, a revision per change), then announced
+        (subscribers of each changed batch, and `owner`'s many-batch streams). Returns each as an observation."""
+        async with self._entering:
+            now = time.time()
+            observations: list[Observation | None] = []
+            changed = []
+            verified = []
+            for batch in batches:
+                last = await self._last(batch.id)
+                if last is not None and same_state(last.batch, batch):
+                    observations.append(last.as_shown(batch))
+                    if creator or now - self._checked.get((batch.id, owner), 0.0) > self.policy.owner_trust_seconds / 4:
+                        verified.append(batch.id)
+                else:
+                    observations.append(None)
+                    changed.append(seen(batch, provider))
+            revisions = await self.store.enter(
+                changed, verified, owner=owner, creator=creator, keep=self.policy.revisions_kept, observed_at=now
+            )
+            new = iter(revisions)
+            result: list[Observation] = []
+            for batch, known in zip(batches, observations, strict=True):
+                observation = known if known is not None else Observation.of(next(new)).as_shown(batch)
+                if known is None:
+                    self._remember(observation)
+                    self.hub.publish(observation)  # saved: now announced, in the order saved
+                self._checked[(batch.id, owner)] = now
+                self._checked.move_to_end((batch.id, owner))
+                result.append(observation)
+            while len(self._checked) > _LATEST_CACHED:
+                self._checked.popitem(last=False)
+        for observation in result:
+            self.hub.announce(observation, provider, owner)
+        return result
+
+    async def _last(self, batch_id: str) -> Observation | None:
+        cached = self._latest.get(batch_id)
+        if cached is not None:
+            return cached
+        stored = await self.store.latest_revision(batch_id)
+        if stored is None:
+            return None
+        observation = Observation.of(stored)
+        self._remember(observation)
+        return observation
+
+    def _remember(self, observation: Observation) -> None:
+        self._latest[observation.batch_id] = observation
+        self._latest.move_to_end(observation.batch_id)
+        while len(self._latest) > _LATEST_CACHED:
+            self._latest.popitem(last=False)
+
+    # -- reading a batch -----------------------------------------------------------------------------------
+    async def provider_of(self, caller: Caller, batch_id: str, given: str) -> str:
+        """The provider named, or the one of a batch this caller has been shown (nothing leaks to others)."""
+        if given:
+            return given
+        known = await self.store.provider_for(batch_id, caller.owner)
+        if known is None:
+            provider_required(batch_id)
+        assert known is not None
+        return known
+
+    async def fetch(self, caller: Caller, batch_id: str, provider: str, *, time_left: float | None) -> Observation:
+        """The batch from the gateway (which authorizes the caller for it), entered."""
+        try:
+            data = await self.gateway.get_batch(caller.key, batch_id, provider, time_left=time_left)
+        except UpstreamHTTPError as exc:
+            raise await self._refine_provider_error(caller, provider, exc, time_left) from None
+        except UpstreamError as exc:
+            raise from_upstream(exc) from None
+        (observation,) = await self.enter([convert.batch_from_json(data)], provider, caller.owner)
+        return observation
+
+    async def _poll(self, watcher: Watcher, batch_id: str, provider: str) -> Observation:
+        return await self.fetch(Caller(watcher.key, watcher.owner), batch_id, provider, time_left=None)
+
+    async def get(self, caller: Caller, batch_id: str, provider: str, *, time_left: float | None) -> batch_pb2.Batch:
+        cached = await self.trusted_terminal(caller, batch_id, provider)
+        if cached is not None:
+            return cached
+        return (await self.fetch(caller, batch_id, provider, time_left=time_left)).batch
+
+    async def trusted(self, caller: Caller, batch_id: str) -> bool:
+        """Whether the gateway showed this caller the batch recently enough to serve it from the store."""
+        verified = await self.store.verified_at(batch_id, caller.owner)
+        return verified is not None and time.time() - verified < self.policy.owner_trust_seconds
+
+    async def trusted_terminal(self, caller: Caller, batch_id: str, provider: str) -> batch_pb2.Batch | None:
+        """The stored state of a terminal batch (it never changes), if this caller may have it."""
+        record = await self.store.batch(batch_id)
+        if record is None or not record.terminal or record.provider.lower() != provider.lower():
+            return None
+        if not await self.trusted(caller, batch_id):
+            return None
+        return batch_pb2.Batch.FromString(record.snapshot)
+
+    async def _refine_provider_error(
+        self, caller: Caller, provider: str, exc: UpstreamHTTPError, time_left: float | None
+    ) -> ServiceError:
+        """The gateway answers 502 both for a provider that is down and for a batch id the provider does not know.
+        One more call on this error path settles it: if the provider lists, the batch is not there."""
+        error = from_upstream(exc)
+        if exc.status != 502:
+            return error
+        try:
+            await self.gateway.list_batches(caller.key, provider, after=None, limit=1, time_left=time_left)
+        except UpstreamError:
+            return error  # the provider does not answer: retry later, as said
+        batch_id = exc.batch_id or ""
+        return ServiceError(
+            Code.NOT_FOUND,
+            "BATCH_NOT_FOUND",
+            f"Provider {provider!r} answers, but not for batch {batch_id}: check the batch id and that the batch "
+            "is held by this provider.",
+            {"batch_id": batch_id, "provider": provider, "http_status": "502"},
+        )
+
+    # -- changing a batch ----------------------------------------------------------------------------------
+    async def created(self, caller: Caller, data: dict[str, Any], provider: str) -> batch_pb2.Batch:
+        """A batch the gateway just created for this caller, entered (with the caller as its creator)."""
+        batch = convert.batch_from_json(data)
+        await self.enter([batch], batch.provider or provider, caller.owner, creator=True)
+        return batch
+
+    async def cancel(self, caller: Caller, batch_id: str, provider: str, *, time_left: float | None) -> batch_pb2.Batch:
+        finished = await self.trusted_terminal(caller, batch_id, provider)
+        if finished is not None:
+            raise already_finished(finished)
+        try:
+            data = await self.gateway.cancel_batch(caller.key, batch_id, provider, time_left=time_left)
+        except UpstreamHTTPError as exc:
+            if exc.status != 502:
+                raise from_upstream(exc) from None
+            # The gateway answers 502 for a cancel of a finished batch too: look before blaming the provider.
+            batch = (await self.fetch(caller, batch_id, provider, time_left=time_left)).batch
+            if batch.status in convert.TERMINAL_STATUSES:
+                raise already_finished(batch) from None
+            raise from_upstream(exc) from None
+        except UpstreamError as exc:
+            raise from_upstream(exc) from None
+        batch = convert.batch_from_json(data)
+        await self.enter([batch], provider, caller.owner)
+        return batch
+
+    # -- waiting -------------------------------------------------------------------------------------------
+    async def wait(
+        self, caller: Caller, batch_id: str, provider: str, *, limit: float | None, time_left: float | None
+    ) -> Observation:
+        """The batch once terminal, or its latest saved state when `limit` seconds pass."""
+        latest = await self.fetch(caller, batch_id, provider, time_left=time_left)
+        if latest.terminal:
+            return latest
+        deadline = None if limit is None else time.monotonic() + limit
+        subscriber = Subscriber(caller.watcher)
+        try:
+            self.hub.join(subscriber, batch_id, provider, latest)
+            while not latest.terminal:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    break
+                for item in await subscriber.next(min(left or 3600.0, 3600.0)):
+                    if isinstance(item, Observation) and item.rev > latest.rev:
+                        latest = item
+        finally:
+            self.hub.leave(subscriber, [batch_id])
+        return latest
+
+    # -- listing -------------------------------------------------------------------------------------------
+    async def list(
+        self, caller: Caller, provider: str, *, page_size: int, page_token: str, time_left: float | None
+    ) -> Listing:
+        """The caller's batches newest first, from the registry (which never loses one to the gateway's
+        owner-filtered pages), after the gateway's newest page of each provider asked about was entered."""
+        before = tokens.list_position(page_token, provider) if page_token else None
+        providers = [provider] if provider else await self.store.providers_for(caller.owner)
+        incomplete: list[str] = []
+        if before is None:
+            for name in providers:
+                if not await self._discover(caller, name, time_left):
+                    incomplete.append(name)
+        elif not await self._recently_verified(caller):
+            await self._reverify(caller, providers, time_left)
+        records = await self.store.list_for(caller.owner, provider or None, before=before, limit=page_size + 1)
+        batches = [batch_pb2.Batch.FromString(r.snapshot) for r in records[:page_size]]
+        token = ""
+        if len(records) > page_size:
+            last = records[page_size - 1]
+            token = tokens.list_token((last.created_at, last.first_seen, last.id), provider)
+        return Listing(batches, token, incomplete)
+
+    async def _discover(self, caller: Caller, provider: str, time_left: float | None) -> bool:
+        """Enter the provider's newest batches the gateway shows this caller. False when it could not ask."""
+        try:
+            items = await self.gateway.list_batches(
+                caller.key, provider, after=None, limit=DISCOVERY_PAGE, time_left=time_left
+            )
+        except UpstreamError as exc:
+            error = from_upstream(exc)
+            if error.code in (Code.UNAUTHENTICATED, Code.PERMISSION_DENIED, Code.INVALID_ARGUMENT):
+                raise error from None  # the caller's own problem, not the provider's
+            return False
+        await self.enter([convert.batch_from_json(item) for item in items], provider, caller.owner)
+        return True
+
+    async def _recently_verified(self, caller: Caller) -> bool:
+        newest = max((at for (_, owner), at in self._checked.items() if owner == caller.owner), default=0.0)
+        return time.time() - newest < self.policy.owner_trust_seconds
+
+    async def _reverify(self, caller: Caller, providers: Sequence[str], time_left: float | None) -> None:
+        """A later page from the registry: make sure the gateway still takes this caller's key."""
+        for name in providers[:1]:
+            with upstream_errors():
+                await self.gateway.list_batches(caller.key, name, after=None, limit=1, time_left=time_left)
+
+    # -- retention -----------------------------------------------------------------------------------------
+    async def sweep(self, now: float | None = None) -> int:
+        policy = self.policy
+        gone = await self.store.sweep(
+            now=time.time() if now is None else now,
+            keep_seconds=policy.keep_seconds,
+            idempotency_seconds=policy.idempotency_seconds,
+            claim_seconds=policy.claim_seconds,
+        )
+        self._latest.clear()
+        self._checked.clear()
+        return gone
+
+
+def status_meta(batch: batch_pb2.Batch) -> dict[str, str]:
+    return {"batch_id": batch.id, "status": batch.upstream_status or convert.status_name(batch.status)}
+
+
+def already_finished(batch: batch_pb2.Batch) -> ServiceError:
+    status = status_meta(batch)["status"]
+    return ServiceError(
+        Code.FAILED_PRECONDITION,
+        "BATCH_ALREADY_FINISHED",
+        f"Batch {batch.id} is already {status}; only a batch that has not finished can be cancelled.",
+        status_meta(batch),
+    )

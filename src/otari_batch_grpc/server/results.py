@@ -1,0 +1,272 @@
+"""A completed batch's results as a stream of chunks: fetched once, as they arrive, and kept ready to send.
+
+- The first stream of a batch reads the gateway's answer incrementally (`GatewayClient.stream_results`) and sends
+  each chunk as soon as it is full, writing it to the cache alongside; memory stays bounded by the chunk size. The
+  cache is trusted only once the whole answer is in: a stream that ends early (the caller left, the gateway
+  failed) drops what it wrote.
+- A chunk is kept as the bytes of its `results` field entries, so a repeat stream sends each one with two small
+  fields appended: no parsing, converting or serializing per result (`wire_chunk`, sent through a bytes
+  pass-through serializer, see `app.method_handlers`).
+- Who may read the cache is the core's trust policy: a caller the gateway authorized for the batch recently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import dataclass
+
+from otari_batch_grpc.server import convert
+from otari_batch_grpc.server.core import Batches, Caller, status_meta
+from otari_batch_grpc.server.errors import Code, ServiceError, from_upstream
+from otari_batch_grpc.server.locks import KeyedLocks
+from otari_batch_grpc.server.records import Observation
+from otari_batch_grpc.server.upstream import UpstreamError, UpstreamHTTPError
+from otari_batch_grpc.server.watch import Subscriber
+from otari_batch_grpc.v1 import batch_pb2, batch_service_pb2
+
+Response = batch_service_pb2.StreamResultsResponse
+Message = bytes | Response
+
+# A chunk is sent when its results reach this many bytes (one result larger than this is a chunk of its own).
+CHUNK_BYTES = 256 * 1024
+_RESULTS_TAG = b"\x0a"  # field 1 (results), length-delimited
+_FIRST_INDEX_TAG = b"\x10"  # field 2, varint
+_TOTAL_COUNT_TAG = b"\x18"  # field 3, varint
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResultsPolicy:
+    max_bytes: int
+    max_age: float
+    progress_seconds: float = 15.0
+    chunk_bytes: int = CHUNK_BYTES
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        low = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(low | 0x80)
+        else:
+            out.append(low)
+            return bytes(out)
+
+
+def wire_chunk(payload: bytes, first_index: int, total: int) -> bytes:
+    """A StreamResultsResponse, serialized: the chunk's results field entries, then first_index and total_count
+    (protobuf fields may come in any order, and a zero is simply left out as proto3 does)."""
+    tail = b""
+    if first_index:
+        tail += _FIRST_INDEX_TAG + _varint(first_index)
+    if total:
+        tail += _TOTAL_COUNT_TAG + _varint(total)
+    return payload + tail
+
+
+def field_entry(result: bytes) -> bytes:
+    return _RESULTS_TAG + _varint(len(result)) + result
+
+
+class ResultStreams:
+    def __init__(self, core: Batches, policy: ResultsPolicy) -> None:
+        self._core = core
+        self._store = core.store
+        self.policy = policy
+        self._filling = KeyedLocks()
+
+    async def stream(
+        self, caller: Caller, batch_id: str, provider: str, *, start: int, wait: bool, time_left: float | None
+    ) -> AsyncIterator[Message]:
+        if await self._store.result_set(batch_id) is not None:
+            if not await self._core.trusted(caller, batch_id):
+                await self._core.fetch(caller, batch_id, provider, time_left=time_left)  # the gateway authorizes
+            record = await self._store.batch(batch_id)
+            total = batch_pb2.Batch.FromString(record.snapshot).request_counts.total if record else 0
+            async for message in self._cached(batch_id, start, total):
+                yield message
+            return
+        latest = await self._core.fetch(caller, batch_id, provider, time_left=time_left)
+        if wait and not latest.terminal:
+            async for progress in self._progress(caller, latest, provider):
+                if isinstance(progress, Observation):
+                    latest = progress
+                else:
+                    yield progress
+        batch = latest.batch
+        if batch.status != batch_pb2.BATCH_STATUS_COMPLETED:
+            raise results_not_ready(batch)
+        async with self._filling.hold(batch_id):  # one first fetch per batch; others then read the cache
+            if await self._store.result_set(batch_id) is not None:
+                async for message in self._cached(batch_id, start, batch.request_counts.total):
+                    yield message
+                return
+            async for message in self._first_fetch(caller, batch, provider, start, time_left):
+                yield message
+
+    async def _progress(
+        self, caller: Caller, latest: Observation, provider: str
+    ) -> AsyncIterator[Message | Observation]:
+        """While `wait` waits: the batch's state now, on each change and every `progress_seconds`; the terminal
+        observation last (not sent: the caller sees the results, or why there are none)."""
+        subscriber = Subscriber(caller.watcher)
+        batch_id = latest.batch_id
+        try:
+            self._core.hub.join(subscriber, batch_id, provider, latest)
+            yield _progress(latest.batch)
+            while not latest.terminal:
+                for item in await subscriber.next(self.policy.progress_seconds):
+                    if isinstance(item, Observation) and item.rev > latest.rev:
+                        latest = item
+                if not latest.terminal:
+                    yield _progress(latest.batch)
+        finally:
+            self._core.hub.leave(subscriber, [batch_id])
+        yield latest
+
+    async def _cached(self, batch_id: str, start: int, total: int) -> AsyncIterator[Message]:
+        while True:
+            chunks = await self._store.result_chunks(batch_id, start, limit=8)
+            for first_index, count, payload in chunks:
+                if first_index < start:  # resuming inside this chunk: send its tail
+                    tail = Response.FromString(payload).results[start - first_index :]
+                    yield Response(results=tail, first_index=start, total_count=total)
+                else:
+                    yield wire_chunk(payload, first_index, total)
+                start = first_index + count
+            if len(chunks) < 8:
+                return
+
+    async def _first_fetch(
+        self, caller: Caller, batch: batch_pb2.Batch, provider: str, start: int, time_left: float | None
+    ) -> AsyncIterator[Message]:
+        """Stream the download as it arrives. It runs in a task of its own, which owns the HTTP response from open
+        to close (a stream closed from another task would leave the connection in a bad state); chunks reach this
+        call through a small queue, so a slow caller slows the download rather than filling memory."""
+        queue: asyncio.Queue[Message | BaseException | None] = asyncio.Queue(maxsize=2)
+        task = asyncio.create_task(self._download(caller, batch, provider, start, time_left, queue))
+        try:
+            while (item := await queue.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            if not task.done():
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _download(
+        self,
+        caller: Caller,
+        batch: batch_pb2.Batch,
+        provider: str,
+        start: int,
+        time_left: float | None,
+        queue: asyncio.Queue[Message | BaseException | None],
+    ) -> None:
+        try:  # aclosing: a cancel while a chunk waits in put() closes the download here, in this task
+            async with contextlib.aclosing(self._fill(caller, batch, provider, start, time_left)) as messages:
+                async for message in messages:
+                    await queue.put(message)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # handed to the caller's task, which raises it
+            await queue.put(exc)
+            return
+        await queue.put(None)
+
+    async def _fill(
+        self, caller: Caller, batch: batch_pb2.Batch, provider: str, start: int, time_left: float | None
+    ) -> AsyncGenerator[Message, None]:
+        batch_id, total = batch.id, batch.request_counts.total
+        store, limit = self._store, self.policy.chunk_bytes
+        await store.begin_results(batch_id)
+        complete = False
+        try:
+            entries: list[bytes] = []
+            size = index = first = 0
+            nbytes = 0
+            try:
+                async with self._core.gateway.stream_results(
+                    caller.key, batch_id, provider, time_left=time_left
+                ) as items:
+                    async for item in items:
+                        entry = field_entry(convert.result_from_json(item).SerializeToString())
+                        entries.append(entry)
+                        size += len(entry)
+                        index += 1
+                        if size >= limit:
+                            async for message in self._flush(batch_id, first, entries, start, total):
+                                yield message
+                            nbytes += size
+                            first, entries, size = index, [], 0
+            except UpstreamHTTPError as exc:
+                if exc.status == 409:  # it changed its mind about being completed
+                    now = await self._core.fetch(caller, batch_id, provider, time_left=None)
+                    raise results_not_ready(now.batch) from None
+                raise from_upstream(exc) from None
+            except UpstreamError as exc:
+                raise from_upstream(exc) from None
+            if entries:
+                async for message in self._flush(batch_id, first, entries, start, total):
+                    yield message
+                nbytes += size
+            if index == 0 and total > 0:
+                raise results_missing(batch)
+            await store.finish_results(batch_id, items=index, nbytes=nbytes)
+            complete = True
+        finally:
+            if not complete:  # never leave a partial set for a later caller to trust
+                await asyncio.shield(store.drop_results(batch_id))
+        await store.trim_results(max_bytes=self.policy.max_bytes, max_age=self.policy.max_age)
+
+    async def _flush(
+        self, batch_id: str, first: int, entries: list[bytes], start: int, total: int
+    ) -> AsyncIterator[Message]:
+        payload = b"".join(entries)
+        await self._store.add_result_chunk(batch_id, first, len(entries), payload)
+        end = first + len(entries)
+        if end <= start:
+            return
+        if first >= start:
+            yield wire_chunk(payload, first, total)
+        else:
+            tail = Response.FromString(payload).results[start - first :]
+            yield Response(results=tail, first_index=start, total_count=total)
+
+
+def _progress(batch: batch_pb2.Batch) -> Response:
+    return Response(progress=batch, total_count=batch.request_counts.total)
+
+
+def results_not_ready(batch: batch_pb2.Batch) -> ServiceError:
+    status = status_meta(batch)["status"]
+    if batch.status in convert.TERMINAL_STATUSES:
+        message = (
+            f"Batch {batch.id} is {status}: the gateway serves results only for completed batches, "
+            "so this batch has none to stream (any partial output is not available through the gateway)."
+        )
+        reason = "BATCH_HAS_NO_RESULTS"
+    else:
+        message = (
+            f"Batch {batch.id} is {status}: results can be streamed once it is completed. Poll GetBatch, or "
+            "stream with wait=true, until then."
+        )
+        reason = "BATCH_NOT_COMPLETED"
+    return ServiceError(Code.FAILED_PRECONDITION, reason, message, status_meta(batch))
+
+
+def results_missing(batch: batch_pb2.Batch) -> ServiceError:
+    counts = batch.request_counts
+    return ServiceError(
+        Code.FAILED_PRECONDITION,
+        "RESULTS_MISSING",
+        f"Batch {batch.id} is completed but the gateway returned no results for its {counts.total} requests "
+        f"({counts.failed} failed). The gateway reads only the provider's output file, so requests that failed "
+        "are not listed.",
+        {**status_meta(batch), "failed": str(counts.failed), "total": str(counts.total)},
+    )
