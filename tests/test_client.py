@@ -1,14 +1,15 @@
-"""The Python client against a real server: safe create retries, and a watch that survives a server restart."""
+"""The Python client against a real server: typed errors, safe retries, streams that survive a server restart."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from pathlib import Path
 
 import grpc
 import pytest
 
-from otari_batch_grpc.client import BatchClient, ErrorDetails
+from otari_batch_grpc.client import BatchClient, BatchError
 from otari_batch_grpc.server.app import BatchServer
 from otari_batch_grpc.v1 import batch_pb2, watch_pb2
 from tests.conftest import Sim, make_settings
@@ -37,10 +38,82 @@ async def test_create_survives_a_lost_reply_without_a_second_batch(server: Batch
 
 async def test_errors_come_with_their_details(server: BatchServer) -> None:
     async with BatchClient(f"127.0.0.1:{server.port}", api_key="sim-key-alice") as client:
-        with pytest.raises(grpc.aio.AioRpcError) as caught:
+        with pytest.raises(BatchError) as caught:
             await client.create("gpt-4o-mini", {"a": BODY})
-    found = ErrorDetails.of(caught.value)
-    assert found.reason == "INVALID_REQUEST" and found.field_violations[0][0] == "model"
+    error = caught.value
+    assert error.code == grpc.StatusCode.INVALID_ARGUMENT and error.reason == "INVALID_REQUEST"
+    assert error.domain == "batch.otari.mozilla.ai" and error.metadata["field"] == "model"
+    assert [v.field for v in error.field_violations] == ["model"]
+    assert "provider:model" in error.field_violations[0].description and error.message.startswith("model: ")
+    assert error.retry_after is None and not error.retryable
+    assert isinstance(error.__cause__, grpc.aio.AioRpcError)
+    assert str(error).startswith("INVALID_ARGUMENT INVALID_REQUEST: model: ")
+
+
+async def test_another_users_batch_is_not_found_with_its_id(server: BatchServer) -> None:
+    target = f"127.0.0.1:{server.port}"
+    async with BatchClient(target, api_key="sim-key-alice") as alice, BatchClient(target, api_key="sim-key-bob") as bob:
+        batch = await alice.create("openai:gpt-4o-mini", {"a": BODY})
+        with pytest.raises(BatchError) as caught:
+            await bob.get(batch.id, provider="openai")
+    assert caught.value.code == grpc.StatusCode.NOT_FOUND and caught.value.reason == "BATCH_NOT_FOUND"
+    assert caught.value.metadata["batch_id"] == batch.id
+
+
+async def test_retry_info_is_read_and_only_what_a_retry_can_cure_is_retried(server: BatchServer, sim: Sim) -> None:
+    target = f"127.0.0.1:{server.port}"
+    async with BatchClient(target, api_key="sim-key-alice", max_attempts=1) as once:
+        batch = await once.create("openai:gpt-4o-mini", {"a": BODY})
+        await sim.fault(op="get", status=503, retry_after="2", times=1)
+        with pytest.raises(BatchError) as caught:
+            await once.get(batch.id)
+    assert caught.value.code == grpc.StatusCode.UNAVAILABLE and caught.value.reason == "GATEWAY_UNAVAILABLE"
+    assert caught.value.retry_after == 2.0 and caught.value.retryable
+
+    async with BatchClient(target, api_key="sim-key-alice", max_attempts=3, default_retry_seconds=0.01) as client:
+        await sim.fault(op="get", status=503, retry_after="0", times=1)
+        seen = await sim.requests_seen("get")
+        assert (await client.get(batch.id)).id == batch.id  # UNAVAILABLE, then retried
+        assert await sim.requests_seen("get") == seen + 2
+
+        await sim.fault(op="get", status=400, times=2)
+        seen = await sim.requests_seen("get")
+        with pytest.raises(BatchError) as rejected:
+            await client.get(batch.id)
+        assert rejected.value.code == grpc.StatusCode.INVALID_ARGUMENT and not rejected.value.retryable
+        assert await sim.requests_seen("get") == seen + 1  # not retried
+
+
+async def test_results_count_their_total_resume_by_index_and_report_progress(server: BatchServer, sim: Sim) -> None:
+    async with BatchClient(f"127.0.0.1:{server.port}", api_key="sim-key-alice") as client:
+        batch = await client.create("openai:gpt-4o-mini", {"a": BODY, "b": BODY, "c": BODY})
+        seen: list[batch_pb2.Batch] = []
+        waiting = asyncio.Event()
+
+        def progress(state: batch_pb2.Batch) -> None:
+            seen.append(state)
+            waiting.set()
+
+        stream = client.results(batch.id, wait=True, on_progress=progress)
+        assert stream.total is None
+        first = asyncio.ensure_future(anext(stream))
+        await asyncio.wait_for(waiting.wait(), timeout=10)  # the stream is waiting, and says so
+        assert seen[0].id == batch.id and seen[0].status == batch_pb2.BATCH_STATUS_VALIDATING
+        assert stream.progress is seen[-1]
+        await sim.force(batch.id, "completed")
+        assert (await first).custom_id == "a"
+        assert [r.custom_id async for r in stream] == ["b", "c"]
+        assert stream.total == 3 and stream.next_index == 3
+
+        tail = client.results(batch.id, start_index=2)
+        assert [r.custom_id async for r in tail] == ["c"]
+        assert tail.total == 3
+
+        with pytest.raises(BatchError) as caught:
+            other = await client.create("openai:gpt-4o-mini", {"a": BODY})
+            [r async for r in client.results(other.id)]
+        assert caught.value.code == grpc.StatusCode.FAILED_PRECONDITION
+        assert caught.value.reason == "BATCH_NOT_COMPLETED" and caught.value.metadata["status"] == "validating"
 
 
 async def test_watch_resumes_across_a_server_restart(sim: Sim, tmp_path: Path) -> None:
@@ -68,3 +141,45 @@ async def test_watch_resumes_across_a_server_restart(sim: Sim, tmp_path: Path) -
     assert rest[-1].batch.status == batch_pb2.BATCH_STATUS_COMPLETED
     assert rest[0].kind == watch_pb2.BATCH_EVENT_KIND_CHANGE  # resumed from its token: no second snapshot
     assert rest[0].previous_status == batch_pb2.BATCH_STATUS_VALIDATING
+
+
+@pytest.mark.parametrize("listed", [True, False], ids=["listed-ids", "all-of-mine"])
+async def test_watch_many_resumes_across_a_server_restart(sim: Sim, tmp_path: Path, listed: bool) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    settings = make_settings(
+        sim.url,
+        tmp_path,
+        grpc_listen=f"127.0.0.1:{port}",
+        watch_poll_min=0.05,
+        watch_poll_max=0.1,
+        watch_heartbeat=0.1,
+    )
+    server = BatchServer(settings, gateway_url=sim.url)
+    await server.start()
+    async with BatchClient(f"127.0.0.1:{port}", api_key="sim-key-alice") as client:
+        batch = await client.create("openai:gpt-4o-mini", {"a": BODY})
+        events = client.watch_many([batch.id] if listed else ())
+        first = await anext(events)
+        assert first.kind == watch_pb2.BATCH_EVENT_KIND_SNAPSHOT and first.batch.id == batch.id
+        # A heartbeat carries the stream's position past the snapshots; the client resumes from the last token.
+        assert (await anext(events)).kind == watch_pb2.BATCH_EVENT_KIND_HEARTBEAT
+        await server.stop()  # the stream ends UNAVAILABLE with RetryInfo; the client waits, then resumes
+        await sim.force(batch.id, "completed")
+        server = BatchServer(settings, gateway_url=sim.url)
+        await server.start()
+        try:
+            rest: list[watch_pb2.BatchEvent] = []
+            async with asyncio.timeout(20):  # WatchBatches never ends on its own: read up to the completion
+                async for event in events:
+                    rest.append(event)
+                    if event.batch.status == batch_pb2.BATCH_STATUS_COMPLETED:
+                        break
+            await events.aclose()
+        finally:
+            await server.stop()
+    changes = [e for e in rest if e.kind != watch_pb2.BATCH_EVENT_KIND_HEARTBEAT]
+    assert [e.batch.id for e in changes] == [batch.id]
+    assert changes[0].kind == watch_pb2.BATCH_EVENT_KIND_CHANGE  # resumed from its token: no second snapshot
+    assert changes[0].previous_status == batch_pb2.BATCH_STATUS_VALIDATING

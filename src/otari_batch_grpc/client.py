@@ -7,81 +7,216 @@
         async for result in client.results(batch.id):
             ...
 
-- `create` sends a fresh request_id unless given one, and retries UNAVAILABLE with the same one: a lost reply
-  never makes a second batch.
-- `results` and `watch` resume where a broken stream stopped (start_index, resume_token), waiting as the server's
-  RetryInfo says.
-- `ErrorDetails.of(error)` unpacks the google.rpc details every error carries.
+- Every failed call raises `BatchError`: the status code and message, and the google.rpc details the service
+  sends with every error (reason, domain, metadata, field violations, retry delay).
+- What a retry can cure is retried: UNAVAILABLE, and any error that carries RetryInfo, waiting as RetryInfo says
+  (or backing off). `create` sends a fresh request_id unless given one and retries with the same one, so a lost
+  reply never makes a second batch.
+- `results`, `watch` and `watch_many` resume where a broken stream stopped (start_index, resume_token).
 """
 
 from __future__ import annotations
 
 import asyncio
+import builtins
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
 
 import grpc
 from google.protobuf import duration_pb2, struct_pb2
 from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
 
 from otari_batch_grpc.v1 import batch_pb2, batch_service_pb2, batch_service_pb2_grpc, result_pb2, watch_pb2
 
 if TYPE_CHECKING:
     from otari_batch_grpc.v1.batch_service_pb2_grpc import BatchServiceAsyncStub
 
+__all__ = ["BatchClient", "BatchError", "FieldViolation", "ResultStream"]
+
+# Codes a retry can cure whatever the details say (a server restarting, a connection refused). Any other code is
+# retried only when the service says so with RetryInfo (a rate limit, say).
 RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE})
+# The service's largest message by default (MAX_MESSAGE_BYTES); gRPC's client default is 4 MiB.
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class ErrorDetails:
-    """The google.rpc details of a failed call."""
+class _EventMessage(Protocol):
+    """WatchBatchResponse and WatchBatchesResponse: one event each."""
 
-    reason: str = ""
-    metadata: Mapping[str, str] = field(default_factory=dict)
-    field_violations: Sequence[tuple[str, str]] = ()
-    retry_after: float | None = None
+    @property
+    def event(self) -> watch_pb2.BatchEvent: ...
+
+
+class FieldViolation(NamedTuple):
+    """One bad field of a request: its path (`requests[3].custom_id`) and what is wrong with it."""
+
+    field: str
+    description: str
+
+
+class BatchError(Exception):
+    """A failed BatchService call, with the google.rpc details the service sends with every error.
+
+    `reason` and `domain` come from google.rpc.ErrorInfo (`metadata` too: `batch_id`, `status`, ...),
+    `field_violations` from google.rpc.BadRequest, `retry_after` (seconds) from google.rpc.RetryInfo; each is
+    empty (or None) when the error did not carry it, as errors raised by gRPC itself (a refused connection) do not.
+    """
+
+    def __init__(
+        self,
+        code: grpc.StatusCode,
+        message: str,
+        *,
+        reason: str = "",
+        domain: str = "",
+        metadata: Mapping[str, str] | None = None,
+        field_violations: Iterable[FieldViolation] = (),
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(code, message)
+        self.code = code
+        self.message = message
+        self.reason = reason
+        self.domain = domain
+        self.metadata: Mapping[str, str] = dict(metadata or {})
+        self.field_violations: tuple[FieldViolation, ...] = tuple(field_violations)
+        self.retry_after = retry_after
 
     @classmethod
-    def of(cls, error: grpc.aio.AioRpcError) -> ErrorDetails:
-        raw = dict(error.trailing_metadata() or ()).get("grpc-status-details-bin")
-        if not isinstance(raw, bytes):
-            return cls()
+    def of(cls, error: grpc.aio.AioRpcError) -> BatchError:
+        """The BatchError of a failed call, its details decoded with grpcio-status."""
         values: dict[str, Any] = {}
-        for packed in status_pb2.Status.FromString(raw).details:
+        for packed in _status_of(error).details:
             if packed.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
                 info = error_details_pb2.ErrorInfo()
                 packed.Unpack(info)
-                values.update(reason=info.reason, metadata=dict(info.metadata))
+                values.update(reason=info.reason, domain=info.domain, metadata=dict(info.metadata))
             elif packed.Is(error_details_pb2.BadRequest.DESCRIPTOR):
                 bad = error_details_pb2.BadRequest()
                 packed.Unpack(bad)
-                values["field_violations"] = [(v.field, v.description) for v in bad.field_violations]
+                values["field_violations"] = [FieldViolation(v.field, v.description) for v in bad.field_violations]
             elif packed.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
                 retry = error_details_pb2.RetryInfo()
                 packed.Unpack(retry)
                 values["retry_after"] = retry.retry_delay.ToTimedelta().total_seconds()
-        return cls(**values)
+        return cls(error.code(), error.details() or "", **values)
+
+    @property
+    def retryable(self) -> bool:
+        """True when a retry can succeed: UNAVAILABLE, or the service sent RetryInfo."""
+        return self.code in RETRYABLE or self.retry_after is not None
+
+    @property
+    def repeats_first_violation(self) -> bool:
+        """True when the message is the first field violation (as the service writes it): print it once."""
+        if not self.field_violations:
+            return False
+        first = self.field_violations[0]
+        return self.message.startswith(f"{first.field}: {first.description}")
+
+    def __str__(self) -> str:
+        head = f"{self.code.name} {self.reason}" if self.reason else self.code.name
+        parts = [] if self.repeats_first_violation else [self.message]
+        parts += [f"{v.field}: {v.description}" for v in self.field_violations]
+        return f"{head}: " + "; ".join(parts)
+
+    def __repr__(self) -> str:
+        return f"BatchError({self.code.name}, reason={self.reason!r}, message={self.message!r})"
+
+
+def _status_of(error: grpc.aio.AioRpcError) -> status_pb2.Status:
+    try:
+        # An AioRpcError has the synchronous call's code(), details() and trailing_metadata() that from_call reads.
+        status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    except ValueError:  # details that contradict the status line: trust the status line, drop the details
+        return status_pb2.Status()
+    return status if isinstance(status, status_pb2.Status) else status_pb2.Status()
+
+
+class ResultStream:
+    """The results of one batch, one at a time, in order (an async iterator), and how many there are.
+
+    Results travel in chunks; this yields them one by one, and a broken stream resumes at the next result.
+    `total` is the batch's number of results, known from the first message (None before it); `next_index` is the
+    index of the next result; `progress` is the batch's latest state while `wait=True` waits for it to complete.
+    A stream that ends with `next_index < total` means the gateway left some results out.
+    """
+
+    def __init__(
+        self,
+        client: BatchClient,
+        request: batch_service_pb2.StreamResultsRequest,
+        on_progress: Callable[[batch_pb2.Batch], object] | None,
+    ) -> None:
+        self.total: int | None = None
+        self.next_index = request.start_index
+        self.progress: batch_pb2.Batch | None = None
+        self._results = self._stream(client, request, on_progress)
+
+    def __aiter__(self) -> ResultStream:
+        return self
+
+    async def __anext__(self) -> result_pb2.BatchResult:
+        return await anext(self._results)
+
+    async def aclose(self) -> None:
+        """End the stream early (breaking out of `async for` leaves that to the garbage collector)."""
+        await self._results.aclose()
+
+    async def _stream(
+        self,
+        client: BatchClient,
+        request: batch_service_pb2.StreamResultsRequest,
+        on_progress: Callable[[batch_pb2.Batch], object] | None,
+    ) -> AsyncGenerator[result_pb2.BatchResult, None]:
+        attempt = 0
+        while True:
+            request.start_index = self.next_index
+            try:
+                async for chunk in client._stub.StreamResults(request, metadata=client._metadata):
+                    attempt = 0
+                    self.total = chunk.total_count
+                    if chunk.HasField("progress"):
+                        self.progress = chunk.progress
+                        if on_progress is not None:
+                            on_progress(chunk.progress)
+                    for offset, result in enumerate(chunk.results):  # chunks are a wire detail: one at a time
+                        self.next_index = chunk.first_index + offset + 1
+                        yield result
+                return
+            except grpc.aio.AioRpcError as error:
+                attempt += 1
+                await client._pause_or_raise(error, attempt)
 
 
 class BatchClient:
+    """A BatchService client on one channel. Use it as an async context manager, or call `close()`."""
+
     def __init__(
         self,
         target: str,
         *,
-        api_key: str,
+        api_key: str | None = None,
         credentials: grpc.ChannelCredentials | None = None,
         max_attempts: int = 5,
         default_retry_seconds: float = 1.0,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
     ) -> None:
+        """`api_key` goes on every call as `authorization: Bearer <key>` (none: the server's SERVICE_KEY, if any).
+        `max_attempts` bounds the tries of one call (and of each reconnect of a stream); without RetryInfo the
+        wait between them doubles from `default_retry_seconds`."""
+        options = [("grpc.max_receive_message_length", max_message_bytes)]
         if credentials is None:
-            self._channel = grpc.aio.insecure_channel(target)
+            self._channel = grpc.aio.insecure_channel(target, options=options)
         else:
-            self._channel = grpc.aio.secure_channel(target, credentials)
+            self._channel = grpc.aio.secure_channel(target, credentials, options=options)
         self._stub: BatchServiceAsyncStub = batch_service_pb2_grpc.BatchServiceStub(self._channel)
-        self._metadata = (("authorization", f"Bearer {api_key}"),)
-        self._max_attempts = max_attempts
+        self._metadata: tuple[tuple[str, str], ...] = (("authorization", f"Bearer {api_key}"),) if api_key else ()
+        self._max_attempts = max(1, max_attempts)
         self._default_retry = default_retry_seconds
 
     async def __aenter__(self) -> BatchClient:
@@ -96,7 +231,7 @@ class BatchClient:
     async def create(
         self,
         model: str,
-        requests: Mapping[str, Mapping[str, Any]],
+        requests: Mapping[str, Mapping[str, Any]] | Iterable[tuple[str, Mapping[str, Any]]],
         *,
         request_id: str | None = None,
         metadata: Mapping[str, str] | None = None,
@@ -104,9 +239,11 @@ class BatchClient:
         user: str = "",
         deadline: float | None = 60.0,
     ) -> batch_pb2.Batch:
-        """Create a batch of `{custom_id: chat-completion body}`; retried safely under one request_id."""
+        """Create a batch of `{custom_id: chat-completion body}` (or `(custom_id, body)` pairs, kept as given:
+        the service reports a repeated custom_id); retried safely under one request_id."""
+        pairs = requests.items() if isinstance(requests, Mapping) else requests
         items = []
-        for custom_id, body in requests.items():
+        for custom_id, body in pairs:
             struct = struct_pb2.Struct()
             struct.update(dict(body))
             items.append(batch_service_pb2.BatchRequestItem(custom_id=custom_id, body=struct))
@@ -118,76 +255,114 @@ class BatchClient:
             user=user,
             request_id=request_id or str(uuid.uuid4()),
         )
-        for attempt in range(1, self._max_attempts + 1):
-            try:
-                reply = await self._stub.CreateBatch(request, metadata=self._metadata, timeout=deadline)
-                return reply.batch
-            except grpc.aio.AioRpcError as error:
-                await self._pause_or_raise(error, attempt)
-        raise AssertionError("unreachable")
-
-    async def get(self, batch_id: str, *, provider: str = "") -> batch_pb2.Batch:
-        reply = await self._stub.GetBatch(
-            batch_service_pb2.GetBatchRequest(batch_id=batch_id, provider=provider), metadata=self._metadata
-        )
+        reply = await self._unary(lambda: self._stub.CreateBatch(request, metadata=self._metadata, timeout=deadline))
         return reply.batch
 
-    async def cancel(self, batch_id: str, *, provider: str = "") -> batch_pb2.Batch:
-        reply = await self._stub.CancelBatch(
-            batch_service_pb2.CancelBatchRequest(batch_id=batch_id, provider=provider), metadata=self._metadata
-        )
+    async def get(self, batch_id: str, *, provider: str = "", deadline: float | None = 60.0) -> batch_pb2.Batch:
+        """The batch's current state. `provider` is needed only for a batch this service has not shown you."""
+        request = batch_service_pb2.GetBatchRequest(batch_id=batch_id, provider=provider)
+        reply = await self._unary(lambda: self._stub.GetBatch(request, metadata=self._metadata, timeout=deadline))
         return reply.batch
 
-    async def list(self, provider: str, *, page_size: int = 0) -> AsyncIterator[batch_pb2.Batch]:
-        """Every batch of yours the provider holds, newest first, page after page."""
+    async def cancel(self, batch_id: str, *, provider: str = "", deadline: float | None = 60.0) -> batch_pb2.Batch:
+        """Ask for the batch to be cancelled; it goes through CANCELLING to CANCELLED."""
+        request = batch_service_pb2.CancelBatchRequest(batch_id=batch_id, provider=provider)
+        reply = await self._unary(lambda: self._stub.CancelBatch(request, metadata=self._metadata, timeout=deadline))
+        return reply.batch
+
+    async def list(self, provider: str = "", *, page_size: int = 0) -> AsyncGenerator[batch_pb2.Batch, None]:
+        """Every batch of yours, newest first, page after page: of one provider, or (empty) of every provider you
+        have batches with through this service. `list_page` also tells which providers could not be asked."""
         token = ""
         while True:
-            reply = await self._stub.ListBatches(
-                batch_service_pb2.ListBatchesRequest(provider=provider, page_size=page_size, page_token=token),
-                metadata=self._metadata,
-            )
+            reply = await self.list_page(provider, page_size=page_size, page_token=token)
             for batch in reply.batches:
                 yield batch
             token = reply.next_page_token
             if not token:
                 return
 
+    async def list_page(
+        self, provider: str = "", *, page_size: int = 0, page_token: str = "", deadline: float | None = 60.0
+    ) -> batch_service_pb2.ListBatchesResponse:
+        """One page of `list`, with its next_page_token and incomplete_providers."""
+        request = batch_service_pb2.ListBatchesRequest(provider=provider, page_size=page_size, page_token=page_token)
+        return await self._unary(lambda: self._stub.ListBatches(request, metadata=self._metadata, timeout=deadline))
+
     async def wait(self, batch_id: str, *, seconds: float = 60.0, provider: str = "") -> tuple[batch_pb2.Batch, bool]:
         """The batch once terminal (True), or its latest state after `seconds` (False)."""
         limit = duration_pb2.Duration()
         limit.FromNanoseconds(int(seconds * 1e9))
-        reply = await self._stub.WaitBatch(
-            batch_service_pb2.WaitBatchRequest(batch_id=batch_id, provider=provider, timeout=limit),
-            metadata=self._metadata,
-            timeout=seconds + 10,
-        )
+        request = batch_service_pb2.WaitBatchRequest(batch_id=batch_id, provider=provider, timeout=limit)
+        reply = await self._unary(lambda: self._stub.WaitBatch(request, metadata=self._metadata, timeout=seconds + 10))
         return reply.batch, reply.done
 
-    async def results(
-        self, batch_id: str, *, provider: str = "", wait: bool = False
-    ) -> AsyncIterator[result_pb2.BatchResult]:
-        """Every result of a completed batch, in order; a broken stream resumes where it stopped."""
-        next_index, attempt = 0, 0
-        while True:
-            request = batch_service_pb2.StreamResultsRequest(
-                batch_id=batch_id, provider=provider, start_index=next_index, wait=wait
-            )
-            try:
-                async for item in self._stub.StreamResults(request, metadata=self._metadata):
-                    next_index, attempt = item.index + 1, 0
-                    yield item.result
-                return
-            except grpc.aio.AioRpcError as error:
-                attempt += 1
-                await self._pause_or_raise(error, attempt)
+    def results(
+        self,
+        batch_id: str,
+        *,
+        provider: str = "",
+        wait: bool = False,
+        start_index: int = 0,
+        on_progress: Callable[[batch_pb2.Batch], object] | None = None,
+    ) -> ResultStream:
+        """Every result of a completed batch from `start_index`, in order, one at a time; a broken stream resumes
+        at the next result. `wait=True` waits for a batch that is not completed yet (else FAILED_PRECONDITION),
+        calling `on_progress` with its state on each change and heartbeat meanwhile. The returned stream's
+        `total` says how many results the batch has."""
+        request = batch_service_pb2.StreamResultsRequest(
+            batch_id=batch_id, provider=provider, start_index=start_index, wait=wait
+        )
+        return ResultStream(self, request, on_progress)
 
-    async def watch(self, batch_id: str, *, provider: str = "") -> AsyncIterator[watch_pb2.BatchEvent]:
-        """Events of one batch until it is terminal; resumes after a dropped stream or a server restart."""
-        token, attempt = "", 0
-        while True:
+    async def watch(
+        self, batch_id: str, *, provider: str = "", resume_token: str = ""
+    ) -> AsyncGenerator[watch_pb2.BatchEvent, None]:
+        """Events of one batch until it is terminal: a snapshot, then each change, heartbeats while nothing
+        changes. Resumes after a dropped stream or a server restart; `resume_token` resumes an earlier watch."""
+
+        def open_stream(token: str) -> AsyncIterable[batch_service_pb2.WatchBatchResponse]:
             request = batch_service_pb2.WatchBatchRequest(batch_id=batch_id, provider=provider, resume_token=token)
+            return self._stub.WatchBatch(request, metadata=self._metadata)
+
+        async for event in self._events(open_stream, resume_token):
+            yield event
+
+    async def watch_many(
+        self, batch_ids: Iterable[str] = (), *, resume_token: str = ""
+    ) -> AsyncGenerator[watch_pb2.BatchEvent, None]:
+        """Events of many batches on one stream (event.batch.id says which): the listed ones (each shown to you
+        through this service), or, with none listed, every live batch of yours and each one you create or are
+        shown while watching. Never ends on its own; resumes after a dropped stream or a server restart. A
+        batch's trouble comes as an UNAVAILABLE or REMOVED event with `problem` set, not as an error."""
+        ids = builtins.list(batch_ids)
+
+        def open_stream(token: str) -> AsyncIterable[batch_service_pb2.WatchBatchesResponse]:
+            request = batch_service_pb2.WatchBatchesRequest(batch_ids=ids, resume_token=token)
+            return self._stub.WatchBatches(request, metadata=self._metadata)
+
+        async for event in self._events(open_stream, resume_token):
+            yield event
+
+    # -- retries ----------------------------------------------------------------------------------------------
+    async def _unary(self, call: Callable[[], Awaitable[T]]) -> T:
+        for attempt in range(1, self._max_attempts + 1):
             try:
-                async for response in self._stub.WatchBatch(request, metadata=self._metadata):
+                return await call()
+            except grpc.aio.AioRpcError as error:
+                await self._pause_or_raise(error, attempt)
+        raise AssertionError("unreachable: the last attempt raises")
+
+    async def _events(
+        self,
+        open_stream: Callable[[str], AsyncIterable[_EventMessage]],
+        token: str,
+    ) -> AsyncGenerator[watch_pb2.BatchEvent, None]:
+        """A watch stream, reopened after the last resume_token seen whenever it breaks with a retryable error."""
+        attempt = 0
+        while True:
+            try:
+                async for response in open_stream(token):
                     token, attempt = response.event.resume_token, 0
                     yield response.event
                 return
@@ -196,7 +371,8 @@ class BatchClient:
                 await self._pause_or_raise(error, attempt)
 
     async def _pause_or_raise(self, error: grpc.aio.AioRpcError, attempt: int) -> None:
-        if error.code() not in RETRYABLE or attempt >= self._max_attempts:
-            raise error
-        delay = ErrorDetails.of(error).retry_after
+        failure = BatchError.of(error)
+        if not failure.retryable or attempt >= self._max_attempts:
+            raise failure from error
+        delay = failure.retry_after
         await asyncio.sleep(delay if delay is not None else self._default_retry * 2 ** (attempt - 1))
