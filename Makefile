@@ -39,8 +39,16 @@ lint: $(STAMP)
 breaking: $(STAMP)
 	$(BIN)/buf breaking --against '.git#branch=main'
 
-test: $(STAMP) check-generated lint
+test: $(STAMP) check-generated lint test-node test-go
 	$(BIN)/python -m pytest -q
+
+# The Node and Go clients against a real server (they start it from $(VENV)); each installs only what it lacks.
+.PHONY: test-node test-go
+test-node: $(STAMP)
+	cd clients/node && npm ci --no-audit --no-fund && npm test
+
+test-go: $(STAMP)
+	clients/go/test.sh
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -1,0 +1,256 @@
+// Package otaribatch is a Go client for otari-batch-grpc's BatchService (package otari.batch.v1).
+//
+//	client, err := otaribatch.Dial("127.0.0.1:50051", "sim-key-alice")
+//	defer client.Close()
+//	batch, err := client.Create(ctx, "openai:gpt-4o-mini", []otaribatch.Request{{CustomID: "q1", Body: body}})
+//	results := client.Results(ctx, batch.GetId(), otaribatch.WaitForCompletion())
+//	defer results.Close()
+//	for results.Next() {
+//		fmt.Println(results.Result().GetCustomId())
+//	}
+//	err = results.Err()
+//
+// The key goes on every call as `authorization: Bearer <key>`. Create sends a fresh request_id and retries
+// UNAVAILABLE with the same one, so a lost reply never makes a second batch. Results and Watch resume a broken
+// stream where it stopped (start_index, resume_token), waiting as the server's RetryInfo says. Every failed call
+// returns an *Error with the google.rpc details.
+package otaribatch
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"time"
+
+	batchv1 "github.com/mozilla-ai/otari-batch-grpc/clients/go/otari/batch/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/structpb"
+)
+
+// Client calls BatchService with one API key.
+type Client struct {
+	stub         batchv1.BatchServiceClient
+	conn         *grpc.ClientConn // nil when the caller owns the connection
+	apiKey       string
+	MaxAttempts  int           // attempts of a retried call or stream (default 5)
+	DefaultRetry time.Duration // first pause when an UNAVAILABLE error carries no RetryInfo; doubles (default 1s)
+}
+
+// Dial connects to target. Without options the connection is plaintext (for loopback and meshes); pass
+// grpc.WithTransportCredentials(...) for TLS.
+func Dial(target, apiKey string, opts ...grpc.DialOption) (*Client, error) {
+	if len(opts) == 0 {
+		opts = []grpc.DialOption{grpc.WithInsecure()} //nolint:staticcheck // kept for grpc-go 1.33 (Debian 12)
+	}
+	conn, err := grpc.Dial(target, opts...)
+	if err != nil {
+		return nil, err
+	}
+	c := New(conn, apiKey)
+	c.conn = conn
+	return c, nil
+}
+
+// New wraps a connection the caller owns (Close then leaves it open).
+func New(conn grpc.ClientConnInterface, apiKey string) *Client {
+	return &Client{stub: batchv1.NewBatchServiceClient(conn), apiKey: apiKey, MaxAttempts: 5, DefaultRetry: time.Second}
+}
+
+// Close closes the connection Dial made.
+func (c *Client) Close() error {
+	if c.conn == nil {
+		return nil
+	}
+	return c.conn.Close()
+}
+
+// Stub is the generated client, for calls this package does not wrap (WatchBatches). Add the key yourself:
+// metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+key).
+func (c *Client) Stub() batchv1.BatchServiceClient { return c.stub }
+
+func (c *Client) auth(ctx context.Context) context.Context {
+	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+c.apiKey)
+}
+
+// Request is one chat-completion request of a batch: your id for it and an OpenAI chat-completion body.
+type Request struct {
+	CustomID string
+	Body     map[string]interface{}
+}
+
+// Option adjusts one call.
+type Option func(*options)
+
+type options struct {
+	provider    string
+	requestID   string
+	metadata    map[string]string
+	window      string
+	user        string
+	wait        bool
+	onProgress  func(*batchv1.Batch)
+	startIndex  int64
+	resumeToken string
+	pageSize    int32
+	pageToken   string
+}
+
+// Provider names the provider holding the batch; needed only for a batch this service has not shown you.
+func Provider(name string) Option { return func(o *options) { o.provider = name } }
+
+// RequestID sets CreateBatch's idempotency key (default: a fresh UUID per Create).
+func RequestID(id string) Option { return func(o *options) { o.requestID = id } }
+
+// Metadata sets the batch's key/value pairs on Create.
+func Metadata(m map[string]string) Option { return func(o *options) { o.metadata = m } }
+
+// CompletionWindow sets the completion window on Create (default "24h").
+func CompletionWindow(w string) Option { return func(o *options) { o.window = w } }
+
+// User sets the user billed on Create (required with the master key).
+func User(u string) Option { return func(o *options) { o.user = u } }
+
+// WaitForCompletion makes Results wait for a batch that is not completed yet instead of failing with
+// FAILED_PRECONDITION (BATCH_NOT_COMPLETED).
+func WaitForCompletion() Option { return func(o *options) { o.wait = true } }
+
+// OnProgress is called with the batch's state on each progress message while Results waits.
+func OnProgress(f func(*batchv1.Batch)) Option { return func(o *options) { o.onProgress = f } }
+
+// StartAt makes Results start at the result with this index (0 is the first).
+func StartAt(index int64) Option { return func(o *options) { o.startIndex = index } }
+
+// ResumeAfter makes Watch resume after the event that carried this resume token.
+func ResumeAfter(token string) Option { return func(o *options) { o.resumeToken = token } }
+
+// PageSize sets List's page size (0: the server's default, 20).
+func PageSize(n int32) Option { return func(o *options) { o.pageSize = n } }
+
+// PageToken makes List continue from a previous page's next_page_token.
+func PageToken(token string) Option { return func(o *options) { o.pageToken = token } }
+
+func collect(opts []Option) options {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
+
+// Create creates a batch of requests for model ("provider:model"). It sends a fresh request_id (or RequestID's)
+// and retries UNAVAILABLE with that same id: a retry after a lost reply returns the first batch.
+func (c *Client) Create(ctx context.Context, model string, requests []Request, opts ...Option) (*batchv1.Batch, error) {
+	o := collect(opts)
+	req := &batchv1.CreateBatchRequest{
+		Model: model, Metadata: o.metadata, CompletionWindow: o.window, User: o.user, RequestId: o.requestID,
+	}
+	if req.RequestId == "" {
+		req.RequestId = newUUID()
+	}
+	for _, r := range requests {
+		body, err := structpb.NewStruct(r.Body)
+		if err != nil {
+			return nil, fmt.Errorf("otari batch: body of %q: %w", r.CustomID, err)
+		}
+		req.Requests = append(req.Requests, &batchv1.BatchRequestItem{CustomId: r.CustomID, Body: body})
+	}
+	for attempt := 1; ; attempt++ {
+		reply, err := c.stub.CreateBatch(c.auth(ctx), req)
+		if err == nil {
+			return reply.GetBatch(), nil
+		}
+		if err = c.pauseOrFail(ctx, newError(err), attempt); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// Get returns the batch's current state.
+func (c *Client) Get(ctx context.Context, batchID string, opts ...Option) (*batchv1.Batch, error) {
+	o := collect(opts)
+	reply, err := c.stub.GetBatch(c.auth(ctx), &batchv1.GetBatchRequest{BatchId: batchID, Provider: o.provider})
+	return reply.GetBatch(), newError(err)
+}
+
+// Cancel asks for the batch to be cancelled; it returns the batch, usually CANCELLING.
+func (c *Client) Cancel(ctx context.Context, batchID string, opts ...Option) (*batchv1.Batch, error) {
+	o := collect(opts)
+	reply, err := c.stub.CancelBatch(c.auth(ctx), &batchv1.CancelBatchRequest{BatchId: batchID, Provider: o.provider})
+	return reply.GetBatch(), newError(err)
+}
+
+// List returns one page of your batches, newest first, and the token of the next page ("" at the end). An empty
+// provider lists every provider you have batches with through this service.
+func (c *Client) List(ctx context.Context, provider string, opts ...Option) ([]*batchv1.Batch, string, error) {
+	o := collect(opts)
+	reply, err := c.stub.ListBatches(c.auth(ctx), &batchv1.ListBatchesRequest{
+		Provider: provider, PageSize: o.pageSize, PageToken: o.pageToken,
+	})
+	if err != nil {
+		return nil, "", newError(err)
+	}
+	return reply.GetBatches(), reply.GetNextPageToken(), nil
+}
+
+// ListAll returns every batch of yours, newest first, page after page.
+func (c *Client) ListAll(ctx context.Context, provider string, opts ...Option) ([]*batchv1.Batch, error) {
+	var all []*batchv1.Batch
+	token := collect(opts).pageToken
+	for {
+		page, next, err := c.List(ctx, provider, append(opts, PageToken(token))...)
+		if err != nil {
+			return all, err
+		}
+		all = append(all, page...)
+		if next == "" {
+			return all, nil
+		}
+		token = next
+	}
+}
+
+// Wait long-polls until the batch is terminal (done) or timeout passes (not done), and returns its latest state.
+func (c *Client) Wait(ctx context.Context, batchID string, timeout time.Duration, opts ...Option) (*batchv1.Batch, bool, error) {
+	o := collect(opts)
+	reply, err := c.stub.WaitBatch(c.auth(ctx), &batchv1.WaitBatchRequest{
+		BatchId: batchID, Provider: o.provider, Timeout: durationpb.New(timeout),
+	})
+	if err != nil {
+		return nil, false, newError(err)
+	}
+	return reply.GetBatch(), reply.GetDone(), nil
+}
+
+// pauseOrFail returns err unless it is UNAVAILABLE and attempts remain; then it sleeps as the error's RetryInfo
+// says (or DefaultRetry, doubling) and returns nil.
+func (c *Client) pauseOrFail(ctx context.Context, err error, attempt int) error {
+	e, ok := AsError(err)
+	if !ok || e.Code != codes.Unavailable || attempt >= c.MaxAttempts {
+		return err
+	}
+	delay := c.DefaultRetry << (attempt - 1)
+	if e.RetryDelay != nil {
+		delay = *e.RetryDelay
+	}
+	timer := time.NewTimer(delay)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return err
+	case <-timer.C:
+		return nil
+	}
+}
+
+func newUUID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err)
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}

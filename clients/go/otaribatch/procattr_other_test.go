@@ -1,0 +1,7 @@
+//go:build !linux
+
+package otaribatch_test
+
+import "syscall"
+
+func dieWithParent() *syscall.SysProcAttr { return nil }
