@@ -1,104 +1,65 @@
-"""`make bench`: the service's figures, as ratios against calling the gateway directly over HTTP, then the
-results cache (bench/results_cache.py) and status subscriptions (bench/watch_fanout.py).
+"""`make bench` (`python -m bench`): every figure as one line (name, value, target, PASS / MISS), each the median of
+3 runs; the gateway simulator, the server and the load clients are separate processes, started fresh (clean
+environment, fresh state database) for every run. Exits 1 when a figure misses or could not be measured, 2 when
+a bench crashed.
 
-Everything runs on loopback in this process's event loop: the gateway simulator, the gRPC server, and the
-clients. Bounded in count; prints a table and exits.
+  --only NAME   run one bench: getbatch, results, watch
+  --quick       fewer items and shorter phases, for a smoke run (under 2 minutes)
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
-import functools
-import resource
-import statistics
-import tempfile
+import os
+import sys
 import time
-from collections.abc import Awaitable, Callable
-from pathlib import Path
+import traceback
+from collections.abc import Callable, Coroutine
+from typing import Any
 
-import grpc
-import httpx
-from google.protobuf import struct_pb2
+from bench import getbatch, procs, results_cache, watch_fanout
+from bench.report import Sheet
 
-from bench import results_cache, watch_fanout
-from otari_batch_grpc.server.app import BatchServer
-from otari_batch_grpc.server.config import Settings
-from otari_batch_grpc.simulator.run import running_simulator
-from otari_batch_grpc.simulator.state import SimState
-from otari_batch_grpc.v1 import batch_service_pb2 as pb
-from otari_batch_grpc.v1 import batch_service_pb2_grpc
-
-KEY = "sim-key-alice"
-GRPC_AUTH = (("authorization", f"Bearer {KEY}"),)
-HTTP_AUTH = {"authorization": f"Bearer {KEY}"}
-CALLS = 500
-CONCURRENCY = 20
-BATCH_REQUESTS = 100
+BENCHES: dict[str, Callable[..., Coroutine[Any, Any, None]]] = {
+    "getbatch": getbatch.bench,
+    "results": results_cache.bench,
+    "watch": watch_fanout.bench,
+}
 
 
-async def _timed(label: str, calls: int, call: Callable[[], Awaitable[object]], concurrency: int) -> float:
-    latencies: list[float] = []
-    queue = iter(range(calls))
-
-    async def worker() -> None:
-        for _ in queue:
-            started = time.perf_counter()
-            await call()
-            latencies.append(time.perf_counter() - started)
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    elapsed = time.perf_counter() - started
-    p50 = statistics.median(latencies) * 1000
-    p99 = statistics.quantiles(latencies, n=100)[98] * 1000
-    print(f"  {label:<34} {calls / elapsed:>9.0f}/s   p50 {p50:6.2f} ms   p99 {p99:6.2f} ms")
-    return calls / elapsed
-
-
-async def main() -> None:
-    state = SimState(stage_seconds=3600)
-    async with running_simulator(state) as url, httpx.AsyncClient(base_url=url, headers=HTTP_AUTH) as http:
-        state_db = Path(tempfile.mkdtemp(prefix="otari-bench-")) / "state.db"
-        settings = Settings(gateway_url=url, grpc_listen="127.0.0.1:0", health_interval=60, state_db=state_db)
-        async with (
-            BatchServer(settings, gateway_url=url) as server,
-            grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel,
-        ):
-            stub = batch_service_pb2_grpc.BatchServiceStub(channel)
-            body = struct_pb2.Struct()
-            body.update({"messages": [{"role": "user", "content": "benchmark question"}], "max_tokens": 32})
-            requests = [pb.BatchRequestItem(custom_id=f"r{i}", body=body) for i in range(BATCH_REQUESTS)]
-            created = await stub.CreateBatch(
-                pb.CreateBatchRequest(model="openai:gpt-4o-mini", requests=requests), metadata=GRPC_AUTH
-            )
-            batch_id = created.batch.id
-            live = await stub.CreateBatch(
-                pb.CreateBatchRequest(model="openai:gpt-4o-mini", requests=requests[:1]), metadata=GRPC_AUTH
-            )
-            state.force(state.batches[batch_id], "completed")
-
-            for label, target in (("a live batch (proxied)", live.batch.id), ("a terminal batch (registry)", batch_id)):
-                get = pb.GetBatchRequest(batch_id=target, provider="openai")
-                print(f"GetBatch of {label}, {CALLS} calls")
-                for concurrency in (1, CONCURRENCY):
-                    direct = await _timed(
-                        f"direct HTTP, concurrency {concurrency}",
-                        CALLS,
-                        functools.partial(http.get, f"/v1/batches/{target}", params={"provider": "openai"}),
-                        concurrency,
-                    )
-                    proxied = await _timed(
-                        f"gRPC, concurrency {concurrency}",
-                        CALLS,
-                        functools.partial(stub.GetBatch, get, metadata=GRPC_AUTH),
-                        concurrency,
-                    )
-                    print(f"  -> gRPC / direct throughput: {proxied / direct:.2f}")
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak RSS of this process (simulator + server + clients): {peak_mib:.0f} MiB")
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", choices=sorted(BENCHES), action="append", help="run only this bench (repeatable)")
+    parser.add_argument("--quick", action="store_true", help="fewer items, shorter phases: a smoke run")
+    args = parser.parse_args()
+    chosen = args.only or list(BENCHES)
+    sheet = Sheet()
+    crashed: list[str] = []
+    started = time.monotonic()
+    print(f"otari-batch-grpc bench{' (quick)' if args.quick else ''}: {', '.join(chosen)}; {os.cpu_count()} CPUs")
+    for name in chosen:
+        machine, own, wall = procs.machine_user_seconds(), procs.own_user_seconds(), time.monotonic()
+        try:
+            asyncio.run(BENCHES[name](sheet, quick=args.quick))
+        except Exception as error:
+            traceback.print_exc()
+            sheet.error(f"{name} (crashed)", f"{type(error).__name__}: {error}")
+            crashed.append(name)
+        others = (procs.machine_user_seconds() - machine) - (procs.own_user_seconds() - own)
+        seconds = time.monotonic() - wall
+        sheet.note(
+            f"[{name}: {seconds:.0f} s; other jobs on this machine meanwhile used {max(0.0, others) / seconds:.0%}"
+            " of a core (user time): figures are only as steady as the machine]"
+        )
+    print(f"\n{sheet.summary()} in {time.monotonic() - started:.0f} s")
+    if crashed:
+        print(f"crashed: {', '.join(crashed)}")
+        sys.exit(2)
+    if sheet.failed:
+        print("not met: " + ", ".join(f.name for f in sheet.failed))
+        sys.exit(1)
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
-    asyncio.run(results_cache.run())
-    asyncio.run(watch_fanout.run())
+    main()

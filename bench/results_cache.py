@@ -1,132 +1,278 @@
-"""StreamResults through the gateway (first call) vs from the results cache (repeated calls), with the server's
-memory, each server and the simulator in a process of its own. Bounded: a few streams, then everything stops."""
+"""Results and big batches against the direct path, each run with a fresh simulator, server and state database:
+
+- CreateBatch of N requests vs POST /v1/batches of the same N (<= 1.2x);
+- the first StreamResults of a completed N-item batch (through the gateway), time to the last item, vs GET
+  /v1/batches/{id}/results + json parse (<= 1.2x); time to the first item vs the direct GET's first byte;
+- StreamResults again, from the service's cache: >= 10x faster than the direct GET + parse, and >= 100k results/s
+  into this (Python) client;
+- the server's peak RSS growth while streaming N items vs N/10 items, in fresh servers (<= 2x): memory must not
+  follow the batch size. Once through the gateway (first stream), once from the cache (a fresh server on the
+  same database).
+
+The wire shape: StreamResultsResponse carries `repeated BatchResult results` (a chunk); items are counted as
+len(results) per message.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import os
-import re
-import sys
-import tempfile
+import json
 import time
-from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import httpx
 from google.protobuf import struct_pb2
 
+from bench import procs
+from bench.report import Runs, Sheet, at_least, at_most
 from otari_batch_grpc.v1 import batch_service_pb2 as pb
 from otari_batch_grpc.v1 import batch_service_pb2_grpc
 
 if TYPE_CHECKING:
-    from otari_batch_grpc.v1.batch_service_pb2_grpc import BatchServiceAsyncStub as Stub
+    from otari_batch_grpc.v1.batch_service_pb2_grpc import BatchServiceAsyncStub
 
-AUTH = (("authorization", "Bearer sim-key-alice"),)
-ROOT = Path(__file__).resolve().parent.parent
-
-
-@contextlib.asynccontextmanager
-async def _process(args: list[str], env: dict[str, str], ready: str) -> AsyncIterator[tuple[int, int]]:
-    """Start `python -m ...`; yields (pid, port) once `ready` (a regex with the port as group 1) is printed."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, *args, cwd=ROOT, env={**os.environ, **env},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
-    assert process.stdout is not None
-    try:
-        while True:
-            line = (await asyncio.wait_for(process.stdout.readline(), 60)).decode()
-            if not line:
-                raise RuntimeError(f"{args} exited before it was ready")
-            if match := re.search(ready, line):
-                break
-        drain = asyncio.ensure_future(process.stdout.read())
-        yield process.pid, int(match.group(1))
-    finally:
-        if process.returncode is None:
-            process.terminate()
-            await asyncio.wait_for(process.wait(), 30)
-        drain.cancel()
+MODEL = "openai:gpt-4o-mini"
+CHANNEL_OPTIONS = (("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20))
+HTTP_TIMEOUT = httpx.Timeout(300.0)
+STREAM_TIMEOUT = 300.0
+MIN_GROWTH_MIB = 1.0  # below this, growth is allocator noise: the ratio's denominator is at least this
 
 
-def _memory_mib(pid: int) -> tuple[float, float]:
-    """(current RSS, peak RSS) of a process, from /proc."""
-    status = Path(f"/proc/{pid}/status").read_text()
-    rss = int(re.search(r"VmRSS:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
-    peak = int(re.search(r"VmHWM:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
-    return rss / 1024, peak / 1024
+@dataclass(frozen=True)
+class Sizes:
+    runs: int
+    items: int
+    small: int
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+FULL = Sizes(runs=3, items=10_000, small=1_000)
+QUICK = Sizes(runs=3, items=2_000, small=200)
 
 
-async def _stream(stub: Stub, batch_id: str) -> tuple[int, float]:
+def _content(i: int) -> dict[str, Any]:
+    return {
+        "messages": [{"role": "user", "content": f"question {i}: what is the capital of France? " * 4}],
+        "max_tokens": 64,
+    }
+
+
+def _payload(n: int) -> dict[str, Any]:
+    return {"model": MODEL, "requests": [{"custom_id": f"r{i}", "body": _content(i)} for i in range(n)]}
+
+
+def _message(n: int) -> pb.CreateBatchRequest:
+    items = []
+    for i in range(n):
+        body = struct_pb2.Struct()
+        body.update(_content(i))
+        items.append(pb.BatchRequestItem(custom_id=f"r{i}", body=body))
+    return pb.CreateBatchRequest(model=MODEL, requests=items)
+
+
+async def _direct_create(http: httpx.AsyncClient, payload: dict[str, Any]) -> tuple[str, float]:
     started = time.perf_counter()
+    response = await http.post("/v1/batches", json=payload)
+    response.raise_for_status()
+    elapsed = time.perf_counter() - started
+    return str(response.json()["id"]), elapsed
+
+
+async def _grpc_create(stub: BatchServiceAsyncStub, message: pb.CreateBatchRequest) -> tuple[str, float]:
+    started = time.perf_counter()
+    reply = await stub.CreateBatch(message, metadata=procs.GRPC_AUTH, timeout=STREAM_TIMEOUT)
+    return str(reply.batch.id), time.perf_counter() - started
+
+
+async def _complete(http: httpx.AsyncClient, batch_id: str) -> None:
+    (await http.post(f"/_simulator/batches/{batch_id}/status", json={"status": "completed"})).raise_for_status()
+
+
+async def _direct_results(http: httpx.AsyncClient, batch_id: str) -> tuple[int, float, float]:
+    """(items, seconds to the first byte, seconds to the parsed document)."""
+    started = time.perf_counter()
+    first = 0.0
+    chunks: list[bytes] = []
+    async with http.stream("GET", f"/v1/batches/{batch_id}/results", params={"provider": "openai"}) as response:
+        response.raise_for_status()
+        async for chunk in response.aiter_bytes():
+            if not chunks:
+                first = time.perf_counter() - started
+            chunks.append(chunk)
+    document = json.loads(b"".join(chunks))
+    return len(document["results"]), first, time.perf_counter() - started
+
+
+async def _stream(stub: BatchServiceAsyncStub, batch_id: str) -> tuple[int, float, float]:
+    """(items, seconds to the first item, seconds to the last item)."""
+    started = time.perf_counter()
+    first = 0.0
     count = 0
-    async for _ in stub.StreamResults(pb.StreamResultsRequest(batch_id=batch_id), metadata=AUTH):
-        count += 1
-    return count, time.perf_counter() - started
+    request = pb.StreamResultsRequest(batch_id=batch_id, provider="openai")
+    async for message in stub.StreamResults(request, metadata=procs.GRPC_AUTH, timeout=STREAM_TIMEOUT):
+        if message.results and not count:
+            first = time.perf_counter() - started
+        count += len(message.results)
+    return count, first, time.perf_counter() - started
 
 
-async def _create(stub: Stub, http: httpx.AsyncClient, n: int) -> str:
-    body = struct_pb2.Struct()
-    body.update({"messages": [{"role": "user", "content": "what is the capital of France? " * 4}], "max_tokens": 64})
-    requests = [pb.BatchRequestItem(custom_id=f"r{i}", body=body) for i in range(n)]
-    reply = await stub.CreateBatch(pb.CreateBatchRequest(model="openai:gpt-4o-mini", requests=requests), metadata=AUTH)
-    (await http.post(f"/_simulator/batches/{reply.batch.id}/status", json={"status": "completed"})).raise_for_status()
-    return str(reply.batch.id)
+def _expect(n: int, got: int, what: str) -> None:
+    if got != n:
+        raise RuntimeError(f"{what}: {got:,} items, expected {n:,}")
 
 
-async def run(items: int = 10_000, small: int = 1_000) -> None:
-    state = Path(tempfile.mkdtemp(prefix="otari-bench-")) / "state.db"
-    simulator = ["-m", "otari_batch_grpc.simulator", "--port", "0", "--stage-seconds", "3600"]
-    async with _process(simulator, {}, r"simulator at http://127\.0\.0\.1:(\d+)") as (_, sim_port):
-        url = f"http://127.0.0.1:{sim_port}"
-        env = {"GATEWAY_URL": url, "STATE_DB": str(state), "GRPC_LISTEN": "127.0.0.1:0", "LOG_LEVEL": "INFO"}
-        ready = r"serving on .*\(port (\d+)\)"
-        async with httpx.AsyncClient(base_url=url) as http:
-            async with (
-                _process(["-m", "otari_batch_grpc.server"], env, ready) as (pid, port),
-                grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel,
-            ):
-                stub = batch_service_pb2_grpc.BatchServiceStub(channel)
-                big = await _create(stub, http, items)
-                little = await _create(stub, http, small)
-                cpu = _cpu_seconds(pid)
-                n, through_gateway = await _stream(stub, big)
-                gateway_cpu = _cpu_seconds(pid) - cpu
-                _, peak_after_gateway = _memory_mib(pid)
-                cpu = _cpu_seconds(pid)
-                cached = [(await _stream(stub, big))[1] for _ in range(3)]
-                cached_cpu = (_cpu_seconds(pid) - cpu) / 3
-            print(f"StreamResults of a completed {n:,}-item batch (server and simulator in their own processes)")
-            print(f"  first call, through the gateway  {n / through_gateway:>9.0f} items/s  ({through_gateway:.2f} s)")
-            best = min(cached)
-            print(f"  repeated call, from the cache    {n / best:>9.0f} items/s  ({best:.2f} s, best of 3)")
-            print(f"  -> cache / gateway speed: {through_gateway / best:.1f}x (one message per item: both paths share")
-            print("     grpcio's per-message cost, which bounds the cached path; the simulator answers instantly)")
-            print(f"  server CPU per stream: {gateway_cpu:.2f} s through the gateway, {cached_cpu:.2f} s from the cache"
-                  f" ({gateway_cpu / max(cached_cpu, 1e-3):.1f}x less)")  # fmt: skip
-            print(f"  server peak RSS after the gateway path: {peak_after_gateway:.0f} MiB")
-            # A fresh server on the same database: memory while streaming only from the cache, small then large.
-            async with (
-                _process(["-m", "otari_batch_grpc.server"], env, ready) as (pid, port),
-                grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel,
-            ):
-                stub = batch_service_pb2_grpc.BatchServiceStub(channel)
-                await _stream(stub, little)
-                _, peak_small = _memory_mib(pid)
-                await _stream(stub, big)
-                _, peak_big = _memory_mib(pid)
-            print(f"  cache-only server peak RSS: {peak_small:.0f} MiB after {small:,} items, "
-                  f"{peak_big:.0f} MiB after {n:,} items (+{peak_big - peak_small:.1f} MiB)")  # fmt: skip
+async def _run(sizes: Sizes, runs: Runs) -> None:
+    with procs.workdir() as work, procs.simulator(work) as sim:
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{sim.port}", headers=procs.HTTP_AUTH, timeout=HTTP_TIMEOUT
+        ) as http:
+            with procs.server(work, sim.port) as srv:
+                async with grpc.aio.insecure_channel(f"127.0.0.1:{srv.port}", options=CHANNEL_OPTIONS) as channel:
+                    stub: BatchServiceAsyncStub = batch_service_pb2_grpc.BatchServiceStub(channel)
+                    await _main_figures(sizes, runs, http, stub)
+            with runs.measuring("rss_gateway_ratio", "rss_cache_ratio"):
+                await _memory(sizes, runs, http, work, sim.port)
 
 
-if __name__ == "__main__":
-    asyncio.run(run())
+async def _main_figures(sizes: Sizes, runs: Runs, http: httpx.AsyncClient, stub: BatchServiceAsyncStub) -> None:
+    n = sizes.items
+    payload, message = _payload(n), _message(n)
+    direct_ids: list[str] = []
+    grpc_ids: list[str] = []
+    with runs.measuring("create_ratio", "create_direct", "create_grpc"):
+        await _direct_create(http, _payload(10))  # warm both paths
+        await _grpc_create(stub, _message(10))
+        direct_times, grpc_times = [], []
+        for _ in range(2):
+            batch_id, seconds = await _direct_create(http, payload)
+            direct_ids.append(batch_id)
+            direct_times.append(seconds)
+            batch_id, seconds = await _grpc_create(stub, message)
+            grpc_ids.append(batch_id)
+            grpc_times.append(seconds)
+        runs.add("create_direct", min(direct_times) * 1000)
+        runs.add("create_grpc", min(grpc_times) * 1000)
+        runs.add("create_ratio", min(grpc_times) / min(direct_times))
+    stream_names = ("first_ratio", "first_item_ratio", "cache_speedup", "cache_rate", "direct_total", "direct_ttfb")
+    with runs.measuring(*stream_names, "first_total", "first_item", "cache_total"):
+        if not direct_ids or not grpc_ids:
+            raise RuntimeError("no batches: CreateBatch failed")
+        for batch_id in (*direct_ids, *grpc_ids):
+            await _complete(http, batch_id)
+        direct = []
+        for batch_id in direct_ids:
+            got, ttfb, total = await _direct_results(http, batch_id)
+            _expect(n, got, "direct GET results")
+            direct.append((total, ttfb))
+        direct_total, direct_ttfb = min(direct)
+        runs.add("direct_total", direct_total * 1000)
+        runs.add("direct_ttfb", direct_ttfb * 1000)
+        first = []
+        for batch_id in grpc_ids:  # the first stream of each: through the gateway
+            got, first_item, total = await _stream(stub, batch_id)
+            _expect(n, got, "first StreamResults")
+            first.append((total, first_item))
+        first_total, first_item = min(first)
+        runs.add("first_total", first_total * 1000)
+        runs.add("first_item", first_item * 1000)
+        runs.add("first_ratio", first_total / direct_total)
+        runs.add("first_item_ratio", first_item / direct_ttfb)
+        cached = []
+        for _ in range(3):
+            got, _, total = await _stream(stub, grpc_ids[0])
+            _expect(n, got, "repeated StreamResults")
+            cached.append(total)
+        cache_total = min(cached)
+        runs.add("cache_total", cache_total * 1000)
+        runs.add("cache_speedup", direct_total / cache_total)
+        runs.add("cache_rate", n / cache_total)
+
+
+async def _memory(sizes: Sizes, runs: Runs, http: httpx.AsyncClient, work: Path, gateway_port: int) -> None:
+    """Peak RSS growth of a fresh server streaming the small batch, then another streaming the big one; then the
+    same from the cache, in fresh servers on the same databases."""
+    warm_id, _ = await _direct_create(http, _payload(10))
+    small_id, _ = await _direct_create(http, _payload(sizes.small))
+    big_id, _ = await _direct_create(http, _payload(sizes.items))
+    for batch_id in (warm_id, small_id, big_id):
+        await _complete(http, batch_id)
+    growth: dict[tuple[str, str], float] = {}
+    for path in ("gateway", "cache"):  # the cache pass reuses the databases the gateway pass filled
+        for label, batch_id, n in (("small", small_id, sizes.small), ("big", big_id, sizes.items)):
+            name = f"mem-{label}"
+            with procs.server(work, gateway_port, db=f"{name}.db", name=f"{name}-{path}") as srv:
+                async with grpc.aio.insecure_channel(f"127.0.0.1:{srv.port}", options=CHANNEL_OPTIONS) as channel:
+                    stub: BatchServiceAsyncStub = batch_service_pb2_grpc.BatchServiceStub(channel)
+                    await _stream(stub, warm_id)  # the code path and the channel, warm
+                    before, _ = procs.memory_mib(srv.pid)
+                    got, _, _ = await _stream(stub, batch_id)
+                    _expect(n, got, f"StreamResults ({path}) in a fresh server")
+                    _, peak = procs.memory_mib(srv.pid)
+            growth[path, label] = max(0.0, peak - before)
+    for path in ("gateway", "cache"):
+        small, big = growth[path, "small"], growth[path, "big"]
+        runs.add(f"rss_{path}_small", small)
+        runs.add(f"rss_{path}_big", big)
+        runs.add(f"rss_{path}_ratio", big / max(small, MIN_GROWTH_MIB))
+
+
+async def bench(sheet: Sheet, *, quick: bool) -> None:
+    sizes = QUICK if quick else FULL
+    n, s = f"{sizes.items // 1000}k", f"{sizes.small / 1000:g}k"
+    sheet.section(f"Results and big batches ({sizes.items:,} items), median of {sizes.runs} runs")
+    runs = Runs()
+    for _ in range(sizes.runs):
+        with runs.measuring("create_ratio", "first_ratio", "cache_speedup", "rss_gateway_ratio"):
+            await _run(sizes, runs)
+
+    def ms(key: str) -> str:
+        values = runs.values.get(key)
+        return f"{sorted(values)[len(values) // 2]:.0f} ms" if values else "?"
+
+    def mib(key: str) -> str:
+        values = runs.values.get(key)
+        return f"{sorted(values)[len(values) // 2]:.1f} MiB" if values else "?"
+
+    sheet.figure(
+        f"results.create_{n}.vs_direct_post",
+        runs,
+        "create_ratio",
+        "x",
+        at_most(1.2),
+        note=f"CreateBatch {ms('create_grpc')}, direct POST {ms('create_direct')}",
+    )
+    sheet.figure(
+        f"results.first_stream_{n}.last_item.vs_direct",
+        runs,
+        "first_ratio",
+        "x",
+        at_most(1.2),
+        note=f"last item {ms('first_total')}, direct GET+parse {ms('direct_total')}",
+    )
+    sheet.figure(
+        f"results.first_stream_{n}.first_item.vs_direct_ttfb",
+        runs,
+        "first_item_ratio",
+        "x",
+        at_most(1.2),
+        note=f"first item {ms('first_item')}, direct first byte {ms('direct_ttfb')}",
+    )
+    sheet.figure(
+        f"results.cached_stream_{n}.speedup_vs_direct",
+        runs,
+        "cache_speedup",
+        "x",
+        at_least(10),
+        note=f"cached stream {ms('cache_total')}, direct GET+parse {ms('direct_total')}",
+    )
+    sheet.figure(f"results.cached_stream_{n}.rate", runs, "cache_rate", "results/s", at_least(100_000))
+    for path in ("gateway", "cache"):
+        sheet.figure(
+            f"results.rss_growth.{path}.{n}_vs_{s}",
+            runs,
+            f"rss_{path}_ratio",
+            "x",
+            at_most(2.0),
+            note=f"{mib(f'rss_{path}_big')} vs {mib(f'rss_{path}_small')}, floor {MIN_GROWTH_MIB:g} MiB",
+        )
