@@ -7,7 +7,11 @@ STAMP := $(VENV)/.installed
 GENERATED := src/otari_batch_grpc/v1
 PY_SOURCES := src tests bench tools
 
-.PHONY: run test generate check-generated lint breaking bench clean
+.PHONY: help run test generate check-generated lint breaking bench clean
+.DEFAULT_GOAL := help
+
+help: ## This list
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,43 +19,43 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-run: $(STAMP)
+run: $(STAMP) ## Serve on 127.0.0.1:50051 (the built-in gateway simulator unless GATEWAY_URL is set)
 	$(BIN)/otari-batch-grpc
 
 # Python stubs, .pyi type stubs and the reflection descriptor set from protos/, into the project's namespace.
-generate: $(STAMP)
+generate: $(STAMP) ## Regenerate the stubs from protos/ (commit them)
 	$(BIN)/python tools/gen_protos.py $(GENERATED)
 
 # Fails when the generated stubs do not match what `make generate` would write now.
-check-generated: $(STAMP)
+check-generated: $(STAMP) ## Fail when the committed stubs are stale
 	@tmp=$$(mktemp -d) && $(BIN)/python tools/gen_protos.py $$tmp/v1 && \
 	if diff -r $$tmp/v1 $(GENERATED) >/dev/null; then rm -rf $$tmp; echo "$(GENERATED) is fresh"; \
 	else diff -r $$tmp/v1 $(GENERATED) | head -20; rm -rf $$tmp; \
 		echo "$(GENERATED) is stale: run 'make generate' and commit it"; exit 1; fi
 
-lint: $(STAMP)
+lint: $(STAMP) ## buf lint, ruff, mypy (strict)
 	$(BIN)/buf lint
 	$(BIN)/ruff check $(PY_SOURCES)
 	$(BIN)/ruff format --check $(PY_SOURCES)
 	$(BIN)/mypy
 
 # Breaking-change check of protos/ against the main branch (run on a branch, before merging).
-breaking: $(STAMP)
+breaking: $(STAMP) ## buf breaking against the main branch
 	$(BIN)/buf breaking --against '.git#branch=main'
 
-test: $(STAMP) check-generated lint test-node test-go
+test: $(STAMP) check-generated lint test-node test-go ## Everything: stubs fresh, lint, pytest, the Node and Go clients
 	$(BIN)/python -m pytest -q
 
 # The Node and Go clients against a real server (they start it from $(VENV)); each installs only what it lacks.
 .PHONY: test-node test-go
-test-node: $(STAMP)
+test-node: $(STAMP) ## The Node.js client against a real server
 	cd clients/node && npm ci --no-audit --no-fund && npm test
 
-test-go: $(STAMP)
+test-go: $(STAMP) ## The Go client against a real server
 	clients/go/test.sh
 
-bench: $(STAMP)
+bench: $(STAMP) ## The performance figures, each with PASS/MISS (exits non-zero on a miss)
 	$(BIN)/python -m bench
 
-clean:
+clean: ## Remove the venv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import shlex
 import signal
 import socket
 import sys
@@ -223,6 +224,9 @@ async def test_process_serves_the_simulator_by_default_and_stops_on_sigterm(tmp_
         rest = (await process.stderr.read()).decode()
         assert "shutting down" in rest and "stopped" in rest
         assert "sim-key-alice" not in rest.split("Simulator keys")[-1]
+        # The simulator's batches were kept beside STATE_DB: a restart keeps them and the service's state in step.
+        kept = (tmp_path / "s.simulator.json").read_text()
+        assert reply.batch.id in kept
     finally:
         if process.returncode is None:
             process.kill()
@@ -306,3 +310,27 @@ async def test_reflection_v1_and_v1alpha_serve_the_contract_with_its_comments(
         for b in error_file.file_descriptor_response.file_descriptor_proto
     ]
     assert "google/rpc/error_details.proto" in {f.name for f in errors}
+
+
+GRPCURL = Path(sys.executable).parent / "grpcurl"
+
+
+async def test_the_readmes_grpcurl_lines_work(server: BatchServer) -> None:
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("With grpcurl")[1].split("```sh")[1].split("```")[0]
+    lines = [line for line in block.splitlines() if line.startswith("grpcurl ")]
+    assert len(lines) == 4
+    outputs = []
+    for line in lines:
+        args = shlex.split(line.replace("127.0.0.1:50051", f"127.0.0.1:{server.port}"))[1:]
+        process = await asyncio.create_subprocess_exec(
+            str(GRPCURL), *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        )
+        out, err = await asyncio.wait_for(process.communicate(), 60)
+        assert process.returncode == 0, (line, err.decode())
+        outputs.append(out.decode())
+    listed, described, batches, health = outputs
+    assert SERVICE_NAME in listed and "grpc.reflection.v1.ServerReflection" in listed
+    assert "// A batch as the gateway reports it." in described  # the .proto comments come through
+    assert json.loads(batches) == {}  # a new caller has none (an empty message prints as {})
+    assert json.loads(health) == {"status": "SERVING"}
