@@ -7,9 +7,11 @@ every call; the caller's key goes on each request and nowhere else (never into a
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
 import email.utils
 import json
+import re
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextvars import ContextVar
@@ -17,7 +19,6 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
-import ijson  # type: ignore[import-untyped]
 
 from otari_batch_grpc.server.upstream import (
     UpstreamBadResponse,
@@ -213,42 +214,63 @@ class GatewayClient:
             return data
 
 
+_RESULTS_START = re.compile(r'\s*\{\s*"results"\s*:\s*\[')
+_BETWEEN_ITEMS = re.compile(r"[\s,]*")
+_DECODER = json.JSONDecoder()
+_NOT_RESULTS = "'results' is not a list of {custom_id, result, error}"
+
+
 async def _result_items(response: httpx.Response, budget: float) -> AsyncGenerator[JSON, None]:
-    """Each `{custom_id, result, error}` of `{"results": [...]}`, as the bytes arrive (ijson's push parser, C
-    backend); a body of another shape is an error."""
+    """Each `{custom_id, result, error}` of `{"results": [...]}`, as the bytes arrive.
+
+    Each item is decoded by the json module's C scanner (`raw_decode`) as soon as it is whole in the buffer, so the
+    first result is ready long before the last byte and memory holds about one network chunk. A body of another
+    layout (keys before `results`, say) is read whole and parsed as one document instead.
+    """
     operation = "results"
-    parsed = ijson.sendable_list()
-    parser = ijson.items_coro(parsed, "results.item", use_float=True)
-    head = b""  # the first bytes, to say what a body without results was
-    seen_any = False
+    text = codecs.getincrementaldecoder("utf-8")()
+    buffer, position, streaming = "", 0, False
     chunks = response.aiter_bytes()
     try:
         async for chunk in chunks:
-            if len(head) < 4096:
-                head += chunk[:4096]
-            parser.send(chunk)
-            for item in parsed:
+            buffer += text.decode(chunk)
+            if not streaming:
+                start = _RESULTS_START.match(buffer)
+                if start is None:
+                    continue  # not yet known, or another layout: read on
+                streaming, position = True, start.end()
+            while True:
+                position = _BETWEEN_ITEMS.match(buffer, position).end()  # type: ignore[union-attr]
+                if buffer.startswith("]", position):
+                    return
+                try:
+                    item, position = _DECODER.raw_decode(buffer, position)
+                except json.JSONDecodeError:
+                    break  # the item is not whole yet
                 if not isinstance(item, dict) or "custom_id" not in item:
-                    raise UpstreamBadResponse(operation, 200, "'results' is not a list of {custom_id, result, error}")
-                seen_any = True
+                    raise UpstreamBadResponse(operation, 200, _NOT_RESULTS)
                 yield item
-            del parsed[:]
-        parser.close()
+            buffer, position = buffer[position:], 0
+        buffer += text.decode(b"", final=True)
     except httpx.TimeoutException:
         raise UpstreamTimeout(operation, budget) from None
     except httpx.HTTPError as exc:
         raise UpstreamUnreachable(operation, type(exc).__name__) from None
-    except ijson.JSONError as exc:
-        raise UpstreamBadResponse(operation, 200, f"not JSON ({str(exc)[:80]})") from None
+    except UnicodeDecodeError:
+        raise UpstreamBadResponse(operation, 200, "not UTF-8") from None
     finally:
         await chunks.aclose()  # type: ignore[attr-defined]  # here, in this task
-    for item in parsed:  # what the end of the document completed
-        if not isinstance(item, dict) or "custom_id" not in item:
-            raise UpstreamBadResponse(operation, 200, "'results' is not a list of {custom_id, result, error}")
-        seen_any = True
+    if streaming:
+        raise UpstreamBadResponse(operation, 200, "the results list ends early or holds something that is not JSON")
+    try:
+        document = json.loads(buffer)
+    except ValueError:
+        raise UpstreamBadResponse(operation, 200, "not JSON") from None
+    items = document.get("results") if isinstance(document, dict) else None
+    if not isinstance(items, list) or not all(isinstance(i, dict) and "custom_id" in i for i in items):
+        raise UpstreamBadResponse(operation, 200, _NOT_RESULTS)
+    for item in items:
         yield item
-    if not seen_any and b'"results"' not in head:
-        raise UpstreamBadResponse(operation, 200, "'results' is not a list of {custom_id, result, error}")
 
 
 @contextlib.contextmanager

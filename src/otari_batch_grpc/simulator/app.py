@@ -302,7 +302,7 @@ def create_app(state: SimState) -> FastAPI:
                 f"Batch '{batch_id}' is not yet complete (status: {status}). "
                 f"Call GET {batches_path}/{batch_id}?provider={provider} to check the current status.",
             )
-        return reply({"results": state.results(batch)})
+        return reply({**state.results_prefix, "results": state.results(batch)})
 
     @app.get("/health/liveness")
     async def liveness() -> str:

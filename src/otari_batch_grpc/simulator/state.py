@@ -97,6 +97,8 @@ class SimState:
     batches: dict[str, SimBatch] = field(default_factory=dict)
     order: list[str] = field(default_factory=list)  # creation order, oldest first
     faults: list[Fault] = field(default_factory=list)
+    # Keys the results document carries before `results` (a gateway of another layout); tests set it.
+    results_prefix: dict[str, Any] = field(default_factory=dict)
     requests_seen: Counter[str] = field(default_factory=Counter)
     disconnects: int = 0
     # Where the batches are kept across restarts (JSON, written atomically after every change); None: memory only.
