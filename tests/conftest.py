@@ -76,10 +76,22 @@ class Sim:
         (await self.http.delete("/_simulator/budget", params=params)).raise_for_status()
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A module with `BOTH_API_ROOTS = True` runs each of its tests against a gateway on /v1 and one on /api/v1
+    (the service finds which at start: GATEWAY_API_ROOT=auto)."""
+    if "api_root" in metafunc.fixturenames and getattr(metafunc.module, "BOTH_API_ROOTS", False):
+        metafunc.parametrize("api_root", ["/v1", "/api/v1"], indirect=True)
+
+
 @pytest.fixture
-async def sim() -> AsyncIterator[Sim]:
+def api_root(request: pytest.FixtureRequest) -> str:
+    return str(getattr(request, "param", "/v1"))
+
+
+@pytest.fixture
+async def sim(api_root: str) -> AsyncIterator[Sim]:
     # Batches stay in `validating` unless a test moves the clock or forces a status.
-    state = SimState(stage_seconds=3600)
+    state = SimState(stage_seconds=3600, api_root=api_root)
     async with running_simulator(state) as url, httpx.AsyncClient(base_url=url) as http:
         yield Sim(url=url, state=state, http=http)
 

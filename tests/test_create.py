@@ -14,6 +14,9 @@ from tests.conftest import ALICE, MASTER, Sim, body, create_request, details
 if TYPE_CHECKING:
     from otari_batch_grpc.v1.batch_service_pb2_grpc import BatchServiceAsyncStub as Stub
 
+# The gateway-facing core runs against both API roots the otari ecosystem serves.
+BOTH_API_ROOTS = True
+
 
 async def test_create_returns_the_gateways_batch(stub: Stub, sim: Sim) -> None:
     request = create_request(3, metadata={"suite": "proof"}, completion_window="24h")

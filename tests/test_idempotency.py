@@ -16,6 +16,9 @@ from tests.conftest import ALICE, BOB, Sim, connect, create_request, details, ma
 if TYPE_CHECKING:
     from otari_batch_grpc.v1.batch_service_pb2_grpc import BatchServiceAsyncStub as Stub
 
+# The gateway-facing core runs against both API roots the otari ecosystem serves.
+BOTH_API_ROOTS = True
+
 
 def _rid() -> str:
     return str(uuid.uuid4())

@@ -15,6 +15,9 @@ from tests.conftest import ALICE, BOB, Sim, create_request, details
 if TYPE_CHECKING:
     from otari_batch_grpc.v1.batch_service_pb2_grpc import BatchServiceAsyncStub as Stub
 
+# The gateway-facing core runs against both API roots the otari ecosystem serves.
+BOTH_API_ROOTS = True
+
 
 async def _create(stub: Stub, who: tuple[tuple[str, str], ...] = ALICE, n: int = 2) -> batch_pb2.Batch:
     return (await stub.CreateBatch(create_request(n), metadata=who)).batch

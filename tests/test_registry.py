@@ -18,6 +18,9 @@ from tests.conftest import ALICE, BOB, MASTER, Sim, connect, create_request, det
 if TYPE_CHECKING:
     from otari_batch_grpc.v1.batch_service_pb2_grpc import BatchServiceAsyncStub as Stub
 
+# The gateway-facing core runs against both API roots the otari ecosystem serves.
+BOTH_API_ROOTS = True
+
 Who = tuple[tuple[str, str], ...]
 
 

@@ -16,6 +16,9 @@ from tests.conftest import ALICE, BOB, Sim, body, create_request, details, event
 if TYPE_CHECKING:
     from otari_batch_grpc.v1.batch_service_pb2_grpc import BatchServiceAsyncStub as Stub
 
+# The gateway-facing core runs against both API roots the otari ecosystem serves.
+BOTH_API_ROOTS = True
+
 
 async def _completed(stub: Stub, sim: Sim, request: pb.CreateBatchRequest) -> batch_pb2.Batch:
     batch = (await stub.CreateBatch(request, metadata=ALICE)).batch

@@ -319,7 +319,7 @@ async def test_the_readmes_grpcurl_lines_work(server: BatchServer) -> None:
     readme = (ROOT / "README.md").read_text()
     block = readme.split("With grpcurl")[1].split("```sh")[1].split("```")[0]
     lines = [line for line in block.splitlines() if line.startswith("grpcurl ")]
-    assert len(lines) == 4
+    assert len(lines) == 5
     outputs = []
     for line in lines:
         args = shlex.split(line.replace("127.0.0.1:50051", f"127.0.0.1:{server.port}"))[1:]
@@ -327,9 +327,11 @@ async def test_the_readmes_grpcurl_lines_work(server: BatchServer) -> None:
             str(GRPCURL), *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
         )
         out, err = await asyncio.wait_for(process.communicate(), 60)
-        assert process.returncode == 0, (line, err.decode())
-        outputs.append(out.decode())
-    listed, described, batches, health = outputs
+        outputs.append(out.decode() + err.decode())
+        assert (process.returncode == 0) == (line != lines[-1]), (line, err.decode())
+    listed, described, batches, health, error = outputs
+    assert "Code: InvalidArgument" in error
+    assert "google.rpc.ErrorInfo" in error and "google.rpc.BadRequest" in error and '"page_size"' in error
     assert SERVICE_NAME in listed and "grpc.reflection.v1.ServerReflection" in listed
     assert "// A batch as the gateway reports it." in described  # the .proto comments come through
     assert json.loads(batches) == {}  # a new caller has none (an empty message prints as {})

@@ -16,6 +16,9 @@ from tests.conftest import ALICE, Sim, connect, create_request, details, eventua
 if TYPE_CHECKING:
     from otari_batch_grpc.v1.batch_service_pb2_grpc import BatchServiceAsyncStub as Stub
 
+# The gateway-facing core runs against both API roots the otari ecosystem serves.
+BOTH_API_ROOTS = True
+
 ROWS = [
     # (gateway status, detail, gRPC code, ErrorInfo reason, has RetryInfo)
     (400, "'nosuch' is not a supported provider.", grpc.StatusCode.INVALID_ARGUMENT, "GATEWAY_REJECTED_REQUEST", False),

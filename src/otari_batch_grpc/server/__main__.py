@@ -50,7 +50,13 @@ async def serve(settings: config.Settings) -> None:
     async with _gateway(settings) as gateway_url:
         server = BatchServer(settings, gateway_url=gateway_url)
         port = await server.start()
-        log.info("otari-batch-grpc serving on %s (port %d), gateway %s", settings.grpc_listen, port, gateway_url)
+        log.info(
+            "otari-batch-grpc serving on %s (port %d), gateway %s%s",
+            settings.grpc_listen,
+            port,
+            gateway_url,
+            server.gateway.api_root,
+        )
         await stop.wait()
         log.info("shutting down: health NOT_SERVING, ending streams, %.1fs grace", settings.shutdown_grace)
         await server.stop()

@@ -15,11 +15,12 @@ from otari_batch_grpc.server import reflection
 from otari_batch_grpc.server.auth import OwnerHasher, load_owner_secret
 from otari_batch_grpc.server.config import Settings
 from otari_batch_grpc.server.core import CorePolicy
-from otari_batch_grpc.server.gateway import GatewayClient
+from otari_batch_grpc.server.gateway import API_ROOTS, GatewayClient
 from otari_batch_grpc.server.results import ResultsPolicy
 from otari_batch_grpc.server.rpc import register
 from otari_batch_grpc.server.service import BatchService
 from otari_batch_grpc.server.store import Store
+from otari_batch_grpc.server.upstream import UpstreamError
 from otari_batch_grpc.server.watch import WatchPolicy
 from otari_batch_grpc.v1 import batch_service_pb2
 
@@ -40,6 +41,8 @@ class BatchServer:
             timeout=settings.upstream_timeout,
             results_timeout=settings.results_timeout,
             max_connections=settings.upstream_max_connections,
+            api_root="/v1" if settings.gateway_api_root == "auto" else settings.gateway_api_root,
+            platform_token=settings.platform_token,
         )
         self.health = HealthServicer()
         self.port = 0
@@ -62,6 +65,7 @@ class BatchServer:
     async def start(self) -> int:
         """Open the state, bind and serve; returns the bound port (useful with port 0)."""
         settings = self.settings
+        await self._find_api_root()
         self._store = await Store.open(settings.state_db)
         try:
             secret = await load_owner_secret(settings.owner_secret, settings.state_db)
@@ -160,6 +164,29 @@ class BatchServer:
                 log.log(logging.INFO if now else logging.WARNING, "gateway reachable: %s", now)
                 reachable = now
             await self._set_health(now)
+
+    async def _find_api_root(self) -> None:
+        """GATEWAY_API_ROOT=auto: ask the gateway which root serves the batch routes (and say which in the log)."""
+        if self.settings.gateway_api_root != "auto":
+            log.info("gateway API root %s (set by GATEWAY_API_ROOT)", self.gateway.api_root)
+            return
+        try:
+            root = await self.gateway.find_api_root(within=5.0)
+        except UpstreamError:
+            log.warning(
+                "the gateway at %s does not answer; assuming API root %s (set GATEWAY_API_ROOT to be sure)",
+                self.gateway.base_url,
+                self.gateway.api_root,
+            )
+            return
+        if root is None:
+            await self.gateway.aclose()
+            raise OSError(
+                f"the gateway at {self.gateway.base_url} serves neither {API_ROOTS[0]}/batches nor "
+                f"{API_ROOTS[1]}/batches (both answered 404): is GATEWAY_URL the gateway's origin?"
+            )
+        self.gateway.api_root = root
+        log.info("gateway API root %s (found at start; GATEWAY_API_ROOT=auto)", root)
 
     async def _sweep(self) -> None:
         """Retention: forget what is past its time, at start and then every `sweep_interval`."""

@@ -25,13 +25,27 @@ class Settings:
     """Everything the service can be told. Each field has a flag and an environment variable."""
 
     gateway_url: str | None = _opt(
-        None, "Base URL of the otari gateway. Unset: start the built-in gateway simulator and proxy that."
+        None,
+        "Base URL (origin) of the otari gateway or platform, e.g. https://api.otari.ai (also read from the SDK's "
+        "GATEWAY_API_BASE). Unset: start the built-in gateway simulator and proxy that.",
+    )
+    gateway_api_root: str = _opt(
+        "auto",
+        "Where the batch routes live: /v1 (the self-hosted gateway), /api/v1 (the otari platform, newer "
+        "gateways), or auto: ask the gateway at start.",
     )
     grpc_listen: str = _opt("127.0.0.1:50051", "host:port the gRPC server binds.")
     state_db: Path = _opt(Path("state/otari-batch-grpc.db"), "SQLite database holding the service's state.")
     service_key: str | None = _opt(
         None,
-        "An otari key used for calls that bring no credential of their own. Unset: such calls are refused.",
+        "An otari API key used for calls that bring no credential of their own (also read from the SDK's "
+        "GATEWAY_API_KEY). Unset: such calls are refused.",
+        secret=True,
+    )
+    platform_token: str | None = _opt(
+        None,
+        "An otari platform token (also read from the SDK's OTARI_AI_TOKEN, or the legacy GATEWAY_PLATFORM_TOKEN): "
+        "sent as Authorization: Bearer on every call, the caller's API key then going in Otari-Key.",
         secret=True,
     )
     owner_secret: str | None = _opt(
@@ -95,6 +109,8 @@ class Settings:
     )
 
     def __post_init__(self) -> None:
+        if self.gateway_api_root not in ("auto", "/v1", "/api/v1"):
+            raise ConfigError(f"GATEWAY_API_ROOT must be auto, /v1 or /api/v1, got {self.gateway_api_root!r}")
         if self.gateway_url is not None and not self.gateway_url.startswith(("http://", "https://")):
             raise ConfigError(f"GATEWAY_URL must start with http:// or https://, got {self.gateway_url!r}")
         for name in (
@@ -162,6 +178,14 @@ def _env_name(field_name: str) -> str:
     return field_name.upper()
 
 
+# The names the otari SDKs read, accepted after ours (ours win; among these, the first set wins).
+SDK_NAMES: dict[str, tuple[str, ...]] = {
+    "gateway_url": ("GATEWAY_API_BASE",),
+    "service_key": ("GATEWAY_API_KEY",),
+    "platform_token": ("OTARI_AI_TOKEN", "GATEWAY_PLATFORM_TOKEN"),
+}
+
+
 def load(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
     """Settings from flags, then environment variables, then defaults. Raises ConfigError or exits on --help."""
     environ = os.environ if environ is None else environ
@@ -184,8 +208,9 @@ def load(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     values: dict[str, object] = {}
     for setting in fields(Settings):
         raw = args[setting.name]
-        if raw is None:
-            raw = environ.get(_env_name(setting.name)) or None
+        for name in (_env_name(setting.name), *SDK_NAMES.get(setting.name, ())):
+            if raw is None:
+                raw = environ.get(name) or None
         if raw is None:
             continue
         values[setting.name] = _parse(setting.name, raw, getattr(defaults, setting.name))

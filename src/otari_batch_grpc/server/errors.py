@@ -133,6 +133,7 @@ class _Mapping:
 HTTP_STATUS_TABLE: Mapping[int, _Mapping] = {
     400: _Mapping(Code.INVALID_ARGUMENT, "GATEWAY_REJECTED_REQUEST"),
     401: _Mapping(Code.UNAUTHENTICATED, "GATEWAY_UNAUTHENTICATED"),
+    402: _Mapping(Code.FAILED_PRECONDITION, "PAYMENT_REQUIRED"),  # the platform: insufficient funds
     403: _Mapping(Code.PERMISSION_DENIED, "GATEWAY_PERMISSION_DENIED"),
     404: _Mapping(Code.NOT_FOUND, "BATCH_NOT_FOUND"),
     409: _Mapping(Code.FAILED_PRECONDITION, "BATCH_NOT_COMPLETED"),
@@ -144,6 +145,12 @@ HTTP_STATUS_TABLE: Mapping[int, _Mapping] = {
     504: _Mapping(Code.DEADLINE_EXCEEDED, "GATEWAY_TIMEOUT"),
 }
 _OTHER_4XX = _Mapping(Code.FAILED_PRECONDITION, "GATEWAY_REJECTED_REQUEST")
+# A 403 that is a budget refusal, not a missing permission (otari's budget_service words it "User '…' has exceeded
+# budget limit" and sends Otari-Error-Code: budget_exceeded), or a user the gateway blocked.
+_BUDGET_EXCEEDED = _Mapping(Code.RESOURCE_EXHAUSTED, "BUDGET_EXCEEDED")
+_USER_BLOCKED = _Mapping(Code.PERMISSION_DENIED, "USER_BLOCKED")
+_BUDGET_WORDS = re.compile(r"exceeded (its |the |their )?budget|budget (limit )?exceeded|over budget", re.I)
+_BLOCKED_WORDS = re.compile(r"\bis blocked\b|\bblocked user\b", re.I)
 _OTHER_5XX = _Mapping(Code.UNAVAILABLE, "GATEWAY_UNAVAILABLE", retryable=True)
 
 # Where FastAPI's 422 `loc` names a gateway parameter, the name of the same thing in this contract.
@@ -195,7 +202,13 @@ def from_upstream(exc: UpstreamError) -> ServiceError:
 def _from_http(exc: UpstreamHTTPError, meta: dict[str, str]) -> ServiceError:
     status, detail = exc.status, exc.detail_text
     mapping = HTTP_STATUS_TABLE.get(status) or (_OTHER_4XX if 400 <= status < 500 else _OTHER_5XX)
+    if status == 403 and (exc.error_code == "budget_exceeded" or _BUDGET_WORDS.search(detail)):
+        mapping = _BUDGET_EXCEEDED
+    elif status == 403 and (exc.error_code == "user_blocked" or _BLOCKED_WORDS.search(detail)):
+        mapping = _USER_BLOCKED
     meta = {**meta, "http_status": str(status)}
+    if exc.attempt_id:
+        meta["otari_attempt_id"] = exc.attempt_id
     message = f"The gateway answered {status}: {detail}"
     violations: list[FieldViolation] = []
     if status in (400, 422):

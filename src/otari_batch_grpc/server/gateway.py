@@ -30,8 +30,10 @@ from otari_batch_grpc.server.upstream import (
 
 JSON = dict[str, Any]
 
-# The HTTP status of the last gateway answer in this task, for the per-RPC log line.
+# The HTTP status of the last gateway answer in this task, and its Otari-Attempt-ID, for the per-RPC log line.
 last_upstream_status: ContextVar[int | None] = ContextVar("last_upstream_status", default=None)
+last_upstream_attempt: ContextVar[str | None] = ContextVar("last_upstream_attempt", default=None)
+API_ROOTS = ("/api/v1", "/v1")
 
 # Bodies larger than this are parsed off the event loop.
 _PARSE_IN_THREAD_BYTES = 256 * 1024
@@ -48,9 +50,13 @@ class GatewayClient:
         results_timeout: float,
         max_connections: int = 100,
         transport: httpx.AsyncBaseTransport | None = None,
+        api_root: str = "/v1",
+        platform_token: str | None = None,
     ) -> None:
         self._timeout = timeout
         self._results_timeout = results_timeout
+        self.api_root = api_root  # "/v1" (the self-hosted gateway) or "/api/v1" (the otari platform, newer gateways)
+        self._platform_token = platform_token
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             timeout=timeout,
@@ -67,17 +73,37 @@ class GatewayClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
+    async def find_api_root(self, *, within: float) -> str | None:
+        """Which root serves the batch routes: `/api/v1` (the platform and newer gateways) or `/v1`; None when the
+        gateway answers but serves neither. An OPTIONS request touches no route handler: a served path answers 405
+        (or 200), an unknown one 404. Raises UpstreamUnreachable when nothing answers."""
+        for root in API_ROOTS:
+            try:
+                response = await self._http.options(f"{root}/batches", timeout=within)
+            except httpx.HTTPError as exc:
+                raise UpstreamUnreachable("probe", type(exc).__name__) from None
+            if response.status_code != 404:
+                return root
+        return None
+
+    def _headers(self, key: str) -> dict[str, str]:
+        """The caller's key as the gateway takes it. With a platform token, the token is the Authorization and the
+        key goes in Otari-Key, as the otari SDK sends them; without one, the key is the bearer token."""
+        if self._platform_token:
+            return {"authorization": f"Bearer {self._platform_token}", "otari-key": f"Bearer {key}"}
+        return {"authorization": f"Bearer {key}"}
+
     async def create_batch(self, key: str, body: JSON, *, time_left: float | None) -> JSON:
-        data = await self._call("create", "POST", "/v1/batches", key, time_left, json_body=body)
+        data = await self._call("create", "POST", f"{self.api_root}/batches", key, time_left, json_body=body)
         return _expect_batch("create", data)
 
     async def get_batch(self, key: str, batch_id: str, provider: str, *, time_left: float | None) -> JSON:
-        path = f"/v1/batches/{_seg(batch_id)}"
+        path = f"{self.api_root}/batches/{_seg(batch_id)}"
         data = await self._call("get", "GET", path, key, time_left, params={"provider": provider}, batch_id=batch_id)
         return _expect_batch("get", data)
 
     async def cancel_batch(self, key: str, batch_id: str, provider: str, *, time_left: float | None) -> JSON:
-        path = f"/v1/batches/{_seg(batch_id)}/cancel"
+        path = f"{self.api_root}/batches/{_seg(batch_id)}/cancel"
         data = await self._call(
             "cancel", "POST", path, key, time_left, params={"provider": provider}, batch_id=batch_id
         )
@@ -89,27 +115,10 @@ class GatewayClient:
         params: dict[str, str | int] = {"provider": provider, "limit": limit}
         if after:
             params["after"] = after
-        data = await self._call("list", "GET", "/v1/batches", key, time_left, params=params)
+        data = await self._call("list", "GET", f"{self.api_root}/batches", key, time_left, params=params)
         items = data.get("data")
         if not isinstance(items, list) or not all(isinstance(i, dict) and "id" in i for i in items):
             raise UpstreamBadResponse("list", 200, "'data' is not a list of batches")
-        return items
-
-    async def batch_results(self, key: str, batch_id: str, provider: str, *, time_left: float | None) -> list[JSON]:
-        path = f"/v1/batches/{_seg(batch_id)}/results"
-        data = await self._call(
-            "results",
-            "GET",
-            path,
-            key,
-            time_left,
-            params={"provider": provider},
-            limit=self._results_timeout,
-            batch_id=batch_id,
-        )
-        items = data.get("results")
-        if not isinstance(items, list) or not all(isinstance(i, dict) and "custom_id" in i for i in items):
-            raise UpstreamBadResponse("results", 200, "'results' is not a list of {custom_id, result, error}")
         return items
 
     @contextlib.asynccontextmanager
@@ -124,9 +133,9 @@ class GatewayClient:
             budget = self._budget(operation, self._results_timeout, time_left)
             request = self._http.build_request(
                 "GET",
-                f"/v1/batches/{_seg(batch_id)}/results",
+                f"{self.api_root}/batches/{_seg(batch_id)}/results",
                 params={"provider": provider},
-                headers={"authorization": f"Bearer {key}"},
+                headers=self._headers(key),
                 timeout=budget,
             )
             try:
@@ -136,15 +145,10 @@ class GatewayClient:
             except httpx.HTTPError as exc:
                 raise UpstreamUnreachable(operation, type(exc).__name__) from None
             try:
-                last_upstream_status.set(response.status_code)
+                _note(response)
                 if response.status_code != 200:
                     await response.aread()
-                    raise UpstreamHTTPError(
-                        operation,
-                        response.status_code,
-                        _detail(response),
-                        _retry_after(response.headers.get("retry-after")),
-                    )
+                    raise _http_error(operation, response)
                 async with contextlib.aclosing(_result_items(response, budget)) as items:
                     yield items  # closed here, in this task: left to the garbage collector, it would close elsewhere
             finally:
@@ -160,10 +164,10 @@ class GatewayClient:
     async def ping(self, *, within: float) -> bool:
         """Whether the gateway answers HTTP at all (any status below 500 counts) within `within` seconds."""
         try:
-            response = await self._http.get("/health/liveness", timeout=within)
+            response = await self._http.options(f"{self.api_root}/batches", timeout=within)
         except httpx.HTTPError:
             return False
-        return response.status_code < 500
+        return response.status_code < 500 and response.status_code != 404  # it serves the batch routes
 
     async def _call(
         self,
@@ -185,7 +189,7 @@ class GatewayClient:
                     raise UpstreamTimeout(operation, 0)
                 budget = min(budget, time_left)
             content = None
-            headers = {"authorization": f"Bearer {key}"}
+            headers = self._headers(key)
             if json_body is not None:
                 content = await _dumps(json_body)
                 headers["content-type"] = "application/json"
@@ -197,14 +201,9 @@ class GatewayClient:
                 raise UpstreamTimeout(operation, budget) from None
             except httpx.HTTPError as exc:
                 raise UpstreamUnreachable(operation, type(exc).__name__) from None
-            last_upstream_status.set(response.status_code)
+            _note(response)
             if response.status_code != 200:
-                raise UpstreamHTTPError(
-                    operation,
-                    response.status_code,
-                    _detail(response),
-                    _retry_after(response.headers.get("retry-after")),
-                )
+                raise _http_error(operation, response)
             try:
                 data = await _loads(response.content)
             except ValueError:
@@ -291,6 +290,20 @@ def _expect_batch(operation: str, data: JSON) -> JSON:
     if not isinstance(data.get("id"), str) or not isinstance(data.get("status"), str):
         raise UpstreamBadResponse(operation, 200, "not a batch object (no string 'id' and 'status')")
     return data
+
+
+def _note(response: httpx.Response) -> None:
+    last_upstream_status.set(response.status_code)
+    last_upstream_attempt.set(response.headers.get("otari-attempt-id"))
+
+
+def _http_error(operation: str, response: httpx.Response) -> UpstreamHTTPError:
+    error = UpstreamHTTPError(
+        operation, response.status_code, _detail(response), _retry_after(response.headers.get("retry-after"))
+    )
+    error.error_code = response.headers.get("otari-error-code")
+    error.attempt_id = response.headers.get("otari-attempt-id")
+    return error
 
 
 def _detail(response: httpx.Response) -> object:

@@ -18,7 +18,7 @@ from grpc import aio
 from grpc_status import rpc_status
 
 from otari_batch_grpc.server.errors import ServiceError, from_upstream, internal, shutting_down
-from otari_batch_grpc.server.gateway import last_upstream_status
+from otari_batch_grpc.server.gateway import last_upstream_attempt, last_upstream_status
 from otari_batch_grpc.server.upstream import UpstreamError
 
 log = logging.getLogger("otari_batch_grpc.rpc")
@@ -81,6 +81,7 @@ def _log_call(method: str, code: grpc.StatusCode, started: float, peer: str) -> 
         "code": code.name,
         "duration_ms": round((time.perf_counter() - started) * 1000, 2),
         "upstream_status": last_upstream_status.get(),
+        "upstream_attempt_id": last_upstream_attempt.get(),
         "peer": peer,
     }
     log.info(json.dumps(record))
@@ -97,6 +98,7 @@ def unary(
         started = time.perf_counter()
         peer = context.peer()  # read now: after a client cancels, the call's peer is gone (grpcio crashes on it)
         last_upstream_status.set(None)
+        last_upstream_attempt.set(None)
         code = grpc.StatusCode.OK
         try:
             return await handler(self, request, context)
@@ -125,6 +127,7 @@ def server_stream(
         started = time.perf_counter()
         peer = context.peer()  # read now: after a client cancels, the call's peer is gone (grpcio crashes on it)
         last_upstream_status.set(None)
+        last_upstream_attempt.set(None)
         code = grpc.StatusCode.OK
         task = asyncio.current_task()
         assert task is not None

@@ -49,6 +49,8 @@ class UpstreamHTTPError(UpstreamError):
         self.status = status
         self.detail = detail
         self.retry_after = retry_after
+        self.error_code: str | None = None  # the gateway's Otari-Error-Code header (e.g. budget_exceeded)
+        self.attempt_id: str | None = None  # its Otari-Attempt-ID: where to look on the gateway's side
         self.field_errors: list[tuple[Sequence[object], str]] = []
         if isinstance(detail, list):
             for item in detail:

@@ -109,6 +109,7 @@ class FaultSpec(BaseModel):
     drop_after_create: bool = False
     times: int | None = None
     provider: str | None = None
+    headers: dict[str, str] | None = None
 
 
 def create_app(state: SimState) -> FastAPI:
@@ -159,6 +160,7 @@ def create_app(state: SimState) -> FastAPI:
             return PlainTextResponse("<html>upstream went sideways</html>", status_code=fault.status or 200)
         if fault.status is not None:
             headers = {"retry-after": fault.retry_after} if fault.retry_after else {}
+            headers.update(fault.headers or {})
             return JSONResponse({"detail": fault.detail}, status_code=fault.status, headers=headers)
         if fault.drop_after_create:
             request.state.drop_after_create = True

@@ -56,6 +56,7 @@ class Fault:
     drop_after_create: bool = False
     times: int | None = None
     provider: str | None = None  # only calls with this ?provider= (a provider that is down)
+    headers: dict[str, str] | None = None  # response headers of the fault's answer
 
     def matches(self, op: str) -> bool:
         return (self.op in ("*", op)) and (self.times is None or self.times > 0)
