@@ -202,10 +202,10 @@ def from_upstream(exc: UpstreamError) -> ServiceError:
 def _from_http(exc: UpstreamHTTPError, meta: dict[str, str]) -> ServiceError:
     status, detail = exc.status, exc.detail_text
     mapping = HTTP_STATUS_TABLE.get(status) or (_OTHER_4XX if 400 <= status < 500 else _OTHER_5XX)
-    if status == 403 and (exc.error_code == "budget_exceeded" or _BUDGET_WORDS.search(detail)):
-        mapping = _BUDGET_EXCEEDED
-    elif status == 403 and (exc.error_code == "user_blocked" or _BLOCKED_WORDS.search(detail)):
+    if status == 403 and (exc.error_code == "user_blocked" or _BLOCKED_WORDS.search(detail)):
         mapping = _USER_BLOCKED
+    elif status == 403 and (exc.error_code == "budget_exceeded" or _BUDGET_WORDS.search(detail)):
+        mapping = _BUDGET_EXCEEDED
     meta = {**meta, "http_status": str(status)}
     if exc.attempt_id:
         meta["otari_attempt_id"] = exc.attempt_id
