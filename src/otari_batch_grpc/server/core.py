@@ -177,6 +177,9 @@ class Batches:
 
     async def trusted_terminal(self, caller: Caller, batch_id: str, provider: str) -> batch_pb2.Batch | None:
         """The stored state of a terminal batch (it never changes), if this caller may have it."""
+        known = self._latest.get(batch_id)
+        if known is not None and not known.terminal:
+            return None  # live as last seen (every state enters through here): no store read on the hot path
         record = await self.store.batch(batch_id)
         if record is None or not record.terminal or record.provider.lower() != provider.lower():
             return None
