@@ -220,7 +220,8 @@ class BatchService:
         validation.check_batch_ref(request.batch_id, request.provider)
         timeout = self.wait_default_seconds
         if request.HasField("timeout"):
-            timeout = validation.wait_timeout(request.timeout.ToTimedelta().total_seconds(), WAIT_MAX_SECONDS)
+            given = request.timeout.seconds + request.timeout.nanos / 1e9
+            timeout = validation.wait_timeout(given, WAIT_MAX_SECONDS)
         caller = self._caller(context)
         provider = await self.core.provider_of(caller, request.batch_id, request.provider)
         budget = [t for t in (timeout, _margin(context.time_remaining())) if t is not None]

@@ -6,6 +6,7 @@ import base64
 import binascii
 import hashlib
 import json
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -38,7 +39,9 @@ def list_position(token: str, provider: str) -> tuple[float, float, str]:
     data = _decode(token, "page_token", "pass next_page_token as given")
     at, seen, after, issued_for = data.get("at"), data.get("seen"), data.get("after"), data.get("provider")
     numbers = (at, seen)
-    if any(not isinstance(n, int | float) or isinstance(n, bool) for n in numbers) or not isinstance(after, str):
+    if any(not isinstance(n, int | float) or isinstance(n, bool) or not math.isfinite(n) for n in numbers) or not (
+        isinstance(after, str)
+    ):
         raise invalid_argument([FieldViolation("page_token", "is not a token this service issued")])
     if not isinstance(issued_for, str):
         raise invalid_argument([FieldViolation("page_token", "is not a token this service issued")])
@@ -59,7 +62,7 @@ def rev_of_resume_token(token: str, batch_id: str) -> int:
     """The revision a WatchBatch resume_token was issued after, for the same batch."""
     data = _decode(token, "resume_token", "pass an event's resume_token as given")
     rev, issued_for = data.get("rev"), data.get("batch")
-    if not isinstance(rev, int) or isinstance(rev, bool) or rev < 0 or not isinstance(issued_for, str):
+    if not isinstance(rev, int) or isinstance(rev, bool) or not 0 <= rev < 2**62 or not isinstance(issued_for, str):
         raise invalid_argument([FieldViolation("resume_token", "is not a token this service issued")])
     if issued_for != batch_id:
         raise invalid_argument([FieldViolation("resume_token", f"was issued for batch {issued_for}, not {batch_id}")])
@@ -74,7 +77,7 @@ def many_resume_token(seq: int, batch_ids: Sequence[str]) -> str:
 def seq_of_many_resume_token(token: str, batch_ids: Sequence[str]) -> int:
     data = _decode(token, "resume_token", "pass an event's resume_token as given")
     seq, digest = data.get("seq"), data.get("set")
-    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0 or not isinstance(digest, str):
+    if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq < 2**62 or not isinstance(digest, str):
         raise invalid_argument([FieldViolation("resume_token", "is not a WatchBatches token this service issued")])
     if digest != _set_digest(batch_ids):
         raise invalid_argument(

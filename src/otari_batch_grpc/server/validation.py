@@ -6,8 +6,11 @@ violations of a request are reported together, in a google.rpc.BadRequest.
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Sequence
+
+from google.protobuf import struct_pb2
 
 from otari_batch_grpc.server.errors import FieldViolation, invalid_argument
 from otari_batch_grpc.v1 import batch_service_pb2
@@ -91,6 +94,7 @@ def check_watch_many(batch_ids: Sequence[str], limit: int) -> None:
 
 
 def wait_timeout(seconds: float, limit: float) -> float:
+    """`seconds` from a Duration's own fields (ToTimedelta overflows on a Duration of 2^62 s)."""
     if seconds <= 0:
         _raise([FieldViolation("timeout", "must be positive; leave it unset for the default")])
     return min(seconds, limit)
@@ -106,9 +110,26 @@ def _raise(problems: list[FieldViolation]) -> None:
         raise invalid_argument(problems)
 
 
+def _non_finite(struct: struct_pb2.Struct, path: str) -> str | None:
+    """The path of the first NaN or infinite number in a Struct, if any (a Struct number is a double)."""
+    todo: list[tuple[struct_pb2.Value, str]] = [(value, f"{path}.{key}") for key, value in struct.fields.items()]
+    while todo:
+        value, where = todo.pop()
+        kind = value.WhichOneof("kind")
+        if kind == "number_value" and not math.isfinite(value.number_value):
+            return where
+        if kind == "struct_value":
+            todo.extend((v, f"{where}.{k}") for k, v in value.struct_value.fields.items())
+        elif kind == "list_value":
+            todo.extend((v, f"{where}[{i}]") for i, v in enumerate(value.list_value.values))
+    return None
+
+
 def _check_id(name: str, value: str, problems: list[FieldViolation]) -> None:
     if not value.strip():
         problems.append(FieldViolation(name, "is required"))
+    elif value in (".", ".."):  # a path segment the URL would resolve away: it would address another route
+        problems.append(FieldViolation(name, f"{value!r} is not an id"))
     elif len(value) > MAX_ID_CHARS or any(c.isspace() or not c.isprintable() for c in value):
         problems.append(FieldViolation(name, f"must be at most {MAX_ID_CHARS} printable characters, no spaces"))
 
@@ -151,6 +172,8 @@ def _check_requests(request: batch_service_pb2.CreateBatchRequest, problems: lis
             first_seen[item.custom_id] = i
         if not item.body.fields:
             problems.append(FieldViolation(f"{where}.body", "is required: the chat-completion request body"))
+        elif (bad := _non_finite(item.body, f"{where}.body")) is not None:
+            problems.append(FieldViolation(bad, "must be a finite number: JSON has no NaN or Infinity"))
         if len(problems) >= 100:  # enough to act on; a 10,000-item mistake need not echo 10,000 times
             return
 
