@@ -82,6 +82,7 @@ class Batches:
         self._entering = asyncio.Lock()
         self._latest: OrderedDict[str, Observation] = OrderedDict()
         self._checked: OrderedDict[tuple[str, str], float] = OrderedDict()  # (batch, owner) -> access written at
+        self._owner_checked: dict[str, float] = {}  # owner -> when the gateway last showed it anything
 
     # -- the one path in -------------------------------------------------------------------------------------
     async def enter(
@@ -115,6 +116,8 @@ class Batches:
                     self.hub.publish(observation)  # saved: now announced, in the order saved
                 self._checked[(batch.id, owner)] = now
                 self._checked.move_to_end((batch.id, owner))
+            if batches:
+                self._owner_checked[owner] = now
                 result.append(observation)
             while len(self._checked) > _LATEST_CACHED:
                 self._checked.popitem(last=False)
@@ -271,7 +274,7 @@ class Batches:
             for name in providers:
                 if not await self._discover(caller, name, time_left):
                     incomplete.append(name)
-        elif not await self._recently_verified(caller):
+        elif time.time() - self._owner_checked.get(caller.owner, 0.0) >= self.policy.owner_trust_seconds:
             await self._reverify(caller, providers, time_left)
         records = await self.store.list_for(caller.owner, provider or None, before=before, limit=page_size + 1)
         batches = [batch_pb2.Batch.FromString(r.snapshot) for r in records[:page_size]]
@@ -295,15 +298,12 @@ class Batches:
         await self.enter([convert.batch_from_json(item) for item in items], provider, caller.owner)
         return True
 
-    async def _recently_verified(self, caller: Caller) -> bool:
-        newest = max((at for (_, owner), at in self._checked.items() if owner == caller.owner), default=0.0)
-        return time.time() - newest < self.policy.owner_trust_seconds
-
     async def _reverify(self, caller: Caller, providers: Sequence[str], time_left: float | None) -> None:
         """A later page from the registry: make sure the gateway still takes this caller's key."""
         for name in providers[:1]:
             with upstream_errors():
                 await self.gateway.list_batches(caller.key, name, after=None, limit=1, time_left=time_left)
+            self._owner_checked[caller.owner] = time.time()
 
     # -- retention -----------------------------------------------------------------------------------------
     async def sweep(self, now: float | None = None) -> int:
@@ -316,6 +316,7 @@ class Batches:
         )
         self._latest.clear()
         self._checked.clear()
+        self._owner_checked.clear()
         return gone
 
 

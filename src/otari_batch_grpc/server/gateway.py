@@ -155,6 +155,7 @@ class GatewayClient:
                 await response.aclose()
 
     def _budget(self, operation: str, limit: float, time_left: float | None) -> float:
+        """The seconds a call may take: the limit, shortened by the caller's deadline."""
         if time_left is None:
             return limit
         if time_left <= 0:
@@ -179,15 +180,10 @@ class GatewayClient:
         *,
         params: dict[str, str | int] | None = None,
         json_body: JSON | None = None,
-        limit: float | None = None,
         batch_id: str | None = None,
     ) -> JSON:
         with _about(batch_id):
-            budget = limit or self._timeout
-            if time_left is not None:
-                if time_left <= 0:
-                    raise UpstreamTimeout(operation, 0)
-                budget = min(budget, time_left)
+            budget = self._budget(operation, self._timeout, time_left)
             content = None
             headers = self._headers(key)
             if json_body is not None:

@@ -8,10 +8,10 @@ request_id stamped into its metadata, and creates only if it is not there.
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from otari_batch_grpc.server import convert
-from otari_batch_grpc.server.core import Caller, upstream_errors
+from otari_batch_grpc.server.core import Batches, Caller, upstream_errors
 from otari_batch_grpc.server.errors import Code, ServiceError, from_upstream
 from otari_batch_grpc.server.locks import KeyedLocks
 from otari_batch_grpc.server.store import Claim
@@ -27,9 +27,6 @@ RECOVERY_RETRY_SECONDS = 30.0
 NOTHING_CREATED = frozenset({502, 503})
 # The gateway's clock and ours may differ this much.
 CLOCK_SKEW_SECONDS = 300.0
-
-if TYPE_CHECKING:
-    from otari_batch_grpc.server.core import Batches
 
 
 def fingerprint(request: batch_service_pb2.CreateBatchRequest) -> str:

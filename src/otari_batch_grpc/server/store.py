@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -230,13 +230,6 @@ class Store:
         return version
 
     # -- registry and access ------------------------------------------------------------------------------
-    async def record(self, seen: Iterable[SeenBatch], *, owner: str, creator: bool = False) -> None:
-        """Remember batches the gateway just showed `owner`, and that `owner` may see them."""
-        rows = list(seen)
-        if rows:
-            async with self._tx():
-                await self._record(rows, owner, creator)
-
     async def _record(self, rows: Sequence[SeenBatch], owner: str, creator: bool) -> None:
         now = time.time()
         await self._db.executemany(
@@ -436,18 +429,6 @@ class Store:
     async def last_seq(self) -> int:
         value = await self._scalar("SELECT COALESCE(MAX(seq), 0) FROM revisions")
         return int(value) if value is not None else 0
-
-    async def latest_revisions(self, batch_ids: Sequence[str]) -> dict[str, Revision]:
-        """The newest revision of each of these batches that has one."""
-        found: dict[str, Revision] = {}
-        for start in range(0, len(batch_ids), 500):
-            part = batch_ids[start : start + 500]
-            marks = ",".join("?" * len(part))
-            rows = await self._revisions(
-                f"WHERE seq IN (SELECT MAX(seq) FROM revisions WHERE batch_id IN ({marks}) GROUP BY batch_id)", *part
-            )
-            found.update((r.batch_id, r) for r in rows)
-        return found
 
     async def revision_at_or_before(self, batch_id: str, seq: int) -> Revision | None:
         rows = await self._revisions("WHERE batch_id = ? AND seq <= ? ORDER BY seq DESC LIMIT 1", batch_id, seq)
