@@ -96,6 +96,22 @@ async def sim(api_root: str) -> AsyncIterator[Sim]:
         yield Sim(url=url, state=state, http=http)
 
 
+# Watches that see changes within a tenth of a second: for tests of the watch hub.
+FAST = {"watch_poll_min": 0.03, "watch_poll_max": 0.1, "watch_heartbeat": 30.0}
+
+
+@pytest.fixture
+async def fast(sim: Sim, tmp_path: Path) -> AsyncIterator[BatchServer]:
+    async with BatchServer(make_settings(sim.url, tmp_path, **FAST), gateway_url=sim.url) as running:
+        yield running
+
+
+@pytest.fixture
+async def wstub(fast: BatchServer) -> AsyncIterator[Stub]:
+    async with connect(fast.port) as stub:
+        yield stub
+
+
 def clean_env(state_db: Path, **settings: str) -> dict[str, str]:
     """The whole environment of a process a test starts: its own state, and nothing of the developer's (a
     GATEWAY_URL or STATE_DB exported in the shell must not reach it)."""

@@ -16,33 +16,21 @@ import grpc
 import pytest
 
 from otari_batch_grpc.server.app import BatchServer
+from otari_batch_grpc.server.auth import Credential
 from otari_batch_grpc.server.core import Caller
 from otari_batch_grpc.server.watch import Subscriber
 from otari_batch_grpc.v1 import batch_pb2, watch_pb2
 from otari_batch_grpc.v1 import batch_service_pb2 as pb
-from tests.conftest import ALICE, BOB, MASTER, Sim, connect, create_request, make_settings
+from tests.conftest import ALICE, BOB, FAST, MASTER, Sim, connect, create_request, make_settings
 
 if TYPE_CHECKING:
     from otari_batch_grpc.v1.batch_service_pb2_grpc import BatchServiceAsyncStub as Stub
 
-FAST = {"watch_poll_min": 0.03, "watch_poll_max": 0.1, "watch_heartbeat": 30.0}
 SNAPSHOT = watch_pb2.BATCH_EVENT_KIND_SNAPSHOT
 CHANGE = watch_pb2.BATCH_EVENT_KIND_CHANGE
 HEARTBEAT = watch_pb2.BATCH_EVENT_KIND_HEARTBEAT
 UNAVAILABLE = watch_pb2.BATCH_EVENT_KIND_UNAVAILABLE
 REMOVED = watch_pb2.BATCH_EVENT_KIND_REMOVED
-
-
-@pytest.fixture
-async def fast(sim: Sim, tmp_path: Path) -> Any:
-    async with BatchServer(make_settings(sim.url, tmp_path, **FAST), gateway_url=sim.url) as running:
-        yield running
-
-
-@pytest.fixture
-async def fstub(fast: BatchServer) -> Any:
-    async with connect(fast.port) as stub:
-        yield stub
 
 
 async def _create(stub: Stub, who: Any = ALICE, **fields: Any) -> batch_pb2.Batch:
@@ -56,10 +44,10 @@ async def _next(call: Any, within: float = 10.0) -> watch_pb2.BatchEvent:
 
 
 # -- 2: a leave followed by a join ------------------------------------------------------------------------------
-async def test_a_join_right_after_the_last_leave_gets_a_live_loop(fstub: Stub, fast: BatchServer, sim: Sim) -> None:
-    batch = await _create(fstub)
+async def test_a_join_right_after_the_last_leave_gets_a_live_loop(wstub: Stub, fast: BatchServer, sim: Sim) -> None:
+    batch = await _create(wstub)
     core = fast.service.core
-    caller = Caller("sim-key-alice", fast.service.owners.owner_of(_credential("sim-key-alice")))
+    caller = Caller("sim-key-alice", fast.service.owners.owner_of(Credential("sim-key-alice", "authorization")))
     current = await core.fetch(caller, batch.id, "openai", time_left=None)
     first, second = Subscriber(caller.watcher), Subscriber(caller.watcher)
     core.hub.join(first, batch.id, "openai", current)
@@ -78,18 +66,12 @@ async def test_a_join_right_after_the_last_leave_gets_a_live_loop(fstub: Stub, f
     core.hub.leave(second)
 
 
-def _credential(key: str) -> Any:
-    from otari_batch_grpc.server.auth import Credential
-
-    return Credential(key, "authorization")
-
-
 # -- 3: one batch's trouble does not end a many-batch stream -----------------------------------------------------
-async def test_watch_batches_reports_a_batch_the_gateway_forgot_and_goes_on(fstub: Stub, sim: Sim) -> None:
-    keep, lose = await _create(fstub), await _create(fstub)
+async def test_watch_batches_reports_a_batch_the_gateway_forgot_and_goes_on(wstub: Stub, sim: Sim) -> None:
+    keep, lose = await _create(wstub), await _create(wstub)
     del sim.state.batches[lose.id]  # the gateway no longer knows it (a registry entry from another upstream)
     sim.state.order.remove(lose.id)
-    call = fstub.WatchBatches(pb.WatchBatchesRequest(), metadata=ALICE)
+    call = wstub.WatchBatches(pb.WatchBatchesRequest(), metadata=ALICE)
     events = [await _next(call), await _next(call)]
     by_id = {e.batch.id: e for e in events}
     assert by_id[keep.id].kind == SNAPSHOT
@@ -99,7 +81,7 @@ async def test_watch_batches_reports_a_batch_the_gateway_forgot_and_goes_on(fstu
     assert event.batch.id == keep.id and event.batch.status == batch_pb2.BATCH_STATUS_COMPLETED
     call.cancel()
     # Dropped from the set: a new stream of everything does not bring it back.
-    again = fstub.WatchBatches(pb.WatchBatchesRequest(), metadata=ALICE)
+    again = wstub.WatchBatches(pb.WatchBatchesRequest(), metadata=ALICE)
     with pytest.raises(TimeoutError):
         await _next(again, within=0.5)  # nothing live is left to report (keep is completed)
     again.cancel()
@@ -125,10 +107,10 @@ async def test_watch_batches_says_which_batch_is_unavailable_and_keeps_the_rest(
 
 # -- 4: saved, then announced ------------------------------------------------------------------------------------
 async def test_wait_batch_done_means_the_store_holds_the_terminal_state(
-    fstub: Stub, fast: BatchServer, sim: Sim
+    wstub: Stub, fast: BatchServer, sim: Sim
 ) -> None:
-    batch = await _create(fstub)
-    waiting = asyncio.ensure_future(fstub.WaitBatch(pb.WaitBatchRequest(batch_id=batch.id), metadata=ALICE))
+    batch = await _create(wstub)
+    waiting = asyncio.ensure_future(wstub.WaitBatch(pb.WaitBatchRequest(batch_id=batch.id), metadata=ALICE))
     await asyncio.sleep(0.1)
     await sim.force(batch.id, "completed")
     reply = await waiting
@@ -140,35 +122,35 @@ async def test_wait_batch_done_means_the_store_holds_the_terminal_state(
 
 
 # -- 5: the contract and the code agree --------------------------------------------------------------------------
-async def test_a_resume_that_missed_nothing_starts_with_a_snapshot(fstub: Stub) -> None:
-    batch = await _create(fstub)
-    call = fstub.WatchBatch(pb.WatchBatchRequest(batch_id=batch.id), metadata=ALICE)
+async def test_a_resume_that_missed_nothing_starts_with_a_snapshot(wstub: Stub) -> None:
+    batch = await _create(wstub)
+    call = wstub.WatchBatch(pb.WatchBatchRequest(batch_id=batch.id), metadata=ALICE)
     first = await _next(call)
     call.cancel()
-    resumed = fstub.WatchBatch(pb.WatchBatchRequest(batch_id=batch.id, resume_token=first.resume_token), metadata=ALICE)
+    resumed = wstub.WatchBatch(pb.WatchBatchRequest(batch_id=batch.id, resume_token=first.resume_token), metadata=ALICE)
     event = await _next(resumed)
     assert event.kind == SNAPSHOT and event.batch.id == batch.id
     assert event.previous_status == batch_pb2.BATCH_STATUS_UNSPECIFIED
     resumed.cancel()
 
 
-async def test_watch_batches_resumes_with_its_token_and_misses_nothing(fstub: Stub, sim: Sim) -> None:
-    a, b = await _create(fstub), await _create(fstub)
+async def test_watch_batches_resumes_with_its_token_and_misses_nothing(wstub: Stub, sim: Sim) -> None:
+    a, b = await _create(wstub), await _create(wstub)
     ids = [a.id, b.id]
-    call = fstub.WatchBatches(pb.WatchBatchesRequest(batch_ids=ids), metadata=ALICE)
+    call = wstub.WatchBatches(pb.WatchBatchesRequest(batch_ids=ids), metadata=ALICE)
     seen = [await _next(call), await _next(call)]
     token = seen[-1].resume_token
     assert token
     call.cancel()
-    await fstub.CancelBatch(pb.CancelBatchRequest(batch_id=a.id), metadata=ALICE)  # a change while away
-    resumed = fstub.WatchBatches(pb.WatchBatchesRequest(batch_ids=ids, resume_token=token), metadata=ALICE)
+    await wstub.CancelBatch(pb.CancelBatchRequest(batch_id=a.id), metadata=ALICE)  # a change while away
+    resumed = wstub.WatchBatches(pb.WatchBatchesRequest(batch_ids=ids, resume_token=token), metadata=ALICE)
     events = {e.batch.id: e for e in [await _next(resumed), await _next(resumed)]}
     assert events[a.id].kind == CHANGE and events[a.id].batch.status == batch_pb2.BATCH_STATUS_CANCELLING
     assert events[a.id].previous_status == batch_pb2.BATCH_STATUS_VALIDATING
     assert events[b.id].kind == SNAPSHOT
     resumed.cancel()
     with pytest.raises(grpc.aio.AioRpcError) as caught:  # a token is bound to its batch_ids
-        await fstub.WatchBatches(pb.WatchBatchesRequest(batch_ids=[a.id], resume_token=token), metadata=ALICE).read()
+        await wstub.WatchBatches(pb.WatchBatchesRequest(batch_ids=[a.id], resume_token=token), metadata=ALICE).read()
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
@@ -206,10 +188,10 @@ async def test_a_revoked_key_stops_receiving_while_another_key_works(sim: Sim, t
 
 
 # -- 7: retention, and no write per read --------------------------------------------------------------------------
-async def test_retention_forgets_every_table_after_its_time(fstub: Stub, fast: BatchServer, sim: Sim) -> None:
-    batch = await _create(fstub, request_id="6f1c1f0e-3b1a-4c55-9d43-0f5a8e2d7c11")
+async def test_retention_forgets_every_table_after_its_time(wstub: Stub, fast: BatchServer, sim: Sim) -> None:
+    batch = await _create(wstub, request_id="6f1c1f0e-3b1a-4c55-9d43-0f5a8e2d7c11")
     await sim.force(batch.id, "completed")
-    async for _ in fstub.StreamResults(pb.StreamResultsRequest(batch_id=batch.id), metadata=ALICE):
+    async for _ in wstub.StreamResults(pb.StreamResultsRequest(batch_id=batch.id), metadata=ALICE):
         pass
     counts = await fast.store.counts()
     assert all(counts[t] > 0 for t in ("batches", "access", "idempotency", "revisions", "result_sets"))
@@ -219,28 +201,28 @@ async def test_retention_forgets_every_table_after_its_time(fstub: Stub, fast: B
     assert all(n == 0 for n in (await fast.store.counts()).values()), await fast.store.counts()
 
 
-async def test_an_ambiguous_claim_expires(fstub: Stub, fast: BatchServer, sim: Sim) -> None:
+async def test_an_ambiguous_claim_expires(wstub: Stub, fast: BatchServer, sim: Sim) -> None:
     request = create_request(1, request_id="0b8a2f4e-9c3d-4e1f-8a7b-6c5d4e3f2a10")
     await sim.fault(op="create", delay=3.0, times=1)
     with pytest.raises(grpc.aio.AioRpcError):
-        await fstub.CreateBatch(request, metadata=ALICE, timeout=0.3)  # no reply: outcome unknown
+        await wstub.CreateBatch(request, metadata=ALICE, timeout=0.3)  # no reply: outcome unknown
     assert (await fast.store.counts())["idempotency"] == 1
     await fast.service.core.sweep(now=time.time() + 3601)
     assert (await fast.store.counts())["idempotency"] == 0
 
 
-async def test_get_of_an_unchanged_live_batch_writes_nothing(fstub: Stub, fast: BatchServer) -> None:
-    batch = await _create(fstub)
-    await fstub.GetBatch(pb.GetBatchRequest(batch_id=batch.id), metadata=ALICE)
+async def test_get_of_an_unchanged_live_batch_writes_nothing(wstub: Stub, fast: BatchServer) -> None:
+    batch = await _create(wstub)
+    await wstub.GetBatch(pb.GetBatchRequest(batch_id=batch.id), metadata=ALICE)
     writes = fast.store.transactions
     for _ in range(5):
-        await fstub.GetBatch(pb.GetBatchRequest(batch_id=batch.id), metadata=ALICE)
+        await wstub.GetBatch(pb.GetBatchRequest(batch_id=batch.id), metadata=ALICE)
     assert fast.store.transactions == writes
 
 
 # -- 1 (the registry behind it): what Bob was never shown stays his ---------------------------------------------
-async def test_bob_cannot_watch_alices_batch_by_id(fstub: Stub) -> None:
-    batch = await _create(fstub)
+async def test_bob_cannot_watch_alices_batch_by_id(wstub: Stub) -> None:
+    batch = await _create(wstub)
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await fstub.WatchBatches(pb.WatchBatchesRequest(batch_ids=[batch.id]), metadata=BOB).read()
+        await wstub.WatchBatches(pb.WatchBatchesRequest(batch_ids=[batch.id]), metadata=BOB).read()
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT

@@ -8,14 +8,16 @@ dropped batches when the service took an empty upstream page for the end.
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import grpc
 import httpx
 import pytest
 
+from otari_batch_grpc.server.app import BatchServer
 from otari_batch_grpc.v1 import batch_service_pb2 as pb
-from tests.conftest import ALICE, BOB, Sim, create_request
+from tests.conftest import ALICE, BOB, Sim, connect, create_request, make_settings
 
 if TYPE_CHECKING:
     from otari_batch_grpc.v1.batch_service_pb2_grpc import BatchServiceAsyncStub as Stub
@@ -109,3 +111,16 @@ async def test_the_lost_reply_search_never_makes_a_second_batch_behind_other_use
         await stub.CreateBatch(request, metadata=ALICE)
     assert caught.value.code() == grpc.StatusCode.UNAVAILABLE  # unknown: retry later, not a second batch
     assert len(sim.state.batches) == before
+
+
+async def test_a_later_page_rechecks_a_key_past_its_trust(sim: Sim, tmp_path: Path) -> None:
+    settings = make_settings(sim.url, tmp_path, owner_trust_seconds=0)
+    async with BatchServer(settings, gateway_url=sim.url) as server, connect(server.port) as stub:
+        for _ in range(2):
+            await stub.CreateBatch(create_request(1), metadata=ALICE)
+        first = await stub.ListBatches(pb.ListBatchesRequest(page_size=1), metadata=ALICE)
+        assert first.next_page_token
+        del sim.state.api_keys["sim-key-alice"]  # revoked at the gateway
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.ListBatches(pb.ListBatchesRequest(page_size=1, page_token=first.next_page_token), metadata=ALICE)
+        assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED  # never the registry's rows to a dead key

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,30 +18,17 @@ from otari_batch_grpc.server import tokens
 from otari_batch_grpc.server.app import BatchServer
 from otari_batch_grpc.v1 import batch_pb2, batch_service_pb2_grpc, watch_pb2
 from otari_batch_grpc.v1 import batch_service_pb2 as pb
-from tests.conftest import ALICE, BOB, Sim, connect, create_request, details, eventually, make_settings
+from tests.conftest import ALICE, BOB, FAST, Sim, connect, create_request, details, eventually, make_settings
 
 if TYPE_CHECKING:
     from otari_batch_grpc.v1.batch_service_pb2_grpc import BatchServiceAsyncStub as Stub
 
-FAST = {"watch_poll_min": 0.03, "watch_poll_max": 0.1, "watch_heartbeat": 30.0}
 SNAPSHOT, CHANGE, HEARTBEAT = (
     watch_pb2.BATCH_EVENT_KIND_SNAPSHOT,
     watch_pb2.BATCH_EVENT_KIND_CHANGE,
     watch_pb2.BATCH_EVENT_KIND_HEARTBEAT,
 )
 COMPLETED = batch_pb2.BATCH_STATUS_COMPLETED
-
-
-@pytest.fixture
-async def fast(sim: Sim, tmp_path: Path) -> AsyncIterator[BatchServer]:
-    async with BatchServer(make_settings(sim.url, tmp_path, **FAST), gateway_url=sim.url) as running:
-        yield running
-
-
-@pytest.fixture
-async def wstub(fast: BatchServer) -> AsyncIterator[Stub]:
-    async with connect(fast.port) as stub:
-        yield stub
 
 
 async def _create(stub: Stub, n: int = 20, who: Any = ALICE) -> batch_pb2.Batch:
