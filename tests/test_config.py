@@ -31,6 +31,7 @@ def test_the_service_key_never_shows_in_repr() -> None:
         ({"TLS_CERT": "/nonexistent.pem", "TLS_KEY": "/nonexistent.key"}, "tls_cert: no file"),
         ({"MAX_MESSAGE_BYTES": "1000"}, "at least 1 MiB"),
         ({"LOG_LEVEL": "chatty"}, "log_level must be"),
+        ({"EVENT_LOOP": "trio"}, "event_loop must be uvloop or asyncio"),
     ],
 )
 def test_bad_settings_are_refused(env: dict[str, str], message: str) -> None:

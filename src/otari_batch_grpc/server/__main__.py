@@ -10,7 +10,7 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from otari_batch_grpc.server import config
 from otari_batch_grpc.server.app import BatchServer
@@ -76,10 +76,19 @@ def main() -> None:
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
-        asyncio.run(serve(settings))
+        with asyncio.Runner(loop_factory=_loop_factory(settings.event_loop)) as runner:
+            runner.run(serve(settings))
     except (OSError, StoreError) as exc:
         log.error("%s", exc)
         sys.exit(1)
+
+
+def _loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    if name == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop
+    return None  # asyncio's own
 
 
 if __name__ == "__main__":

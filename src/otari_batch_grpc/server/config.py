@@ -101,6 +101,7 @@ class Settings:
     shutdown_grace: float = _opt(10.0, "Seconds in-flight calls get to finish after SIGTERM.")
     health_interval: float = _opt(5.0, "Seconds between probes of the gateway for the health service.")
     log_level: str = _opt("INFO", "Logging level: DEBUG, INFO, WARNING or ERROR.")
+    event_loop: str = _opt("uvloop", "The asyncio event loop: uvloop (faster per call) or asyncio (the standard one).")
     simulator_listen: str = _opt(
         "127.0.0.1:0", "host:port of the built-in gateway simulator, when it runs (port 0 picks a free one)."
     )
@@ -153,6 +154,8 @@ class Settings:
             path = getattr(self, name)
             if path is not None and not path.is_file():
                 raise ConfigError(f"{name}: no file at {path}")
+        if self.event_loop not in ("uvloop", "asyncio"):
+            raise ConfigError(f"event_loop must be uvloop or asyncio, got {self.event_loop!r}")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise ConfigError(f"log_level must be DEBUG, INFO, WARNING or ERROR, got {self.log_level!r}")
         _split_host_port(self.grpc_listen, "grpc_listen")

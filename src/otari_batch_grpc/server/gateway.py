@@ -20,6 +20,7 @@ from urllib.parse import quote
 
 import httpx
 
+from otari_batch_grpc.server.http_transport import GatewayTransport
 from otari_batch_grpc.server.upstream import (
     UpstreamBadResponse,
     UpstreamError,
@@ -60,9 +61,8 @@ class GatewayClient:
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             timeout=timeout,
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
             follow_redirects=False,
-            transport=transport,
+            transport=transport or GatewayTransport(max_connections=max_connections),
             headers={"user-agent": "otari-batch-grpc/0.1"},
         )
 
