@@ -6,9 +6,10 @@ from typing import Any
 
 from google.protobuf import json_format, struct_pb2
 
-from otari_batch_grpc.server import convert
+from otari_batch_grpc.server import convert, wire
 from otari_batch_grpc.simulator.state import SimState
 from otari_batch_grpc.v1 import batch_pb2
+from otari_batch_grpc.v1.result_pb2 import BatchResult
 
 
 def _gateway_batch(**changes: Any) -> dict[str, Any]:
@@ -52,7 +53,7 @@ def test_batch_errors_list_is_unwrapped() -> None:
 
 
 def test_a_result_with_neither_result_nor_error_is_reported_as_an_error() -> None:
-    item = convert.result_from_json({"custom_id": "x", "result": None, "error": None})
+    item = BatchResult.FromString(wire.result({"custom_id": "x", "result": None, "error": None}))
     assert item.WhichOneof("outcome") == "error" and item.error.code == "unknown"
 
 
@@ -64,7 +65,7 @@ def test_tool_calls_and_null_content_are_typed() -> None:
             "tool_calls": [{"id": "t1", "type": "function", "function": {"name": "f", "arguments": "{\"x\": 1}"}}],
         }}],
     }  # fmt: skip
-    item = convert.result_from_json({"custom_id": "x", "result": completion, "error": None})
+    item = BatchResult.FromString(wire.result({"custom_id": "x", "result": completion, "error": None}))
     message = item.completion.choices[0].message
     assert not message.HasField("content")
     assert message.tool_calls[0].function.arguments == '{"x": 1}'

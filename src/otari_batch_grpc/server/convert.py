@@ -15,7 +15,7 @@ from google.protobuf import struct_pb2, timestamp_pb2
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
-from otari_batch_grpc.v1 import batch_pb2, batch_service_pb2, result_pb2
+from otari_batch_grpc.v1 import batch_pb2, batch_service_pb2
 
 JSON = dict[str, Any]
 
@@ -45,23 +45,6 @@ def batch_from_json(data: Mapping[str, Any]) -> batch_pb2.Batch:
     batch = batch_pb2.Batch()
     fill(batch, normalized)
     return batch
-
-
-def result_from_json(data: Mapping[str, Any]) -> result_pb2.BatchResult:
-    """One `{custom_id, result, error}` item of the results document as a BatchResult."""
-    item = result_pb2.BatchResult(custom_id=str(data.get("custom_id", "")))
-    completion, error = data.get("result"), data.get("error")
-    if isinstance(error, dict):
-        fill(item.error, error)
-    elif error is not None:
-        item.error.message = str(error)
-    elif isinstance(completion, dict):
-        fill(item.completion, completion)
-    else:
-        # Neither a result nor an error: say so rather than send an item that looks like nothing happened.
-        item.error.code = "unknown"
-        item.error.message = "The gateway returned neither a result nor an error for this request"
-    return item
 
 
 def status_name(status: int) -> str:

@@ -17,13 +17,14 @@ import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 
-from otari_batch_grpc.server import convert
+from otari_batch_grpc.server import convert, wire
 from otari_batch_grpc.server.core import Batches, Caller, status_meta
 from otari_batch_grpc.server.errors import Code, ServiceError, from_upstream
 from otari_batch_grpc.server.locks import KeyedLocks
 from otari_batch_grpc.server.records import Observation
 from otari_batch_grpc.server.upstream import UpstreamError, UpstreamHTTPError
 from otari_batch_grpc.server.watch import Subscriber
+from otari_batch_grpc.server.wire import length_delimited, varint
 from otari_batch_grpc.v1 import batch_pb2, batch_service_pb2
 
 Response = batch_service_pb2.StreamResultsResponse
@@ -44,31 +45,19 @@ class ResultsPolicy:
     chunk_bytes: int = CHUNK_BYTES
 
 
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        low = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(low | 0x80)
-        else:
-            out.append(low)
-            return bytes(out)
-
-
 def wire_chunk(payload: bytes, first_index: int, total: int) -> bytes:
     """A StreamResultsResponse, serialized: the chunk's results field entries, then first_index and total_count
     (protobuf fields may come in any order, and a zero is simply left out as proto3 does)."""
     tail = b""
     if first_index:
-        tail += _FIRST_INDEX_TAG + _varint(first_index)
+        tail += _FIRST_INDEX_TAG + varint(first_index)
     if total:
-        tail += _TOTAL_COUNT_TAG + _varint(total)
+        tail += _TOTAL_COUNT_TAG + varint(total)
     return payload + tail
 
 
 def field_entry(result: bytes) -> bytes:
-    return _RESULTS_TAG + _varint(len(result)) + result
+    return length_delimited(_RESULTS_TAG, result)
 
 
 class ResultStreams:
@@ -195,7 +184,7 @@ class ResultStreams:
                     caller.key, batch_id, provider, time_left=time_left
                 ) as items:
                     async for item in items:
-                        entry = field_entry(convert.result_from_json(item).SerializeToString())
+                        entry = field_entry(wire.result(item))
                         entries.append(entry)
                         size += len(entry)
                         index += 1
