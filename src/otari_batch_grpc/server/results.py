@@ -35,6 +35,7 @@ CHUNK_BYTES = 256 * 1024
 _RESULTS_TAG = b"\x0a"  # field 1 (results), length-delimited
 _FIRST_INDEX_TAG = b"\x10"  # field 2, varint
 _TOTAL_COUNT_TAG = b"\x18"  # field 3, varint
+_CACHED_READ = 2  # chunks read from the cache at a time (and two more while those are sent)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -117,17 +118,28 @@ class ResultStreams:
         yield latest
 
     async def _cached(self, batch_id: str, start: int, total: int) -> AsyncIterator[Message]:
-        while True:
-            chunks = await self._store.result_chunks(batch_id, start, limit=8)
-            for first_index, count, payload in chunks:
-                if first_index < start:  # resuming inside this chunk: send its tail
-                    tail = Response.FromString(payload).results[start - first_index :]
-                    yield Response(results=tail, first_index=start, total_count=total)
-                else:
-                    yield wire_chunk(payload, first_index, total)
-                start = first_index + count
-            if len(chunks) < 8:
-                return
+        """The cached chunks from the one holding `start` on, the next few read while these are sent."""
+
+        def read(at: int) -> asyncio.Future[list[tuple[int, int, bytes]]]:
+            return asyncio.ensure_future(self._store.result_chunks(batch_id, at, limit=_CACHED_READ))
+
+        reading = read(start)
+        try:
+            while True:
+                chunks = await reading
+                if not chunks:
+                    return
+                last_first, last_count, _ = chunks[-1]
+                reading = read(last_first + last_count)
+                for first_index, count, payload in chunks:
+                    if first_index < start:  # resuming inside this chunk: send its tail
+                        tail = Response.FromString(payload).results[start - first_index :]
+                        yield Response(results=tail, first_index=start, total_count=total)
+                    else:
+                        yield wire_chunk(payload, first_index, total)
+                    start = first_index + count
+        finally:
+            reading.cancel()
 
     async def _first_fetch(
         self, caller: Caller, batch: batch_pb2.Batch, provider: str, start: int, time_left: float | None

@@ -196,6 +196,9 @@ class Store:
             await db.execute("PRAGMA synchronous=NORMAL")
             await db.execute("PRAGMA foreign_keys=ON")
             await db.execute("PRAGMA busy_timeout=5000")
+            # 1 MiB of page cache (the default is 2): cached results pass through it, and memory should not
+            # grow with the batch being streamed.
+            await db.execute("PRAGMA cache_size=-1024")
             await store._migrate()
         except BaseException:
             await db.close()
