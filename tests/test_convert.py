@@ -78,3 +78,10 @@ def test_struct_whole_numbers_go_to_the_gateway_as_integers() -> None:
         "max_tokens": 100, "temperature": 0.5, "nested": {"n": [1, 2.5]}, "flag": True, "none": None,
     }  # fmt: skip
     assert isinstance(convert.struct_to_python(struct)["max_tokens"], int)
+
+
+def test_a_struct_value_with_no_kind_set_goes_as_null() -> None:
+    struct = struct_pb2.Struct()
+    struct.fields["unset"].SetInParent()
+    struct.fields["null"].null_value = struct_pb2.NULL_VALUE
+    assert convert.struct_to_python(struct) == {"unset": None, "null": None}

@@ -7,6 +7,7 @@ violations of a request are reported together, in a google.rpc.BadRequest.
 from __future__ import annotations
 
 import math
+import re
 import uuid
 from collections.abc import Sequence
 
@@ -110,6 +111,12 @@ def _raise(problems: list[FieldViolation]) -> None:
         raise invalid_argument(problems)
 
 
+# A google.protobuf.Value number (field 2, a little-endian double: tag 0x11) whose exponent bits are all ones: NaN
+# or an infinity. Searching the serialized request finds every one (and, rarely, a look-alike inside other bytes),
+# so the walk below runs only when there may be one.
+_MAYBE_NON_FINITE = re.compile(rb"\x11.{6}[\xf0-\xff][\x7f\xff]", re.DOTALL)
+
+
 def _non_finite(struct: struct_pb2.Struct, path: str) -> str | None:
     """The path of the first NaN or infinite number in a Struct, if any (a Struct number is a double)."""
     todo: list[tuple[struct_pb2.Value, str]] = [(value, f"{path}.{key}") for key, value in struct.fields.items()]
@@ -154,6 +161,7 @@ def _check_requests(request: batch_service_pb2.CreateBatchRequest, problems: lis
         problems.append(FieldViolation("requests", f"must hold at most {MAX_REQUESTS:,} requests; it holds {count:,}"))
         return
     first_seen: dict[str, int] = {}
+    maybe_non_finite = _MAYBE_NON_FINITE.search(request.SerializeToString()) is not None
     for i, item in enumerate(request.requests):
         where = f"requests[{i}]"
         if not item.custom_id:
@@ -172,7 +180,7 @@ def _check_requests(request: batch_service_pb2.CreateBatchRequest, problems: lis
             first_seen[item.custom_id] = i
         if not item.body.fields:
             problems.append(FieldViolation(f"{where}.body", "is required: the chat-completion request body"))
-        elif (bad := _non_finite(item.body, f"{where}.body")) is not None:
+        elif maybe_non_finite and (bad := _non_finite(item.body, f"{where}.body")) is not None:
             problems.append(FieldViolation(bad, "must be a finite number: JSON has no NaN or Infinity"))
         if len(problems) >= 100:  # enough to act on; a 10,000-item mistake need not echo 10,000 times
             return
