@@ -7,11 +7,9 @@ every call; the caller's key goes on each request and nowhere else (never into a
 from __future__ import annotations
 
 import asyncio
-import codecs
 import contextlib
 import email.utils
 import json
-import re
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextvars import ContextVar
@@ -21,6 +19,7 @@ from urllib.parse import quote
 import httpx
 
 from otari_batch_grpc.server.http_transport import GatewayTransport
+from otari_batch_grpc.server.results_json import ResultsDocumentError, ResultsParser
 from otari_batch_grpc.server.upstream import (
     UpstreamBadResponse,
     UpstreamError,
@@ -209,63 +208,28 @@ class GatewayClient:
             return data
 
 
-_RESULTS_START = re.compile(r'\s*\{\s*"results"\s*:\s*\[')
-_BETWEEN_ITEMS = re.compile(r"[\s,]*")
-_DECODER = json.JSONDecoder()
-_NOT_RESULTS = "'results' is not a list of {custom_id, result, error}"
-
-
 async def _result_items(response: httpx.Response, budget: float) -> AsyncGenerator[JSON, None]:
-    """Each `{custom_id, result, error}` of `{"results": [...]}`, as the bytes arrive.
-
-    Each item is decoded by the json module's C scanner (`raw_decode`) as soon as it is whole in the buffer, so the
-    first result is ready long before the last byte and memory holds about one network chunk. A body of another
-    layout (keys before `results`, say) is read whole and parsed as one document instead.
-    """
+    """Each `{custom_id, result, error}` of `{"results": [...]}`, as the bytes arrive (see results_json): the first
+    result is ready long before the last byte, and memory holds about one network chunk."""
     operation = "results"
-    text = codecs.getincrementaldecoder("utf-8")()
-    buffer, position, streaming = "", 0, False
+    parser = ResultsParser()
     chunks = response.aiter_bytes()
     try:
         async for chunk in chunks:
-            buffer += text.decode(chunk)
-            if not streaming:
-                start = _RESULTS_START.match(buffer)
-                if start is None:
-                    continue  # not yet known, or another layout: read on
-                streaming, position = True, start.end()
-            while True:
-                position = _BETWEEN_ITEMS.match(buffer, position).end()  # type: ignore[union-attr]
-                if buffer.startswith("]", position):
-                    return
-                try:
-                    item, position = _DECODER.raw_decode(buffer, position)
-                except json.JSONDecodeError:
-                    break  # the item is not whole yet
-                if not isinstance(item, dict) or "custom_id" not in item:
-                    raise UpstreamBadResponse(operation, 200, _NOT_RESULTS)
+            for item in parser.feed(chunk):
                 yield item
-            buffer, position = buffer[position:], 0
-        buffer += text.decode(b"", final=True)
+        for item in parser.end():
+            yield item
     except httpx.TimeoutException:
         raise UpstreamTimeout(operation, budget) from None
     except httpx.HTTPError as exc:
         raise UpstreamUnreachable(operation, type(exc).__name__) from None
     except UnicodeDecodeError:
         raise UpstreamBadResponse(operation, 200, "not UTF-8") from None
+    except ResultsDocumentError as exc:
+        raise UpstreamBadResponse(operation, 200, str(exc)) from None
     finally:
         await chunks.aclose()  # type: ignore[attr-defined]  # here, in this task
-    if streaming:
-        raise UpstreamBadResponse(operation, 200, "the results list ends early or holds something that is not JSON")
-    try:
-        document = json.loads(buffer)
-    except ValueError:
-        raise UpstreamBadResponse(operation, 200, "not JSON") from None
-    items = document.get("results") if isinstance(document, dict) else None
-    if not isinstance(items, list) or not all(isinstance(i, dict) and "custom_id" in i for i in items):
-        raise UpstreamBadResponse(operation, 200, _NOT_RESULTS)
-    for item in items:
-        yield item
 
 
 @contextlib.contextmanager
