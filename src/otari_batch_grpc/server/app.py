@@ -31,6 +31,33 @@ _SERVING = health_pb2.HealthCheckResponse.SERVING
 _NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 
+def server_options(settings: Settings) -> list[tuple[str, int]]:
+    """grpc core's channel arguments for the server: message size, and what a load balancer in front needs."""
+
+    def ms(seconds: float) -> int:
+        return max(1, round(seconds * 1000))
+
+    options = [
+        ("grpc.max_receive_message_length", settings.max_message_bytes),
+        ("grpc.max_send_message_length", settings.max_message_bytes),
+        ("grpc.so_reuseport", 0),
+        ("grpc.max_concurrent_streams", settings.grpc_max_concurrent_streams),
+        # The server pings a silent connection, with or without calls on it; clients may ping an idle one too
+        # (a WatchBatch subscriber between events), no more often than the minimum interval.
+        ("grpc.keepalive_time_ms", ms(settings.grpc_keepalive_time)),
+        ("grpc.keepalive_timeout_ms", ms(settings.grpc_keepalive_timeout)),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.min_ping_interval_without_data_ms", ms(settings.grpc_min_ping_interval)),
+        ("grpc.http2.max_ping_strikes", settings.grpc_max_ping_strikes),
+    ]
+    if settings.grpc_max_connection_age > 0:
+        options += [
+            ("grpc.max_connection_age_ms", ms(settings.grpc_max_connection_age)),
+            ("grpc.max_connection_age_grace_ms", ms(settings.grpc_max_connection_age_grace)),
+        ]
+    return options
+
+
 class BatchServer:
     """One running service: call `start`, then `stop` (or use `async with`)."""
 
@@ -102,14 +129,7 @@ class BatchServer:
             raise
 
     async def _serve(self) -> int:
-        size = self.settings.max_message_bytes
-        server = aio.server(
-            options=[
-                ("grpc.max_receive_message_length", size),
-                ("grpc.max_send_message_length", size),
-                ("grpc.so_reuseport", 0),
-            ]
-        )
+        server = aio.server(options=server_options(self.settings))
         register(server, self.service, batch_service_pb2.DESCRIPTOR.services_by_name["BatchService"])
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable(server, (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name))

@@ -98,6 +98,33 @@ class Settings:
     tls_client_ca: Path | None = _opt(
         None, "PEM CA bundle: when set, clients must present a certificate it signed (mTLS)."
     )
+    grpc_max_concurrent_streams: int = _opt(1000, "Calls (HTTP/2 streams) open at once on one client connection.")
+    grpc_keepalive_time: float = _opt(
+        30.0,
+        "Seconds a connection may be silent before the server pings it: keeps load balancers' idle timers "
+        "(often 60 s) from closing quiet watch streams, and finds clients that are gone.",
+    )
+    grpc_keepalive_timeout: float = _opt(
+        20.0, "Seconds the server waits for a ping's answer before it drops the connection."
+    )
+    grpc_min_ping_interval: float = _opt(
+        10.0,
+        "Seconds a client must leave between its keepalive pings (idle connections included); one that pings "
+        "more often gets strikes, then GOAWAY too_many_pings.",
+    )
+    grpc_max_ping_strikes: int = _opt(
+        2, "Too-early client pings tolerated before the connection is closed (0: no limit)."
+    )
+    grpc_max_connection_age: float = _opt(
+        1800.0,
+        "Seconds after which the server asks a client connection to go (GOAWAY; give or take a tenth), so long-lived "
+        "clients reconnect and spread over the replicas behind a load balancer. 0: no limit.",
+    )
+    grpc_max_connection_age_grace: float = _opt(
+        300.0,
+        "Seconds calls still open on a connection asked to go may take to finish; a stream still open after them "
+        "is cut with UNAVAILABLE (clients resume).",
+    )
     shutdown_grace: float = _opt(10.0, "Seconds in-flight calls get to finish after SIGTERM.")
     health_interval: float = _opt(5.0, "Seconds between probes of the gateway for the health service.")
     log_level: str = _opt("INFO", "Logging level: DEBUG, INFO, WARNING or ERROR.")
@@ -129,6 +156,9 @@ class Settings:
             "idempotency_keep_seconds",
             "idempotency_claim_seconds",
             "sweep_interval",
+            "grpc_keepalive_time",
+            "grpc_keepalive_timeout",
+            "grpc_min_ping_interval",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be greater than 0")
@@ -146,6 +176,11 @@ class Settings:
             raise ConfigError("max_message_bytes must be at least 1 MiB")
         if self.upstream_max_connections < 1:
             raise ConfigError("upstream_max_connections must be at least 1")
+        if self.grpc_max_concurrent_streams < 1:
+            raise ConfigError("grpc_max_concurrent_streams must be at least 1")
+        for name in ("grpc_max_ping_strikes", "grpc_max_connection_age", "grpc_max_connection_age_grace"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be 0 or more")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ConfigError("tls_cert and tls_key go together: set both or neither")
         if self.tls_client_ca is not None and self.tls_cert is None:
