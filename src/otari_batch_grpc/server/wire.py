@@ -18,9 +18,9 @@ from typing import Any
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
+from otari_batch_grpc.server.convert import EXTRA
 from otari_batch_grpc.v1 import result_pb2
 
-EXTRA = "extra"
 _LEN, _VARINT, _I64 = 2, 0, 1
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _double = struct.Struct("<d").pack
