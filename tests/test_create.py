@@ -39,6 +39,58 @@ async def test_create_returns_the_gateways_batch(stub: Stub, sim: Sim) -> None:
     assert isinstance(stored.requests[0]["body"]["max_tokens"], int)
 
 
+async def test_body_json_reaches_the_gateway_as_written(stub: Stub, sim: Sim) -> None:
+    exact = 2**60 + 1  # a Struct (a double) would round it
+    text = '{"messages": [{"role": "user", "content": "caf\u00e9 \\"quoted\\""}], "max_tokens": 16, "seed": %d}' % exact
+    request = pb.CreateBatchRequest(
+        model="openai:gpt-4o-mini",
+        requests=[
+            pb.BatchRequestItem(custom_id='json "one"', body_json=text),
+            pb.BatchRequestItem(custom_id="struct", body=body("two")),
+        ],
+    )
+    batch = (await stub.CreateBatch(request, metadata=ALICE)).batch
+    stored = sim.state.batches[batch.id].requests
+    assert [r["custom_id"] for r in stored] == ['json "one"', "struct"]
+    assert stored[0]["body"]["seed"] == exact
+    assert stored[0]["body"]["messages"][0]["content"] == 'café "quoted"'
+    assert stored[1]["body"]["messages"][0]["content"] == "two"
+
+
+BAD_JSON = [
+    ("not JSON", '{"messages": [}', "is not valid JSON"),
+    ("two values", '{"a": 1} {"b": 2}', "is not valid JSON"),
+    ("an array", '[{"messages": []}]', "must be a JSON object"),
+    ("a string", '"hello"', "must be a JSON object"),
+    ("empty object", " { } ", "is required"),
+    ("NaN token", '{"temperature": NaN}', "is not valid JSON"),
+    ("infinite number", '{"temperature": 1e999}', "finite"),
+    ("infinite negative number", '{"t": [-12.5E+0400]}', "finite"),
+]
+
+
+@pytest.mark.parametrize(("case", "text", "says"), BAD_JSON, ids=[c[0] for c in BAD_JSON])
+async def test_a_bad_body_json_is_refused_with_its_field_path(
+    stub: Stub, sim: Sim, case: str, text: str, says: str
+) -> None:
+    request = create_request(3)
+    request.requests[2].body_json = text
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.CreateBatch(request, metadata=ALICE)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    found = details(caught.value)
+    assert found.fields == ["requests[2].body_json"]
+    assert found.bad_request is not None and says in found.bad_request.field_violations[0].description
+    assert await sim.requests_seen("create") == 0
+
+
+async def test_exponents_that_fit_a_double_and_text_that_looks_like_one_are_fine(stub: Stub, sim: Sim) -> None:
+    request = create_request(1)
+    request.requests[0].body_json = '{"messages": [{"role": "user", "content": "1e999 is big"}], "t": 1e+300}'
+    batch = (await stub.CreateBatch(request, metadata=ALICE)).batch
+    assert sim.state.batches[batch.id].requests[0]["body"]["t"] == 1e300
+
+
 async def test_empty_completion_window_means_24h(stub: Stub, sim: Sim) -> None:
     reply = await stub.CreateBatch(create_request(1), metadata=ALICE)
     assert reply.batch.completion_window == "24h"
@@ -95,6 +147,7 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
         "requests[0].custom_id",
     ),
     ("empty body", {"requests": [pb.BatchRequestItem(custom_id="a")]}, "requests[0].body"),
+    ("empty body_json", {"requests": [pb.BatchRequestItem(custom_id="a", body_json="")]}, "requests[0].body_json"),
     ("16 metadata pairs", {"metadata": {f"k{i}": "v" for i in range(16)}}, "metadata"),
     ("metadata key too long", {"metadata": {"k" * 65: "v"}}, f"metadata[{'k' * 65}]"),
     ("metadata value too long", {"metadata": {"k": "v" * 513}}, "metadata[k]"),

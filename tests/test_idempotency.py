@@ -11,7 +11,7 @@ import grpc
 import pytest
 
 from otari_batch_grpc.server.app import BatchServer
-from tests.conftest import ALICE, BOB, Sim, connect, create_request, details, make_settings
+from tests.conftest import ALICE, BOB, MASTER, Sim, connect, create_request, details, make_settings
 
 if TYPE_CHECKING:
     from otari_batch_grpc.v1.batch_service_pb2_grpc import BatchServiceAsyncStub as Stub
@@ -90,6 +90,24 @@ async def test_a_lost_reply_is_recovered_from_the_gateway_not_created_twice(stub
     assert await sim.requests_seen("list") == lists
 
 
+async def test_recovery_never_takes_another_users_batch_with_the_same_request_id(stub: Stub, sim: Sim) -> None:
+    rid = _rid()
+    real_clock = sim.state.clock
+    sim.state.clock = lambda: real_clock() - 3600  # alice's batch is an hour old: the search can end past it
+    alices = (await stub.CreateBatch(create_request(1, request_id=rid), metadata=ALICE)).batch
+    sim.state.clock = real_clock
+    # The master key, for bob, same request_id: the gateway fails without creating, so the claim stays open.
+    for_bob = create_request(1, request_id=rid, user="bob")
+    await sim.fault(op="create", status=500, times=1)
+    with pytest.raises(grpc.aio.AioRpcError):
+        await stub.CreateBatch(for_bob, metadata=MASTER)
+    # The retry searches the master key's listing, which holds alice's batch stamped with the same request_id.
+    bobs = (await stub.CreateBatch(for_bob, metadata=MASTER)).batch
+    assert bobs.id != alices.id
+    assert bobs.metadata["otari_user_id"] == "bob" and bobs.metadata["otari_request_id"] == rid
+    assert await sim.requests_seen("list") >= 1 and len(sim.state.batches) == 2
+
+
 async def test_a_refused_create_can_be_retried_under_the_same_request_id(stub: Stub, sim: Sim) -> None:
     request = create_request(1, request_id=_rid())
     await sim.fault(op="create", status=400, detail="Unknown or unsupported model", times=1)
@@ -109,15 +127,19 @@ async def test_a_malformed_request_id_is_invalid_argument(stub: Stub, sim: Sim, 
     assert await sim.requests_seen() == 0
 
 
-async def test_the_request_id_stamp_takes_a_metadata_pair(stub: Stub, sim: Sim) -> None:
-    fifteen = {f"k{i}": "v" for i in range(15)}
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await stub.CreateBatch(create_request(1, request_id=_rid(), metadata=fifteen), metadata=ALICE)
-    assert details(caught.value).fields == ["metadata"]
-    assert "14" in (caught.value.details() or "")
+async def test_the_request_id_stamps_take_two_metadata_pairs(stub: Stub, sim: Sim) -> None:
     fourteen = {f"k{i}": "v" for i in range(14)}
-    reply = await stub.CreateBatch(create_request(1, request_id=_rid(), metadata=fourteen), metadata=ALICE)
-    assert len(reply.batch.metadata) == 16
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await stub.CreateBatch(create_request(1, metadata={"otari_request_id": "x"}), metadata=ALICE)
-    assert details(caught.value).fields == ["metadata[otari_request_id]"]
+        await stub.CreateBatch(create_request(1, request_id=_rid(), metadata=fourteen), metadata=ALICE)
+    assert details(caught.value).fields == ["metadata"]
+    assert "13" in (caught.value.details() or "")
+    thirteen = {f"k{i}": "v" for i in range(13)}
+    rid = _rid()
+    reply = await stub.CreateBatch(create_request(1, request_id=rid, metadata=thirteen), metadata=ALICE)
+    assert len(reply.batch.metadata) == 16
+    assert reply.batch.metadata["otari_request_id"] == rid
+    assert len(reply.batch.metadata["otari_request_digest"]) == 32
+    for reserved in ("otari_request_id", "otari_request_digest"):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.CreateBatch(create_request(1, metadata={reserved: "x"}), metadata=ALICE)
+        assert details(caught.value).fields == [f"metadata[{reserved}]"]

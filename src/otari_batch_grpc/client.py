@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import json
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
 
 import grpc
-from google.protobuf import duration_pb2, struct_pb2
+from google.protobuf import duration_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
@@ -126,6 +127,16 @@ class BatchError(Exception):
 
     def __repr__(self) -> str:
         return f"BatchError({self.code.name}, reason={self.reason!r}, message={self.message!r})"
+
+
+def _json_text(body: Mapping[str, Any] | str) -> str:
+    """A request body as JSON text; NaN and infinities are refused here (JSON has none)."""
+    if isinstance(body, str):
+        return body
+    try:
+        return json.dumps(body, allow_nan=False, separators=(",", ":"))
+    except ValueError as exc:
+        raise ValueError(f"a request body must be JSON: {exc}") from None
 
 
 def _status_of(error: grpc.aio.AioRpcError) -> status_pb2.Status:
@@ -231,7 +242,7 @@ class BatchClient:
     async def create(
         self,
         model: str,
-        requests: Mapping[str, Mapping[str, Any]] | Iterable[tuple[str, Mapping[str, Any]]],
+        requests: Mapping[str, Mapping[str, Any] | str] | Iterable[tuple[str, Mapping[str, Any] | str]],
         *,
         request_id: str | None = None,
         metadata: Mapping[str, str] | None = None,
@@ -240,13 +251,14 @@ class BatchClient:
         deadline: float | None = 60.0,
     ) -> batch_pb2.Batch:
         """Create a batch of `{custom_id: chat-completion body}` (or `(custom_id, body)` pairs, kept as given:
-        the service reports a repeated custom_id); retried safely under one request_id."""
+        the service reports a repeated custom_id); retried safely under one request_id. A body is a mapping or
+        its JSON text already encoded."""
         pairs = requests.items() if isinstance(requests, Mapping) else requests
-        items = []
-        for custom_id, body in pairs:
-            struct = struct_pb2.Struct()
-            struct.update(dict(body))
-            items.append(batch_service_pb2.BatchRequestItem(custom_id=custom_id, body=struct))
+        # As JSON text (body_json): no Struct conversion on either side, and every number kept exactly.
+        items = [
+            batch_service_pb2.BatchRequestItem(custom_id=custom_id, body_json=_json_text(body))
+            for custom_id, body in pairs
+        ]
         request = batch_service_pb2.CreateBatchRequest(
             model=model,
             requests=items,

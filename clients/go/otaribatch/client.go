@@ -19,6 +19,7 @@ package otaribatch
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -27,7 +28,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/durationpb"
-	"google.golang.org/protobuf/types/known/structpb"
 )
 
 // Client calls BatchService with one API key.
@@ -151,11 +151,14 @@ func (c *Client) Create(ctx context.Context, model string, requests []Request, o
 		req.RequestId = newUUID()
 	}
 	for _, r := range requests {
-		body, err := structpb.NewStruct(r.Body)
+		// As JSON text (body_json): no Struct conversion on either side, and numbers kept exactly.
+		body, err := json.Marshal(r.Body)
 		if err != nil {
 			return nil, fmt.Errorf("otari batch: body of %q: %w", r.CustomID, err)
 		}
-		req.Requests = append(req.Requests, &batchv1.BatchRequestItem{CustomId: r.CustomID, Body: body})
+		req.Requests = append(req.Requests, &batchv1.BatchRequestItem{
+			CustomId: r.CustomID, Content: &batchv1.BatchRequestItem_BodyJson{BodyJson: string(body)},
+		})
 	}
 	for attempt := 1; ; attempt++ {
 		reply, err := c.stub.CreateBatch(c.auth(ctx), req)

@@ -7,7 +7,6 @@ import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { BatchError, toBatchError } from './errors.js';
-import { toStruct } from './struct.js';
 
 /** @typedef {import('./generated/batch_service').ProtoGrpcType} ProtoGrpcType */
 /** @typedef {import('./generated/otari/batch/v1/BatchService').BatchServiceClient} BatchServiceClient */
@@ -83,7 +82,8 @@ export class BatchClient {
     const items = Array.isArray(requests) ? requests : Object.entries(requests).map(([customId, body]) => ({ customId, body }));
     const request = {
       model,
-      requests: items.map(({ customId, body }) => ({ customId, body: toStruct(body) })),
+      // As JSON text (body_json): no Struct conversion on either side, and numbers kept exactly.
+      requests: items.map(({ customId, body }) => ({ customId, bodyJson: JSON.stringify(body) })),
       metadata: options.metadata ?? {},
       completionWindow: options.completionWindow ?? '',
       user: options.user ?? '',

@@ -26,5 +26,5 @@ test('the README example runs', async () => {
   assert.equal(lines[0], 'BATCH_EVENT_KIND_SNAPSHOT BATCH_STATUS_VALIDATING');
   assert.ok(lines.includes('BATCH_EVENT_KIND_CHANGE BATCH_STATUS_COMPLETED'), stdout);
   assert.ok(lines.includes('q1 Echo: Hi'), stdout);
-  assert.equal(lines[lines.length - 1], 'INVALID_ARGUMENT INVALID_REQUEST requests[0].body null');
+  assert.equal(lines[lines.length - 1], 'INVALID_ARGUMENT INVALID_REQUEST requests[0].body_json null');
 });

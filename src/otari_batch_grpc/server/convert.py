@@ -11,6 +11,7 @@ import math
 from collections.abc import Mapping
 from typing import Any, cast
 
+import msgspec
 from google.protobuf import struct_pb2, timestamp_pb2
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
@@ -18,6 +19,8 @@ from google.protobuf.message import Message
 from otari_batch_grpc.v1 import batch_pb2, batch_service_pb2
 
 JSON = dict[str, Any]
+
+_encode_json = msgspec.json.Encoder().encode
 
 EXTRA = "extra"
 DEFAULT_COMPLETION_WINDOW = "24h"
@@ -52,18 +55,27 @@ def status_name(status: int) -> str:
     return batch_pb2.BatchStatus.Name(status).removeprefix("BATCH_STATUS_").lower()  # type: ignore[arg-type]
 
 
-def create_body(request: batch_service_pb2.CreateBatchRequest) -> JSON:
-    """The gateway's POST /v1/batches body for a (validated) CreateBatchRequest."""
-    body: JSON = {
-        "model": request.model,
-        "requests": [{"custom_id": item.custom_id, "body": struct_to_python(item.body)} for item in request.requests],
-        "completion_window": request.completion_window or DEFAULT_COMPLETION_WINDOW,
-    }
-    if request.metadata:
-        body["metadata"] = dict(request.metadata)
+def create_body(request: batch_service_pb2.CreateBatchRequest, *, stamp: Mapping[str, str] | None = None) -> bytes:
+    """The gateway's POST /v1/batches body for a (validated) CreateBatchRequest, as JSON bytes, with `stamp`
+    added to its metadata. A body_json goes in as the caller wrote it (validated as one JSON object); a Struct body
+    is converted. Megabytes for 10,000 requests: callers run it off the event loop."""
+    head: JSON = {"completion_window": request.completion_window or DEFAULT_COMPLETION_WINDOW}
+    metadata = {**request.metadata, **(stamp or {})}
+    if metadata:
+        head["metadata"] = metadata
     if request.user:
-        body["user"] = request.user
-    return body
+        head["user"] = request.user
+    items = b",".join(
+        b'{"custom_id":%s,"body":%s}' % (_encode_json(item.custom_id), _request_body(item)) for item in request.requests
+    )
+    # {"model": ..., "requests": [...], <head's members>}
+    return b'{"model":%s,"requests":[%s],%s' % (_encode_json(request.model), items, _encode_json(head)[1:])
+
+
+def _request_body(item: batch_service_pb2.BatchRequestItem) -> bytes:
+    if item.WhichOneof("content") == "body_json":
+        return item.body_json.encode()
+    return _encode_json(struct_to_python(item.body))
 
 
 _NUMBER, _STRING, _BOOL, _STRUCT, _LIST = (

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import time
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,12 +25,14 @@ from otari_batch_grpc.server.store import Store
 from otari_batch_grpc.server.upstream import UpstreamError, UpstreamHTTPError
 from otari_batch_grpc.server.validation import provider_required
 from otari_batch_grpc.server.watch import Hub, Subscriber, Watcher, WatchPolicy
-from otari_batch_grpc.v1 import batch_pb2
+from otari_batch_grpc.v1 import batch_pb2, batch_service_pb2
 
 # How many of a provider's newest batches a listing asks the gateway for, to discover batches made elsewhere.
 DISCOVERY_PAGE = 100
 # States kept in memory to tell a change from a repeat without reading the store.
 _LATEST_CACHED = 10_000
+# A CreateBatch body for more requests than this is built in a thread.
+_BODY_ON_LOOP_REQUESTS = 500
 
 
 @dataclass(frozen=True)
@@ -212,6 +214,22 @@ class Batches:
         )
 
     # -- changing a batch ----------------------------------------------------------------------------------
+    async def create_upstream(
+        self,
+        caller: Caller,
+        request: batch_service_pb2.CreateBatchRequest,
+        *,
+        stamp: Mapping[str, str] | None = None,
+        time_left: float | None,
+    ) -> dict[str, Any]:
+        """Ask the gateway to create the batch a (validated) request describes; `stamp` joins its metadata.
+        Raises UpstreamError; the answer goes to `created`."""
+        if len(request.requests) > _BODY_ON_LOOP_REQUESTS:  # megabytes of JSON: built off the event loop
+            body = await asyncio.to_thread(convert.create_body, request, stamp=stamp)
+        else:
+            body = convert.create_body(request, stamp=stamp)
+        return await self.gateway.create_batch(caller.key, body, time_left=time_left)
+
     async def created(self, caller: Caller, data: dict[str, Any], provider: str) -> batch_pb2.Batch:
         """A batch the gateway just created for this caller, entered (with the caller as its creator)."""
         batch = convert.batch_from_json(data)

@@ -92,7 +92,8 @@ class GatewayClient:
             return {"authorization": f"Bearer {self._platform_token}", "otari-key": f"Bearer {key}"}
         return {"authorization": f"Bearer {key}"}
 
-    async def create_batch(self, key: str, body: JSON, *, time_left: float | None) -> JSON:
+    async def create_batch(self, key: str, body: bytes, *, time_left: float | None) -> JSON:
+        """POST /batches with `body`, a JSON object already encoded (see convert.create_body)."""
         data = await self._call("create", "POST", f"{self.api_root}/batches", key, time_left, json_body=body)
         return _expect_batch("create", data)
 
@@ -178,19 +179,17 @@ class GatewayClient:
         time_left: float | None,
         *,
         params: dict[str, str | int] | None = None,
-        json_body: JSON | None = None,
+        json_body: bytes | None = None,
         batch_id: str | None = None,
     ) -> JSON:
         with _about(batch_id):
             budget = self._budget(operation, self._timeout, time_left)
-            content = None
             headers = self._headers(key)
             if json_body is not None:
-                content = await _dumps(json_body)
                 headers["content-type"] = "application/json"
             try:
                 response = await self._http.request(
-                    method, path, params=params, content=content, headers=headers, timeout=budget
+                    method, path, params=params, content=json_body, headers=headers, timeout=budget
                 )
             except httpx.TimeoutException:
                 raise UpstreamTimeout(operation, budget) from None
@@ -294,14 +293,3 @@ async def _loads(content: bytes) -> Any:
     if len(content) > _PARSE_IN_THREAD_BYTES:
         return await asyncio.to_thread(json.loads, content)
     return json.loads(content)
-
-
-async def _dumps(body: JSON) -> bytes:
-    # A 10,000-request batch serialises to megabytes: keep that off the event loop.
-    if len(body.get("requests", ())) > 500:
-        return await asyncio.to_thread(_encode, body)
-    return _encode(body)
-
-
-def _encode(body: JSON) -> bytes:
-    return json.dumps(body, separators=(",", ":")).encode()

@@ -2,7 +2,8 @@
 
 A create is claimed in the store before the gateway is called. A retry of a settled claim gets the first batch;
 a retry of a claim whose reply never came (timeout, reset, crash) first looks for the batch upstream, by the
-request_id stamped into its metadata, and creates only if it is not there.
+request_id and request digest stamped into its metadata (and, with the master key, the user it was made for), and
+creates only if it is not there.
 """
 
 from __future__ import annotations
@@ -10,13 +11,12 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from otari_batch_grpc.server import convert
 from otari_batch_grpc.server.core import Batches, Caller, upstream_errors
 from otari_batch_grpc.server.errors import Code, ServiceError, from_upstream
 from otari_batch_grpc.server.locks import KeyedLocks
 from otari_batch_grpc.server.store import Claim
 from otari_batch_grpc.server.upstream import UpstreamError, UpstreamHTTPError
-from otari_batch_grpc.server.validation import REQUEST_ID_KEY
+from otari_batch_grpc.server.validation import GATEWAY_OWNER_KEY, REQUEST_DIGEST_KEY, REQUEST_ID_KEY
 from otari_batch_grpc.v1 import batch_pb2, batch_service_pb2
 
 # How far back the recovery search looks: pages of the caller's newest batches.
@@ -27,6 +27,10 @@ RECOVERY_RETRY_SECONDS = 30.0
 NOTHING_CREATED = frozenset({502, 503})
 # The gateway's clock and ours may differ this much.
 CLOCK_SKEW_SECONDS = 300.0
+
+
+# How much of the fingerprint is stamped (as hex) beside the request_id: 128 bits.
+DIGEST_CHARS = 32
 
 
 def fingerprint(request: batch_service_pb2.CreateBatchRequest) -> str:
@@ -66,16 +70,15 @@ class IdempotentCreates:
                 raise _reused(request_id, claim.batch_id)
             if claim.batch_id is not None:
                 return await self._settled(caller, claim.batch_id, claim.provider, time_left)
+            stamp = {REQUEST_ID_KEY: request_id, REQUEST_DIGEST_KEY: digest[:DIGEST_CHARS]}
             if not claim.fresh:
-                found = await self._find_upstream(caller, claim, request_id, time_left)
+                found = await self._find_upstream(caller, claim, stamp, request.user, time_left)
                 if found is not None:
                     batch = await self._core.created(caller, found, claim.provider)
                     await self._store.settle_claim(owner, request_id, batch.id)
                     return batch
-            body = convert.create_body(request)
-            body["metadata"] = {**body.get("metadata", {}), REQUEST_ID_KEY: request_id}
             try:
-                data = await self._gateway.create_batch(caller.key, body, time_left=time_left)
+                data = await self._core.create_upstream(caller, request, stamp=stamp, time_left=time_left)
             except UpstreamHTTPError as exc:
                 if exc.status in NOTHING_CREATED or 400 <= exc.status < 500:  # refused: nothing was created
                     await self._store.release_claim(owner, request_id)
@@ -94,9 +97,12 @@ class IdempotentCreates:
         return (await self._core.fetch(caller, batch_id, provider, time_left=time_left)).batch  # forgotten since
 
     async def _find_upstream(
-        self, caller: Caller, claim: Claim, request_id: str, time_left: float | None
+        self, caller: Caller, claim: Claim, stamp: dict[str, str], user: str, time_left: float | None
     ) -> dict[str, Any] | None:
-        """The batch an earlier attempt made, by the request_id in its metadata; None when it certainly made none.
+        """The batch an earlier attempt made, by what it stamped into its metadata; None when it certainly made
+        none. A batch is the one only when its request_id, its request digest and (for a request naming a user, as
+        the master key's must) its owner all match: the master key lists every user's batches, and another user may
+        have used the same request_id.
 
         The gateway filters each page by owner after asking the provider and gives no cursor, so an empty page
         is not the end. The search walks back until it passes the claim's time (nothing older can be the one);
@@ -110,8 +116,7 @@ class IdempotentCreates:
                     caller.key, claim.provider, after=after, limit=RECOVERY_PAGE_SIZE, time_left=time_left
                 )
             for item in page:
-                metadata = item.get("metadata")
-                if isinstance(metadata, dict) and metadata.get(REQUEST_ID_KEY) == request_id:
+                if _made_by(item, stamp, user):
                     return item
             if not page:
                 break
@@ -122,11 +127,18 @@ class IdempotentCreates:
         raise ServiceError(
             Code.UNAVAILABLE,
             "CREATE_OUTCOME_UNKNOWN",
-            f"An earlier CreateBatch with request_id {request_id} got no reply, and the gateway's listing could "
-            "not show whether it made a batch. Nothing was created now; retry later with the same request_id.",
-            {"request_id": request_id, "provider": claim.provider},
+            f"An earlier CreateBatch with request_id {stamp[REQUEST_ID_KEY]} got no reply, and the gateway's listing "
+            "could not show whether it made a batch. Nothing was created now; retry later with the same request_id.",
+            {"request_id": stamp[REQUEST_ID_KEY], "provider": claim.provider},
             retry_after=RECOVERY_RETRY_SECONDS,
         )
+
+
+def _made_by(item: dict[str, Any], stamp: dict[str, str], user: str) -> bool:
+    metadata = item.get("metadata")
+    if not isinstance(metadata, dict) or any(metadata.get(key) != value for key, value in stamp.items()):
+        return False
+    return not user or metadata.get(GATEWAY_OWNER_KEY) == user
 
 
 def _reused(request_id: str, batch_id: str | None) -> ServiceError:

@@ -12,7 +12,7 @@ from typing import Any
 from google.protobuf import timestamp_pb2
 from grpc import aio
 
-from otari_batch_grpc.server import convert, tokens, validation
+from otari_batch_grpc.server import tokens, validation
 from otari_batch_grpc.server.auth import OwnerHasher, credential_from_metadata
 from otari_batch_grpc.server.core import Batches, Caller, CorePolicy, upstream_errors
 from otari_batch_grpc.server.errors import Code, FieldViolation, ServiceError, invalid_argument
@@ -72,9 +72,7 @@ class BatchService:
             batch = await self.creates.create(request, caller, time_left=context.time_remaining())
             return pb.CreateBatchResponse(batch=batch)
         with upstream_errors():
-            data = await self.core.gateway.create_batch(
-                caller.key, convert.create_body(request), time_left=context.time_remaining()
-            )
+            data = await self.core.create_upstream(caller, request, time_left=context.time_remaining())
         batch = await self.core.created(caller, data, "")
         return pb.CreateBatchResponse(batch=batch)
 

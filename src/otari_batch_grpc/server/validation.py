@@ -11,6 +11,7 @@ import re
 import uuid
 from collections.abc import Sequence
 
+import msgspec
 from google.protobuf import struct_pb2
 
 from otari_batch_grpc.server.errors import FieldViolation, invalid_argument
@@ -24,7 +25,8 @@ MAX_METADATA_VALUE_CHARS = 512
 GATEWAY_METADATA_PAIRS = 16
 GATEWAY_OWNER_KEY = "otari_user_id"
 REQUEST_ID_KEY = "otari_request_id"
-RESERVED_METADATA_KEYS = frozenset({GATEWAY_OWNER_KEY, REQUEST_ID_KEY})
+REQUEST_DIGEST_KEY = "otari_request_digest"  # beside the request_id: which request it was (idempotency)
+RESERVED_METADATA_KEYS = frozenset({GATEWAY_OWNER_KEY, REQUEST_ID_KEY, REQUEST_DIGEST_KEY})
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 20
 MAX_ID_CHARS = 256
@@ -161,34 +163,77 @@ def _check_requests(request: batch_service_pb2.CreateBatchRequest, problems: lis
         problems.append(FieldViolation("requests", f"must hold at most {MAX_REQUESTS:,} requests; it holds {count:,}"))
         return
     first_seen: dict[str, int] = {}
-    maybe_non_finite = _MAYBE_NON_FINITE.search(request.SerializeToString()) is not None
+    maybe_non_finite: bool | None = None  # the serialized request is searched at the first Struct body
     for i, item in enumerate(request.requests):
-        where = f"requests[{i}]"
-        if not item.custom_id:
-            problems.append(FieldViolation(f"{where}.custom_id", "is required"))
-        elif len(item.custom_id) > MAX_CUSTOM_ID_CHARS:
-            problems.append(FieldViolation(f"{where}.custom_id", f"must be at most {MAX_CUSTOM_ID_CHARS} characters"))
-        elif item.custom_id in first_seen:
+        custom_id = item.custom_id
+        if custom_id in first_seen or not custom_id or len(custom_id) > MAX_CUSTOM_ID_CHARS:
+            problems.append(_custom_id_problem(f"requests[{i}].custom_id", custom_id, first_seen))
+        else:
+            first_seen[custom_id] = i
+        if (text := item.body_json) or item.WhichOneof("content") == "body_json":
+            if (problem := _json_object_problem(text)) is not None:
+                problems.append(FieldViolation(f"requests[{i}].body_json", problem))
+        elif not item.body.fields:
             problems.append(
-                FieldViolation(
-                    f"{where}.custom_id",
-                    f"{item.custom_id!r} is already used by requests[{first_seen[item.custom_id]}]; "
-                    "custom_id must be unique within the batch",
-                )
+                FieldViolation(f"requests[{i}].body", "is required: the chat-completion request body (or body_json)")
             )
         else:
-            first_seen[item.custom_id] = i
-        if not item.body.fields:
-            problems.append(FieldViolation(f"{where}.body", "is required: the chat-completion request body"))
-        elif maybe_non_finite and (bad := _non_finite(item.body, f"{where}.body")) is not None:
-            problems.append(FieldViolation(bad, "must be a finite number: JSON has no NaN or Infinity"))
+            if maybe_non_finite is None:
+                maybe_non_finite = _MAYBE_NON_FINITE.search(request.SerializeToString()) is not None
+            if maybe_non_finite and (bad := _non_finite(item.body, f"requests[{i}].body")) is not None:
+                problems.append(FieldViolation(bad, "must be a finite number: JSON has no NaN or Infinity"))
         if len(problems) >= 100:  # enough to act on; a 10,000-item mistake need not echo 10,000 times
             return
 
 
+def _custom_id_problem(where: str, custom_id: str, first_seen: dict[str, int]) -> FieldViolation:
+    if not custom_id:
+        return FieldViolation(where, "is required")
+    if len(custom_id) > MAX_CUSTOM_ID_CHARS:
+        return FieldViolation(where, f"must be at most {MAX_CUSTOM_ID_CHARS} characters")
+    return FieldViolation(
+        where,
+        f"{custom_id!r} is already used by requests[{first_seen[custom_id]}]; custom_id must be unique within the "
+        "batch",
+    )
+
+
+_skip_json = msgspec.json.Decoder(msgspec.Raw).decode  # checks the syntax, builds nothing
+_decode_json = msgspec.json.Decoder().decode
+# Every byte as its class for the search below: digits "0", exponent letters "e", "+" itself, the rest " ".
+_NUMBER_SHAPE = bytes(
+    ord("0") if chr(b).isdigit() and b < 128 else ord("e") if b in b"eE" else b if b == ord("+") else ord(" ")
+    for b in range(256)
+)
+
+
+def _json_object_problem(text: str) -> str | None:
+    """What is wrong with a body_json, if anything: it must be one JSON object, not empty, every number finite."""
+    if not text:
+        return "is required: the chat-completion request body as a JSON object"
+    try:
+        raw = bytes(_skip_json(text))
+    except msgspec.DecodeError as exc:
+        return f"is not valid JSON: {exc}"
+    if not raw.startswith(b"{"):
+        return 'must be a JSON object (the chat-completion request body), like {"messages": [...]}'
+    if not raw[1:-1].strip():
+        return "is required: the chat-completion request body, not an empty object"
+    # A number too large for a double (1e999) is valid JSON, but the gateway would read it as infinity, which it
+    # cannot send on. Only an exponent of 3 digits or more can be one: where the bytes have that shape (rare, and
+    # maybe inside a string), a full decode tells.
+    shape = raw.translate(_NUMBER_SHAPE)
+    if b"0e000" in shape or b"0e+000" in shape:
+        try:
+            _decode_json(raw)
+        except msgspec.ValidationError as exc:
+            return f"must hold finite numbers only: {exc}"
+    return None
+
+
 def _check_metadata(request: batch_service_pb2.CreateBatchRequest, problems: list[FieldViolation]) -> None:
     metadata = request.metadata
-    stamped = [GATEWAY_OWNER_KEY, REQUEST_ID_KEY] if request.request_id else [GATEWAY_OWNER_KEY]
+    stamped = [GATEWAY_OWNER_KEY, REQUEST_ID_KEY, REQUEST_DIGEST_KEY] if request.request_id else [GATEWAY_OWNER_KEY]
     allowed = GATEWAY_METADATA_PAIRS - len(stamped)
     if len(metadata) > allowed:
         problems.append(

@@ -31,27 +31,34 @@ class BatchRequestItem(_message.Message):
 
     CUSTOM_ID_FIELD_NUMBER: _builtins.int
     BODY_FIELD_NUMBER: _builtins.int
+    BODY_JSON_FIELD_NUMBER: _builtins.int
     custom_id: _builtins.str
     """Your id for this request; it comes back with its result.
     Required; 1 to 512 characters; unique within the batch.
     """
+    body_json: _builtins.str
+    """The body as JSON text, one object, for example `{"messages": [...], "max_tokens": 64}`. Passed to the
+    gateway as written, with no conversion on either side: the faster choice for large batches, and exact for
+    every number. It must be valid JSON (RFC 8259) and an object.
+    """
     @_builtins.property
     def body(self) -> _struct_pb2.Struct:
-        """The chat-completion request body, as OpenAI's /v1/chat/completions takes it (messages, max_tokens, ...).
-        Required and not empty. Its `model` is set by the gateway from CreateBatchRequest.model.
-        """
+        """The body as a Struct. A Struct number is a double: integers beyond 2^53 (a seed, say) lose precision."""
 
     def __init__(
         self,
         *,
         custom_id: _builtins.str = ...,
         body: _struct_pb2.Struct | None = ...,
+        body_json: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "body_json", b"body_json", "content", b"content"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "custom_id", b"custom_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "body_json", b"body_json", "content", b"content", "custom_id", b"custom_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType_content: _TypeAlias = _typing.Literal["body", "body_json"]  # noqa: Y015
+    _WhichOneofArgType_content: _TypeAlias = _typing.Literal["content", b"content"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_content) -> _WhichOneofReturnType_content | None: ...
 
 Global___BatchRequestItem: _TypeAlias = BatchRequestItem  # noqa: Y015
 
@@ -99,7 +106,9 @@ class CreateBatchRequest(_message.Message):
     """Optional idempotency key (AIP-155): a UUID such as "6f1c1f0e-3b1a-4c55-9d43-0f5a8e2d7c11". A retry with the
     same request_id and the same request returns the first batch and creates nothing, also after a lost reply
     or a server restart; the same request_id with a different request is ALREADY_EXISTS. It is stamped into
-    the batch metadata as `otari_request_id`.
+    the batch metadata as `otari_request_id`, beside `otari_request_digest` (a hash of the request): after a
+    lost reply, the batch found upstream is taken as this request's only when both match (and, with the master
+    key, its user).
     """
     @_builtins.property
     def requests(self) -> _containers.RepeatedCompositeFieldContainer[Global___BatchRequestItem]:
@@ -107,9 +116,9 @@ class CreateBatchRequest(_message.Message):
 
     @_builtins.property
     def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
-        """Your key/value pairs, kept on the batch. At most 15 pairs, or 14 with request_id: the provider takes 16 and
-        the service and gateway stamp `otari_user_id` and `otari_request_id`, which you cannot set. Keys 1 to 64
-        characters, values at most 512 characters.
+        """Your key/value pairs, kept on the batch. At most 15 pairs, or 13 with request_id: the provider takes 16 and
+        the gateway stamps `otari_user_id`, the service `otari_request_id` and `otari_request_digest` (keys you cannot
+        set). Keys 1 to 64 characters, values at most 512 characters.
         """
 
     def __init__(

@@ -12,10 +12,20 @@ export interface BatchRequestItem {
    */
   'customId'?: (string);
   /**
-   * The chat-completion request body, as OpenAI's /v1/chat/completions takes it (messages, max_tokens, ...).
-   * Required and not empty. Its `model` is set by the gateway from CreateBatchRequest.model.
+   * The body as a Struct. A Struct number is a double: integers beyond 2^53 (a seed, say) lose precision.
    */
   'body'?: (_google_protobuf_Struct | null);
+  /**
+   * The body as JSON text, one object, for example `{"messages": [...], "max_tokens": 64}`. Passed to the
+   * gateway as written, with no conversion on either side: the faster choice for large batches, and exact for
+   * every number. It must be valid JSON (RFC 8259) and an object.
+   */
+  'bodyJson'?: (string);
+  /**
+   * The chat-completion request body, as OpenAI's /v1/chat/completions takes it (messages, max_tokens, ...).
+   * Required and not empty, as either field. Its `model` is set by the gateway from CreateBatchRequest.model.
+   */
+  'content'?: "body"|"bodyJson";
 }
 
 /**
@@ -28,8 +38,18 @@ export interface BatchRequestItem__Output {
    */
   'customId': (string);
   /**
-   * The chat-completion request body, as OpenAI's /v1/chat/completions takes it (messages, max_tokens, ...).
-   * Required and not empty. Its `model` is set by the gateway from CreateBatchRequest.model.
+   * The body as a Struct. A Struct number is a double: integers beyond 2^53 (a seed, say) lose precision.
    */
-  'body': (_google_protobuf_Struct__Output | null);
+  'body'?: (_google_protobuf_Struct__Output | null);
+  /**
+   * The body as JSON text, one object, for example `{"messages": [...], "max_tokens": 64}`. Passed to the
+   * gateway as written, with no conversion on either side: the faster choice for large batches, and exact for
+   * every number. It must be valid JSON (RFC 8259) and an object.
+   */
+  'bodyJson'?: (string);
+  /**
+   * The chat-completion request body, as OpenAI's /v1/chat/completions takes it (messages, max_tokens, ...).
+   * Required and not empty, as either field. Its `model` is set by the gateway from CreateBatchRequest.model.
+   */
+  'content'?: "body"|"bodyJson";
 }

@@ -19,9 +19,9 @@ export interface CreateBatchRequest {
    */
   'completionWindow'?: (string);
   /**
-   * Your key/value pairs, kept on the batch. At most 15 pairs, or 14 with request_id: the provider takes 16 and
-   * the service and gateway stamp `otari_user_id` and `otari_request_id`, which you cannot set. Keys 1 to 64
-   * characters, values at most 512 characters.
+   * Your key/value pairs, kept on the batch. At most 15 pairs, or 13 with request_id: the provider takes 16 and
+   * the gateway stamps `otari_user_id`, the service `otari_request_id` and `otari_request_digest` (keys you cannot
+   * set). Keys 1 to 64 characters, values at most 512 characters.
    */
   'metadata'?: ({[key: string]: string});
   /**
@@ -33,7 +33,9 @@ export interface CreateBatchRequest {
    * Optional idempotency key (AIP-155): a UUID such as "6f1c1f0e-3b1a-4c55-9d43-0f5a8e2d7c11". A retry with the
    * same request_id and the same request returns the first batch and creates nothing, also after a lost reply
    * or a server restart; the same request_id with a different request is ALREADY_EXISTS. It is stamped into
-   * the batch metadata as `otari_request_id`.
+   * the batch metadata as `otari_request_id`, beside `otari_request_digest` (a hash of the request): after a
+   * lost reply, the batch found upstream is taken as this request's only when both match (and, with the master
+   * key, its user).
    */
   'requestId'?: (string);
 }
@@ -55,9 +57,9 @@ export interface CreateBatchRequest__Output {
    */
   'completionWindow': (string);
   /**
-   * Your key/value pairs, kept on the batch. At most 15 pairs, or 14 with request_id: the provider takes 16 and
-   * the service and gateway stamp `otari_user_id` and `otari_request_id`, which you cannot set. Keys 1 to 64
-   * characters, values at most 512 characters.
+   * Your key/value pairs, kept on the batch. At most 15 pairs, or 13 with request_id: the provider takes 16 and
+   * the gateway stamps `otari_user_id`, the service `otari_request_id` and `otari_request_digest` (keys you cannot
+   * set). Keys 1 to 64 characters, values at most 512 characters.
    */
   'metadata': ({[key: string]: string});
   /**
@@ -69,7 +71,9 @@ export interface CreateBatchRequest__Output {
    * Optional idempotency key (AIP-155): a UUID such as "6f1c1f0e-3b1a-4c55-9d43-0f5a8e2d7c11". A retry with the
    * same request_id and the same request returns the first batch and creates nothing, also after a lost reply
    * or a server restart; the same request_id with a different request is ALREADY_EXISTS. It is stamped into
-   * the batch metadata as `otari_request_id`.
+   * the batch metadata as `otari_request_id`, beside `otari_request_digest` (a hash of the request): after a
+   * lost reply, the batch found upstream is taken as this request's only when both match (and, with the master
+   * key, its user).
    */
   'requestId': (string);
 }
