@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import pytest
@@ -72,3 +72,30 @@ async def test_out_of_range_numbers_in_tokens_are_invalid_argument(stub: Stub, m
             await stub.ListBatches(pb.ListBatchesRequest(page_token=token), metadata=ALICE)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert details(caught.value).fields[0] in ("resume_token", "page_token")
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"model": "m" * 100_000}, "model"),
+        ({"request_id": "r" * 100_000}, "request_id"),
+        ({"metadata": {"k" * 100_000: "v"}}, "metadata["),
+        ({"metadata": {f"{'k' * 70}{i}": "v" * 600 for i in range(2_000)}}, "metadata"),
+    ],
+    ids=["model", "request_id", "metadata key", "2,000 bad metadata pairs"],
+)
+async def test_huge_values_get_a_short_invalid_argument(stub: Stub, fields: dict[str, Any], field: str) -> None:
+    request = create_request(1)
+    for name, value in fields.items():
+        if isinstance(value, dict):
+            getattr(request, name).update(value)
+        else:
+            setattr(request, name, value)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.CreateBatch(request, metadata=ALICE)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT  # not RESOURCE_EXHAUSTED "Stream removed"
+    found = details(caught.value)
+    assert found.fields[0].startswith(field)
+    assert len(caught.value.details() or "") <= 400
+    status_bytes = sum(len(v) for k, v in caught.value.trailing_metadata() or () if k == "grpc-status-details-bin")
+    assert status_bytes < 8_000

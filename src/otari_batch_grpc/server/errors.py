@@ -26,6 +26,11 @@ from otari_batch_grpc.server.upstream import (
 )
 
 DOMAIN = "batch.otari.mozilla.ai"
+# What a status may carry, so that it always fits the trailers it travels in (see ServiceError.to_status).
+MAX_MESSAGE_CHARS = 400
+MAX_FIELD_CHARS = 120
+MAX_DESCRIPTION_CHARS = 300
+VIOLATIONS_BUDGET_BYTES = 3_000
 
 
 class Code(enum.Enum):
@@ -66,22 +71,31 @@ class ServiceError(Exception):
         return self.message
 
     def to_status(self) -> status_pb2.Status:
-        """The google.rpc.Status with its details, as sent in the grpc-status-details-bin trailer."""
-        status = status_pb2.Status(code=self.code.value, message=self.message)
-        _pack(status, error_details_pb2.ErrorInfo(reason=self.reason, domain=DOMAIN, metadata=dict(self.metadata)))
+        """The google.rpc.Status with its details, as sent in the grpc-status-details-bin trailer. It travels in
+        HTTP/2 trailers, which grpc-core caps at 16 KiB (8 KiB by default on some clients): every text is cut to
+        a length, and the violations listed stop at a byte budget (the message says how many there are)."""
+        status = status_pb2.Status(code=self.code.value, message=_cut(self.message, MAX_MESSAGE_CHARS))
+        metadata = {_cut(k, MAX_FIELD_CHARS): _cut(v, MAX_FIELD_CHARS) for k, v in self.metadata.items()}
+        _pack(status, error_details_pb2.ErrorInfo(reason=self.reason, domain=DOMAIN, metadata=metadata))
         if self.violations:
-            bad_request = error_details_pb2.BadRequest(
-                field_violations=[
-                    error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
-                    for v in self.violations
-                ]
-            )
-            _pack(status, bad_request)
+            listed: list[error_details_pb2.BadRequest.FieldViolation] = []
+            spent = 0
+            for v in self.violations:
+                field, description = _cut(v.field, MAX_FIELD_CHARS), _cut(v.description, MAX_DESCRIPTION_CHARS)
+                spent += len(field.encode()) + len(description.encode())
+                if listed and spent > VIOLATIONS_BUDGET_BYTES:
+                    break
+                listed.append(error_details_pb2.BadRequest.FieldViolation(field=field, description=description))
+            _pack(status, error_details_pb2.BadRequest(field_violations=listed))
         if self.retry_after is not None:
             delay = duration_pb2.Duration()
             delay.FromNanoseconds(int(self.retry_after * 1e9))
             _pack(status, error_details_pb2.RetryInfo(retry_delay=delay))
         return status
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else f"{text[: limit - 1]}…"
 
 
 def _pack(status: status_pb2.Status, detail: object) -> None:

@@ -15,6 +15,7 @@ import msgspec
 from google.protobuf import struct_pb2
 
 from otari_batch_grpc.server.errors import FieldViolation, invalid_argument
+from otari_batch_grpc.server.quoting import quoted
 from otari_batch_grpc.v1 import batch_service_pb2
 
 MAX_REQUESTS = 10_000
@@ -39,7 +40,9 @@ def check_create(request: batch_service_pb2.CreateBatchRequest) -> None:
     _check_metadata(request, problems)
     if request.request_id and not _is_uuid(request.request_id):
         problems.append(
-            FieldViolation("request_id", f"must be a UUID such as {uuid.uuid4()}, or empty; got {request.request_id!r}")
+            FieldViolation(
+                "request_id", f"must be a UUID such as {uuid.uuid4()}, or empty; got {quoted(request.request_id)}"
+            )
         )
     if request.completion_window and not request.completion_window.strip():
         problems.append(FieldViolation("completion_window", "must not be blank; leave it empty for 24h"))
@@ -138,7 +141,7 @@ def _check_id(name: str, value: str, problems: list[FieldViolation]) -> None:
     if not value.strip():
         problems.append(FieldViolation(name, "is required"))
     elif value in (".", ".."):  # a path segment the URL would resolve away: it would address another route
-        problems.append(FieldViolation(name, f"{value!r} is not an id"))
+        problems.append(FieldViolation(name, f"{quoted(value)} is not an id"))
     elif len(value) > MAX_ID_CHARS or any(c.isspace() or not c.isprintable() for c in value):
         problems.append(FieldViolation(name, f"must be at most {MAX_ID_CHARS} printable characters, no spaces"))
 
@@ -151,7 +154,9 @@ def _check_model(model: str, problems: list[FieldViolation]) -> None:
         provider, found, name = model.partition(sep)
         if found and provider.strip() and name.strip():
             return
-    problems.append(FieldViolation("model", f"must be 'provider:model', e.g. 'openai:gpt-4o-mini'; got {model!r}"))
+    problems.append(
+        FieldViolation("model", f"must be 'provider:model', e.g. 'openai:gpt-4o-mini'; got {quoted(model)}")
+    )
 
 
 def _check_requests(request: batch_service_pb2.CreateBatchRequest, problems: list[FieldViolation]) -> None:
@@ -193,8 +198,8 @@ def _custom_id_problem(where: str, custom_id: str, first_seen: dict[str, int]) -
         return FieldViolation(where, f"must be at most {MAX_CUSTOM_ID_CHARS} characters")
     return FieldViolation(
         where,
-        f"{custom_id!r} is already used by requests[{first_seen[custom_id]}]; custom_id must be unique within the "
-        "batch",
+        f"{quoted(custom_id)} is already used by requests[{first_seen[custom_id]}]; custom_id must be unique "
+        "within the batch",
     )
 
 
@@ -245,18 +250,17 @@ def _check_metadata(request: batch_service_pb2.CreateBatchRequest, problems: lis
         )
     for key in sorted(metadata):
         value = metadata[key]
+        where = (
+            f"metadata[{key}]" if len(key) <= MAX_METADATA_KEY_CHARS else f"metadata[{key[:MAX_METADATA_KEY_CHARS]}…]"
+        )
         if key in RESERVED_METADATA_KEYS:
-            problems.append(
-                FieldViolation(f"metadata[{key}]", "is stamped by the service or gateway; pick another key")
-            )
+            problems.append(FieldViolation(where, "is stamped by the service or gateway; pick another key"))
         elif not key or len(key) > MAX_METADATA_KEY_CHARS:
-            problems.append(
-                FieldViolation(f"metadata[{key}]", f"keys must be 1 to {MAX_METADATA_KEY_CHARS} characters")
-            )
+            problems.append(FieldViolation(where, f"keys must be 1 to {MAX_METADATA_KEY_CHARS} characters"))
         if len(value) > MAX_METADATA_VALUE_CHARS:
             problems.append(
                 FieldViolation(
-                    f"metadata[{key}]",
+                    where,
                     f"values must be at most {MAX_METADATA_VALUE_CHARS} characters; this one has {len(value)}",
                 )
             )
