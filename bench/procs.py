@@ -105,12 +105,19 @@ def simulator(work: Path, *, stage_seconds: float = 3600.0, name: str = "simulat
 def server(
     work: Path, gateway_port: int, *, db: str = "state.db", name: str = "server", **settings: str
 ) -> Iterator[Child]:
-    """The service on a fresh port, its state in `work/db` (fresh unless a bench reuses it on purpose)."""
+    """The service on a fresh port, its state in `work/db` (fresh unless a bench reuses it on purpose). The load
+    of a bench comes from one key standing for many callers: the per-caller limits are lifted (to the connection
+    pool's size for gateway calls), so the figures measure the service, not its limits."""
     env = {
         "GATEWAY_URL": f"http://127.0.0.1:{gateway_port}",
         "GRPC_LISTEN": "127.0.0.1:0",
         "STATE_DB": str(work / db),
         "SHUTDOWN_GRACE": "2",
+        "LIMIT_STREAMS_PER_CALLER": "100000",
+        "LIMIT_STREAMS_TOTAL": "100000",
+        "LIMIT_WATCHED_PER_CALLER": "100000",
+        "LIMIT_UPSTREAM_PER_CALLER": "100",
+        "LIMIT_UPSTREAM_QUEUE_PER_CALLER": "100000",
         **settings,
     }
     with child([str(BIN / "otari-batch-grpc")], env, r"serving on \S+ \(port (\d+)\)", work / f"{name}.log") as srv:

@@ -32,8 +32,17 @@ def test_the_service_key_never_shows_in_repr() -> None:
         ({"MAX_MESSAGE_BYTES": "1000"}, "at least 1 MiB"),
         ({"LOG_LEVEL": "chatty"}, "log_level must be"),
         ({"EVENT_LOOP": "trio"}, "event_loop must be uvloop or asyncio"),
+        ({"METRICS_ADDRESS": "9464"}, "metrics_address must be host:port"),
+        ({"METRICS_ADDRESS": "127.0.0.1:99999"}, "metrics_address must be host:port"),
     ],
 )
 def test_bad_settings_are_refused(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load([], env)
+
+
+def test_metrics_are_off_unless_an_address_is_set() -> None:
+    assert load([], {}).metrics_host_port is None
+    assert load([], {"METRICS_ADDRESS": ""}).metrics_host_port is None
+    assert load([], {"METRICS_ADDRESS": "127.0.0.1:9464"}).metrics_host_port == ("127.0.0.1", 9464)
+    assert load(["--metrics-address", "[::1]:0"], {}).metrics_host_port == ("::1", 0)

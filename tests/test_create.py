@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -41,7 +42,8 @@ async def test_create_returns_the_gateways_batch(stub: Stub, sim: Sim) -> None:
 
 async def test_body_json_reaches_the_gateway_as_written(stub: Stub, sim: Sim) -> None:
     exact = 2**60 + 1  # a Struct (a double) would round it
-    text = '{"messages": [{"role": "user", "content": "caf\u00e9 \\"quoted\\""}], "max_tokens": 16, "seed": %d}' % exact
+    content = 'caf\u00e9 "quoted"'
+    text = json.dumps({"messages": [{"role": "user", "content": content}], "max_tokens": 16, "seed": exact})
     request = pb.CreateBatchRequest(
         model="openai:gpt-4o-mini",
         requests=[

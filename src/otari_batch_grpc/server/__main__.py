@@ -1,6 +1,7 @@
 """`python -m otari_batch_grpc.server` (`make run`): serve BatchService until SIGTERM or Ctrl-C.
 
-Without GATEWAY_URL the built-in gateway simulator starts too, and the service proxies it.
+Without GATEWAY_URL the built-in gateway simulator starts too, and the service proxies it. Logs are JSON lines on
+stderr; traces follow the OTEL_* environment variables (see tracing.py); metrics listen on METRICS_ADDRESS if set.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Callable
 
-from otari_batch_grpc.server import config
+from otari_batch_grpc.server import config, logs, tracing
 from otari_batch_grpc.server.app import BatchServer
 from otari_batch_grpc.server.store import StoreError
 
@@ -33,6 +34,7 @@ async def _gateway(settings: config.Settings) -> AsyncIterator[str]:
         stage_seconds=settings.simulator_stage_seconds, state_file=settings.state_db.with_suffix(".simulator.json")
     )
     async with running_simulator(state, host, port) as url:
+        logs.adopt("uvicorn", "uvicorn.error", "uvicorn.access")  # its lines as JSON too
         log.info(
             "GATEWAY_URL is not set: using the built-in gateway simulator at %s (a development tool). Try API key %s.",
             url,
@@ -57,6 +59,8 @@ async def serve(settings: config.Settings) -> None:
             gateway_url,
             server.gateway.api_root,
         )
+        if server.metrics is not None:
+            log.info("Prometheus metrics on %s", server.metrics.url)
         await stop.wait()
         log.info("shutting down: health NOT_SERVING, ending streams, %.1fs grace", settings.shutdown_grace)
         await server.stop()
@@ -69,18 +73,21 @@ def main() -> None:
     except config.ConfigError as exc:
         print(f"otari-batch-grpc: {exc}", file=sys.stderr)
         sys.exit(2)
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logs.configure(settings.log_level)
+    try:
+        provider = tracing.configure()
+    except tracing.TracingError as exc:
+        print(f"otari-batch-grpc: {exc}", file=sys.stderr)
+        sys.exit(2)
     try:
         with asyncio.Runner(loop_factory=_loop_factory(settings.event_loop)) as runner:
             runner.run(serve(settings))
     except (OSError, StoreError) as exc:
         log.error("%s", exc)
         sys.exit(1)
+    finally:
+        if provider is not None:
+            provider.shutdown()  # sends the spans still buffered
 
 
 def _loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:

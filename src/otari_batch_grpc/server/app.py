@@ -11,11 +11,13 @@ from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 
-from otari_batch_grpc.server import reflection
+from otari_batch_grpc.server import metrics, reflection, tracing
 from otari_batch_grpc.server.auth import OwnerHasher, load_owner_secret
 from otari_batch_grpc.server.config import Settings
 from otari_batch_grpc.server.core import CorePolicy
 from otari_batch_grpc.server.gateway import API_ROOTS, GatewayClient
+from otari_batch_grpc.server.limits import LimitPolicy, Limits
+from otari_batch_grpc.server.metrics import MetricsListener
 from otari_batch_grpc.server.results import ResultsPolicy
 from otari_batch_grpc.server.rpc import register
 from otari_batch_grpc.server.service import BatchService
@@ -63,6 +65,16 @@ class BatchServer:
 
     def __init__(self, settings: Settings, *, gateway_url: str) -> None:
         self.settings = settings
+        self.limits = Limits(
+            LimitPolicy(
+                streams_per_caller=settings.limit_streams_per_caller,
+                streams_total=settings.limit_streams_total,
+                watched_per_caller=settings.limit_watched_per_caller,
+                upstream_per_caller=settings.limit_upstream_per_caller,
+                upstream_queue_per_caller=settings.limit_upstream_queue_per_caller,
+            ),
+            on_refusal=metrics.limit_refused,
+        )
         self.gateway = GatewayClient(
             gateway_url,
             timeout=settings.upstream_timeout,
@@ -70,9 +82,11 @@ class BatchServer:
             max_connections=settings.upstream_max_connections,
             api_root="/v1" if settings.gateway_api_root == "auto" else settings.gateway_api_root,
             platform_token=settings.platform_token,
+            gate=self.limits.upstream,
         )
         self.health = HealthServicer()
         self.port = 0
+        self.metrics: MetricsListener | None = None
         self._service: BatchService | None = None
         self._store: Store | None = None
         self._server: aio.Server | None = None
@@ -91,8 +105,22 @@ class BatchServer:
 
     async def start(self) -> int:
         """Open the state, bind and serve; returns the bound port (useful with port 0)."""
+        if (where := self.settings.metrics_host_port) is not None:
+            try:
+                self.metrics = MetricsListener(*where)
+            except OSError as exc:
+                raise OSError(f"cannot listen on {self.settings.metrics_address} for metrics: {exc}") from exc
+        try:
+            return await self._start()
+        except BaseException:
+            if self.metrics is not None:
+                await self.metrics.close()
+            raise
+
+    async def _start(self) -> int:
         settings = self.settings
-        await self._find_api_root()
+        with tracing.untraced():  # the probes at start are no one's call
+            await self._find_api_root()
         self._store = await Store.open(settings.state_db)
         try:
             secret = await load_owner_secret(settings.owner_secret, settings.state_db)
@@ -120,6 +148,7 @@ class BatchServer:
                     trust_seconds=settings.owner_trust_seconds,
                 ),
                 service_key=settings.service_key,
+                limits=self.limits,
                 heartbeat_seconds=settings.watch_heartbeat,
                 wait_default_seconds=settings.wait_default_timeout,
             )
@@ -142,9 +171,14 @@ class BatchServer:
             raise OSError(f"cannot listen on {self.settings.grpc_listen}: is another process using it?") from exc
         await server.start()
         self._server = server
-        await self._set_health(await self.gateway.ping(within=2.0))
-        self._health_task = asyncio.create_task(self._watch_gateway(), name="gateway-health")
-        self._sweep_task = asyncio.create_task(self._sweep(), name="retention")
+        self._watch_metrics()
+        with tracing.untraced():
+            await self._set_health(await self.gateway.ping(within=2.0))
+        # Background tasks: not part of the call that happened to be current, and the probes are traced by no one.
+        self._health_task = asyncio.create_task(
+            self._watch_gateway(), name="gateway-health", context=tracing.background()
+        )
+        self._sweep_task = asyncio.create_task(self._sweep(), name="retention", context=tracing.background())
         return self.port
 
     async def stop(self) -> None:
@@ -163,6 +197,11 @@ class BatchServer:
         await self.gateway.aclose()
         if self._store is not None:
             await self._store.close()
+        if self._service is not None:
+            metrics.WATCH_POLL_LOOPS.set_function(lambda: 0)
+            metrics.WATCH_SUBSCRIPTIONS.set_function(lambda: 0)
+        if self.metrics is not None:
+            await self.metrics.close()
 
     async def wait(self) -> None:
         assert self._server is not None
@@ -174,6 +213,15 @@ class BatchServer:
 
     async def __aexit__(self, *_exc: object) -> None:
         await self.stop()
+
+    def _watch_metrics(self) -> None:
+        """The hub's gauges, read when scraped (on the listener's thread: each reads one len(), atomic under the
+        GIL). With several servers in one process (tests), the last one started is the one counted."""
+        hub = self.service.hub
+        metrics.WATCH_POLL_LOOPS.set_function(hub.loops)
+        subscriptions = getattr(hub, "subscriptions", None)  # Hub.subscriptions(), where the hub has it
+        if callable(subscriptions):
+            metrics.WATCH_SUBSCRIPTIONS.set_function(subscriptions)
 
     async def _watch_gateway(self) -> None:
         reachable: bool | None = None
@@ -218,6 +266,8 @@ class BatchServer:
             else:
                 if gone:
                     log.info("retention sweep: %d rows forgotten", gone)
+                with contextlib.suppress(Exception):
+                    metrics.RESULTS_CACHE_BYTES.set(await self.store.results_bytes())
             await asyncio.sleep(self.settings.sweep_interval)
 
     async def _set_health(self, reachable: bool) -> None:

@@ -125,9 +125,31 @@ class Settings:
         "Seconds calls still open on a connection asked to go may take to finish; a stream still open after them "
         "is cut with UNAVAILABLE (clients resume).",
     )
+    limit_streams_per_caller: int = _opt(
+        1000,
+        "Streaming calls (StreamResults, WatchBatch, WatchBatches) one caller may have open at once; past it, "
+        "RESOURCE_EXHAUSTED.",
+    )
+    limit_streams_total: int = _opt(
+        10_000, "Streaming calls open at once on the whole server; past it, RESOURCE_EXHAUSTED."
+    )
+    limit_watched_per_caller: int = _opt(
+        2000, "Batches one caller may watch at once, over all of its watch streams (each live one is polled)."
+    )
+    limit_upstream_per_caller: int = _opt(
+        8, "Gateway calls one caller may have in flight at once; more wait in the caller's own queue."
+    )
+    limit_upstream_queue_per_caller: int = _opt(
+        256, "Gateway calls of one caller that may wait for a slot; past it, RESOURCE_EXHAUSTED."
+    )
     shutdown_grace: float = _opt(10.0, "Seconds in-flight calls get to finish after SIGTERM.")
     health_interval: float = _opt(5.0, "Seconds between probes of the gateway for the health service.")
     log_level: str = _opt("INFO", "Logging level: DEBUG, INFO, WARNING or ERROR.")
+    metrics_address: str = _opt(
+        "",
+        "host:port of the Prometheus metrics listener (GET /metrics), e.g. 127.0.0.1:9464 (port 0 picks a free "
+        "one). Empty: no listener.",
+    )
     event_loop: str = _opt("uvloop", "The asyncio event loop: uvloop (faster per call) or asyncio (the standard one).")
     simulator_listen: str = _opt(
         "127.0.0.1:0", "host:port of the built-in gateway simulator, when it runs (port 0 picks a free one)."
@@ -178,6 +200,16 @@ class Settings:
             raise ConfigError("upstream_max_connections must be at least 1")
         if self.grpc_max_concurrent_streams < 1:
             raise ConfigError("grpc_max_concurrent_streams must be at least 1")
+        for name in (
+            "limit_streams_per_caller",
+            "limit_streams_total",
+            "limit_watched_per_caller",
+            "limit_upstream_per_caller",
+        ):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1")
+        if self.limit_upstream_queue_per_caller < 0:
+            raise ConfigError("limit_upstream_queue_per_caller must be 0 or more")
         for name in ("grpc_max_ping_strikes", "grpc_max_connection_age", "grpc_max_connection_age_grace"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be 0 or more")
@@ -195,10 +227,17 @@ class Settings:
             raise ConfigError(f"log_level must be DEBUG, INFO, WARNING or ERROR, got {self.log_level!r}")
         _split_host_port(self.grpc_listen, "grpc_listen")
         _split_host_port(self.simulator_listen, "simulator_listen")
+        if self.metrics_address:
+            _split_host_port(self.metrics_address, "metrics_address")
 
     @property
     def tls(self) -> bool:
         return self.tls_cert is not None
+
+    @property
+    def metrics_host_port(self) -> tuple[str, int] | None:
+        """Where the metrics listener binds; None when it is off."""
+        return _split_host_port(self.metrics_address, "metrics_address") if self.metrics_address else None
 
     @property
     def simulator_host_port(self) -> tuple[str, int]:

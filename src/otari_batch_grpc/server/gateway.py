@@ -11,7 +11,8 @@ import contextlib
 import email.utils
 import json
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager
 from contextvars import ContextVar
 from typing import Any
 from urllib.parse import quote
@@ -52,6 +53,7 @@ class GatewayClient:
         transport: httpx.AsyncBaseTransport | None = None,
         api_root: str = "/v1",
         platform_token: str | None = None,
+        gate: Callable[[str], AbstractAsyncContextManager[None]] | None = None,
     ) -> None:
         self._timeout = timeout
         self._results_timeout = results_timeout
@@ -64,6 +66,15 @@ class GatewayClient:
             transport=transport or GatewayTransport(max_connections=max_connections),
             headers={"user-agent": "otari-batch-grpc/0.1"},
         )
+        # Health probes on a connection of their own: a pool busy with callers' calls is not a gateway that is down.
+        self._probe_http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"),
+            follow_redirects=False,
+            transport=GatewayTransport(max_connections=1) if transport is None else transport,
+            headers={"user-agent": "otari-batch-grpc/0.1"},
+        )
+        # Holds one of the caller's gateway-call slots around each call (limits.Limits.upstream), by key.
+        self._gate = gate or _no_gate
 
     @property
     def base_url(self) -> str:
@@ -71,6 +82,7 @@ class GatewayClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+        await self._probe_http.aclose()
 
     async def find_api_root(self, *, within: float) -> str | None:
         """Which root serves the batch routes: `/api/v1` (the platform and newer gateways) or `/v1`; None when the
@@ -78,7 +90,7 @@ class GatewayClient:
         (or 200), an unknown one 404. Raises UpstreamUnreachable when nothing answers."""
         for root in API_ROOTS:
             try:
-                response = await self._http.options(f"{root}/batches", timeout=within)
+                response = await self._probe_http.options(f"{root}/batches", timeout=within)
             except httpx.HTTPError as exc:
                 raise UpstreamUnreachable("probe", type(exc).__name__) from None
             if response.status_code != 404:
@@ -128,31 +140,32 @@ class GatewayClient:
         """A completed batch's results as they arrive: the body (one JSON document) is parsed incrementally, so
         memory stays flat and the first result is ready long before the last byte. Leaving the context closes the
         upstream response (a cancelled call stops the download)."""
+        started = time.monotonic()
         operation = "results"
-        with _about(batch_id):
-            budget = self._budget(operation, self._results_timeout, time_left)
-            request = self._http.build_request(
-                "GET",
-                f"{self.api_root}/batches/{_seg(batch_id)}/results",
-                params={"provider": provider},
-                headers=self._headers(key),
-                timeout=budget,
-            )
-            try:
-                response = await self._http.send(request, stream=True)
-            except httpx.TimeoutException:
-                raise UpstreamTimeout(operation, budget) from None
-            except httpx.HTTPError as exc:
-                raise UpstreamUnreachable(operation, type(exc).__name__) from None
-            try:
+        async with self._gate(key), contextlib.AsyncExitStack() as stack:
+            with _about(batch_id):
+                budget = self._budget(operation, self._results_timeout, _less(time_left, started))
+                request = self._http.build_request(
+                    "GET",
+                    f"{self.api_root}/batches/{_seg(batch_id)}/results",
+                    params={"provider": provider},
+                    headers=self._headers(key),
+                    timeout=budget,
+                )
+                try:
+                    response = await self._http.send(request, stream=True)
+                except httpx.TimeoutException:
+                    raise UpstreamTimeout(operation, budget) from None
+                except httpx.HTTPError as exc:
+                    raise UpstreamUnreachable(operation, type(exc).__name__) from None
+                stack.push_async_callback(response.aclose)
                 _note(response)
                 if response.status_code != 200:
                     await response.aread()
                     raise _http_error(operation, response)
-                async with contextlib.aclosing(_result_items(response, budget)) as items:
-                    yield items  # closed here, in this task: left to the garbage collector, it would close elsewhere
-            finally:
-                await response.aclose()
+                # Closed here, in this task: left to the garbage collector, it would close elsewhere.
+                items = await stack.enter_async_context(contextlib.aclosing(_result_items(response, budget)))
+                yield items
 
     def _budget(self, operation: str, limit: float, time_left: float | None) -> float:
         """The seconds a call may take: the limit, shortened by the caller's deadline."""
@@ -165,7 +178,7 @@ class GatewayClient:
     async def ping(self, *, within: float) -> bool:
         """Whether the gateway answers HTTP at all (any status below 500 counts) within `within` seconds."""
         try:
-            response = await self._http.options(f"{self.api_root}/batches", timeout=within)
+            response = await self._probe_http.options(f"{self.api_root}/batches", timeout=within)
         except httpx.HTTPError:
             return False
         return response.status_code < 500 and response.status_code != 404  # it serves the batch routes
@@ -181,6 +194,31 @@ class GatewayClient:
         params: dict[str, str | int] | None = None,
         json_body: bytes | None = None,
         batch_id: str | None = None,
+    ) -> JSON:
+        started = time.monotonic()
+        async with self._gate(key):
+            return await self._request(
+                operation,
+                method,
+                path,
+                key,
+                _less(time_left, started),
+                params=params,
+                json_body=json_body,
+                batch_id=batch_id,
+            )
+
+    async def _request(
+        self,
+        operation: str,
+        method: str,
+        path: str,
+        key: str,
+        time_left: float | None,
+        *,
+        params: dict[str, str | int] | None,
+        json_body: bytes | None,
+        batch_id: str | None,
     ) -> JSON:
         with _about(batch_id):
             budget = self._budget(operation, self._timeout, time_left)
@@ -239,6 +277,16 @@ def _about(batch_id: str | None) -> Iterator[None]:
     except UpstreamError as exc:
         exc.batch_id = batch_id
         raise
+
+
+@contextlib.asynccontextmanager
+async def _no_gate(_key: str) -> AsyncIterator[None]:
+    yield
+
+
+def _less(time_left: float | None, since: float) -> float | None:
+    """The time a call has left, less what passed since `since` (waiting for a slot, say)."""
+    return None if time_left is None else time_left - (time.monotonic() - since)
 
 
 def _seg(value: str) -> str:

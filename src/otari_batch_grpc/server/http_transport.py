@@ -5,16 +5,23 @@ serves; aiohttp's C-accelerated client does the same request in about 0.45 ms (m
 `httpx-aiohttp`, the one the OpenAI SDK ships as its aiohttp backend. Its own error mapping names a refused
 connection a timeout, so failures are renamed here, from the aiohttp exception, into the httpx exception that
 means the same thing: the gateway client keeps telling "the gateway took too long" from "nothing answered".
+
+Every request to the gateway passes here, so this is where each is counted and timed (metrics) and, with tracing
+on, gets a client span whose W3C `traceparent` goes to the gateway in the request's headers.
 """
 
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import AsyncIterator, Iterator
 
 import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
+from opentelemetry import propagate, trace
+
+from otari_batch_grpc.server import metrics, tracing
 
 # First match wins: aiohttp's timeouts are also TimeoutError, its connect failures also OSError.
 _AS_HTTPX: tuple[tuple[type[BaseException], type[httpx.TransportError]], ...] = (
@@ -73,8 +80,60 @@ class GatewayTransport(AiohttpTransport):
         )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        with _httpx_errors():
-            response = await super().handle_async_request(request)
+        route = route_of(request.method, request.url.path)
+        span = None
+        if tracing.tracer is not None and not tracing.silenced():
+            span = _client_span(tracing.tracer, request, route)
+        started = time.perf_counter()
+        try:
+            with _httpx_errors():
+                response = await super().handle_async_request(request)
+        except BaseException as exc:  # a transport error, or the call cancelled: counted under its name
+            _count(route, type(exc).__name__, started)
+            if span is not None:
+                span.set_attribute("error.type", type(exc).__name__)
+                span.set_status(trace.StatusCode.ERROR, type(exc).__name__)
+                span.end()
+            raise
+        _count(route, str(response.status_code), started)
+        if span is not None:
+            span.set_attribute("http.response.status_code", response.status_code)
+            if response.status_code >= 500:
+                span.set_status(trace.StatusCode.ERROR, str(response.status_code))
+            span.end()
         assert isinstance(response.stream, httpx.AsyncByteStream)
         response.stream = _Body(response.stream)
         return response
+
+
+def _count(route: str, status: str, started: float) -> None:
+    metrics.GATEWAY_SECONDS.labels(route).observe(time.perf_counter() - started)
+    metrics.GATEWAY_REQUESTS.labels(route, status).inc()
+
+
+# The words of the gateway's paths; any other segment is an id (so a route label has few values, whatever the ids).
+_ROUTE_WORDS = frozenset(("", "v1", "api", "batches", "cancel", "results"))
+
+
+def route_of(method: str, path: str) -> str:
+    """`GET /v1/batches/{id}/results`: the request's method and path, every segment that is not a word of the
+    gateway's routes (a batch id) as {id}."""
+    return method + " " + "/".join(part if part in _ROUTE_WORDS else "{id}" for part in path.split("/"))
+
+
+def _client_span(tracer: trace.Tracer, request: httpx.Request, route: str) -> trace.Span:
+    """A client span for this request, a child of the current one (the call's server span), its context sent to the
+    gateway as `traceparent` (by the configured propagators: W3C trace context and baggage by default)."""
+    url = request.url
+    span = tracer.start_span(
+        route,
+        kind=trace.SpanKind.CLIENT,
+        attributes={
+            "http.request.method": request.method,
+            "url.template": route.partition(" ")[2],
+            "server.address": url.host,
+            "server.port": url.port or (443 if url.scheme == "https" else 80),
+        },
+    )
+    propagate.inject(request.headers, context=trace.set_span_in_context(span))
+    return span

@@ -17,7 +17,7 @@ import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 
-from otari_batch_grpc.server import convert, wire
+from otari_batch_grpc.server import convert, metrics, wire
 from otari_batch_grpc.server.core import Batches, Caller, status_meta
 from otari_batch_grpc.server.errors import Code, ServiceError, from_upstream
 from otari_batch_grpc.server.locks import KeyedLocks
@@ -72,6 +72,7 @@ class ResultStreams:
         self, caller: Caller, batch_id: str, provider: str, *, start: int, wait: bool, time_left: float | None
     ) -> AsyncIterator[Message]:
         if await self._store.result_set(batch_id) is not None:
+            metrics.RESULTS_CACHE_HITS.inc()
             if not await self._core.trusted(caller, batch_id):
                 await self._core.fetch(caller, batch_id, provider, time_left=time_left)  # the gateway authorizes
             record = await self._store.batch(batch_id)
@@ -91,9 +92,11 @@ class ResultStreams:
             raise results_not_ready(batch)
         async with self._filling.hold(batch_id):  # one first fetch per batch; others then read the cache
             if await self._store.result_set(batch_id) is not None:
+                metrics.RESULTS_CACHE_HITS.inc()
                 async for message in self._cached(batch_id, start, batch.request_counts.total):
                     yield message
                 return
+            metrics.RESULTS_CACHE_MISSES.inc()
             async for message in self._first_fetch(caller, batch, provider, start, time_left):
                 yield message
 
@@ -224,6 +227,7 @@ class ResultStreams:
             if not complete:  # never leave a partial set for a later caller to trust
                 await asyncio.shield(store.drop_results(batch_id))
         await store.trim_results(max_bytes=self.policy.max_bytes, max_age=self.policy.max_age)
+        metrics.RESULTS_CACHE_BYTES.set(await store.results_bytes())
 
     async def _flush(
         self, batch_id: str, first: int, entries: list[bytes], start: int, total: int

@@ -1,31 +1,55 @@
-"""What every RPC handler shares: errors become rich gRPC statuses, one log line per call, and open streams
-that end with UNAVAILABLE (so clients resume elsewhere) when the server drains."""
+"""The edge every RPC passes through: the request decoded here (bad bytes are INVALID_ARGUMENT, not grpcio's
+UNKNOWN), errors become rich gRPC statuses, one log line, metrics and a trace span per call, and open streams that
+end with UNAVAILABLE (so clients resume elsewhere) when the server drains.
+
+Handlers are declared with `@unary` or `@server_stream`; `register` serves them, wrapping each in its edge there,
+where the method's descriptor (the request's message type) is known. Called directly, a handler is a plain method.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import functools
-import json
+import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, Concatenate, Protocol, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, TypeVar
 
 import grpc
 from google.protobuf import message_factory
-from google.protobuf.descriptor import ServiceDescriptor
+from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 from grpc import aio
 from grpc_status import rpc_status
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from prometheus_client import Counter, Histogram
 
-from otari_batch_grpc.server.errors import ServiceError, from_upstream, internal, shutting_down
+from otari_batch_grpc.server import metrics, tracing
+from otari_batch_grpc.server.auth import credential_from_metadata
+from otari_batch_grpc.server.errors import Code, ServiceError, from_upstream, internal, shutting_down
 from otari_batch_grpc.server.gateway import last_upstream_attempt, last_upstream_status
+from otari_batch_grpc.server.logs import Fields
 from otari_batch_grpc.server.upstream import UpstreamError
 
 log = logging.getLogger("otari_batch_grpc.rpc")
 
-Req = TypeVar("Req")
-Resp = TypeVar("Resp")
-S = TypeVar("S", bound="HasStreams")
+H = TypeVar("H", bound=Callable[..., Any])
+Context = aio.ServicerContext[Any, Any]
+Metadata = Collection[tuple[str, str | bytes]]  # what a call's invocation_metadata() holds
+
+_KIND: dict[Callable[..., Any], Literal["unary", "server_stream"]] = {}
+# Codes that are the server's (or the gateway's) fault: the span is marked as an error (OpenTelemetry's gRPC rule).
+_SERVER_FAULTS = frozenset(
+    (
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.UNIMPLEMENTED,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DATA_LOSS,
+    )
+)
 
 
 class OpenStreams:
@@ -39,10 +63,14 @@ class OpenStreams:
         return len(self._tasks)
 
     def add(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.add(task)
+        if task not in self._tasks:
+            self._tasks.add(task)
+            metrics.OPEN_STREAMS.inc()
 
     def discard(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
+        if task in self._tasks:
+            self._tasks.discard(task)
+            metrics.OPEN_STREAMS.dec()
 
     def drain(self) -> None:
         """End every open stream with UNAVAILABLE; new streams are refused the same way."""
@@ -55,6 +83,18 @@ class HasStreams(Protocol):
     streams: OpenStreams
 
 
+def unary(handler: H) -> H:
+    """Declare a unary handler: `register` serves it behind the edge (decoding, errors, log line, metrics, span)."""
+    _KIND[handler] = "unary"
+    return handler
+
+
+def server_stream(handler: H) -> H:
+    """Declare a server-streaming handler: as `unary`, and the stream ends with UNAVAILABLE when the server drains."""
+    _KIND[handler] = "server_stream"
+    return handler
+
+
 def _as_service_error(exc: Exception) -> ServiceError:
     if isinstance(exc, ServiceError):
         return exc
@@ -64,7 +104,7 @@ def _as_service_error(exc: Exception) -> ServiceError:
     return internal()
 
 
-async def abort(context: aio.ServicerContext[Any, Any], error: ServiceError) -> None:
+async def abort(context: Context, error: ServiceError) -> None:
     """End the call with the error's status and its google.rpc details (grpc-status-details-bin)."""
     status = rpc_status.to_status(error.to_status())
     await context.abort(status.code, status.details, trailing_metadata=status.trailing_metadata)
@@ -74,93 +114,225 @@ def grpc_code(error: ServiceError) -> grpc.StatusCode:
     return grpc.StatusCode[error.code.name]
 
 
-def _log_call(method: str, code: grpc.StatusCode, started: float, peer: str) -> None:
-    record = {
-        "event": "rpc",
-        "method": method,
-        "code": code.name,
-        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-        "upstream_status": last_upstream_status.get(),
-        "upstream_attempt_id": last_upstream_attempt.get(),
-        "peer": peer,
-    }
-    log.info(json.dumps(record))
+# -- decoding -----------------------------------------------------------------------------------------------------
+# upb's reasons, in words a caller can act on.
+_DECODE_REASONS = (
+    ("MaxDepth", "messages are nested deeper than protobuf's limit (100 levels)"),
+    ("UTF-8", "a string field is not valid UTF-8"),
+    ("corrupt", "the bytes are not a serialized message (garbage, truncated, or nested too deep)"),
+)
 
 
-def unary(
-    handler: Callable[Concatenate[S, Req, aio.ServicerContext[Req, Resp], ...], Awaitable[Resp]],
-) -> Callable[[S, Req, aio.ServicerContext[Req, Resp]], Awaitable[Resp]]:
-    """Wrap a unary handler: typed errors -> status with details; a log line."""
-    method = handler.__name__
+def _malformed(type_name: str, size: int, exc: Exception) -> ServiceError:
+    text = str(exc)
+    why = next((words for key, words in _DECODE_REASONS if key in text), "the bytes do not parse")
+    return ServiceError(
+        Code.INVALID_ARGUMENT,
+        "MALFORMED_REQUEST",
+        f"The request ({size} bytes) is not a valid {type_name}: {why}.",
+        metadata={"message_type": type_name},
+    )
 
-    @functools.wraps(handler)
-    async def wrapper(self: S, request: Req, context: aio.ServicerContext[Req, Resp]) -> Resp:
-        started = time.perf_counter()
-        peer = context.peer()  # read now: after a client cancels, the call's peer is gone (grpcio crashes on it)
+
+# -- one call -----------------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class _Method:
+    """What the edge knows of one RPC, worked out once at registration."""
+
+    name: str  # GetBatch: the `method` label and log field
+    span_name: str  # otari.batch.v1.BatchService/GetBatch (OpenTelemetry's name for an RPC span)
+    service: str
+    type_name: str
+    decode: Callable[[bytes], Any]
+    batch_id_in_request: bool
+    request_id_in_request: bool
+    batch_in_response: bool
+    seconds: Histogram  # the duration histogram's child for this method
+    service_key: str | None
+
+    @classmethod
+    def of(cls, method: MethodDescriptor, service_key: str | None) -> _Method:
+        request_type = message_factory.GetMessageClass(method.input_type)
+        fields = method.input_type.fields_by_name
+        return cls(
+            name=method.name,
+            span_name=f"{method.containing_service.full_name}/{method.name}",
+            service=method.containing_service.full_name,
+            type_name=method.input_type.full_name,
+            decode=request_type.FromString,
+            batch_id_in_request="batch_id" in fields,
+            request_id_in_request="request_id" in fields,
+            batch_in_response="batch_id" not in fields and "batch" in method.output_type.fields_by_name,
+            seconds=metrics.RPC_SECONDS.labels(method.name),
+            service_key=service_key,
+        )
+
+
+_counts: dict[tuple[str, grpc.StatusCode], Counter] = {}
+
+
+class _Call:
+    """A call's bookkeeping from its start to its one log line, its metrics and the end of its span."""
+
+    __slots__ = ("code", "metadata", "method", "peer", "request", "response", "span", "started")
+
+    def __init__(self, method: _Method, context: Context) -> None:
+        self.started = time.perf_counter()
+        self.method = method
+        self.peer = context.peer()  # read now: after a client cancels, the call's peer is gone (grpcio crashes on it)
+        self.metadata: Metadata = context.invocation_metadata() or ()
+        self.code = grpc.StatusCode.OK
+        self.request: Any = None
+        self.response: Any = None
+        self.span: trace.Span | None = None
         last_upstream_status.set(None)
         last_upstream_attempt.set(None)
-        code = grpc.StatusCode.OK
+        tracer = tracing.tracer
+        if tracer is not None:
+            self.span = _server_span(tracer, method, self.metadata)
+
+    def fail(self, exc: Exception) -> ServiceError:
+        error = _as_service_error(exc)
+        self.code = grpc_code(error)
+        if self.span is not None and self.code in _SERVER_FAULTS:
+            self.span.record_exception(exc)
+        return error
+
+    def finish(self) -> None:
+        method, code = self.method, self.code
+        seconds = time.perf_counter() - self.started
+        method.seconds.observe(seconds)
+        count = _counts.get((method.name, code))
+        if count is None:
+            count = _counts[(method.name, code)] = metrics.RPCS.labels(method.name, code.name)
+        count.inc()
+        trace_id = None
+        if self.span is not None:
+            trace_id = _end_span(self.span, code)
+        if log.isEnabledFor(logging.INFO):
+            log.info(self._fields(seconds, trace_id))
+
+    def _fields(self, seconds: float, trace_id: str | None) -> Fields:
+        method, request = self.method, self.request
+        fields = Fields(event="rpc", method=method.name, code=self.code.name, duration_ms=round(seconds * 1000, 2))
+        batch_id = ""
+        if request is not None and method.batch_id_in_request:
+            batch_id = request.batch_id[:200]  # a caller's value: bounded
+        elif method.batch_in_response and self.response is not None and not isinstance(self.response, bytes):
+            batch_id = self.response.batch.id  # CreateBatch: the batch it made
+        if batch_id:
+            fields["batch_id"] = batch_id
+        if request is not None and method.request_id_in_request and request.request_id:
+            fields["request_id"] = request.request_id[:200]
+        if trace_id is not None:
+            fields["trace_id"] = trace_id
+        if (status := last_upstream_status.get()) is not None:
+            fields["upstream_status"] = status
+        if (attempt := last_upstream_attempt.get()) is not None:
+            fields["upstream_attempt_id"] = attempt
+        fields["peer"] = self.peer
+        if (owner := owner_tag(self.metadata, service_key=method.service_key)) is not None:
+            fields["owner"] = owner
+        return fields
+
+
+def owner_tag(metadata: Metadata, *, service_key: str | None) -> str | None:
+    """A short tag of the caller's key for log lines (the first 8 hex digits of its SHA-256: it tells callers apart
+    and finds one caller's lines, and reveals nothing of the key); None when the call carries no usable key."""
+    try:
+        credential = credential_from_metadata(metadata, service_key=service_key)
+    except ServiceError:
+        return None
+    return hashlib.sha256(credential.key.encode()).hexdigest()[:8]
+
+
+def _server_span(tracer: trace.Tracer, method: _Method, metadata: Metadata) -> trace.Span:
+    """The call's server span, a child of the caller's `traceparent`, made current for the call's task (each call
+    runs in a task of its own, so it is never detached: like the upstream context variables above)."""
+    carrier = {key: value for key, value in metadata if isinstance(value, str)}
+    span = tracer.start_span(
+        method.span_name,
+        context=propagate.extract(carrier),
+        kind=trace.SpanKind.SERVER,
+        attributes={"rpc.system": "grpc", "rpc.service": method.service, "rpc.method": method.name},
+    )
+    otel_context.attach(trace.set_span_in_context(span))
+    return span
+
+
+def _end_span(span: trace.Span, code: grpc.StatusCode) -> str | None:
+    span.set_attribute("rpc.grpc.status_code", code.value[0])
+    if code in _SERVER_FAULTS:
+        span.set_status(trace.StatusCode.ERROR, code.name)
+    span.end()
+    context = span.get_span_context()
+    return format(context.trace_id, "032x") if context.is_valid else None
+
+
+# -- the edges ----------------------------------------------------------------------------------------------------
+def _unary_edge(
+    behaviour: Callable[[Any, Context], Awaitable[Any]], method: _Method
+) -> Callable[[bytes, Context], Awaitable[Any]]:
+    async def edge(raw: bytes, context: Context) -> Any:
+        call = _Call(method, context)
         try:
-            return await handler(self, request, context)
+            try:
+                call.request = method.decode(raw)
+            except Exception as exc:
+                raise _malformed(method.type_name, len(raw), exc) from None
+            call.response = await behaviour(call.request, context)
+            return call.response
         except asyncio.CancelledError:
-            code = grpc.StatusCode.CANCELLED
+            call.code = grpc.StatusCode.CANCELLED
             raise
         except Exception as exc:
-            error = _as_service_error(exc)
-            code = grpc_code(error)
-            await abort(context, error)
+            await abort(context, call.fail(exc))
             raise AssertionError("unreachable: abort raises") from None
         finally:
-            _log_call(method, code, started, peer)
+            call.finish()
 
-    return wrapper
+    return edge
 
 
-def server_stream(
-    handler: Callable[Concatenate[S, Req, aio.ServicerContext[Req, Resp], ...], AsyncIterator[Resp]],
-) -> Callable[[S, Req, aio.ServicerContext[Req, Resp]], AsyncIterator[Resp]]:
-    """Wrap a server-streaming handler: as `unary`, and the stream ends with UNAVAILABLE when the server drains."""
-    method = handler.__name__
-
-    @functools.wraps(handler)
-    async def wrapper(self: S, request: Req, context: aio.ServicerContext[Req, Resp]) -> AsyncIterator[Resp]:
-        started = time.perf_counter()
-        peer = context.peer()  # read now: after a client cancels, the call's peer is gone (grpcio crashes on it)
-        last_upstream_status.set(None)
-        last_upstream_attempt.set(None)
-        code = grpc.StatusCode.OK
+def _stream_edge(
+    behaviour: Callable[[Any, Context], AsyncIterator[Any]], method: _Method, streams: OpenStreams
+) -> Callable[[bytes, Context], AsyncIterator[Any]]:
+    async def edge(raw: bytes, context: Context) -> AsyncIterator[Any]:
+        call = _Call(method, context)
         task = asyncio.current_task()
         assert task is not None
-        self.streams.add(task)
+        streams.add(task)
 
         # A client that cancels while a message is being written leaves this generator suspended at `yield`
         # (grpcio does not close it), so `finally` below may run late: the call's end is the reliable moment.
-        def ended(_: aio.ServicerContext[Req, Resp]) -> None:
-            self.streams.discard(task)
+        def ended(_: Context) -> None:
+            streams.discard(task)
 
         context.add_done_callback(ended)  # type: ignore[arg-type]  # types-grpcio: a class, not a Protocol
         try:
-            if self.streams.draining:
+            if streams.draining:
                 raise shutting_down()
-            async for item in handler(self, request, context):
+            try:
+                call.request = method.decode(raw)
+            except Exception as exc:
+                raise _malformed(method.type_name, len(raw), exc) from None
+            async for item in behaviour(call.request, context):
                 yield item
         except asyncio.CancelledError:
-            if not self.streams.draining:
-                code = grpc.StatusCode.CANCELLED  # the client went away: nothing more to send
+            if not streams.draining:
+                call.code = grpc.StatusCode.CANCELLED  # the client went away: nothing more to send
                 raise
             task.uncancel()
             error = shutting_down()
-            code = grpc_code(error)
+            call.code = grpc_code(error)
             await abort(context, error)
         except Exception as exc:
-            error = _as_service_error(exc)
-            code = grpc_code(error)
-            await abort(context, error)
+            await abort(context, call.fail(exc))
         finally:
-            self.streams.discard(task)
-            _log_call(method, code, started, peer)
+            streams.discard(task)
+            call.finish()
 
-    return wrapper
+    return edge
 
 
 def _send(message: Any) -> bytes:
@@ -171,20 +343,26 @@ def _send(message: Any) -> bytes:
     return data
 
 
-def register(server: aio.Server, servicer: object, service: ServiceDescriptor) -> None:
+def register(server: aio.Server, servicer: HasStreams, service: ServiceDescriptor) -> None:
     """Serve `servicer`'s methods for every RPC of `service`, as the generated add_*_to_server would, except that
-    a handler may yield serialized messages (bytes) as well as messages."""
+    requests arrive as bytes and are decoded by the edge (so bad bytes get INVALID_ARGUMENT and a log line), and a
+    handler may yield serialized messages (bytes) as well as messages."""
     handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
-    for method in service.methods:
-        behaviour = getattr(servicer, method.name)
-        request_type = message_factory.GetMessageClass(method.input_type)
-        if method.server_streaming:
-            handlers[method.name] = grpc.unary_stream_rpc_method_handler(
-                behaviour, request_deserializer=request_type.FromString, response_serializer=_send
+    service_key: str | None = getattr(servicer, "service_key", None)
+    for descriptor in service.methods:
+        behaviour = getattr(servicer, descriptor.name)
+        kind = _KIND.get(getattr(behaviour, "__func__", behaviour))
+        expected = "server_stream" if descriptor.server_streaming else "unary"
+        if descriptor.client_streaming or kind != expected:
+            raise TypeError(f"{type(servicer).__name__}.{descriptor.name} must be declared @{expected}")
+        method = _Method.of(descriptor, service_key)
+        if descriptor.server_streaming:
+            handlers[descriptor.name] = grpc.unary_stream_rpc_method_handler(
+                _stream_edge(behaviour, method, servicer.streams), response_serializer=_send
             )
         else:
-            handlers[method.name] = grpc.unary_unary_rpc_method_handler(
-                behaviour, request_deserializer=request_type.FromString, response_serializer=_send
+            handlers[descriptor.name] = grpc.unary_unary_rpc_method_handler(
+                _unary_edge(behaviour, method), response_serializer=_send
             )
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service.full_name, handlers),))
     server.add_registered_method_handlers(service.full_name, handlers)

@@ -18,6 +18,7 @@ from otari_batch_grpc.server.core import Batches, Caller, CorePolicy, upstream_e
 from otari_batch_grpc.server.errors import Code, FieldViolation, ServiceError, invalid_argument
 from otari_batch_grpc.server.gateway import GatewayClient
 from otari_batch_grpc.server.idempotency import IdempotentCreates
+from otari_batch_grpc.server.limits import LimitPolicy, Limits
 from otari_batch_grpc.server.records import Observation
 from otari_batch_grpc.server.results import Message, ResultsPolicy, ResultStreams
 from otari_batch_grpc.server.rpc import OpenStreams, server_stream, unary
@@ -50,6 +51,7 @@ class BatchService:
         results: ResultsPolicy,
         watch: WatchPolicy,
         service_key: str | None,
+        limits: Limits | None = None,
         heartbeat_seconds: float = 15.0,
         wait_default_seconds: float = 60.0,
     ) -> None:
@@ -63,6 +65,7 @@ class BatchService:
         self.creates = IdempotentCreates(core=self.core)
         self.results = ResultStreams(self.core, results)
         self.streams = OpenStreams()
+        self.limits = limits or Limits(LimitPolicy())
 
     @unary
     async def CreateBatch(self, request: pb.CreateBatchRequest, context: Context) -> pb.CreateBatchResponse:
@@ -113,6 +116,7 @@ class BatchService:
     async def StreamResults(self, request: pb.StreamResultsRequest, context: Context) -> AsyncIterator[Message]:
         validation.check_batch_ref(request.batch_id, request.provider, start_index=request.start_index)
         caller = self._caller(context)
+        self._open_stream(caller, context)
         provider = await self.core.provider_of(caller, request.batch_id, request.provider)
         async for message in self.results.stream(
             caller,
@@ -130,6 +134,7 @@ class BatchService:
         batch_id = request.batch_id
         after = tokens.rev_of_resume_token(request.resume_token, batch_id) if request.resume_token else None
         caller = self._caller(context)
+        self._open_stream(caller, context, watching=1)
         provider = await self.core.provider_of(caller, batch_id, request.provider)
         current = await self.core.fetch(caller, batch_id, provider, time_left=context.time_remaining())
         trail = _Trail()
@@ -171,6 +176,7 @@ class BatchService:
             if after is not None:  # and those that changed (finished, say) while the caller was away
                 changed = await self.store.changed_since(caller.owner, after, WATCH_MAX_BATCHES)
                 targets = list(dict.fromkeys([*changed, *targets]))[:WATCH_MAX_BATCHES]
+        self._open_stream(caller, context, watching=len(targets))  # following all: the batches live now
         # Every event sent while the batches are first fetched carries the position before them: a resume from it
         # sends each batch again (a snapshot, or its change), so none is lost however early the stream breaks.
         stream = _ManyTrail(ids, max(after or 0, await self.store.last_seq()))
@@ -232,6 +238,11 @@ class BatchService:
     def _caller(self, context: Context) -> Caller:
         credential = credential_from_metadata(context.invocation_metadata(), service_key=self.service_key)
         return Caller(credential.key, self.owners.owner_of(credential))
+
+    def _open_stream(self, caller: Caller, context: Context, *, watching: int = 0) -> None:
+        """Count the call against the caller's limits until it ends, however it ends (RESOURCE_EXHAUSTED past one)."""
+        release = self.limits.open_stream(caller.owner, watching=watching)
+        context.add_done_callback(lambda _: release())  # type: ignore[arg-type]  # types-grpcio: a class
 
     def _subscriber(self, caller: Caller, context: Context, *, many: bool = False) -> Subscriber:
         """A watch inbox that leaves the hub when the call ends, however it ends (see rpc.server_stream)."""

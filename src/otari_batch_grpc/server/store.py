@@ -21,6 +21,8 @@ from typing import Any
 
 import aiosqlite
 
+from otari_batch_grpc.server import metrics
+
 MIGRATIONS: tuple[str, ...] = (
     # 1: registry, access, idempotency, results cache
     """
@@ -555,15 +557,16 @@ class Store:
         awaiting it is cancelled. So a cancelled BEGIN still begins: roll back whatever happened, and let
         ROLLBACK and COMMIT finish (shielded) before the lock goes to the next transaction.
         """
-        async with self._lock:
-            self.transactions += 1
-            try:
-                await self._db.execute("BEGIN IMMEDIATE")
-                yield
-            except BaseException:
-                await asyncio.shield(self._rollback())
-                raise
-            await asyncio.shield(self._db.execute("COMMIT"))
+        with metrics.STORE_SECONDS.time():
+            async with self._lock:
+                self.transactions += 1
+                try:
+                    await self._db.execute("BEGIN IMMEDIATE")
+                    yield
+                except BaseException:
+                    await asyncio.shield(self._rollback())
+                    raise
+                await asyncio.shield(self._db.execute("COMMIT"))
 
     async def _rollback(self) -> None:
         with contextlib.suppress(sqlite3.OperationalError):  # nothing began: nothing to roll back

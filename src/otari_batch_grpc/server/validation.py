@@ -31,6 +31,7 @@ RESERVED_METADATA_KEYS = frozenset({GATEWAY_OWNER_KEY, REQUEST_ID_KEY, REQUEST_D
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 20
 MAX_ID_CHARS = 256
+_KEY_SHOWN_CHARS = 100
 
 
 def check_create(request: batch_service_pb2.CreateBatchRequest) -> None:
@@ -250,9 +251,8 @@ def _check_metadata(request: batch_service_pb2.CreateBatchRequest, problems: lis
         )
     for key in sorted(metadata):
         value = metadata[key]
-        where = (
-            f"metadata[{key}]" if len(key) <= MAX_METADATA_KEY_CHARS else f"metadata[{key[:MAX_METADATA_KEY_CHARS]}…]"
-        )
+        # the key is the field's name: whole unless absurdly long (a status must stay small)
+        where = f"metadata[{key}]" if len(key) <= _KEY_SHOWN_CHARS else f"metadata[{key[:_KEY_SHOWN_CHARS]}…]"
         if key in RESERVED_METADATA_KEYS:
             problems.append(FieldViolation(where, "is stamped by the service or gateway; pick another key"))
         elif not key or len(key) > MAX_METADATA_KEY_CHARS:

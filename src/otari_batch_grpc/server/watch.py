@@ -22,6 +22,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
+from otari_batch_grpc.server import metrics, tracing
 from otari_batch_grpc.server.errors import Code, ServiceError, shutting_down
 from otari_batch_grpc.server.records import Observation
 
@@ -133,7 +134,7 @@ class _Loop:
 
 class Hub:
     def __init__(self, *, poll: Poll, policy: WatchPolicy) -> None:
-        self._poll = poll
+        self._poll = metrics.counted_polls(poll)
         self.policy = policy
         self._loops: dict[str, _Loop] = {}
         self._latest: dict[str, Observation] = {}  # for batches with a live loop
@@ -168,7 +169,7 @@ class Hub:
         loop = self._loops.get(batch_id)
         if loop is None:
             loop = self._loops[batch_id] = _Loop(batch_id, provider)
-            loop.task = asyncio.create_task(self._run(loop), name=f"watch {batch_id}")
+            loop.task = asyncio.create_task(self._run(loop), name=f"watch {batch_id}", context=tracing.background())
         loop.subscribers.add(subscriber)
         loop.verified.setdefault(subscriber.watcher.owner, time.monotonic())
         subscriber.joined.add(batch_id)
@@ -201,6 +202,10 @@ class Hub:
             streams.discard(subscriber)
             if not streams:
                 del self._owner_streams[subscriber.watcher.owner]
+
+    def subscriptions(self) -> int:
+        """(subscriber, batch) pairs: how many batch watches the hub serves."""
+        return sum(len(loop.subscribers) for loop in list(self._loops.values()))
 
     def loops(self) -> int:
         return len(self._loops)

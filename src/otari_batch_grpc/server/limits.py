@@ -1,0 +1,135 @@
+"""Per-caller limits, so one caller cannot take the service down: open streams, batches watched, concurrent
+gateway calls, and a cap on streams for the whole server.
+
+Past a limit the call gets RESOURCE_EXHAUSTED with a RetryInfo and an ErrorInfo reason naming the limit. Gateway
+calls past a caller's concurrency wait in that caller's own queue (a burst queues behind its own limit, not
+everyone's); only when that queue is full is the call refused. Callers are told apart by their owner tag (a keyed
+hash of their key) or, at the gateway, by the key itself, held only as a dict key while calls are in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+from otari_batch_grpc.server.errors import Code, ServiceError
+
+# How long a refused caller is told to wait before trying again.
+RETRY_SECONDS = 1.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class LimitPolicy:
+    streams_per_caller: int = 1_000  # StreamResults, WatchBatch and WatchBatches calls open at once
+    streams_total: int = 10_000  # for the whole server
+    watched_per_caller: int = 2_000  # batches watched at once, over all of a caller's watch streams
+    upstream_per_caller: int = 8  # gateway calls in flight at once
+    upstream_queue_per_caller: int = 256  # gateway calls waiting for one of those
+
+
+class Limits:
+    """Counters for the limits of a LimitPolicy. `on_refusal(limit)` is called for each refusal (metrics)."""
+
+    def __init__(self, policy: LimitPolicy, *, on_refusal: Callable[[str], None] | None = None) -> None:
+        self.policy = policy
+        self._streams: Counter[str] = Counter()
+        self._streams_total = 0
+        self._watched: Counter[str] = Counter()
+        self._upstream: dict[str, _Gate] = {}
+        self._on_refusal = on_refusal
+
+    @property
+    def open_streams(self) -> int:
+        return self._streams_total
+
+    def open_stream(self, owner: str, *, watching: int = 0) -> Callable[[], None]:
+        """Count one stream of `owner` (watching that many batches); returns its release, safe to call twice."""
+        policy = self.policy
+        if self._streams_total >= policy.streams_total:
+            raise self._refuse(
+                "streams_total",
+                f"The server has {policy.streams_total:,} streams open, its limit: retry shortly, or elsewhere.",
+            )
+        if self._streams[owner] >= policy.streams_per_caller:
+            raise self._refuse(
+                "streams_per_caller",
+                f"You have {policy.streams_per_caller:,} streams open, the limit per caller: close one first "
+                "(WatchBatches follows many batches on one stream).",
+            )
+        if watching and self._watched[owner] + watching > policy.watched_per_caller:
+            raise self._refuse(
+                "watched_per_caller",
+                f"You watch {self._watched[owner]:,} batches; {watching:,} more would pass the limit of "
+                f"{policy.watched_per_caller:,} per caller: stop watching some first.",
+            )
+        self._streams[owner] += 1
+        self._streams_total += 1
+        self._watched[owner] += watching
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if released:
+                return
+            released = True
+            self._streams_total -= 1
+            _decrement(self._streams, owner, 1)
+            _decrement(self._watched, owner, watching)
+
+        return release
+
+    @contextlib.asynccontextmanager
+    async def upstream(self, key: str) -> AsyncIterator[None]:
+        """Hold one of `key`'s gateway-call slots for a call, waiting in its queue when they are all taken."""
+        gate = self._upstream.get(key)
+        if gate is None:
+            gate = self._upstream[key] = _Gate(self.policy.upstream_per_caller)
+        if gate.waiting >= self.policy.upstream_queue_per_caller:
+            raise self._refuse(
+                "upstream_per_caller",
+                f"You have {self.policy.upstream_per_caller} calls to the gateway in flight and "
+                f"{gate.waiting} waiting, the limit per caller: slow down.",
+            )
+        gate.waiting += 1
+        try:
+            await gate.slots.acquire()
+        except BaseException:  # cancelled while waiting
+            gate.waiting -= 1
+            self._forget_idle(key, gate)
+            raise
+        gate.waiting -= 1
+        gate.active += 1
+        try:
+            yield
+        finally:
+            gate.active -= 1
+            gate.slots.release()
+            self._forget_idle(key, gate)
+
+    def _forget_idle(self, key: str, gate: _Gate) -> None:
+        if gate.active == 0 and gate.waiting == 0 and self._upstream.get(key) is gate:
+            del self._upstream[key]
+
+    def _refuse(self, limit: str, message: str) -> ServiceError:
+        if self._on_refusal is not None:
+            self._on_refusal(limit)
+        return ServiceError(
+            Code.RESOURCE_EXHAUSTED, "LIMIT_EXCEEDED", message, {"limit": limit}, retry_after=RETRY_SECONDS
+        )
+
+
+class _Gate:
+    def __init__(self, slots: int) -> None:
+        self.slots = asyncio.Semaphore(slots)
+        self.active = 0
+        self.waiting = 0
+
+
+def _decrement(counter: Counter[str], owner: str, by: int) -> None:
+    if by:
+        counter[owner] -= by
+        if counter[owner] <= 0:
+            del counter[owner]

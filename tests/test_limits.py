@@ -1,0 +1,159 @@
+"""Per-caller limits on a real server: one caller past a limit gets RESOURCE_EXHAUSTED with RetryInfo, and other
+callers (and the caller's own local reads) are served meanwhile."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import grpc
+import pytest
+
+from otari_batch_grpc.server.app import BatchServer
+from otari_batch_grpc.server.limits import LimitPolicy, Limits
+from otari_batch_grpc.v1 import batch_service_pb2 as pb
+from tests.conftest import ALICE, BOB, Sim, connect, create_request, details, eventually, make_settings
+
+if TYPE_CHECKING:
+    from otari_batch_grpc.v1.batch_service_pb2_grpc import BatchServiceAsyncStub as Stub
+
+
+@contextlib.asynccontextmanager
+async def limited(sim: Sim, tmp_path: Path, **limits: Any) -> AsyncIterator[Stub]:
+    settings = make_settings(sim.url, tmp_path, **limits)
+    async with BatchServer(settings, gateway_url=sim.url) as server, connect(server.port) as stub:
+        yield stub
+
+
+def assert_limited(error: grpc.aio.AioRpcError, limit: str) -> None:
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    found = details(error)
+    assert found.info is not None and found.info.reason == "LIMIT_EXCEEDED"
+    assert found.info.metadata["limit"] == limit
+    assert found.retry is not None and found.retry.retry_delay.ToTimedelta().total_seconds() > 0
+
+
+async def _first(call: Any) -> Any:
+    async for message in call:
+        return message
+    return None
+
+
+async def test_streams_past_the_callers_limit_are_refused_and_others_are_served(sim: Sim, tmp_path: Path) -> None:
+    async with limited(sim, tmp_path, limit_streams_per_caller=3) as stub:
+        batch = (await stub.CreateBatch(create_request(1), metadata=ALICE)).batch
+        watches = [stub.WatchBatch(pb.WatchBatchRequest(batch_id=batch.id), metadata=ALICE) for _ in range(3)]
+        for watch in watches:
+            assert (await _first(watch)).event.batch.id == batch.id
+        refused = stub.WatchBatch(pb.WatchBatchRequest(batch_id=batch.id), metadata=ALICE)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await _first(refused)
+        assert_limited(caught.value, "streams_per_caller")
+        # Another caller is not affected; and a stream that ends gives its place back.
+        bobs = (await stub.CreateBatch(create_request(1), metadata=BOB)).batch
+        assert (await _first(stub.WatchBatch(pb.WatchBatchRequest(batch_id=bobs.id), metadata=BOB))).event
+        watches[0].cancel()
+        for _ in range(100):
+            again = stub.WatchBatch(pb.WatchBatchRequest(batch_id=batch.id), metadata=ALICE)
+            try:
+                assert (await _first(again)).event.batch.id == batch.id
+                break
+            except grpc.aio.AioRpcError as error:  # the cancel reaches the server asynchronously
+                assert_limited(error, "streams_per_caller")
+                await asyncio.sleep(0.05)
+        else:
+            pytest.fail("a cancelled stream never gave its place back")
+        for watch in (*watches, again):
+            watch.cancel()
+
+
+async def test_the_server_wide_stream_cap(sim: Sim, tmp_path: Path) -> None:
+    async with limited(sim, tmp_path, limit_streams_total=2) as stub:
+        mine = (await stub.CreateBatch(create_request(1), metadata=ALICE)).batch
+        theirs = (await stub.CreateBatch(create_request(1), metadata=BOB)).batch
+        open_ = [
+            stub.WatchBatch(pb.WatchBatchRequest(batch_id=mine.id), metadata=ALICE),
+            stub.WatchBatch(pb.WatchBatchRequest(batch_id=theirs.id), metadata=BOB),
+        ]
+        for watch in open_:
+            await _first(watch)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await _first(stub.WatchBatch(pb.WatchBatchRequest(batch_id=theirs.id), metadata=BOB))
+        assert_limited(caught.value, "streams_total")
+        for watch in open_:
+            watch.cancel()
+
+
+async def test_batches_watched_per_caller(sim: Sim, tmp_path: Path) -> None:
+    async with limited(sim, tmp_path, limit_watched_per_caller=3) as stub:
+        ids = [(await stub.CreateBatch(create_request(1), metadata=ALICE)).batch.id for _ in range(4)]
+        two = stub.WatchBatches(pb.WatchBatchesRequest(batch_ids=ids[:2]), metadata=ALICE)
+        await _first(two)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await _first(stub.WatchBatches(pb.WatchBatchesRequest(batch_ids=ids[2:]), metadata=ALICE))
+        assert_limited(caught.value, "watched_per_caller")
+        one_more = stub.WatchBatch(pb.WatchBatchRequest(batch_id=ids[2]), metadata=ALICE)
+        assert (await _first(one_more)).event.batch.id == ids[2]  # 3 of 3
+        for call in (two, one_more):
+            call.cancel()
+
+
+async def test_a_burst_of_gateway_calls_queues_behind_its_own_callers_limit(sim: Sim, tmp_path: Path) -> None:
+    async with limited(sim, tmp_path, limit_upstream_per_caller=2, limit_upstream_queue_per_caller=3) as stub:
+        bobs = (await stub.CreateBatch(create_request(1), metadata=BOB)).batch
+        alices = (await stub.CreateBatch(create_request(1), metadata=ALICE)).batch
+        await sim.force(alices.id, "completed")
+        await stub.GetBatch(pb.GetBatchRequest(batch_id=alices.id), metadata=ALICE)  # now known to be finished
+        gets_before = await sim.requests_seen("get")
+        await sim.fault(op="get", delay=30.0)  # every gateway GET hangs from now on
+        burst = [
+            asyncio.ensure_future(stub.GetBatch(pb.GetBatchRequest(batch_id=bobs.id), metadata=BOB, timeout=60))
+            for _ in range(5)
+        ]
+
+        async def in_flight() -> int:
+            return await sim.requests_seen("get") - gets_before
+
+        async def two_in_flight() -> bool:
+            return await in_flight() >= 2
+
+        await eventually(two_in_flight)
+        # Two at the gateway, three queued: the sixth is refused at once.
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.GetBatch(pb.GetBatchRequest(batch_id=bobs.id), metadata=BOB, timeout=10)
+        assert_limited(caught.value, "upstream_per_caller")
+        # Alice's local read (a finished batch she was shown) does not wait behind bob's burst.
+        got = await stub.GetBatch(pb.GetBatchRequest(batch_id=alices.id), metadata=ALICE, timeout=10)
+        assert got.batch.id == alices.id
+        assert await in_flight() == 2  # the queue held the rest back
+        for call in burst:
+            call.cancel()
+        await asyncio.gather(*burst, return_exceptions=True)
+
+
+async def test_gateway_slots_come_back_after_cancelled_calls() -> None:
+    limits = Limits(LimitPolicy(upstream_per_caller=1, upstream_queue_per_caller=1))
+    entered = asyncio.Event()
+    release = asyncio.Event()
+
+    async def hold() -> None:
+        async with limits.upstream("k"):
+            entered.set()
+            await release.wait()
+
+    holder = asyncio.create_task(hold())
+    await entered.wait()
+    waiter = asyncio.create_task(hold())
+    await asyncio.sleep(0)
+    with pytest.raises(Exception, match="limit per caller"):
+        async with limits.upstream("k"):
+            pass
+    waiter.cancel()
+    holder.cancel()
+    await asyncio.gather(holder, waiter, return_exceptions=True)
+    assert not limits._upstream  # nothing left behind for the key
+    async with limits.upstream("k"):
+        pass
