@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from otari_batch_grpc.server.app import BatchServer
 from otari_batch_grpc.server.limits import LimitPolicy, Limits
@@ -157,3 +158,24 @@ async def test_gateway_slots_come_back_after_cancelled_calls() -> None:
     assert not limits._upstream  # nothing left behind for the key
     async with limits.upstream("k"):
         pass
+
+
+async def test_health_stays_serving_while_callers_hold_every_gateway_connection(sim: Sim, tmp_path: Path) -> None:
+    settings = make_settings(sim.url, tmp_path, upstream_max_connections=1, health_interval=0.05)
+    async with BatchServer(settings, gateway_url=sim.url) as server, connect(server.port) as stub:
+        batch = (await stub.CreateBatch(create_request(1), metadata=ALICE)).batch
+        await sim.fault(op="get", delay=3.0, times=1)
+        slow = asyncio.ensure_future(stub.GetBatch(pb.GetBatchRequest(batch_id=batch.id), metadata=ALICE))
+        await eventually(lambda: _seen(sim, "get"))  # the pool's one connection is now busy for 3 s
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            health: Any = health_pb2_grpc.HealthStub(channel)  # typed for sync channels only
+            for _ in range(20):  # a second of probes, each of which would wait for the pool
+                reply = await health.Check(health_pb2.HealthCheckRequest(service=""))
+                assert reply.status == health_pb2.HealthCheckResponse.SERVING
+                await asyncio.sleep(0.05)
+        assert not slow.done()
+        assert (await slow).batch.id == batch.id
+
+
+async def _seen(sim: Sim, op: str) -> bool:
+    return await sim.requests_seen(op) > 0

@@ -60,6 +60,10 @@ def server_options(settings: Settings) -> list[tuple[str, int]]:
     return options
 
 
+# Gateway probes that must fail in a row before the health service says NOT_SERVING.
+HEALTH_FAILURES = 3
+
+
 class BatchServer:
     """One running service: call `start`, then `stop` (or use `async with`)."""
 
@@ -224,10 +228,15 @@ class BatchServer:
             metrics.WATCH_SUBSCRIPTIONS.set_function(subscriptions)
 
     async def _watch_gateway(self) -> None:
+        """The health service follows the gateway: NOT_SERVING after HEALTH_FAILURES probes in a row found it down
+        (one slow answer does not flap it), SERVING again at the first probe that finds it up."""
         reachable: bool | None = None
+        failures = 0
         while True:
             await asyncio.sleep(self.settings.health_interval)
-            now = await self.gateway.ping(within=min(2.0, self.settings.health_interval))
+            answered = await self.gateway.ping(within=min(2.0, self.settings.health_interval))
+            failures = 0 if answered else failures + 1
+            now = answered or (reachable is not False and failures < HEALTH_FAILURES)
             if now != reachable:
                 log.log(logging.INFO if now else logging.WARNING, "gateway reachable: %s", now)
                 reachable = now
