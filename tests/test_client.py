@@ -9,8 +9,10 @@ from pathlib import Path
 import grpc
 import pytest
 
-from otari_batch_grpc.client import BatchClient, BatchError
+from otari_batch_grpc.client import BatchClient, BatchError, channel_target
 from otari_batch_grpc.server.app import BatchServer
+from otari_batch_grpc.simulator.run import running_simulator
+from otari_batch_grpc.simulator.state import SimState
 from otari_batch_grpc.v1 import batch_pb2, watch_pb2
 from tests.conftest import Sim, make_settings
 
@@ -183,3 +185,28 @@ async def test_watch_many_resumes_across_a_server_restart(sim: Sim, tmp_path: Pa
     assert [e.batch.id for e in changes] == [batch.id]
     assert changes[0].kind == watch_pb2.BATCH_EVENT_KIND_CHANGE  # resumed from its token: no second snapshot
     assert changes[0].previous_status == batch_pb2.BATCH_STATUS_VALIDATING
+
+
+async def test_calls_spread_over_several_replicas_with_round_robin(sim: Sim, tmp_path: Path) -> None:
+    other_state = SimState(stage_seconds=3600, api_root=sim.state.api_root)
+    async with (
+        running_simulator(other_state) as other_url,
+        BatchServer(make_settings(sim.url, tmp_path / "a"), gateway_url=sim.url) as first,
+        BatchServer(make_settings(other_url, tmp_path / "b"), gateway_url=other_url) as second,
+        BatchClient([f"127.0.0.1:{first.port}", f"127.0.0.1:{second.port}"], api_key="sim-key-alice") as client,
+    ):
+        for _ in range(10):  # each replica proxies its own simulator: which one answered shows in its counts
+            with pytest.raises(BatchError):
+                await client.get("batch_none", provider="openai")
+        assert sim.state.requests_seen["get"] >= 3 and other_state.requests_seen["get"] >= 3
+        assert sim.state.requests_seen["get"] + other_state.requests_seen["get"] >= 10
+
+
+def test_a_target_of_several_addresses() -> None:
+    assert channel_target("localhost:50051") == "localhost:50051"
+    assert channel_target(["10.0.0.5:50051"]) == "10.0.0.5:50051"
+    assert channel_target(["10.0.0.5:50051", "10.0.0.6:50052"]) == "ipv4:10.0.0.5:50051,10.0.0.6:50052"
+    assert channel_target(["[::1]:50051", "[::1]:50052"]) == "ipv6:[::1]:50051,[::1]:50052"
+    for bad in (["a.internal:1", "b.internal:1"], ["10.0.0.5:1", "[::1]:1"], []):
+        with pytest.raises(ValueError):
+            channel_target(bad)

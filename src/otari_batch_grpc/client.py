@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import ipaddress
 import json
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
 
 import grpc
@@ -129,6 +130,33 @@ class BatchError(Exception):
         return f"BatchError({self.code.name}, reason={self.reason!r}, message={self.message!r})"
 
 
+def channel_target(target: str | Sequence[str]) -> str:
+    """A gRPC target for one address or several: a list of IP addresses becomes gRPC's static `ipv4:`/`ipv6:`
+    target (`ipv4:10.0.0.5:50051,10.0.0.6:50051`); a name stays a name (DNS gives its addresses)."""
+    if isinstance(target, str):
+        return target
+    addresses = list(target)
+    if not addresses:
+        raise ValueError("no address to connect to")
+    if len(addresses) == 1:
+        return addresses[0]
+    families = {_family(address) for address in addresses}
+    if len(families) != 1 or None in families:
+        raise ValueError(
+            "several addresses must all be IPv4 (10.0.0.5:50051) or all IPv6 ([::1]:50051); for host names, use one "
+            "DNS name that resolves to every replica"
+        )
+    return f"{families.pop()}:{','.join(addresses)}"
+
+
+def _family(address: str) -> str | None:
+    host = address.rsplit(":", 1)[0].removeprefix("[").removesuffix("]")
+    try:
+        return "ipv4" if isinstance(ipaddress.ip_address(host), ipaddress.IPv4Address) else "ipv6"
+    except ValueError:
+        return None
+
+
 def _json_text(body: Mapping[str, Any] | str) -> str:
     """A request body as JSON text; NaN and infinities are refused here (JSON has none)."""
     if isinstance(body, str):
@@ -209,7 +237,7 @@ class BatchClient:
 
     def __init__(
         self,
-        target: str,
+        target: str | Sequence[str],
         *,
         api_key: str | None = None,
         credentials: grpc.ChannelCredentials | None = None,
@@ -217,14 +245,19 @@ class BatchClient:
         default_retry_seconds: float = 1.0,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
     ) -> None:
-        """`api_key` goes on every call as `authorization: Bearer <key>` (none: the server's SERVICE_KEY, if any).
+        """`target` is one address (`host:port`), a name whose DNS answer lists every replica
+        (`dns:///batch.internal:50051`), or several replicas' IP addresses (`["10.0.0.5:50051", "10.0.0.6:50051"]`);
+        calls are spread over every address with gRPC's `round_robin` policy, and a replica that goes away is left
+        out until it is back (its streams resume on another).
+        `api_key` goes on every call as `authorization: Bearer <key>` (none: the server's SERVICE_KEY, if any).
         `max_attempts` bounds the tries of one call (and of each reconnect of a stream); without RetryInfo the
         wait between them doubles from `default_retry_seconds`."""
-        options = [("grpc.max_receive_message_length", max_message_bytes)]
+        options = [("grpc.max_receive_message_length", max_message_bytes), ("grpc.lb_policy_name", "round_robin")]
+        address = channel_target(target)
         if credentials is None:
-            self._channel = grpc.aio.insecure_channel(target, options=options)
+            self._channel = grpc.aio.insecure_channel(address, options=options)
         else:
-            self._channel = grpc.aio.secure_channel(target, credentials, options=options)
+            self._channel = grpc.aio.secure_channel(address, credentials, options=options)
         self._stub: BatchServiceAsyncStub = batch_service_pb2_grpc.BatchServiceStub(self._channel)
         self._metadata: tuple[tuple[str, str], ...] = (("authorization", f"Bearer {api_key}"),) if api_key else ()
         self._max_attempts = max(1, max_attempts)
