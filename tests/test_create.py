@@ -155,6 +155,9 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("metadata value too long", {"metadata": {"k": "v" * 513}}, "metadata[k]"),
     ("reserved metadata key", {"metadata": {"otari_user_id": "mallory"}}, "metadata[otari_user_id]"),
     ("blank completion window", {"completion_window": "  "}, "completion_window"),
+    ("huge completion window", {"completion_window": "w" * 100_000}, "completion_window"),
+    ("user with spaces", {"user": "a user"}, "user"),
+    ("huge user", {"user": "u" * 100_000}, "user"),
 ]
 
 

@@ -26,10 +26,10 @@ from otari_batch_grpc.server.upstream import (
 )
 
 DOMAIN = "batch.otari.mozilla.ai"
-# What a status may carry, so that it always fits the trailers it travels in (see ServiceError.to_status).
-MAX_MESSAGE_CHARS = 400
-MAX_FIELD_CHARS = 120
-MAX_DESCRIPTION_CHARS = 300
+# What a status may carry, in UTF-8 bytes, so that it always fits the trailers it travels in (ServiceError.to_status).
+MAX_MESSAGE_BYTES = 400
+MAX_FIELD_BYTES = 120
+MAX_DESCRIPTION_BYTES = 300
 VIOLATIONS_BUDGET_BYTES = 3_000
 
 
@@ -74,14 +74,14 @@ class ServiceError(Exception):
         """The google.rpc.Status with its details, as sent in the grpc-status-details-bin trailer. It travels in
         HTTP/2 trailers, which grpc-core caps at 16 KiB (8 KiB by default on some clients): every text is cut to
         a length, and the violations listed stop at a byte budget (the message says how many there are)."""
-        status = status_pb2.Status(code=self.code.value, message=_cut(self.message, MAX_MESSAGE_CHARS))
-        metadata = {_cut(k, MAX_FIELD_CHARS): _cut(v, MAX_FIELD_CHARS) for k, v in self.metadata.items()}
+        status = status_pb2.Status(code=self.code.value, message=_cut(self.message, MAX_MESSAGE_BYTES))
+        metadata = {_cut(k, MAX_FIELD_BYTES): _cut(v, MAX_FIELD_BYTES) for k, v in self.metadata.items()}
         _pack(status, error_details_pb2.ErrorInfo(reason=self.reason, domain=DOMAIN, metadata=metadata))
         if self.violations:
             listed: list[error_details_pb2.BadRequest.FieldViolation] = []
             spent = 0
             for v in self.violations:
-                field, description = _cut(v.field, MAX_FIELD_CHARS), _cut(v.description, MAX_DESCRIPTION_CHARS)
+                field, description = _cut(v.field, MAX_FIELD_BYTES), _cut(v.description, MAX_DESCRIPTION_BYTES)
                 spent += len(field.encode()) + len(description.encode())
                 if listed and spent > VIOLATIONS_BUDGET_BYTES:
                     break
@@ -95,7 +95,10 @@ class ServiceError(Exception):
 
 
 def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else f"{text[: limit - 1]}…"
+    """At most `limit` UTF-8 bytes of `text` (what the trailers count), always encodable: a lone surrogate (from
+    a JSON "\ud800", say) is escaped, not a failure to send the status."""
+    data = text.encode("utf-8", "backslashreplace")
+    return data.decode() if len(data) <= limit else data[: limit - 3].decode("utf-8", "ignore") + "…"
 
 
 def _pack(status: status_pb2.Status, detail: object) -> None:

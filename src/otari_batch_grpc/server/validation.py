@@ -31,6 +31,7 @@ RESERVED_METADATA_KEYS = frozenset({GATEWAY_OWNER_KEY, REQUEST_ID_KEY, REQUEST_D
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 20
 MAX_ID_CHARS = 256
+MAX_WINDOW_CHARS = 16
 _KEY_SHOWN_CHARS = 100
 
 
@@ -45,8 +46,17 @@ def check_create(request: batch_service_pb2.CreateBatchRequest) -> None:
                 "request_id", f"must be a UUID such as {uuid.uuid4()}, or empty; got {quoted(request.request_id)}"
             )
         )
-    if request.completion_window and not request.completion_window.strip():
+    window = request.completion_window
+    if window and not window.strip():
         problems.append(FieldViolation("completion_window", "must not be blank; leave it empty for 24h"))
+    elif len(window) > MAX_WINDOW_CHARS or not window.isprintable():
+        problems.append(
+            FieldViolation(
+                "completion_window", f"must be a window such as '24h' (at most {MAX_WINDOW_CHARS} characters)"
+            )
+        )
+    if request.user:
+        _check_id("user", request.user, problems)
     _raise(problems)
 
 
@@ -125,17 +135,25 @@ _MAYBE_NON_FINITE = re.compile(rb"\x11.{6}[\xf0-\xff][\x7f\xff]", re.DOTALL)
 
 def _non_finite(struct: struct_pb2.Struct, path: str) -> str | None:
     """The path of the first NaN or infinite number in a Struct, if any (a Struct number is a double)."""
-    todo: list[tuple[struct_pb2.Value, str]] = [(value, f"{path}.{key}") for key, value in struct.fields.items()]
+    todo: list[tuple[struct_pb2.Value, str]] = [
+        (value, f"{path}.{_short(key)}") for key, value in struct.fields.items()
+    ]
     while todo:
         value, where = todo.pop()
         kind = value.WhichOneof("kind")
         if kind == "number_value" and not math.isfinite(value.number_value):
             return where
         if kind == "struct_value":
-            todo.extend((v, f"{where}.{k}") for k, v in value.struct_value.fields.items())
+            todo.extend((v, f"{where}.{_short(k)}") for k, v in value.struct_value.fields.items())
         elif kind == "list_value":
             todo.extend((v, f"{where}[{i}]") for i, v in enumerate(value.list_value.values))
     return None
+
+
+def _short(key: str) -> str:
+    """A Struct key as a step of a field path: printable, and short."""
+    shown = key if key.isprintable() else repr(key)[1:-1]
+    return shown if len(shown) <= 40 else f"{shown[:40]}…"
 
 
 def _check_id(name: str, value: str, problems: list[FieldViolation]) -> None:
