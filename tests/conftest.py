@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+import urllib.parse
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -198,3 +201,44 @@ def details(error: grpc.aio.AioRpcError) -> Details:
                 packed.Unpack(message)
                 found[kind.DESCRIPTOR.name] = message
     return Details(found.get("ErrorInfo"), found.get("BadRequest"), found.get("RetryInfo"), len(status.details))
+
+
+# -- PostgreSQL: a database of each test's own -------------------------------------------------------------------
+# The server to create test databases on (any database of it: the tests make their own and drop them).
+POSTGRES_ADMIN_URL = os.environ.get("TEST_DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def _postgres_admin(*statements: str) -> None:
+    """Statements on the admin connection, run from a thread of their own (whatever event loop is running)."""
+    import asyncpg  # the tests that need PostgreSQL only
+
+    async def run() -> None:
+        conn = await asyncpg.connect(POSTGRES_ADMIN_URL, timeout=5)
+        try:
+            for statement in statements:
+                await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    with concurrent.futures.ThreadPoolExecutor(1) as thread:
+        thread.submit(lambda: asyncio.run(run())).result()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """The URL of a fresh PostgreSQL database, dropped after the test. No PostgreSQL at TEST_DATABASE_URL fails
+    the test, unless OTARI_SKIP_POSTGRES=1 says to skip (never in CI)."""
+    name = f"otari_test_{uuid.uuid4().hex[:16]}"
+    try:
+        _postgres_admin(f'CREATE DATABASE "{name}"')
+    except Exception as exc:
+        from otari_batch_grpc.server.store.postgres import redacted
+
+        reason = f"no PostgreSQL to test against at {redacted(POSTGRES_ADMIN_URL)} (TEST_DATABASE_URL): {exc!r}"
+        if os.environ.get("OTARI_SKIP_POSTGRES") == "1" and not os.environ.get("CI"):
+            pytest.skip(reason)
+        pytest.fail(f"{reason}. Point TEST_DATABASE_URL at one, or set OTARI_SKIP_POSTGRES=1 (not in CI).")
+    try:
+        yield urllib.parse.urlsplit(POSTGRES_ADMIN_URL)._replace(path=f"/{name}").geturl()
+    finally:
+        _postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

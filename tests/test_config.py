@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from otari_batch_grpc.server.config import ConfigError, load
+from otari_batch_grpc.server.config import ConfigError, Settings, load
 
 
 def test_flags_win_over_environment_over_defaults() -> None:
@@ -46,3 +46,33 @@ def test_metrics_are_off_unless_an_address_is_set() -> None:
     assert load([], {"METRICS_ADDRESS": ""}).metrics_host_port is None
     assert load([], {"METRICS_ADDRESS": "127.0.0.1:9464"}).metrics_host_port == ("127.0.0.1", 9464)
     assert load(["--metrics-address", "[::1]:0"], {}).metrics_host_port == ("::1", 0)
+
+
+def test_a_postgresql_url_in_state_db_or_database_url_selects_postgresql() -> None:
+    url = "postgresql://otari:hunter2@db:5432/state"
+    for env in ({"STATE_DB": url}, {"DATABASE_URL": url}, {"STATE_DB": url, "DATABASE_URL": url}):
+        settings = load([], env)
+        assert (settings.database_url, settings.store_target) == (url, url), env
+        assert settings.state_db == Path("state/otari-batch-grpc.db")  # still where local files go
+        assert "hunter2" not in repr(settings)
+    beside = load([], {"DATABASE_URL": "postgres://db/state", "STATE_DB": "/srv/otari/state.db"})
+    assert (beside.store_target, beside.state_db) == ("postgres://db/state", Path("/srv/otari/state.db"))
+    assert load(["--state-db", url], {}).store_target == url
+    assert load([], {"STATE_DB": "/srv/otari/state.db"}).store_target == Path("/srv/otari/state.db")
+    assert Settings(state_db=url).store_target == url  # type: ignore[arg-type]  # as tests build settings
+    assert Settings(state_db="x/state.db").store_target == Path("x/state.db")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"DATABASE_URL": "mysql://db/state"}, "DATABASE_URL must start with postgresql://"),
+        (
+            {"STATE_DB": "postgresql://db/one", "DATABASE_URL": "postgresql://db/two"},
+            "STATE_DB and DATABASE_URL name two different databases",
+        ),
+    ],
+)
+def test_bad_database_settings_are_refused(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load([], env)

@@ -68,6 +68,11 @@ BAD_JSON = [
     ("NaN token", '{"temperature": NaN}', "is not valid JSON"),
     ("infinite number", '{"temperature": 1e999}', "finite"),
     ("infinite negative number", '{"t": [-12.5E+0400]}', "finite"),
+    ("400 digits", '{"t": ' + "1" * 400 + ".5}", "finite"),
+    ("5,000-digit integer", '{"t": ' + "7" * 5_000 + "}", "finite"),
+    ("nested 3,000 deep", '{"a": ' + "[" * 3_000 + "]" * 3_000 + "}", "nests deeper"),
+    ("nested 65 deep", '{"a": ' + "[" * 64 + "]" * 64 + "}", "nests deeper"),
+    ("a lone surrogate", '{"a": "\\ud800"}', "surrogate"),
 ]
 
 
@@ -88,7 +93,15 @@ async def test_a_bad_body_json_is_refused_with_its_field_path(
 
 async def test_exponents_that_fit_a_double_and_text_that_looks_like_one_are_fine(stub: Stub, sim: Sim) -> None:
     request = create_request(1)
-    request.requests[0].body_json = '{"messages": [{"role": "user", "content": "1e999 is big"}], "t": 1e+300}'
+    digits = "9" * 400
+    request.requests[0].body_json = (
+        '{"messages": [{"role": "user", "content": "1e999 is big '
+        + digits
+        + '"}], "t": 1e+300, "n": '
+        + "[" * 60
+        + "]" * 60
+        + "}"
+    )
     batch = (await stub.CreateBatch(request, metadata=ALICE)).batch
     assert sim.state.batches[batch.id].requests[0]["body"]["t"] == 1e300
 

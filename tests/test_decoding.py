@@ -14,7 +14,7 @@ import pytest
 from otari_batch_grpc.server.app import SERVICE_NAME
 from otari_batch_grpc.v1 import batch_service_pb2 as pb
 from otari_batch_grpc.v1 import batch_service_pb2_grpc
-from tests.conftest import ALICE, create_request, details
+from tests.conftest import ALICE, create_request, details, eventually
 
 METHODS = pb.DESCRIPTOR.services_by_name["BatchService"].methods
 
@@ -92,7 +92,13 @@ async def test_bytes_that_are_not_a_request_are_invalid_argument(
     found = details(error)
     assert found.info is not None and found.info.reason == "MALFORMED_REQUEST"
     assert found.info.metadata["message_type"] == descriptor.input_type.full_name
-    # One log line, like any other call, and no traceback.
+    # One log line, like any other call, and no traceback. It is written as the call ends on the server, which may
+    # be just after the client has its status.
+
+    async def logged() -> bool:
+        return bool(_rpc_lines(caplog))
+
+    await eventually(logged)
     assert [(line["method"], line["code"]) for line in _rpc_lines(caplog)] == [(method, "INVALID_ARGUMENT")]
     assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
 
@@ -104,6 +110,11 @@ async def test_a_struct_nested_past_the_limit_is_invalid_argument(
     error = await _call(channel, "CreateBatch", False, _deep_struct(150))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "nested deeper than protobuf's limit" in (error.details() or "")
+
+    async def logged() -> bool:
+        return bool(_rpc_lines(caplog))
+
+    await eventually(logged)
     assert [line["code"] for line in _rpc_lines(caplog)] == ["INVALID_ARGUMENT"]
     # The same shape, shallow, is a request (it gets past decoding: the simulator creates the batch).
     created = pb.CreateBatchResponse.FromString(

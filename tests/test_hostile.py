@@ -22,7 +22,7 @@ def _token(**fields: object) -> str:
     return base64.urlsafe_b64encode(json.dumps({"v": 1, **fields}).encode()).decode().rstrip("=")
 
 
-@pytest.mark.parametrize("batch_id", [".", ".."])
+@pytest.mark.parametrize("batch_id", [".", "..", "x/cancel", "a/b/results", "a%2Fb/c"])
 async def test_a_dot_id_would_address_another_route(stub: Stub, sim: Sim, batch_id: str) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await stub.GetBatch(pb.GetBatchRequest(batch_id=batch_id, provider="openai"), metadata=ALICE)

@@ -5,18 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import grpc
 import pytest
+from google.protobuf import duration_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from otari_batch_grpc.server.app import BatchServer
 from otari_batch_grpc.server.limits import LimitPolicy, Limits
 from otari_batch_grpc.v1 import batch_service_pb2 as pb
-from tests.conftest import ALICE, BOB, Sim, connect, create_request, details, eventually, make_settings
+from otari_batch_grpc.v1 import watch_pb2
+from tests.conftest import ALICE, BOB, FAST, Sim, connect, create_request, details, eventually, make_settings
 
 if TYPE_CHECKING:
     from otari_batch_grpc.v1.batch_service_pb2_grpc import BatchServiceAsyncStub as Stub
@@ -24,9 +26,22 @@ if TYPE_CHECKING:
 
 @contextlib.asynccontextmanager
 async def limited(sim: Sim, tmp_path: Path, **limits: Any) -> AsyncIterator[Stub]:
+    async with limited_server(sim, tmp_path, **limits) as (_, stub):
+        yield stub
+
+
+@contextlib.asynccontextmanager
+async def limited_server(sim: Sim, tmp_path: Path, **limits: Any) -> AsyncIterator[tuple[BatchServer, Stub]]:
     settings = make_settings(sim.url, tmp_path, **limits)
     async with BatchServer(settings, gateway_url=sim.url) as server, connect(server.port) as stub:
-        yield stub
+        yield server, stub
+
+
+def watching(server: BatchServer, count: int) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return server.service.hub.subscriptions() == count
+
+    return check
 
 
 def assert_limited(error: grpc.aio.AioRpcError, limit: str) -> None:
@@ -179,3 +194,40 @@ async def test_health_stays_serving_while_callers_hold_every_gateway_connection(
 
 async def _seen(sim: Sim, op: str) -> bool:
     return await sim.requests_seen(op) > 0
+
+
+async def test_a_stream_following_all_batches_is_told_of_one_past_the_limit(sim: Sim, tmp_path: Path) -> None:
+    async with limited_server(sim, tmp_path, limit_watched_per_caller=2) as (server, stub):
+        follow = stub.WatchBatches(pb.WatchBatchesRequest(), metadata=ALICE)  # no live batch yet
+
+        async def following() -> bool:
+            return bool(server.service.hub._owner_streams)
+
+        await eventually(following)  # the stream follows before the batches are made
+        ids = [(await stub.CreateBatch(create_request(1), metadata=ALICE)).batch.id for _ in range(3)]
+        seen: dict[str, Any] = {}
+        async for message in follow:
+            if message.event.batch.id:
+                seen[message.event.batch.id] = message.event
+            if len(seen) == 3:
+                break
+        follow.cancel()
+        kinds = [seen[i].kind for i in ids]
+        assert kinds[:2] == [watch_pb2.BATCH_EVENT_KIND_SNAPSHOT] * 2
+        assert kinds[2] == watch_pb2.BATCH_EVENT_KIND_UNAVAILABLE
+        assert seen[ids[2]].problem.code == "RESOURCE_EXHAUSTED" and seen[ids[2]].problem.reason == "LIMIT_EXCEEDED"
+
+
+async def test_wait_batch_counts_as_watching(sim: Sim, tmp_path: Path) -> None:
+    async with limited_server(sim, tmp_path, limit_watched_per_caller=1, **FAST) as (server, stub):
+        ids = [(await stub.CreateBatch(create_request(1), metadata=ALICE)).batch.id for _ in range(2)]
+        timeout = duration_pb2.Duration(seconds=30)
+        first = asyncio.ensure_future(
+            stub.WaitBatch(pb.WaitBatchRequest(batch_id=ids[0], timeout=timeout), metadata=ALICE)
+        )
+        await eventually(watching(server, 1))
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.WaitBatch(pb.WaitBatchRequest(batch_id=ids[1], timeout=timeout), metadata=ALICE)
+        assert_limited(caught.value, "watched_per_caller")
+        await sim.force(ids[0], "completed")
+        assert (await first).done

@@ -33,7 +33,7 @@ from otari_batch_grpc.server.http_transport import GatewayTransport, route_of
 from otari_batch_grpc.server.logs import Fields, JsonFormatter
 from otari_batch_grpc.v1 import batch_service_pb2 as pb
 from otari_batch_grpc.v1 import watch_pb2
-from tests.conftest import ALICE, Sim, clean_env, connect, create_request, make_settings
+from tests.conftest import ALICE, Sim, clean_env, connect, create_request, eventually, make_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 ALICE_TAG = hashlib.sha256(b"sim-key-alice").hexdigest()[:8]
@@ -100,6 +100,27 @@ async def test_each_call_logs_one_json_line_with_what_correlates_it(
     assert anonymous["code"] == "UNAUTHENTICATED" and "owner" not in anonymous
     for key in ("sim-key-alice", "wrong-key-123"):
         assert key not in text
+
+
+async def test_a_call_past_its_deadline_is_logged_as_deadline_exceeded(
+    sim: Sim, tmp_path: Path, json_log: io.StringIO
+) -> None:
+    async with (
+        BatchServer(make_settings(sim.url, tmp_path), gateway_url=sim.url) as server,
+        connect(server.port) as stub,
+    ):
+        batch_id = (await stub.CreateBatch(create_request(1), metadata=ALICE)).batch.id
+        await sim.fault(op="get", delay=5.0, times=1)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.GetBatch(pb.GetBatchRequest(batch_id=batch_id), metadata=ALICE, timeout=0.3)
+        assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+
+        async def logged() -> bool:
+            return len(_rpc(_lines(json_log))) == 2
+
+        await eventually(logged)
+    _, get = _rpc(_lines(json_log))
+    assert get["method"] == "GetBatch" and get["code"] == "DEADLINE_EXCEEDED"
 
 
 def test_an_exception_is_a_field_of_its_one_line() -> None:

@@ -145,8 +145,11 @@ async def test_health_follows_the_gateway(tmp_path: Path) -> None:
         watch = health.Watch(health_pb2.HealthCheckRequest(service=SERVICE_NAME))
         statuses = [(await watch.read()).status]
         assert statuses == [health_pb2.HealthCheckResponse.NOT_SERVING]
+        following = asyncio.ensure_future(watch.read())
+        done, _ = await asyncio.wait({following}, timeout=0.5)
+        assert not done  # probes go on failing: it stays NOT_SERVING (no SERVING in between)
         async with running_simulator(SimState(), port=port):
-            statuses.append((await asyncio.wait_for(watch.read(), 10)).status)
+            statuses.append((await asyncio.wait_for(following, 10)).status)
         statuses.append((await asyncio.wait_for(watch.read(), 10)).status)
         watch.cancel()
     assert statuses == [

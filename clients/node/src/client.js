@@ -15,7 +15,7 @@ import { BatchError, toBatchError } from './errors.js';
 /** @typedef {import('./generated/otari/batch/v1/BatchEvent').BatchEvent__Output} BatchEvent */
 /** @typedef {import('./generated/otari/batch/v1/BatchStatus').BatchStatus__Output} BatchStatus */
 /** @typedef {import('./struct.js').JSONValue} JSONValue */
-/** @typedef {{customId: string, body: Record<string, JSONValue>}} BatchRequest */
+/** @typedef {{customId: string, body: Record<string, JSONValue> | string}} BatchRequest */
 /** @typedef {{batches: Batch[], nextPageToken: string, incompleteProviders: string[]}} BatchPage */
 
 /**
@@ -74,7 +74,7 @@ export class BatchClient {
    * A fresh request_id (or `requestId`) is sent and UNAVAILABLE is retried with it: a lost reply never makes a
    * second batch.
    * @param {string} model "provider:model", e.g. "openai:gpt-4o-mini"
-   * @param {Record<string, Record<string, JSONValue>> | BatchRequest[]} requests
+   * @param {Record<string, Record<string, JSONValue> | string> | BatchRequest[]} requests
    * @param {{requestId?: string, metadata?: Record<string, string>, completionWindow?: string, user?: string, deadlineMs?: number}} [options]
    * @returns {Promise<Batch>}
    */
@@ -82,8 +82,8 @@ export class BatchClient {
     const items = Array.isArray(requests) ? requests : Object.entries(requests).map(([customId, body]) => ({ customId, body }));
     const request = {
       model,
-      // As JSON text (body_json): no Struct conversion on either side, and numbers kept exactly.
-      requests: items.map(({ customId, body }) => ({ customId, bodyJson: JSON.stringify(body) })),
+      // As JSON text (body_json): no Struct conversion on either side. A string is taken as JSON text already.
+      requests: items.map(({ customId, body }) => ({ customId, bodyJson: jsonText(customId, body) })),
       metadata: options.metadata ?? {},
       completionWindow: options.completionWindow ?? '',
       user: options.user ?? '',
@@ -278,4 +278,21 @@ function unary(start) {
 function end(call) {
   call.on('error', () => {});
   call.cancel();
+}
+
+/**
+ * A request body as JSON text. NaN and the infinities are refused here: JSON has none (JSON.stringify would
+ * silently send null instead).
+ * @param {string} customId
+ * @param {Record<string, JSONValue> | string} body
+ * @returns {string}
+ */
+function jsonText(customId, body) {
+  if (typeof body === 'string') return body;
+  return JSON.stringify(body, (_key, value) => {
+    if (typeof value === 'number' && !Number.isFinite(value)) {
+      throw new TypeError(`otari batch: body of ${JSON.stringify(customId)}: ${value} is not a JSON number`);
+    }
+    return value;
+  });
 }

@@ -127,3 +127,15 @@ test('cancel', async () => {
   await assert.rejects(async () => { for await (const _ of alice.results(batch.id)); },
     (/** @type {BatchError} */ error) => error.codeName === 'FAILED_PRECONDITION' && error.reason === 'BATCH_HAS_NO_RESULTS');
 });
+
+test('bodies go as JSON text: a string as written, NaN refused before any call', async () => {
+  const batch = await alice.create('openai:gpt-4o-mini', {
+    asText: '{"messages": [{"role": "user", "content": "Hi"}], "seed": 1152921504606846977}',
+    asObject: { messages: [{ role: 'user', content: 'Hi' }] },
+  });
+  assert.match(batch.id, /^batch_/);
+  await assert.rejects(
+    alice.create('openai:gpt-4o-mini', { q1: { messages: [], temperature: NaN } }),
+    /"q1": NaN is not a JSON number/,
+  );
+});

@@ -73,7 +73,6 @@ class BatchServer:
             LimitPolicy(
                 streams_per_caller=settings.limit_streams_per_caller,
                 streams_total=settings.limit_streams_total,
-                watched_per_caller=settings.limit_watched_per_caller,
                 upstream_per_caller=settings.limit_upstream_per_caller,
                 upstream_queue_per_caller=settings.limit_upstream_queue_per_caller,
             ),
@@ -125,9 +124,11 @@ class BatchServer:
         settings = self.settings
         with tracing.untraced():  # the probes at start are no one's call
             await self._find_api_root()
-        self._store = await Store.open(settings.state_db)
+        self._store = await Store.open(settings.store_target)
         try:
-            secret = await load_owner_secret(settings.owner_secret, settings.state_db)
+            # Replicas on one PostgreSQL share the secret it keeps, so they hash a caller alike.
+            shared = None if settings.owner_secret else await self._store.shared_secret()
+            secret = shared or await load_owner_secret(settings.owner_secret, settings.state_db)
             self._service = BatchService(
                 gateway=self.gateway,
                 store=self._store,
@@ -150,6 +151,7 @@ class BatchServer:
                     failure_limit=settings.watch_failure_limit,
                     revisions_kept=settings.watch_revisions_kept,
                     trust_seconds=settings.owner_trust_seconds,
+                    watched_per_caller=settings.limit_watched_per_caller,
                 ),
                 service_key=settings.service_key,
                 limits=self.limits,
@@ -177,10 +179,11 @@ class BatchServer:
         self._server = server
         self._watch_metrics()
         with tracing.untraced():
-            await self._set_health(await self.gateway.ping(within=2.0))
+            reachable = await self.gateway.ping(within=2.0)
+        await self._set_health(reachable)
         # Background tasks: not part of the call that happened to be current, and the probes are traced by no one.
         self._health_task = asyncio.create_task(
-            self._watch_gateway(), name="gateway-health", context=tracing.background()
+            self._watch_gateway(reachable), name="gateway-health", context=tracing.background()
         )
         self._sweep_task = asyncio.create_task(self._sweep(), name="retention", context=tracing.background())
         return self.port
@@ -227,16 +230,16 @@ class BatchServer:
         if callable(subscriptions):
             metrics.WATCH_SUBSCRIPTIONS.set_function(subscriptions)
 
-    async def _watch_gateway(self) -> None:
-        """The health service follows the gateway: NOT_SERVING after HEALTH_FAILURES probes in a row found it down
-        (one slow answer does not flap it), SERVING again at the first probe that finds it up."""
-        reachable: bool | None = None
-        failures = 0
+    async def _watch_gateway(self, reachable: bool) -> None:
+        """The health service follows the gateway, from `reachable` (the probe at start): NOT_SERVING after
+        HEALTH_FAILURES probes in a row found it down (one slow answer does not flap it), SERVING again at the first
+        probe that finds it up."""
+        failures = 0 if reachable else HEALTH_FAILURES
         while True:
             await asyncio.sleep(self.settings.health_interval)
             answered = await self.gateway.ping(within=min(2.0, self.settings.health_interval))
             failures = 0 if answered else failures + 1
-            now = answered or (reachable is not False and failures < HEALTH_FAILURES)
+            now = answered or (reachable and failures < HEALTH_FAILURES)
             if now != reachable:
                 log.log(logging.INFO if now else logging.WARNING, "gateway reachable: %s", now)
                 reachable = now

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from otari_batch_grpc.server.store.base import is_database_url
+
 _MIB = 1024 * 1024
 
 
@@ -35,7 +37,16 @@ class Settings:
         "gateways), or auto: ask the gateway at start.",
     )
     grpc_listen: str = _opt("127.0.0.1:50051", "host:port the gRPC server binds.")
-    state_db: Path = _opt(Path("state/otari-batch-grpc.db"), "SQLite database holding the service's state.")
+    state_db: Path = _opt(
+        Path("state/otari-batch-grpc.db"),
+        "SQLite database holding the service's state. A postgresql:// URL here is taken as DATABASE_URL.",
+    )
+    database_url: str | None = _opt(
+        None,
+        "PostgreSQL database holding the service's state instead (postgresql://user:password@host:5432/db), shared "
+        "by replicas. STATE_DB's directory still holds the built-in simulator's state.",
+        secret=True,
+    )
     service_key: str | None = _opt(
         None,
         "An otari API key used for calls that bring no credential of their own (also read from the SDK's "
@@ -51,7 +62,7 @@ class Settings:
     owner_secret: str | None = _opt(
         None,
         "Server secret keying the hash that stands for a caller's credential in the state database. "
-        "Unset: a random one kept in a file beside STATE_DB.",
+        "Unset: a random one kept in a file beside STATE_DB, or in the PostgreSQL database.",
         secret=True,
     )
     owner_trust_seconds: float = _opt(
@@ -159,6 +170,17 @@ class Settings:
     )
 
     def __post_init__(self) -> None:
+        state_db: Path | str = self.state_db
+        if isinstance(state_db, str):  # given as text (a URL, or a path not made a Path)
+            if is_database_url(state_db):
+                if self.database_url is not None and self.database_url != state_db:
+                    raise ConfigError("STATE_DB and DATABASE_URL name two different databases: set one")
+                object.__setattr__(self, "database_url", state_db)
+                object.__setattr__(self, "state_db", Settings.state_db)
+            else:
+                object.__setattr__(self, "state_db", Path(state_db))
+        if self.database_url is not None and not is_database_url(self.database_url):
+            raise ConfigError("DATABASE_URL must start with postgresql:// or postgres://")
         if self.gateway_api_root not in ("auto", "/v1", "/api/v1"):
             raise ConfigError(f"GATEWAY_API_ROOT must be auto, /v1 or /api/v1, got {self.gateway_api_root!r}")
         if self.gateway_url is not None and not self.gateway_url.startswith(("http://", "https://")):
@@ -229,6 +251,11 @@ class Settings:
         _split_host_port(self.simulator_listen, "simulator_listen")
         if self.metrics_address:
             _split_host_port(self.metrics_address, "metrics_address")
+
+    @property
+    def store_target(self) -> str | Path:
+        """Where the state lives: the PostgreSQL URL if one is set, else the SQLite file."""
+        return self.database_url if self.database_url is not None else self.state_db
 
     @property
     def tls(self) -> bool:
@@ -304,6 +331,8 @@ def _parse(name: str, raw: str, default: object) -> object:
             return float(raw)
     except ValueError as exc:
         raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+    if name == "state_db" and is_database_url(raw):
+        return raw  # a URL stays text (a Path would fold its "//"); __post_init__ takes it as database_url
     if name in ("state_db", "tls_cert", "tls_key", "tls_client_ca"):
         return Path(raw)
     return raw

@@ -80,7 +80,8 @@ class GatewayTransport(AiohttpTransport):
         )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        route = route_of(request.method, request.url.path)
+        # The path as sent (still percent-encoded): an id's own characters never split it into more segments.
+        route = route_of(request.method, request.url.raw_path.decode("ascii").partition("?")[0])
         span = None
         if tracing.tracer is not None and not tracing.silenced():
             span = _client_span(tracing.tracer, request, route)

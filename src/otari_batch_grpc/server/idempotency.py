@@ -136,7 +136,11 @@ class IdempotentCreates:
 
 def _made_by(item: dict[str, Any], stamp: dict[str, str], user: str) -> bool:
     metadata = item.get("metadata")
-    if not isinstance(metadata, dict) or any(metadata.get(key) != value for key, value in stamp.items()):
+    if not isinstance(metadata, dict) or metadata.get(REQUEST_ID_KEY) != stamp[REQUEST_ID_KEY]:
+        return False
+    # A batch made before digests were stamped carries none: its request_id (and user) decide, as they did then.
+    digest = metadata.get(REQUEST_DIGEST_KEY)
+    if digest is not None and digest != stamp[REQUEST_DIGEST_KEY]:
         return False
     return not user or metadata.get(GATEWAY_OWNER_KEY) == user
 

@@ -1,5 +1,6 @@
-"""Per-caller limits, so one caller cannot take the service down: open streams, batches watched, concurrent
-gateway calls, and a cap on streams for the whole server.
+"""Per-caller limits, so one caller cannot take the service down: open streams, concurrent gateway calls, and a
+cap on streams for the whole server. (Batches watched per caller are counted by the watch hub, which every
+subscription passes through.)
 
 Past a limit the call gets RESOURCE_EXHAUSTED with a RetryInfo and an ErrorInfo reason naming the limit. Gateway
 calls past a caller's concurrency wait in that caller's own queue (a burst queues behind its own limit, not
@@ -19,13 +20,13 @@ from otari_batch_grpc.server.errors import Code, ServiceError
 
 # How long a refused caller is told to wait before trying again.
 RETRY_SECONDS = 1.0
+LIMIT_EXCEEDED = "LIMIT_EXCEEDED"  # the ErrorInfo reason of every refusal
 
 
 @dataclass(frozen=True, kw_only=True)
 class LimitPolicy:
     streams_per_caller: int = 1_000  # StreamResults, WatchBatch and WatchBatches calls open at once
     streams_total: int = 10_000  # for the whole server
-    watched_per_caller: int = 2_000  # batches watched at once, over all of a caller's watch streams
     upstream_per_caller: int = 8  # gateway calls in flight at once
     upstream_queue_per_caller: int = 256  # gateway calls waiting for one of those
 
@@ -37,7 +38,6 @@ class Limits:
         self.policy = policy
         self._streams: Counter[str] = Counter()
         self._streams_total = 0
-        self._watched: Counter[str] = Counter()
         self._upstream: dict[str, _Gate] = {}
         self._on_refusal = on_refusal
 
@@ -45,8 +45,8 @@ class Limits:
     def open_streams(self) -> int:
         return self._streams_total
 
-    def open_stream(self, owner: str, *, watching: int = 0) -> Callable[[], None]:
-        """Count one stream of `owner` (watching that many batches); returns its release, safe to call twice."""
+    def open_stream(self, owner: str) -> Callable[[], None]:
+        """Count one stream of `owner`; returns its release, safe to call twice."""
         policy = self.policy
         if self._streams_total >= policy.streams_total:
             raise self._refuse(
@@ -59,15 +59,8 @@ class Limits:
                 f"You have {policy.streams_per_caller:,} streams open, the limit per caller: close one first "
                 "(WatchBatches follows many batches on one stream).",
             )
-        if watching and self._watched[owner] + watching > policy.watched_per_caller:
-            raise self._refuse(
-                "watched_per_caller",
-                f"You watch {self._watched[owner]:,} batches; {watching:,} more would pass the limit of "
-                f"{policy.watched_per_caller:,} per caller: stop watching some first.",
-            )
         self._streams[owner] += 1
         self._streams_total += 1
-        self._watched[owner] += watching
         released = False
 
         def release() -> None:
@@ -76,8 +69,9 @@ class Limits:
                 return
             released = True
             self._streams_total -= 1
-            _decrement(self._streams, owner, 1)
-            _decrement(self._watched, owner, watching)
+            self._streams[owner] -= 1
+            if self._streams[owner] <= 0:
+                del self._streams[owner]
 
         return release
 
@@ -116,9 +110,12 @@ class Limits:
     def _refuse(self, limit: str, message: str) -> ServiceError:
         if self._on_refusal is not None:
             self._on_refusal(limit)
-        return ServiceError(
-            Code.RESOURCE_EXHAUSTED, "LIMIT_EXCEEDED", message, {"limit": limit}, retry_after=RETRY_SECONDS
-        )
+        return refusal(limit, message)
+
+
+def refusal(limit: str, message: str) -> ServiceError:
+    """RESOURCE_EXHAUSTED for a call past `limit`, with the limit's name and when to retry."""
+    return ServiceError(Code.RESOURCE_EXHAUSTED, LIMIT_EXCEEDED, message, {"limit": limit}, retry_after=RETRY_SECONDS)
 
 
 class _Gate:
@@ -126,10 +123,3 @@ class _Gate:
         self.slots = asyncio.Semaphore(slots)
         self.active = 0
         self.waiting = 0
-
-
-def _decrement(counter: Counter[str], owner: str, by: int) -> None:
-    if by:
-        counter[owner] -= by
-        if counter[owner] <= 0:
-            del counter[owner]

@@ -110,6 +110,13 @@ async def abort(context: Context, error: ServiceError) -> None:
     await context.abort(status.code, status.details, trailing_metadata=status.trailing_metadata)
 
 
+def _ended_by_client(context: aio.ServicerContext[Any, Any]) -> grpc.StatusCode:
+    """How a call the client ended is counted: DEADLINE_EXCEEDED when its deadline passed (what the client saw),
+    CANCELLED when it gave up."""
+    left = context.time_remaining()
+    return grpc.StatusCode.DEADLINE_EXCEEDED if left is not None and left <= 0 else grpc.StatusCode.CANCELLED
+
+
 def grpc_code(error: ServiceError) -> grpc.StatusCode:
     return grpc.StatusCode[error.code.name]
 
@@ -283,7 +290,7 @@ def _unary_edge(
             call.response = await behaviour(call.request, context)
             return call.response
         except asyncio.CancelledError:
-            call.code = grpc.StatusCode.CANCELLED
+            call.code = _ended_by_client(context)
             raise
         except Exception as exc:
             await abort(context, call.fail(exc))
@@ -320,7 +327,7 @@ def _stream_edge(
                 yield item
         except asyncio.CancelledError:
             if not streams.draining:
-                call.code = grpc.StatusCode.CANCELLED  # the client went away: nothing more to send
+                call.code = _ended_by_client(context)  # the client went away: nothing more to send
                 raise
             task.uncancel()
             error = shutting_down()

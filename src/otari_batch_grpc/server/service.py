@@ -134,7 +134,8 @@ class BatchService:
         batch_id = request.batch_id
         after = tokens.rev_of_resume_token(request.resume_token, batch_id) if request.resume_token else None
         caller = self._caller(context)
-        self._open_stream(caller, context, watching=1)
+        self._open_stream(caller, context)
+        self.hub.make_room(caller.owner, 1)
         provider = await self.core.provider_of(caller, batch_id, request.provider)
         current = await self.core.fetch(caller, batch_id, provider, time_left=context.time_remaining())
         trail = _Trail()
@@ -176,7 +177,8 @@ class BatchService:
             if after is not None:  # and those that changed (finished, say) while the caller was away
                 changed = await self.store.changed_since(caller.owner, after, WATCH_MAX_BATCHES)
                 targets = list(dict.fromkeys([*changed, *targets]))[:WATCH_MAX_BATCHES]
-        self._open_stream(caller, context, watching=len(targets))  # following all: the batches live now
+        self._open_stream(caller, context)
+        self.hub.make_room(caller.owner, len(targets))  # all of them at once, or none
         # Every event sent while the batches are first fetched carries the position before them: a resume from it
         # sends each batch again (a snapshot, or its change), so none is lost however early the stream breaks.
         stream = _ManyTrail(ids, max(after or 0, await self.store.last_seq()))
@@ -239,9 +241,9 @@ class BatchService:
         credential = credential_from_metadata(context.invocation_metadata(), service_key=self.service_key)
         return Caller(credential.key, self.owners.owner_of(credential))
 
-    def _open_stream(self, caller: Caller, context: Context, *, watching: int = 0) -> None:
+    def _open_stream(self, caller: Caller, context: Context) -> None:
         """Count the call against the caller's limits until it ends, however it ends (RESOURCE_EXHAUSTED past one)."""
-        release = self.limits.open_stream(caller.owner, watching=watching)
+        release = self.limits.open_stream(caller.owner)
         context.add_done_callback(lambda _: release())  # type: ignore[arg-type]  # types-grpcio: a class
 
     def _subscriber(self, caller: Caller, context: Context, *, many: bool = False) -> Subscriber:

@@ -6,6 +6,7 @@ violations of a request are reported together, in a google.rpc.BadRequest.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import uuid
@@ -159,7 +160,7 @@ def _short(key: str) -> str:
 def _check_id(name: str, value: str, problems: list[FieldViolation]) -> None:
     if not value.strip():
         problems.append(FieldViolation(name, "is required"))
-    elif value in (".", ".."):  # a path segment the URL would resolve away: it would address another route
+    elif value in (".", "..") or "/" in value:  # a path segment the URL would resolve away, or several segments
         problems.append(FieldViolation(name, f"{quoted(value)} is not an id"))
     elif len(value) > MAX_ID_CHARS or any(c.isspace() or not c.isprintable() for c in value):
         problems.append(FieldViolation(name, f"must be at most {MAX_ID_CHARS} printable characters, no spaces"))
@@ -223,35 +224,73 @@ def _custom_id_problem(where: str, custom_id: str, first_seen: dict[str, int]) -
 
 
 _skip_json = msgspec.json.Decoder(msgspec.Raw).decode  # checks the syntax, builds nothing
-_decode_json = msgspec.json.Decoder().decode
-# Every byte as its class for the search below: digits "0", exponent letters "e", "+" itself, the rest " ".
+# Every byte as its class for the number search below: digits "0", exponent letters "e", "+" itself, the rest " ".
 _NUMBER_SHAPE = bytes(
     ord("0") if chr(b).isdigit() and b < 128 else ord("e") if b in b"eE" else b if b == ord("+") else ord(" ")
     for b in range(256)
 )
+# Nesting deeper than a Struct may go (protobuf's limit is 100): the gateway's JSON parser would fail on it, or worse.
+MAX_JSON_DEPTH = 64
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_BRACKET = re.compile(rb"[\[\]{}]")
+# The shortest digit run that can be a number beyond a double (1e309 has 310 digits), and an exponent of 3 digits.
+_LONG_DIGITS = b"0" * 309
 
 
 def _json_object_problem(text: str) -> str | None:
-    """What is wrong with a body_json, if anything: it must be one JSON object, not empty, every number finite."""
+    """What is wrong with a body_json, if anything: one JSON object, not empty, not nested past MAX_JSON_DEPTH,
+    every number finite."""
     if not text:
         return "is required: the chat-completion request body as a JSON object"
+    data = text.encode("utf-8", "surrogatepass")
+    if data.count(b"[") + data.count(b"{") > MAX_JSON_DEPTH and _depth(data) > MAX_JSON_DEPTH:
+        return f"nests deeper than {MAX_JSON_DEPTH} levels of objects and arrays"
     try:
-        raw = bytes(_skip_json(text))
+        raw = bytes(_skip_json(data))
     except msgspec.DecodeError as exc:
+        if b"\\ud" in data.lower():
+            return f"is not valid JSON here: {exc} (a lone UTF-16 surrogate escape has no UTF-8 form)"
         return f"is not valid JSON: {exc}"
     if not raw.startswith(b"{"):
         return 'must be a JSON object (the chat-completion request body), like {"messages": [...]}'
     if not raw[1:-1].strip():
         return "is required: the chat-completion request body, not an empty object"
-    # A number too large for a double (1e999) is valid JSON, but the gateway would read it as infinity, which it
-    # cannot send on. Only an exponent of 3 digits or more can be one: where the bytes have that shape (rare, and
-    # maybe inside a string), a full decode tells.
+    # A number beyond a double (1e999, or 400 digits) is valid JSON, but the gateway would read it as infinity,
+    # which it cannot send on. Only a long digit run or an exponent of 3 digits can be one: where the bytes have
+    # that shape (rare, and maybe inside a string), each number is looked at.
     shape = raw.translate(_NUMBER_SHAPE)
-    if b"0e000" in shape or b"0e+000" in shape:
-        try:
-            _decode_json(raw)
-        except msgspec.ValidationError as exc:
-            return f"must hold finite numbers only: {exc}"
+    if b"0e000" in shape or b"0e+000" in shape or _LONG_DIGITS in shape:
+        return _infinite_number(raw)
+    return None
+
+
+def _depth(data: bytes) -> int:
+    """How deep objects and arrays nest in JSON text (strings left out)."""
+    depth = deepest = 0
+    for bracket in _BRACKET.finditer(_JSON_STRING.sub(b'""', data)):
+        if bracket.group() in b"[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
+
+
+class _OutOfRange(ValueError):
+    pass
+
+
+def _finite(literal: str) -> float:
+    if not math.isfinite(float(literal)):
+        raise _OutOfRange(literal)
+    return 0.0
+
+
+def _infinite_number(raw: bytes) -> str | None:
+    try:
+        json.loads(raw, parse_float=_finite, parse_int=_finite)
+    except _OutOfRange as exc:
+        return f"must hold finite numbers only: {quoted(str(exc), 24)} is beyond a double"
     return None
 
 

@@ -19,11 +19,13 @@ import contextlib
 import logging
 import random
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 from otari_batch_grpc.server import metrics, tracing
 from otari_batch_grpc.server.errors import Code, ServiceError, shutting_down
+from otari_batch_grpc.server.limits import LIMIT_EXCEEDED, refusal
 from otari_batch_grpc.server.records import Observation
 
 log = logging.getLogger("otari_batch_grpc.watch")
@@ -39,6 +41,7 @@ class WatchPolicy:
     failure_limit: float = 60.0
     revisions_kept: int = 100
     trust_seconds: float = 300.0
+    watched_per_caller: int = 2_000  # batches one owner watches at once, over all its subscriptions
 
 
 @dataclass(frozen=True)
@@ -139,6 +142,7 @@ class Hub:
         self._loops: dict[str, _Loop] = {}
         self._latest: dict[str, Observation] = {}  # for batches with a live loop
         self._owner_streams: dict[str, set[Subscriber]] = {}
+        self._watched: Counter[str] = Counter()  # (subscriber, batch) pairs by owner
         self._closed = False
 
     # -- states in (from the domain core, after they are saved) ---------------------------------------------
@@ -158,7 +162,10 @@ class Hub:
             return
         for subscriber in list(streams):
             if observation.batch_id not in subscriber.joined:
-                self.join(subscriber, observation.batch_id, provider, observation)
+                try:
+                    self.join(subscriber, observation.batch_id, provider, observation)
+                except ServiceError as error:  # past the owner's limit: this batch is not followed, and they are told
+                    subscriber.report(Problem(observation.batch_id, error, removed=False, last=observation))
 
     # -- subscriptions -------------------------------------------------------------------------------------
     def join(self, subscriber: Subscriber, batch_id: str, provider: str, current: Observation) -> None:
@@ -166,6 +173,9 @@ class Hub:
         the loop if it is the first. It is offered the newest state at once, so nothing is missed."""
         if self._closed:
             raise shutting_down()
+        if batch_id not in subscriber.joined:
+            self.make_room(subscriber.watcher.owner, 1)
+            self._watched[subscriber.watcher.owner] += 1
         loop = self._loops.get(batch_id)
         if loop is None:
             loop = self._loops[batch_id] = _Loop(batch_id, provider)
@@ -181,8 +191,13 @@ class Hub:
     def leave(self, subscriber: Subscriber, batch_ids: Iterable[str] | None = None) -> None:
         """Take the subscriber out of these batches' loops (all of them by default); a loop left empty stops and
         is forgotten at once, so a join right after starts a fresh one."""
+        owner = subscriber.watcher.owner
         for batch_id in list(subscriber.joined if batch_ids is None else batch_ids):
-            subscriber.joined.discard(batch_id)
+            if batch_id in subscriber.joined:
+                subscriber.joined.discard(batch_id)
+                self._watched[owner] -= 1
+                if self._watched[owner] <= 0:
+                    del self._watched[owner]
             loop = self._loops.get(batch_id)
             if loop is None:
                 continue
@@ -191,6 +206,17 @@ class Hub:
                 self._forget(loop)
                 if loop.task is not None:
                     loop.task.cancel()
+
+    def make_room(self, owner: str, batches: int) -> None:
+        """Raise RESOURCE_EXHAUSTED unless `owner` may watch `batches` more batches (WatchPolicy.watched_per_caller)."""
+        limit = self.policy.watched_per_caller
+        if self._watched[owner] + batches > limit:
+            metrics.limit_refused("watched_per_caller")
+            raise refusal(
+                "watched_per_caller",
+                f"You watch {self._watched[owner]:,} batches; {batches:,} more would pass the limit of {limit:,} per "
+                "caller: stop watching some first.",
+            )
 
     def follow_owner(self, subscriber: Subscriber) -> None:
         """Tell `subscriber` of every batch its owner is shown from now on (see `announce`)."""
@@ -260,6 +286,8 @@ class Hub:
                 except ServiceError as error:
                     if error.code in ACCESS_LOST:
                         self._drop(loop, order[0], error)
+                        continue
+                    if error.reason == LIMIT_EXCEEDED:  # the watcher's own calls fill its gateway slots: poll later
                         continue
                     failing_since, interval = self._back_off(loop, error, failing_since, interval)
                     continue

@@ -1,119 +1,27 @@
-"""The service's durable state in SQLite (aiosqlite): the batch registry, who may see each batch, idempotency
-keys, status revisions and the results cache. The only module with SQL in it.
+"""The store on SQLite (aiosqlite): the embedded default, one process's own state in one file.
 
-The schema is created and moved forward by numbered migrations (PRAGMA user_version); a database newer than this
-code is refused at start. WAL mode with synchronous=NORMAL: a transaction that returned is in the WAL, written to
-the OS, so a kill -9 of the process at any moment loses nothing that was acknowledged (only a power loss can take
-the last transactions; FULL would fsync each commit and cost every RPC a millisecond or more). Every method is
-one short transaction; values are opaque bytes and strings (the store knows nothing of protobuf).
+WAL mode with synchronous=NORMAL: a transaction that returned is in the WAL, written to the OS, so a kill -9 of
+the process at any moment loses nothing that was acknowledged (only a power loss can take the last transactions;
+FULL would fsync each commit and cost every RPC a millisecond or more). One connection; a lock makes each
+method's transaction whole.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import aiosqlite
 
 from otari_batch_grpc.server import metrics
-
-MIGRATIONS: tuple[str, ...] = (
-    # 1: registry, access, idempotency, results cache
-    """
-    CREATE TABLE batches (
-        id          TEXT PRIMARY KEY,
-        provider    TEXT NOT NULL,
-        creator     TEXT,            -- owner hash of the caller that created it through this service, if any
-        status      TEXT NOT NULL,
-        terminal    INTEGER NOT NULL,
-        snapshot    BLOB NOT NULL,   -- the last Batch message seen, serialized
-        first_seen  REAL NOT NULL,
-        last_seen   REAL NOT NULL
-    );
-    CREATE TABLE access (
-        batch_id     TEXT NOT NULL REFERENCES batches(id) ON DELETE CASCADE,
-        owner        TEXT NOT NULL,  -- keyed hash of a credential the gateway showed this batch to
-        verified_at  REAL NOT NULL,
-        PRIMARY KEY (batch_id, owner)
-    );
-    CREATE TABLE idempotency (
-        owner        TEXT NOT NULL,
-        request_id   TEXT NOT NULL,
-        fingerprint  TEXT NOT NULL,  -- hash of the request, to tell a retry from a different request
-        provider     TEXT NOT NULL,
-        batch_id     TEXT,           -- NULL while the create is in flight or its reply was lost
-        created_at   REAL NOT NULL,
-        PRIMARY KEY (owner, request_id)
-    );
-    CREATE TABLE result_sets (
-        batch_id    TEXT PRIMARY KEY,
-        items       INTEGER NOT NULL,
-        bytes       INTEGER NOT NULL,
-        fetched_at  REAL NOT NULL
-    );
-    CREATE TABLE results (
-        batch_id  TEXT NOT NULL REFERENCES result_sets(batch_id) ON DELETE CASCADE,
-        idx       INTEGER NOT NULL,
-        item      BLOB NOT NULL,     -- a BatchResult message, serialized
-        PRIMARY KEY (batch_id, idx)
-    ) WITHOUT ROWID;
-    CREATE INDEX result_sets_by_age ON result_sets(fetched_at);
-    """,
-    # 2: status revisions, for watch streams that resume
-    """
-    CREATE TABLE revisions (
-        batch_id     TEXT NOT NULL,
-        rev          INTEGER NOT NULL,
-        snapshot     BLOB NOT NULL,  -- the Batch message as observed, serialized
-        observed_at  REAL NOT NULL,
-        PRIMARY KEY (batch_id, rev)
-    ) WITHOUT ROWID;
-    """,
-    # 3: one sequence over every revision (WatchBatches resumes by it); the registry lists by creation time;
-    #    indexes for retention
-    """
-    CREATE TABLE revisions_seq (
-        seq          INTEGER PRIMARY KEY AUTOINCREMENT,
-        batch_id     TEXT NOT NULL,
-        rev          INTEGER NOT NULL,
-        snapshot     BLOB NOT NULL,
-        observed_at  REAL NOT NULL,
-        UNIQUE (batch_id, rev)
-    );
-    INSERT INTO revisions_seq (batch_id, rev, snapshot, observed_at)
-        SELECT batch_id, rev, snapshot, observed_at FROM revisions ORDER BY observed_at, rev;
-    DROP TABLE revisions;
-    ALTER TABLE revisions_seq RENAME TO revisions;
-    ALTER TABLE batches ADD COLUMN created_at REAL NOT NULL DEFAULT 0;
-    UPDATE batches SET created_at = first_seen;
-    CREATE INDEX batches_by_creation ON batches(created_at DESC, first_seen DESC, id DESC);
-    CREATE INDEX batches_by_last_seen ON batches(last_seen);
-    CREATE INDEX access_by_owner ON access(owner, batch_id);
-    CREATE INDEX access_by_age ON access(verified_at);
-    CREATE INDEX idempotency_by_age ON idempotency(created_at)
-    """,
-    # 4: results cached as chunks ready to send (the bytes of a StreamResultsResponse's results entries), and
-    #    trusted only once complete
-    """
-    DROP TABLE results;
-    DELETE FROM result_sets;
-    ALTER TABLE result_sets ADD COLUMN complete INTEGER NOT NULL DEFAULT 0;
-    CREATE TABLE result_chunks (
-        batch_id     TEXT NOT NULL REFERENCES result_sets(batch_id) ON DELETE CASCADE,
-        first_index  INTEGER NOT NULL,
-        count        INTEGER NOT NULL,
-        payload      BLOB NOT NULL,
-        PRIMARY KEY (batch_id, first_index)
-    ) WITHOUT ROWID
-    """,
-)
-
+from otari_batch_grpc.server.store import migrations
+from otari_batch_grpc.server.store.base import BatchRecord, Claim, Revision, SeenBatch, Store, StoreError
 
 _BATCH_COLUMNS = (
     "b.id, b.provider, b.creator, b.status, b.terminal, b.snapshot, b.first_seen, b.last_seen, b.created_at"
@@ -124,59 +32,10 @@ def _batch_record(row: Sequence[Any]) -> BatchRecord:
     return BatchRecord(row[0], row[1], row[2], row[3], bool(row[4]), row[5], row[6], row[7], row[8])
 
 
-class StoreError(RuntimeError):
-    """The database cannot be used (newer schema, corrupt file, unwritable path)."""
-
-
-@dataclass(frozen=True)
-class BatchRecord:
-    id: str
-    provider: str
-    creator: str | None
-    status: str
-    terminal: bool
-    snapshot: bytes
-    first_seen: float
-    last_seen: float
-    created_at: float = 0.0
-
-
-@dataclass(frozen=True)
-class SeenBatch:
-    """A batch as the gateway just showed it to a caller."""
-
-    id: str
-    provider: str
-    status: str
-    terminal: bool
-    snapshot: bytes
-    created_at: float = 0.0  # the batch's own created_at (epoch seconds), for listing newest first
-
-
-@dataclass(frozen=True)
-class Revision:
-    """One observed state of a batch; revisions of a batch count up from 1."""
-
-    batch_id: str
-    rev: int
-    snapshot: bytes
-    observed_at: float
-    seq: int = 0  # position among every revision stored, for resuming a many-batch watch
-
-
-@dataclass(frozen=True)
-class Claim:
-    """The idempotency row for (owner, request_id) after claiming it."""
-
-    fresh: bool  # this call made the claim: go ahead and create
-    fingerprint: str
-    provider: str
-    batch_id: str | None  # set once a batch is known for it
-    created_at: float = 0.0  # when the claim was first made
-
-
-class Store:
+class SqliteStore(Store):
     """One aiosqlite connection; a lock makes each method's transaction whole."""
+
+    MIGRATIONS: ClassVar[tuple[str, ...]] = migrations.SQLITE
 
     def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
         self._db = db
@@ -185,7 +44,9 @@ class Store:
         self.transactions = 0  # write transactions begun (for tests and operators)
 
     @classmethod
-    async def open(cls, path: Path) -> Store:
+    async def connect(cls, target: str | os.PathLike[str]) -> SqliteStore:
+        """Open (creating it and its directory if need be) and migrate the database file at `target`."""
+        path = Path(target)
         if str(path) != ":memory:":
             await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
         try:
@@ -213,12 +74,12 @@ class Store:
     async def _migrate(self) -> None:
         version = await self._scalar("PRAGMA user_version")
         assert isinstance(version, int)
-        if version > len(MIGRATIONS):
+        if version > len(self.MIGRATIONS):
             raise StoreError(
                 f"the state database {self.path} has schema version {version}, newer than this code knows "
-                f"({len(MIGRATIONS)}): run a newer otari-batch-grpc, or point STATE_DB at another file"
+                f"({len(self.MIGRATIONS)}): run a newer otari-batch-grpc, or point STATE_DB at another file"
             )
-        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        for number, script in enumerate(self.MIGRATIONS[version:], start=version + 1):
             statements = [s.strip() for s in script.split(";") if s.strip()]
             async with self._tx():
                 for statement in statements:
@@ -233,6 +94,9 @@ class Store:
         version = await self._scalar("PRAGMA user_version")
         assert isinstance(version, int)
         return version
+
+    async def shared_secret(self) -> None:
+        return None  # one process's own: the secret is a file beside the database
 
     # -- registry and access ------------------------------------------------------------------------------
     async def _record(self, rows: Sequence[SeenBatch], owner: str, creator: bool) -> None:

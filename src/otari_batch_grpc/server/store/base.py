@@ -1,0 +1,234 @@
+"""The store's one interface, and the records that cross it. Values are opaque bytes and strings: the store knows
+nothing of protobuf. Two backends implement it (`sqlite`, `postgres`); `tests/test_store.py` runs against both."""
+
+from __future__ import annotations
+
+import abc
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+
+class StoreError(RuntimeError):
+    """The database cannot be used (newer schema, corrupt file, unwritable path, unreachable server)."""
+
+
+@dataclass(frozen=True)
+class BatchRecord:
+    id: str
+    provider: str
+    creator: str | None
+    status: str
+    terminal: bool
+    snapshot: bytes
+    first_seen: float
+    last_seen: float
+    created_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class SeenBatch:
+    """A batch as the gateway just showed it to a caller."""
+
+    id: str
+    provider: str
+    status: str
+    terminal: bool
+    snapshot: bytes
+    created_at: float = 0.0  # the batch's own created_at (epoch seconds), for listing newest first
+
+
+@dataclass(frozen=True)
+class Revision:
+    """One observed state of a batch; revisions of a batch count up from 1."""
+
+    batch_id: str
+    rev: int
+    snapshot: bytes
+    observed_at: float
+    seq: int = 0  # position among every revision stored, for resuming a many-batch watch
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The idempotency row for (owner, request_id) after claiming it."""
+
+    fresh: bool  # this call made the claim: go ahead and create
+    fingerprint: str
+    provider: str
+    batch_id: str | None  # set once a batch is known for it
+    created_at: float = 0.0  # when the claim was first made
+
+
+def is_database_url(target: str | os.PathLike[str]) -> bool:
+    """Whether `target` names a PostgreSQL database (a URL) rather than a SQLite file."""
+    return isinstance(target, str) and target.startswith(("postgresql://", "postgres://"))
+
+
+class Store(abc.ABC):
+    """The service's durable state: the batch registry, who may see each batch, idempotency claims, status
+    revisions and the results cache. Every method is one short transaction (or one read); a write that began
+    finishes whole even when the calling task is cancelled."""
+
+    # The backend's numbered migrations: migration N is MIGRATIONS[N - 1]; the schema version is the last applied.
+    MIGRATIONS: ClassVar[tuple[str, ...]]
+
+    transactions: int  # write transactions begun (for tests and operators)
+
+    @classmethod
+    async def open(cls, target: str | os.PathLike[str]) -> Store:
+        """Open the store at `target` and migrate it: a `postgresql://` (or `postgres://`) URL is PostgreSQL,
+        anything else a SQLite file. Raises StoreError for a database that cannot be used."""
+        if is_database_url(target):
+            from otari_batch_grpc.server.store.postgres import PostgresStore  # asyncpg: only when used
+
+            assert isinstance(target, str)
+            return await PostgresStore.connect(target)
+        from otari_batch_grpc.server.store.sqlite import SqliteStore
+
+        return await SqliteStore.connect(target)
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Release the database (what is in flight finishes first)."""
+
+    @abc.abstractmethod
+    async def integrity_check(self) -> str:
+        """ "ok", or what is wrong with the database."""
+
+    @abc.abstractmethod
+    async def schema_version(self) -> int:
+        """The number of the last migration applied."""
+
+    @abc.abstractmethod
+    async def shared_secret(self) -> bytes | None:
+        """A secret every process on this store shares (made by the first to ask), for the keyed hash that stands
+        for a caller, so replicas hash alike; None for a store that is one process's own (SQLite: the secret is
+        a file beside it)."""
+
+    # -- registry and access ------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def enter(
+        self,
+        changed: Sequence[SeenBatch],
+        verified: Sequence[str],
+        *,
+        owner: str,
+        creator: bool = False,
+        keep: int,
+        observed_at: float,
+    ) -> list[Revision]:
+        """In one transaction: the batches whose state changed into the registry, each as its next revision (the
+        newest `keep` kept), and `owner`'s access to those and to the `verified` ones. Returns the revisions, in
+        the order of `changed`; their `seq` grows in the order they were committed."""
+
+    @abc.abstractmethod
+    async def revoke(self, batch_id: str, owner: str) -> None:
+        """The gateway no longer shows `owner` this batch."""
+
+    @abc.abstractmethod
+    async def list_for(
+        self, owner: str, provider: str | None, *, before: tuple[float, float, str] | None, limit: int
+    ) -> list[BatchRecord]:
+        """The batches `owner` has been shown, newest first (the batch's created_at, then when this service first
+        saw it, then id), after the position `before`."""
+
+    @abc.abstractmethod
+    async def changed_since(self, owner: str, seq: int, limit: int) -> list[tuple[str, str]]:
+        """(id, provider) of the batches `owner` was shown that have a revision after `seq`."""
+
+    @abc.abstractmethod
+    async def providers_for(self, owner: str) -> list[str]:
+        """The providers of the batches `owner` has been shown (lower case, sorted)."""
+
+    @abc.abstractmethod
+    async def batch(self, batch_id: str) -> BatchRecord | None:
+        """The registry's entry for the batch, whoever was shown it."""
+
+    @abc.abstractmethod
+    async def verified_at(self, batch_id: str, owner: str) -> float | None:
+        """When the gateway last showed `owner` this batch, if ever."""
+
+    @abc.abstractmethod
+    async def provider_for(self, batch_id: str, owner: str) -> str | None:
+        """The provider of a batch `owner` has been shown (and only then: nothing leaks to other callers)."""
+
+    @abc.abstractmethod
+    async def live_batches(self, owner: str, limit: int) -> list[tuple[str, str]]:
+        """(id, provider) of the batches `owner` was shown that are not terminal, newest first."""
+
+    # -- idempotency --------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def claim(self, owner: str, request_id: str, fingerprint: str, provider: str) -> Claim:
+        """Claim (owner, request_id) for a create, or return the claim that already holds it. Of concurrent
+        claims, from any process, exactly one is fresh."""
+
+    @abc.abstractmethod
+    async def settle_claim(self, owner: str, request_id: str, batch_id: str) -> None:
+        """The create of (owner, request_id) made batch `batch_id` (already in the registry)."""
+
+    @abc.abstractmethod
+    async def release_claim(self, owner: str, request_id: str) -> None:
+        """The create certainly made nothing: let a retry start over."""
+
+    # -- revisions ----------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def latest_revision(self, batch_id: str) -> Revision | None:
+        """The batch's newest revision, if any."""
+
+    @abc.abstractmethod
+    async def revisions_after(self, batch_id: str, rev: int) -> list[Revision]:
+        """The batch's revisions after `rev`, oldest first."""
+
+    @abc.abstractmethod
+    async def last_seq(self) -> int:
+        """The seq of the newest revision of any batch (0: none)."""
+
+    @abc.abstractmethod
+    async def revision_at_or_before(self, batch_id: str, seq: int) -> Revision | None:
+        """The batch's state as of `seq`: its newest revision with a seq not after it."""
+
+    # -- retention ----------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def sweep(self, *, now: float, keep_seconds: float, idempotency_seconds: float, claim_seconds: float) -> int:
+        """Forget what is past its time: access not verified for `keep_seconds`, batches nobody may see any more
+        (with their revisions and results), settled idempotency keys older than `idempotency_seconds`, and
+        claims whose create stayed ambiguous for `claim_seconds`. Returns how many rows went."""
+
+    @abc.abstractmethod
+    async def counts(self) -> dict[str, int]:
+        """Rows per table (for tests and operators)."""
+
+    # -- results cache ------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def result_set(self, batch_id: str) -> int | None:
+        """How many results are cached for the batch, once the whole set is in; None otherwise."""
+
+    @abc.abstractmethod
+    async def begin_results(self, batch_id: str) -> None:
+        """Start (over) the batch's result set; it is not served until `finish_results`."""
+
+    @abc.abstractmethod
+    async def add_result_chunk(self, batch_id: str, first_index: int, count: int, payload: bytes) -> None:
+        """One chunk of the set being written: `count` results from `first_index`, as the bytes to send."""
+
+    @abc.abstractmethod
+    async def finish_results(self, batch_id: str, *, items: int, nbytes: int) -> None:
+        """The set is whole: serve it from now on."""
+
+    @abc.abstractmethod
+    async def drop_results(self, batch_id: str) -> None:
+        """Forget the batch's result set, whole or not."""
+
+    @abc.abstractmethod
+    async def result_chunks(self, batch_id: str, start: int, *, limit: int) -> list[tuple[int, int, bytes]]:
+        """(first_index, count, payload) of the cached chunks from the one holding result `start` on."""
+
+    @abc.abstractmethod
+    async def trim_results(self, *, max_bytes: int, max_age: float) -> int:
+        """Drop cached result sets older than max_age, then the oldest until the rest fit max_bytes."""
+
+    @abc.abstractmethod
+    async def results_bytes(self) -> int:
+        """Bytes of results the cache holds."""

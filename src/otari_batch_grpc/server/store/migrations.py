@@ -1,0 +1,169 @@
+"""The schema of each backend, as numbered migrations: migration N is the Nth entry, applied in order, each in
+a transaction of its own with the record of it (SQLite: PRAGMA user_version; PostgreSQL: a row of
+schema_version). A database whose version is past the last entry is refused. Entries are never edited once
+released: a change is a new entry, in both lists when both backends need it."""
+
+from __future__ import annotations
+
+SQLITE: tuple[str, ...] = (
+    # 1: registry, access, idempotency, results cache
+    """
+    CREATE TABLE batches (
+        id          TEXT PRIMARY KEY,
+        provider    TEXT NOT NULL,
+        creator     TEXT,            -- owner hash of the caller that created it through this service, if any
+        status      TEXT NOT NULL,
+        terminal    INTEGER NOT NULL,
+        snapshot    BLOB NOT NULL,   -- the last Batch message seen, serialized
+        first_seen  REAL NOT NULL,
+        last_seen   REAL NOT NULL
+    );
+    CREATE TABLE access (
+        batch_id     TEXT NOT NULL REFERENCES batches(id) ON DELETE CASCADE,
+        owner        TEXT NOT NULL,  -- keyed hash of a credential the gateway showed this batch to
+        verified_at  REAL NOT NULL,
+        PRIMARY KEY (batch_id, owner)
+    );
+    CREATE TABLE idempotency (
+        owner        TEXT NOT NULL,
+        request_id   TEXT NOT NULL,
+        fingerprint  TEXT NOT NULL,  -- hash of the request, to tell a retry from a different request
+        provider     TEXT NOT NULL,
+        batch_id     TEXT,           -- NULL while the create is in flight or its reply was lost
+        created_at   REAL NOT NULL,
+        PRIMARY KEY (owner, request_id)
+    );
+    CREATE TABLE result_sets (
+        batch_id    TEXT PRIMARY KEY,
+        items       INTEGER NOT NULL,
+        bytes       INTEGER NOT NULL,
+        fetched_at  REAL NOT NULL
+    );
+    CREATE TABLE results (
+        batch_id  TEXT NOT NULL REFERENCES result_sets(batch_id) ON DELETE CASCADE,
+        idx       INTEGER NOT NULL,
+        item      BLOB NOT NULL,     -- a BatchResult message, serialized
+        PRIMARY KEY (batch_id, idx)
+    ) WITHOUT ROWID;
+    CREATE INDEX result_sets_by_age ON result_sets(fetched_at);
+    """,
+    # 2: status revisions, for watch streams that resume
+    """
+    CREATE TABLE revisions (
+        batch_id     TEXT NOT NULL,
+        rev          INTEGER NOT NULL,
+        snapshot     BLOB NOT NULL,  -- the Batch message as observed, serialized
+        observed_at  REAL NOT NULL,
+        PRIMARY KEY (batch_id, rev)
+    ) WITHOUT ROWID;
+    """,
+    # 3: one sequence over every revision (WatchBatches resumes by it); the registry lists by creation time;
+    #    indexes for retention
+    """
+    CREATE TABLE revisions_seq (
+        seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+        batch_id     TEXT NOT NULL,
+        rev          INTEGER NOT NULL,
+        snapshot     BLOB NOT NULL,
+        observed_at  REAL NOT NULL,
+        UNIQUE (batch_id, rev)
+    );
+    INSERT INTO revisions_seq (batch_id, rev, snapshot, observed_at)
+        SELECT batch_id, rev, snapshot, observed_at FROM revisions ORDER BY observed_at, rev;
+    DROP TABLE revisions;
+    ALTER TABLE revisions_seq RENAME TO revisions;
+    ALTER TABLE batches ADD COLUMN created_at REAL NOT NULL DEFAULT 0;
+    UPDATE batches SET created_at = first_seen;
+    CREATE INDEX batches_by_creation ON batches(created_at DESC, first_seen DESC, id DESC);
+    CREATE INDEX batches_by_last_seen ON batches(last_seen);
+    CREATE INDEX access_by_owner ON access(owner, batch_id);
+    CREATE INDEX access_by_age ON access(verified_at);
+    CREATE INDEX idempotency_by_age ON idempotency(created_at)
+    """,
+    # 4: results cached as chunks ready to send (the bytes of a StreamResultsResponse's results entries), and
+    #    trusted only once complete
+    """
+    DROP TABLE results;
+    DELETE FROM result_sets;
+    ALTER TABLE result_sets ADD COLUMN complete INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE result_chunks (
+        batch_id     TEXT NOT NULL REFERENCES result_sets(batch_id) ON DELETE CASCADE,
+        first_index  INTEGER NOT NULL,
+        count        INTEGER NOT NULL,
+        payload      BLOB NOT NULL,
+        PRIMARY KEY (batch_id, first_index)
+    ) WITHOUT ROWID
+    """,
+)
+
+# Every table lives in a schema of its own (the connections' search_path), so the service can share a database
+# (the gateway's DATABASE_URL, say) without its names meeting anyone else's.
+POSTGRES_SCHEMA = "otari_batch_grpc"
+
+POSTGRES: tuple[str, ...] = (
+    # 1: the schema SQLite reached at its migration 4, in PostgreSQL's types; a sequence numbers the revisions
+    #    of every batch (WatchBatches resumes by it, on any replica)
+    """
+    CREATE TABLE batches (
+        id          TEXT PRIMARY KEY,
+        provider    TEXT NOT NULL,
+        creator     TEXT,                      -- owner hash of the caller that created it through this service
+        status      TEXT NOT NULL,
+        terminal    BOOLEAN NOT NULL,
+        snapshot    BYTEA NOT NULL,            -- the last Batch message seen, serialized
+        first_seen  DOUBLE PRECISION NOT NULL, -- epoch seconds, as every time here
+        last_seen   DOUBLE PRECISION NOT NULL,
+        created_at  DOUBLE PRECISION NOT NULL DEFAULT 0
+    );
+    CREATE INDEX batches_by_creation ON batches (created_at DESC, first_seen DESC, id DESC);
+    CREATE INDEX batches_by_last_seen ON batches (last_seen);
+    CREATE TABLE access (
+        batch_id     TEXT NOT NULL REFERENCES batches (id) ON DELETE CASCADE,
+        owner        TEXT NOT NULL,            -- keyed hash of a credential the gateway showed this batch to
+        verified_at  DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (batch_id, owner)
+    );
+    CREATE INDEX access_by_owner ON access (owner, batch_id);
+    CREATE INDEX access_by_age ON access (verified_at);
+    CREATE TABLE idempotency (
+        owner        TEXT NOT NULL,
+        request_id   TEXT NOT NULL,
+        fingerprint  TEXT NOT NULL,            -- hash of the request, to tell a retry from a different request
+        provider     TEXT NOT NULL,
+        batch_id     TEXT,                     -- NULL while the create is in flight or its reply was lost
+        created_at   DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (owner, request_id)
+    );
+    CREATE INDEX idempotency_by_age ON idempotency (created_at);
+    CREATE TABLE revisions (
+        seq          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        batch_id     TEXT NOT NULL,
+        rev          INTEGER NOT NULL,
+        snapshot     BYTEA NOT NULL,           -- the Batch message as observed, serialized
+        observed_at  DOUBLE PRECISION NOT NULL,
+        UNIQUE (batch_id, rev)
+    );
+    CREATE TABLE result_sets (
+        batch_id    TEXT PRIMARY KEY,
+        items       BIGINT NOT NULL,
+        bytes       BIGINT NOT NULL,
+        fetched_at  DOUBLE PRECISION NOT NULL,
+        complete    BOOLEAN NOT NULL DEFAULT false
+    );
+    CREATE INDEX result_sets_by_age ON result_sets (fetched_at);
+    CREATE TABLE result_chunks (
+        batch_id     TEXT NOT NULL REFERENCES result_sets (batch_id) ON DELETE CASCADE,
+        first_index  BIGINT NOT NULL,
+        count        INTEGER NOT NULL,
+        payload      BYTEA NOT NULL,           -- StreamResultsResponse.results entries, ready to send
+        PRIMARY KEY (batch_id, first_index)
+    );
+    -- Kept as written (SQLite does not compress them either): pglz would cost a millisecond per chunk each way.
+    ALTER TABLE result_chunks ALTER COLUMN payload SET STORAGE EXTERNAL;
+    -- What every replica must agree on (the secret of the keyed hash that stands for a caller).
+    CREATE TABLE shared (
+        name   TEXT PRIMARY KEY,
+        value  BYTEA NOT NULL
+    );
+    """,
+)
