@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 GENERATED := src/otari_batch_grpc/v1
 PY_SOURCES := src tests bench tools
 
-.PHONY: help run test generate check-generated lint breaking bench clean
+.PHONY: help run run-replicas test generate check-generated lint breaking bench clean
 .DEFAULT_GOAL := help
 
 help: ## This list
@@ -21,6 +21,9 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP) ## Serve on 127.0.0.1:50051 (the built-in gateway simulator unless GATEWAY_URL is set)
 	$(BIN)/otari-batch-grpc
+
+run-replicas: $(STAMP) ## Three replicas on ports 50051-50053, one PostgreSQL (DATABASE_URL), one simulator
+	$(BIN)/python tools/run_replicas.py
 
 # Python stubs, .pyi type stubs and the reflection descriptor set from protos/, into the project's namespace.
 generate: $(STAMP) ## Regenerate the stubs from protos/ (commit them)

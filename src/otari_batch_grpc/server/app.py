@@ -152,12 +152,14 @@ class BatchServer:
                     revisions_kept=settings.watch_revisions_kept,
                     trust_seconds=settings.owner_trust_seconds,
                     watched_per_caller=settings.limit_watched_per_caller,
+                    lease_seconds=settings.watch_lease_seconds,
                 ),
                 service_key=settings.service_key,
                 limits=self.limits,
                 heartbeat_seconds=settings.watch_heartbeat,
                 wait_default_seconds=settings.wait_default_timeout,
             )
+            await self._service.core.join_fleet()
             return await self._serve()
         except BaseException:
             await self._store.close()

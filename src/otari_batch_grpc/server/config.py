@@ -75,6 +75,12 @@ class Settings:
     watch_poll_min: float = _opt(1.0, "Seconds between polls of a watched batch right after it changed.")
     watch_poll_max: float = _opt(15.0, "Seconds between polls of a watched batch that has not changed for a while.")
     watch_heartbeat: float = _opt(15.0, "Seconds without a change after which a watch stream gets a heartbeat event.")
+    watch_lease_seconds: float = _opt(
+        30.0,
+        "Replicas on one PostgreSQL: one of them polls each live batch, under a lease it renews at each poll; when it "
+        "stops (killed, say), another takes over within this many seconds and one poll interval. More than "
+        "WATCH_POLL_MAX.",
+    )
     watch_failure_limit: float = _opt(
         120.0, "Seconds the gateway may keep failing for a watched batch before its watch streams end (UNAVAILABLE)."
     )
@@ -210,6 +216,8 @@ class Settings:
             raise ConfigError("simulator_stage_seconds must be 0 or more")
         if self.watch_poll_min > self.watch_poll_max:
             raise ConfigError("watch_poll_min must not be more than watch_poll_max")
+        if self.watch_lease_seconds <= self.watch_poll_max:
+            raise ConfigError("watch_lease_seconds must be more than watch_poll_max (the holder renews at each poll)")
         if self.watch_revisions_kept < 1:
             raise ConfigError("watch_revisions_kept must be at least 1")
         if self.owner_trust_seconds < 0 or self.results_cache_max_bytes < 0:

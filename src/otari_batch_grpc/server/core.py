@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -21,11 +23,13 @@ from otari_batch_grpc.server import convert, tokens
 from otari_batch_grpc.server.errors import Code, ServiceError, from_upstream
 from otari_batch_grpc.server.gateway import GatewayClient
 from otari_batch_grpc.server.records import Observation, same_state, seen
-from otari_batch_grpc.server.store import Store
+from otari_batch_grpc.server.store import RevisionNotice, Store
 from otari_batch_grpc.server.upstream import UpstreamError, UpstreamHTTPError
 from otari_batch_grpc.server.validation import provider_required
 from otari_batch_grpc.server.watch import Hub, Subscriber, Watcher, WatchPolicy
 from otari_batch_grpc.v1 import batch_pb2, batch_service_pb2
+
+log = logging.getLogger("otari_batch_grpc.core")
 
 # How many of a provider's newest batches a listing asks the gateway for, to discover batches made elsewhere.
 DISCOVERY_PAGE = 100
@@ -80,7 +84,11 @@ class Batches:
         self.gateway = gateway
         self.store = store
         self.policy = policy
-        self.hub = Hub(poll=self._poll, policy=watch)
+        # Replicas on one store share the polling (a lease per live batch) and hear of each other's revisions.
+        self.hub = Hub(
+            poll=self._poll, policy=watch, fleet=_Replicas(self, watch.lease_seconds) if store.SHARED else None
+        )
+        self._heard_tasks: set[asyncio.Task[None]] = set()
         self._entering = asyncio.Lock()
         self._latest: OrderedDict[str, Observation] = OrderedDict()
         self._checked: OrderedDict[tuple[str, str], float] = OrderedDict()  # (batch, owner) -> access written at
@@ -126,6 +134,38 @@ class Batches:
         for observation in result:
             self.hub.announce(observation, provider, owner)
         return result
+
+    # -- the other replicas --------------------------------------------------------------------------------
+    async def join_fleet(self) -> None:
+        """Hear of the revisions other replicas on the store save (nothing to hear with a store of one's own)."""
+        if self.store.SHARED:
+            await self.store.follow_revisions(self._heard)
+
+    def _heard(self, notice: RevisionNotice) -> None:
+        """Another replica saved a revision: what this one remembers of the batch is stale; its loop here (if any)
+        reads the revision now; streams here that follow all of the owner's batches start following it."""
+        self._latest.pop(notice.batch_id, None)
+        self.hub.wake(notice.batch_id)
+        if self.hub.follows(notice.owner):
+            task = asyncio.create_task(self._announce_heard(notice), name=f"announce {notice.batch_id}")
+            self._heard_tasks.add(task)
+            task.add_done_callback(self._heard_tasks.discard)
+
+    async def _announce_heard(self, notice: RevisionNotice) -> None:
+        try:
+            revision = await self.store.latest_revision(notice.batch_id)
+        except Exception:
+            log.warning("could not read the revision another replica announced", exc_info=True)
+            return
+        if revision is not None:
+            self.hub.announce(Observation.of(revision), notice.provider, notice.owner)
+
+    async def caught_up(self, batch_id: str, after_rev: int) -> list[Observation]:
+        """Revisions of the batch saved after `after_rev`, by any replica, remembered as the latest known."""
+        observations = [Observation.of(r) for r in await self.store.revisions_after(batch_id, after_rev)]
+        if observations:
+            self._remember(observations[-1])
+        return observations
 
     async def _last(self, batch_id: str) -> Observation | None:
         cached = self._latest.get(batch_id)
@@ -350,3 +390,24 @@ def already_finished(batch: batch_pb2.Batch) -> ServiceError:
         f"Batch {batch.id} is already {status}; only a batch that has not finished can be cancelled.",
         status_meta(batch),
     )
+
+
+class _Replicas:
+    """The hub's fleet when replicas share the store: a lease per live batch decides which one polls it (held by
+    this process's name, renewed at each of its turns, taken over once its holder stops renewing); the others read
+    the revisions it saves."""
+
+    def __init__(self, core: Batches, lease_seconds: float) -> None:
+        self._core = core
+        self._store = core.store
+        self._seconds = lease_seconds
+        self.name = uuid.uuid4().hex
+
+    async def hold(self, batch_id: str) -> bool:
+        return await self._store.hold_lease(f"poll:{batch_id}", self.name, self._seconds)
+
+    async def release(self, batch_id: str) -> None:
+        await self._store.release_lease(f"poll:{batch_id}", self.name)
+
+    async def catch_up(self, batch_id: str, after_rev: int) -> list[Observation]:
+        return await self._core.caught_up(batch_id, after_rev)

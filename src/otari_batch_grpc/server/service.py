@@ -19,7 +19,7 @@ from otari_batch_grpc.server.errors import Code, FieldViolation, ServiceError, i
 from otari_batch_grpc.server.gateway import GatewayClient
 from otari_batch_grpc.server.idempotency import IdempotentCreates
 from otari_batch_grpc.server.limits import LimitPolicy, Limits
-from otari_batch_grpc.server.records import Observation
+from otari_batch_grpc.server.records import Observation, same_state
 from otari_batch_grpc.server.results import Message, ResultsPolicy, ResultStreams
 from otari_batch_grpc.server.rpc import OpenStreams, server_stream, unary
 from otari_batch_grpc.server.store import Store
@@ -156,6 +156,8 @@ class BatchService:
                     yield pb.WatchBatchResponse(event=_heartbeat(trail.token))
                 for item in news:
                     if isinstance(item, Observation) and item.rev > trail.rev:
+                        if trail.repeats(item):  # a revision of the same state (two replicas saw it): no news
+                            continue
                         yield pb.WatchBatchResponse(event=trail.event(item))
         finally:
             self.hub.leave(subscriber, [batch_id])
@@ -214,6 +216,8 @@ class BatchService:
                     if item.rev <= trail.rev:
                         continue
                     stream.advance(item.seq)
+                    if trail.repeats(item):  # a revision of the same state (two replicas saw it): no news
+                        continue
                     kind = CHANGE if trail.last is not None else SNAPSHOT
                     yield pb.WatchBatchesResponse(event=trail.event(item, kind, stream.token))
                     if trail.finished:
@@ -350,6 +354,13 @@ class _Trail:
         event.observed_at.FromNanoseconds(int(observation.observed_at * 1e9))
         self.seed(observation)
         return event
+
+    def repeats(self, observation: Observation) -> bool:
+        """Whether a newer revision shows the state last sent (kept as the base, nothing sent)."""
+        if self.last is None or not same_state(self.last.batch, observation.batch):
+            return False
+        self.seed(observation)
+        return True
 
     def seed(self, observation: Observation) -> None:
         """Start from a state the caller already has (a resumed stream)."""

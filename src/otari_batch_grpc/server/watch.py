@@ -22,6 +22,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from otari_batch_grpc.server import metrics, tracing
 from otari_batch_grpc.server.errors import Code, ServiceError, shutting_down
@@ -42,6 +43,7 @@ class WatchPolicy:
     revisions_kept: int = 100
     trust_seconds: float = 300.0
     watched_per_caller: int = 2_000  # batches one owner watches at once, over all its subscriptions
+    lease_seconds: float = 30.0  # replicas on one store: a poll lease lapses this long after its holder's last turn
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,36 @@ def _order(item: Item) -> tuple[int, float]:
     return (0, item.seq or item.observed_at)
 
 
+class Fleet(Protocol):
+    """The replicas sharing one store, as the hub sees them: which one polls a batch (a lease), and the
+    revisions the others saved. One process alone polls every batch itself and hears of nothing."""
+
+    async def hold(self, batch_id: str) -> bool:
+        """Take or renew this replica's lease on polling the batch; False while another replica holds it."""
+        ...
+
+    async def release(self, batch_id: str) -> None:
+        """Give the lease up (the loop ends)."""
+        ...
+
+    async def catch_up(self, batch_id: str, after_rev: int) -> list[Observation]:
+        """The batch's revisions saved after `after_rev` (by any replica), oldest first."""
+        ...
+
+
+class Alone:
+    """The fleet of one: a SQLite store is one process's own."""
+
+    async def hold(self, batch_id: str) -> bool:
+        return True
+
+    async def release(self, batch_id: str) -> None:
+        return None
+
+    async def catch_up(self, batch_id: str, after_rev: int) -> list[Observation]:
+        return []
+
+
 @dataclass(eq=False)
 class _Loop:
     batch_id: str
@@ -133,12 +165,14 @@ class _Loop:
     task: asyncio.Task[None] | None = None
     verified: dict[str, float] = field(default_factory=dict)  # owner -> when its key last showed the batch
     reported: bool = False  # trouble was reported and the batch has not answered since
+    woken: asyncio.Event = field(default_factory=asyncio.Event)  # another replica saved a revision of it
 
 
 class Hub:
-    def __init__(self, *, poll: Poll, policy: WatchPolicy) -> None:
+    def __init__(self, *, poll: Poll, policy: WatchPolicy, fleet: Fleet | None = None) -> None:
         self._poll = metrics.counted_polls(poll)
         self.policy = policy
+        self._fleet: Fleet = fleet or Alone()
         self._loops: dict[str, _Loop] = {}
         self._latest: dict[str, Observation] = {}  # for batches with a live loop
         self._owner_streams: dict[str, set[Subscriber]] = {}
@@ -207,6 +241,16 @@ class Hub:
                 if loop.task is not None:
                     loop.task.cancel()
 
+    def wake(self, batch_id: str) -> None:
+        """Another replica saved a revision of the batch: its loop here reads it now, not at its next turn."""
+        loop = self._loops.get(batch_id)
+        if loop is not None:
+            loop.woken.set()
+
+    def follows(self, owner: str) -> bool:
+        """Whether some stream here follows every batch of `owner` (see `announce`)."""
+        return bool(self._owner_streams.get(owner))
+
     def make_room(self, owner: str, batches: int) -> None:
         """Raise RESOURCE_EXHAUSTED unless `owner` may watch `batches` more batches (WatchPolicy.watched_per_caller)."""
         limit = self.policy.watched_per_caller
@@ -272,10 +316,18 @@ class Hub:
             while loop.subscribers:
                 # Jitter keeps loops from polling in lockstep; it only shortens, so no change waits longer than
                 # one interval to be seen.
-                await asyncio.sleep(interval * random.uniform(0.85, 1.0))
+                if await self._rest(loop, interval * random.uniform(0.85, 1.0)):
+                    if self._caught_up(loop, await self._fleet.catch_up(loop.batch_id, self._rev(loop))):
+                        break
+                    continue
                 watchers = {s.watcher.owner: s.watcher for s in loop.subscribers}
                 if not watchers:
                     break
+                if not await self._fleet.hold(loop.batch_id):  # another replica polls it: read what it saves
+                    if self._caught_up(loop, await self._fleet.catch_up(loop.batch_id, self._rev(loop))):
+                        break
+                    interval = policy.poll_min
+                    continue
                 # Poll with the key checked longest ago; check any other key past the trust window as well.
                 now = time.monotonic()
                 order = sorted(watchers, key=lambda owner: loop.verified.get(owner, 0.0))
@@ -323,6 +375,34 @@ class Hub:
                 subscriber.report(Problem(loop.batch_id, failed, removed=False, last=self._latest.get(loop.batch_id)))
         finally:
             self._forget(loop)
+            await asyncio.shield(self._let_go(loop.batch_id))
+
+    async def _let_go(self, batch_id: str) -> None:
+        try:
+            await self._fleet.release(batch_id)
+        except Exception:  # the lease lapses by itself
+            log.warning("watch %s: could not give up the poll lease", batch_id, exc_info=True)
+
+    async def _rest(self, loop: _Loop, seconds: float) -> bool:
+        """Wait for the loop's next turn; True when woken before it by another replica's revision."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await loop.woken.wait()
+        woken = loop.woken.is_set()
+        loop.woken.clear()
+        return woken
+
+    def _rev(self, loop: _Loop) -> int:
+        latest = self._latest.get(loop.batch_id)
+        return latest.rev if latest is not None else 0
+
+    def _caught_up(self, loop: _Loop, observations: list[Observation]) -> bool:
+        """Offer revisions another replica saved to this replica's subscribers; True once the batch is terminal."""
+        for observation in observations:
+            if observation.rev > self._rev(loop):
+                self.publish(observation)
+        latest = self._latest.get(loop.batch_id)
+        return latest is not None and latest.terminal
 
     async def _verify(self, loop: _Loop, watcher: Watcher) -> None:
         """Check one more subscriber's access with its own key (its trust window ran out)."""

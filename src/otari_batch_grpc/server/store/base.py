@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import abc
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -25,6 +25,17 @@ class BatchRecord:
     first_seen: float
     last_seen: float
     created_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class RevisionNotice:
+    """A revision some process saved: which batch, its number, whose caller was shown it, by which process."""
+
+    batch_id: str
+    rev: int
+    owner: str
+    provider: str
+    origin: str
 
 
 @dataclass(frozen=True)
@@ -75,6 +86,8 @@ class Store(abc.ABC):
     MIGRATIONS: ClassVar[tuple[str, ...]]
 
     transactions: int  # write transactions begun (for tests and operators)
+    # Whether other processes share the store (replicas on PostgreSQL) or it is one process's own (SQLite).
+    SHARED: ClassVar[bool] = False
 
     @classmethod
     async def open(cls, target: str | os.PathLike[str]) -> Store:
@@ -232,3 +245,18 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def results_bytes(self) -> int:
         """Bytes of results the cache holds."""
+
+    # -- a fleet of replicas on one store -------------------------------------------------------------------
+    async def hold_lease(self, name: str, holder: str, seconds: float) -> bool:
+        """Take the lease `name` for `holder`, or renew it, for `seconds` from now; False while another holder's
+        lease runs. A store that is one process's own (SQLite) has no one to share with: always True."""
+        return True
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        """Give the lease up (if `holder` holds it), so another may take it at once."""
+        return None
+
+    async def follow_revisions(self, notice: Callable[[RevisionNotice], None]) -> None:
+        """Call `notice` for each revision another process saves from now on (PostgreSQL: LISTEN/NOTIFY), until
+        `close`. A store that is one process's own has no other process: nothing is called."""
+        return None

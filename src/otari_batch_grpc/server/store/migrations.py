@@ -166,4 +166,12 @@ POSTGRES: tuple[str, ...] = (
         value  BYTEA NOT NULL
     );
     """,
+    # 2: leases: which replica does a job for all (polls a live batch); taken over when its holder stops renewing
+    """
+    CREATE TABLE leases (
+        name        TEXT PRIMARY KEY,
+        holder      TEXT NOT NULL,
+        expires_at  DOUBLE PRECISION NOT NULL  -- epoch seconds, by the database's clock
+    );
+    """,
 )

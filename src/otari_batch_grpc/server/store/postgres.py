@@ -19,9 +19,13 @@ database holds.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import logging
 import secrets
 import time
 import urllib.parse
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias, TypeVar
 
@@ -29,13 +33,22 @@ import asyncpg
 
 from otari_batch_grpc.server import metrics
 from otari_batch_grpc.server.store import migrations
-from otari_batch_grpc.server.store.base import BatchRecord, Claim, Revision, SeenBatch, Store, StoreError
+from otari_batch_grpc.server.store.base import (
+    BatchRecord,
+    Claim,
+    Revision,
+    RevisionNotice,
+    SeenBatch,
+    Store,
+    StoreError,
+)
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
 
     Connection: TypeAlias = PoolConnectionProxy[asyncpg.Record]
 
+log = logging.getLogger("otari_batch_grpc.store")
 T = TypeVar("T")
 
 SCHEMA = migrations.POSTGRES_SCHEMA
@@ -47,6 +60,8 @@ REVISIONS_LOCK = 2  # held from drawing revisions' seqs to their commit
 POOL_MIN_SIZE = 1
 POOL_MAX_SIZE = 10
 CONNECT_TIMEOUT = 10.0
+REVISIONS_CHANNEL = "otari_batch_revisions"  # NOTIFY channel: a revision was saved
+LISTEN_RETRY_SECONDS = 1.0
 # A transaction PostgreSQL rolled back for a deadlock or a serialization failure is run again, this many times.
 _ATTEMPTS = 3
 _TABLES = ("batches", "access", "idempotency", "revisions", "result_sets", "result_chunks")
@@ -97,6 +112,15 @@ trimmed AS (
     WHERE d.batch_id = n.id AND d.rev <= n.rev - $13::int
 )
 SELECT i.rev, i.seq FROM inserted i JOIN numbered n ON n.id = i.batch_id AND n.rev = i.rev ORDER BY n.ord
+"""
+
+# A lease row is taken when free or expired, renewed by its holder, and left alone otherwise (no row comes back).
+_HOLD_LEASE = """
+INSERT INTO leases AS l (name, holder, expires_at)
+VALUES ($1, $2, extract(epoch FROM clock_timestamp()) + $3::float8)
+ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+WHERE l.holder = excluded.holder OR l.expires_at < extract(epoch FROM clock_timestamp())
+RETURNING holder
 """
 
 _GRANT = """
@@ -175,11 +199,14 @@ class PostgresStore(Store):
     """An asyncpg pool on one database, shared with any number of other processes."""
 
     MIGRATIONS: ClassVar[tuple[str, ...]] = migrations.POSTGRES
+    SHARED: ClassVar[bool] = True
 
     def __init__(self, pool: asyncpg.Pool[asyncpg.Record], url: str) -> None:
         self._pool = pool
         self.url = url
         self.transactions = 0
+        self.origin = uuid.uuid4().hex  # this process's name among the replicas (in notices and leases)
+        self._listener: asyncio.Task[None] | None = None
 
     @classmethod
     async def connect(cls, url: str) -> PostgresStore:
@@ -214,10 +241,62 @@ class PostgresStore(Store):
         return await asyncpg.connect(self.url, timeout=CONNECT_TIMEOUT, server_settings=self.server_settings())
 
     async def close(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
         try:
             await asyncio.wait_for(self._pool.close(), 10.0)
         except TimeoutError:
             self._pool.terminate()
+
+    # -- a fleet of replicas on one store -------------------------------------------------------------------
+    async def hold_lease(self, name: str, holder: str, seconds: float) -> bool:
+        return await self._write_value(_HOLD_LEASE, name, holder, seconds) is not None
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        await self._execute("DELETE FROM leases WHERE name = $1 AND holder = $2", name, holder)
+
+    async def follow_revisions(self, notice: Callable[[RevisionNotice], None]) -> None:
+        if self._listener is None:
+            ready = asyncio.get_running_loop().create_future()
+            self._listener = asyncio.create_task(self._listen(notice, ready), name="revisions-listener")
+            await ready
+
+    async def _listen(self, notice: Callable[[RevisionNotice], None], ready: asyncio.Future[None]) -> None:
+        """LISTEN on a connection of its own, for good: reconnect when it is lost (what was announced meanwhile is
+        caught up by the hub's own reads of the store)."""
+
+        def heard(_conn: object, _pid: int, _channel: str, payload: object) -> None:
+            try:
+                data = json.loads(str(payload))
+                item = RevisionNotice(str(data["b"]), int(data["r"]), str(data["o"]), str(data["p"]), str(data["from"]))
+            except (ValueError, KeyError, TypeError):
+                log.warning("a revision notice that is not one of ours: %.80s", payload)
+                return
+            if item.origin != self.origin:
+                notice(item)
+
+        while True:
+            try:
+                conn = await self.dedicated_connection()
+            except Exception as exc:
+                log.warning("cannot listen for other replicas' revisions (%s); retrying", type(exc).__name__)
+                if not ready.done():
+                    ready.set_result(None)
+                await asyncio.sleep(LISTEN_RETRY_SECONDS)
+                continue
+            lost = asyncio.Event()
+            conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
+            try:
+                await conn.add_listener(REVISIONS_CHANNEL, heard)
+                if not ready.done():
+                    ready.set_result(None)
+                await lost.wait()
+                log.warning("lost the connection listening for other replicas' revisions; reconnecting")
+            finally:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(conn.close(), 5.0)
 
     async def _migrate(self) -> None:
         async with self._pool.acquire() as conn, conn.transaction():
@@ -306,7 +385,14 @@ class PostgresStore(Store):
 
         async def work(conn: Connection) -> list[asyncpg.Record]:
             await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", LOCK_CLASS, REVISIONS_LOCK)
-            return await conn.fetch(_ENTER, *args)
+            rows = await conn.fetch(_ENTER, *args)
+            # Every replica hears of the new revisions when they commit (and not before).
+            notices = [
+                json.dumps({"b": b.id, "r": row[0], "o": owner, "p": b.provider, "from": self.origin})
+                for b, row in zip(changed, rows, strict=True)
+            ]
+            await conn.execute("SELECT pg_notify($1, n) FROM unnest($2::text[]) AS n", REVISIONS_CHANNEL, notices)
+            return rows
 
         rows = await self._write(work)
         return [Revision(b.id, row[0], b.snapshot, observed_at, row[1]) for b, row in zip(changed, rows, strict=True)]

@@ -1,0 +1,213 @@
+"""Replicas on one PostgreSQL: one create for concurrent identical calls spread over them, one poll loop per live
+batch across the fleet, every subscriber on every replica told of every change, and a lease taken over when its
+holder is killed (-9), with the killed replica's subscribers resuming elsewhere."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import asyncpg
+import grpc
+
+from otari_batch_grpc.client import BatchClient
+from otari_batch_grpc.server.app import BatchServer
+from otari_batch_grpc.server.store.migrations import POSTGRES_SCHEMA
+from otari_batch_grpc.v1 import batch_pb2, watch_pb2
+from otari_batch_grpc.v1 import batch_service_pb2 as pb
+from tests.conftest import ALICE, Sim, connect, create_request, eventually, make_settings
+
+if TYPE_CHECKING:
+    from otari_batch_grpc.v1.batch_service_pb2_grpc import BatchServiceAsyncStub as Stub
+
+# Quick watches, and a lease short enough to see taken over in a test.
+REPLICA = {"watch_poll_min": 0.05, "watch_poll_max": 0.2, "watch_heartbeat": 30.0, "watch_lease_seconds": 1.0}
+
+
+@contextlib.asynccontextmanager
+async def replicas(sim: Sim, tmp_path: Path, url: str, n: int = 3) -> AsyncIterator[list[BatchServer]]:
+    async with contextlib.AsyncExitStack() as stack:
+        servers = []
+        for i in range(n):
+            settings = make_settings(sim.url, tmp_path / f"r{i}", state_db=url, **REPLICA)
+            servers.append(await stack.enter_async_context(BatchServer(settings, gateway_url=sim.url)))
+        yield servers
+
+
+async def _leases(url: str) -> list[tuple[str, str]]:
+    conn = await asyncpg.connect(url, server_settings={"search_path": POSTGRES_SCHEMA})
+    try:
+        return [(r["name"], r["holder"]) for r in await conn.fetch("SELECT name, holder FROM leases ORDER BY name")]
+    finally:
+        await conn.close()
+
+
+async def test_50_identical_creates_over_3_replicas_make_one_batch(sim: Sim, tmp_path: Path, postgres_url: str) -> None:
+    request = create_request(2, request_id="0b9d1a2e-6f3c-4e58-9a71-5c2d8e4f6a10")
+    async with replicas(sim, tmp_path, postgres_url) as servers, contextlib.AsyncExitStack() as stack:
+        stubs = [await stack.enter_async_context(connect(s.port)) for s in servers]
+
+        async def create(i: int) -> str:
+            for _ in range(50):  # a claim in flight on another replica is UNAVAILABLE, with RetryInfo: retry
+                try:
+                    return (await stubs[i % 3].CreateBatch(request, metadata=ALICE)).batch.id
+                except grpc.aio.AioRpcError as error:
+                    assert error.code() == grpc.StatusCode.UNAVAILABLE, error.details()
+                    await asyncio.sleep(0.1)
+            raise AssertionError("never settled")
+
+        ids = await asyncio.gather(*(create(i) for i in range(50)))
+    assert len(set(ids)) == 1 and len(sim.state.batches) == 1
+    assert await sim.requests_seen("create") == 1
+
+
+async def test_one_poll_loop_per_batch_and_every_replica_sees_every_change(
+    sim: Sim, tmp_path: Path, postgres_url: str
+) -> None:
+    async with replicas(sim, tmp_path, postgres_url) as servers, contextlib.AsyncExitStack() as stack:
+        stubs: list[Stub] = [await stack.enter_async_context(connect(s.port)) for s in servers]
+        ids = [(await stubs[0].CreateBatch(create_request(1), metadata=ALICE)).batch.id for _ in range(3)]
+        watches = [
+            stub.WatchBatch(pb.WatchBatchRequest(batch_id=batch_id), metadata=ALICE)
+            for stub in stubs
+            for batch_id in ids
+        ]
+        for watch in watches:
+            first = await watch.read()
+            assert isinstance(first, pb.WatchBatchResponse)
+            assert first.event.kind == watch_pb2.BATCH_EVENT_KIND_SNAPSHOT
+
+        async def three_leases() -> bool:
+            return len(await _leases(postgres_url)) == 3
+
+        await eventually(three_leases)
+        # One replica polls each batch: the gateway sees one replica's polls (each loop at its slowest pace once
+        # nothing changes: one per watch_poll_max), not three replicas'.
+        await asyncio.sleep(1.0)
+        before = await sim.requests_seen("get")
+        await asyncio.sleep(2.0)
+        polls = await sim.requests_seen("get") - before
+        assert polls <= 3 * 2.0 / REPLICA["watch_poll_max"] * 1.3, polls
+        assert len(await _leases(postgres_url)) == 3
+        for batch_id in ids:
+            await sim.force(batch_id, "completed")
+        for watch in watches:
+            statuses = []
+            while isinstance(response := await watch.read(), pb.WatchBatchResponse):
+                statuses.append(response.event.batch.status)
+            assert await watch.code() == grpc.StatusCode.OK
+            assert statuses == [batch_pb2.BATCH_STATUS_COMPLETED], statuses  # the change, once, on every replica
+
+        async def no_leases() -> bool:
+            return not await _leases(postgres_url)
+
+        await eventually(no_leases)  # each loop gave its lease up at the end
+
+
+# -- a replica killed (-9) --------------------------------------------------------------------------------------
+@contextlib.asynccontextmanager
+async def replica_process(sim: Sim, state_dir: Path, url: str) -> AsyncIterator[tuple[asyncio.subprocess.Process, int]]:
+    env = {
+        **os.environ,
+        "GATEWAY_URL": sim.url,
+        "GATEWAY_API_ROOT": sim.state.api_root,
+        "GRPC_LISTEN": "127.0.0.1:0",
+        "STATE_DB": str(state_dir / "state.db"),
+        "DATABASE_URL": url,
+        "WATCH_POLL_MIN": "0.05",
+        "WATCH_POLL_MAX": "0.2",
+        "WATCH_LEASE_SECONDS": "1",
+        "SHUTDOWN_GRACE": "1",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "otari_batch_grpc.server", env=env, stderr=asyncio.subprocess.PIPE
+    )
+    assert process.stderr is not None
+    drain: asyncio.Task[bytes] | None = None
+    try:
+        port = 0
+        while not port:
+            line = await asyncio.wait_for(process.stderr.readline(), 30)
+            assert line, "the replica exited before serving"
+            message = json.loads(line).get("message", "")
+            if found := re.search(r"serving on \S+ \(port (\d+)\)", message):
+                port = int(found.group(1))
+        drain = asyncio.create_task(process.stderr.read())
+        yield process, port
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(process.wait(), 10)
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        if drain is not None:
+            drain.cancel()
+
+
+async def test_a_killed_lease_holder_is_taken_over_and_its_subscribers_resume_elsewhere(
+    sim: Sim, tmp_path: Path, postgres_url: str
+) -> None:
+    async with contextlib.AsyncExitStack() as stack:
+        procs = [
+            await stack.enter_async_context(replica_process(sim, tmp_path / f"p{i}", postgres_url)) for i in range(3)
+        ]
+        first = procs[0][1]
+        async with connect(first) as stub:
+            batch_id = (await stub.CreateBatch(create_request(1), metadata=ALICE)).batch.id
+        # A subscriber on every replica, each through the round-robin client, which resumes broken streams.
+        clients = [
+            await stack.enter_async_context(
+                BatchClient([f"127.0.0.1:{port}" for _, port in procs[i:] + procs[:i]], api_key="sim-key-alice")
+            )
+            for i in range(3)
+        ]
+        seen: list[list[int]] = [[] for _ in clients]  # every state each subscriber was shown
+        changes: list[list[int]] = [[] for _ in clients]  # the changes among them
+
+        async def follow(i: int) -> None:
+            async for event in clients[i].watch(batch_id):
+                if event.batch.id:
+                    seen[i].append(event.batch.status)
+                if event.kind == watch_pb2.BATCH_EVENT_KIND_CHANGE:
+                    changes[i].append(event.batch.status)
+
+        followers = [asyncio.create_task(follow(i)) for i in range(3)]
+
+        async def leased() -> bool:
+            return len(await _leases(postgres_url)) == 1
+
+        await eventually(leased)
+        # The simulator's clock moves the batch on: in_progress now, the next stage seconds later.
+        created = sim.state.batches[batch_id].created_at
+        await sim.set_stage_seconds(time.time() - created + 0.1)
+
+        async def everyone_sees(status: int) -> bool:
+            return all(status in statuses for statuses in seen)
+
+        await eventually(lambda: everyone_sees(batch_pb2.BATCH_STATUS_IN_PROGRESS))
+        # Kill -9 every replica but the last in turn, the holder among them: the lease moves on.
+        (holder_before,) = await _leases(postgres_url)
+        procs[0][0].kill()
+        procs[1][0].kill()
+        await procs[0][0].wait()
+        await procs[1][0].wait()
+        await sim.force(batch_id, "completed")
+        await eventually(lambda: everyone_sees(batch_pb2.BATCH_STATUS_COMPLETED), within=20)
+        await asyncio.wait_for(asyncio.gather(*followers), 20)
+        for statuses, changed in zip(seen, changes, strict=True):
+            # No missed and no repeated change (a resumed stream may show the state it resumed at as a snapshot).
+            assert changed[0] == batch_pb2.BATCH_STATUS_IN_PROGRESS and changed[-1] == batch_pb2.BATCH_STATUS_COMPLETED
+            assert changed == sorted(set(changed), key=changed.index) and len(set(changed)) == len(changed), statuses
+            assert statuses[0] == batch_pb2.BATCH_STATUS_VALIDATING and statuses[-1] == changed[-1]
+        assert holder_before  # there was one holder, and the survivor polled after the kill
