@@ -223,3 +223,15 @@ async def test_unknown_provider_in_model_is_invalid_argument(stub: Stub) -> None
         await stub.CreateBatch(create_request(1, model="nosuch:model"), metadata=ALICE)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert details(caught.value).fields == ["model"]
+
+
+async def test_bodies_that_would_join_into_other_values_are_each_refused(stub: Stub, sim: Sim) -> None:
+    # Parsed as one array, `{"a":"` and `"},{"b":1}` would read as two objects: each body is checked as itself.
+    request = create_request(3)
+    request.requests[0].body_json = '{"a":"'
+    request.requests[1].body_json = '"},{"b":1}'
+    request.requests[2].body_json = '  {"messages": []}  '  # whitespace around a good body is fine
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.CreateBatch(request, metadata=ALICE)
+    assert details(caught.value).fields == ["requests[0].body_json", "requests[1].body_json"]
+    assert await sim.requests_seen("create") == 0

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 # Quick watches, and a lease short enough to see taken over in a test.
 REPLICA = {"watch_poll_min": 0.05, "watch_poll_max": 0.2, "watch_heartbeat": 30.0, "watch_lease_seconds": 1.0}
+BATCHES, SUBSCRIBERS = 30, 300
 
 
 @contextlib.asynccontextmanager
@@ -75,29 +76,30 @@ async def test_one_poll_loop_per_batch_and_every_replica_sees_every_change(
 ) -> None:
     async with replicas(sim, tmp_path, postgres_url) as servers, contextlib.AsyncExitStack() as stack:
         stubs: list[Stub] = [await stack.enter_async_context(connect(s.port)) for s in servers]
-        ids = [(await stubs[0].CreateBatch(create_request(1), metadata=ALICE)).batch.id for _ in range(3)]
+        # 300 subscribers over 30 live batches, 100 on each replica (each batch watched on every replica).
+        ids = [(await stubs[0].CreateBatch(create_request(1), metadata=ALICE)).batch.id for _ in range(BATCHES)]
         watches = [
-            stub.WatchBatch(pb.WatchBatchRequest(batch_id=batch_id), metadata=ALICE)
+            stub.WatchBatch(pb.WatchBatchRequest(batch_id=ids[i % BATCHES]), metadata=ALICE)
             for stub in stubs
-            for batch_id in ids
+            for i in range(SUBSCRIBERS // 3)
         ]
         for watch in watches:
             first = await watch.read()
             assert isinstance(first, pb.WatchBatchResponse)
             assert first.event.kind == watch_pb2.BATCH_EVENT_KIND_SNAPSHOT
 
-        async def three_leases() -> bool:
-            return len(await _leases(postgres_url)) == 3
+        async def all_leased() -> bool:
+            return len(await _leases(postgres_url)) == BATCHES
 
-        await eventually(three_leases)
+        await eventually(all_leased)
         # One replica polls each batch: the gateway sees one replica's polls (each loop at its slowest pace once
         # nothing changes: one per watch_poll_max), not three replicas'.
         await asyncio.sleep(1.0)
         before = await sim.requests_seen("get")
         await asyncio.sleep(2.0)
         polls = await sim.requests_seen("get") - before
-        assert polls <= 3 * 2.0 / REPLICA["watch_poll_max"] * 1.3, polls
-        assert len(await _leases(postgres_url)) == 3
+        assert polls <= BATCHES * 2.0 / REPLICA["watch_poll_max"] * 1.3, polls
+        assert len(await _leases(postgres_url)) == BATCHES
         for batch_id in ids:
             await sim.force(batch_id, "completed")
         for watch in watches:

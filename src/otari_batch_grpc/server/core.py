@@ -140,6 +140,9 @@ class Batches:
         """Hear of the revisions other replicas on the store save (nothing to hear with a store of one's own)."""
         if self.store.SHARED:
             await self.store.follow_revisions(self._heard)
+            fleet = self.hub.fleet
+            assert isinstance(fleet, _Replicas)
+            log.info("replica %s: polls shared through leases on the state database", fleet.name)
 
     def _heard(self, notice: RevisionNotice) -> None:
         """Another replica saved a revision: what this one remembers of the batch is stale; its loop here (if any)

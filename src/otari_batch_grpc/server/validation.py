@@ -189,6 +189,7 @@ def _check_requests(request: batch_service_pb2.CreateBatchRequest, problems: lis
         return
     first_seen: dict[str, int] = {}
     maybe_non_finite: bool | None = None  # the serialized request is searched at the first Struct body
+    bodies: list[tuple[int, str]] = []  # the body_json of each request that has one
     for i, item in enumerate(request.requests):
         custom_id = item.custom_id
         if custom_id in first_seen or not custom_id or len(custom_id) > MAX_CUSTOM_ID_CHARS:
@@ -196,8 +197,7 @@ def _check_requests(request: batch_service_pb2.CreateBatchRequest, problems: lis
         else:
             first_seen[custom_id] = i
         if (text := item.body_json) or item.WhichOneof("content") == "body_json":
-            if (problem := _json_object_problem(text)) is not None:
-                problems.append(FieldViolation(f"requests[{i}].body_json", problem))
+            bodies.append((i, text))
         elif not item.body.fields:
             problems.append(
                 FieldViolation(f"requests[{i}].body", "is required: the chat-completion request body (or body_json)")
@@ -209,6 +209,8 @@ def _check_requests(request: batch_service_pb2.CreateBatchRequest, problems: lis
                 problems.append(FieldViolation(bad, "must be a finite number: JSON has no NaN or Infinity"))
         if len(problems) >= 100:  # enough to act on; a 10,000-item mistake need not echo 10,000 times
             return
+    for i, problem in _body_json_problems(bodies):
+        problems.append(FieldViolation(f"requests[{i}].body_json", problem))
 
 
 def _custom_id_problem(where: str, custom_id: str, first_seen: dict[str, int]) -> FieldViolation:
@@ -224,6 +226,7 @@ def _custom_id_problem(where: str, custom_id: str, first_seen: dict[str, int]) -
 
 
 _skip_json = msgspec.json.Decoder(msgspec.Raw).decode  # checks the syntax, builds nothing
+_skip_json_array = msgspec.json.Decoder(list[msgspec.Raw]).decode
 # Every byte as its class for the number search below: digits "0", exponent letters "e", "+" itself, the rest " ".
 _NUMBER_SHAPE = bytes(
     ord("0") if chr(b).isdigit() and b < 128 else ord("e") if b in b"eE" else b if b == ord("+") else ord(" ")
@@ -233,35 +236,79 @@ _NUMBER_SHAPE = bytes(
 MAX_JSON_DEPTH = 64
 _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _BRACKET = re.compile(rb"[\[\]{}]")
+_EMPTY_OBJECT = re.compile(r"\s*\{\s*\}\s*\Z")
 # The shortest digit run that can be a number beyond a double (1e309 has 310 digits), and an exponent of 3 digits.
 _LONG_DIGITS = b"0" * 309
 
 
+def _body_json_problems(bodies: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """(index, problem) of each body_json that is not one JSON object, not empty and not nested too deep, with
+    numbers a double holds. All bodies are checked by one parse of them as one array (10,000 bodies are parsed in
+    a few milliseconds that way, against ~3 us each one by one): when that array has one value per body, each
+    starting where its body's text starts and as long as it is, the values are the bodies. Otherwise (a bad body,
+    or text that joins or splits values across bodies) each body is looked at alone, which also says what is wrong."""
+    if not bodies:
+        return []
+    joined = "[" + ",".join(text for _, text in bodies) + "]"
+    try:
+        values = _skip_json_array(joined)
+    except (msgspec.DecodeError, RecursionError):
+        values = []
+    found: list[tuple[int, str]] = []
+    if len(values) == len(bodies):
+        for (i, text), value in zip(bodies, values, strict=True):
+            exact = len(value) == len(text) or len(value) == len(text.strip())
+            if not exact or text.lstrip()[:1] != "{":
+                break
+            if ":" not in text:  # a valid object without a member: {}
+                found.append((i, "is required: the chat-completion request body, not an empty object"))
+            elif text.count("[") + text.count("{") > MAX_JSON_DEPTH and _depth(text.encode()) > MAX_JSON_DEPTH:
+                found.append((i, f"nests deeper than {MAX_JSON_DEPTH} levels of objects and arrays"))
+        else:
+            return found + _infinite_numbers(bodies, joined)
+    found = [(i, problem) for i, text in bodies if (problem := _json_object_problem(text)) is not None]
+    return found or _infinite_numbers(bodies, joined)
+
+
 def _json_object_problem(text: str) -> str | None:
-    """What is wrong with a body_json, if anything: one JSON object, not empty, not nested past MAX_JSON_DEPTH,
-    every number finite."""
+    """What is wrong with a body_json, if anything: one JSON object, not empty, not nested past MAX_JSON_DEPTH.
+    (Numbers beyond a double: `_infinite_numbers`, for all bodies at once.) A few microseconds a body: it runs
+    10,000 times for a full batch."""
     if not text:
         return "is required: the chat-completion request body as a JSON object"
-    data = text.encode("utf-8", "surrogatepass")
-    if data.count(b"[") + data.count(b"{") > MAX_JSON_DEPTH and _depth(data) > MAX_JSON_DEPTH:
+    if text.count("[") + text.count("{") > MAX_JSON_DEPTH and _depth(text.encode()) > MAX_JSON_DEPTH:
         return f"nests deeper than {MAX_JSON_DEPTH} levels of objects and arrays"
     try:
-        raw = bytes(_skip_json(data))
+        _skip_json(text)
     except msgspec.DecodeError as exc:
-        if b"\\ud" in data.lower():
+        if "\\ud" in text.lower():
             return f"is not valid JSON here: {exc} (a lone UTF-16 surrogate escape has no UTF-8 form)"
         return f"is not valid JSON: {exc}"
-    if not raw.startswith(b"{"):
+    if text.lstrip()[:1] != "{":  # one JSON value, so an object exactly when it starts with a brace
         return 'must be a JSON object (the chat-completion request body), like {"messages": [...]}'
-    if not raw[1:-1].strip():
+    if _EMPTY_OBJECT.match(text):
         return "is required: the chat-completion request body, not an empty object"
-    # A number beyond a double (1e999, or 400 digits) is valid JSON, but the gateway would read it as infinity,
-    # which it cannot send on. Only a long digit run or an exponent of 3 digits can be one: where the bytes have
-    # that shape (rare, and maybe inside a string), each number is looked at.
-    shape = raw.translate(_NUMBER_SHAPE)
-    if b"0e000" in shape or b"0e+000" in shape or _LONG_DIGITS in shape:
-        return _infinite_number(raw)
     return None
+
+
+def _infinite_numbers(bodies: list[tuple[int, str]], joined: str) -> list[tuple[int, str]]:
+    """(index, problem) of each body_json holding a number beyond a double (1e999, or 400 digits): valid JSON, but
+    the gateway would read it as infinity, which it cannot send on. Only a long digit run or an exponent of 3
+    digits can be one: the bodies are searched for that shape all at once (a few milliseconds for 10,000), and
+    where it shows (rare, and maybe inside a string), each number of that body is looked at."""
+    if not bodies or not _has_huge_number_shape(joined.encode()):  # `joined`: every body, one after another
+        return []
+    found = []
+    for i, text in bodies:
+        data = text.encode()
+        if _has_huge_number_shape(data) and (problem := _infinite_number(data)) is not None:
+            found.append((i, problem))
+    return found
+
+
+def _has_huge_number_shape(data: bytes) -> bool:
+    shape = data.translate(_NUMBER_SHAPE)
+    return b"0e000" in shape or b"0e+000" in shape or _LONG_DIGITS in shape
 
 
 def _depth(data: bytes) -> int:

@@ -172,7 +172,7 @@ class Hub:
     def __init__(self, *, poll: Poll, policy: WatchPolicy, fleet: Fleet | None = None) -> None:
         self._poll = metrics.counted_polls(poll)
         self.policy = policy
-        self._fleet: Fleet = fleet or Alone()
+        self.fleet: Fleet = fleet or Alone()
         self._loops: dict[str, _Loop] = {}
         self._latest: dict[str, Observation] = {}  # for batches with a live loop
         self._owner_streams: dict[str, set[Subscriber]] = {}
@@ -317,14 +317,14 @@ class Hub:
                 # Jitter keeps loops from polling in lockstep; it only shortens, so no change waits longer than
                 # one interval to be seen.
                 if await self._rest(loop, interval * random.uniform(0.85, 1.0)):
-                    if self._caught_up(loop, await self._fleet.catch_up(loop.batch_id, self._rev(loop))):
+                    if self._caught_up(loop, await self.fleet.catch_up(loop.batch_id, self._rev(loop))):
                         break
                     continue
                 watchers = {s.watcher.owner: s.watcher for s in loop.subscribers}
                 if not watchers:
                     break
-                if not await self._fleet.hold(loop.batch_id):  # another replica polls it: read what it saves
-                    if self._caught_up(loop, await self._fleet.catch_up(loop.batch_id, self._rev(loop))):
+                if not await self.fleet.hold(loop.batch_id):  # another replica polls it: read what it saves
+                    if self._caught_up(loop, await self.fleet.catch_up(loop.batch_id, self._rev(loop))):
                         break
                     interval = policy.poll_min
                     continue
@@ -379,7 +379,7 @@ class Hub:
 
     async def _let_go(self, batch_id: str) -> None:
         try:
-            await self._fleet.release(batch_id)
+            await self.fleet.release(batch_id)
         except Exception:  # the lease lapses by itself
             log.warning("watch %s: could not give up the poll lease", batch_id, exc_info=True)
 
