@@ -106,9 +106,9 @@ async def _polls(sim: httpx.AsyncClient, stubs: list[BatchServiceAsyncStub]) -> 
         for call in calls:
             await call.read()  # the snapshot: subscribed
         await asyncio.sleep(2 * POLL_SECONDS)
-        before = (await sim.get("/_simulator/stats")).json()["requests_seen"].get("get", 0)
+        before = (await sim.get("/_simulator/stats")).json()["requests"].get("get", 0)
         await asyncio.sleep(WINDOW_SECONDS)
-        after = (await sim.get("/_simulator/stats")).json()["requests_seen"].get("get", 0)
+        after = (await sim.get("/_simulator/stats")).json()["requests"].get("get", 0)
         return float(after - before) / WINDOW_SECONDS
     finally:
         for call in calls:
