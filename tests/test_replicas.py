@@ -10,6 +10,7 @@ import json
 import os
 import re
 import signal
+import socket
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -117,12 +118,14 @@ async def test_one_poll_loop_per_batch_and_every_replica_sees_every_change(
 
 # -- a replica killed (-9) --------------------------------------------------------------------------------------
 @contextlib.asynccontextmanager
-async def replica_process(sim: Sim, state_dir: Path, url: str) -> AsyncIterator[tuple[asyncio.subprocess.Process, int]]:
+async def replica_process(
+    sim: Sim, state_dir: Path, url: str, port: int = 0
+) -> AsyncIterator[tuple[asyncio.subprocess.Process, int]]:
     env = {
         **os.environ,
         "GATEWAY_URL": sim.url,
         "GATEWAY_API_ROOT": sim.state.api_root,
-        "GRPC_LISTEN": "127.0.0.1:0",
+        "GRPC_LISTEN": f"127.0.0.1:{port}",
         "STATE_DB": str(state_dir / "state.db"),
         "DATABASE_URL": url,
         "WATCH_POLL_MIN": "0.05",
@@ -137,7 +140,7 @@ async def replica_process(sim: Sim, state_dir: Path, url: str) -> AsyncIterator[
     drain: asyncio.Task[bytes] | None = None
     try:
         port = 0
-        while not port:
+        while not port:  # the port it bound
             line = await asyncio.wait_for(process.stderr.readline(), 30)
             assert line, "the replica exited before serving"
             message = json.loads(line).get("message", "")
@@ -213,3 +216,49 @@ async def test_a_killed_lease_holder_is_taken_over_and_its_subscribers_resume_el
             assert changed == sorted(set(changed), key=changed.index) and len(set(changed)) == len(changed), statuses
             assert statuses[0] == batch_pb2.BATCH_STATUS_VALIDATING and statuses[-1] == changed[-1]
         assert holder_before  # there was one holder, and the survivor polled after the kill
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_a_rolling_restart_under_load_fails_no_call_and_loses_nothing(
+    sim: Sim, tmp_path: Path, postgres_url: str
+) -> None:
+    ports = [_free_port() for _ in range(3)]
+    async with contextlib.AsyncExitStack() as outer:
+        running: list[contextlib.AsyncExitStack] = []
+        for i, port in enumerate(ports):
+            stack = await outer.enter_async_context(contextlib.AsyncExitStack())
+            await stack.enter_async_context(replica_process(sim, tmp_path / f"p{i}", postgres_url, port))
+            running.append(stack)
+        client = await outer.enter_async_context(
+            BatchClient([f"127.0.0.1:{port}" for port in ports], api_key="sim-key-alice", max_attempts=10)
+        )
+        created: list[str] = []
+        stop = asyncio.Event()
+
+        async def load() -> None:  # creates (idempotent, retried) and reads, as a steady client would
+            while not stop.is_set():
+                batch = await client.create(
+                    "openai:gpt-4o-mini", {"q": {"messages": [{"role": "user", "content": "hi"}]}}
+                )
+                created.append(batch.id)
+                assert (await client.get(batch.id)).id == batch.id
+                await asyncio.sleep(0.02)
+
+        workers = [asyncio.create_task(load()) for _ in range(4)]
+        await asyncio.sleep(1.0)
+        for i, port in enumerate(ports):  # one at a time: stop (SIGTERM, drain), start again on the same port
+            await running[i].aclose()
+            running[i] = await outer.enter_async_context(contextlib.AsyncExitStack())
+            await running[i].enter_async_context(replica_process(sim, tmp_path / f"p{i}-again", postgres_url, port))
+            await asyncio.sleep(0.5)
+        stop.set()
+        await asyncio.gather(*workers)  # any call that failed for good raises here
+    # Everything acknowledged is there, once: one upstream batch per create.
+    assert len(created) > 20, "the load did not run through the restarts"
+    assert len(created) == len(set(created)) and set(created) <= set(sim.state.batches)
+    assert len(sim.state.batches) == len(created)
