@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 import grpc
+import pytest
 
 from otari_batch_grpc.client import BatchClient
 from otari_batch_grpc.server.app import BatchServer
@@ -70,6 +71,28 @@ async def test_50_identical_creates_over_3_replicas_make_one_batch(sim: Sim, tmp
         ids = await asyncio.gather(*(create(i) for i in range(50)))
     assert len(set(ids)) == 1 and len(sim.state.batches) == 1
     assert await sim.requests_seen("create") == 1
+
+
+async def test_a_lost_reply_retried_on_another_replica_and_results_cached_for_all(
+    sim: Sim, tmp_path: Path, postgres_url: str
+) -> None:
+    request = create_request(3, request_id="5e2b7c1d-9a4f-4b6e-8d3c-1f0a2b3c4d5e")
+    async with (
+        replicas(sim, tmp_path, postgres_url, n=2) as (first, second),
+        connect(first.port) as on_first,
+        connect(second.port) as on_second,
+    ):
+        await sim.fault(op="create", drop_after_create=True, times=1)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await on_first.CreateBatch(request, metadata=ALICE)
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE  # made upstream; the reply was lost
+        again = (await on_second.CreateBatch(request, metadata=ALICE)).batch
+        assert list(sim.state.batches) == [again.id]  # found, not made twice
+        await sim.force(again.id, "completed")
+        for stub in (on_first, on_second):  # the second replica streams what the first one fetched
+            call = stub.StreamResults(pb.StreamResultsRequest(batch_id=again.id), metadata=ALICE)
+            assert [r.custom_id async for chunk in call for r in chunk.results] == ["req-0", "req-1", "req-2"]
+        assert await sim.requests_seen("results") == 1
 
 
 async def test_one_poll_loop_per_batch_and_every_replica_sees_every_change(
