@@ -107,7 +107,8 @@ def server(
 ) -> Iterator[Child]:
     """The service on a fresh port, its state in `work/db` (fresh unless a bench reuses it on purpose). The load
     of a bench comes from one key standing for many callers: the per-caller limits are lifted (to the connection
-    pool's size for gateway calls), so the figures measure the service, not its limits."""
+    pool's size for gateway calls), and so is the cap on calls per connection, so the figures measure the service,
+    not its limits."""
     env = {
         "GATEWAY_URL": f"http://127.0.0.1:{gateway_port}",
         "GRPC_LISTEN": "127.0.0.1:0",
@@ -118,6 +119,7 @@ def server(
         "LIMIT_WATCHED_PER_CALLER": "100000",
         "LIMIT_UPSTREAM_PER_CALLER": "100",
         "LIMIT_UPSTREAM_QUEUE_PER_CALLER": "100000",
+        "GRPC_MAX_CONCURRENT_STREAMS": "100000",  # a client process's one connection carries thousands of watches
         **settings,
     }
     with child([str(BIN / "otari-batch-grpc")], env, r"serving on \S+ \(port (\d+)\)", work / f"{name}.log") as srv:

@@ -195,54 +195,33 @@ class GatewayClient:
         json_body: bytes | None = None,
         batch_id: str | None = None,
     ) -> JSON:
+        """One gateway call, in one of the caller's slots (waiting for one counts against `time_left`)."""
         started = time.monotonic()
         async with self._gate(key):
-            return await self._request(
-                operation,
-                method,
-                path,
-                key,
-                _less(time_left, started),
-                params=params,
-                json_body=json_body,
-                batch_id=batch_id,
-            )
-
-    async def _request(
-        self,
-        operation: str,
-        method: str,
-        path: str,
-        key: str,
-        time_left: float | None,
-        *,
-        params: dict[str, str | int] | None,
-        json_body: bytes | None,
-        batch_id: str | None,
-    ) -> JSON:
-        with _about(batch_id):
-            budget = self._budget(operation, self._timeout, time_left)
-            headers = self._headers(key)
-            if json_body is not None:
-                headers["content-type"] = "application/json"
-            try:
-                response = await self._http.request(
-                    method, path, params=params, content=json_body, headers=headers, timeout=budget
-                )
-            except httpx.TimeoutException:
-                raise UpstreamTimeout(operation, budget) from None
-            except httpx.HTTPError as exc:
-                raise UpstreamUnreachable(operation, type(exc).__name__) from None
-            _note(response)
-            if response.status_code != 200:
-                raise _http_error(operation, response)
-            try:
-                data = await _loads(response.content)
-            except ValueError:
-                raise UpstreamBadResponse(operation, 200, "not JSON") from None
-            if not isinstance(data, dict):
-                raise UpstreamBadResponse(operation, 200, "not a JSON object")
-            return data
+            time_left = _less(time_left, started)
+            with _about(batch_id):
+                budget = self._budget(operation, self._timeout, time_left)
+                headers = self._headers(key)
+                if json_body is not None:
+                    headers["content-type"] = "application/json"
+                try:
+                    response = await self._http.request(
+                        method, path, params=params, content=json_body, headers=headers, timeout=budget
+                    )
+                except httpx.TimeoutException:
+                    raise UpstreamTimeout(operation, budget) from None
+                except httpx.HTTPError as exc:
+                    raise UpstreamUnreachable(operation, type(exc).__name__) from None
+                _note(response)
+                if response.status_code != 200:
+                    raise _http_error(operation, response)
+                try:
+                    data = await _loads(response.content)
+                except ValueError:
+                    raise UpstreamBadResponse(operation, 200, "not JSON") from None
+                if not isinstance(data, dict):
+                    raise UpstreamBadResponse(operation, 200, "not a JSON object")
+                return data
 
 
 async def _result_items(response: httpx.Response, budget: float) -> AsyncGenerator[JSON, None]:
