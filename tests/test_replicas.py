@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import grpc
@@ -139,13 +139,42 @@ async def test_one_poll_loop_per_batch_and_every_replica_sees_every_change(
         await eventually(no_leases)  # each loop gave its lease up at the end
 
 
+async def test_a_stream_following_all_batches_hears_of_one_created_on_another_replica(
+    sim: Sim, tmp_path: Path, postgres_url: str
+) -> None:
+    async with (
+        replicas(sim, tmp_path, postgres_url, n=2) as (first, second),
+        connect(first.port) as on_first,
+        connect(second.port) as on_second,
+    ):
+        follow = on_second.WatchBatches(pb.WatchBatchesRequest(), metadata=ALICE)
+
+        async def following() -> bool:
+            return bool(second.service.hub._owner_streams)
+
+        await eventually(following)
+        batch_id = (await on_first.CreateBatch(create_request(1), metadata=ALICE)).batch.id
+        event = await asyncio.wait_for(_first_batch_event(follow), 10)
+        follow.cancel()
+    assert event.batch.id == batch_id and event.kind == watch_pb2.BATCH_EVENT_KIND_SNAPSHOT
+
+
+async def _first_batch_event(call: Any) -> watch_pb2.BatchEvent:
+    """The first event of a WatchBatches stream that is about a batch (not a heartbeat)."""
+    while True:
+        response = await call.read()
+        if response.event.batch.id:
+            return response.event  # type: ignore[no-any-return]
+
+
 # -- a replica killed (-9) --------------------------------------------------------------------------------------
 @contextlib.asynccontextmanager
 async def replica_process(
     sim: Sim, state_dir: Path, url: str, port: int = 0
 ) -> AsyncIterator[tuple[asyncio.subprocess.Process, int]]:
-    env = {
-        **os.environ,
+    env = {  # nothing of the developer's own environment (their METRICS_ADDRESS, OTEL_*, OWNER_SECRET, ...)
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", "/tmp"),
         "GATEWAY_URL": sim.url,
         "GATEWAY_API_ROOT": sim.state.api_root,
         "GRPC_LISTEN": f"127.0.0.1:{port}",

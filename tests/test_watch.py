@@ -377,3 +377,21 @@ async def test_a_failing_poll_loop_ends_its_streams_with_a_retryable_error(
     info = details(caught.value).info
     assert info is not None and info.reason == "WATCH_FAILED"
     assert "disk on fire" not in (caught.value.details() or "")
+
+
+def test_a_revision_repeating_the_state_last_sent_is_no_event() -> None:
+    """Two replicas that both saw a state save it twice (rev 2 and 3): a stream sends it once, and keeps the
+    newer revision as its base (so the next change's previous_status is right)."""
+    from otari_batch_grpc.server.records import Observation
+    from otari_batch_grpc.server.service import _Trail
+
+    running = batch_pb2.Batch(id="b", status=batch_pb2.BATCH_STATUS_IN_PROGRESS, provider="openai")
+    trail = _Trail()
+    trail.event(Observation(running, 2, 1.0))
+    again = batch_pb2.Batch()
+    again.CopyFrom(running)
+    again.provider = "OpenAI"  # as another caller spelled it: the same state
+    assert trail.repeats(Observation(again, 3, 2.0)) and trail.rev == 3
+    done = batch_pb2.Batch(id="b", status=batch_pb2.BATCH_STATUS_COMPLETED, provider="openai")
+    assert not trail.repeats(Observation(done, 4, 3.0))
+    assert trail.event(Observation(done, 4, 3.0)).previous_status == batch_pb2.BATCH_STATUS_IN_PROGRESS

@@ -85,9 +85,8 @@ class Batches:
         self.store = store
         self.policy = policy
         # Replicas on one store share the polling (a lease per live batch) and hear of each other's revisions.
-        self.hub = Hub(
-            poll=self._poll, policy=watch, fleet=_Replicas(self, watch.lease_seconds) if store.SHARED else None
-        )
+        self._replicas = _Replicas(self, watch.lease_seconds) if store.SHARED else None
+        self.hub = Hub(poll=self._poll, policy=watch, fleet=self._replicas)
         self._heard_tasks: set[asyncio.Task[None]] = set()
         self._entering = asyncio.Lock()
         self._latest: OrderedDict[str, Observation] = OrderedDict()
@@ -138,11 +137,9 @@ class Batches:
     # -- the other replicas --------------------------------------------------------------------------------
     async def join_fleet(self) -> None:
         """Hear of the revisions other replicas on the store save (nothing to hear with a store of one's own)."""
-        if self.store.SHARED:
+        if self._replicas is not None:
             await self.store.follow_revisions(self._heard)
-            fleet = self.hub.fleet
-            assert isinstance(fleet, _Replicas)
-            log.info("replica %s: polls shared through leases on the state database", fleet.name)
+            log.info("replica %s: polls shared through leases on the state database", self._replicas.name)
 
     def _heard(self, notice: RevisionNotice) -> None:
         """Another replica saved a revision: what this one remembers of the batch is stale; its loop here (if any)

@@ -236,7 +236,6 @@ _NUMBER_SHAPE = bytes(
 MAX_JSON_DEPTH = 64
 _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _BRACKET = re.compile(rb"[\[\]{}]")
-_EMPTY_OBJECT = re.compile(r"\s*\{\s*\}\s*\Z")
 # The shortest digit run that can be a number beyond a double (1e309 has 310 digits), and an exponent of 3 digits.
 _LONG_DIGITS = b"0" * 309
 
@@ -257,13 +256,10 @@ def _body_json_problems(bodies: list[tuple[int, str]]) -> list[tuple[int, str]]:
     found: list[tuple[int, str]] = []
     if len(values) == len(bodies):
         for (i, text), value in zip(bodies, values, strict=True):
-            exact = len(value) == len(text) or len(value) == len(text.strip())
-            if not exact or text.lstrip()[:1] != "{":
+            if len(value) != len(text) and len(value) != len(text.strip()):
                 break
-            if ":" not in text:  # a valid object without a member: {}
-                found.append((i, "is required: the chat-completion request body, not an empty object"))
-            elif text.count("[") + text.count("{") > MAX_JSON_DEPTH and _depth(text.encode()) > MAX_JSON_DEPTH:
-                found.append((i, f"nests deeper than {MAX_JSON_DEPTH} levels of objects and arrays"))
+            if (problem := _too_deep(text) or _not_an_object(text)) is not None:
+                found.append((i, problem))
         else:
             return found + _infinite_numbers(bodies, joined)
     found = [(i, problem) for i, text in bodies if (problem := _json_object_problem(text)) is not None]
@@ -276,17 +272,28 @@ def _json_object_problem(text: str) -> str | None:
     10,000 times for a full batch."""
     if not text:
         return "is required: the chat-completion request body as a JSON object"
-    if text.count("[") + text.count("{") > MAX_JSON_DEPTH and _depth(text.encode()) > MAX_JSON_DEPTH:
-        return f"nests deeper than {MAX_JSON_DEPTH} levels of objects and arrays"
+    if (deep := _too_deep(text)) is not None:  # before parsing: a deep enough text would exhaust the recursion
+        return deep
     try:
         _skip_json(text)
     except msgspec.DecodeError as exc:
         if "\\ud" in text.lower():
             return f"is not valid JSON here: {exc} (a lone UTF-16 surrogate escape has no UTF-8 form)"
         return f"is not valid JSON: {exc}"
+    return _not_an_object(text)
+
+
+def _too_deep(text: str) -> str | None:
+    if text.count("[") + text.count("{") > MAX_JSON_DEPTH and _depth(text.encode()) > MAX_JSON_DEPTH:
+        return f"nests deeper than {MAX_JSON_DEPTH} levels of objects and arrays"
+    return None
+
+
+def _not_an_object(text: str) -> str | None:
+    """What keeps one valid JSON value from being a request body: not an object, or an empty one."""
     if text.lstrip()[:1] != "{":  # one JSON value, so an object exactly when it starts with a brace
         return 'must be a JSON object (the chat-completion request body), like {"messages": [...]}'
-    if _EMPTY_OBJECT.match(text):
+    if ":" not in text:  # a valid object without a member: {}
         return "is required: the chat-completion request body, not an empty object"
     return None
 
