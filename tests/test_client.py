@@ -210,3 +210,12 @@ def test_a_target_of_several_addresses() -> None:
     for bad in (["a.internal:1", "b.internal:1"], ["10.0.0.5:1", "[::1]:1"], []):
         with pytest.raises(ValueError):
             channel_target(bad)
+
+
+def test_a_call_the_other_side_cancelled_is_retried() -> None:
+    """CANCELLED reaches the client only from the server or the transport (a replica stopping mid-call): the
+    client's own cancel raises asyncio.CancelledError instead. Every call of the client is safe to repeat."""
+    cancelled = grpc.aio.AioRpcError(grpc.StatusCode.CANCELLED, grpc.aio.Metadata(), grpc.aio.Metadata(), "CANCELLED")
+    assert BatchError.of(cancelled).retryable
+    refused = grpc.aio.AioRpcError(grpc.StatusCode.PERMISSION_DENIED, grpc.aio.Metadata(), grpc.aio.Metadata(), "no")
+    assert not BatchError.of(refused).retryable

@@ -38,8 +38,10 @@ if TYPE_CHECKING:
 __all__ = ["BatchClient", "BatchError", "FieldViolation", "ResultStream"]
 
 # Codes a retry can cure whatever the details say (a server restarting, a connection refused). Any other code is
-# retried only when the service says so with RetryInfo (a rate limit, say).
-RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE})
+# retried only when the service says so with RetryInfo (a rate limit, say). CANCELLED is among them because it
+# reaches this client only from the other side (a call this client cancels raises asyncio.CancelledError): a
+# replica that stopped mid-call, say. Every call here is safe to repeat (create under one request_id).
+RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED})
 # The service's largest message by default (MAX_MESSAGE_BYTES); gRPC's client default is 4 MiB.
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
@@ -109,7 +111,7 @@ class BatchError(Exception):
 
     @property
     def retryable(self) -> bool:
-        """True when a retry can succeed: UNAVAILABLE, or the service sent RetryInfo."""
+        """True when a retry can succeed: UNAVAILABLE, CANCELLED by the other side, or the service sent RetryInfo."""
         return self.code in RETRYABLE or self.retry_after is not None
 
     @property
