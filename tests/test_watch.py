@@ -395,3 +395,54 @@ def test_a_revision_repeating_the_state_last_sent_is_no_event() -> None:
     done = batch_pb2.Batch(id="b", status=batch_pb2.BATCH_STATUS_COMPLETED, provider="openai")
     assert not trail.repeats(Observation(done, 4, 3.0))
     assert trail.event(Observation(done, 4, 3.0)).previous_status == batch_pb2.BATCH_STATUS_IN_PROGRESS
+
+
+async def _save_again(server: BatchServer, batch_id: str) -> None:
+    """Save the batch's latest state once more, as a second replica that saw it too would."""
+    from otari_batch_grpc.server.store.base import RevisionNotice, SeenBatch
+
+    latest = await server.store.latest_revision(batch_id)
+    assert latest is not None
+    batch = batch_pb2.Batch.FromString(latest.snapshot)
+    again = SeenBatch(batch.id, batch.provider, batch.upstream_status, False, latest.snapshot)
+    (saved,) = await server.store.enter([again], [], owner="elsewhere", keep=10, observed_at=latest.observed_at + 1)
+    # What this replica hears of it (from PostgreSQL's NOTIFY when there are several).
+    server.service.core._heard(RevisionNotice(batch_id, saved.rev, "elsewhere", batch.provider, "another-replica"))
+
+
+async def test_a_resume_across_a_repeated_revision_repeats_no_change(wstub: Stub, fast: BatchServer) -> None:
+    """The state the caller last saw, saved again by a second replica, comes back as a snapshot, not a change
+    (seen once in CI: a subscriber resumed on another replica was told of IN_PROGRESS twice)."""
+    batch = await _create(wstub)
+    call = _watch(wstub, batch.id)
+    snapshot = await _next(call)
+    call.cancel()
+    await _save_again(fast, batch.id)
+    resumed = _watch(wstub, batch.id, snapshot.resume_token)
+    event = await _next(resumed)
+    assert (event.kind, event.batch.status) == (SNAPSHOT, snapshot.batch.status)
+    assert _rev(event) == _rev(snapshot) + 1  # the newer revision is the base from now on
+    await wstub.CancelBatch(pb.CancelBatchRequest(batch_id=batch.id), metadata=ALICE)
+    change = await _next(resumed)
+    assert (change.kind, change.batch.status) == (CHANGE, batch_pb2.BATCH_STATUS_CANCELLING)
+    assert change.previous_status == snapshot.batch.status
+    resumed.cancel()
+
+
+async def test_a_many_resume_across_a_repeated_revision_repeats_no_change(wstub: Stub, fast: BatchServer) -> None:
+    batch = await _create(wstub)
+    call = wstub.WatchBatches(pb.WatchBatchesRequest(batch_ids=[batch.id]), metadata=ALICE)
+    snapshot = await _next(call)
+    call.cancel()
+    await _save_again(fast, batch.id)
+    resumed = wstub.WatchBatches(
+        pb.WatchBatchesRequest(batch_ids=[batch.id], resume_token=snapshot.resume_token), metadata=ALICE
+    )
+    event = await _next(resumed)
+    assert (event.kind, event.batch.status) == (SNAPSHOT, snapshot.batch.status)
+    await wstub.CancelBatch(pb.CancelBatchRequest(batch_id=batch.id), metadata=ALICE)
+    while (change := await _next(resumed)).kind == watch_pb2.BATCH_EVENT_KIND_HEARTBEAT:
+        pass
+    assert (change.kind, change.batch.status) == (CHANGE, batch_pb2.BATCH_STATUS_CANCELLING)
+    assert change.previous_status == snapshot.batch.status
+    resumed.cancel()

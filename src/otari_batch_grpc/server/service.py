@@ -144,12 +144,15 @@ class BatchService:
         try:
             if not current.terminal:  # joined before anything is sent: nothing is missed while a send waits
                 self.hub.join(subscriber, batch_id, provider, current)
-            if len(missed) > 1:
+            replayed = False
+            if missed:
                 trail.seed(missed[0])  # what the caller saw last: the base for previous_status
                 for observation in missed[1:]:
-                    yield pb.WatchBatchResponse(event=trail.event(observation))
-            else:  # a new watch, or a resume that missed nothing: the state now
-                yield pb.WatchBatchResponse(event=trail.event(current, SNAPSHOT))
+                    if not trail.repeats(observation):  # two replicas saved the same state: the caller has it
+                        replayed = True
+                        yield pb.WatchBatchResponse(event=trail.event(observation))
+            if not replayed:  # a new watch, or a resume that missed nothing: the state now
+                yield pb.WatchBatchResponse(event=trail.event(_newer(current, trail.last), SNAPSHOT))
             while not trail.finished:
                 news = await subscriber.next(self.heartbeat_seconds)
                 if not news:
@@ -194,13 +197,14 @@ class BatchService:
                 trail = stream.trail(batch_id)
                 if not current.terminal:  # joined first: nothing is missed while the event below waits to be sent
                     self.hub.join(subscriber, batch_id, provider, current)
-                if after is not None and current.seq > after:
+                kind = SNAPSHOT
+                if after is not None and current.seq > after:  # it moved on while the caller was away
                     before = await self.store.revision_at_or_before(batch_id, after)
                     if before is not None:
                         trail.seed(Observation.of(before))
-                    yield pb.WatchBatchesResponse(event=trail.event(current, CHANGE, stream.token))
-                else:
-                    yield pb.WatchBatchesResponse(event=trail.event(current, SNAPSHOT, stream.token))
+                    if not trail.repeats(current):  # else two replicas saved the same state: the caller has it
+                        kind = CHANGE
+                yield pb.WatchBatchesResponse(event=trail.event(current, kind, stream.token))
 
             while True:
                 news = await subscriber.next(self.heartbeat_seconds)
@@ -327,6 +331,11 @@ def _heartbeat(token: str) -> watch_pb2.BatchEvent:
 def _margin(time_left: float | None) -> float | None:
     """Answer a little before the caller's deadline, so it gets the latest state rather than DEADLINE_EXCEEDED."""
     return None if time_left is None else max(0.0, time_left - min(0.25, time_left / 10))
+
+
+def _newer(current: Observation, last: Observation | None) -> Observation:
+    """The later of the state fetched now and the newest revision replayed."""
+    return current if last is None or current.rev >= last.rev else last
 
 
 class _Trail:
