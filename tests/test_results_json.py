@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from otari_batch_grpc.server.results_json import ResultsDocumentError, ResultsParser
+from otari_batch_grpc.server.results_json import JSON, ResultsDocumentError, ResultsParser, plain
 
 # Strings that look like the separator, nested objects with a custom_id key, non-ASCII text, big numbers.
 tricky_text = st.sampled_from(['},{"custom_id":', '"}', "\\", "é中😀", "]}", ""]) | st.text(max_size=6)
@@ -25,7 +25,8 @@ documents = st.lists(item, max_size=12)
 
 
 def parse(body: bytes, cuts: list[int]) -> list[Any]:
-    parser, items, at = ResultsParser(), [], 0
+    parser: ResultsParser[JSON] = ResultsParser(plain, lambda item: item)
+    items, at = [], 0
     for cut in sorted(c % (len(body) + 1) for c in cuts):
         items += parser.feed(body[at:cut])
         at = cut
@@ -52,7 +53,8 @@ def test_any_document_in_any_chunks_gives_its_items(results: list[Any], cuts: li
 def test_a_large_compact_document_goes_mostly_through_the_fast_path() -> None:
     results = [{"custom_id": f"r{i}", "result": {"text": "x" * 50, "n": i}, "error": None} for i in range(500)]
     body = layout(results, "compact")
-    parser, items = ResultsParser(), []
+    parser: ResultsParser[JSON] = ResultsParser(plain, lambda item: item)
+    items = []
     for at in range(0, len(body), 4096):
         items += parser.feed(body[at : at + 4096])
         assert parser._exact is None  # whole runs of items decoded at once, not item by item

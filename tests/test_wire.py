@@ -3,13 +3,15 @@ walk the batches go through): typed where the type fits, null left unset, everyt
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from otari_batch_grpc.server import convert, wire
+from otari_batch_grpc.server import convert, wire, wire_typed
+from otari_batch_grpc.server.results_json import ResultsParser
 from otari_batch_grpc.simulator.state import SimState
 from otari_batch_grpc.v1 import batch_pb2
 from otari_batch_grpc.v1.result_pb2 import BatchResult
@@ -113,3 +115,53 @@ def test_a_lone_surrogate_is_replaced_rather_than_breaking_the_stream() -> None:
 def test_a_message_with_field_kinds_the_plan_does_not_cover_is_refused_when_planned() -> None:
     with pytest.raises(NotImplementedError, match="not planned"):
         wire.Plan(batch_pb2.Batch.DESCRIPTOR)
+
+
+def typed_parse(results: list[Any]) -> list[BatchResult]:
+    """The document as the gateway writes it, through the parser the first stream uses (runs decoded typed)."""
+    body = json.dumps({"results": results}, separators=(",", ":"), ensure_ascii=False).encode()
+    parser: ResultsParser[bytes] = ResultsParser(wire_typed.results, wire.result)
+    written = [*parser.feed(body[: len(body) // 2]), *parser.feed(body[len(body) // 2 :]), *parser.end()]
+    return [BatchResult.FromString(w) for w in written]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(items.filter(lambda i: "custom_id" in i), min_size=1, max_size=4))
+def test_the_typed_way_writes_what_the_general_rules_would(results: list[dict[str, Any]]) -> None:
+    assert typed_parse(results) == [reference(item) for item in results]
+
+
+def test_the_gateways_usual_results_take_the_typed_way(monkeypatch: pytest.MonkeyPatch) -> None:
+    """any-llm's ChatCompletion with every extra the gateway sends, and errors of both kinds: no item falls back
+    to the general (slower) way."""
+    state = SimState(stage_seconds=0)
+    batch = state.create(
+        owner="u1", provider="openai", model="gpt-4o-mini", metadata={}, completion_window="24h",
+        requests=[{"custom_id": f"r{i}", "body": {"messages": [{"role": "user", "content": "hi"}]}} for i in range(3)],
+    )  # fmt: skip
+    results = [
+        *state.results(batch),
+        {"custom_id": "e1", "result": None, "error": {"code": "rate_limit_exceeded", "message": "slow down"}},
+        {"custom_id": "e2", "result": None, "error": "Unexpected response format"},
+        {"custom_id": "e3", "result": None, "error": None},
+    ]
+    expected = [reference(item) for item in results]
+
+    def general(_item: Any) -> bytes:
+        raise AssertionError("an item took the general way")
+
+    monkeypatch.setattr(wire, "result", general)
+    assert typed_parse(results) == expected
+    assert expected[0].completion.choices[0].message.content.startswith("Echo:")
+    assert "reasoning" in expected[0].completion.choices[0].message.extra.fields
+
+
+def test_an_unknown_key_or_a_value_of_another_type_takes_the_general_way() -> None:
+    usual = {"custom_id": "a", "result": {"id": "c", "created": 1, "choices": []}, "error": None}
+    unknown = {"custom_id": "b", "result": {"id": "c", "novel": {"x": [1, None]}}, "error": None}
+    odd = {"custom_id": "c", "result": {"id": 7, "created": "soon", "usage": {"total_tokens": 2**64}}, "error": None}
+    results: list[dict[str, Any]] = [usual, unknown, odd]
+    written = typed_parse(results)
+    assert written == [reference(item) for item in results]
+    assert written[1].completion.extra.fields["novel"].struct_value.fields["x"].list_value.values[0].number_value == 1
+    assert written[2].completion.extra.fields["id"].number_value == 7 and not written[2].completion.id

@@ -14,7 +14,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -38,6 +38,8 @@ API_ROOTS = ("/api/v1", "/v1")
 
 # Bodies larger than this are parsed off the event loop.
 _PARSE_IN_THREAD_BYTES = 256 * 1024
+
+T = TypeVar("T")
 
 
 class GatewayClient:
@@ -135,11 +137,11 @@ class GatewayClient:
 
     @contextlib.asynccontextmanager
     async def stream_results(
-        self, key: str, batch_id: str, provider: str, *, time_left: float | None
-    ) -> AsyncIterator[AsyncIterator[JSON]]:
-        """A completed batch's results as they arrive: the body (one JSON document) is parsed incrementally, so
-        memory stays flat and the first result is ready long before the last byte. Leaving the context closes the
-        upstream response (a cancelled call stops the download)."""
+        self, key: str, batch_id: str, provider: str, parser: ResultsParser[T], *, time_left: float | None
+    ) -> AsyncIterator[AsyncIterator[T]]:
+        """A completed batch's results as they arrive, each as `parser` makes it: the body (one JSON document) is
+        parsed incrementally, so memory stays flat and the first result is ready long before the last byte.
+        Leaving the context closes the upstream response (a cancelled call stops the download)."""
         started = time.monotonic()
         operation = "results"
         async with self._gate(key), contextlib.AsyncExitStack() as stack:
@@ -164,7 +166,7 @@ class GatewayClient:
                     await response.aread()
                     raise _http_error(operation, response)
                 # Closed here, in this task: left to the garbage collector, it would close elsewhere.
-                items = await stack.enter_async_context(contextlib.aclosing(_result_items(response, budget)))
+                items = await stack.enter_async_context(contextlib.aclosing(_result_items(response, parser, budget)))
                 yield items
 
     def _budget(self, operation: str, limit: float, time_left: float | None) -> float:
@@ -224,11 +226,10 @@ class GatewayClient:
                 return data
 
 
-async def _result_items(response: httpx.Response, budget: float) -> AsyncGenerator[JSON, None]:
+async def _result_items(response: httpx.Response, parser: ResultsParser[T], budget: float) -> AsyncGenerator[T, None]:
     """Each `{custom_id, result, error}` of `{"results": [...]}`, as the bytes arrive (see results_json): the first
     result is ready long before the last byte, and memory holds about one network chunk."""
     operation = "results"
-    parser = ResultsParser()
     chunks = response.aiter_bytes()
     try:
         async for chunk in chunks:

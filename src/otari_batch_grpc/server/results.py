@@ -17,11 +17,12 @@ import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 
-from otari_batch_grpc.server import convert, metrics, wire
+from otari_batch_grpc.server import convert, metrics, wire, wire_typed
 from otari_batch_grpc.server.core import Batches, Caller, status_meta
 from otari_batch_grpc.server.errors import Code, ServiceError, from_upstream
 from otari_batch_grpc.server.locks import KeyedLocks
 from otari_batch_grpc.server.records import Observation
+from otari_batch_grpc.server.results_json import ResultsParser
 from otari_batch_grpc.server.upstream import UpstreamError, UpstreamHTTPError
 from otari_batch_grpc.server.watch import Subscriber
 from otari_batch_grpc.server.wire import length_delimited, varint
@@ -195,11 +196,12 @@ class ResultStreams:
             size = index = first = 0
             nbytes = 0
             try:
+                parser = ResultsParser(wire_typed.results, wire.result)
                 async with self._core.gateway.stream_results(
-                    caller.key, batch_id, provider, time_left=time_left
-                ) as items:
-                    async for item in items:
-                        entry = field_entry(wire.result(item))
+                    caller.key, batch_id, provider, parser, time_left=time_left
+                ) as results:
+                    async for result in results:
+                        entry = field_entry(result)
                         entries.append(entry)
                         size += len(entry)
                         index += 1

@@ -2,11 +2,12 @@
 
 The gateway writes compact JSON, each item an object whose first key is `custom_id`, so the bytes `},{"custom_id":`
 stand between two items. Those bytes cannot occur inside a JSON string (a quote there is escaped), so the text
-before the last of them in the buffer is whole items, and msgspec decodes that run in one call (about half the
-time of the json module item by item). Where the pattern misleads (a nested object with a `custom_id` key, another
-spacing, another key order), the run does not decode and the rest of the document is read exactly, item by item,
-with the json module's `raw_decode`. A document of another layout (keys before `results`) is parsed whole at the
-end. Either way memory holds about one network chunk plus one item.
+before the last of them in the buffer is whole items, and that run is decoded in one call by the parser's `run`
+function (msgspec: `plain` keeps the items as JSON, `wire_typed.results` writes them as BatchResults). Where the
+pattern misleads (a nested object with a `custom_id` key, another spacing, another key order), the run does not
+decode and the rest of the document is read exactly, item by item, with the json module's `raw_decode`, each item
+then made by the parser's `item` function. A document of another layout (keys before `results`) is parsed whole at
+the end. Either way memory holds about one network chunk plus one item.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from __future__ import annotations
 import codecs
 import json
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
 import msgspec
 
@@ -28,21 +30,32 @@ _RAW_DECODE = json.JSONDecoder().raw_decode
 NOT_RESULTS = "'results' is not a list of {custom_id, result, error}"
 
 
+T = TypeVar("T")
+
+
 class ResultsDocumentError(ValueError):
     """The body is not a results document (the message says how)."""
 
 
-class ResultsParser:
-    """feed() each chunk of the body, then end(); each returns the items that became whole."""
+def plain(run: bytes) -> list[JSON]:
+    """The items of a run (a JSON array of whole items) as they are; msgspec.DecodeError when it is not JSON."""
+    return checked(_DECODE(run))
 
-    def __init__(self) -> None:
+
+class ResultsParser(Generic[T]):
+    """feed() each chunk of the body, then end(); each returns the items that became whole, as `run` makes them
+    from a run of items (`plain` keeps them as JSON; `wire_typed.results` writes them as BatchResults) and `item`
+    from one item read exactly."""
+
+    def __init__(self, run: Callable[[bytes], list[T]], item: Callable[[JSON], T]) -> None:
+        self._run, self._item = run, item
         self._bytes = b""  # before the first item is found, and on the fast path
         self._found = False  # `{"results": [` seen
         self._exact: codecs.IncrementalDecoder | None = None  # set once reading item by item
         self._text = ""
         self._done = False  # the closing `]` seen: the rest is ignored
 
-    def feed(self, chunk: bytes) -> list[JSON]:
+    def feed(self, chunk: bytes) -> list[T]:
         if self._done:
             return []
         if self._exact is not None:
@@ -56,12 +69,15 @@ class ResultsParser:
             self._found, self._bytes = True, self._bytes[start.end() :]
         return self._fast_items()
 
-    def end(self) -> list[JSON]:
+    def end(self) -> list[T]:
         if self._done:
             return []
         if not self._found:
-            return _whole(self._bytes)
+            return [self._item(item) for item in _whole(self._bytes)]
         if self._exact is None:
+            last = self._last_items()
+            if last is not None:
+                return last
             self._read_exactly(self._bytes)
         assert self._exact is not None
         self._text += self._exact.decode(b"", final=True)
@@ -70,40 +86,53 @@ class ResultsParser:
             raise ResultsDocumentError("the results list ends early or holds something that is not JSON")
         return items
 
-    def _fast_items(self) -> list[JSON]:
+    def _last_items(self) -> list[T] | None:
+        """The items after the last separator, when the document ends right after them (`]}`), as one run."""
+        tail = self._bytes.rstrip()
+        if not tail.endswith(b"]}") or not tail.startswith(b"{"):
+            return None
+        try:
+            items = self._run(b"[" + tail[:-2] + b"]")
+        except msgspec.DecodeError:
+            return None
+        self._done, self._bytes = True, b""
+        return items
+
+    def _fast_items(self) -> list[T]:
         cut = self._bytes.rfind(_SEPARATOR)
         if cut < 0:
             return []
         try:
-            items = _DECODE(b"[" + self._bytes[: cut + 1] + b"]")
-        except msgspec.MsgspecError:
+            items = self._run(b"[" + self._bytes[: cut + 1] + b"]")
+        except msgspec.DecodeError:  # the pattern misled: not whole items
             self._read_exactly(self._bytes)
             return self._exact_items()
         self._bytes = self._bytes[cut + 2 :]
-        return _checked(items)
+        return items
 
     def _read_exactly(self, rest: bytes) -> None:
         self._exact = codecs.getincrementaldecoder("utf-8")()
         self._text, self._bytes = self._exact.decode(rest), b""
 
-    def _exact_items(self) -> list[JSON]:
+    def _exact_items(self) -> list[T]:
         text, position = self._text, 0
         items: list[Any] = []
         while True:
             position = _BETWEEN_ITEMS.match(text, position).end()  # type: ignore[union-attr]
             if text.startswith("]", position):
                 self._done, self._text = True, ""
-                return _checked(items)
+                return [self._item(item) for item in checked(items)]
             try:
                 item, position = _RAW_DECODE(text, position)
             except json.JSONDecodeError:
                 break  # not whole yet (at the end: not JSON, which end() reports)
             items.append(item)
         self._text = text[position:]
-        return _checked(items)
+        return [self._item(item) for item in checked(items)]
 
 
-def _checked(items: Any) -> list[JSON]:
+def checked(items: Any) -> list[JSON]:
+    """`items` when it is a list of `{custom_id, ...}` objects; else ResultsDocumentError."""
     if not isinstance(items, list) or not all(isinstance(i, dict) and "custom_id" in i for i in items):
         raise ResultsDocumentError(NOT_RESULTS)
     return items
@@ -114,4 +143,4 @@ def _whole(body: bytes) -> list[JSON]:
         document = json.loads(body)
     except ValueError:
         raise ResultsDocumentError("not JSON") from None
-    return _checked(document.get("results") if isinstance(document, dict) else None)
+    return checked(document.get("results") if isinstance(document, dict) else None)
