@@ -4,6 +4,7 @@ one shared poller per live batch against the simulator (whose clock moves batche
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -446,3 +447,30 @@ async def test_a_many_resume_across_a_repeated_revision_repeats_no_change(wstub:
     assert (change.kind, change.batch.status) == (CHANGE, batch_pb2.BATCH_STATUS_CANCELLING)
     assert change.previous_status == snapshot.batch.status
     resumed.cancel()
+
+
+async def test_watch_batches_of_everything_follows_every_batch_a_list_shows(wstub: Stub, sim: Sim) -> None:
+    """Batches made at the gateway itself, then shown to the caller by one ListBatches page: each is followed."""
+    import httpx
+
+    made = []
+    async with httpx.AsyncClient(base_url=sim.url, headers={"authorization": "Bearer sim-key-alice"}) as http:
+        for _ in range(3):
+            body = {"model": "openai:gpt-4o-mini", "requests": [{"custom_id": "a", "body": {"messages": []}}]}
+            made.append((await http.post("/v1/batches", json=body)).raise_for_status().json()["id"])
+    call = wstub.WatchBatches(pb.WatchBatchesRequest(), metadata=ALICE)
+    await asyncio.sleep(0.2)  # the stream is open (it follows nothing yet: the service has seen none of them)
+    listed = await wstub.ListBatches(pb.ListBatchesRequest(provider="openai"), metadata=ALICE)
+    assert set(made) <= {b.id for b in listed.batches}
+    followed: set[str] = set()
+
+    async def follow() -> None:
+        while len(followed) < len(made):
+            event = await _next(call)
+            if event.kind == SNAPSHOT:
+                followed.add(event.batch.id)
+
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(follow(), 10)
+    assert followed == set(made)
+    call.cancel()

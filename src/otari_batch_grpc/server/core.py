@@ -125,9 +125,9 @@ class Batches:
                     self.hub.publish(observation)  # saved: now announced, in the order saved
                 self._checked[(batch.id, owner)] = now
                 self._checked.move_to_end((batch.id, owner))
+                result.append(observation)
             if batches:
                 self._owner_checked[owner] = now
-                result.append(observation)
             while len(self._checked) > _LATEST_CACHED:
                 self._checked.popitem(last=False)
         for observation in result:
