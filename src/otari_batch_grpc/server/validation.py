@@ -187,6 +187,14 @@ def _check_requests(request: batch_service_pb2.CreateBatchRequest, problems: lis
     if count > MAX_REQUESTS:
         problems.append(FieldViolation("requests", f"must hold at most {MAX_REQUESTS:,} requests; it holds {count:,}"))
         return
+    items = request.requests
+    ids = [item.custom_id for item in items]
+    texts = [item.body_json for item in items]
+    if all(texts) and len(set(ids)) == count and all(ids) and max(map(len, ids)) <= MAX_CUSTOM_ID_CHARS:
+        # The usual request (as the clients send it): unique ids, every body as JSON text. Checked in bulk.
+        for i, problem in _body_json_problems(list(enumerate(texts))):
+            problems.append(FieldViolation(f"requests[{i}].body_json", problem))
+        return
     first_seen: dict[str, int] = {}
     maybe_non_finite: bool | None = None  # the serialized request is searched at the first Struct body
     bodies: list[tuple[int, str]] = []  # the body_json of each request that has one
@@ -253,15 +261,19 @@ def _body_json_problems(bodies: list[tuple[int, str]]) -> list[tuple[int, str]]:
         values = _skip_json_array(joined)
     except (msgspec.DecodeError, RecursionError):
         values = []
-    found: list[tuple[int, str]] = []
-    if len(values) == len(bodies):
-        for (i, text), value in zip(bodies, values, strict=True):
-            if len(value) != len(text) and len(value) != len(text.strip()):
-                break
-            if (problem := _too_deep(text) or _not_an_object(text)) is not None:
-                found.append((i, problem))
-        else:
-            return found + _infinite_numbers(bodies, joined)
+    if len(values) == len(bodies) and all(
+        len(value) == len(text) or len(value) == len(text.strip())
+        for (_, text), value in zip(bodies, values, strict=True)
+    ):
+        # Each body is one JSON value. Objects start with a brace; only a body with more than MAX_JSON_DEPTH
+        # brackets can nest that deep; only a body without a colon can be an empty object.
+        suspects = [
+            (i, text)
+            for i, text in bodies
+            if text[:1] != "{" or ":" not in text or text.count("[") + text.count("{") > MAX_JSON_DEPTH
+        ]
+        found = [(i, problem) for i, text in suspects if (problem := _too_deep(text) or _not_an_object(text))]
+        return found + _infinite_numbers(bodies, joined)
     found = [(i, problem) for i, text in bodies if (problem := _json_object_problem(text)) is not None]
     return found or _infinite_numbers(bodies, joined)
 
