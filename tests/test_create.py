@@ -235,3 +235,30 @@ async def test_bodies_that_would_join_into_other_values_are_each_refused(stub: S
         await stub.CreateBatch(request, metadata=ALICE)
     assert details(caught.value).fields == ["requests[0].body_json", "requests[1].body_json"]
     assert await sim.requests_seen("create") == 0
+
+
+async def test_bodies_that_line_up_only_by_character_count_are_each_refused(stub: Stub, sim: Sim) -> None:
+    # Two values spread over two bodies whose lengths in characters (not bytes) match the values': each body is
+    # still checked as itself (found by review: the check once compared byte and character lengths).
+    request = create_request(2)
+    request.requests[0].body_json = '{"a":"' + "é" * 8 + '"},{"b":[1'
+    request.requests[1].body_json = '{"c":2}]}' + " " * 8
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.CreateBatch(request, metadata=ALICE)
+    assert details(caught.value).fields == ["requests[0].body_json", "requests[1].body_json"]
+    assert await sim.requests_seen("create") == 0
+
+
+def test_non_ascii_bodies_are_checked_in_bulk_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    from otari_batch_grpc.server import validation
+
+    def one_by_one(_text: str) -> str | None:
+        raise AssertionError("a body was checked on its own")
+
+    monkeypatch.setattr(validation, "_json_object_problem", one_by_one)
+    bodies = [
+        (i, json.dumps({"messages": [{"role": "user", "content": f"héllo wörld {i} 😀"}]}, ensure_ascii=False))
+        for i in range(50)
+    ]
+    bodies += [(50, '  {"a": "ß"}\n')]
+    assert validation._body_json_problems(bodies) == []

@@ -242,6 +242,7 @@ _NUMBER_SHAPE = bytes(
 )
 # Nesting deeper than a Struct may go (protobuf's limit is 100): the gateway's JSON parser would fail on it, or worse.
 MAX_JSON_DEPTH = 64
+_JSON_SPACE = " \t\n\r"
 _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _BRACKET = re.compile(rb"[\[\]{}]")
 # The shortest digit run that can be a number beyond a double (1e309 has 310 digits), and an exponent of 3 digits.
@@ -261,10 +262,7 @@ def _body_json_problems(bodies: list[tuple[int, str]]) -> list[tuple[int, str]]:
         values = _skip_json_array(joined)
     except (msgspec.DecodeError, RecursionError):
         values = []
-    if len(values) == len(bodies) and all(
-        len(value) == len(text) or len(value) == len(text.strip())
-        for (_, text), value in zip(bodies, values, strict=True)
-    ):
+    if _one_value_each(bodies, values, joined.isascii()):
         # Each body is one JSON value. Objects start with a brace; only a body with more than MAX_JSON_DEPTH
         # brackets can nest that deep; only a body without a colon can be an empty object.
         suspects = [
@@ -276,6 +274,21 @@ def _body_json_problems(bodies: list[tuple[int, str]]) -> list[tuple[int, str]]:
         return found + _infinite_numbers(bodies, joined)
     found = [(i, problem) for i, text in bodies if (problem := _json_object_problem(text)) is not None]
     return found or _infinite_numbers(bodies, joined)
+
+
+def _one_value_each(bodies: list[tuple[int, str]], values: list[msgspec.Raw], ascii_only: bool) -> bool:
+    """Whether the values parsed from the joined bodies are the bodies: one each, as long in bytes as its body
+    (JSON whitespace around it aside)."""
+    if len(values) != len(bodies):
+        return False
+    if ascii_only:  # a character is a byte
+        return all(
+            len(value) == len(text) or len(value) == len(text.strip(_JSON_SPACE))
+            for (_, text), value in zip(bodies, values, strict=True)
+        )
+    return all(
+        len(value) == len(text.strip(_JSON_SPACE).encode()) for (_, text), value in zip(bodies, values, strict=True)
+    )
 
 
 def _json_object_problem(text: str) -> str | None:
