@@ -231,3 +231,36 @@ async def test_wait_batch_counts_as_watching(sim: Sim, tmp_path: Path) -> None:
         assert_limited(caught.value, "watched_per_caller")
         await sim.force(ids[0], "completed")
         assert (await first).done
+
+
+async def test_a_batch_past_the_limit_is_told_of_once_and_followed_once_there_is_room(sim: Sim, tmp_path: Path) -> None:
+    async with limited_server(sim, tmp_path, limit_watched_per_caller=2) as (server, stub):
+        follow = stub.WatchBatches(pb.WatchBatchesRequest(), metadata=ALICE)
+
+        async def following() -> bool:
+            return bool(server.service.hub._owner_streams)
+
+        await eventually(following)
+        ids = [(await stub.CreateBatch(create_request(1), metadata=ALICE)).batch.id for _ in range(3)]
+        events: list[Any] = []
+
+        async def read_until(done: Callable[[], bool]) -> None:
+            async for message in follow:
+                if message.event.batch.id:
+                    events.append(message.event)
+                if done():
+                    return
+
+        def told(kind: int, batch_id: str) -> int:
+            return sum(1 for e in events if e.kind == kind and e.batch.id == batch_id)
+
+        await asyncio.wait_for(read_until(lambda: len(events) == 3), 10)
+        for _ in range(3):  # shown again and again while there is no room: no news
+            await stub.ListBatches(pb.ListBatchesRequest(provider="openai"), metadata=ALICE)
+            await stub.GetBatch(pb.GetBatchRequest(batch_id=ids[2], provider="openai"), metadata=ALICE)
+        await sim.force(ids[0], "cancelled")  # room for one more once the stream sees it finish
+        await asyncio.wait_for(read_until(lambda: told(watch_pb2.BATCH_EVENT_KIND_CHANGE, ids[0]) == 1), 10)
+        await stub.GetBatch(pb.GetBatchRequest(batch_id=ids[2], provider="openai"), metadata=ALICE)
+        await asyncio.wait_for(read_until(lambda: told(watch_pb2.BATCH_EVENT_KIND_SNAPSHOT, ids[2]) == 1), 10)
+        follow.cancel()
+        assert told(watch_pb2.BATCH_EVENT_KIND_UNAVAILABLE, ids[2]) == 1

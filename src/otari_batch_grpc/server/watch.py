@@ -33,6 +33,7 @@ log = logging.getLogger("otari_batch_grpc.watch")
 
 # What the gateway answers one caller that may not see a batch (any more): that caller leaves, not the loop.
 ACCESS_LOST = frozenset({Code.NOT_FOUND, Code.PERMISSION_DENIED, Code.UNAUTHENTICATED})
+_REFUSED_REMEMBERED = 10_000  # per stream: batches already told of as past the limit (each told once)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,6 +83,7 @@ class Subscriber:
         self._wake = asyncio.Event()
         self.error: ServiceError | None = None
         self.joined: set[str] = set()  # the batches whose loops it is in
+        self.refused: set[str] = set()  # batches it was told it could not follow (past the owner's limit)
 
     def offer(self, observation: Observation) -> None:
         held = self._pending.get(observation.batch_id)
@@ -194,12 +196,17 @@ class Hub:
         streams = self._owner_streams.get(owner)
         if not streams or observation.terminal:
             return
+        batch_id = observation.batch_id
         for subscriber in list(streams):
-            if observation.batch_id not in subscriber.joined:
+            if batch_id not in subscriber.joined:
                 try:
-                    self.join(subscriber, observation.batch_id, provider, observation)
-                except ServiceError as error:  # past the owner's limit: this batch is not followed, and they are told
-                    subscriber.report(Problem(observation.batch_id, error, removed=False, last=observation))
+                    self.join(subscriber, batch_id, provider, observation)
+                    subscriber.refused.discard(batch_id)
+                except ServiceError as error:  # past the owner's limit: not followed, and they are told (once)
+                    if batch_id not in subscriber.refused:
+                        if len(subscriber.refused) < _REFUSED_REMEMBERED:
+                            subscriber.refused.add(batch_id)
+                        subscriber.report(Problem(batch_id, error, removed=False, last=observation))
 
     # -- subscriptions -------------------------------------------------------------------------------------
     def join(self, subscriber: Subscriber, batch_id: str, provider: str, current: Observation) -> None:
