@@ -393,6 +393,7 @@ def test_a_revision_repeating_the_state_last_sent_is_no_event() -> None:
     again.CopyFrom(running)
     again.provider = "OpenAI"  # as another caller spelled it: the same state
     assert trail.repeats(Observation(again, 3, 2.0)) and trail.rev == 3
+    assert tokens.rev_of_resume_token(trail.token, "b") == 3  # heartbeats resume from the newer revision
     done = batch_pb2.Batch(id="b", status=batch_pb2.BATCH_STATUS_COMPLETED, provider="openai")
     assert not trail.repeats(Observation(done, 4, 3.0))
     assert trail.event(Observation(done, 4, 3.0)).previous_status == batch_pb2.BATCH_STATUS_IN_PROGRESS
@@ -474,3 +475,22 @@ async def test_watch_batches_of_everything_follows_every_batch_a_list_shows(wstu
         await asyncio.wait_for(follow(), 10)
     assert followed == set(made)
     call.cancel()
+
+
+async def test_a_batch_made_while_a_follow_all_stream_was_away_comes_as_a_snapshot(wstub: Stub) -> None:
+    old = await _create(wstub)
+    call = wstub.WatchBatches(pb.WatchBatchesRequest(), metadata=ALICE)
+    first = await _next(call)
+    assert first.batch.id == old.id
+    call.cancel()
+    new = await _create(wstub)
+    resumed = wstub.WatchBatches(pb.WatchBatchesRequest(resume_token=first.resume_token), metadata=ALICE)
+    events: dict[str, watch_pb2.BatchEvent] = {}
+    while len(events) < 2:
+        event = await _next(resumed)
+        if event.batch.id:
+            events[event.batch.id] = event
+    assert events[new.id].kind == SNAPSHOT  # new to the caller: no change from a state they never had
+    assert events[new.id].previous_status == batch_pb2.BATCH_STATUS_UNSPECIFIED
+    assert events[old.id].kind == SNAPSHOT  # as they last saw it
+    resumed.cancel()

@@ -151,7 +151,7 @@ class BatchService:
                     if not trail.repeats(observation):  # two replicas saved the same state: the caller has it
                         replayed = True
                         yield pb.WatchBatchResponse(event=trail.event(observation))
-            if not replayed:  # a new watch, or a resume that missed nothing: the state now
+            if not replayed:  # a new watch, or a resume that missed nothing new: the state now
                 yield pb.WatchBatchResponse(event=trail.event(_newer(current, trail.last), SNAPSHOT))
             while not trail.finished:
                 news = await subscriber.next(self.heartbeat_seconds)
@@ -197,13 +197,13 @@ class BatchService:
                 trail = stream.trail(batch_id)
                 if not current.terminal:  # joined first: nothing is missed while the event below waits to be sent
                     self.hub.join(subscriber, batch_id, provider, current)
-                kind = SNAPSHOT
+                kind = SNAPSHOT  # new to the caller, or as they last saw it
                 if after is not None and current.seq > after:  # it moved on while the caller was away
                     before = await self.store.revision_at_or_before(batch_id, after)
-                    if before is not None:
+                    if before is not None:  # (else it is new to them: made, or first shown, since)
                         trail.seed(Observation.of(before))
-                    if not trail.repeats(current):  # else two replicas saved the same state: the caller has it
-                        kind = CHANGE
+                        if not trail.repeats(current):  # else two replicas saved the same state: they have it
+                            kind = CHANGE
                 yield pb.WatchBatchesResponse(event=trail.event(current, kind, stream.token))
 
             while True:
@@ -365,14 +365,16 @@ class _Trail:
         return event
 
     def repeats(self, observation: Observation) -> bool:
-        """Whether a newer revision shows the state last sent (kept as the base, nothing sent)."""
+        """Whether a newer revision shows the state last sent: then it is the base (and the token) from now on,
+        and nothing is sent."""
         if self.last is None or not same_state(self.last.batch, observation.batch):
             return False
         self.seed(observation)
+        self.token = tokens.resume_token(observation.batch_id, observation.rev)
         return True
 
     def seed(self, observation: Observation) -> None:
-        """Start from a state the caller already has (a resumed stream)."""
+        """Take a state the caller has (sent, or seen before a resume) as the base for the next change."""
         self.rev, self.status, self.last = observation.rev, observation.batch.status, observation
 
 
