@@ -6,8 +6,9 @@ before the last of them in the buffer is whole items, and that run is decoded in
 function (msgspec: `plain` keeps the items as JSON, `wire_typed.results` writes them as BatchResults). Where the
 pattern misleads (a nested object with a `custom_id` key, another spacing, another key order), the run does not
 decode and the rest of the document is read exactly, item by item, with the json module's `raw_decode`, each item
-then made by the parser's `item` function. A document of another layout (keys before `results`) is parsed whole at
-the end. Either way memory holds about one network chunk plus one item.
+then made by the parser's `item` function. The items after the last separator are one more run once the body ends
+with `]}`. A document of another layout (keys before `results`) is parsed whole at the end. Either way memory holds
+about one network chunk plus one item.
 """
 
 from __future__ import annotations
@@ -87,7 +88,8 @@ class ResultsParser(Generic[T]):
         return items
 
     def _last_items(self) -> list[T] | None:
-        """The items after the last separator, when the document ends right after them (`]}`), as one run."""
+        """The items not yet returned (after the last separator, or all of them when there was none), as one run,
+        when the document ends right after them (`]}`); None otherwise."""
         tail = self._bytes.rstrip()
         if not tail.endswith(b"]}") or not tail.startswith(b"{"):
             return None

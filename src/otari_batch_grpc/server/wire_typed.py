@@ -30,13 +30,18 @@ from otari_batch_grpc.v1 import result_pb2
 
 # Keys the gateway sends that have no typed field (each a nullable extra of any-llm's ChatCompletion), per message.
 KNOWN_EXTRAS: dict[str, tuple[str, ...]] = {
-    "ChatCompletion": ("moderation", "metadata"),
-    "Choice": ("logprobs",),
-    "ChatMessage": ("function_call", "annotations", "audio", "reasoning", "images", "extra_content"),
-    "CompletionUsage": ("cache_creation_token_details",),
-    "PromptTokensDetails": ("text_tokens", "image_tokens", "cache_write_tokens"),
-    "CompletionTokensDetails": ("text_tokens", "image_tokens"),
+    f"otari.batch.v1.{name}": keys
+    for name, keys in {
+        "ChatCompletion": ("moderation", "metadata"),
+        "Choice": ("logprobs",),
+        "ChatMessage": ("function_call", "annotations", "audio", "reasoning", "images", "extra_content"),
+        "CompletionUsage": ("cache_creation_token_details",),
+        "PromptTokensDetails": ("text_tokens", "image_tokens", "cache_write_tokens"),
+        "CompletionTokensDetails": ("text_tokens", "image_tokens"),
+    }.items()
 }
+_ONE_BYTE = wire._ONE_BYTE
+_SIZE = "(_ONE[len(b)] if len(b) < 128 else _varint(len(b)))"  # in generated code: b's length as a varint
 
 _INT64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 _SCALARS: dict[int, Any] = {
@@ -77,7 +82,7 @@ class _Schema:
                 raise NotImplementedError(f"{field.full_name}: field type {field.type} is not in the schema")
             kind = list[kind] if field.is_repeated else kind
             fields.append((_attribute(field.name), kind | None, msgspec.field(default=None, name=field.name)))
-        for key in KNOWN_EXTRAS.get(descriptor.name, ()):
+        for key in KNOWN_EXTRAS.get(descriptor.full_name, ()):
             fields.append((_attribute(key), Any, msgspec.field(default=msgspec.UNSET, name=key)))
         struct = msgspec.defstruct(f"{descriptor.name}Struct", fields, forbid_unknown_fields=True)
         self.structs[descriptor.full_name] = struct
@@ -87,8 +92,7 @@ class _Schema:
     def encoders(self) -> dict[str, Callable[[Any], bytes]]:
         """Each message type's encoder, by full name."""
         names: dict[str, Any] = {"_ONE": _ONE_BYTE, "_varint": wire.varint, "_varint64": _varint64}
-        names.update(_double=wire._double)
-        names.update(_entry=wire._entry, UNSET=msgspec.UNSET)
+        names.update(_double=wire._double, _entry=wire._entry, UNSET=msgspec.UNSET)
         exec("\n\n".join(self.source), names)  # code generated from our own descriptors
         return {name: names[_function(name)] for name in self.structs}
 
@@ -118,8 +122,10 @@ def _encoder_source(descriptor: Descriptor) -> str:
             lines += [f"    if {sent}:", f"        put({tag!r} + (b'\\x01' if v else b'\\x00'))"]
         else:  # double
             lines += [f"    if {sent}:", f"        put({tag!r} + _double(v))"]
-    extras = KNOWN_EXTRAS.get(descriptor.name, ())
+    extras = KNOWN_EXTRAS.get(descriptor.full_name, ())
     extra = descriptor.fields_by_name.get(EXTRA)
+    if extras and extra is None:
+        raise NotImplementedError(f"{descriptor.full_name}: extras declared for a message without `{EXTRA}`")
     if extras and extra is not None:
         lines.append("    extra = []")
         for key in extras:
@@ -133,9 +139,6 @@ def _encoder_source(descriptor: Descriptor) -> str:
     return "\n".join(lines)
 
 
-_SIZE = "(_ONE[len(b)] if len(b) < 128 else _varint(len(b)))"  # b's length as a varint
-
-
 def _function(full_name: str) -> str:
     return "_write_" + full_name.replace(".", "_")
 
@@ -143,9 +146,6 @@ def _function(full_name: str) -> str:
 def _attribute(key: str) -> str:
     """A JSON key as a Struct attribute: itself, or with `_` after a Python keyword."""
     return f"{key}_" if keyword.iskeyword(key) else key
-
-
-_ONE_BYTE = wire._ONE_BYTE
 
 
 def _size(payload: bytes) -> bytes:
@@ -177,7 +177,8 @@ _CUSTOM_ID_TAG, _COMPLETION_TAG, _ERROR_TAG, _MESSAGE_TAG = b"\x0a", b"\x12", b"
 
 
 def _result(item: _Item) -> bytes:
-    """As `wire.result` writes it: the error when there is one, else the completion, else an error saying neither."""
+    """The message `wire.result` writes: the error when there is one, else the completion, else an error saying
+    neither."""
     custom_id = item.custom_id.encode()
     head = _CUSTOM_ID_TAG + _size(custom_id) + custom_id if custom_id else b""
     error = item.error
@@ -196,7 +197,8 @@ def _result(item: _Item) -> bytes:
 
 def results(run: bytes) -> list[bytes]:
     """Each item of `run` (a JSON array of `{custom_id, result, error}` items) as a serialized BatchResult. Raises
-    msgspec.DecodeError when `run` is not JSON, ResultsDocumentError when it is not such a list."""
+    msgspec.DecodeError when `run` is not JSON, UnicodeDecodeError when it is not UTF-8, ResultsDocumentError when
+    it is not such a list."""
     try:
         items = _decode_typed(run)
         return [_result(item) for item in items]
