@@ -219,3 +219,14 @@ def test_a_call_the_other_side_cancelled_is_retried() -> None:
     assert BatchError.of(cancelled).retryable
     refused = grpc.aio.AioRpcError(grpc.StatusCode.PERMISSION_DENIED, grpc.aio.Metadata(), grpc.aio.Metadata(), "no")
     assert not BatchError.of(refused).retryable
+
+
+async def test_create_takes_pairs_or_the_gateways_items(server: BatchServer, sim: Sim) -> None:
+    async with BatchClient(f"127.0.0.1:{server.port}", api_key="sim-key-alice") as client:
+        paired = await client.create("openai:gpt-4o-mini", [("a", BODY), ("b", '{"messages": []}')])
+        items = await client.create("openai:gpt-4o-mini", [{"custom_id": "a", "body": BODY}])
+        with pytest.raises(TypeError, match='must have "custom_id" and "body"'):
+            await client.create("openai:gpt-4o-mini", [{"id": "a", "messages": []}])
+    sent = sim.state.batches
+    assert [r["custom_id"] for r in sent[paired.id].requests] == ["a", "b"]
+    assert [(r["custom_id"], r["body"]["messages"]) for r in sent[items.id].requests] == [("a", BODY["messages"])]

@@ -159,6 +159,16 @@ def _family(address: str) -> str | None:
         return None
 
 
+def _pair(item: tuple[str, Mapping[str, Any] | str] | Mapping[str, Any]) -> tuple[str, Mapping[str, Any] | str]:
+    """A request as (custom_id, body), from a pair or from the gateway's `{"custom_id", "body"}` item."""
+    if isinstance(item, Mapping):
+        if "custom_id" not in item or "body" not in item:
+            raise TypeError(f'a request item must have "custom_id" and "body"; this one has {sorted(item)[:5]}')
+        return str(item["custom_id"]), item["body"]
+    custom_id, body = item
+    return custom_id, body
+
+
 def _json_text(body: Mapping[str, Any] | str) -> str:
     """A request body as JSON text; NaN and infinities are refused here (JSON has none)."""
     if isinstance(body, str):
@@ -277,7 +287,8 @@ class BatchClient:
     async def create(
         self,
         model: str,
-        requests: Mapping[str, Mapping[str, Any] | str] | Iterable[tuple[str, Mapping[str, Any] | str]],
+        requests: Mapping[str, Mapping[str, Any] | str]
+        | Iterable[tuple[str, Mapping[str, Any] | str] | Mapping[str, Any]],
         *,
         request_id: str | None = None,
         metadata: Mapping[str, str] | None = None,
@@ -285,10 +296,10 @@ class BatchClient:
         user: str = "",
         deadline: float | None = 60.0,
     ) -> batch_pb2.Batch:
-        """Create a batch of `{custom_id: chat-completion body}` (or `(custom_id, body)` pairs, kept as given:
-        the service reports a repeated custom_id); retried safely under one request_id. A body is a mapping or
-        its JSON text already encoded."""
-        pairs = requests.items() if isinstance(requests, Mapping) else requests
+        """Create a batch of `{custom_id: chat-completion body}`, or of `(custom_id, body)` pairs or the gateway's
+        `{"custom_id": ..., "body": ...}` items (both kept as given: the service reports a repeated custom_id);
+        retried safely under one request_id. A body is a mapping or its JSON text already encoded."""
+        pairs = requests.items() if isinstance(requests, Mapping) else map(_pair, requests)
         # As JSON text (body_json): no Struct conversion on either side, and every number kept exactly.
         items = [
             batch_service_pb2.BatchRequestItem(custom_id=custom_id, body_json=_json_text(body))
