@@ -230,3 +230,30 @@ async def test_create_takes_pairs_or_the_gateways_items(server: BatchServer, sim
     sent = sim.state.batches
     assert [r["custom_id"] for r in sent[paired.id].requests] == ["a", "b"]
     assert [(r["custom_id"], r["body"]["messages"]) for r in sent[items.id].requests] == [("a", BODY["messages"])]
+
+
+async def test_a_create_past_its_deadline_says_its_request_id_and_a_retry_with_it_makes_one_batch(
+    server: BatchServer, sim: Sim
+) -> None:
+    async with BatchClient(f"127.0.0.1:{server.port}", api_key="sim-key-alice") as client:
+        # An hour-old batch: the retry's search of the gateway's listing walks past the first attempt's time
+        # (with no batch at all, an empty page proves nothing, and the outcome stays unknown).
+        old = await client.create("openai:gpt-4o-mini", {"old": BODY})
+        sim.state.batches[old.id].created_at -= 3600
+        await sim.fault(op="create", delay=2.0, times=1)
+        with pytest.raises(BatchError) as caught:
+            await client.create("openai:gpt-4o-mini", {"a": BODY}, deadline=0.3)
+        assert caught.value.code == grpc.StatusCode.DEADLINE_EXCEEDED and caught.value.request_id
+        again = await client.create("openai:gpt-4o-mini", {"a": BODY}, request_id=caught.value.request_id)
+        assert (
+            await client.create("openai:gpt-4o-mini", {"a": BODY}, request_id=caught.value.request_id)
+        ).id == again.id
+    assert list(sim.state.batches) == [old.id, again.id]
+
+
+async def test_create_names_the_argument_of_a_mistake(server: BatchServer) -> None:
+    async with BatchClient(f"127.0.0.1:{server.port}", api_key="sim-key-alice") as client:
+        with pytest.raises(TypeError, match="metadata"):
+            await client.create("openai:gpt-4o-mini", {"a": BODY}, metadata={"n": 5})  # type: ignore[dict-item]
+        with pytest.raises(TypeError, match="requests"):
+            await client.create("openai:gpt-4o-mini", ["a", "b"])  # type: ignore[list-item]

@@ -89,6 +89,9 @@ class BatchError(Exception):
         self.metadata: Mapping[str, str] = dict(metadata or {})
         self.field_violations: tuple[FieldViolation, ...] = tuple(field_violations)
         self.retry_after = retry_after
+        # create(): the request_id it sent. After DEADLINE_EXCEEDED or UNAVAILABLE the batch may exist: calling
+        # create again with this request_id returns it rather than making a second one.
+        self.request_id: str | None = None
 
     @classmethod
     def of(cls, error: grpc.aio.AioRpcError) -> BatchError:
@@ -165,6 +168,11 @@ def _pair(item: tuple[str, Mapping[str, Any] | str] | Mapping[str, Any]) -> tupl
         if "custom_id" not in item or "body" not in item:
             raise TypeError(f'a request item must have "custom_id" and "body"; this one has {sorted(item)[:5]}')
         return str(item["custom_id"]), item["body"]
+    if not isinstance(item, tuple | list) or len(item) != 2:
+        raise TypeError(
+            f"requests: each item must be a (custom_id, body) pair or a {{custom_id, body}} mapping, "
+            f"not {type(item).__name__}"
+        )
     custom_id, body = item
     return custom_id, body
 
@@ -305,15 +313,24 @@ class BatchClient:
             batch_service_pb2.BatchRequestItem(custom_id=custom_id, body_json=_json_text(body))
             for custom_id, body in pairs
         ]
+        pairs_given = dict(metadata or {})
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in pairs_given.items()):
+            raise TypeError("metadata: keys and values must be strings (the provider keeps only strings)")
         request = batch_service_pb2.CreateBatchRequest(
             model=model,
             requests=items,
-            metadata=dict(metadata or {}),
+            metadata=pairs_given,
             completion_window=completion_window,
             user=user,
             request_id=request_id or str(uuid.uuid4()),
         )
-        reply = await self._unary(lambda: self._stub.CreateBatch(request, metadata=self._metadata, timeout=deadline))
+        try:
+            reply = await self._unary(
+                lambda: self._stub.CreateBatch(request, metadata=self._metadata, timeout=deadline)
+            )
+        except BatchError as failure:
+            failure.request_id = request.request_id
+            raise
         return reply.batch
 
     async def get(self, batch_id: str, *, provider: str = "", deadline: float | None = 60.0) -> batch_pb2.Batch:
