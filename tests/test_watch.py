@@ -313,6 +313,8 @@ async def test_stream_results_with_wait(wstub: Stub, sim: Sim) -> None:
     messages = [m async for m in wstub.StreamResults(request, metadata=ALICE, timeout=30)]
     progress = [m.progress for m in messages if m.HasField("progress")]
     assert progress and progress[0].status == batch_pb2.BATCH_STATUS_VALIDATING  # progress while it waits
+    # Each state once (the stages here are far shorter than the quiet-while repeat): no repeated first state.
+    assert all(a != b for a, b in itertools.pairwise(progress)), [p.status for p in progress]
     assert all(not m.results for m in messages if m.HasField("progress"))
     assert all(m.total_count == 3 for m in messages if m.results)
     items = [r.custom_id for m in messages for r in m.results]

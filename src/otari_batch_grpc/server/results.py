@@ -112,10 +112,11 @@ class ResultStreams:
             self._core.hub.join(subscriber, batch_id, provider, latest)
             yield _progress(latest.batch)
             while not latest.terminal:
-                for item in await subscriber.next(self.policy.progress_seconds):
-                    if isinstance(item, Observation) and item.rev > latest.rev:
-                        latest = item
-                if not latest.terminal:
+                news = await subscriber.next(self.policy.progress_seconds)
+                newer = [i for i in news if isinstance(i, Observation) and i.rev > latest.rev]
+                if newer:
+                    latest = newer[-1]
+                if not latest.terminal and (newer or not news):  # a change, or a quiet while: not a repeat
                     yield _progress(latest.batch)
         finally:
             self._core.hub.leave(subscriber, [batch_id])
@@ -258,6 +259,12 @@ def results_not_ready(batch: batch_pb2.Batch) -> ServiceError:
             "so this batch has none to stream (any partial output is not available through the gateway)."
         )
         reason = "BATCH_HAS_NO_RESULTS"
+    elif batch.status == batch_pb2.BATCH_STATUS_CANCELLING:
+        message = (
+            f"Batch {batch.id} is {status}: it will end cancelled, and the gateway serves results only for "
+            "completed batches, so this batch will have none to stream."
+        )
+        reason = "BATCH_NOT_COMPLETED"
     else:
         message = (
             f"Batch {batch.id} is {status}: results can be streamed once it is completed. Poll GetBatch, or "
