@@ -381,8 +381,9 @@ def _check_metadata(request: batch_service_pb2.CreateBatchRequest, problems: lis
         problems.append(
             FieldViolation(
                 "metadata",
-                f"at most {allowed} pairs{' with a request_id' if request.request_id else ''}: the provider takes "
-                f"{GATEWAY_METADATA_PAIRS} and {' and '.join(stamped)} are stamped on every batch; got {len(metadata)}",
+                f"at most {allowed} pairs{' with a request_id' if request.request_id else ''}, got {len(metadata)}: "
+                f"the provider keeps {GATEWAY_METADATA_PAIRS}, and {', '.join(stamped)} "
+                f"{'are' if len(stamped) > 1 else 'is'} stamped on the batch by the gateway and this service",
             )
         )
     for key in sorted(metadata):
