@@ -496,3 +496,14 @@ async def test_a_batch_made_while_a_follow_all_stream_was_away_comes_as_a_snapsh
     assert events[new.id].previous_status == batch_pb2.BATCH_STATUS_UNSPECIFIED
     assert events[old.id].kind == SNAPSHOT  # as they last saw it
     resumed.cancel()
+
+
+async def test_a_token_for_a_revision_never_saved_must_start_over_too(wstub: Stub) -> None:
+    """As after the service's state was reset: the token's revision is not one this service holds."""
+    batch = await _create(wstub)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await _watch(wstub, batch.id, tokens.resume_token(batch.id, 9999)).read()
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    info = details(caught.value).info
+    assert info is not None and info.reason == "RESUME_TOKEN_EXPIRED"
+    assert "does not hold" in (caught.value.details() or "")

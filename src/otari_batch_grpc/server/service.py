@@ -311,8 +311,9 @@ def _resume_expired(batch_id: str) -> ServiceError:
     return ServiceError(
         Code.FAILED_PRECONDITION,
         "RESUME_TOKEN_EXPIRED",
-        f"The resume_token is older than the revisions kept for batch {batch_id}: start over with WatchBatch "
-        "without a resume_token (its first event is a snapshot of the current state).",
+        f"The resume_token names a revision of batch {batch_id} this service does not hold (older than the "
+        "revisions kept, or from before its state was reset): start over with WatchBatch without a resume_token "
+        "(its first event is a snapshot of the current state).",
         {"batch_id": batch_id},
     )
 
