@@ -6,6 +6,8 @@ import asyncio
 import concurrent.futures
 import contextlib
 import os
+import random
+import socket
 import urllib.parse
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -113,6 +115,24 @@ async def fast(sim: Sim, tmp_path: Path) -> AsyncIterator[BatchServer]:
 async def wstub(fast: BatchServer) -> AsyncIterator[Stub]:
     async with connect(fast.port) as stub:
         yield stub
+
+
+def port_to_bind_later() -> int:
+    """A free loopback port for a server a test starts (and restarts) on a port chosen beforehand. It lies below the
+    kernel's ephemeral range, so no outgoing connection is given it meanwhile (a port from bind(0) can be: CI once
+    lost a replica's restart to one)."""
+    low = 20_000
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        low = min(low, int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0]) - 2_000)
+    for _ in range(200):
+        port = random.randrange(max(1024, low - 8_000), low)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 def clean_env(state_db: Path, **settings: str) -> dict[str, str]:

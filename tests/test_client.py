@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from pathlib import Path
 
 import grpc
@@ -14,7 +13,7 @@ from otari_batch_grpc.server.app import BatchServer
 from otari_batch_grpc.simulator.run import running_simulator
 from otari_batch_grpc.simulator.state import SimState
 from otari_batch_grpc.v1 import batch_pb2, watch_pb2
-from tests.conftest import Sim, make_settings
+from tests.conftest import Sim, make_settings, port_to_bind_later
 
 BODY = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 8}
 
@@ -119,9 +118,7 @@ async def test_results_count_their_total_resume_by_index_and_report_progress(ser
 
 
 async def test_watch_resumes_across_a_server_restart(sim: Sim, tmp_path: Path) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = port_to_bind_later()
     settings = make_settings(
         sim.url, tmp_path, grpc_listen=f"127.0.0.1:{port}", watch_poll_min=0.05, watch_poll_max=0.1
     )
@@ -147,9 +144,7 @@ async def test_watch_resumes_across_a_server_restart(sim: Sim, tmp_path: Path) -
 
 @pytest.mark.parametrize("listed", [True, False], ids=["listed-ids", "all-of-mine"])
 async def test_watch_many_resumes_across_a_server_restart(sim: Sim, tmp_path: Path, listed: bool) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = port_to_bind_later()
     settings = make_settings(
         sim.url,
         tmp_path,

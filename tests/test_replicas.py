@@ -10,7 +10,6 @@ import json
 import os
 import re
 import signal
-import socket
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -26,7 +25,7 @@ from otari_batch_grpc.server.app import BatchServer
 from otari_batch_grpc.server.store.migrations import POSTGRES_SCHEMA
 from otari_batch_grpc.v1 import batch_pb2, watch_pb2
 from otari_batch_grpc.v1 import batch_service_pb2 as pb
-from tests.conftest import ALICE, Sim, connect, create_request, eventually, make_settings
+from tests.conftest import ALICE, Sim, connect, create_request, eventually, make_settings, port_to_bind_later
 
 if TYPE_CHECKING:
     from otari_batch_grpc.v1.batch_service_pb2_grpc import BatchServiceAsyncStub as Stub
@@ -192,12 +191,15 @@ async def replica_process(
     drain: asyncio.Task[bytes] | None = None
     try:
         port = 0
+        said: list[bytes] = []
         while not port:  # the port it bound
             line = await asyncio.wait_for(process.stderr.readline(), 30)
-            assert line, "the replica exited before serving"
-            message = json.loads(line).get("message", "")
-            if found := re.search(r"serving on \S+ \(port (\d+)\)", message):
-                port = int(found.group(1))
+            assert line, f"the replica exited before serving: {b''.join(said[-5:]).decode(errors='replace')}"
+            said.append(line)
+            with contextlib.suppress(ValueError):  # grpc core's own lines are not JSON
+                message = json.loads(line).get("message", "")
+                if found := re.search(r"serving on \S+ \(port (\d+)\)", message):
+                    port = int(found.group(1))
         drain = asyncio.create_task(process.stderr.read())
         yield process, port
     finally:
@@ -270,16 +272,10 @@ async def test_a_killed_lease_holder_is_taken_over_and_its_subscribers_resume_el
         assert holder_before  # there was one holder, and the survivor polled after the kill
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 async def test_a_rolling_restart_under_load_fails_no_call_and_loses_nothing(
     sim: Sim, tmp_path: Path, postgres_url: str
 ) -> None:
-    ports = [_free_port() for _ in range(3)]
+    ports = [port_to_bind_later() for _ in range(3)]
     async with contextlib.AsyncExitStack() as outer:
         running: list[contextlib.AsyncExitStack] = []
         for i, port in enumerate(ports):
