@@ -30,7 +30,7 @@ from otari_batch_grpc.v1 import result_pb2
 
 # Keys the gateway sends that have no typed field (each a nullable extra of any-llm's ChatCompletion), per message.
 KNOWN_EXTRAS: dict[str, tuple[str, ...]] = {
-    f"otari.batch.v1.{name}": keys
+    f"{result_pb2.DESCRIPTOR.package}.{name}": keys
     for name, keys in {
         "ChatCompletion": ("moderation", "metadata"),
         "Choice": ("logprobs",),
