@@ -300,11 +300,11 @@ class Batches:
     async def wait(
         self, caller: Caller, batch_id: str, provider: str, *, limit: float | None, time_left: float | None
     ) -> Observation:
-        """The batch once terminal, or its latest saved state when `limit` seconds pass."""
+        """The batch once terminal, or its latest saved state when `limit` seconds (counted from now) pass."""
+        deadline = None if limit is None else time.monotonic() + limit  # before the fetch: it spends the limit too
         latest = await self.fetch(caller, batch_id, provider, time_left=time_left)
         if latest.terminal:
             return latest
-        deadline = None if limit is None else time.monotonic() + limit
         subscriber = Subscriber(caller.watcher)
         try:
             self.hub.join(subscriber, batch_id, provider, latest)
