@@ -4,8 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-GENERATED := src/otari_batch_grpc/v1
-PY_SOURCES := src tests bench tools
+GENERATED := generated/python/otari_batch_grpc/v1
+PY_SOURCES := server clients/python tests bench tools
 
 .PHONY: help run run-replicas test generate check-generated lint breaking bench clean
 .DEFAULT_GOAL := help
@@ -13,10 +13,11 @@ PY_SOURCES := src tests bench tools
 help: ## This list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+# Both distributions, editable: the service (server/) and the client with the stubs (clients/python).
+$(STAMP): pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e ./clients/python -e '.[dev]'
 	touch $(STAMP)
 
 run: $(STAMP) ## Serve on 127.0.0.1:50051 (the built-in gateway simulator unless GATEWAY_URL is set)
@@ -32,8 +33,8 @@ generate: $(STAMP) ## Regenerate the stubs from protos/ (commit them)
 # Fails when the generated stubs do not match what `make generate` would write now.
 check-generated: $(STAMP) ## Fail when the committed stubs are stale
 	@tmp=$$(mktemp -d) && $(BIN)/python tools/gen_protos.py $$tmp/v1 && \
-	if diff -r $$tmp/v1 $(GENERATED) >/dev/null; then rm -rf $$tmp; echo "$(GENERATED) is fresh"; \
-	else diff -r $$tmp/v1 $(GENERATED) | head -20; rm -rf $$tmp; \
+	if diff -r -x __pycache__ $$tmp/v1 $(GENERATED) >/dev/null; then rm -rf $$tmp; echo "$(GENERATED) is fresh"; \
+	else diff -r -x __pycache__ $$tmp/v1 $(GENERATED) | head -20; rm -rf $$tmp; \
 		echo "$(GENERATED) is stale: run 'make generate' and commit it"; exit 1; fi
 
 lint: $(STAMP) ## buf lint, ruff, mypy (strict)
