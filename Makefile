@@ -4,7 +4,6 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-GENERATED := generated/python/otari_batch_grpc/v1
 PY_SOURCES := server clients/python tests bench tools
 
 .PHONY: help run run-replicas test generate check-generated lint breaking bench clean
@@ -26,16 +25,19 @@ run: $(STAMP) ## Serve on 127.0.0.1:50051 (the built-in gateway simulator unless
 run-replicas: $(STAMP) ## Three replicas on ports 50051-50053, one PostgreSQL (DATABASE_URL), one simulator
 	$(BIN)/python tools/run_replicas.py
 
-# Python stubs, .pyi type stubs and the reflection descriptor set from protos/, into the project's namespace.
-generate: $(STAMP) ## Regenerate the stubs from protos/ (commit them)
-	$(BIN)/python tools/gen_protos.py $(GENERATED)
+# The generators buf.gen.yaml runs: .venv's (Python), Debian's (Go), clients/node's (the Node types).
+NODE_MODULES := clients/node/node_modules/.package-lock.json
+$(NODE_MODULES): clients/node/package-lock.json
+	cd clients/node && npm ci --no-audit --no-fund
+.PHONY: generators
+generators: $(STAMP) $(NODE_MODULES)
+	@tools/install-go.sh
 
-# Fails when the generated stubs do not match what `make generate` would write now.
-check-generated: $(STAMP) ## Fail when the committed stubs are stale
-	@tmp=$$(mktemp -d) && $(BIN)/python tools/gen_protos.py $$tmp/v1 && \
-	if diff -r -x __pycache__ $$tmp/v1 $(GENERATED) >/dev/null; then rm -rf $$tmp; echo "$(GENERATED) is fresh"; \
-	else diff -r -x __pycache__ $$tmp/v1 $(GENERATED) | head -20; rm -rf $$tmp; \
-		echo "$(GENERATED) is stale: run 'make generate' and commit it"; exit 1; fi
+generate: generators ## Regenerate generated/ (every language) from protos/ (commit it)
+	$(BIN)/python tools/generate.py
+
+check-generated: generators ## Fail when anything in generated/ is stale
+	@$(BIN)/python tools/generate.py --check
 
 lint: $(STAMP) ## buf lint, ruff, mypy (strict)
 	$(BIN)/buf lint
@@ -52,8 +54,8 @@ test: $(STAMP) check-generated lint test-node test-go ## Everything: stubs fresh
 
 # The Node and Go clients against a real server (they start it from $(VENV)); each installs only what it lacks.
 .PHONY: test-node test-go
-test-node: $(STAMP) ## The Node.js client against a real server
-	cd clients/node && npm ci --no-audit --no-fund && npm test
+test-node: $(STAMP) $(NODE_MODULES) ## The Node.js client against a real server
+	cd clients/node && npm test
 
 test-go: $(STAMP) ## The Go client against a real server
 	clients/go/test.sh

@@ -23,7 +23,7 @@ import (
 	"fmt"
 	"time"
 
-	batchv1 "github.com/mozilla-ai/otari-batch-grpc/clients/go/otari/batch/v1"
+	batchv1 "github.com/mozilla-ai/otari-batch-grpc/generated/go/otari/batch/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	batchv1 "github.com/mozilla-ai/otari-batch-grpc/clients/go/otari/batch/v1"
 	"github.com/mozilla-ai/otari-batch-grpc/clients/go/otaribatch"
+	batchv1 "github.com/mozilla-ai/otari-batch-grpc/generated/go/otari/batch/v1"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )

@@ -8,7 +8,7 @@ import (
 	"github.com/mozilla-ai/otari-batch-grpc/clients/go/otaribatch"
 )
 
-// The README's example (against the test's server instead of 127.0.0.1:50051).
+// The README's example (README.md shows this body, with 127.0.0.1:50051 for the test's server).
 func Example() {
 	ctx := context.Background()
 	client, err := otaribatch.Dial(serverAddr, "sim-key-alice")

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"io"
 
-	batchv1 "github.com/mozilla-ai/otari-batch-grpc/clients/go/otari/batch/v1"
+	batchv1 "github.com/mozilla-ai/otari-batch-grpc/generated/go/otari/batch/v1"
 )
 
 // Results iterates over a batch's results one at a time, although the server sends them in chunks. A broken

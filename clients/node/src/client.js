@@ -1,6 +1,7 @@
 // @ts-check
 // BatchClient: otari-batch-grpc's BatchService over @grpc/grpc-js, with the contract loaded at run time by
-// @grpc/proto-loader from protos/ (no generated code to run; the TypeScript types in ./generated are for checking).
+// @grpc/proto-loader from the contract this package carries (contract/protos: no generated code to run; the TypeScript
+// types in contract/types, from generated/node, are for checking).
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -8,12 +9,12 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { BatchError, toBatchError } from './errors.js';
 
-/** @typedef {import('./generated/batch_service').ProtoGrpcType} ProtoGrpcType */
-/** @typedef {import('./generated/otari/batch/v1/BatchService').BatchServiceClient} BatchServiceClient */
-/** @typedef {import('./generated/otari/batch/v1/Batch').Batch__Output} Batch */
-/** @typedef {import('./generated/otari/batch/v1/BatchResult').BatchResult__Output} BatchResult */
-/** @typedef {import('./generated/otari/batch/v1/BatchEvent').BatchEvent__Output} BatchEvent */
-/** @typedef {import('./generated/otari/batch/v1/BatchStatus').BatchStatus__Output} BatchStatus */
+/** @typedef {import('../contract/types/batch_service').ProtoGrpcType} ProtoGrpcType */
+/** @typedef {import('../contract/types/otari/batch/v1/BatchService').BatchServiceClient} BatchServiceClient */
+/** @typedef {import('../contract/types/otari/batch/v1/Batch').Batch__Output} Batch */
+/** @typedef {import('../contract/types/otari/batch/v1/BatchResult').BatchResult__Output} BatchResult */
+/** @typedef {import('../contract/types/otari/batch/v1/BatchEvent').BatchEvent__Output} BatchEvent */
+/** @typedef {import('../contract/types/otari/batch/v1/BatchStatus').BatchStatus__Output} BatchStatus */
 /** @typedef {import('./struct.js').JSONValue} JSONValue */
 /** @typedef {{customId: string, body: Record<string, JSONValue> | string}} BatchRequest */
 /** @typedef {{batches: Batch[], nextPageToken: string, incompleteProviders: string[]}} BatchPage */
@@ -22,7 +23,7 @@ import { BatchError, toBatchError } from './errors.js';
  * @typedef {object} ClientOptions
  * @property {string} apiKey the otari API key, sent on every call as `authorization: Bearer <key>`
  * @property {grpc.ChannelCredentials} [credentials] default: plaintext (loopback, meshes); grpc.credentials.createSsl() for TLS
- * @property {string} [protoDir] the directory holding otari/batch/v1/*.proto; default: the repository's protos/
+ * @property {string} [protoDir] the directory holding otari/batch/v1/*.proto; default: the package's own contract/protos
  * @property {number} [maxAttempts] attempts of a retried call or stream (default 5)
  * @property {number} [defaultRetryMs] first pause when an UNAVAILABLE error carries no RetryInfo; doubles (default 1000)
  * @property {grpc.ChannelOptions} [channelOptions] passed to grpc-js
@@ -34,11 +35,11 @@ import { BatchError, toBatchError } from './errors.js';
  * @property {number} [deadlineMs] the call's deadline, from now
  */
 
-/** The options proto-loader decodes with; scripts/gen-types.js generates ./generated with the same ones. */
+/** The options proto-loader decodes with; scripts/protoc-gen-loader-types.js generates the types with the same ones. */
 export const LOADER_OPTIONS = Object.freeze({
   keepCase: false, longs: Number, enums: String, defaults: true, oneofs: true,
 });
-const DEFAULT_PROTO_DIR = fileURLToPath(new URL('../../../protos', import.meta.url));
+const DEFAULT_PROTO_DIR = fileURLToPath(new URL('../contract/protos', import.meta.url));
 
 export class BatchClient {
   /**
@@ -182,7 +183,7 @@ export class BatchClient {
         { batchId, provider: options.provider ?? '', startIndex: next, wait: options.wait ?? false },
         this.metadata(), callOptions(options.deadlineMs));
       try {
-        for await (const message of /** @type {AsyncIterable<import('./generated/otari/batch/v1/StreamResultsResponse').StreamResultsResponse__Output>} */ (call)) {
+        for await (const message of /** @type {AsyncIterable<import('../contract/types/otari/batch/v1/StreamResultsResponse').StreamResultsResponse__Output>} */ (call)) {
           attempt = 0;
           if (message.progress && message.results.length === 0) {
             options.onProgress?.(message.progress);
@@ -221,7 +222,7 @@ export class BatchClient {
       const call = this.stub.WatchBatch(
         { batchId, provider: options.provider ?? '', resumeToken }, this.metadata());
       try {
-        for await (const message of /** @type {AsyncIterable<import('./generated/otari/batch/v1/WatchBatchResponse').WatchBatchResponse__Output>} */ (call)) {
+        for await (const message of /** @type {AsyncIterable<import('../contract/types/otari/batch/v1/WatchBatchResponse').WatchBatchResponse__Output>} */ (call)) {
           attempt = 0;
           const event = /** @type {BatchEvent} */ (message.event);
           resumeToken = event.resumeToken;

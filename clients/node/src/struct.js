@@ -1,11 +1,11 @@
 // @ts-check
 // google.protobuf.Struct / Timestamp as proto-loader shapes them, to and from plain JavaScript.
 
-/** @typedef {import('./generated/google/protobuf/Struct').Struct} Struct */
-/** @typedef {import('./generated/google/protobuf/Struct').Struct__Output} StructOutput */
-/** @typedef {import('./generated/google/protobuf/Value').Value} Value */
-/** @typedef {import('./generated/google/protobuf/Value').Value__Output} ValueOutput */
-/** @typedef {import('./generated/google/protobuf/Timestamp').Timestamp__Output} Timestamp */
+/** @typedef {import('../contract/types/google/protobuf/Struct').Struct} Struct */
+/** @typedef {import('../contract/types/google/protobuf/Struct').Struct__Output} StructOutput */
+/** @typedef {import('../contract/types/google/protobuf/Value').Value} Value */
+/** @typedef {import('../contract/types/google/protobuf/Value').Value__Output} ValueOutput */
+/** @typedef {import('../contract/types/google/protobuf/Timestamp').Timestamp__Output} Timestamp */
 /** @typedef {import('./json').JSONValue} JSONValue */
 
 /**

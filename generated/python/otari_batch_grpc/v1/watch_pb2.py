@@ -26,18 +26,18 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from otari_batch_grpc.v1 import batch_pb2 as otari_dot_batch_dot_v1_dot_batch__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aotari/batch/v1/watch.proto\x12\x0eotari.batch.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1aotari/batch/v1/batch.proto\"=\n\x0c\x42\x61tchProblem\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\"\x8c\x02\n\nBatchEvent\x12,\n\x04kind\x18\x01 \x01(\x0e\x32\x1e.otari.batch.v1.BatchEventKind\x12$\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\x15.otari.batch.v1.Batch\x12\x34\n\x0fprevious_status\x18\x03 \x01(\x0e\x32\x1b.otari.batch.v1.BatchStatus\x12/\n\x0bobserved_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cresume_token\x18\x05 \x01(\t\x12-\n\x07problem\x18\x06 \x01(\x0b\x32\x1c.otari.batch.v1.BatchProblem*\xce\x01\n\x0e\x42\x61tchEventKind\x12 \n\x1c\x42\x41TCH_EVENT_KIND_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x42\x41TCH_EVENT_KIND_SNAPSHOT\x10\x01\x12\x1b\n\x17\x42\x41TCH_EVENT_KIND_CHANGE\x10\x02\x12\x1e\n\x1a\x42\x41TCH_EVENT_KIND_HEARTBEAT\x10\x03\x12 \n\x1c\x42\x41TCH_EVENT_KIND_UNAVAILABLE\x10\x04\x12\x1c\n\x18\x42\x41TCH_EVENT_KIND_REMOVED\x10\x05\x42\xae\x01\n\x19\x61i.mozilla.otari.batch.v1B\nWatchProtoP\x01ZHgithub.com/mozilla-ai/otari-batch-grpc/clients/go/otari/batch/v1;batchv1\xa2\x02\x03OBX\xaa\x02\x0eOtari.Batch.V1\xca\x02\x0eOtari\\Batch\\V1\xea\x02\x10Otari::Batch::V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aotari/batch/v1/watch.proto\x12\x0eotari.batch.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1aotari/batch/v1/batch.proto\"T\n\x0c\x42\x61tchProblem\x12\x12\n\x04\x63ode\x18\x01 \x01(\tR\x04\x63ode\x12\x16\n\x06reason\x18\x02 \x01(\tR\x06reason\x12\x18\n\x07message\x18\x03 \x01(\tR\x07message\"\xcb\x02\n\nBatchEvent\x12\x32\n\x04kind\x18\x01 \x01(\x0e\x32\x1e.otari.batch.v1.BatchEventKindR\x04kind\x12+\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\x15.otari.batch.v1.BatchR\x05\x62\x61tch\x12\x44\n\x0fprevious_status\x18\x03 \x01(\x0e\x32\x1b.otari.batch.v1.BatchStatusR\x0epreviousStatus\x12;\n\x0bobserved_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nobservedAt\x12!\n\x0cresume_token\x18\x05 \x01(\tR\x0bresumeToken\x12\x36\n\x07problem\x18\x06 \x01(\x0b\x32\x1c.otari.batch.v1.BatchProblemR\x07problem*\xce\x01\n\x0e\x42\x61tchEventKind\x12 \n\x1c\x42\x41TCH_EVENT_KIND_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x42\x41TCH_EVENT_KIND_SNAPSHOT\x10\x01\x12\x1b\n\x17\x42\x41TCH_EVENT_KIND_CHANGE\x10\x02\x12\x1e\n\x1a\x42\x41TCH_EVENT_KIND_HEARTBEAT\x10\x03\x12 \n\x1c\x42\x41TCH_EVENT_KIND_UNAVAILABLE\x10\x04\x12\x1c\n\x18\x42\x41TCH_EVENT_KIND_REMOVED\x10\x05\x42\xb0\x01\n\x19\x61i.mozilla.otari.batch.v1B\nWatchProtoP\x01ZJgithub.com/mozilla-ai/otari-batch-grpc/generated/go/otari/batch/v1;batchv1\xa2\x02\x03OBX\xaa\x02\x0eOtari.Batch.V1\xca\x02\x0eOtari\\Batch\\V1\xea\x02\x10Otari::Batch::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'otari.batch.v1.watch_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
-  _globals['DESCRIPTOR']._serialized_options = b'\n\031ai.mozilla.otari.batch.v1B\nWatchProtoP\001ZHgithub.com/mozilla-ai/otari-batch-grpc/clients/go/otari/batch/v1;batchv1\242\002\003OBX\252\002\016Otari.Batch.V1\312\002\016Otari\\Batch\\V1\352\002\020Otari::Batch::V1'
-  _globals['_BATCHEVENTKIND']._serialized_start=442
-  _globals['_BATCHEVENTKIND']._serialized_end=648
+  _globals['DESCRIPTOR']._serialized_options = b'\n\031ai.mozilla.otari.batch.v1B\nWatchProtoP\001ZJgithub.com/mozilla-ai/otari-batch-grpc/generated/go/otari/batch/v1;batchv1\242\002\003OBX\252\002\016Otari.Batch.V1\312\002\016Otari\\Batch\\V1\352\002\020Otari::Batch::V1'
+  _globals['_BATCHEVENTKIND']._serialized_start=528
+  _globals['_BATCHEVENTKIND']._serialized_end=734
   _globals['_BATCHPROBLEM']._serialized_start=107
-  _globals['_BATCHPROBLEM']._serialized_end=168
-  _globals['_BATCHEVENT']._serialized_start=171
-  _globals['_BATCHEVENT']._serialized_end=439
+  _globals['_BATCHPROBLEM']._serialized_end=191
+  _globals['_BATCHEVENT']._serialized_start=194
+  _globals['_BATCHEVENT']._serialized_end=525
 # @@protoc_insertion_point(module_scope)

@@ -1,0 +1,79 @@
+// Original file: protos/otari/batch/v1/batch_service.proto
+
+import type { BatchRequestItem as _otari_batch_v1_BatchRequestItem, BatchRequestItem__Output as _otari_batch_v1_BatchRequestItem__Output } from '../../../otari/batch/v1/BatchRequestItem';
+
+/**
+ * The batch to create.
+ */
+export interface CreateBatchRequest {
+  /**
+   * The model as "provider:model" (or "provider/model"), for example "openai:gpt-4o-mini". Required.
+   */
+  'model'?: (string);
+  /**
+   * The requests; 1 to 10,000 of them.
+   */
+  'requests'?: (_otari_batch_v1_BatchRequestItem)[];
+  /**
+   * The completion window; empty means "24h", the only window most providers accept.
+   */
+  'completionWindow'?: (string);
+  /**
+   * Your key/value pairs, kept on the batch. At most 15 pairs, or 13 with request_id: the provider takes 16 and
+   * the gateway stamps `otari_user_id`, the service `otari_request_id` and `otari_request_digest` (keys you cannot
+   * set). Keys 1 to 64 characters, values at most 512 characters.
+   */
+  'metadata'?: ({[key: string]: string});
+  /**
+   * The user the batch is billed to. Required with the gateway's master key; with an API key, optional and it
+   * must be the key's own user.
+   */
+  'user'?: (string);
+  /**
+   * Optional idempotency key (AIP-155): a UUID such as "6f1c1f0e-3b1a-4c55-9d43-0f5a8e2d7c11". A retry with the
+   * same request_id and the same request returns the first batch and creates nothing, also after a lost reply
+   * or a server restart; the same request_id with a different request is ALREADY_EXISTS. It is stamped into
+   * the batch metadata as `otari_request_id`, beside `otari_request_digest` (a hash of the request): after a
+   * lost reply, the batch found upstream is taken as this request's only when both match (and, with the master
+   * key, its user).
+   */
+  'requestId'?: (string);
+}
+
+/**
+ * The batch to create.
+ */
+export interface CreateBatchRequest__Output {
+  /**
+   * The model as "provider:model" (or "provider/model"), for example "openai:gpt-4o-mini". Required.
+   */
+  'model': (string);
+  /**
+   * The requests; 1 to 10,000 of them.
+   */
+  'requests': (_otari_batch_v1_BatchRequestItem__Output)[];
+  /**
+   * The completion window; empty means "24h", the only window most providers accept.
+   */
+  'completionWindow': (string);
+  /**
+   * Your key/value pairs, kept on the batch. At most 15 pairs, or 13 with request_id: the provider takes 16 and
+   * the gateway stamps `otari_user_id`, the service `otari_request_id` and `otari_request_digest` (keys you cannot
+   * set). Keys 1 to 64 characters, values at most 512 characters.
+   */
+  'metadata': ({[key: string]: string});
+  /**
+   * The user the batch is billed to. Required with the gateway's master key; with an API key, optional and it
+   * must be the key's own user.
+   */
+  'user': (string);
+  /**
+   * Optional idempotency key (AIP-155): a UUID such as "6f1c1f0e-3b1a-4c55-9d43-0f5a8e2d7c11". A retry with the
+   * same request_id and the same request returns the first batch and creates nothing, also after a lost reply
+   * or a server restart; the same request_id with a different request is ALREADY_EXISTS. It is stamped into
+   * the batch metadata as `otari_request_id`, beside `otari_request_digest` (a hash of the request): after a
+   * lost reply, the batch found upstream is taken as this request's only when both match (and, with the master
+   * key, its user).
+   */
+  'requestId': (string);
+}
