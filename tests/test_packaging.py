@@ -1,0 +1,96 @@
+"""The two distributions as a user installs them: each into a fresh venv, not editable, run from outside the
+checkout. The client brings only what calling takes; the service installs beside PyPI's `otari` (mozilla-ai's SDK,
+which owns that top-level name) and serves from its installed files."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CLIENT_REQUIRES = {"grpcio", "grpcio-status", "googleapis-common-protos", "protobuf"}
+# What serves: none of it may come with the client.
+SERVING = {"fastapi", "uvicorn", "asyncpg", "aiosqlite", "aiohttp", "httpx", "msgspec", "prometheus-client"}
+
+
+def _venv(path: Path, *requirements: str) -> Path:
+    subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
+    pip = [str(path / "bin/python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    subprocess.run([*pip, *requirements], check=True, cwd=path)
+    return path / "bin"
+
+
+def _run(bin_dir: Path, *argv: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(cwd), **env}
+    command = [str(bin_dir / argv[0]), *argv[1:]]
+    return subprocess.run(command, cwd=cwd, env=environment, capture_output=True, text=True, timeout=120)
+
+
+def _installed(bin_dir: Path, cwd: Path) -> dict[str, list[str]]:
+    """Each installed distribution (normalized name) and its requirements without markers."""
+    script = (
+        "import json, importlib.metadata as m, re\n"
+        "norm = lambda n: re.sub(r'[-_.]+', '-', n).lower()\n"
+        "print(json.dumps({norm(d.metadata['Name']): [r for r in (d.requires or []) if ';' not in r]"
+        " for d in m.distributions()}))"
+    )
+    return json.loads(_run(bin_dir, "python", "-c", script, cwd=cwd).stdout)  # type: ignore[no-any-return]
+
+
+def _names(requirements: list[str]) -> set[str]:
+    return {re.split(r"[\s<>=!~\[;]", r, maxsplit=1)[0].lower() for r in requirements}
+
+
+@pytest.mark.skipif(os.environ.get("OTARI_SKIP_INSTALL_TESTS") == "1", reason="OTARI_SKIP_INSTALL_TESTS=1")
+def test_the_client_installs_alone_with_only_what_calling_takes(tmp_path: Path) -> None:
+    bin_dir = _venv(tmp_path / "venv", str(ROOT / "clients/python"))
+    installed = _installed(bin_dir, tmp_path)
+    assert _names(installed["otari-batch-grpc-client"]) == CLIENT_REQUIRES
+    assert not SERVING & installed.keys(), sorted(SERVING & installed.keys())
+    assert "otari-batch-grpc" not in installed
+    probe = "import otari_batch_grpc.client, otari_batch_grpc.cli, otari_batch_grpc.v1.batch_service_pb2_grpc"
+    assert _run(bin_dir, "python", "-c", probe, cwd=tmp_path).returncode == 0
+    missing = _run(bin_dir, "python", "-c", "import otari_batch_grpc.server", cwd=tmp_path)
+    assert "No module named 'otari_batch_grpc.server'" in missing.stderr
+    assert "submit" in _run(bin_dir, "otari-batch", "--help", cwd=tmp_path).stdout
+
+
+@pytest.mark.skipif(os.environ.get("OTARI_SKIP_INSTALL_TESTS") == "1", reason="OTARI_SKIP_INSTALL_TESTS=1")
+def test_the_service_installs_beside_pypis_otari_and_serves(tmp_path: Path) -> None:
+    bin_dir = _venv(tmp_path / "venv", str(ROOT / "clients/python"), f"{ROOT}[simulator]", "otari")
+    site = next((tmp_path / "venv/lib").glob("python3*/site-packages"))
+    ours = {p.name for p in site.iterdir() if not p.name.endswith((".dist-info", ".pth")) and p.name != "__pycache__"}
+    assert {"otari", "otari_batch_grpc"} <= ours and not {"server", "clients", "generated"} & ours
+    probe = "import otari, otari_batch_grpc.server.app, otari_batch_grpc.v1; print(otari.__file__)"
+    assert _run(bin_dir, "python", "-c", probe, cwd=tmp_path).stdout.strip() == str(site / "otari/__init__.py")
+
+    # The installed service on its embedded default (the simulator, SQLite), called by the installed CLI.
+    env = {"GRPC_LISTEN": "127.0.0.1:0", "STATE_DB": str(tmp_path / "state.db"), "SHUTDOWN_GRACE": "1"}
+    environment = {"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path), **env}
+    server = subprocess.Popen(
+        [str(bin_dir / "otari-batch-grpc")], cwd=tmp_path, env=environment, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert server.stderr is not None
+        port = 0
+        for line in server.stderr:
+            if match := re.search(r"\(port (\d+)\)", line):
+                port = int(match.group(1))
+                break
+        assert port, "the installed server did not start"
+        (tmp_path / "in.jsonl").write_text(json.dumps({"custom_id": "q1", "body": {"messages": []}}) + "\n")
+        cli = ("otari-batch", "--target", f"127.0.0.1:{port}")
+        key = {"OTARI_API_KEY": "sim-key-alice"}
+        submitted = _run(bin_dir, *cli, "submit", "in.jsonl", "--model", "openai:gpt-4o-mini", cwd=tmp_path, **key)
+        assert submitted.returncode == 0, submitted.stderr
+        got = _run(bin_dir, *cli, "get", submitted.stdout.strip(), "--json", cwd=tmp_path, **key)
+        assert json.loads(got.stdout)["id"] == submitted.stdout.strip()
+    finally:
+        server.terminate()
+        server.wait(30)
