@@ -61,6 +61,11 @@ class Sim:
     async def set_stage_seconds(self, seconds: float) -> None:
         (await self.http.post("/_simulator/clock", json={"stage_seconds": seconds})).raise_for_status()
 
+    async def pace(self, latency: float, concurrency: int = 0) -> None:
+        """Every batch route takes `latency` seconds, at most `concurrency` at once (0: no cap)."""
+        spec = {"latency": latency, "concurrency": concurrency}
+        (await self.http.post("/_simulator/pace", json=spec)).raise_for_status()
+
     async def requests_seen(self, op: str | None = None) -> int:
         stats = (await self.http.get("/_simulator/stats")).json()
         counts: dict[str, int] = stats["requests"]

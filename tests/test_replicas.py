@@ -169,7 +169,7 @@ async def _first_batch_event(call: Any) -> watch_pb2.BatchEvent:
 # -- a replica killed (-9) --------------------------------------------------------------------------------------
 @contextlib.asynccontextmanager
 async def replica_process(
-    sim: Sim, state_dir: Path, url: str, port: int = 0
+    sim: Sim, state_dir: Path, url: str, port: int = 0, **settings: str
 ) -> AsyncIterator[tuple[asyncio.subprocess.Process, int]]:
     env = {  # nothing of the developer's own environment (their METRICS_ADDRESS, OTEL_*, OWNER_SECRET, ...)
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -183,6 +183,7 @@ async def replica_process(
         "WATCH_POLL_MAX": "0.2",
         "WATCH_LEASE_SECONDS": "1",
         "SHUTDOWN_GRACE": "1",
+        **settings,
     }
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "otari_batch_grpc.server", env=env, stderr=asyncio.subprocess.PIPE

@@ -363,3 +363,27 @@ async def test_a_page_of_other_users_batches_comes_back_empty(sim: Sim) -> None:
     # Another provider's page holds none of them.
     page = await sim.http.get("/v1/batches", params={"provider": "anthropic", "limit": 10}, headers=MASTER)
     assert page.json() == {"data": []}
+
+
+# -- pace: as slow as a real gateway ------------------------------------------------------------------------------
+async def test_paced_batch_routes_take_the_latency_and_queue_past_the_concurrency(sim: Sim) -> None:
+    await sim.pace(0.2, concurrency=2)
+    headers = {"authorization": "Bearer sim-key-alice"}
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    replies = await asyncio.gather(
+        *(sim.http.get("/v1/batches", params={"provider": "openai"}, headers=headers) for _ in range(4))
+    )
+    assert [r.status_code for r in replies] == [200] * 4
+    assert loop.time() - started >= 0.4  # two at a time, 0.2 s each: two rounds at least
+    assert (await sim.http.get("/_simulator/stats")).status_code == 200  # the control routes are not paced
+
+
+async def test_a_paced_create_whose_client_goes_away_still_makes_its_batch(sim: Sim) -> None:
+    await sim.pace(0.5)
+    body = {"model": "openai:gpt-4o-mini", "requests": [{"custom_id": "a", "body": {"messages": []}}]}
+    headers = {"authorization": "Bearer sim-key-alice"}
+    with pytest.raises(httpx.ReadTimeout):
+        await sim.http.post("/v1/batches", json=body, headers=headers, timeout=0.1)
+    await asyncio.sleep(0.8)
+    assert len(sim.state.batches) == 1  # as a real gateway's: the request went on without its client

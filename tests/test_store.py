@@ -194,36 +194,58 @@ async def test_batches_of_one_entry_keep_the_order_they_came_in(store: Store) ->
 
 
 # -- idempotency --------------------------------------------------------------------------------------------------
-async def test_a_claim_is_made_once_then_settled_or_released(store: Store) -> None:
-    first = await store.claim("o", "r1", "digest", "openai")
-    assert first.fresh and first.batch_id is None and first.fingerprint == "digest"
-    again = await store.claim("o", "r1", "other digest", "anthropic")
-    assert not again.fresh
+async def test_a_claim_is_held_by_one_attempt_then_settled_or_released(store: Store) -> None:
+    first = await store.claim("o", "r1", "digest", "openai", holder="a", attempt_seconds=30)
+    assert first.mine and not first.recovering and first.batch_id is None and first.fingerprint == "digest"
+    again = await store.claim("o", "r1", "digest", "openai", holder="b", attempt_seconds=30)
+    assert not again.mine and 25 < again.attempt_left <= 30  # a running attempt holds it: wait for it
     assert (again.fingerprint, again.provider, again.created_at) == ("digest", "openai", first.created_at)
-    assert (await store.claim("someone-else", "r1", "x", "openai")).fresh  # keys are per owner
-    await store.release_claim("o", "r1")
-    assert (await store.claim("o", "r1", "digest 2", "openai")).fresh  # a certain failure lets a retry start over
+    other = await store.claim("o", "r1", "other digest", "anthropic", holder="b", attempt_seconds=30)
+    assert not other.mine and other.fingerprint == "digest"  # a different request: refused by the caller
+    assert (await store.claim("someone-else", "r1", "x", "openai", holder="c", attempt_seconds=30)).mine
+    await store.release_claim("o", "r1", "b")  # not b's to release
+    assert not (await store.claim("o", "r1", "digest", "openai", holder="b", attempt_seconds=30)).mine
+    await store.release_claim("o", "r1", "a")
+    fresh = await store.claim("o", "r1", "digest 2", "openai", holder="b", attempt_seconds=30)
+    assert fresh.mine and not fresh.recovering  # a certain failure lets a retry start over
     await store.settle_claim("o", "r1", "batch_1")
-    await store.release_claim("o", "r1")  # a settled claim stays
-    settled = await store.claim("o", "r1", "digest 2", "openai")
-    assert not settled.fresh and settled.batch_id == "batch_1"
+    await store.release_claim("o", "r1", "b")  # a settled claim stays
+    settled = await store.claim("o", "r1", "digest 2", "openai", holder="c", attempt_seconds=30)
+    assert not settled.mine and settled.batch_id == "batch_1"
+
+
+async def test_an_attempt_over_without_a_reply_is_taken_over_by_the_next(store: Store) -> None:
+    await store.claim("o", "r", "d", "openai", holder="a", attempt_seconds=30)
+    await store.end_attempt("o", "r", "b", after=0)  # only the holder ends its attempt
+    assert not (await store.claim("o", "r", "d", "openai", holder="b", attempt_seconds=30)).mine
+    await store.end_attempt("o", "r", "a", after=0)
+    taken = await store.claim("o", "r", "d", "openai", holder="b", attempt_seconds=30)
+    assert taken.mine and taken.recovering  # look upstream for what a made, then create
+    assert not (await store.claim("o", "r", "d", "openai", holder="c", attempt_seconds=30)).mine
+    await store.release_claim("o", "r", "a")  # a's attempt is over: it cannot drop b's
+    assert not (await store.claim("o", "r", "d", "openai", holder="c", attempt_seconds=30)).mine
+    # An attempt that dies holds the claim only until its own deadline.
+    await store.claim("o", "dies", "d", "openai", holder="a", attempt_seconds=0.2)
+    assert not (await store.claim("o", "dies", "d", "openai", holder="b", attempt_seconds=30)).mine
+    await asyncio.sleep(0.3)
+    assert (await store.claim("o", "dies", "d", "openai", holder="b", attempt_seconds=30)).recovering
 
 
 # -- retention ----------------------------------------------------------------------------------------------------
 async def test_a_sweep_forgets_what_is_past_its_time(store: Store) -> None:
     now = time.time()
     await store.enter([seen("b")], [], owner="o", keep=5, observed_at=now)
-    await store.claim("o", "settled", "f", "openai")
+    await store.claim("o", "settled", "f", "openai", holder="a", attempt_seconds=30)
     await store.settle_claim("o", "settled", "b")
-    await store.claim("o", "ambiguous", "f", "openai")
+    await store.claim("o", "ambiguous", "f", "openai", holder="a", attempt_seconds=0)
     await store.begin_results("b")
     await store.add_result_chunk("b", 0, 1, b"r")
     await store.finish_results("b", items=1, nbytes=1)
     assert await store.sweep(now=now, keep_seconds=100, idempotency_seconds=100, claim_seconds=100) == 0
     # The ambiguous claim expires first, then the settled key, then the batch with everything of it.
     assert await store.sweep(now=now + 50, keep_seconds=100, idempotency_seconds=100, claim_seconds=10) == 1
-    assert (await store.claim("o", "ambiguous", "f", "openai")).fresh
-    await store.release_claim("o", "ambiguous")
+    assert (await store.claim("o", "ambiguous", "f", "openai", holder="b", attempt_seconds=30)).mine
+    await store.release_claim("o", "ambiguous", "b")
     assert await store.sweep(now=now + 1000, keep_seconds=10_000, idempotency_seconds=100, claim_seconds=10_000) == 1
     counts = await store.counts()
     assert counts["idempotency"] == 0 and counts["batches"] == 1
@@ -288,7 +310,7 @@ async def test_only_writes_count_as_transactions(store: Store) -> None:
     await store.result_chunks("b", 0, limit=5)
     await store.counts()
     assert store.transactions == writes
-    await store.claim("o", "r", "f", "openai")
+    await store.claim("o", "r", "f", "openai", holder="a", attempt_seconds=1)
     await store.enter([seen("b")], [], owner="o", keep=5, observed_at=1.0)
     assert store.transactions == writes + 2
 

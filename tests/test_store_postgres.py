@@ -32,15 +32,32 @@ def _seen(batch_id: str, status: str) -> SeenBatch:
     return SeenBatch(id=batch_id, provider="openai", status=status, terminal=False, snapshot=status.encode())
 
 
-async def test_concurrent_claims_from_two_replicas_make_one_fresh(replicas: tuple[Store, Store]) -> None:
+async def test_concurrent_claims_from_two_replicas_give_one_attempt_the_claim(replicas: tuple[Store, Store]) -> None:
     keys = [f"request-{i}" for i in range(40)]
+    attempts = [(key, store, n) for key in keys for store in replicas for n in range(3)]
     claims = await asyncio.gather(
-        *(store.claim("owner", key, f"digest-{key}", "openai") for key in keys for store in replicas for _ in range(3))
+        *(
+            s.claim("owner", k, f"digest-{k}", "openai", holder=f"{id(s)}-{n}", attempt_seconds=30)
+            for k, s, n in attempts
+        )
     )
-    fresh = Counter(key for key, claim in zip([k for k in keys for _ in range(6)], claims, strict=True) if claim.fresh)
-    assert fresh == Counter(keys)  # exactly one fresh claim per key, whichever replica made it
+    mine = Counter(key for (key, _, _), claim in zip(attempts, claims, strict=True) if claim.mine)
+    assert mine == Counter(keys)  # exactly one attempt holds each key, whichever replica made it
+    assert all(claim.attempt_left > 25 for claim in claims if not claim.mine)  # the others see it running
     assert {claim.fingerprint for claim in claims} == {f"digest-{key}" for key in keys}
     assert (await replicas[0].counts())["idempotency"] == len(keys)
+
+
+async def test_concurrent_takeovers_of_an_attempt_over_give_one_the_claim(replicas: tuple[Store, Store]) -> None:
+    keys = [f"request-{i}" for i in range(20)]
+    for key in keys:
+        await replicas[0].claim("owner", key, "d", "openai", holder="dead", attempt_seconds=0)
+    attempts = [(key, store, n) for key in keys for store in replicas for n in range(3)]
+    claims = await asyncio.gather(
+        *(s.claim("owner", k, "d", "openai", holder=f"{id(s)}-{n}", attempt_seconds=30) for k, s, n in attempts)
+    )
+    taken = Counter(key for (key, _, _), claim in zip(attempts, claims, strict=True) if claim.mine)
+    assert taken == Counter(keys) and all(claim.recovering for claim in claims if claim.mine)
 
 
 async def test_revisions_from_two_replicas_get_distinct_increasing_seqs(replicas: tuple[Store, Store]) -> None:

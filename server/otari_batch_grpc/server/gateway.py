@@ -106,6 +106,11 @@ class GatewayClient:
             return {"authorization": f"Bearer {self._platform_token}", "otari-key": f"Bearer {key}"}
         return {"authorization": f"Bearer {key}"}
 
+    @property
+    def timeout(self) -> float:
+        """Seconds a call may take at most (UPSTREAM_TIMEOUT); a caller's deadline shortens it."""
+        return self._timeout
+
     async def create_batch(self, key: str, body: bytes, *, time_left: float | None) -> JSON:
         """POST /batches with `body`, a JSON object already encoded (see convert.create_body)."""
         data = await self._call("create", "POST", f"{self.api_root}/batches", key, time_left, json_body=body)

@@ -62,7 +62,7 @@ class BatchService:
         self.service_key = service_key
         self.heartbeat_seconds = heartbeat_seconds
         self.wait_default_seconds = wait_default_seconds
-        self.creates = IdempotentCreates(core=self.core)
+        self.creates = IdempotentCreates(core=self.core, attempt_seconds=gateway.timeout)
         self.results = ResultStreams(self.core, results)
         self.streams = OpenStreams()
         self.limits = limits or Limits(LimitPolicy())

@@ -47,9 +47,21 @@ def main() -> None:
         default="/v1",
         help="root of the batch routes: /v1 (self-hosted gateway) or /api/v1 (otari platform)",
     )
+    parser.add_argument(
+        "--latency", type=float, default=0.0, help="seconds every batch route takes (a real gateway's ~0.05)"
+    )
+    parser.add_argument(
+        "--concurrency", type=int, default=0, help="batch requests served at once, the rest wait (0: no cap)"
+    )
     args = parser.parse_args()
     try:
-        state = SimState(stage_seconds=args.stage_seconds, state_file=args.state_file, api_root=args.api_root)
+        state = SimState(
+            stage_seconds=args.stage_seconds,
+            state_file=args.state_file,
+            api_root=args.api_root,
+            latency=args.latency,
+            concurrency=args.concurrency,
+        )
     except StateFileError as exc:
         print(f"otari-batch-simulator: {exc}", file=sys.stderr)
         sys.exit(1)

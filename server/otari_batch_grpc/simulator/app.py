@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from fastapi import Body, Depends, FastAPI, Header, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from otari_batch_grpc.simulator.state import (
     BATCH_PROVIDERS,
@@ -97,6 +98,11 @@ class BudgetSpec(BaseModel):
     user: str = ANY_USER
     status: Literal[402, 403] = 403
     detail: str | None = None
+
+
+class PaceSpec(BaseModel):
+    latency: float = Field(default=0.0, ge=0)
+    concurrency: int = Field(default=0, ge=0)
 
 
 class FaultSpec(BaseModel):
@@ -352,6 +358,11 @@ def create_app(state: SimState) -> FastAPI:
         await state.save()
         return {"stage_seconds": stage_seconds}
 
+    @app.post("/_simulator/pace")
+    async def set_pace(pace: PaceSpec) -> dict[str, float]:
+        state.set_pace(pace.latency, pace.concurrency)
+        return {"latency": state.latency, "concurrency": state.concurrency}
+
     @app.post("/_simulator/budget")
     async def refuse_budget(spec: BudgetSpec) -> dict[str, Any]:
         """From now on, creates by `user` ("*": anyone) answer `status` with the real gateway's detail."""
@@ -384,7 +395,32 @@ def create_app(state: SimState) -> FastAPI:
         # client cannot use: a truncated JSON document and a content-length that promises more.
         return Response(content=b'{"id": "batch_', status_code=200, headers={"content-length": "64"})
 
+    app.add_middleware(_Paced, state=state, prefix=batches_path)
     return app
+
+
+class _Paced:
+    """Every batch route as slow, and as few at once, as the state's pace says (see SimState.latency). Plain ASGI,
+    not Starlette's BaseHTTPMiddleware, so a request goes on when its client goes away, as a gateway's does: a create
+    whose client was killed still makes its batch."""
+
+    def __init__(self, app: ASGIApp, *, state: SimState, prefix: str) -> None:
+        self.app, self.state, self.prefix = app, state, prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        paced = self.state.latency or self.state.concurrency
+        if not paced or scope["type"] != "http" or not str(scope["path"]).startswith(self.prefix):
+            await self.app(scope, receive, send)
+            return
+        body: list[Message] = []  # the request, read at once while its client is there
+        while not body or (body[-1]["type"] == "http.request" and body[-1].get("more_body", False)):
+            body.append(await receive())
+
+        async def replay() -> Message:
+            return body.pop(0) if body else await receive()
+
+        async with self.state.paced():
+            await self.app(scope, replay, send)
 
 
 class _DropConnection(Exception):

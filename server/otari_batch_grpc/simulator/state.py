@@ -18,7 +18,7 @@ import secrets
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,6 +109,12 @@ class SimState:
     api_root: str = "/v1"
     # Budget refusals by user ("*": every user), set through /_simulator/budget.
     budget_refusals: dict[str, BudgetRefusal] = field(default_factory=dict)
+    # As slow as a real gateway: every batch route takes `latency` seconds, and at most `concurrency` are served at
+    # once (0: no limit), the rest waiting their turn; the real one answers a GET in ~50-80 ms and saturates near
+    # 20 requests a second. Set at start (--latency, --concurrency) or through /_simulator/pace.
+    latency: float = 0.0
+    concurrency: int = 0
+    _slots: asyncio.Semaphore | None = field(default=None, init=False, repr=False)
     _generation: int = field(default=0, init=False, repr=False)  # changes made
     _saved_generation: int = field(default=0, init=False, repr=False)  # changes in the file
     _save_lock: asyncio.Lock | None = field(default=None, init=False, repr=False)
@@ -121,6 +127,22 @@ class SimState:
         if self.state_file is not None:
             self.state_file = Path(self.state_file)
             self._load(self.state_file)
+
+    # -- pace ---------------------------------------------------------------------------------------------
+    def set_pace(self, latency: float, concurrency: int) -> None:
+        self.latency, self.concurrency = latency, concurrency
+        self._slots = None
+
+    @contextlib.asynccontextmanager
+    async def paced(self) -> AsyncIterator[None]:
+        """One request's turn: a slot (when the concurrency is capped), held for the latency and the answer."""
+        if self.concurrency and self._slots is None:
+            self._slots = asyncio.Semaphore(self.concurrency)
+        slots = self._slots if self.concurrency else None
+        async with slots or contextlib.nullcontext():
+            if self.latency:
+                await asyncio.sleep(self.latency)
+            yield
 
     # -- persistence --------------------------------------------------------------------------------------
     @classmethod

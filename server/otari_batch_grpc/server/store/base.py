@@ -63,13 +63,19 @@ class Revision:
 
 @dataclass(frozen=True)
 class Claim:
-    """The idempotency row for (owner, request_id) after claiming it."""
+    """The idempotency row for (owner, request_id), as one create attempt found it.
 
-    fresh: bool  # this call made the claim: go ahead and create
+    An attempt holds the row while it may still run: until `attempt_until`, a time the attempt set itself when it
+    took the row (its own deadline plus a grace), by the database's clock. A row past it with no batch is an attempt
+    that ended without a reply (or died): the next attempt takes it over and looks for what it made."""
+
+    mine: bool  # this attempt holds the row now: create (after searching upstream, when `recovering`)
+    recovering: bool  # an earlier attempt holding it ended without a reply: what it made must be looked for first
     fingerprint: str
     provider: str
     batch_id: str | None  # set once a batch is known for it
-    created_at: float = 0.0  # when the claim was first made
+    created_at: float = 0.0  # when the first attempt claimed it
+    attempt_left: float = 0.0  # seconds the attempt holding it may still run (<= 0: none runs)
 
 
 def is_database_url(target: str | os.PathLike[str]) -> bool:
@@ -173,17 +179,26 @@ class Store(abc.ABC):
 
     # -- idempotency --------------------------------------------------------------------------------------
     @abc.abstractmethod
-    async def claim(self, owner: str, request_id: str, fingerprint: str, provider: str) -> Claim:
-        """Claim (owner, request_id) for a create, or return the claim that already holds it. Of concurrent
-        claims, from any process, exactly one is fresh."""
+    async def claim(
+        self, owner: str, request_id: str, fingerprint: str, provider: str, *, holder: str, attempt_seconds: float
+    ) -> Claim:
+        """Take (owner, request_id) for a create attempt named `holder`, running at most `attempt_seconds` from
+        now: when nobody holds it, or its last attempt is over and made no batch known. Otherwise the row as it
+        is (another attempt is running, a batch is known, or a different request holds the key). Of concurrent
+        attempts, from any process, at most one holds it at a time."""
 
     @abc.abstractmethod
     async def settle_claim(self, owner: str, request_id: str, batch_id: str) -> None:
         """The create of (owner, request_id) made batch `batch_id` (already in the registry)."""
 
     @abc.abstractmethod
-    async def release_claim(self, owner: str, request_id: str) -> None:
-        """The create certainly made nothing: let a retry start over."""
+    async def release_claim(self, owner: str, request_id: str, holder: str) -> None:
+        """`holder`'s create certainly made nothing: let a retry start over (as if it had never been claimed)."""
+
+    @abc.abstractmethod
+    async def end_attempt(self, owner: str, request_id: str, holder: str, *, after: float) -> None:
+        """`holder`'s attempt got no reply: it is over `after` seconds from now (what it sent may still land
+        upstream meanwhile), and the next attempt then looks for what it made."""
 
     # -- revisions ----------------------------------------------------------------------------------------
     @abc.abstractmethod

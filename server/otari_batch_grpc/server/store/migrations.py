@@ -94,6 +94,11 @@ SQLITE: tuple[str, ...] = (
         PRIMARY KEY (batch_id, first_index)
     ) WITHOUT ROWID
     """,
+    # 5: a create attempt holds its claim until a deadline of its own (see Claim): who, and until when
+    """
+    ALTER TABLE idempotency ADD COLUMN holder TEXT;
+    ALTER TABLE idempotency ADD COLUMN attempt_until REAL NOT NULL DEFAULT 0
+    """,
 )
 
 # Every table lives in a schema of its own (the connections' search_path), so the service can share a database
@@ -173,5 +178,11 @@ POSTGRES: tuple[str, ...] = (
         holder      TEXT NOT NULL,
         expires_at  DOUBLE PRECISION NOT NULL  -- epoch seconds, by the database's clock
     );
+    """,
+    # 3: a create attempt holds its claim until a deadline of its own (see Claim): who, and until when, by the
+    #    database's clock
+    """
+    ALTER TABLE idempotency ADD COLUMN holder TEXT;
+    ALTER TABLE idempotency ADD COLUMN attempt_until DOUBLE PRECISION NOT NULL DEFAULT 0;
     """,
 )

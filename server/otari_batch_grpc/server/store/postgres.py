@@ -6,7 +6,8 @@ connection. A commit waits for PostgreSQL's WAL flush (synchronous_commit=on, it
 `?synchronous_commit=off` makes writes faster at the price of the last fraction of a second of commits if the
 database server itself crashes (a replica's crash loses nothing either way). What the replicas must agree on is
 settled in the database:
-- an idempotency claim is a row (`INSERT ... ON CONFLICT DO NOTHING`): of concurrent claims, one is fresh;
+- an idempotency claim is a row (`INSERT ... ON CONFLICT DO NOTHING`), held by one create attempt at a time until
+  a deadline of its own, by the database's clock (see Claim);
 - revisions are numbered by a sequence (`seq`), and drawn under an advisory lock held to the commit, so seq order
   is commit order: a reader that has seen seq N will never find a revision below N appear later;
 - migrations run under an advisory lock, all pending ones in one transaction (DDL is transactional here), so
@@ -129,17 +130,29 @@ SELECT DISTINCT v, $2::text, $3::float8 FROM unnest($1::text[]) AS v ORDER BY 1
 ON CONFLICT (batch_id, owner) DO UPDATE SET verified_at = excluded.verified_at
 """
 
-# The claim made, or the one that holds the key. When another transaction's claim committed while this statement
-# waited on it, neither half answers (this statement's snapshot predates it): the caller asks again.
+# The claim made (`made`), or taken over from an attempt that is over (`taken`), or else the row that holds the key
+# as it is. When another transaction's claim committed while this statement waited on it, no part answers (this
+# statement's snapshot predates it): the caller asks again. Times are the database's clock, shared by replicas.
 _CLAIM = """
-WITH made AS (
-    INSERT INTO idempotency (owner, request_id, fingerprint, provider, batch_id, created_at)
-    VALUES ($1, $2, $3, $4, NULL, $5) ON CONFLICT DO NOTHING
-    RETURNING fingerprint, provider, batch_id, created_at
+WITH clock AS (SELECT extract(epoch FROM clock_timestamp()) AS now),
+made AS (
+    INSERT INTO idempotency (owner, request_id, fingerprint, provider, batch_id, created_at, holder, attempt_until)
+    SELECT $1, $2, $3, $4, NULL, now, $5, now + $6::float8 FROM clock
+    ON CONFLICT DO NOTHING
+    RETURNING fingerprint, provider, batch_id, created_at, attempt_until
+),
+taken AS (
+    UPDATE idempotency i SET holder = $5, attempt_until = (SELECT now FROM clock) + $6::float8
+    WHERE i.owner = $1 AND i.request_id = $2 AND i.fingerprint = $3 AND i.batch_id IS NULL
+      AND i.attempt_until <= (SELECT now FROM clock)
+    RETURNING i.fingerprint, i.provider, i.batch_id, i.created_at, i.attempt_until
 )
-SELECT true AS fresh, fingerprint, provider, batch_id, created_at FROM made
+SELECT true AS mine, false AS recovering, fingerprint, provider, batch_id, created_at, $6::float8 AS left FROM made
 UNION ALL
-SELECT false, fingerprint, provider, batch_id, created_at FROM idempotency WHERE owner = $1 AND request_id = $2
+SELECT true, true, fingerprint, provider, batch_id, created_at, $6::float8 FROM taken
+UNION ALL
+SELECT false, false, fingerprint, provider, batch_id, created_at, attempt_until - (SELECT now FROM clock)
+FROM idempotency WHERE owner = $1 AND request_id = $2 AND NOT EXISTS (SELECT 1 FROM taken)
 """
 
 _SHARED = """
@@ -168,7 +181,7 @@ _SWEEP = (
     "DELETE FROM revisions r WHERE NOT EXISTS (SELECT 1 FROM batches b WHERE b.id = r.batch_id)",
     "DELETE FROM result_sets r WHERE NOT EXISTS (SELECT 1 FROM batches b WHERE b.id = r.batch_id)",
     "DELETE FROM idempotency WHERE (batch_id IS NOT NULL AND created_at < $1) "
-    "OR (batch_id IS NULL AND created_at < $2)",
+    "OR (batch_id IS NULL AND created_at < $2 AND attempt_until < extract(epoch FROM clock_timestamp()))",
 )
 
 
@@ -468,20 +481,35 @@ class PostgresStore(Store):
         return [(r[0], r[1]) for r in rows]
 
     # -- idempotency --------------------------------------------------------------------------------------
-    async def claim(self, owner: str, request_id: str, fingerprint: str, provider: str) -> Claim:
+    async def claim(
+        self, owner: str, request_id: str, fingerprint: str, provider: str, *, holder: str, attempt_seconds: float
+    ) -> Claim:
         while True:
-            row = await self._write_row(_CLAIM, owner, request_id, fingerprint, provider, time.time())
+            row = await self._write_row(_CLAIM, owner, request_id, fingerprint, provider, holder, attempt_seconds)
             if row is not None:
-                return Claim(fresh=row[0], fingerprint=row[1], provider=row[2], batch_id=row[3], created_at=row[4])
+                return Claim(row[0], row[1], row[2], row[3], row[4], row[5], row[6])
 
     async def settle_claim(self, owner: str, request_id: str, batch_id: str) -> None:
         await self._execute(
             "UPDATE idempotency SET batch_id = $1 WHERE owner = $2 AND request_id = $3", batch_id, owner, request_id
         )
 
-    async def release_claim(self, owner: str, request_id: str) -> None:
+    async def release_claim(self, owner: str, request_id: str, holder: str) -> None:
         await self._execute(
-            "DELETE FROM idempotency WHERE owner = $1 AND request_id = $2 AND batch_id IS NULL", owner, request_id
+            "DELETE FROM idempotency WHERE owner = $1 AND request_id = $2 AND holder = $3 AND batch_id IS NULL",
+            owner,
+            request_id,
+            holder,
+        )
+
+    async def end_attempt(self, owner: str, request_id: str, holder: str, *, after: float) -> None:
+        await self._execute(
+            "UPDATE idempotency SET attempt_until = extract(epoch FROM clock_timestamp()) + $4::float8 "
+            "WHERE owner = $1 AND request_id = $2 AND holder = $3 AND batch_id IS NULL",
+            owner,
+            request_id,
+            holder,
+            after,
         )
 
     # -- revisions ----------------------------------------------------------------------------------------

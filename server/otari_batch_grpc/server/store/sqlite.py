@@ -241,39 +241,56 @@ class SqliteStore(Store):
         return str(value) if value is not None else None
 
     # -- idempotency --------------------------------------------------------------------------------------
-    async def claim(self, owner: str, request_id: str, fingerprint: str, provider: str) -> Claim:
-        """Claim (owner, request_id) for a create, or return the claim that already holds it."""
+    async def claim(
+        self, owner: str, request_id: str, fingerprint: str, provider: str, *, holder: str, attempt_seconds: float
+    ) -> Claim:
+        """See Store.claim; one process writes this file, so each claim is one transaction of the one writer."""
         async with self._tx():
             now = time.time()
+            until = now + attempt_seconds
             cursor = await self._db.execute(
-                "INSERT INTO idempotency (owner, request_id, fingerprint, provider, batch_id, created_at) "
-                "VALUES (?, ?, ?, ?, NULL, ?) ON CONFLICT DO NOTHING",
-                (owner, request_id, fingerprint, provider, now),
+                "INSERT INTO idempotency (owner, request_id, fingerprint, provider, batch_id, created_at, holder, "
+                "attempt_until) VALUES (?, ?, ?, ?, NULL, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (owner, request_id, fingerprint, provider, now, holder, until),
             )
             if cursor.rowcount == 1:
-                return Claim(fresh=True, fingerprint=fingerprint, provider=provider, batch_id=None, created_at=now)
+                return Claim(True, False, fingerprint, provider, None, now, attempt_seconds)
             cursor = await self._db.execute(
-                "SELECT fingerprint, provider, batch_id, created_at FROM idempotency "
+                "SELECT fingerprint, provider, batch_id, created_at, attempt_until FROM idempotency "
                 "WHERE owner = ? AND request_id = ?",
                 (owner, request_id),
             )
             row = await cursor.fetchone()
-        assert row is not None
-        return Claim(fresh=False, fingerprint=row[0], provider=row[1], batch_id=row[2], created_at=float(row[3]))
+            assert row is not None
+            claim = Claim(False, False, row[0], row[1], row[2], float(row[3]), float(row[4]) - now)
+            if claim.fingerprint != fingerprint or claim.batch_id is not None or claim.attempt_left > 0:
+                return claim
+            await self._db.execute(
+                "UPDATE idempotency SET holder = ?, attempt_until = ? WHERE owner = ? AND request_id = ?",
+                (holder, until, owner, request_id),
+            )
+        return Claim(True, True, claim.fingerprint, claim.provider, None, claim.created_at, attempt_seconds)
 
     async def settle_claim(self, owner: str, request_id: str, batch_id: str) -> None:
-        """The create of (owner, request_id) made batch `batch_id` (already in the registry)."""
         async with self._tx():
             await self._db.execute(
                 "UPDATE idempotency SET batch_id = ? WHERE owner = ? AND request_id = ?",
                 (batch_id, owner, request_id),
             )
 
-    async def release_claim(self, owner: str, request_id: str) -> None:
-        """The create certainly made nothing: let a retry start over."""
+    async def release_claim(self, owner: str, request_id: str, holder: str) -> None:
         async with self._tx():
             await self._db.execute(
-                "DELETE FROM idempotency WHERE owner = ? AND request_id = ? AND batch_id IS NULL", (owner, request_id)
+                "DELETE FROM idempotency WHERE owner = ? AND request_id = ? AND holder = ? AND batch_id IS NULL",
+                (owner, request_id, holder),
+            )
+
+    async def end_attempt(self, owner: str, request_id: str, holder: str, *, after: float) -> None:
+        async with self._tx():
+            await self._db.execute(
+                "UPDATE idempotency SET attempt_until = ? "
+                "WHERE owner = ? AND request_id = ? AND holder = ? AND batch_id IS NULL",
+                (time.time() + after, owner, request_id, holder),
             )
 
     async def live_batches(self, owner: str, limit: int) -> list[tuple[str, str]]:
@@ -329,8 +346,8 @@ class SqliteStore(Store):
                 ("DELETE FROM result_sets WHERE batch_id NOT IN (SELECT id FROM batches)", ()),
                 (
                     "DELETE FROM idempotency WHERE (batch_id IS NOT NULL AND created_at < ?) "
-                    "OR (batch_id IS NULL AND created_at < ?)",
-                    (now - idempotency_seconds, now - claim_seconds),
+                    "OR (batch_id IS NULL AND created_at < ? AND attempt_until < ?)",
+                    (now - idempotency_seconds, now - claim_seconds, now),
                 ),
             ):
                 cursor = await self._db.execute(sql, params)
