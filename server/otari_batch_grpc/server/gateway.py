@@ -211,14 +211,22 @@ class GatewayClient:
                 headers = self._headers(key)
                 if json_body is not None:
                     headers["content-type"] = "application/json"
+                request = self._http.build_request(
+                    method, path, params=params, content=json_body, headers=headers, timeout=budget
+                )
                 try:
-                    response = await self._http.request(
-                        method, path, params=params, content=json_body, headers=headers, timeout=budget
-                    )
+                    response = await self._http.send(request, stream=True)
                 except httpx.TimeoutException:
                     raise UpstreamTimeout(operation, budget) from None
                 except httpx.HTTPError as exc:
                     raise UpstreamUnreachable(operation, type(exc).__name__) from None
+                try:  # the gateway answered (it is done with the request); its body may still break off
+                    await response.aread()
+                except httpx.HTTPError as exc:
+                    problem = f"cut short ({type(exc).__name__})"
+                    raise UpstreamBadResponse(operation, response.status_code, problem) from None
+                finally:
+                    await response.aclose()
                 _note(response)
                 if response.status_code != 200:
                     raise _http_error(operation, response)

@@ -26,7 +26,7 @@ from typing import Any
 from otari_batch_grpc.server.core import Batches, Caller, upstream_errors
 from otari_batch_grpc.server.errors import Code, ServiceError, from_upstream
 from otari_batch_grpc.server.store import Claim
-from otari_batch_grpc.server.upstream import UpstreamError, UpstreamHTTPError, UpstreamTimeout
+from otari_batch_grpc.server.upstream import UpstreamBadResponse, UpstreamError, UpstreamHTTPError, UpstreamTimeout
 from otari_batch_grpc.server.validation import GATEWAY_OWNER_KEY, REQUEST_DIGEST_KEY, REQUEST_ID_KEY
 from otari_batch_grpc.v1 import batch_pb2, batch_service_pb2
 
@@ -128,10 +128,11 @@ class IdempotentCreates:
                     )
         except TimeoutError:
             raise from_upstream(UpstreamTimeout("create", attempt.limit)) from None
-        except UpstreamHTTPError as exc:
-            if exc.status in NOTHING_CREATED or 400 <= exc.status < 500:  # refused: nothing was created
-                await self._store.release_claim(owner, request_id, attempt.holder)
+        except (UpstreamHTTPError, UpstreamBadResponse) as exc:  # it answered: it is done with the request
+            if isinstance(exc, UpstreamHTTPError) and (exc.status in NOTHING_CREATED or 400 <= exc.status < 500):
+                await self._store.release_claim(owner, request_id, attempt.holder)  # refused: nothing was created
                 settled = True
+            attempt.grace = 0.0  # what it made, if anything, is there to be found now
             raise from_upstream(exc) from None
         except UpstreamError as exc:
             raise from_upstream(exc) from None
