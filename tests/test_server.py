@@ -120,6 +120,29 @@ async def test_buf_curl_calls_every_rpc_through_reflection(server: BatchServer, 
     assert code != 0 and "invalid_argument" in err and "page_size" in err
 
 
+async def test_every_service_listed_can_be_described_by_buf_curl_and_grpcurl(server: BatchServer) -> None:
+    """What a reflection client does first: list everything, then resolve each service's schema (v1, v1alpha)."""
+    target = f"http://127.0.0.1:{server.port}"
+    h2 = ("--protocol", "grpc", "--http2-prior-knowledge")
+    for protocol in ("grpc-v1", "grpc-v1alpha"):
+        code, out, err = await _buf("curl", *h2, "--reflect-protocol", protocol, "--list-methods", target)
+        assert code == 0, err
+        methods = set(out.split())
+        assert f"{SERVICE_NAME}/CreateBatch" in methods and f"{SERVICE_NAME}/WaitBatch" in methods
+        assert "grpc.health.v1.Health/Check" in methods
+        assert "grpc.reflection.v1.ServerReflection/ServerReflectionInfo" in methods
+        assert "grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo" in methods
+    process = await asyncio.create_subprocess_exec(
+        str(GRPCURL), "-plaintext", f"127.0.0.1:{server.port}", "describe",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out_bytes, err_bytes = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, err_bytes.decode()
+    described = out_bytes.decode()
+    for service in (SERVICE_NAME, "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection"):
+        assert f"{service} is a service:" in described
+
+
 def _health(channel: grpc.aio.Channel) -> Any:
     return health_pb2_grpc.HealthStub(channel)  # typed for sync channels only in types-grpcio-health-checking
 

@@ -169,7 +169,7 @@ class BatchServer:
         server = aio.server(options=server_options(self.settings))
         register(server, self.service, batch_service_pb2.DESCRIPTOR.services_by_name["BatchService"])
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
-        reflection.enable(server, (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name))
+        reflection.enable(server)
         try:
             if self.settings.tls:
                 self.port = server.add_secure_port(self.settings.grpc_listen, self._tls_credentials())

@@ -1,10 +1,12 @@
 """Server reflection, v1 and v1alpha, serving the contract with its comments.
 
 The files served are the ones `make generate` wrote to `descriptors.binpb` with source info, so grpcurl's `describe`
-shows every comment of the .proto files, plus health and google.rpc's Status and error details, so a reflection
-client can decode the details trailer. grpcio-reflection drops source info (upb's CopyToProto keeps none) and
-implements v1alpha only, hence this small servicer: v1 has the same messages, field for field, under another
-service name, so both names are served by one handler with v1alpha's (de)serializers.
+shows every comment of the .proto files, plus health, reflection itself (v1alpha, and v1 made from it) and
+google.rpc's Status and error details, so a reflection client can decode the details trailer. The services listed
+are exactly those the files declare, so every service listed can be described. grpcio-reflection drops source info
+(upb's CopyToProto keeps none) and implements v1alpha only, hence this small servicer: v1 has the same messages,
+field for field, under another service name, so both names are served by one handler with v1alpha's
+(de)serializers.
 """
 
 from __future__ import annotations
@@ -33,25 +35,30 @@ class _Files:
             (resources.files("otari_batch_grpc.v1") / "descriptors.binpb").read_bytes()
         )
         ours = {proto.name: proto for proto in contract.file}
+        v1 = _reflection_v1()
+        ours[v1.name] = v1
         self.pool = descriptor_pool.DescriptorPool()
         self.serialized: dict[str, bytes] = {}
         self.dependencies: dict[str, list[str]] = {}
+        self.services: list[str] = []  # every service the files declare: what the server lists
 
         def add(name: str) -> None:
             if name in self.serialized:
                 return
             proto = ours.get(name)
             if proto is None:  # a dependency such as google/protobuf/struct.proto: as the runtime has it
-                proto = descriptor_pb2.FileDescriptorProto()
-                descriptor_pool.Default().FindFileByName(name).CopyToProto(proto)
+                proto = _runtime(name)
             for dependency in proto.dependency:
                 add(dependency)
             self.pool.Add(proto)
             self.serialized[name] = proto.SerializeToString()
             self.dependencies[name] = list(proto.dependency)
+            self.services += [f"{proto.package}.{service.name}" for service in proto.service]
 
-        for name in [*ours, *(m.DESCRIPTOR.name for m in (health_pb2, status_pb2, error_details_pb2))]:
+        served = (health_pb2, reflection_pb2, status_pb2, error_details_pb2)
+        for name in [*ours, *(module.DESCRIPTOR.name for module in served)]:
             add(name)
+        self.services.sort()
 
     def with_dependencies(self, name: str) -> list[bytes]:
         """The file first, then everything it imports, each once."""
@@ -65,10 +72,38 @@ class _Files:
         return [self.serialized[n] for n in order]
 
 
+def _runtime(name: str) -> descriptor_pb2.FileDescriptorProto:
+    proto = descriptor_pb2.FileDescriptorProto()
+    descriptor_pool.Default().FindFileByName(name).CopyToProto(proto)
+    return proto
+
+
+def _reflection_v1() -> descriptor_pb2.FileDescriptorProto:
+    """grpc/reflection/v1/reflection.proto, which grpcio-reflection does not ship: v1alpha's file under v1's names
+    (the two declare the same messages, field for field), so a client asking over v1 can describe v1 itself."""
+    proto = _runtime(reflection_pb2.DESCRIPTOR.name)
+    old, new = f".{proto.package}.", ".grpc.reflection.v1."
+    proto.name, proto.package = "grpc/reflection/v1/reflection.proto", "grpc.reflection.v1"
+    proto.ClearField("options")
+    messages = list(proto.message_type)
+    while messages:
+        message = messages.pop()
+        messages.extend(message.nested_type)
+        for field in message.field:
+            if field.HasField("type_name"):
+                field.type_name = field.type_name.replace(old, new)
+    for method in (m for service in proto.service for m in service.method):
+        method.input_type, method.output_type = (
+            method.input_type.replace(old, new),
+            method.output_type.replace(old, new),
+        )
+    return proto
+
+
 class ReflectionServicer:
-    def __init__(self, service_names: tuple[str, ...]) -> None:
-        self._services = sorted({*service_names, V1, V1ALPHA})
+    def __init__(self) -> None:
         self._files = _Files()
+        self._services = self._files.services
 
     async def ServerReflectionInfo(
         self, requests: AsyncIterator[Request], context: aio.ServicerContext[Request, Response]
@@ -114,8 +149,9 @@ def _error(request: Request, code: grpc.StatusCode, message: str) -> Response:
     return Response(original_request=request, error_response=error)
 
 
-def enable(server: aio.Server, service_names: tuple[str, ...]) -> None:
-    servicer = ReflectionServicer(service_names)
+def enable(server: aio.Server) -> None:
+    """Serve reflection (v1 and v1alpha) on `server`: every service the contract, health and reflection declare."""
+    servicer = ReflectionServicer()
     method = grpc.stream_stream_rpc_method_handler(
         servicer.ServerReflectionInfo,
         request_deserializer=Request.FromString,
