@@ -139,6 +139,7 @@ class BatchServer:
                     keep_seconds=settings.state_keep_seconds,
                     idempotency_seconds=settings.idempotency_keep_seconds,
                     claim_seconds=settings.idempotency_claim_seconds,
+                    providers=tuple(p.strip() for p in settings.providers.split(",") if p.strip()),
                 ),
                 results=ResultsPolicy(
                     max_bytes=settings.results_cache_max_bytes,

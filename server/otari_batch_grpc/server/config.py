@@ -70,6 +70,11 @@ class Settings:
         "Seconds the service trusts that a caller the gateway showed a batch to may still see it; after that, "
         "cached data is served only after the gateway authorizes the caller again.",
     )
+    providers: str = _opt(
+        "",
+        "Providers asked, after those a caller has batches with, for a batch id given without its provider "
+        "(comma-separated, e.g. openai,anthropic). Empty: only those.",
+    )
     results_cache_max_bytes: int = _opt(1024**3, "Bytes of cached results kept at most; the oldest go first.")
     results_cache_max_age: float = _opt(7 * 86400.0, "Seconds cached results are kept at most.")
     watch_poll_min: float = _opt(1.0, "Seconds between polls of a watched batch right after it changed.")

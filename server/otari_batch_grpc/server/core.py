@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 import uuid
@@ -61,6 +62,7 @@ class CorePolicy:
     keep_seconds: float = 30 * 86400.0  # forget a batch nobody was shown for this long
     idempotency_seconds: float = 7 * 86400.0  # a settled request_id is honoured this long
     claim_seconds: float = 3600.0  # a create whose outcome stayed unknown blocks its request_id this long
+    providers: tuple[str, ...] = ()  # asked, after those a caller uses, for a batch id given without its provider
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,8 @@ class Batches:
         self._latest: OrderedDict[str, Observation] = OrderedDict()
         self._checked: OrderedDict[tuple[str, str], float] = OrderedDict()  # (batch, owner) -> access written at
         self._owner_checked: dict[str, float] = {}  # owner -> when the gateway last showed it anything
+        self._refused: OrderedDict[str, tuple[float, ServiceError]] = OrderedDict()  # keys the gateway refused
+        self._vouching: dict[str, asyncio.Future[None]] = {}  # owner -> the question being asked of the gateway
 
     # -- the one path in -------------------------------------------------------------------------------------
     async def enter(
@@ -184,16 +188,80 @@ class Batches:
         while len(self._latest) > _LATEST_CACHED:
             self._latest.popitem(last=False)
 
+    # -- who calls -----------------------------------------------------------------------------------------
+    async def vouch(self, caller: Caller, *, time_left: float | None) -> None:
+        """Make sure the gateway takes the caller's key before an answer from the store alone (an empty list, a
+        watch of nothing): a key the gateway showed anything within the trust window is known; any other is asked
+        about once, without touching a provider, and the verdict kept as long. UNAUTHENTICATED for a wrong key."""
+        now = time.time()
+        trust = self.policy.owner_trust_seconds
+        if now - self._owner_checked.get(caller.owner, 0.0) < trust:
+            return
+        refused = self._refused.get(caller.owner)
+        if refused is not None and now - refused[0] < trust:
+            raise dataclasses.replace(refused[1])
+        asking = self._vouching.get(caller.owner)
+        if asking is None:  # concurrent calls of one key share the question
+            asking = asyncio.ensure_future(self._ask_about_key(caller, time_left))
+            self._vouching[caller.owner] = asking
+            asking.add_done_callback(lambda _: self._vouching.pop(caller.owner, None))
+        await asyncio.shield(asking)
+
+    async def _ask_about_key(self, caller: Caller, time_left: float | None) -> None:
+        now = time.time()
+        try:
+            await self.gateway.check_key(caller.key, time_left=time_left)
+        except UpstreamHTTPError as exc:
+            error = from_upstream(exc)
+            if exc.status == 401:
+                self._refused[caller.owner] = (now, error)
+                while len(self._refused) > _LATEST_CACHED:
+                    self._refused.popitem(last=False)
+            raise error from None
+        except UpstreamError as exc:
+            raise from_upstream(exc) from None
+        self._owner_checked[caller.owner] = now
+
     # -- reading a batch -----------------------------------------------------------------------------------
-    async def provider_of(self, caller: Caller, batch_id: str, given: str) -> str:
-        """The provider named, or the one of a batch this caller has been shown (nothing leaks to others)."""
+    async def provider_of(self, caller: Caller, batch_id: str, given: str, *, time_left: float | None) -> str:
+        """The provider named, or the one of a batch this caller has been shown (nothing leaks to others), or else
+        the one of the providers this caller uses (and the configured ones) that holds it: NOT_FOUND when none
+        does, INVALID_ARGUMENT naming `provider` only when there is none to ask."""
         if given:
             return given
         known = await self.store.provider_for(batch_id, caller.owner)
-        if known is None:
+        if known is not None:
+            return known
+        await self.vouch(caller, time_left=time_left)
+        candidates = list(dict.fromkeys([*await self.store.providers_for(caller.owner), *self.policy.providers]))
+        if not candidates:
             provider_required(batch_id)
-        assert known is not None
-        return known
+        down: list[str] = []
+        for provider in candidates:
+            try:
+                await self.fetch(caller, batch_id, provider, time_left=time_left)
+                return provider
+            except ServiceError as error:
+                if error.code == Code.UNAVAILABLE:
+                    down.append(provider)
+                elif error.code != Code.NOT_FOUND or error.metadata.get("http_status") != "502":
+                    raise  # another user's batch (404), a refused key: said as it is
+        if down:
+            raise ServiceError(
+                Code.UNAVAILABLE,
+                "PROVIDER_ERROR",
+                f"Batch {batch_id} is not one this service has shown you, and {', '.join(down)} did not answer to "
+                "say whether it holds it; retry later, or name its provider.",
+                {"batch_id": batch_id, "providers": ",".join(down)},
+                retry_after=5.0,
+            )
+        raise ServiceError(
+            Code.NOT_FOUND,
+            "BATCH_NOT_FOUND",
+            f"Batch {batch_id} was not found: none of the providers asked ({', '.join(candidates)}) holds it for "
+            "you. Check the batch id, or name its provider if it is another one.",
+            {"batch_id": batch_id, "providers": ",".join(candidates)},
+        )
 
     async def fetch(self, caller: Caller, batch_id: str, provider: str, *, time_left: float | None) -> Observation:
         """The batch from the gateway (which authorizes the caller for it), entered."""
@@ -328,6 +396,8 @@ class Batches:
         before = tokens.list_position(page_token, provider) if page_token else None
         providers = [provider] if provider else await self.store.providers_for(caller.owner)
         incomplete: list[str] = []
+        if not providers:
+            await self.vouch(caller, time_left=time_left)  # nothing to ask the gateway: is the key right at all?
         if before is None:
             for name in providers:
                 if not await self._discover(caller, name, time_left):

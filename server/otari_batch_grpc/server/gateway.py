@@ -140,6 +140,16 @@ class GatewayClient:
             raise UpstreamBadResponse("list", 200, "'data' is not a list of batches")
         return items
 
+    async def check_key(self, key: str, *, time_left: float | None) -> None:
+        """Ask the gateway whether it takes `key`, without touching a provider: the list route with no parameters
+        answers 401 for a key it does not know and 422 (provider missing) for one it does, as it authenticates
+        first. Raises UpstreamHTTPError 401 (or another failure) when it does not."""
+        try:
+            await self._call("key", "GET", f"{self.api_root}/batches", key, time_left)
+        except UpstreamHTTPError as exc:
+            if exc.status not in (400, 422):
+                raise
+
     @contextlib.asynccontextmanager
     async def stream_results(
         self, key: str, batch_id: str, provider: str, parser: ResultsParser[T], *, time_left: float | None

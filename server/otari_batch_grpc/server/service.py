@@ -6,6 +6,7 @@ Each handler validates its request (the constraints the .proto states), asks the
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -83,7 +84,9 @@ class BatchService:
     async def GetBatch(self, request: pb.GetBatchRequest, context: Context) -> pb.GetBatchResponse:
         validation.check_batch_ref(request.batch_id, request.provider)
         caller = self._caller(context)
-        provider = await self.core.provider_of(caller, request.batch_id, request.provider)
+        provider = await self.core.provider_of(
+            caller, request.batch_id, request.provider, time_left=context.time_remaining()
+        )
         batch = await self.core.get(caller, request.batch_id, provider, time_left=context.time_remaining())
         return pb.GetBatchResponse(batch=batch)
 
@@ -108,7 +111,9 @@ class BatchService:
     async def CancelBatch(self, request: pb.CancelBatchRequest, context: Context) -> pb.CancelBatchResponse:
         validation.check_batch_ref(request.batch_id, request.provider)
         caller = self._caller(context)
-        provider = await self.core.provider_of(caller, request.batch_id, request.provider)
+        provider = await self.core.provider_of(
+            caller, request.batch_id, request.provider, time_left=context.time_remaining()
+        )
         batch = await self.core.cancel(caller, request.batch_id, provider, time_left=context.time_remaining())
         return pb.CancelBatchResponse(batch=batch)
 
@@ -117,7 +122,9 @@ class BatchService:
         validation.check_batch_ref(request.batch_id, request.provider, start_index=request.start_index)
         caller = self._caller(context)
         self._open_stream(caller, context)
-        provider = await self.core.provider_of(caller, request.batch_id, request.provider)
+        provider = await self.core.provider_of(
+            caller, request.batch_id, request.provider, time_left=context.time_remaining()
+        )
         async for message in self.results.stream(
             caller,
             request.batch_id,
@@ -136,7 +143,7 @@ class BatchService:
         caller = self._caller(context)
         self._open_stream(caller, context)
         self.hub.make_room(caller.owner, 1)
-        provider = await self.core.provider_of(caller, batch_id, request.provider)
+        provider = await self.core.provider_of(caller, batch_id, request.provider, time_left=context.time_remaining())
         current = await self.core.fetch(caller, batch_id, provider, time_left=context.time_remaining())
         trail = _Trail()
         missed = [] if after is None else await self._replay(batch_id, after)
@@ -174,9 +181,11 @@ class BatchService:
         ids = list(dict.fromkeys(request.batch_ids))
         after = tokens.seq_of_many_resume_token(request.resume_token, ids) if request.resume_token else None
         subscriber = self._subscriber(caller, context, many=True)
+        opened = time.time()
         if ids:
             targets = await self._known(caller, ids)
         else:
+            await self.core.vouch(caller, time_left=None)  # a wrong key follows nothing: say so, not silence
             self.hub.follow_owner(subscriber)
             targets = await self.store.live_batches(caller.owner, WATCH_MAX_BATCHES)
             if after is not None:  # and those that changed (finished, say) while the caller was away
@@ -204,7 +213,11 @@ class BatchService:
                         trail.seed(Observation.of(before))
                         if not trail.repeats(current):  # else two replicas saved the same state: they have it
                             kind = CHANGE
+                if kind == SNAPSHOT and current.terminal and not ids and after is None:
+                    continue  # finished before the stream opened (the registry had not seen it end): not live
                 yield pb.WatchBatchesResponse(event=trail.event(current, kind, stream.token))
+            if not targets:
+                yield pb.WatchBatchesResponse(event=_heartbeat(stream.token))  # open, with nothing yet to show
 
             while True:
                 news = await subscriber.next(self.heartbeat_seconds)
@@ -223,6 +236,8 @@ class BatchService:
                     if trail.repeats(item):  # a revision of the same state (two replicas saw it): no news
                         continue
                     kind = CHANGE if trail.last is not None else SNAPSHOT
+                    if kind == SNAPSHOT and item.terminal and item.batch.created_at.seconds < opened - 1:
+                        continue  # a batch that existed, finished, when the stream opened (a listing showed it)
                     yield pb.WatchBatchesResponse(event=trail.event(item, kind, stream.token))
                     if trail.finished:
                         self.hub.leave(subscriber, [item.batch_id])
@@ -237,7 +252,9 @@ class BatchService:
             given = request.timeout.seconds + request.timeout.nanos / 1e9
             timeout = validation.wait_timeout(given, WAIT_MAX_SECONDS)
         caller = self._caller(context)
-        provider = await self.core.provider_of(caller, request.batch_id, request.provider)
+        provider = await self.core.provider_of(
+            caller, request.batch_id, request.provider, time_left=context.time_remaining()
+        )
         budget = [t for t in (timeout, _margin(context.time_remaining())) if t is not None]
         latest = await self.core.wait(
             caller, request.batch_id, provider, limit=min(budget), time_left=context.time_remaining()

@@ -242,14 +242,16 @@ def create_app(state: SimState) -> FastAPI:
     @app.get(batches_path, response_model=None)
     async def list_batches(
         request: Request,
-        provider: Annotated[str, Query()],
         auth: Auth,
+        provider: Annotated[str | None, Query()] = None,
         after: Annotated[str | None, Query()] = None,
         limit: Annotated[int, Query()] = 20,
     ) -> Response:
         if (early := await before("list", request)) is not None:
             return early
-        caller = authenticate(auth)
+        caller = authenticate(auth)  # as the real gateway: the key first, then the parameters (a cheap key check)
+        if provider is None:
+            raise HTTPException(422, [{"type": "missing", "loc": ["query", "provider"], "msg": "Field required"}])
         name = provider_of(provider)
         if not 1 <= limit <= 100:
             raise HTTPException(502, _PROVIDER_ERROR)

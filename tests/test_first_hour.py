@@ -1,0 +1,98 @@
+"""What a new user meets first (#21): a wrong key is UNAUTHENTICATED on every RPC, whatever the service could
+answer from its own state; a batch id given without its provider is looked for, and unknown is NOT_FOUND."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import grpc
+import pytest
+from google.protobuf import duration_pb2
+
+from otari_batch_grpc.server.app import BatchServer
+from otari_batch_grpc.v1 import batch_service_pb2 as pb
+from tests.conftest import ALICE, BOB, Sim, connect, create_request, details, make_settings
+
+if TYPE_CHECKING:
+    from otari_batch_grpc.v1.batch_service_pb2_grpc import BatchServiceAsyncStub as Stub
+
+WRONG = (("authorization", "Bearer sim-key-alicd"),)  # one letter off
+
+
+async def _first(call: Any) -> None:
+    async for _ in call:
+        return
+
+
+async def test_a_wrong_key_is_unauthenticated_on_every_rpc(stub: Stub, sim: Sim) -> None:
+    batch = (await stub.CreateBatch(create_request(1), metadata=ALICE)).batch  # a real id, the registry knows it
+    ref = {"batch_id": batch.id}
+    calls: dict[str, Callable[[], Awaitable[Any]]] = {
+        "CreateBatch": lambda: stub.CreateBatch(create_request(1), metadata=WRONG),
+        "GetBatch": lambda: stub.GetBatch(pb.GetBatchRequest(**ref), metadata=WRONG),
+        "ListBatches": lambda: stub.ListBatches(pb.ListBatchesRequest(), metadata=WRONG),
+        "CancelBatch": lambda: stub.CancelBatch(pb.CancelBatchRequest(**ref), metadata=WRONG),
+        "StreamResults": lambda: _first(stub.StreamResults(pb.StreamResultsRequest(batch_id=batch.id), metadata=WRONG)),
+        "WatchBatch": lambda: _first(stub.WatchBatch(pb.WatchBatchRequest(**ref), metadata=WRONG)),
+        "WatchBatches": lambda: _first(stub.WatchBatches(pb.WatchBatchesRequest(), metadata=WRONG, timeout=5)),
+        "WaitBatch": lambda: stub.WaitBatch(
+            pb.WaitBatchRequest(**ref, timeout=duration_pb2.Duration(seconds=1)), metadata=WRONG
+        ),
+    }
+    for method, call in calls.items():
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await call()
+        assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED, (method, caught.value.details())
+        found = details(caught.value)
+        assert found.info is not None and found.info.reason == "GATEWAY_UNAUTHENTICATED", method
+        assert "Invalid API key" in (caught.value.details() or ""), method
+
+
+async def test_a_wrong_key_is_asked_about_once_for_the_trust_window(stub: Stub, sim: Sim) -> None:
+    for _ in range(3):
+        with pytest.raises(grpc.aio.AioRpcError):
+            await stub.ListBatches(pb.ListBatchesRequest(), metadata=WRONG)
+    assert await sim.requests_seen("list") == 1  # the verdict is kept
+    assert (await stub.ListBatches(pb.ListBatchesRequest(), metadata=ALICE)).batches == []  # a right key is fine
+
+
+async def test_an_unknown_id_without_provider_is_not_found_after_the_callers_providers_were_asked(
+    stub: Stub, sim: Sim
+) -> None:
+    await stub.CreateBatch(create_request(1), metadata=ALICE)  # alice uses openai
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.GetBatch(pb.GetBatchRequest(batch_id="batch_mistyped"), metadata=ALICE)
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    found = details(caught.value)
+    assert found.info is not None and found.info.reason == "BATCH_NOT_FOUND"
+    assert found.info.metadata["providers"] == "openai"
+
+
+async def test_another_users_id_without_provider_is_not_found(stub: Stub, sim: Sim) -> None:
+    alices = (await stub.CreateBatch(create_request(1), metadata=ALICE)).batch
+    await stub.CreateBatch(create_request(1), metadata=BOB)  # bob uses openai too
+    for call in (
+        stub.GetBatch(pb.GetBatchRequest(batch_id=alices.id), metadata=BOB),
+        stub.CancelBatch(pb.CancelBatchRequest(batch_id=alices.id), metadata=BOB),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await call
+        assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_a_configured_provider_is_asked_for_a_batch_made_elsewhere(sim: Sim, tmp_path: Path) -> None:
+    async with (
+        BatchServer(make_settings(sim.url, tmp_path / "a"), gateway_url=sim.url) as elsewhere,
+        connect(elsewhere.port) as other,
+    ):
+        made = (await other.CreateBatch(create_request(1), metadata=ALICE)).batch
+    settings = make_settings(sim.url, tmp_path / "b", providers="anthropic, openai")
+    async with BatchServer(settings, gateway_url=sim.url) as server, connect(server.port) as stub:
+        got = (await stub.GetBatch(pb.GetBatchRequest(batch_id=made.id), metadata=ALICE)).batch
+        assert got.id == made.id and got.provider == "openai"
+        watched = stub.WatchBatch(pb.WatchBatchRequest(batch_id=made.id), metadata=ALICE)
+        first = await watched.read()
+        assert isinstance(first, pb.WatchBatchResponse) and first.event.batch.id == made.id
+        watched.cancel()
