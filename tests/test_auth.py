@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 )
 async def test_every_accepted_header_form_works(stub: Stub, metadata: tuple[tuple[str, str], ...]) -> None:
     reply = await stub.CreateBatch(create_request(1), metadata=metadata)
-    assert reply.batch.metadata["otari_user_id"] == "alice"
+    assert reply.batch.user == "alice"
 
 
 async def test_no_credential_is_unauthenticated_without_an_upstream_call(stub: Stub, sim: Sim) -> None:
@@ -63,9 +63,9 @@ async def test_operator_service_key_is_used_only_when_the_call_has_none(sim: Sim
     settings = make_settings(sim.url, tmp_path, service_key="sim-key-bob")
     async with BatchServer(settings, gateway_url=sim.url) as server, connect(server.port) as stub:
         mine = await stub.CreateBatch(create_request(1))
-        assert mine.batch.metadata["otari_user_id"] == "bob"
+        assert mine.batch.user == "bob"
         theirs = await stub.CreateBatch(create_request(1), metadata=(("x-api-key", "sim-key-alice"),))
-        assert theirs.batch.metadata["otari_user_id"] == "alice"
+        assert theirs.batch.user == "alice"
 
 
 async def test_keys_never_reach_a_log_line(stub: Stub, sim: Sim, caplog: pytest.LogCaptureFixture) -> None:

@@ -138,7 +138,7 @@ async def test_submit_json_from_stdin_with_a_request_id_is_idempotent(cli: Cli, 
     assert first.code == again.code == 0, first.err + again.err
     batch, same = json.loads(first.out), json.loads(again.out)
     assert batch["id"] == same["id"] and list(sim.state.batches) == [batch["id"]]
-    assert batch["status"] == "BATCH_STATUS_VALIDATING" and batch["metadata"]["otari_request_id"] == request_id
+    assert batch["status"] == "BATCH_STATUS_VALIDATING" and batch["requestId"] == request_id
 
 
 async def test_get_list_and_cancel(cli: Cli, requests_file: Path) -> None:
@@ -147,7 +147,7 @@ async def test_get_list_and_cancel(cli: Cli, requests_file: Path) -> None:
     shown = await cli.run("get", batch_id)
     rows = dict(line.split(None, 1) for line in shown.out.splitlines())
     assert shown.code == 0 and rows["id"] == batch_id and rows["status"] == "validating"
-    assert rows["provider"] == "openai" and "otari_user_id=alice" in rows["metadata"]
+    assert rows["provider"] == "openai" and rows["user"] == "alice" and "metadata" not in rows  # none was set
     as_json = await cli.run("--json", "get", batch_id)
     assert json.loads(as_json.out)["id"] == batch_id and len(as_json.out.splitlines()) == 1
 

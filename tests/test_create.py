@@ -30,7 +30,8 @@ async def test_create_returns_the_gateways_batch(stub: Stub, sim: Sim) -> None:
     assert batch.model == "gpt-4o-mini"
     assert batch.endpoint == "/v1/chat/completions"
     assert batch.completion_window == "24h"
-    assert dict(batch.metadata) == {"suite": "proof", "otari_user_id": "alice"}
+    assert dict(batch.metadata) == {"suite": "proof"}  # as the caller set it: the stamps are fields of their own
+    assert batch.user == "alice" and batch.request_id == ""
     assert batch.created_at.seconds > 0 and batch.expires_at.seconds == batch.created_at.seconds + 86400
     assert not batch.HasField("output_file_id")
     stored = sim.state.batches[batch.id]
@@ -118,7 +119,7 @@ async def test_slash_model_form_is_accepted(stub: Stub) -> None:
 
 async def test_master_key_creates_for_a_named_user(stub: Stub) -> None:
     reply = await stub.CreateBatch(create_request(1, user="bob"), metadata=MASTER)
-    assert reply.batch.metadata["otari_user_id"] == "bob"
+    assert reply.batch.user == "bob"
 
 
 async def test_master_key_without_user_is_invalid_argument(stub: Stub) -> None:
@@ -200,8 +201,9 @@ async def test_invalid_create_is_refused_before_the_gateway(
 
 
 async def test_15_metadata_pairs_are_the_most_a_caller_can_set(stub: Stub) -> None:
-    reply = await stub.CreateBatch(create_request(1, metadata={f"k{i}": "v" for i in range(15)}), metadata=ALICE)
-    assert len(reply.batch.metadata) == 16
+    fifteen = {f"k{i}": "v" for i in range(15)}
+    reply = await stub.CreateBatch(create_request(1, metadata=fifteen), metadata=ALICE)
+    assert dict(reply.batch.metadata) == fifteen and reply.batch.user == "alice"  # the gateway's 16th is `user`
 
 
 async def test_every_violation_is_reported_at_once(stub: Stub) -> None:

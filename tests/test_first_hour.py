@@ -96,3 +96,22 @@ async def test_a_configured_provider_is_asked_for_a_batch_made_elsewhere(sim: Si
         first = await watched.read()
         assert isinstance(first, pb.WatchBatchResponse) and first.event.batch.id == made.id
         watched.cancel()
+
+
+async def test_results_from_past_the_last_one_are_out_of_range(stub: Stub, sim: Sim) -> None:
+    batch = (await stub.CreateBatch(create_request(3), metadata=ALICE)).batch
+    await sim.force(batch.id, "completed")
+    for attempt in ("first fetch", "from the cache"):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await _first(stub.StreamResults(pb.StreamResultsRequest(batch_id=batch.id, start_index=4), metadata=ALICE))
+        assert caught.value.code() == grpc.StatusCode.OUT_OF_RANGE, attempt
+        found = details(caught.value)
+        assert found.info is not None and found.info.metadata["results"] == "3", attempt
+    at_the_end = stub.StreamResults(pb.StreamResultsRequest(batch_id=batch.id, start_index=3), metadata=ALICE)
+    assert [r async for chunk in at_the_end for r in chunk.results] == []  # all received: an empty end
+    tail = [
+        r.custom_id
+        async for chunk in stub.StreamResults(pb.StreamResultsRequest(batch_id=batch.id, start_index=2), metadata=ALICE)
+        for r in chunk.results
+    ]
+    assert tail == ["req-2"]

@@ -29,7 +29,7 @@ async def test_a_retry_returns_the_first_batch(stub: Stub, sim: Sim) -> None:
     first = (await stub.CreateBatch(request, metadata=ALICE)).batch
     second = (await stub.CreateBatch(request, metadata=ALICE)).batch
     assert second.id == first.id
-    assert first.metadata["otari_request_id"] == request.request_id
+    assert first.request_id == request.request_id
     assert len(sim.state.batches) == 1 and await sim.requests_seen("create") == 1
 
 
@@ -81,7 +81,7 @@ async def test_a_lost_reply_is_recovered_from_the_gateway_not_created_twice(stub
     assert len(sim.state.batches) == 4
     recovered = (await stub.CreateBatch(request, metadata=ALICE)).batch
     assert len(sim.state.batches) == 4  # exactly one batch for the request_id
-    assert recovered.metadata["otari_request_id"] == request.request_id
+    assert recovered.request_id == request.request_id
     assert recovered.id == sim.state.order[-1]
     assert await sim.requests_seen("list") >= 1
     # And from then on it is settled: no more searching.
@@ -104,7 +104,7 @@ async def test_recovery_never_takes_another_users_batch_with_the_same_request_id
     # The retry searches the master key's listing, which holds alice's batch stamped with the same request_id.
     bobs = (await stub.CreateBatch(for_bob, metadata=MASTER)).batch
     assert bobs.id != alices.id
-    assert bobs.metadata["otari_user_id"] == "bob" and bobs.metadata["otari_request_id"] == rid
+    assert bobs.user == "bob" and bobs.request_id == rid
     assert await sim.requests_seen("list") >= 1 and len(sim.state.batches) == 2
 
 
@@ -127,18 +127,19 @@ async def test_a_malformed_request_id_is_invalid_argument(stub: Stub, sim: Sim, 
     assert await sim.requests_seen() == 0
 
 
-async def test_the_request_id_stamps_take_two_metadata_pairs(stub: Stub, sim: Sim) -> None:
-    fourteen = {f"k{i}": "v" for i in range(14)}
+async def test_the_request_id_stamp_takes_one_metadata_pair(stub: Stub, sim: Sim) -> None:
+    fifteen = {f"k{i}": "v" for i in range(15)}
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await stub.CreateBatch(create_request(1, request_id=_rid(), metadata=fourteen), metadata=ALICE)
+        await stub.CreateBatch(create_request(1, request_id=_rid(), metadata=fifteen), metadata=ALICE)
     assert details(caught.value).fields == ["metadata"]
-    assert "13" in (caught.value.details() or "")
-    thirteen = {f"k{i}": "v" for i in range(13)}
+    assert "14" in (caught.value.details() or "")
+    fourteen = {f"k{i}": "v" for i in range(14)}
     rid = _rid()
-    reply = await stub.CreateBatch(create_request(1, request_id=rid, metadata=thirteen), metadata=ALICE)
-    assert len(reply.batch.metadata) == 16
-    assert reply.batch.metadata["otari_request_id"] == rid
-    assert len(reply.batch.metadata["otari_request_digest"]) == 32
+    reply = await stub.CreateBatch(create_request(1, request_id=rid, metadata=fourteen), metadata=ALICE)
+    assert dict(reply.batch.metadata) == fourteen and reply.batch.request_id == rid
+    upstream = sim.state.batches[reply.batch.id].metadata
+    stamped_id, digest = upstream["otari_request_id"].split("/")  # one stamp: the request_id and the request's digest
+    assert len(upstream) == 16 and stamped_id == rid and len(digest) == 32
     for reserved in ("otari_request_id", "otari_request_digest"):
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await stub.CreateBatch(create_request(1, metadata={reserved: "x"}), metadata=ALICE)

@@ -151,7 +151,7 @@ async def test_list_pages_through_the_callers_batches_only(stub: Stub) -> None:
         pages += 1
         assert len(reply.batches) <= 3
         listed.extend(b.id for b in reply.batches)
-        assert all(b.metadata["otari_user_id"] == "alice" for b in reply.batches)
+        assert all(b.user == "alice" for b in reply.batches)
         token = reply.next_page_token
         if not token:
             break

@@ -434,6 +434,6 @@ async def test_kill_9_mid_load_loses_nothing_acknowledged(sim: Sim, tmp_path: Pa
     finally:
         process.send_signal(signal.SIGTERM)
         await asyncio.wait_for(process.wait(), 30)
-    per_request = Counter(b.metadata.get("otari_request_id") for b in sim.state.batches.values())
+    per_request = Counter(b.metadata.get("otari_request_id", "").split("/")[0] for b in sim.state.batches.values())
     assert set(acknowledged) <= set(per_request) <= set(sent)
     assert set(per_request.values()) == {1}

@@ -152,6 +152,10 @@ def describe(batch: batch_pb2.Batch) -> str:
         ("requests", counts(batch)),
         ("created", when(batch.created_at)),
     ]
+    if batch.user:
+        rows.append(("user", batch.user))
+    if batch.request_id:
+        rows.append(("request_id", batch.request_id))
     if batch.HasField("output_file_id"):
         rows.append(("output_file", batch.output_file_id))
     if batch.metadata:

@@ -2,7 +2,7 @@
 
 JSON -> proto is lossless by construction: `fill` walks the message's descriptor; a key with a typed field of a
 matching type lands there, and every other key (unknown, or of an unexpected type) lands in the message's
-`extra` Struct. JSON null means "not set".
+`extra` Struct. JSON null means "not set" (in `extra` too, which holds values only, and is unset when empty).
 """
 
 from __future__ import annotations
@@ -37,9 +37,38 @@ _INT_TYPES = (FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_INT32, FieldDescr
 _FLOAT_TYPES = (FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT)
 
 
+# What the gateway and this service stamp into a batch's metadata upstream. Batch.metadata is what the caller set;
+# the stamps are typed fields of their own.
+GATEWAY_OWNER_KEY = "otari_user_id"  # the gateway's: the user the batch belongs to (Batch.user)
+REQUEST_ID_KEY = "otari_request_id"  # this service's: "<request_id>/<request digest>" (Batch.request_id)
+LEGACY_DIGEST_KEY = "otari_request_digest"  # this service's digest, stamped apart before it joined the request_id
+STAMPED_KEYS = frozenset({GATEWAY_OWNER_KEY, REQUEST_ID_KEY, LEGACY_DIGEST_KEY})
+
+
+def request_stamp(request_id: str, digest: str) -> dict[str, str]:
+    """The stamp a create with a request_id leaves in the batch's metadata: which request made it."""
+    return {REQUEST_ID_KEY: f"{request_id}/{digest}"}
+
+
+def stamped_request(metadata: Mapping[str, Any]) -> tuple[str, str | None]:
+    """The request_id and request digest a batch's metadata was stamped with ("" when none; the digest None for
+    a batch stamped before digests were)."""
+    stamp = metadata.get(REQUEST_ID_KEY)
+    if not isinstance(stamp, str):
+        return "", None
+    request_id, _, digest = stamp.partition("/")
+    legacy = metadata.get(LEGACY_DIGEST_KEY)
+    return request_id, digest or (legacy if isinstance(legacy, str) else None)
+
+
 def batch_from_json(data: Mapping[str, Any]) -> batch_pb2.Batch:
-    """A gateway Batch object as a Batch message."""
+    """A gateway Batch object as a Batch message: the stamps out of the metadata, into their fields."""
     normalized = dict(data)
+    metadata = normalized.get("metadata")
+    if isinstance(metadata, dict) and STAMPED_KEYS & metadata.keys():
+        normalized["metadata"] = {k: v for k, v in metadata.items() if k not in STAMPED_KEYS}
+        normalized["user"] = metadata.get(GATEWAY_OWNER_KEY)
+        normalized["request_id"] = stamped_request(metadata)[0] or None
     errors = normalized.get("errors")
     if isinstance(errors, dict) and isinstance(errors.get("data"), list) and set(errors) <= {"object", "data"}:
         normalized["errors"] = errors["data"]
@@ -116,8 +145,8 @@ def fill(message: Message, data: Mapping[str, Any]) -> None:
     extra: JSON = {}
     for key, value in data.items():
         field = cast(FieldDescriptor | None, descriptor.fields_by_name.get(key))
-        if field is None or key == EXTRA or (value is not None and not _set(message, field, value)):
-            extra[key] = value
+        if value is not None and (field is None or key == EXTRA or not _set(message, field, value)):
+            extra[key] = value  # (a null is "not set", in `extra` too: it holds values only)
     if extra and EXTRA in descriptor.fields_by_name:
         getattr(message, EXTRA).update(extra)
 

@@ -23,11 +23,11 @@ import time
 import uuid
 from typing import Any
 
+from otari_batch_grpc.server.convert import GATEWAY_OWNER_KEY, request_stamp, stamped_request
 from otari_batch_grpc.server.core import Batches, Caller, upstream_errors
 from otari_batch_grpc.server.errors import Code, ServiceError, from_upstream
 from otari_batch_grpc.server.store import Claim
 from otari_batch_grpc.server.upstream import UpstreamBadResponse, UpstreamError, UpstreamHTTPError, UpstreamTimeout
-from otari_batch_grpc.server.validation import GATEWAY_OWNER_KEY, REQUEST_DIGEST_KEY, REQUEST_ID_KEY
 from otari_batch_grpc.v1 import batch_pb2, batch_service_pb2
 
 # How far back the recovery search looks: pages of the caller's newest batches.
@@ -115,7 +115,7 @@ class IdempotentCreates:
         claim = await self._claim(request, request_id, digest, caller, attempt)
         if claim.batch_id is not None:
             return await self._settled(caller, claim.batch_id, claim.provider, attempt.time_left())
-        stamp = {REQUEST_ID_KEY: request_id, REQUEST_DIGEST_KEY: digest[:DIGEST_CHARS]}
+        stamp = request_stamp(request_id, digest[:DIGEST_CHARS])
         settled = False  # or released: the claim no longer waits on this attempt
         found: dict[str, Any] | None = None
         try:
@@ -208,23 +208,26 @@ class IdempotentCreates:
                 return None  # walked past the first attempt: it made nothing
             after = str(page[-1]["id"])
         attempt.grace = 0.0  # this attempt sent nothing: the next may look again at once
+        claim_id = stamped_request(stamp)[0]
         raise ServiceError(
             Code.UNAVAILABLE,
             "CREATE_OUTCOME_UNKNOWN",
-            f"An earlier CreateBatch with request_id {stamp[REQUEST_ID_KEY]} got no reply, and the gateway's listing "
+            f"An earlier CreateBatch with request_id {claim_id} got no reply, and the gateway's listing "
             "could not show whether it made a batch. Nothing was created now; retry later with the same request_id.",
-            {"request_id": stamp[REQUEST_ID_KEY], "provider": claim.provider},
+            {"request_id": claim_id, "provider": claim.provider},
             retry_after=RECOVERY_RETRY_SECONDS,
         )
 
 
 def _made_by(item: dict[str, Any], stamp: dict[str, str], user: str) -> bool:
     metadata = item.get("metadata")
-    if not isinstance(metadata, dict) or metadata.get(REQUEST_ID_KEY) != stamp[REQUEST_ID_KEY]:
+    if not isinstance(metadata, dict):
+        return False
+    (request_id, digest), (want_id, want_digest) = stamped_request(metadata), stamped_request(stamp)
+    if request_id != want_id:
         return False
     # A batch made before digests were stamped carries none: its request_id (and user) decide, as they did then.
-    digest = metadata.get(REQUEST_DIGEST_KEY)
-    if digest is not None and digest != stamp[REQUEST_DIGEST_KEY]:
+    if digest is not None and digest != want_digest:
         return False
     return not user or metadata.get(GATEWAY_OWNER_KEY) == user
 

@@ -72,10 +72,11 @@ class ResultStreams:
     async def stream(
         self, caller: Caller, batch_id: str, provider: str, *, start: int, wait: bool, time_left: float | None
     ) -> AsyncIterator[Message]:
-        if await self._store.result_set(batch_id) is not None:
+        if (cached := await self._store.result_set(batch_id)) is not None:
             metrics.RESULTS_CACHE_HITS.inc()
             if not await self._core.trusted(caller, batch_id):
                 await self._core.fetch(caller, batch_id, provider, time_left=time_left)  # the gateway authorizes
+            _check_start(batch_id, start, cached)
             record = await self._store.batch(batch_id)
             total = batch_pb2.Batch.FromString(record.snapshot).request_counts.total if record else 0
             async for message in self._cached(batch_id, start, total):
@@ -92,8 +93,9 @@ class ResultStreams:
         if batch.status != batch_pb2.BATCH_STATUS_COMPLETED:
             raise results_not_ready(batch)
         async with self._filling.hold(batch_id):  # one first fetch per batch; others then read the cache
-            if await self._store.result_set(batch_id) is not None:
+            if (cached := await self._store.result_set(batch_id)) is not None:
                 metrics.RESULTS_CACHE_HITS.inc()
+                _check_start(batch_id, start, cached)
                 async for message in self._cached(batch_id, start, batch.request_counts.total):
                     yield message
                 return
@@ -226,6 +228,7 @@ class ResultStreams:
                 raise results_missing(batch)
             await store.finish_results(batch_id, items=index, nbytes=nbytes)
             complete = True
+            _check_start(batch_id, start, index)  # (cached all the same: the next call is answered at once)
         finally:
             if not complete:  # never leave a partial set for a later caller to trust
                 await asyncio.shield(store.drop_results(batch_id))
@@ -284,3 +287,16 @@ def results_missing(batch: batch_pb2.Batch) -> ServiceError:
         "are not listed.",
         {**status_meta(batch), "failed": str(counts.failed), "total": str(counts.total)},
     )
+
+
+def _check_start(batch_id: str, start: int, count: int) -> None:
+    """A stream resumed past the end is a mistake (a wrong index, or another batch's), not an empty end; at the end
+    exactly (every result received, the stream broken before its status) is an empty end."""
+    if start > count:
+        raise ServiceError(
+            Code.OUT_OF_RANGE,
+            "START_INDEX_PAST_END",
+            f"start_index {start} is past the end of batch {batch_id}'s results: it has {count} (indexes 0 to "
+            f"{count - 1}; {count} ends at once).",
+            {"batch_id": batch_id, "start_index": str(start), "results": str(count)},
+        )

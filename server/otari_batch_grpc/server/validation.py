@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import msgspec
 from google.protobuf import struct_pb2
 
+from otari_batch_grpc.server.convert import GATEWAY_OWNER_KEY, REQUEST_ID_KEY, STAMPED_KEYS
 from otari_batch_grpc.server.errors import FieldViolation, invalid_argument
 from otari_batch_grpc.server.quoting import quoted
 from otari_batch_grpc.v1 import batch_service_pb2
@@ -25,10 +26,7 @@ MAX_METADATA_KEY_CHARS = 64
 MAX_METADATA_VALUE_CHARS = 512
 # The upstream (OpenAI) takes 16 metadata pairs; the gateway stamps one itself.
 GATEWAY_METADATA_PAIRS = 16
-GATEWAY_OWNER_KEY = "otari_user_id"
-REQUEST_ID_KEY = "otari_request_id"
-REQUEST_DIGEST_KEY = "otari_request_digest"  # beside the request_id: which request it was (idempotency)
-RESERVED_METADATA_KEYS = frozenset({GATEWAY_OWNER_KEY, REQUEST_ID_KEY, REQUEST_DIGEST_KEY})
+RESERVED_METADATA_KEYS = STAMPED_KEYS
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 20
 MAX_ID_CHARS = 256
@@ -375,7 +373,7 @@ def _infinite_number(raw: bytes) -> str | None:
 
 def _check_metadata(request: batch_service_pb2.CreateBatchRequest, problems: list[FieldViolation]) -> None:
     metadata = request.metadata
-    stamped = [GATEWAY_OWNER_KEY, REQUEST_ID_KEY, REQUEST_DIGEST_KEY] if request.request_id else [GATEWAY_OWNER_KEY]
+    stamped = [GATEWAY_OWNER_KEY, REQUEST_ID_KEY] if request.request_id else [GATEWAY_OWNER_KEY]
     allowed = GATEWAY_METADATA_PAIRS - len(stamped)
     if len(metadata) > allowed:
         problems.append(

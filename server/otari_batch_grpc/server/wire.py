@@ -139,7 +139,8 @@ class Plan:
                 if encoded is not None:
                     out.append(encoded)
                     continue
-            extra.append(_entry(key, value))
+            if value is not None:  # a null is "not set", in `extra` too
+                extra.append(_entry(key, value))
         if extra and self._extra_tag is not None:
             out.append(length_delimited(self._extra_tag, b"".join(extra)))
         return b"".join(out)

@@ -99,7 +99,7 @@ class _Schema:
 
 def _encoder_source(descriptor: Descriptor) -> str:
     """`def _write_<message>(s) -> bytes`: each typed field as `wire.Plan` writes it (zero and empty left out unless
-    the field has presence), then the declared extras that came (null included) as the `extra` Struct."""
+    the field has presence), then the declared extras that came with a value (a null is not set) as `extra`."""
     lines = [f"def {_function(descriptor.full_name)}(s):", "    out = []", "    put = out.append"]
     for field in descriptor.fields:
         if field.name == EXTRA:
@@ -130,9 +130,8 @@ def _encoder_source(descriptor: Descriptor) -> str:
         lines.append("    extra = []")
         for key in extras:
             attribute = _attribute(key)
-            null = wire._entry(key, None)
-            lines += [f"    v = s.{attribute}", "    if v is None:", f"        extra.append({null!r})"]
-            lines += ["    elif v is not UNSET:", f"        extra.append(_entry({key!r}, v))"]
+            lines += [f"    v = s.{attribute}", "    if v is not None and v is not UNSET:"]
+            lines += [f"        extra.append(_entry({key!r}, v))"]
         tag = wire.varint(extra.number << 3 | 2)
         lines += ["    if extra:", "        b = b''.join(extra)", f"        put({tag!r} + {_SIZE} + b)"]
     lines.append("    return b''.join(out)")

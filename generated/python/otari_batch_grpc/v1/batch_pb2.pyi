@@ -120,6 +120,8 @@ class Batch(_message.Message):
     CANCELLING_AT_FIELD_NUMBER: _builtins.int
     CANCELLED_AT_FIELD_NUMBER: _builtins.int
     EXTRA_FIELD_NUMBER: _builtins.int
+    USER_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """The batch id given by the provider, for example "batch_cdda..."."""
     object: _builtins.str
@@ -142,13 +144,21 @@ class Batch(_message.Message):
     """The provider's id of the output file, once there is one."""
     error_file_id: _builtins.str
     """The provider's id of the error file, once there is one."""
+    user: _builtins.str
+    """The user the batch belongs to, as the gateway recorded it (its `otari_user_id` metadata stamp)."""
+    request_id: _builtins.str
+    """The CreateBatchRequest.request_id that made the batch through this service, when it was given one (the
+    service stamps it into the batch's metadata upstream, to find the batch again after a lost reply).
+    """
     @_builtins.property
     def request_counts(self) -> Global___RequestCounts:
         """How many requests the batch holds and how many have finished each way."""
 
     @_builtins.property
     def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
-        """Key/value pairs attached at creation; includes `otari_user_id`, stamped by the gateway."""
+        """Key/value pairs attached at creation, as the caller set them. What the gateway and this service stamp beside
+        them is not here: it is `user` and `request_id`.
+        """
 
     @_builtins.property
     def errors(self) -> _containers.RepeatedCompositeFieldContainer[Global___BatchError]:
@@ -196,7 +206,7 @@ class Batch(_message.Message):
 
     @_builtins.property
     def extra(self) -> _struct_pb2.Struct:
-        """Every field the gateway sent that has no typed field above, kept as JSON."""
+        """Every field the gateway sent that has no typed field above, kept as JSON. Unset when there is none."""
 
     def __init__(
         self,
@@ -226,10 +236,12 @@ class Batch(_message.Message):
         cancelling_at: _timestamp_pb2.Timestamp | None = ...,
         cancelled_at: _timestamp_pb2.Timestamp | None = ...,
         extra: _struct_pb2.Struct | None = ...,
+        user: _builtins.str = ...,
+        request_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_error_file_id", b"_error_file_id", "_output_file_id", b"_output_file_id", "cancelled_at", b"cancelled_at", "cancelling_at", b"cancelling_at", "completed_at", b"completed_at", "created_at", b"created_at", "error_file_id", b"error_file_id", "expired_at", b"expired_at", "expires_at", b"expires_at", "extra", b"extra", "failed_at", b"failed_at", "finalizing_at", b"finalizing_at", "in_progress_at", b"in_progress_at", "output_file_id", b"output_file_id", "request_counts", b"request_counts", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_error_file_id", b"_error_file_id", "_output_file_id", b"_output_file_id", "cancelled_at", b"cancelled_at", "cancelling_at", b"cancelling_at", "completed_at", b"completed_at", "completion_window", b"completion_window", "created_at", b"created_at", "endpoint", b"endpoint", "error_file_id", b"error_file_id", "errors", b"errors", "expired_at", b"expired_at", "expires_at", b"expires_at", "extra", b"extra", "failed_at", b"failed_at", "finalizing_at", b"finalizing_at", "id", b"id", "in_progress_at", b"in_progress_at", "input_file_id", b"input_file_id", "metadata", b"metadata", "model", b"model", "object", b"object", "output_file_id", b"output_file_id", "provider", b"provider", "request_counts", b"request_counts", "status", b"status", "upstream_status", b"upstream_status", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_error_file_id", b"_error_file_id", "_output_file_id", b"_output_file_id", "cancelled_at", b"cancelled_at", "cancelling_at", b"cancelling_at", "completed_at", b"completed_at", "completion_window", b"completion_window", "created_at", b"created_at", "endpoint", b"endpoint", "error_file_id", b"error_file_id", "errors", b"errors", "expired_at", b"expired_at", "expires_at", b"expires_at", "extra", b"extra", "failed_at", b"failed_at", "finalizing_at", b"finalizing_at", "id", b"id", "in_progress_at", b"in_progress_at", "input_file_id", b"input_file_id", "metadata", b"metadata", "model", b"model", "object", b"object", "output_file_id", b"output_file_id", "provider", b"provider", "request_counts", b"request_counts", "request_id", b"request_id", "status", b"status", "upstream_status", b"upstream_status", "usage", b"usage", "user", b"user"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__error_file_id: _TypeAlias = _typing.Literal["error_file_id"]  # noqa: Y015
     _WhichOneofArgType__error_file_id: _TypeAlias = _typing.Literal["_error_file_id", b"_error_file_id"]  # noqa: Y015

@@ -60,7 +60,8 @@ export interface Batch {
    */
   'requestCounts'?: (_otari_batch_v1_RequestCounts | null);
   /**
-   * Key/value pairs attached at creation; includes `otari_user_id`, stamped by the gateway.
+   * Key/value pairs attached at creation, as the caller set them. What the gateway and this service stamp beside
+   * them is not here: it is `user` and `request_id`.
    */
   'metadata'?: ({[key: string]: string});
   /**
@@ -108,9 +109,18 @@ export interface Batch {
    */
   'cancelledAt'?: (_google_protobuf_Timestamp | null);
   /**
-   * Every field the gateway sent that has no typed field above, kept as JSON.
+   * Every field the gateway sent that has no typed field above, kept as JSON. Unset when there is none.
    */
   'extra'?: (_google_protobuf_Struct | null);
+  /**
+   * The user the batch belongs to, as the gateway recorded it (its `otari_user_id` metadata stamp).
+   */
+  'user'?: (string);
+  /**
+   * The CreateBatchRequest.request_id that made the batch through this service, when it was given one (the
+   * service stamps it into the batch's metadata upstream, to find the batch again after a lost reply).
+   */
+  'requestId'?: (string);
   '_outputFileId'?: "outputFileId";
   '_errorFileId'?: "errorFileId";
 }
@@ -168,7 +178,8 @@ export interface Batch__Output {
    */
   'requestCounts': (_otari_batch_v1_RequestCounts__Output | null);
   /**
-   * Key/value pairs attached at creation; includes `otari_user_id`, stamped by the gateway.
+   * Key/value pairs attached at creation, as the caller set them. What the gateway and this service stamp beside
+   * them is not here: it is `user` and `request_id`.
    */
   'metadata': ({[key: string]: string});
   /**
@@ -216,9 +227,18 @@ export interface Batch__Output {
    */
   'cancelledAt': (_google_protobuf_Timestamp__Output | null);
   /**
-   * Every field the gateway sent that has no typed field above, kept as JSON.
+   * Every field the gateway sent that has no typed field above, kept as JSON. Unset when there is none.
    */
   'extra': (_google_protobuf_Struct__Output | null);
+  /**
+   * The user the batch belongs to, as the gateway recorded it (its `otari_user_id` metadata stamp).
+   */
+  'user': (string);
+  /**
+   * The CreateBatchRequest.request_id that made the batch through this service, when it was given one (the
+   * service stamps it into the batch's metadata upstream, to find the batch again after a lost reply).
+   */
+  'requestId': (string);
   '_outputFileId'?: "outputFileId";
   '_errorFileId'?: "errorFileId";
 }
