@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import socket
 import sys
 import uuid
@@ -124,7 +125,7 @@ async def read_line(process: asyncio.subprocess.Process) -> str:
 
 
 async def test_submit_prints_the_batch_id(cli: Cli, sim: Sim, requests_file: Path) -> None:
-    batch_id = await cli.submit(requests_file, "--metadata", "team=search", "stage=dev")
+    batch_id = await cli.submit(requests_file, "--metadata", "team=search", "--metadata", "stage=dev")
     made = sim.state.batches[batch_id]
     assert [line["custom_id"] for line in made.requests] == ["q1", "q2"]
     assert made.metadata["team"] == "search" and made.metadata["stage"] == "dev"
@@ -257,7 +258,7 @@ async def test_bad_input_exits_2(cli: Cli, sim: Sim, tmp_path: Path) -> None:
 async def test_invalid_argument_exits_2_with_the_field_violations(cli: Cli, sim: Sim, tmp_path: Path) -> None:
     ran = await cli.run("submit", str(write_jsonl(tmp_path / "r.jsonl", LINES)), "--model", "gpt-4o-mini")
     assert ran.code == 2
-    assert ran.err.startswith("otari-batch: INVALID_ARGUMENT INVALID_REQUEST: model: must be 'provider:model'")
+    assert ran.err.startswith("otari-batch: INVALID_ARGUMENT INVALID_REQUEST: --model: must be 'provider:model'")
     assert len(ran.err.splitlines()) == 1
 
     twice = write_jsonl(tmp_path / "twice.jsonl", [LINES[0], LINES[1], LINES[0]])
@@ -296,9 +297,74 @@ async def test_results_of_a_batch_not_completed_exit_5(cli: Cli, requests_file: 
     assert "out.jsonl" not in names and not [n for n in names if n.endswith(".partial")]  # nothing half-written
 
 
-async def test_no_server_exits_6(cli: Cli) -> None:
+async def test_no_server_exits_6_saying_nothing_answers_there(cli: Cli) -> None:
+    """At once (within the connect wait), not after every retry's backoff."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        closed = sock.getsockname()[1]
-    ran = await cli.run("--retries", "0", "get", "batch_x", env={"OTARI_BATCH_TARGET": f"127.0.0.1:{closed}"})
-    assert ran.code == 6 and "UNAVAILABLE" in ran.err
+        target = f"127.0.0.1:{sock.getsockname()[1]}"
+    ran = await cli.run("get", "batch_x", env={"OTARI_BATCH_TARGET": target})
+    assert ran.code == 6 and f"nothing answers at {target}" in ran.err and "--target" in ran.err
+
+
+# -- the first hour (#21): what a new user types works, and every mistake is loud ----------------------------------
+async def test_submit_with_the_master_key_names_the_user(cli: Cli, requests_file: Path) -> None:
+    args = ("submit", str(requests_file), "--model", MODEL, "--json")
+    refused = await cli.run(*args, key="sim-master-key")
+    assert refused.code == 2 and "user" in refused.err
+    made = await cli.run(*args, "--user", "bob", key="sim-master-key")
+    assert made.code == 0, made.err
+    assert json.loads(made.out)["user"] == "bob"
+
+
+async def test_a_create_past_its_deadline_prints_the_request_id_and_the_safe_retry(
+    cli: Cli, requests_file: Path, sim: Sim
+) -> None:
+    await sim.fault(op="create", delay=6.0, times=1)  # past the server's UPSTREAM_TIMEOUT (5 s here)
+    ran = await cli.run("submit", str(requests_file), "--model", MODEL, "--retries", "0")
+    assert ran.code == 6, ran.err
+    request_id = ran.err.split("--request-id ")[1].split()[0]
+    assert str(uuid.UUID(request_id)) == request_id
+    assert f"otari-batch submit {requests_file} --model {MODEL} --retries 0 --request-id {request_id}" in ran.err
+
+
+async def test_ctrl_c_during_submit_wait_says_the_batch_runs_on_and_how_to_follow_it(
+    cli: Cli, requests_file: Path
+) -> None:
+    process = await cli.start("submit", str(requests_file), "--model", MODEL, "--wait")
+    assert process.stdout is not None
+    batch_id = (await asyncio.wait_for(process.stdout.readline(), 30)).decode().strip()
+    await asyncio.sleep(0.5)
+    process.send_signal(signal.SIGINT)
+    ran = await cli.finish(process)
+    assert ran.code == 130
+    assert f"batch {batch_id} runs on" in ran.err and f"otari-batch watch {batch_id}" in ran.err
+
+
+async def test_one_metadata_pair_per_flag_so_the_file_is_not_taken_for_one(cli: Cli, requests_file: Path) -> None:
+    ran = await cli.run("submit", "--metadata", "team=search", str(requests_file), "--model", MODEL, "--json")
+    assert ran.code == 0, ran.err
+    assert json.loads(ran.out)["metadata"] == {"team": "search"}
+
+
+async def test_a_reader_that_goes_away_ends_the_command_quietly(cli: Cli, requests_file: Path) -> None:
+    batch_id = await cli.submit(requests_file)
+    process = await asyncio.create_subprocess_exec(
+        "bash", "-c", f"'{CLI}' get {batch_id} | true",
+        env=cli.env("sim-key-alice", {}), stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await asyncio.wait_for(process.communicate(), 30)
+    assert err.decode() == ""
+
+
+async def test_errors_name_the_flag_to_use(cli: Cli, requests_file: Path) -> None:
+    batch_id = await cli.submit(requests_file)
+    waiting = await cli.run("results", batch_id)
+    assert waiting.code == 5 and "add --wait" in waiting.err and "wait=true" not in waiting.err
+    unknown = await cli.run("get", "batch_not_here", key="sim-key-bob")  # bob has no batch: nothing to ask
+    assert unknown.code == 2 and "--provider" in unknown.err and "Batch.provider" not in unknown.err
+
+
+async def test_a_body_naming_another_model_is_refused_with_its_line(cli: Cli, tmp_path: Path) -> None:
+    lines: list[dict[str, object]] = [*LINES, {"custom_id": "q3", "body": {"model": "gpt-4o", "messages": []}}]
+    ran = await cli.run("submit", str(write_jsonl(tmp_path / "in.jsonl", lines)), "--model", MODEL)
+    assert ran.code == 2 and "in.jsonl:3: body.model is 'gpt-4o'" in ran.err

@@ -53,6 +53,12 @@ EXIT_CODES = {
     grpc.StatusCode.DEADLINE_EXCEEDED: EXIT_UNAVAILABLE,
 }
 
+EXIT_INTERRUPTED = 130  # Ctrl-C, as shells count it (128 + SIGINT)
+# A create that failed so: it may have made the batch (its reply was lost), and a retry with its request_id is safe.
+UNKNOWN_OUTCOME = frozenset({grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED})
+# How long to wait for the service to answer a connection before saying it is not there.
+CONNECT_SECONDS = 5.0
+
 TERMINAL = frozenset(
     {
         batch_pb2.BATCH_STATUS_COMPLETED,
@@ -112,6 +118,32 @@ def read_requests(path: str) -> Requests:
     if not items:
         raise InputError(f"{source}: no requests in it")
     return Requests(source, items, lines)
+
+
+def without_request_id(argv: Sequence[str]) -> list[str]:
+    """The command line as typed, less any --request-id (to give it again with the one a failed create sent)."""
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--request-id":
+            skip = True
+        elif not arg.startswith("--request-id="):
+            out.append(arg)
+    return out
+
+
+def check_models(requests: Requests, model: str) -> None:
+    """A batch runs one model, --model's, whatever each body says: a body naming another is a mistake."""
+    bare = re.split(r"[:/]", model, maxsplit=1)[-1]
+    for (_, body), line in zip(requests.items, requests.lines, strict=True):
+        named = body.get("model")
+        if named is not None and named not in (model, bare):
+            raise InputError(
+                f"{requests.source}:{line}: body.model is {named!r} but --model is {model}: a batch runs every "
+                "request with one model (drop body.model, or submit these requests with their own --model)"
+            )
 
 
 def parse_metadata(pairs: Sequence[str]) -> dict[str, str]:
@@ -204,11 +236,37 @@ def output_line(result: result_pb2.BatchResult) -> dict[str, Any]:
     return {"custom_id": result.custom_id, "response": None, "error": plain(result.error)}
 
 
+# Where the service's words name a field of the contract, the flag of this command that sets it.
+FLAGS = {"provider": "--provider", "model": "--model", "request_id": "--request-id", "user": "--user"}
+
+
+def in_flags(error: BatchError) -> str | None:
+    """The service's message said in this command's terms, for the errors whose remedy is a flag."""
+    meta = error.metadata
+    if error.reason == "BATCH_NOT_COMPLETED" and meta.get("status") != "cancelling":
+        return (
+            f"batch {meta.get('batch_id', '')} is {meta.get('status', 'not completed')}: its results come once it "
+            "completes; add --wait to wait for them"
+        )
+    if error.reason in ("CREATE_IN_PROGRESS", "CREATE_OUTCOME_UNKNOWN"):
+        return (
+            f"the create with --request-id {meta.get('request_id', '')} is not settled yet (it may have made the "
+            "batch); nothing was created now: run the same command again later"
+        )
+    return None
+
+
 def error_line(error: BatchError, requests: Requests | None = None) -> str:
-    """One line for stderr: code, reason, message, each field violation (pointing at the file line), retry."""
-    parts = [] if error.repeats_first_violation else [" ".join(error.message.split())]
+    """One line for stderr: code, reason, message, each field violation (pointing at the file line and named by
+    its flag), retry."""
+    own = in_flags(error)
+    parts = [own] if own else [] if error.repeats_first_violation else [" ".join(error.message.split())]
     text = f"{PROG}: {error.code.name}" + (f" {error.reason}" if error.reason else "") + ": "
     for violation in error.field_violations:
+        if violation.field in FLAGS:
+            described = re.sub(r"\(pass [^)]*\)", f"(name it with {FLAGS[violation.field]})", violation.description)
+            parts.append(f"{FLAGS[violation.field]}: {described}")
+            continue
         parts.append(f"{violation.field}: {violation.description}")
         found = re.match(r"requests\[(\d+)\]", violation.field)
         if requests is not None and found and int(found.group(1)) < len(requests.lines):
@@ -294,18 +352,36 @@ def show_batch(bar: Progress, batch: batch_pb2.Batch) -> None:
 # -- the commands ---------------------------------------------------------------------------------------------
 async def cmd_submit(client: BatchClient, args: argparse.Namespace) -> int:
     requests = read_requests(args.file)
+    check_models(requests, args.model)
     metadata = parse_metadata(args.metadata)
     try:
-        batch = await client.create(args.model, requests.items, request_id=args.request_id, metadata=metadata)
+        batch = await client.create(
+            args.model, requests.items, request_id=args.request_id, metadata=metadata, user=args.user
+        )
     except BatchError as error:
         print(error_line(error, requests), file=sys.stderr)
+        if error.request_id and error.code in UNKNOWN_OUTCOME:
+            again = " ".join([PROG, *without_request_id(args.argv), "--request-id", error.request_id])
+            print(
+                f"{PROG}: the batch may have been created: run again with --request-id {error.request_id} to get it "
+                f"rather than make a second one:\n  {again}",
+                file=sys.stderr,
+            )
         return exit_code(error)
     if not args.wait:
         print(to_json(batch) if args.json else batch.id, flush=True)
         return EXIT_OK
     if not args.json:
         print(batch.id, flush=True)  # at once: a script has the id while the batch runs
-    batch = await follow(client, batch)
+    try:
+        batch = await follow(client, batch)
+    except asyncio.CancelledError:  # Ctrl-C: the batch goes on without us
+        print(
+            f"\n{PROG}: interrupted; batch {batch.id} runs on. Follow it with `{PROG} watch {batch.id}`, or get its "
+            f"results once done with `{PROG} results {batch.id} --wait`",
+            file=sys.stderr,
+        )
+        raise
     if args.json:
         print(to_json(batch), flush=True)
     return finished(batch)
@@ -448,8 +524,9 @@ def parser() -> argparse.ArgumentParser:
     submit.add_argument("--wait", action="store_true", help="follow the batch to its end with a progress bar")
     submit.add_argument("--request-id", metavar="UUID", help="idempotency key: a retry with it creates nothing new")
     submit.add_argument(
-        "--metadata", metavar="K=V", nargs="+", action="extend", default=[], help="key=value pairs for the batch"
+        "--metadata", metavar="K=V", action="append", default=[], help="a key=value pair for the batch (repeatable)"
     )
+    submit.add_argument("--user", default="", help="the user the batch is for (with the master key, required)")
 
     get = commands.add_parser("get", parents=[common], help="show a batch")
     listing = commands.add_parser("list", parents=[common], help="list your batches, newest first")
@@ -514,26 +591,41 @@ async def run(args: argparse.Namespace) -> int:
     async with BatchClient(
         args.target, api_key=args.api_key, credentials=creds, max_attempts=args.retries + 1
     ) as client:
+        if not await client.connected(CONNECT_SECONDS):
+            print(
+                f"{PROG}: nothing answers at {args.target} (waited {CONNECT_SECONDS:g}s): is the service running "
+                "there? Name it with --target HOST:PORT or OTARI_BATCH_TARGET"
+                + ("" if args.tls or args.ca_file else ", and add --tls if it serves TLS"),
+                file=sys.stderr,
+            )
+            return EXIT_UNAVAILABLE
         return await COMMANDS[args.command](client, args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser().parse_args(argv)
+    args.argv = argv
     if args.retries < 0:
         parser().error("--retries must be 0 or more")
     try:
-        return asyncio.run(run(args))
+        code = asyncio.run(run(args))
+        sys.stdout.flush()  # here, where a reader that went away is caught, not at exit
+        return code
     except InputError as error:
         print(f"{PROG}: {error}", file=sys.stderr)
         return EXIT_USAGE
     except BatchError as error:
         print(error_line(error), file=sys.stderr)
         return exit_code(error)
+    except BrokenPipeError:  # `otari-batch get ID | head -1`: the reader went away; end quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
+        return EXIT_FAILED
     except OSError as error:  # an output file that cannot be written, a CA file that cannot be read
         print(f"{PROG}: {error}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -292,6 +292,15 @@ class BatchClient:
     async def close(self) -> None:
         await self._channel.close()
 
+    async def connected(self, within: float) -> bool:
+        """Whether the service answers a connection within `within` seconds (calls wait for one by themselves:
+        this is for telling a person at once that nothing is there)."""
+        try:
+            await asyncio.wait_for(self._channel.channel_ready(), within)
+        except TimeoutError:
+            return False
+        return True
+
     async def create(
         self,
         model: str,
