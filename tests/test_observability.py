@@ -11,6 +11,7 @@ import json
 import logging
 import re
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
@@ -171,7 +172,7 @@ def test_configure_replaces_the_root_handlers() -> None:
 async def _process(tmp_path: Path, **settings: str) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "otari_batch_grpc.server",
-        cwd=ROOT, env=clean_env(tmp_path / "s.db", GRPC_LISTEN="127.0.0.1:0", SHUTDOWN_GRACE="1", **settings),
+        cwd=ROOT, env=clean_env(tmp_path / "s.db", **{"GRPC_LISTEN": "127.0.0.1:0", "SHUTDOWN_GRACE": "1", **settings}),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
 
@@ -500,3 +501,25 @@ async def test_counted_polls_count_each_poll_by_its_outcome() -> None:
     for outcome in ("ok", "NOT_FOUND"):
         grew = after.value("otari_batch_grpc_watch_polls_total", outcome=outcome)
         assert grew - before.value("otari_batch_grpc_watch_polls_total", outcome=outcome) == 1
+
+
+async def test_a_start_that_fails_writes_json_lines_only(tmp_path: Path) -> None:
+    """A second server on a busy port (grpc-core's own bind error silenced, nothing left "unclosed"), and a bad
+    setting: each says what is wrong in a JSON line, and nothing else reaches stderr."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        second = await _process(tmp_path, GRPC_LISTEN=f"127.0.0.1:{port}")
+        _, err = await asyncio.wait_for(second.communicate(), 60)
+    assert second.returncode == 1
+    lines = [_parsed(line) for line in err.decode().splitlines()]
+    assert [line["message"] for line in lines if line["level"] == "ERROR"] == [
+        f"cannot listen on 127.0.0.1:{port}: is another process using it?"
+    ]
+    bad = await _process(tmp_path, WATCH_POLL_MIN="soon")
+    _, err = await asyncio.wait_for(bad.communicate(), 60)
+    assert bad.returncode == 2
+    assert [_parsed(line)["message"] for line in err.decode().splitlines()] == [
+        "watch_poll_min must be a number, got 'soon'"
+    ]

@@ -6,6 +6,13 @@ stderr; traces follow the OTEL_* environment variables (see tracing.py); metrics
 
 from __future__ import annotations
 
+import os
+
+# grpc-core writes lines of its own (not JSON) to stderr, such as a failed bind, which the service then reports in its
+# own words. It reads this when it loads, so before any import of grpc. GRPC_VERBOSITY=ERROR (or DEBUG) brings its
+# lines back, for debugging grpc itself.
+os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+
 import asyncio
 import contextlib
 import logging
@@ -68,16 +75,13 @@ async def serve(settings: config.Settings) -> None:
 
 
 def main() -> None:
+    logs.configure("INFO")  # every line JSON, a bad setting's too
     try:
         settings = config.load()
-    except config.ConfigError as exc:
-        print(f"otari-batch-grpc: {exc}", file=sys.stderr)
-        sys.exit(2)
-    logs.configure(settings.log_level)
-    try:
+        logs.configure(settings.log_level)
         provider = tracing.configure()
-    except tracing.TracingError as exc:
-        print(f"otari-batch-grpc: {exc}", file=sys.stderr)
+    except (config.ConfigError, tracing.TracingError) as exc:
+        log.error("%s", exc)
         sys.exit(2)
     try:
         with asyncio.Runner(loop_factory=_loop_factory(settings.event_loop)) as runner:

@@ -115,7 +115,8 @@ class BatchServer:
                 raise OSError(f"cannot listen on {self.settings.metrics_address} for metrics: {exc}") from exc
         try:
             return await self._start()
-        except BaseException:
+        except BaseException:  # close what was opened: nothing is left for the loop to complain of at exit
+            await self.gateway.aclose()
             if self.metrics is not None:
                 await self.metrics.close()
             raise
