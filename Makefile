@@ -3,8 +3,14 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# What serving needs (`make run`), the debugging tools of the README (`make tools`: buf, grpcurl), and the whole
+# development tool chain (`make test`): each installed once into .venv, when its description changes.
+RUN_STAMP := $(VENV)/.installed-run
+TOOLS_STAMP := $(VENV)/.installed-tools
 STAMP := $(VENV)/.installed
 PY_SOURCES := server clients/python tests bench tools
+# setuptools warns, at every editable build, of folders named like the package: it is how this tree is laid out.
+PIP := PYTHONWARNINGS=ignore $(BIN)/pip install --quiet
 
 .PHONY: help run run-replicas test generate check-generated lint breaking bench clean
 .DEFAULT_GOAL := help
@@ -12,14 +18,27 @@ PY_SOURCES := server clients/python tests bench tools
 help: ## This list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-# Both distributions, editable: the service (server/) and the client with the stubs (clients/python).
-$(STAMP): pyproject.toml clients/python/pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ./clients/python -e '.[dev]'
-	touch $(STAMP)
 
-run: $(STAMP) ## Serve on 127.0.0.1:50051 (the built-in gateway simulator unless GATEWAY_URL is set)
+# Both distributions, editable: the service (server/) and the client with the stubs (clients/python).
+$(RUN_STAMP): pyproject.toml clients/python/pyproject.toml | $(BIN)/python
+	$(PIP) -e './clients/python[cli]' -e '.[simulator]'
+	touch $@
+
+$(TOOLS_STAMP): $(RUN_STAMP)
+	$(PIP) -e '.[tools]'
+	touch $@
+
+$(STAMP): $(RUN_STAMP)
+	$(PIP) -e './clients/python[cli]' -e '.[dev]'
+	touch $@
+
+.PHONY: tools
+tools: $(TOOLS_STAMP) ## Install buf and grpcurl into .venv/bin (the README's walk-through uses them)
+
+run: $(RUN_STAMP) ## Serve on 127.0.0.1:50051 (the built-in gateway simulator unless GATEWAY_URL is set)
 	@$(BIN)/otari-batch-grpc
 
 run-replicas: $(STAMP) ## Three replicas on ports 50051-50053, one PostgreSQL (DATABASE_URL), one simulator
