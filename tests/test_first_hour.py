@@ -13,6 +13,7 @@ from google.protobuf import duration_pb2
 
 from otari_batch_grpc.server.app import BatchServer
 from otari_batch_grpc.v1 import batch_service_pb2 as pb
+from otari_batch_grpc.v1 import watch_pb2
 from tests.conftest import ALICE, BOB, Sim, connect, create_request, details, make_settings
 
 if TYPE_CHECKING:
@@ -115,3 +116,25 @@ async def test_results_from_past_the_last_one_are_out_of_range(stub: Stub, sim: 
         for r in chunk.results
     ]
     assert tail == ["req-2"]
+
+
+async def test_watching_all_opens_at_once_and_never_shows_a_batch_finished_before_it_opened(
+    stub: Stub, sim: Sim
+) -> None:
+    everything = stub.WatchBatches(pb.WatchBatchesRequest(), metadata=ALICE, timeout=10)
+    first = await everything.read()  # nothing live yet: a heartbeat at once, not 15 s of silence
+    assert isinstance(first, pb.WatchBatchesResponse) and first.event.kind == watch_pb2.BATCH_EVENT_KIND_HEARTBEAT
+    everything.cancel()
+    done = (await stub.CreateBatch(create_request(1), metadata=ALICE)).batch
+    await sim.force(done.id, "completed")  # finished upstream; the registry still has it validating
+    live = (await stub.CreateBatch(create_request(1), metadata=ALICE)).batch
+    everything = stub.WatchBatches(pb.WatchBatchesRequest(), metadata=ALICE, timeout=10)
+    first = await everything.read()
+    assert isinstance(first, pb.WatchBatchesResponse)
+    assert first.event.kind == watch_pb2.BATCH_EVENT_KIND_SNAPSHOT and first.event.batch.id == live.id
+    await stub.ListBatches(pb.ListBatchesRequest(), metadata=ALICE)  # shows the finished one: announced, not news
+    await sim.force(live.id, "completed")
+    change = await everything.read()
+    assert isinstance(change, pb.WatchBatchesResponse)
+    assert change.event.kind == watch_pb2.BATCH_EVENT_KIND_CHANGE and change.event.batch.id == live.id
+    everything.cancel()

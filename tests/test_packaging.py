@@ -94,3 +94,17 @@ def test_the_service_installs_beside_pypis_otari_and_serves(tmp_path: Path) -> N
     finally:
         server.terminate()
         server.wait(30)
+
+
+def test_make_run_installs_what_serving_needs_and_make_test_the_rest(tmp_path: Path) -> None:
+    """Asked of make itself (-n: what it would run) for a checkout with no .venv yet."""
+
+    def would(target: str) -> str:
+        ran = subprocess.run(
+            ["make", "-n", target, f"VENV={tmp_path / 'venv'}"], cwd=ROOT, capture_output=True, text=True, check=True
+        )
+        return ran.stdout
+
+    run = would("run")
+    assert "'.[simulator]'" in run and "[dev]" not in run and "[tools]" not in run
+    assert "'.[dev]'" in would("test")

@@ -196,12 +196,14 @@ class BatchService:
         # Every event sent while the batches are first fetched carries the position before them: a resume from it
         # sends each batch again (a snapshot, or its change), so none is lost however early the stream breaks.
         stream = _ManyTrail(ids, max(after or 0, await self.store.last_seq()))
+        shown = False
         try:
             for batch_id, provider in targets:
                 try:
                     current = await self.core.fetch(caller, batch_id, provider, time_left=None)
                 except ServiceError as error:
                     yield pb.WatchBatchesResponse(event=await self._trouble(caller, stream, batch_id, error))
+                    shown = True
                     continue
                 trail = stream.trail(batch_id)
                 if not current.terminal:  # joined first: nothing is missed while the event below waits to be sent
@@ -216,7 +218,8 @@ class BatchService:
                 if kind == SNAPSHOT and current.terminal and not ids and after is None:
                     continue  # finished before the stream opened (the registry had not seen it end): not live
                 yield pb.WatchBatchesResponse(event=trail.event(current, kind, stream.token))
-            if not targets:
+                shown = True
+            if not shown:
                 yield pb.WatchBatchesResponse(event=_heartbeat(stream.token))  # open, with nothing yet to show
 
             while True:
