@@ -368,3 +368,8 @@ async def test_a_body_naming_another_model_is_refused_with_its_line(cli: Cli, tm
     lines: list[dict[str, object]] = [*LINES, {"custom_id": "q3", "body": {"model": "gpt-4o", "messages": []}}]
     ran = await cli.run("submit", str(write_jsonl(tmp_path / "in.jsonl", lines)), "--model", MODEL)
     assert ran.code == 2 and "in.jsonl:3: body.model is 'gpt-4o'" in ran.err
+
+
+async def test_a_wrong_key_is_said_and_exits_4_even_with_nothing_to_list(cli: Cli) -> None:
+    ran = await cli.run("list", key="sim-key-alicd")
+    assert ran.code == 4 and "UNAUTHENTICATED" in ran.err and "Invalid API key" in ran.err and ran.out == ""
