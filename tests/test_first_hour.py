@@ -126,13 +126,14 @@ async def test_watching_all_opens_at_once_and_never_shows_a_batch_finished_befor
     assert isinstance(first, pb.WatchBatchesResponse) and first.event.kind == watch_pb2.BATCH_EVENT_KIND_HEARTBEAT
     everything.cancel()
     done = (await stub.CreateBatch(create_request(1), metadata=ALICE)).batch
-    await sim.force(done.id, "completed")  # finished upstream; the registry still has it validating
+    await sim.force(done.id, "completed")
+    await stub.GetBatch(pb.GetBatchRequest(batch_id=done.id), metadata=ALICE)  # the service knows it finished
     live = (await stub.CreateBatch(create_request(1), metadata=ALICE)).batch
     everything = stub.WatchBatches(pb.WatchBatchesRequest(), metadata=ALICE, timeout=10)
     first = await everything.read()
     assert isinstance(first, pb.WatchBatchesResponse)
     assert first.event.kind == watch_pb2.BATCH_EVENT_KIND_SNAPSHOT and first.event.batch.id == live.id
-    await stub.ListBatches(pb.ListBatchesRequest(), metadata=ALICE)  # shows the finished one: announced, not news
+    await stub.ListBatches(pb.ListBatchesRequest(), metadata=ALICE)  # shows the finished one again: not news
     await sim.force(live.id, "completed")
     change = await everything.read()
     assert isinstance(change, pb.WatchBatchesResponse)

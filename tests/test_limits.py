@@ -119,15 +119,16 @@ async def test_batches_watched_per_caller(sim: Sim, tmp_path: Path) -> None:
 
 async def test_a_burst_of_gateway_calls_queues_behind_its_own_callers_limit(sim: Sim, tmp_path: Path) -> None:
     async with limited(sim, tmp_path, limit_upstream_per_caller=2, limit_upstream_queue_per_caller=3) as stub:
-        bobs = (await stub.CreateBatch(create_request(1), metadata=BOB)).batch
+        # Distinct batches: identical reads would share one gateway call.
+        bobs = [(await stub.CreateBatch(create_request(1), metadata=BOB)).batch for _ in range(6)]
         alices = (await stub.CreateBatch(create_request(1), metadata=ALICE)).batch
         await sim.force(alices.id, "completed")
         await stub.GetBatch(pb.GetBatchRequest(batch_id=alices.id), metadata=ALICE)  # now known to be finished
         gets_before = await sim.requests_seen("get")
         await sim.fault(op="get", delay=30.0)  # every gateway GET hangs from now on
         burst = [
-            asyncio.ensure_future(stub.GetBatch(pb.GetBatchRequest(batch_id=bobs.id), metadata=BOB, timeout=60))
-            for _ in range(5)
+            asyncio.ensure_future(stub.GetBatch(pb.GetBatchRequest(batch_id=b.id), metadata=BOB, timeout=60))
+            for b in bobs[:5]
         ]
 
         async def in_flight() -> int:
@@ -139,7 +140,7 @@ async def test_a_burst_of_gateway_calls_queues_behind_its_own_callers_limit(sim:
         await eventually(two_in_flight)
         # Two at the gateway, three queued: the sixth is refused at once.
         with pytest.raises(grpc.aio.AioRpcError) as caught:
-            await stub.GetBatch(pb.GetBatchRequest(batch_id=bobs.id), metadata=BOB, timeout=10)
+            await stub.GetBatch(pb.GetBatchRequest(batch_id=bobs[5].id), metadata=BOB, timeout=10)
         assert_limited(caught.value, "upstream_per_caller")
         # Alice's local read (a finished batch she was shown) does not wait behind bob's burst.
         got = await stub.GetBatch(pb.GetBatchRequest(batch_id=alices.id), metadata=ALICE, timeout=10)

@@ -3,6 +3,7 @@ served to a caller the gateway has not authorized (a matrix of two API keys and 
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -97,6 +98,8 @@ async def test_a_terminal_batch_is_served_from_the_registry(stub: Stub, sim: Sim
 
 
 async def test_results_are_fetched_once_then_streamed_from_the_cache(stub: Stub, sim: Sim, server: BatchServer) -> None:
+    results = server.service.results
+    results.policy = dataclasses.replace(results.policy, chunk_bytes=16_384)  # many chunks
     batch = await _completed(stub, sim, 1200)  # more than one page of the store
     first = await _results(stub, batch.id)
     assert await server.store.result_set(batch.id) == 1200
@@ -115,7 +118,10 @@ async def test_a_broken_stream_resumes_at_start_index(stub: Stub, sim: Sim, cach
     if cached:
         await _results(stub, batch.id)
     assert await _results(stub, batch.id, start=3) == ["3:req-3", "4:req-4"]
-    assert await _results(stub, batch.id, start=9) == []
+    assert await _results(stub, batch.id, start=5) == []  # at the end: every result was received
+    with pytest.raises(grpc.aio.AioRpcError) as past:
+        await _results(stub, batch.id, start=9)
+    assert past.value.code() == grpc.StatusCode.OUT_OF_RANGE
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await _results(stub, batch.id, start=-1)
     assert details(caught.value).fields == ["start_index"]
@@ -171,16 +177,21 @@ async def test_trust_expires_so_a_revoked_key_loses_access(sim: Sim, tmp_path: P
 
 
 async def test_the_cache_keeps_to_its_byte_budget_oldest_first(sim: Sim, tmp_path: Path) -> None:
-    settings = make_settings(sim.url, tmp_path, results_cache_max_bytes=300_000)
-    async with BatchServer(settings, gateway_url=sim.url) as server, connect(server.port) as stub:
+    async with (
+        BatchServer(make_settings(sim.url, tmp_path), gateway_url=sim.url) as server,
+        connect(server.port) as stub,
+    ):
         old = await _completed(stub, sim, 400)
         new = await _completed(stub, sim, 400)
         await _results(stub, old.id)
         assert await server.store.result_set(old.id) == 400
+        one_set = await server.store.results_bytes()
+        results = server.service.results
+        results.policy = dataclasses.replace(results.policy, max_bytes=one_set * 3 // 2)  # room for one set
         await _results(stub, new.id)
         assert await server.store.result_set(old.id) is None
         assert await server.store.result_set(new.id) == 400
-        assert await server.store.results_bytes() <= 300_000
+        assert await server.store.results_bytes() <= one_set * 3 // 2
         assert len(await _results(stub, old.id)) == 400  # evicted: fetched through the gateway again
         assert await sim.requests_seen("results") == 3
 

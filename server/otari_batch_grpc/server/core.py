@@ -27,7 +27,7 @@ from otari_batch_grpc.server.records import Observation, same_state, seen
 from otari_batch_grpc.server.store import RevisionNotice, Store
 from otari_batch_grpc.server.upstream import UpstreamError, UpstreamHTTPError
 from otari_batch_grpc.server.validation import provider_required
-from otari_batch_grpc.server.watch import Hub, Subscriber, Watcher, WatchPolicy
+from otari_batch_grpc.server.watch import Hub, Watcher, WatchPolicy
 from otari_batch_grpc.v1 import batch_pb2, batch_service_pb2
 
 log = logging.getLogger("otari_batch_grpc.core")
@@ -96,6 +96,7 @@ class Batches:
         self._owner_checked: dict[str, float] = {}  # owner -> when the gateway last showed it anything
         self._refused: OrderedDict[str, tuple[float, ServiceError]] = OrderedDict()  # keys the gateway refused
         self._vouching: dict[str, asyncio.Future[None]] = {}  # owner -> the question being asked of the gateway
+        self._fetching: dict[tuple[str, str, str], asyncio.Future[Observation]] = {}  # reads in flight, shared
 
     # -- the one path in -------------------------------------------------------------------------------------
     async def enter(
@@ -109,7 +110,7 @@ class Batches:
             changed = []
             verified = []
             for batch in batches:
-                last = await self._last(batch.id)
+                last = await self.latest(batch.id)
                 if last is not None and same_state(last.batch, batch):
                     observations.append(last.as_shown(batch))
                     if creator or now - self._checked.get((batch.id, owner), 0.0) > self.policy.owner_trust_seconds / 4:
@@ -171,7 +172,8 @@ class Batches:
             self._remember(observations[-1])
         return observations
 
-    async def _last(self, batch_id: str) -> Observation | None:
+    async def latest(self, batch_id: str) -> Observation | None:
+        """The newest revision of the batch this service holds (remembered, or read from the store)."""
         cached = self._latest.get(batch_id)
         if cached is not None:
             return cached
@@ -264,11 +266,26 @@ class Batches:
         )
 
     async def fetch(self, caller: Caller, batch_id: str, provider: str, *, time_left: float | None) -> Observation:
-        """The batch from the gateway (which authorizes the caller for it), entered."""
+        """The batch from the gateway (which authorizes the caller for it), entered. Concurrent identical reads
+        (one batch, one caller, one provider) share one gateway call: the answer a caller gets is at most as old as
+        the call it joined, which started before it asked (a gateway round trip, ~50-80 ms)."""
+        key = (batch_id, caller.owner, provider.lower())
+        shared = self._fetching.get(key)
+        if shared is None:
+            shared = asyncio.ensure_future(self._fetch(caller, batch_id, provider, time_left))
+            self._fetching[key] = shared
+            shared.add_done_callback(lambda _: self._fetching.pop(key, None))
+        return await asyncio.shield(shared)
+
+    async def _fetch(self, caller: Caller, batch_id: str, provider: str, time_left: float | None) -> Observation:
         try:
             data = await self.gateway.get_batch(caller.key, batch_id, provider, time_left=time_left)
         except UpstreamHTTPError as exc:
-            raise await self._refine_provider_error(caller, provider, exc, time_left) from None
+            error = await self._refine_provider_error(caller, provider, exc, time_left)
+            if error.code == Code.NOT_FOUND:  # not this caller's (any more), or gone: the registry forgets it for them
+                self._checked.pop((batch_id, caller.owner), None)
+                await self.store.revoke(batch_id, caller.owner)
+            raise error from None
         except UpstreamError as exc:
             raise from_upstream(exc) from None
         (observation,) = await self.enter([convert.batch_from_json(data)], provider, caller.owner)
@@ -285,8 +302,19 @@ class Batches:
 
     async def trusted(self, caller: Caller, batch_id: str) -> bool:
         """Whether the gateway showed this caller the batch recently enough to serve it from the store."""
-        verified = await self.store.verified_at(batch_id, caller.owner)
-        return verified is not None and time.time() - verified < self.policy.owner_trust_seconds
+        if self.verified_within_trust(caller, batch_id) is not None:
+            return True
+        return await self.verified_in_store(caller, batch_id) is not None
+
+    def verified_within_trust(self, caller: Caller, batch_id: str) -> float | None:
+        """When this process last saw the gateway show the caller the batch, if within the trust window."""
+        at = self._checked.get((batch_id, caller.owner))
+        return at if at is not None and time.time() - at < self.policy.owner_trust_seconds else None
+
+    async def verified_in_store(self, caller: Caller, batch_id: str) -> float | None:
+        """When any replica last saw the gateway show the caller the batch, if within the trust window."""
+        at = await self.store.verified_at(batch_id, caller.owner)
+        return at if at is not None and time.time() - at < self.policy.owner_trust_seconds else None
 
     async def trusted_terminal(self, caller: Caller, batch_id: str, provider: str) -> batch_pb2.Batch | None:
         """The stored state of a terminal batch (it never changes), if this caller may have it."""
@@ -363,29 +391,6 @@ class Batches:
         batch = convert.batch_from_json(data)
         await self.enter([batch], provider, caller.owner)
         return batch
-
-    # -- waiting -------------------------------------------------------------------------------------------
-    async def wait(
-        self, caller: Caller, batch_id: str, provider: str, *, limit: float | None, time_left: float | None
-    ) -> Observation:
-        """The batch once terminal, or its latest saved state when `limit` seconds (counted from now) pass."""
-        deadline = None if limit is None else time.monotonic() + limit  # before the fetch: it spends the limit too
-        latest = await self.fetch(caller, batch_id, provider, time_left=time_left)
-        if latest.terminal:
-            return latest
-        subscriber = Subscriber(caller.watcher)
-        try:
-            self.hub.join(subscriber, batch_id, provider, latest)
-            while not latest.terminal:
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    break
-                for item in await subscriber.next(min(left or 3600.0, 3600.0)):
-                    if isinstance(item, Observation) and item.rev > latest.rev:
-                        latest = item
-        finally:
-            self.hub.leave(subscriber, [batch_id])
-        return latest
 
     # -- listing -------------------------------------------------------------------------------------------
     async def list(
@@ -473,11 +478,11 @@ class _Replicas:
         self._seconds = lease_seconds
         self.name = uuid.uuid4().hex
 
-    async def hold(self, batch_id: str) -> bool:
-        return await self._store.hold_lease(f"poll:{batch_id}", self.name, self._seconds)
+    async def hold(self, batch_id: str, loop: str) -> bool:
+        return await self._store.hold_lease(f"poll:{batch_id}", f"{self.name}/{loop}", self._seconds)
 
-    async def release(self, batch_id: str) -> None:
-        await self._store.release_lease(f"poll:{batch_id}", self.name)
+    async def release(self, batch_id: str, loop: str) -> None:
+        await self._store.release_lease(f"poll:{batch_id}", f"{self.name}/{loop}")
 
     async def catch_up(self, batch_id: str, after_rev: int) -> list[Observation]:
         return await self._core.caught_up(batch_id, after_rev)

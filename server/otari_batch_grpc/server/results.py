@@ -20,11 +20,10 @@ from dataclasses import dataclass
 from otari_batch_grpc.server import convert, metrics, wire, wire_typed
 from otari_batch_grpc.server.core import Batches, Caller, status_meta
 from otari_batch_grpc.server.errors import Code, ServiceError, from_upstream
+from otari_batch_grpc.server.feed import Feed
 from otari_batch_grpc.server.locks import KeyedLocks
-from otari_batch_grpc.server.records import Observation
 from otari_batch_grpc.server.results_json import ResultsParser
 from otari_batch_grpc.server.upstream import UpstreamError, UpstreamHTTPError
-from otari_batch_grpc.server.watch import Subscriber
 from otari_batch_grpc.server.wire import length_delimited, varint
 from otari_batch_grpc.v1 import batch_pb2, batch_service_pb2
 
@@ -63,8 +62,9 @@ def field_entry(result: bytes) -> bytes:
 
 
 class ResultStreams:
-    def __init__(self, core: Batches, policy: ResultsPolicy) -> None:
+    def __init__(self, core: Batches, feed: Feed, policy: ResultsPolicy) -> None:
         self._core = core
+        self._feed = feed
         self._store = core.store
         self.policy = policy
         self._filling = KeyedLocks()
@@ -83,12 +83,14 @@ class ResultStreams:
                 yield message
             return
         latest = await self._core.fetch(caller, batch_id, provider, time_left=time_left)
-        if wait and not latest.terminal:
-            async for progress in self._progress(caller, latest, provider):
-                if isinstance(progress, Observation):
-                    latest = progress
-                else:
-                    yield progress
+        if wait and not latest.terminal:  # its state on each change (and each quiet while) until it ends
+            states = self._feed.follow(
+                self._feed.subscription(caller), latest, provider, every=self.policy.progress_seconds
+            )
+            async with contextlib.aclosing(states):
+                async for latest in states:
+                    if not latest.terminal:  # the terminal one is not sent: the results, or why there are none, are
+                        yield _progress(latest.batch)
         batch = latest.batch
         if batch.status != batch_pb2.BATCH_STATUS_COMPLETED:
             raise results_not_ready(batch)
@@ -102,27 +104,6 @@ class ResultStreams:
             metrics.RESULTS_CACHE_MISSES.inc()
             async for message in self._first_fetch(caller, batch, provider, start, time_left):
                 yield message
-
-    async def _progress(
-        self, caller: Caller, latest: Observation, provider: str
-    ) -> AsyncIterator[Message | Observation]:
-        """While `wait` waits: the batch's state now, on each change and every `progress_seconds`; the terminal
-        observation last (not sent: the caller sees the results, or why there are none)."""
-        subscriber = Subscriber(caller.watcher)
-        batch_id = latest.batch_id
-        try:
-            self._core.hub.join(subscriber, batch_id, provider, latest)
-            yield _progress(latest.batch)
-            while not latest.terminal:
-                news = await subscriber.next(self.policy.progress_seconds)
-                newer = [i for i in news if isinstance(i, Observation) and i.rev > latest.rev]
-                if newer:
-                    latest = newer[-1]
-                if not latest.terminal and (newer or not news):  # a change, or a quiet while: not a repeat
-                    yield _progress(latest.batch)
-        finally:
-            self._core.hub.leave(subscriber, [batch_id])
-        yield latest
 
     async def _cached(self, batch_id: str, start: int, total: int) -> AsyncIterator[Message]:
         """The cached chunks from the one holding `start` on, the next few read while these are sent."""

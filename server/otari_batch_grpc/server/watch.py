@@ -19,6 +19,7 @@ import contextlib
 import logging
 import random
 import time
+import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -133,12 +134,13 @@ class Fleet(Protocol):
     """The replicas sharing one store, as the hub sees them: which one polls a batch (a lease), and the
     revisions the others saved. One process alone polls every batch itself and hears of nothing."""
 
-    async def hold(self, batch_id: str) -> bool:
-        """Take or renew this replica's lease on polling the batch; False while another replica holds it."""
+    async def hold(self, batch_id: str, loop: str) -> bool:
+        """Take or renew this replica's lease on polling the batch for the loop named `loop`; False while another
+        replica holds it."""
         ...
 
-    async def release(self, batch_id: str) -> None:
-        """Give the lease up (the loop ends)."""
+    async def release(self, batch_id: str, loop: str) -> None:
+        """Give up the lease that loop holds (the loop ends); a newer loop's lease is not touched."""
         ...
 
     async def catch_up(self, batch_id: str, after_rev: int) -> list[Observation]:
@@ -149,10 +151,10 @@ class Fleet(Protocol):
 class Alone:
     """The fleet of one: a SQLite store is one process's own."""
 
-    async def hold(self, batch_id: str) -> bool:
+    async def hold(self, batch_id: str, loop: str) -> bool:
         return True
 
-    async def release(self, batch_id: str) -> None:
+    async def release(self, batch_id: str, loop: str) -> None:
         return None
 
     async def catch_up(self, batch_id: str, after_rev: int) -> list[Observation]:
@@ -168,6 +170,7 @@ class _Loop:
     verified: dict[str, float] = field(default_factory=dict)  # owner -> when its key last showed the batch
     reported: bool = False  # trouble was reported and the batch has not answered since
     woken: asyncio.Event = field(default_factory=asyncio.Event)  # another replica saved a revision of it
+    name: str = field(default_factory=lambda: uuid.uuid4().hex[:12])  # this loop among the batch's loops, over time
 
 
 class Hub:
@@ -209,20 +212,32 @@ class Hub:
                         subscriber.report(Problem(batch_id, error, removed=False, last=observation))
 
     # -- subscriptions -------------------------------------------------------------------------------------
-    def join(self, subscriber: Subscriber, batch_id: str, provider: str, current: Observation) -> None:
-        """Add a subscriber (authorized just now, by the fetch that gave `current`) to the batch's loop, starting
-        the loop if it is the first. It is offered the newest state at once, so nothing is missed."""
+    def join(
+        self,
+        subscriber: Subscriber,
+        batch_id: str,
+        provider: str,
+        current: Observation,
+        *,
+        verified_at: float | None = None,
+    ) -> None:
+        """Add a subscriber to the batch's loop, starting the loop if it is the first. The gateway showed the
+        subscriber's owner the batch at `verified_at` (epoch seconds; default: just now, by the read that gave
+        `current`); the loop checks that owner's key again once the trust window from then runs out. It is offered
+        the newest state at once, so nothing is missed."""
         if self._closed:
             raise shutting_down()
+        owner = subscriber.watcher.owner
         if batch_id not in subscriber.joined:
-            self.make_room(subscriber.watcher.owner, 1)
-            self._watched[subscriber.watcher.owner] += 1
+            self.make_room(owner, 1)
+            self._watched[owner] += 1
         loop = self._loops.get(batch_id)
         if loop is None:
             loop = self._loops[batch_id] = _Loop(batch_id, provider)
             loop.task = asyncio.create_task(self._run(loop), name=f"watch {batch_id}", context=tracing.background())
         loop.subscribers.add(subscriber)
-        loop.verified.setdefault(subscriber.watcher.owner, time.monotonic())
+        shown = time.monotonic() - (0.0 if verified_at is None else max(0.0, time.time() - verified_at))
+        loop.verified[owner] = max(loop.verified.get(owner, 0.0), shown)
         subscriber.joined.add(batch_id)
         latest = self._latest.get(batch_id)
         if latest is None or latest.rev < current.rev:
@@ -232,21 +247,29 @@ class Hub:
     def leave(self, subscriber: Subscriber, batch_ids: Iterable[str] | None = None) -> None:
         """Take the subscriber out of these batches' loops (all of them by default); a loop left empty stops and
         is forgotten at once, so a join right after starts a fresh one."""
-        owner = subscriber.watcher.owner
         for batch_id in list(subscriber.joined if batch_ids is None else batch_ids):
-            if batch_id in subscriber.joined:
-                subscriber.joined.discard(batch_id)
-                self._watched[owner] -= 1
-                if self._watched[owner] <= 0:
-                    del self._watched[owner]
             loop = self._loops.get(batch_id)
-            if loop is None:
-                continue
-            loop.subscribers.discard(subscriber)
-            if not loop.subscribers:
+            self._detach(subscriber, batch_id, loop)
+            if loop is not None and not loop.subscribers:
                 self._forget(loop)
                 if loop.task is not None:
                     loop.task.cancel()
+
+    def _detach(self, subscriber: Subscriber, batch_id: str, loop: _Loop | None) -> None:
+        """The one way a subscriber stops following a batch: out of its loop, and out of its owner's count of
+        batches watched (whatever ends it: the stream, a lost access, a gateway failing past the limit)."""
+        if loop is not None:
+            loop.subscribers.discard(subscriber)
+        if batch_id in subscriber.joined:
+            subscriber.joined.discard(batch_id)
+            owner = subscriber.watcher.owner
+            self._watched[owner] -= 1
+            if self._watched[owner] <= 0:
+                del self._watched[owner]
+
+    def latest(self, batch_id: str) -> Observation | None:
+        """The newest state a live loop has of the batch (None without one)."""
+        return self._latest.get(batch_id)
 
     def wake(self, batch_id: str) -> None:
         """Another replica saved a revision of the batch: its loop here reads it now, not at its next turn."""
@@ -330,7 +353,7 @@ class Hub:
                 watchers = {s.watcher.owner: s.watcher for s in loop.subscribers}
                 if not watchers:
                     break
-                if not await self.fleet.hold(loop.batch_id):  # another replica polls it: read what it saves
+                if not await self.fleet.hold(loop.batch_id, loop.name):  # another replica polls it: read its saves
                     if self._caught_up(loop, await self.fleet.catch_up(loop.batch_id, self._rev(loop))):
                         break
                     interval = policy.poll_min
@@ -382,11 +405,12 @@ class Hub:
                 subscriber.report(Problem(loop.batch_id, failed, removed=False, last=self._latest.get(loop.batch_id)))
         finally:
             self._forget(loop)
-            await asyncio.shield(self._let_go(loop.batch_id))
+            await asyncio.shield(self._let_go(loop))
 
-    async def _let_go(self, batch_id: str) -> None:
+    async def _let_go(self, loop: _Loop) -> None:
+        batch_id = loop.batch_id
         try:
-            await self.fleet.release(batch_id)
+            await self.fleet.release(batch_id, loop.name)
         except Exception:  # the lease lapses by itself
             log.warning("watch %s: could not give up the poll lease", batch_id, exc_info=True)
 
@@ -440,8 +464,7 @@ class Hub:
             for subscriber in list(loop.subscribers):
                 subscriber.report(problem)
                 if not subscriber.many:
-                    loop.subscribers.discard(subscriber)
-                    subscriber.joined.discard(loop.batch_id)
+                    self._detach(subscriber, loop.batch_id, loop)
             return failing_since, self.policy.poll_max
         log.warning("watch %s: gateway trouble (%s), backing off", loop.batch_id, error.reason)
         retry_after = error.retry_after or 0.0
@@ -452,6 +475,5 @@ class Hub:
         problem = Problem(loop.batch_id, error, removed=True, last=self._latest.get(loop.batch_id))
         for subscriber in [s for s in loop.subscribers if s.watcher.owner == owner]:
             subscriber.report(problem)
-            loop.subscribers.discard(subscriber)
-            subscriber.joined.discard(loop.batch_id)
+            self._detach(subscriber, loop.batch_id, loop)
         loop.verified.pop(owner, None)

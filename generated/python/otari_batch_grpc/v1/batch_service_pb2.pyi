@@ -436,8 +436,9 @@ class WatchBatchRequest(_message.Message):
     provider: _builtins.str
     """The provider that holds the batch. Optional for a batch this service has already shown you."""
     resume_token: _builtins.str
-    """Resume after the event that carried this token: the events since are replayed first. Empty starts with a
-    snapshot. A token older than the revisions the service keeps gets FAILED_PRECONDITION: start over.
+    """Resume after the event that carried this token: the events since are replayed first; when there are none,
+    a heartbeat says so at once (the state you had is not sent again). Empty starts with a snapshot. A token
+    older than the revisions the service keeps gets FAILED_PRECONDITION: start over.
     """
     def __init__(
         self,
@@ -487,9 +488,10 @@ class WatchBatchesRequest(_message.Message):
     BATCH_IDS_FIELD_NUMBER: _builtins.int
     RESUME_TOKEN_FIELD_NUMBER: _builtins.int
     resume_token: _builtins.str
-    """Resume after the event that carried this token (with the same batch_ids): the changes since are replayed
-    first, then a snapshot of each batch that had none. Empty starts with a snapshot of each batch. A token
-    older than the revisions the service keeps gets FAILED_PRECONDITION: start over.
+    """Resume after the event that carried this token (with the same batch_ids): the changes since are replayed,
+    and a snapshot of each batch new to you; a batch that did not change is not sent again. Empty starts with a
+    snapshot of each batch. With nothing to send at once, a heartbeat opens the stream. A token older than the
+    revisions the service keeps gets FAILED_PRECONDITION: start over.
     """
     @_builtins.property
     def batch_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:

@@ -263,12 +263,13 @@ class Store(abc.ABC):
 
     # -- a fleet of replicas on one store -------------------------------------------------------------------
     async def hold_lease(self, name: str, holder: str, seconds: float) -> bool:
-        """Take the lease `name` for `holder`, or renew it, for `seconds` from now; False while another holder's
-        lease runs. A store that is one process's own (SQLite) has no one to share with: always True."""
+        """Take the lease `name` for `holder` ("<replica>/<generation>"), or renew it, for `seconds` from now;
+        False while another replica's lease runs (a newer generation of the same replica takes it over). A store
+        that is one process's own (SQLite) has no one to share with: always True."""
         return True
 
     async def release_lease(self, name: str, holder: str) -> None:
-        """Give the lease up (if `holder` holds it), so another may take it at once."""
+        """Give the lease up if `holder` (that very generation) holds it, so another may take it at once."""
         return None
 
     async def follow_revisions(self, notice: Callable[[RevisionNotice], None]) -> None:

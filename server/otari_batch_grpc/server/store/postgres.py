@@ -116,11 +116,15 @@ SELECT i.rev, i.seq FROM inserted i JOIN numbered n ON n.id = i.batch_id AND n.r
 """
 
 # A lease row is taken when free or expired, renewed by its holder, and left alone otherwise (no row comes back).
+# A holder is "<replica>/<generation>": a replica's newer generation (a loop that replaced an ending one) takes
+# over its own older one at once, and a release deletes only its own generation's row (compare-and-delete), so an
+# ending loop never frees the lease of the loop that replaced it.
 _HOLD_LEASE = """
 INSERT INTO leases AS l (name, holder, expires_at)
 VALUES ($1, $2, extract(epoch FROM clock_timestamp()) + $3::float8)
 ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
 WHERE l.holder = excluded.holder OR l.expires_at < extract(epoch FROM clock_timestamp())
+   OR split_part(l.holder, '/', 1) = split_part(excluded.holder, '/', 1)
 RETURNING holder
 """
 

@@ -796,8 +796,9 @@ type WatchBatchRequest struct {
 	BatchId string `protobuf:"bytes,1,opt,name=batch_id,json=batchId,proto3" json:"batch_id,omitempty"`
 	// The provider that holds the batch. Optional for a batch this service has already shown you.
 	Provider string `protobuf:"bytes,2,opt,name=provider,proto3" json:"provider,omitempty"`
-	// Resume after the event that carried this token: the events since are replayed first. Empty starts with a
-	// snapshot. A token older than the revisions the service keeps gets FAILED_PRECONDITION: start over.
+	// Resume after the event that carried this token: the events since are replayed first; when there are none,
+	// a heartbeat says so at once (the state you had is not sent again). Empty starts with a snapshot. A token
+	// older than the revisions the service keeps gets FAILED_PRECONDITION: start over.
 	ResumeToken string `protobuf:"bytes,3,opt,name=resume_token,json=resumeToken,proto3" json:"resume_token,omitempty"`
 }
 
@@ -913,9 +914,10 @@ type WatchBatchesRequest struct {
 	// yours this service knows that is not yet terminal, and each batch you create or are shown while the
 	// stream is open.
 	BatchIds []string `protobuf:"bytes,1,rep,name=batch_ids,json=batchIds,proto3" json:"batch_ids,omitempty"`
-	// Resume after the event that carried this token (with the same batch_ids): the changes since are replayed
-	// first, then a snapshot of each batch that had none. Empty starts with a snapshot of each batch. A token
-	// older than the revisions the service keeps gets FAILED_PRECONDITION: start over.
+	// Resume after the event that carried this token (with the same batch_ids): the changes since are replayed,
+	// and a snapshot of each batch new to you; a batch that did not change is not sent again. Empty starts with a
+	// snapshot of each batch. With nothing to send at once, a heartbeat opens the stream. A token older than the
+	// revisions the service keeps gets FAILED_PRECONDITION: start over.
 	ResumeToken string `protobuf:"bytes,2,opt,name=resume_token,json=resumeToken,proto3" json:"resume_token,omitempty"`
 }
 

@@ -14,8 +14,9 @@ export interface WatchBatchRequest {
    */
   'provider'?: (string);
   /**
-   * Resume after the event that carried this token: the events since are replayed first. Empty starts with a
-   * snapshot. A token older than the revisions the service keeps gets FAILED_PRECONDITION: start over.
+   * Resume after the event that carried this token: the events since are replayed first; when there are none,
+   * a heartbeat says so at once (the state you had is not sent again). Empty starts with a snapshot. A token
+   * older than the revisions the service keeps gets FAILED_PRECONDITION: start over.
    */
   'resumeToken'?: (string);
 }
@@ -33,8 +34,9 @@ export interface WatchBatchRequest__Output {
    */
   'provider': (string);
   /**
-   * Resume after the event that carried this token: the events since are replayed first. Empty starts with a
-   * snapshot. A token older than the revisions the service keeps gets FAILED_PRECONDITION: start over.
+   * Resume after the event that carried this token: the events since are replayed first; when there are none,
+   * a heartbeat says so at once (the state you had is not sent again). Empty starts with a snapshot. A token
+   * older than the revisions the service keeps gets FAILED_PRECONDITION: start over.
    */
   'resumeToken': (string);
 }

@@ -12,9 +12,10 @@ export interface WatchBatchesRequest {
    */
   'batchIds'?: (string)[];
   /**
-   * Resume after the event that carried this token (with the same batch_ids): the changes since are replayed
-   * first, then a snapshot of each batch that had none. Empty starts with a snapshot of each batch. A token
-   * older than the revisions the service keeps gets FAILED_PRECONDITION: start over.
+   * Resume after the event that carried this token (with the same batch_ids): the changes since are replayed,
+   * and a snapshot of each batch new to you; a batch that did not change is not sent again. Empty starts with a
+   * snapshot of each batch. With nothing to send at once, a heartbeat opens the stream. A token older than the
+   * revisions the service keeps gets FAILED_PRECONDITION: start over.
    */
   'resumeToken'?: (string);
 }
@@ -30,9 +31,10 @@ export interface WatchBatchesRequest__Output {
    */
   'batchIds': (string)[];
   /**
-   * Resume after the event that carried this token (with the same batch_ids): the changes since are replayed
-   * first, then a snapshot of each batch that had none. Empty starts with a snapshot of each batch. A token
-   * older than the revisions the service keeps gets FAILED_PRECONDITION: start over.
+   * Resume after the event that carried this token (with the same batch_ids): the changes since are replayed,
+   * and a snapshot of each batch new to you; a batch that did not change is not sent again. Empty starts with a
+   * snapshot of each batch. With nothing to send at once, a heartbeat opens the stream. A token older than the
+   * revisions the service keeps gets FAILED_PRECONDITION: start over.
    */
   'resumeToken': (string);
 }

@@ -1,0 +1,374 @@
+"""Subscriptions: what a stream that follows batches is owed, below the service.
+
+WatchBatch, WatchBatches, WaitBatch and StreamResults(wait) are adapters over the one Feed. It owns:
+- the state a subscription starts from: the latest the service knows (the hub's, or the store's last revision)
+  when the gateway showed this caller the batch within the trust window, at no gateway call; else a gateway read
+  (concurrent identical ones share a call, in the core). The hub's next poll refreshes it either way.
+- replay and dedupe: a resume token names the last revision the caller saw; what was saved after it comes from the
+  store (on any replica, after a restart), and a revision repeating the state last sent (two replicas saw it) is
+  no news: its token is taken, nothing is sent.
+- heartbeats: a quiet stream gets one every `heartbeat_seconds`, with the last token.
+- the hub membership and the per-caller count of batches watched: a Subscription takes them as it follows batches
+  and gives all of them back in one place, `close`, whatever ends the stream.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncGenerator, Sequence
+
+from google.protobuf import timestamp_pb2
+
+from otari_batch_grpc.server import tokens
+from otari_batch_grpc.server.core import Batches, Caller
+from otari_batch_grpc.server.errors import Code, FieldViolation, ServiceError, invalid_argument
+from otari_batch_grpc.server.records import Observation, same_state
+from otari_batch_grpc.server.watch import ACCESS_LOST, Problem, Subscriber
+from otari_batch_grpc.v1 import batch_pb2, watch_pb2
+
+SNAPSHOT = watch_pb2.BATCH_EVENT_KIND_SNAPSHOT
+CHANGE = watch_pb2.BATCH_EVENT_KIND_CHANGE
+HEARTBEAT = watch_pb2.BATCH_EVENT_KIND_HEARTBEAT
+UNAVAILABLE = watch_pb2.BATCH_EVENT_KIND_UNAVAILABLE
+REMOVED = watch_pb2.BATCH_EVENT_KIND_REMOVED
+# Batches one WatchBatches stream follows at most (listed, or every live one of the caller's).
+WATCH_MAX_BATCHES = 1000
+
+
+class Subscription:
+    """One stream's hold on the hub: its inbox, the batches it follows (each counted against its owner) and, for a
+    stream that follows all of them, its owner's new batches. `close` gives all of it back; it is called by
+    whichever comes first, the call's end or the stream's, and does its work once."""
+
+    def __init__(self, feed: Feed, caller: Caller, *, many: bool) -> None:
+        self.caller = caller
+        self.subscriber = Subscriber(caller.watcher, many=many)
+        self._hub = feed.core.hub
+        self._closed = False
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._hub.unfollow_owner(self.subscriber)
+        self._hub.leave(self.subscriber)
+
+
+class Feed:
+    def __init__(self, core: Batches, *, heartbeat_seconds: float) -> None:
+        self.core = core
+        self.hub = core.hub
+        self.store = core.store
+        self.heartbeat_seconds = heartbeat_seconds
+
+    def subscription(self, caller: Caller, *, many: bool = False) -> Subscription:
+        return Subscription(self, caller, many=many)
+
+    # -- one batch ---------------------------------------------------------------------------------------------
+    async def watch(
+        self, subscription: Subscription, batch_id: str, provider: str, resume_token: str
+    ) -> AsyncGenerator[watch_pb2.BatchEvent, None]:
+        """A snapshot (or what was missed since `resume_token`), then each change; ends at a terminal state."""
+        after = tokens.rev_of_resume_token(resume_token, batch_id) if resume_token else None
+        caller, subscriber = subscription.caller, subscription.subscriber
+        self.hub.make_room(caller.owner, 1)
+        try:
+            current, verified = await self._current(caller, batch_id, provider)
+            missed = [] if after is None else await self._replay(batch_id, after)
+            trail = Trail()
+            if not current.terminal:  # joined before anything is sent: nothing is missed while a send waits
+                self.hub.join(subscriber, batch_id, provider, current, verified_at=verified)
+            replayed = False
+            if missed:
+                trail.seed(missed[0])  # what the caller saw last: the base for previous_status, and its token
+                trail.token = resume_token
+                for observation in missed[1:]:
+                    if not trail.repeats(observation):  # two replicas saved the same state: the caller has it
+                        replayed = True
+                        yield trail.event(observation)
+            if not replayed and (trail.last is None or current.rev > trail.rev):  # the state now, unless the caller
+                yield trail.event(_newer(current, trail.last), SNAPSHOT)  # resumed at it (then it has it already)
+            elif not replayed:
+                yield heartbeat(trail.token)  # resumed, and nothing is new: said at once, with the token
+            while not trail.finished:
+                news = await subscriber.next(self.heartbeat_seconds)
+                if not news:
+                    yield heartbeat(trail.token)
+                for item in news:
+                    if isinstance(item, Observation) and item.rev > trail.rev and not trail.repeats(item):
+                        yield trail.event(item)
+        finally:
+            subscription.close()
+
+    # -- many batches ------------------------------------------------------------------------------------------
+    async def watch_many(
+        self, subscription: Subscription, batch_ids: Sequence[str], resume_token: str
+    ) -> AsyncGenerator[watch_pb2.BatchEvent, None]:
+        """The listed batches (each must be one this caller was shown) or, with none listed, every live batch of
+        the caller's and each new one; trouble with one batch is an event of its own, never the stream's end."""
+        caller, subscriber = subscription.caller, subscription.subscriber
+        ids = list(dict.fromkeys(batch_ids))
+        after = tokens.seq_of_many_resume_token(resume_token, ids) if resume_token else None
+        opened = time.time()
+        try:
+            if ids:
+                targets = await self._known(caller, ids)
+            else:
+                await self.core.vouch(caller, time_left=None)  # a wrong key follows nothing: say so, not silence
+                self.hub.follow_owner(subscriber)
+                targets = await self.store.live_batches(caller.owner, WATCH_MAX_BATCHES)
+                if after is not None:  # and those that changed (finished, say) while the caller was away
+                    changed = await self.store.changed_since(caller.owner, after, WATCH_MAX_BATCHES)
+                    targets = list(dict.fromkeys([*changed, *targets]))[:WATCH_MAX_BATCHES]
+            self.hub.make_room(caller.owner, len(targets))  # all of them at once, or none
+            # Every event sent while the batches are first read carries the position before them: a resume from
+            # it sends each batch again (a snapshot, or its change), so none is lost however early the stream breaks.
+            stream = ManyTrail(ids, max(after or 0, await self.store.last_seq()))
+            shown = False
+            for batch_id, provider in targets:
+                try:
+                    current, verified = await self._current(caller, batch_id, provider)
+                except ServiceError as error:
+                    yield await self._trouble(caller, stream, batch_id, error)
+                    shown = True
+                    continue
+                trail = stream.trail(batch_id)
+                if not current.terminal:  # joined first: nothing is missed while the event below waits to be sent
+                    self.hub.join(subscriber, batch_id, provider, current, verified_at=verified)
+                kind = SNAPSHOT  # new to the caller, or as they last saw it
+                if after is not None and 0 < current.seq <= after:  # the caller has this state (the one it resumed at)
+                    trail.seed(current)
+                    continue
+                if after is not None and current.seq > after:  # it moved on while the caller was away
+                    before = await self.store.revision_at_or_before(batch_id, after)
+                    if before is not None:  # (else it is new to them: made, or first shown, since)
+                        trail.seed(Observation.of(before))
+                        if trail.repeats(current):  # two replicas saved the same state: they have it
+                            continue
+                        kind = CHANGE
+                if kind == SNAPSHOT and current.terminal and not ids and after is None:
+                    continue  # finished before the stream opened (the registry had not seen it end): not live
+                yield trail.event(current, kind, stream.token)
+                shown = True
+            if not shown:
+                yield heartbeat(stream.token)  # open, with nothing yet to show
+            while True:
+                news = await subscriber.next(self.heartbeat_seconds)
+                if not news:
+                    yield heartbeat(stream.token)
+                for item in news:
+                    if isinstance(item, Problem):
+                        yield stream.problem(item)
+                        if item.removed:
+                            self.hub.leave(subscriber, [item.batch_id])
+                        continue
+                    trail = stream.trail(item.batch_id)
+                    if item.rev <= trail.rev:
+                        continue
+                    stream.advance(item.seq)
+                    if trail.repeats(item):  # a revision of the same state (two replicas saw it): no news
+                        continue
+                    kind = CHANGE if trail.last is not None else SNAPSHOT
+                    if kind == SNAPSHOT and item.terminal and item.batch.created_at.seconds < opened - 1:
+                        continue  # a batch that existed, finished, when the stream opened (a listing showed it)
+                    yield trail.event(item, kind, stream.token)
+                    if trail.finished:
+                        self.hub.leave(subscriber, [item.batch_id])
+        finally:
+            subscription.close()
+
+    # -- waiting -----------------------------------------------------------------------------------------------
+    async def wait(
+        self, subscription: Subscription, batch_id: str, provider: str, *, limit: float | None
+    ) -> Observation:
+        """The batch once terminal, or its latest state when `limit` seconds (counted from now) pass."""
+        deadline = None if limit is None else time.monotonic() + limit  # before the first read: it spends the limit too
+        caller, subscriber = subscription.caller, subscription.subscriber
+        try:
+            latest, verified = await self._current(caller, batch_id, provider)
+            if latest.terminal:
+                return latest
+            self.hub.join(subscriber, batch_id, provider, latest, verified_at=verified)
+            while not latest.terminal:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    break
+                for item in await subscriber.next(min(left or 3600.0, 3600.0)):
+                    if isinstance(item, Observation) and item.rev > latest.rev:
+                        latest = item
+            return latest
+        finally:
+            subscription.close()
+
+    async def follow(
+        self, subscription: Subscription, latest: Observation, provider: str, *, every: float
+    ) -> AsyncGenerator[Observation, None]:
+        """From `latest` on: the batch's state at once, then on each change and after each quiet `every` seconds;
+        ends with its terminal state."""
+        subscriber = subscription.subscriber
+        try:
+            self.hub.join(subscriber, latest.batch_id, provider, latest)
+            yield latest
+            while not latest.terminal:
+                news = await subscriber.next(every)
+                newer = [i for i in news if isinstance(i, Observation) and i.rev > latest.rev]
+                if newer:
+                    latest = newer[-1]
+                if newer or not news:  # a change, or a quiet while: not a repeat
+                    yield latest
+        finally:
+            subscription.close()
+
+    # -- what a subscription starts from -----------------------------------------------------------------------
+    async def _current(self, caller: Caller, batch_id: str, provider: str) -> tuple[Observation, float]:
+        """The batch's latest state for this caller, and when the gateway last showed it to them (epoch seconds):
+        what the service knows when that was within the trust window, at no gateway call; else a gateway read."""
+        verified = self.core.verified_within_trust(caller, batch_id)
+        if verified is None:
+            verified = await self.core.verified_in_store(caller, batch_id)
+        if verified is not None:
+            latest = self.hub.latest(batch_id) or await self.core.latest(batch_id)
+            if latest is not None:
+                return latest, verified
+        return await self.core.fetch(caller, batch_id, provider, time_left=None), time.time()
+
+    async def _replay(self, batch_id: str, rev: int) -> list[Observation]:
+        """Revision `rev` (what the caller last saw) and every one after it."""
+        revisions = await self.store.revisions_after(batch_id, rev - 1)
+        if not revisions or revisions[0].rev != rev:
+            raise resume_expired(batch_id)
+        return [Observation.of(r) for r in revisions]
+
+    async def _known(self, caller: Caller, ids: Sequence[str]) -> list[tuple[str, str]]:
+        """(id, provider) of each batch asked for; all of them must be batches this caller was shown."""
+        found: list[tuple[str, str]] = []
+        unknown: list[FieldViolation] = []
+        for index, batch_id in enumerate(ids):
+            provider = await self.store.provider_for(batch_id, caller.owner)
+            if provider is None:
+                unknown.append(
+                    FieldViolation(
+                        f"batch_ids[{index}]",
+                        f"batch {batch_id} has not been shown to you through this service: get, list or create it "
+                        "here first (WatchBatches has no provider to ask the gateway with)",
+                    )
+                )
+            else:
+                found.append((batch_id, provider))
+        if unknown:
+            raise invalid_argument(unknown)
+        return found
+
+    async def _trouble(
+        self, caller: Caller, stream: ManyTrail, batch_id: str, error: ServiceError
+    ) -> watch_pb2.BatchEvent:
+        """A batch of a many-batch stream that could not be read: report it, and forget what is gone."""
+        record = await self.store.batch(batch_id)
+        last = batch_pb2.Batch.FromString(record.snapshot) if record is not None else None
+        removed = error.code in ACCESS_LOST  # (the core forgot it for this caller when the gateway said so)
+        observation = None
+        if last is not None:
+            observation = Observation(last, 0, record.last_seen if record else 0.0)
+        return stream.problem(Problem(batch_id, error, removed=removed, last=observation))
+
+
+# -- what a stream has sent ------------------------------------------------------------------------------------
+class Trail:
+    """What one stream has sent for one batch: builds each event with its previous status and token."""
+
+    def __init__(self) -> None:
+        self.rev = 0
+        self.status: int = batch_pb2.BATCH_STATUS_UNSPECIFIED
+        self.last: Observation | None = None
+        self.token = ""
+
+    @property
+    def finished(self) -> bool:
+        return self.last is not None and self.last.terminal
+
+    def event(self, observation: Observation, kind: int = CHANGE, token: str | None = None) -> watch_pb2.BatchEvent:
+        previous = self.status if kind != SNAPSHOT else batch_pb2.BATCH_STATUS_UNSPECIFIED
+        self.token = token if token is not None else tokens.resume_token(observation.batch_id, observation.rev)
+        event = watch_pb2.BatchEvent(
+            kind=kind,  # type: ignore[arg-type]
+            batch=observation.batch,
+            previous_status=previous,  # type: ignore[arg-type]
+            resume_token=self.token,
+        )
+        event.observed_at.FromNanoseconds(int(observation.observed_at * 1e9))
+        self.seed(observation)
+        return event
+
+    def repeats(self, observation: Observation) -> bool:
+        """Whether a newer revision shows the state last sent: then it is the base (and the token) from now on,
+        and nothing is sent."""
+        if self.last is None or not same_state(self.last.batch, observation.batch):
+            return False
+        self.seed(observation)
+        self.token = tokens.resume_token(observation.batch_id, observation.rev)
+        return True
+
+    def seed(self, observation: Observation) -> None:
+        """Take a state the caller has (sent, or seen before a resume) as the base for the next change."""
+        self.rev, self.status, self.last = observation.rev, observation.batch.status, observation
+
+
+class ManyTrail:
+    """A WatchBatches stream: a trail per batch, and the stream's position (every revision up to it delivered)."""
+
+    def __init__(self, ids: Sequence[str], seq: int) -> None:
+        self._ids = ids
+        self._seq = seq
+        self._trails: dict[str, Trail] = {}
+
+    @property
+    def token(self) -> str:
+        return tokens.many_resume_token(self._seq, self._ids)
+
+    def advance(self, seq: int) -> None:
+        self._seq = max(self._seq, seq)
+
+    def trail(self, batch_id: str) -> Trail:
+        return self._trails.setdefault(batch_id, Trail())
+
+    def problem(self, problem: Problem) -> watch_pb2.BatchEvent:
+        event = watch_pb2.BatchEvent(
+            kind=REMOVED if problem.removed else UNAVAILABLE,
+            observed_at=_now(),
+            resume_token=self.token,
+            problem=watch_pb2.BatchProblem(
+                code=problem.error.code.name, reason=problem.error.reason, message=problem.error.message
+            ),
+        )
+        if problem.last is not None:
+            event.batch.CopyFrom(problem.last.batch)
+        else:
+            event.batch.id = problem.batch_id
+        return event
+
+
+def heartbeat(token: str) -> watch_pb2.BatchEvent:
+    """The same on every watch stream: no batch, the time, and the token of the last event."""
+    return watch_pb2.BatchEvent(kind=HEARTBEAT, observed_at=_now(), resume_token=token)
+
+
+def resume_expired(batch_id: str) -> ServiceError:
+    return ServiceError(
+        Code.FAILED_PRECONDITION,
+        "RESUME_TOKEN_EXPIRED",
+        f"The resume_token names a revision of batch {batch_id} this service does not hold (older than the "
+        "revisions kept, or from before its state was reset): start over with WatchBatch without a resume_token "
+        "(its first event is a snapshot of the current state).",
+        {"batch_id": batch_id},
+    )
+
+
+def _now() -> timestamp_pb2.Timestamp:
+    stamp = timestamp_pb2.Timestamp()
+    stamp.GetCurrentTime()
+    return stamp
+
+
+def _newer(current: Observation, last: Observation | None) -> Observation:
+    """The later of the state read now and the newest revision replayed."""
+    return current if last is None or current.rev >= last.rev else last
