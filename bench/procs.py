@@ -94,9 +94,17 @@ def workdir() -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def simulator(work: Path, *, stage_seconds: float = 3600.0, name: str = "simulator") -> Iterator[Child]:
+def simulator(
+    work: Path,
+    *,
+    stage_seconds: float = 3600.0,
+    name: str = "simulator",
+    latency: float = 0.0,
+    concurrency: int = 0,
+) -> Iterator[Child]:
+    """The gateway simulator; `latency` and `concurrency` make it as slow as a real gateway (50 ms, 20 at once)."""
     argv = [str(BIN / "otari-batch-simulator"), "--host", "127.0.0.1", "--port", "0"]
-    argv += ["--stage-seconds", str(stage_seconds)]
+    argv += ["--stage-seconds", str(stage_seconds), "--latency", str(latency), "--concurrency", str(concurrency)]
     with child(argv, {}, r"simulator at http://127\.0\.0\.1:(\d+)", work / f"{name}.log") as sim:
         yield sim
 
