@@ -2,11 +2,11 @@
 bench/storm.py, several at once, so the client side is not what the bench measures).
 
 Steered by JSON lines on stdin:
-- {"ids": [...]}: open `--count` WatchBatch streams at once, subscriber j on ids[(offset + j) % len(ids)]; print
-  `SNAPSHOTS <ok> <failed> <seconds>` once each has its first event (seconds: from the moment they were opened to the
-  last one's first event, on this process's clock);
+- {"ids": [...]}: open `--count` WatchBatch streams, OPENING at a time, subscriber j on ids[(offset + j) % len(ids)];
+  print `SNAPSHOTS <ok> <failed> <slowest> <all>` once each has its first event (slowest: the longest any stream
+  waited from its open to its first event; all: from the first open to the last first event, seconds);
 - {"resume": PORT}: the server was restarted (the streams ended): reopen each with the last resume_token it got,
-  at PORT, all at once; print `RESUMED <ok> <failed> <seconds>` once each has its first event again;
+  at PORT, the same way; print `RESUMED <ok> <failed> <slowest> <all>` once each has its first event again;
 - {"stop": true}: cancel every stream and exit.
 """
 
@@ -28,6 +28,9 @@ if TYPE_CHECKING:
     from otari_batch_grpc.v1.batch_service_pb2_grpc import BatchServiceAsyncStub
 
 CHANNEL_STREAMS = 250  # streams per channel (one HTTP/2 connection each)
+# Streams being opened at once per process, each waiting for its first event: what a client's channel pool does.
+# (grpc-core cancels some of thousands of streams opened on a fresh connection in one go.)
+OPENING = 500
 
 
 class Subscriber:
@@ -35,22 +38,33 @@ class Subscriber:
         self.batch_id = batch_id
         self.token = ""
         self.first: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self.waited = 0.0  # seconds from its open to its first event
 
-    async def follow(self, stub: BatchServiceAsyncStub, key: str) -> None:
+    async def follow(self, stub: BatchServiceAsyncStub, key: str, opening: asyncio.Semaphore) -> None:
         """Until the stream ends (the server stops, or this process is told to stop)."""
         request = pb.WatchBatchRequest(batch_id=self.batch_id, resume_token=self.token)
         metadata = (("authorization", f"Bearer {key}"),)
+        await opening.acquire()
+        opened = time.monotonic()
         try:
             async for response in stub.WatchBatch(request, metadata=metadata):
                 if response.event.resume_token:
                     self.token = response.event.resume_token
                 if not self.first.done():
+                    self.waited = time.monotonic() - opened
                     self.first.set_result(True)
-        except grpc.aio.AioRpcError:
-            pass
+                    opening.release()
+        except grpc.aio.AioRpcError as error:
+            if not self.first.done():  # failed before its first event: say why
+                print(
+                    f"stream failed: {error.code().name}: {error.details()} {error.debug_error_string()}",
+                    file=sys.stderr,
+                    flush=True,
+                )
         finally:
             if not self.first.done():
                 self.first.set_result(False)
+                opening.release()
 
 
 async def _open(
@@ -61,7 +75,8 @@ async def _open(
     ]
     stubs: list[BatchServiceAsyncStub] = [batch_service_pb2_grpc.BatchServiceStub(c) for c in channels]
     await asyncio.gather(*(c.channel_ready() for c in channels))
-    tasks = [asyncio.ensure_future(s.follow(stubs[j % len(stubs)], key)) for j, s in enumerate(subscribers)]
+    opening = asyncio.Semaphore(OPENING)
+    tasks = [asyncio.ensure_future(s.follow(stubs[j % len(stubs)], key, opening)) for j, s in enumerate(subscribers)]
     return tasks, channels
 
 
@@ -72,7 +87,8 @@ async def _phase(
     tasks, channels = await _open(subscribers, port, key)
     done = await asyncio.wait_for(asyncio.gather(*(s.first for s in subscribers)), deadline)
     ok = sum(1 for d in done if d)
-    print(f"{word} {ok} {len(done) - ok} {time.monotonic() - started:.3f}", flush=True)
+    slowest = max(s.waited for s in subscribers)
+    print(f"{word} {ok} {len(done) - ok} {slowest:.3f} {time.monotonic() - started:.3f}", flush=True)
     return tasks, channels
 
 

@@ -36,6 +36,9 @@ log = logging.getLogger("otari_batch_grpc.core")
 DISCOVERY_PAGE = 100
 # States kept in memory to tell a change from a repeat without reading the store.
 _LATEST_CACHED = 10_000
+# A gateway read just answered is the answer to identical reads for this long too (a storm of them arrives over
+# more than one round trip): a shared answer is at most this, plus one gateway round trip, old.
+SHARED_READ_SECONDS = 0.25
 # A CreateBatch body for more requests than this is built in a thread.
 _BODY_ON_LOOP_REQUESTS = 500
 
@@ -97,6 +100,7 @@ class Batches:
         self._refused: OrderedDict[str, tuple[float, ServiceError]] = OrderedDict()  # keys the gateway refused
         self._vouching: dict[str, asyncio.Future[None]] = {}  # owner -> the question being asked of the gateway
         self._fetching: dict[tuple[str, str, str], asyncio.Future[Observation]] = {}  # reads in flight, shared
+        self._fetched: OrderedDict[tuple[str, str, str], tuple[float, Observation]] = OrderedDict()  # just answered
 
     # -- the one path in -------------------------------------------------------------------------------------
     async def enter(
@@ -265,17 +269,33 @@ class Batches:
             {"batch_id": batch_id, "providers": ",".join(candidates)},
         )
 
-    async def fetch(self, caller: Caller, batch_id: str, provider: str, *, time_left: float | None) -> Observation:
+    async def fetch(
+        self, caller: Caller, batch_id: str, provider: str, *, time_left: float | None, fresh: bool = False
+    ) -> Observation:
         """The batch from the gateway (which authorizes the caller for it), entered. Concurrent identical reads
-        (one batch, one caller, one provider) share one gateway call: the answer a caller gets is at most as old as
-        the call it joined, which started before it asked (a gateway round trip, ~50-80 ms)."""
+        (one batch, one caller, one provider) share one gateway call, and one just answered (SHARED_READ_SECONDS)
+        answers them too unless a newer state was entered since: an answer is at most that plus a round trip old.
+        `fresh`: not one already answered (a poll, which looks at its own pace), only one in flight."""
         key = (batch_id, caller.owner, provider.lower())
+        recent = None if fresh else self._fetched.get(key)
+        if recent is not None and time.monotonic() - recent[0] < SHARED_READ_SECONDS:
+            newest = self._latest.get(batch_id)
+            if newest is None or newest.rev <= recent[1].rev:  # nothing newer entered since (a cancel, a poll)
+                return recent[1]
         shared = self._fetching.get(key)
         if shared is None:
             shared = asyncio.ensure_future(self._fetch(caller, batch_id, provider, time_left))
             self._fetching[key] = shared
-            shared.add_done_callback(lambda _: self._fetching.pop(key, None))
+            shared.add_done_callback(lambda done: self._shared(key, done))
         return await asyncio.shield(shared)
+
+    def _shared(self, key: tuple[str, str, str], done: asyncio.Future[Observation]) -> None:
+        self._fetching.pop(key, None)
+        if not done.cancelled() and done.exception() is None:
+            self._fetched[key] = (time.monotonic(), done.result())
+            self._fetched.move_to_end(key)
+            while len(self._fetched) > _LATEST_CACHED:
+                self._fetched.popitem(last=False)
 
     async def _fetch(self, caller: Caller, batch_id: str, provider: str, time_left: float | None) -> Observation:
         try:
@@ -292,7 +312,7 @@ class Batches:
         return observation
 
     async def _poll(self, watcher: Watcher, batch_id: str, provider: str) -> Observation:
-        return await self.fetch(Caller(watcher.key, watcher.owner), batch_id, provider, time_left=None)
+        return await self.fetch(Caller(watcher.key, watcher.owner), batch_id, provider, time_left=None, fresh=True)
 
     async def get(self, caller: Caller, batch_id: str, provider: str, *, time_left: float | None) -> batch_pb2.Batch:
         cached = await self.trusted_terminal(caller, batch_id, provider)

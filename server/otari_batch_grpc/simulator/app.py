@@ -271,6 +271,7 @@ def create_app(state: SimState) -> FastAPI:
         provider: Annotated[str, Query()],
         auth: Auth,
     ) -> Response:
+        state.reads[batch_id] += 1
         if (early := await before("get", request)) is not None:
             return early
         caller = authenticate(auth)
@@ -389,7 +390,7 @@ def create_app(state: SimState) -> FastAPI:
 
     @app.get("/_simulator/stats")
     async def stats() -> dict[str, Any]:
-        return {"requests": dict(state.requests_seen), "disconnects": state.disconnects}
+        return {"requests": dict(state.requests_seen), "disconnects": state.disconnects, "reads": dict(state.reads)}
 
     @app.exception_handler(_DropConnection)
     async def drop(_request: Request, _exc: _DropConnection) -> Response:

@@ -101,6 +101,7 @@ class SimState:
     # Keys the results document carries before `results` (a gateway of another layout); tests set it.
     results_prefix: dict[str, Any] = field(default_factory=dict)
     requests_seen: Counter[str] = field(default_factory=Counter)
+    reads: Counter[str] = field(default_factory=Counter)  # GETs of each batch
     disconnects: int = 0
     # Where the batches are kept across restarts (JSON, written atomically after every change); None: memory only.
     state_file: Path | None = None
