@@ -36,9 +36,6 @@ log = logging.getLogger("otari_batch_grpc.core")
 DISCOVERY_PAGE = 100
 # States kept in memory to tell a change from a repeat without reading the store.
 _LATEST_CACHED = 10_000
-# A gateway read just answered is the answer to identical reads for this long too (a storm of them arrives over
-# more than one round trip): a shared answer is at most this, plus one gateway round trip, old.
-SHARED_READ_SECONDS = 0.25
 # A CreateBatch body for more requests than this is built in a thread.
 _BODY_ON_LOOP_REQUESTS = 500
 
@@ -96,11 +93,11 @@ class Batches:
         self._entering = asyncio.Lock()
         self._latest: OrderedDict[str, Observation] = OrderedDict()
         self._checked: OrderedDict[tuple[str, str], float] = OrderedDict()  # (batch, owner) -> access written at
+        self._shown: dict[tuple[str, str], str] = {}  # (batch, owner) -> its provider, for those in _checked
         self._owner_checked: dict[str, float] = {}  # owner -> when the gateway last showed it anything
         self._refused: OrderedDict[str, tuple[float, ServiceError]] = OrderedDict()  # keys the gateway refused
         self._vouching: dict[str, asyncio.Future[None]] = {}  # owner -> the question being asked of the gateway
         self._fetching: dict[tuple[str, str, str], asyncio.Future[Observation]] = {}  # reads in flight, shared
-        self._fetched: OrderedDict[tuple[str, str, str], tuple[float, Observation]] = OrderedDict()  # just answered
 
     # -- the one path in -------------------------------------------------------------------------------------
     async def enter(
@@ -134,11 +131,12 @@ class Batches:
                     self.hub.publish(observation)  # saved: now announced, in the order saved
                 self._checked[(batch.id, owner)] = now
                 self._checked.move_to_end((batch.id, owner))
+                self._shown[(batch.id, owner)] = provider
                 result.append(observation)
             if batches:
                 self._owner_checked[owner] = now
             while len(self._checked) > _LATEST_CACHED:
-                self._checked.popitem(last=False)
+                self._shown.pop(self._checked.popitem(last=False)[0], None)
         for observation in result:
             self.hub.announce(observation, provider, owner)
         return result
@@ -229,13 +227,17 @@ class Batches:
         self._owner_checked[caller.owner] = now
 
     # -- reading a batch -----------------------------------------------------------------------------------
+    async def shown_provider(self, caller: Caller, batch_id: str) -> str | None:
+        """The provider of a batch this caller has been shown (None for any other: nothing leaks to others)."""
+        return self._shown.get((batch_id, caller.owner)) or await self.store.provider_for(batch_id, caller.owner)
+
     async def provider_of(self, caller: Caller, batch_id: str, given: str, *, time_left: float | None) -> str:
         """The provider named, or the one of a batch this caller has been shown (nothing leaks to others), or else
         the one of the providers this caller uses (and the configured ones) that holds it: NOT_FOUND when none
         does, INVALID_ARGUMENT naming `provider` only when there is none to ask."""
         if given:
             return given
-        known = await self.store.provider_for(batch_id, caller.owner)
+        known = await self.shown_provider(caller, batch_id)
         if known is not None:
             return known
         await self.vouch(caller, time_left=time_left)
@@ -269,33 +271,18 @@ class Batches:
             {"batch_id": batch_id, "providers": ",".join(candidates)},
         )
 
-    async def fetch(
-        self, caller: Caller, batch_id: str, provider: str, *, time_left: float | None, fresh: bool = False
-    ) -> Observation:
+    async def fetch(self, caller: Caller, batch_id: str, provider: str, *, time_left: float | None) -> Observation:
         """The batch from the gateway (which authorizes the caller for it), entered. Concurrent identical reads
-        (one batch, one caller, one provider) share one gateway call, and one just answered (SHARED_READ_SECONDS)
-        answers them too unless a newer state was entered since: an answer is at most that plus a round trip old.
-        `fresh`: not one already answered (a poll, which looks at its own pace), only one in flight."""
+        (one batch, one caller, one provider) share one gateway call: the answer a caller gets is at most as old as
+        the call it joined, which started before it asked (under a gateway round trip, ~50-80 ms). A read that
+        arrives after it was answered asks again: a live batch's state is the gateway's, as of the call."""
         key = (batch_id, caller.owner, provider.lower())
-        recent = None if fresh else self._fetched.get(key)
-        if recent is not None and time.monotonic() - recent[0] < SHARED_READ_SECONDS:
-            newest = self._latest.get(batch_id)
-            if newest is None or newest.rev <= recent[1].rev:  # nothing newer entered since (a cancel, a poll)
-                return recent[1]
         shared = self._fetching.get(key)
         if shared is None:
             shared = asyncio.ensure_future(self._fetch(caller, batch_id, provider, time_left))
             self._fetching[key] = shared
-            shared.add_done_callback(lambda done: self._shared(key, done))
+            shared.add_done_callback(lambda _: self._fetching.pop(key, None))
         return await asyncio.shield(shared)
-
-    def _shared(self, key: tuple[str, str, str], done: asyncio.Future[Observation]) -> None:
-        self._fetching.pop(key, None)
-        if not done.cancelled() and done.exception() is None:
-            self._fetched[key] = (time.monotonic(), done.result())
-            self._fetched.move_to_end(key)
-            while len(self._fetched) > _LATEST_CACHED:
-                self._fetched.popitem(last=False)
 
     async def _fetch(self, caller: Caller, batch_id: str, provider: str, time_left: float | None) -> Observation:
         try:
@@ -304,6 +291,7 @@ class Batches:
             error = await self._refine_provider_error(caller, provider, exc, time_left)
             if error.code == Code.NOT_FOUND:  # not this caller's (any more), or gone: the registry forgets it for them
                 self._checked.pop((batch_id, caller.owner), None)
+                self._shown.pop((batch_id, caller.owner), None)
                 await self.store.revoke(batch_id, caller.owner)
             raise error from None
         except UpstreamError as exc:
@@ -312,7 +300,7 @@ class Batches:
         return observation
 
     async def _poll(self, watcher: Watcher, batch_id: str, provider: str) -> Observation:
-        return await self.fetch(Caller(watcher.key, watcher.owner), batch_id, provider, time_left=None, fresh=True)
+        return await self.fetch(Caller(watcher.key, watcher.owner), batch_id, provider, time_left=None)
 
     async def get(self, caller: Caller, batch_id: str, provider: str, *, time_left: float | None) -> batch_pb2.Batch:
         cached = await self.trusted_terminal(caller, batch_id, provider)
@@ -469,6 +457,7 @@ class Batches:
         )
         self._latest.clear()
         self._checked.clear()
+        self._shown.clear()
         self._owner_checked.clear()
         return gone
 

@@ -244,7 +244,7 @@ class Feed:
         found: list[tuple[str, str]] = []
         unknown: list[FieldViolation] = []
         for index, batch_id in enumerate(ids):
-            provider = await self.store.provider_for(batch_id, caller.owner)
+            provider = await self.core.shown_provider(caller, batch_id)
             if provider is None:
                 unknown.append(
                     FieldViolation(
