@@ -134,6 +134,17 @@ def server(
         yield srv
 
 
+def metrics_url(srv: Child) -> str:
+    """The /metrics URL of a server started with METRICS_ADDRESS (it says so in its log just after it serves)."""
+    pattern = re.compile(r"Prometheus metrics on (http://\S+/metrics)")
+    deadline = time.monotonic() + START_TIMEOUT
+    while (match := pattern.search(srv.log.read_text(errors="replace"))) is None:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the server logged no metrics address: {_tail(srv.log)}")
+        time.sleep(0.02)
+    return match.group(1)
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time the process (all its threads) has used."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()

@@ -5,7 +5,9 @@ CONCURRENCY at once), each part in fresh processes, median of 3 runs:
   once (client processes of their own, 500 opening at a time in each): the longest any waited from its open to its
   snapshot (and the time until all had one), and the gateway GETs meanwhile; then the service restarts (the same
   state database) and every subscriber resumes with its token: the same figures. Polls go on as usual
-  (WATCH_POLL_MIN 1 s), so "gateway calls" counts them too: a join costs none.
+  (WATCH_POLL_MIN 1 s, a loop's first one interval after it starts); "gateway calls" are the storm's: the GETs the
+  simulator answered meanwhile less the service's own polls (its otari_batch_grpc_watch_polls_total), which are
+  printed beside them.
 - shared reads: 300 concurrent GetBatch of one live batch (watched by nobody, so no poll reads it) by one caller:
   all OK, and the GETs of that batch they cost.
 - isolation: while one key holds HELD streams, another caller's GetBatch of its finished batch (answered by the
@@ -29,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench import procs
 from bench.report import Runs, Sheet, at_most, percentile
@@ -137,6 +140,18 @@ class Clients:
         return slowest, everyone
 
 
+async def _polls(http: httpx.AsyncClient, url: str) -> int:
+    """Polls the service's watch hub has made (every outcome), from its /metrics."""
+    text = (await http.get(url)).raise_for_status().text
+    return sum(
+        int(sample.value)
+        for family in text_string_to_metric_families(text)
+        if family.name == "otari_batch_grpc_watch_polls"
+        for sample in family.samples
+        if sample.name.endswith("_total")
+    )
+
+
 async def _gets(http: httpx.AsyncClient, batch_id: str | None = None) -> int:
     """GETs the simulator answered: of every batch, or of one."""
     stats: dict[str, Any] = (await http.get("/_simulator/stats")).raise_for_status().json()
@@ -155,15 +170,18 @@ async def _storm(sizes: Sizes, runs: Runs) -> None:
             httpx.AsyncClient(base_url=f"http://127.0.0.1:{sim.port}", timeout=30.0) as http,
             contextlib.AsyncExitStack() as stack,
         ):
-            with procs.server(work, sim.port) as srv:
+            with procs.server(work, sim.port, METRICS_ADDRESS="127.0.0.1:0") as srv:
+                metrics = procs.metrics_url(srv)
                 clients = await stack.enter_async_context(Clients(work, srv.port, sizes.subscribers))
                 async with _stub(srv.port) as stub:
                     ids = await _create(stub, sizes.batches, procs.GRPC_AUTH)
-                    before = await _gets(http)
+                    before, polled = await _gets(http), await _polls(http, metrics)
                     slowest, everyone = await clients.phase({"ids": ids}, "SNAPSHOTS")
+                    gets, polls = await _gets(http) - before, await _polls(http, metrics) - polled
                     runs.add("storm_s", slowest)
                     runs.add("storm_all_s", everyone)
-                    runs.add("storm_calls", float(await _gets(http) - before))
+                    runs.add("storm_calls", float(gets - polls))
+                    runs.add("storm_polls", float(polls))
                     (unwatched,) = await _create(stub, 1, procs.GRPC_AUTH)  # its GETs are the reads' alone (no poll)
                     before = await _gets(http, unwatched)
                     read = pb.GetBatchRequest(batch_id=unwatched)
@@ -174,12 +192,15 @@ async def _storm(sizes: Sizes, runs: Runs) -> None:
                     runs.add("shared_failed", float(sum(isinstance(r, BaseException) for r in replies)))
                     runs.add("shared_calls", float(await _gets(http, unwatched) - before))
                 procs.stop(srv.process)  # the restart: the clients' streams end UNAVAILABLE
-            with procs.server(work, sim.port) as again:  # the same state database
-                before = await _gets(http)
+            with procs.server(work, sim.port, METRICS_ADDRESS="127.0.0.1:0") as again:  # the same state database
+                metrics = procs.metrics_url(again)
+                before, polled = await _gets(http), await _polls(http, metrics)
                 slowest, everyone = await clients.phase({"resume": again.port}, "RESUMED")
+                gets, polls = await _gets(http) - before, await _polls(http, metrics) - polled
                 runs.add("resume_s", slowest)
                 runs.add("resume_all_s", everyone)
-                runs.add("resume_calls", float(await _gets(http) - before))
+                runs.add("resume_calls", float(gets - polls))
+                runs.add("resume_polls", float(polls))
 
 
 async def _isolation(sizes: Sizes, runs: Runs) -> None:
@@ -248,11 +269,13 @@ async def bench(sheet: Sheet, *, quick: bool) -> None:
             "storm_s",
             "storm_all_s",
             "storm_calls",
+            "storm_polls",
             "shared_failed",
             "shared_calls",
             "resume_s",
             "resume_all_s",
             "resume_calls",
+            "resume_polls",
         ),
         _isolation: ("terminal_p99", "live_p99", "direct_p99", "live_over_direct"),
         _idle: ("rss_growth",),
@@ -270,7 +293,14 @@ async def bench(sheet: Sheet, *, quick: bool) -> None:
         at_most(SNAPSHOT_TARGET_S),
         note=f"all {sizes.subscribers:,} had theirs {_median(runs, 'storm_all_s'):.2f} s after the first opened",
     )
-    sheet.figure(f"storm.{s}.gateway_calls", runs, "storm_calls", "calls", at_most(sizes.batches))
+    sheet.figure(
+        f"storm.{s}.gateway_calls",
+        runs,
+        "storm_calls",
+        "calls",
+        at_most(sizes.batches),
+        note=f"the service's own polls meanwhile: {_median(runs, 'storm_polls'):.0f}",
+    )
     sheet.figure(
         f"storm.{s}.after_restart.slowest_resume",
         runs,
@@ -279,7 +309,14 @@ async def bench(sheet: Sheet, *, quick: bool) -> None:
         at_most(RESUME_TARGET_S),
         note=f"all resumed {_median(runs, 'resume_all_s'):.2f} s after the first reopened",
     )
-    sheet.figure(f"storm.{s}.after_restart.gateway_calls", runs, "resume_calls", "calls", at_most(sizes.batches))
+    sheet.figure(
+        f"storm.{s}.after_restart.gateway_calls",
+        runs,
+        "resume_calls",
+        "calls",
+        at_most(sizes.batches),
+        note=f"the service's own polls meanwhile: {_median(runs, 'resume_polls'):.0f}",
+    )
     sheet.figure(f"storm.shared_reads_{SHARED_READS}.failed", runs, "shared_failed", "calls", at_most(0))
     sheet.figure(
         f"storm.shared_reads_{SHARED_READS}.gateway_calls", runs, "shared_calls", "calls", at_most(SHARED_CALLS_TARGET)
