@@ -50,20 +50,22 @@ def child(argv: list[str], settings: Mapping[str, str], ready: str, log: Path, *
     with log.open("wb") as out:
         process = subprocess.Popen(argv, cwd=cwd, env=clean_env(settings), stdout=out, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        pattern = re.compile(ready)
-        while True:
-            match = pattern.search(log.read_text(errors="replace"))
-            if match:
-                break
-            if process.poll() is not None:
-                raise RuntimeError(f"{Path(argv[0]).name} exited ({process.returncode}): {_tail(log)}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{Path(argv[0]).name} not ready in {START_TIMEOUT:.0f} s: {_tail(log)}")
-            time.sleep(0.02)
-        yield Child(process, log, int(match.group(1)))
+        yield Child(process, log, int(_logged(process, log, ready, Path(argv[0]).name)))
     finally:
         stop(process)
+
+
+def _logged(process: subprocess.Popen[bytes], log: Path, pattern: str, name: str) -> str:
+    """Group 1 of `pattern` once the child's log shows it (within START_TIMEOUT, while the child runs)."""
+    deadline = time.monotonic() + START_TIMEOUT
+    compiled = re.compile(pattern)
+    while (match := compiled.search(log.read_text(errors="replace"))) is None:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited ({process.returncode}): {_tail(log)}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{name} logged no {pattern!r} in {START_TIMEOUT:.0f} s: {_tail(log)}")
+        time.sleep(0.02)
+    return match.group(1)
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -136,13 +138,7 @@ def server(
 
 def metrics_url(srv: Child) -> str:
     """The /metrics URL of a server started with METRICS_ADDRESS (it says so in its log just after it serves)."""
-    pattern = re.compile(r"Prometheus metrics on (http://\S+/metrics)")
-    deadline = time.monotonic() + START_TIMEOUT
-    while (match := pattern.search(srv.log.read_text(errors="replace"))) is None:
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"the server logged no metrics address: {_tail(srv.log)}")
-        time.sleep(0.02)
-    return match.group(1)
+    return _logged(srv.process, srv.log, r"Prometheus metrics on (http://\S+/metrics)", "server")
 
 
 def cpu_seconds(pid: int) -> float:

@@ -18,7 +18,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from otari_batch_grpc.server import convert, tokens
 from otari_batch_grpc.server.errors import Code, ServiceError, from_upstream
@@ -38,6 +38,16 @@ DISCOVERY_PAGE = 100
 _LATEST_CACHED = 10_000
 # A CreateBatch body for more requests than this is built in a thread.
 _BODY_ON_LOOP_REQUESTS = 500
+
+
+class Shown(NamedTuple):
+    """The gateway showed an owner a batch: when (epoch seconds, as the access was written), and its provider."""
+
+    at: float
+    provider: str
+
+
+_NEVER = Shown(0.0, "")
 
 
 @dataclass(frozen=True)
@@ -92,8 +102,7 @@ class Batches:
         self._heard_tasks: set[asyncio.Task[None]] = set()
         self._entering = asyncio.Lock()
         self._latest: OrderedDict[str, Observation] = OrderedDict()
-        self._checked: OrderedDict[tuple[str, str], float] = OrderedDict()  # (batch, owner) -> access written at
-        self._shown: dict[tuple[str, str], str] = {}  # (batch, owner) -> its provider, for those in _checked
+        self._checked: OrderedDict[tuple[str, str], Shown] = OrderedDict()  # (batch, owner) -> access written
         self._owner_checked: dict[str, float] = {}  # owner -> when the gateway last showed it anything
         self._refused: OrderedDict[str, tuple[float, ServiceError]] = OrderedDict()  # keys the gateway refused
         self._vouching: dict[str, asyncio.Future[None]] = {}  # owner -> the question being asked of the gateway
@@ -114,7 +123,8 @@ class Batches:
                 last = await self.latest(batch.id)
                 if last is not None and same_state(last.batch, batch):
                     observations.append(last.as_shown(batch))
-                    if creator or now - self._checked.get((batch.id, owner), 0.0) > self.policy.owner_trust_seconds / 4:
+                    shown = self._checked.get((batch.id, owner), _NEVER)
+                    if creator or now - shown.at > self.policy.owner_trust_seconds / 4:
                         verified.append(batch.id)
                 else:
                     observations.append(None)
@@ -129,14 +139,13 @@ class Batches:
                 if known is None:
                     self._remember(observation)
                     self.hub.publish(observation)  # saved: now announced, in the order saved
-                self._checked[(batch.id, owner)] = now
+                self._checked[(batch.id, owner)] = Shown(now, provider)
                 self._checked.move_to_end((batch.id, owner))
-                self._shown[(batch.id, owner)] = provider
                 result.append(observation)
             if batches:
                 self._owner_checked[owner] = now
             while len(self._checked) > _LATEST_CACHED:
-                self._shown.pop(self._checked.popitem(last=False)[0], None)
+                self._checked.popitem(last=False)
         for observation in result:
             self.hub.announce(observation, provider, owner)
         return result
@@ -229,7 +238,8 @@ class Batches:
     # -- reading a batch -----------------------------------------------------------------------------------
     async def shown_provider(self, caller: Caller, batch_id: str) -> str | None:
         """The provider of a batch this caller has been shown (None for any other: nothing leaks to others)."""
-        return self._shown.get((batch_id, caller.owner)) or await self.store.provider_for(batch_id, caller.owner)
+        shown = self._checked.get((batch_id, caller.owner))
+        return shown.provider if shown is not None else await self.store.provider_for(batch_id, caller.owner)
 
     async def provider_of(self, caller: Caller, batch_id: str, given: str, *, time_left: float | None) -> str:
         """The provider named, or the one of a batch this caller has been shown (nothing leaks to others), or else
@@ -291,7 +301,6 @@ class Batches:
             error = await self._refine_provider_error(caller, provider, exc, time_left)
             if error.code == Code.NOT_FOUND:  # not this caller's (any more), or gone: the registry forgets it for them
                 self._checked.pop((batch_id, caller.owner), None)
-                self._shown.pop((batch_id, caller.owner), None)
                 await self.store.revoke(batch_id, caller.owner)
             raise error from None
         except UpstreamError as exc:
@@ -316,8 +325,8 @@ class Batches:
 
     def verified_within_trust(self, caller: Caller, batch_id: str) -> float | None:
         """When this process last saw the gateway show the caller the batch, if within the trust window."""
-        at = self._checked.get((batch_id, caller.owner))
-        return at if at is not None and time.time() - at < self.policy.owner_trust_seconds else None
+        shown = self._checked.get((batch_id, caller.owner))
+        return shown.at if shown is not None and time.time() - shown.at < self.policy.owner_trust_seconds else None
 
     async def verified_in_store(self, caller: Caller, batch_id: str) -> float | None:
         """When any replica last saw the gateway show the caller the batch, if within the trust window."""
@@ -457,7 +466,6 @@ class Batches:
         )
         self._latest.clear()
         self._checked.clear()
-        self._shown.clear()
         self._owner_checked.clear()
         return gone
 
