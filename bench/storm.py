@@ -192,7 +192,7 @@ async def _storm(sizes: Sizes, runs: Runs) -> None:
                     runs.add("shared_failed", float(sum(isinstance(r, BaseException) for r in replies)))
                     runs.add("shared_calls", float(await _gets(http, unwatched) - before))
                 procs.stop(srv.process)  # the restart: the clients' streams end UNAVAILABLE
-            with procs.server(work, sim.port, METRICS_ADDRESS="127.0.0.1:0") as again:  # the same state database
+            with procs.server(work, sim.port, name="server-restarted", METRICS_ADDRESS="127.0.0.1:0") as again:
                 metrics = procs.metrics_url(again)
                 before, polled = await _gets(http), await _polls(http, metrics)
                 slowest, everyone = await clients.phase({"resume": again.port}, "RESUMED")

@@ -57,10 +57,17 @@ class Subscriber:
         except grpc.aio.AioRpcError as error:
             if not self.first.done():  # failed before its first event: say why
                 print(
-                    f"stream failed: {error.code().name}: {error.details()} {error.debug_error_string()}",
+                    f"stream failed after {time.monotonic() - opened:.1f} s: {error.code().name}: {error.details()} "
+                    f"{error.debug_error_string()}",
                     file=sys.stderr,
                     flush=True,
                 )
+        except Exception as error:
+            if not self.first.done():
+                print(f"stream failed: {type(error).__name__}: {error}", file=sys.stderr, flush=True)
+        else:
+            if not self.first.done():
+                print("stream ended, with no error, before its first event", file=sys.stderr, flush=True)
         finally:
             if not self.first.done():
                 self.first.set_result(False)
@@ -71,7 +78,8 @@ async def _open(
     subscribers: list[Subscriber], port: int, key: str
 ) -> tuple[list[asyncio.Task[None]], list[grpc.aio.Channel]]:
     channels = [
-        grpc.aio.insecure_channel(f"127.0.0.1:{port}") for _ in range(max(1, len(subscribers) // CHANNEL_STREAMS))
+        grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.use_local_subchannel_pool", 1)])
+        for _ in range(max(1, len(subscribers) // CHANNEL_STREAMS))
     ]
     stubs: list[BatchServiceAsyncStub] = [batch_service_pb2_grpc.BatchServiceStub(c) for c in channels]
     await asyncio.gather(*(c.channel_ready() for c in channels))

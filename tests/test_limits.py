@@ -152,7 +152,9 @@ async def test_a_burst_of_gateway_calls_queues_behind_its_own_callers_limit(sim:
 
 
 async def test_gateway_slots_come_back_after_cancelled_calls() -> None:
-    limits = Limits(LimitPolicy(upstream_per_caller=1, upstream_queue_per_caller=1))
+    limits = Limits(
+        LimitPolicy(streams_per_caller=1, streams_total=1, upstream_per_caller=1, upstream_queue_per_caller=1)
+    )
     entered = asyncio.Event()
     release = asyncio.Event()
 

@@ -60,6 +60,10 @@ def test_settings_become_grpc_options() -> None:
     assert options["grpc.keepalive_time_ms"] == 30_000
     assert options["grpc.keepalive_permit_without_calls"] == 1
     assert options["grpc.http2.min_ping_interval_without_data_ms"] == 10_000
+    # A burst of calls (subscribers reconnecting after a deploy) waits to be taken up, as many as may be open at
+    # once: past grpc core's defaults (1,000, then refusals at random up to 3,000) they ended CANCELLED (#20).
+    assert options["grpc.server.max_pending_requests"] == settings.limit_streams_total
+    assert options["grpc.server.max_pending_requests_hard_limit"] > settings.limit_streams_total
     # Age 0: no limit, so neither option is passed (grpc's own default is no limit).
     unlimited = dict(server_options(Settings(grpc_max_connection_age=0)))
     assert "grpc.max_connection_age_ms" not in unlimited

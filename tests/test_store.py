@@ -21,7 +21,7 @@ import asyncpg
 import grpc
 import pytest
 
-from otari_batch_grpc.server.store import MIGRATIONS, Revision, SeenBatch, Store, StoreError
+from otari_batch_grpc.server.store import MIGRATIONS, Access, Revision, SeenBatch, Store, StoreError
 from otari_batch_grpc.server.store.migrations import POSTGRES_SCHEMA
 from otari_batch_grpc.server.store.postgres import PostgresStore
 from otari_batch_grpc.server.store.sqlite import SqliteStore
@@ -149,15 +149,15 @@ async def test_access_is_per_owner_and_the_creator_is_the_first(store: Store) ->
     assert store.transactions == before + 2
     record = await store.batch("b")
     assert record is not None and record.creator == "alice"  # a later creator does not replace the first
-    assert await store.provider_for("b", "alice") == "openai"
-    assert await store.provider_for("b", "carol") is None  # nothing leaks to a caller never shown it
-    assert await store.verified_at("b", "carol") is None
+    shown = await store.access("b", "alice")
+    assert shown is not None and shown.provider == "openai"
+    assert await store.access("b", "carol") is None  # nothing leaks to a caller never shown it
     assert await store.enter([], ["b"], owner="carol", keep=5, observed_at=42.0) == []  # access only
-    assert await store.verified_at("b", "carol") == 42.0
+    assert await store.access("b", "carol") == Access(42.0, "openai")
     assert (await store.counts())["revisions"] == 2
     await store.revoke("b", "alice")
-    assert await store.provider_for("b", "alice") is None
-    assert await store.provider_for("b", "bob") == "openai"
+    assert await store.access("b", "alice") is None
+    assert (await store.access("b", "bob") or Access(0.0, "")).provider == "openai"
     assert await store.batch("nope") is None
 
 

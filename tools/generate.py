@@ -9,6 +9,8 @@ rewritten, as temporalio's sdk-python does for `temporal.api`; `_grpc` modules a
 a service; and `descriptors.binpb`, the contract as a FileDescriptorSet with its comments (what server reflection
 serves), comes from `buf build`.
 
+It also writes the README's table of settings from `Settings` (`config.readme_table`), so the two never disagree.
+
     python tools/generate.py [--check]
 """
 
@@ -22,6 +24,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from otari_batch_grpc.server import config
 
 ROOT = Path(__file__).resolve().parent.parent
 GENERATED = ROOT / "generated"
@@ -73,12 +77,21 @@ def _files(folder: Path) -> set[str]:
     return {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
 
 
+def readme_with_table(readme: str) -> str:
+    """The README with its settings table made afresh from `Settings`."""
+    begin, end = readme.index(config.README_TABLE_BEGIN), readme.index(config.README_TABLE_END)
+    return readme[:begin] + config.readme_table() + readme[end + len(config.README_TABLE_END) :]
+
+
 def main(argv: list[str]) -> int:
+    readme = ROOT / "README.md"
     with tempfile.TemporaryDirectory() as tmp:
         fresh = Path(tmp)
         build(fresh)
         if argv[1:] == ["--check"]:
             differ = stale(fresh)
+            if readme_with_table(readme.read_text()) != readme.read_text():
+                differ.append("README.md (its settings table)")
             if differ:
                 print("generated/ is stale: run 'make generate' and commit it. Stale:", *differ[:20], sep="\n  ")
                 return 1
@@ -87,6 +100,7 @@ def main(argv: list[str]) -> int:
         for part in PARTS:
             shutil.rmtree(GENERATED / part, ignore_errors=True)
             shutil.copytree(fresh / part, GENERATED / part)
+    readme.write_text(readme_with_table(readme.read_text()))
     return 0
 
 

@@ -59,15 +59,6 @@ UNKNOWN_OUTCOME = frozenset({grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.
 # How long to wait for the service to answer a connection before saying it is not there.
 CONNECT_SECONDS = 5.0
 
-TERMINAL = frozenset(
-    {
-        batch_pb2.BATCH_STATUS_COMPLETED,
-        batch_pb2.BATCH_STATUS_FAILED,
-        batch_pb2.BATCH_STATUS_EXPIRED,
-        batch_pb2.BATCH_STATUS_CANCELLED,
-    }
-)
-
 
 class InputError(Exception):
     """Bad input found before any call: exit 2."""

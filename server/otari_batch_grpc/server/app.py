@@ -51,6 +51,11 @@ def server_options(settings: Settings) -> list[tuple[str, int]]:
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.http2.min_ping_interval_without_data_ms", ms(settings.grpc_min_ping_interval)),
         ("grpc.http2.max_ping_strikes", settings.grpc_max_ping_strikes),
+        # Calls that arrived and wait for the server to take them up. Past grpc core's own bounds (1,000, then
+        # refusing at random up to 3,000) a burst of subscribers (a deploy, a replica gone) would see CANCELLED,
+        # which no client retries; as many as may be open at once wait instead, and the limits answer the rest.
+        ("grpc.server.max_pending_requests", settings.limit_streams_total),
+        ("grpc.server.max_pending_requests_hard_limit", 2 * settings.limit_streams_total),
     ]
     if settings.grpc_max_connection_age > 0:
         options += [
@@ -151,7 +156,6 @@ class BatchServer:
                     poll_min=settings.watch_poll_min,
                     poll_max=settings.watch_poll_max,
                     failure_limit=settings.watch_failure_limit,
-                    revisions_kept=settings.watch_revisions_kept,
                     trust_seconds=settings.owner_trust_seconds,
                     watched_per_caller=settings.limit_watched_per_caller,
                     lease_seconds=settings.watch_lease_seconds,

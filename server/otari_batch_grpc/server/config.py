@@ -349,3 +349,26 @@ def _parse(name: str, raw: str, default: object) -> object:
     if name in ("state_db", "tls_cert", "tls_key", "tls_client_ca"):
         return Path(raw)
     return raw
+
+
+# -- the README's settings table -------------------------------------------------------------------------------
+README_TABLE_BEGIN = "<!-- settings table: made from Settings by `make generate`; do not edit by hand -->"
+README_TABLE_END = "<!-- end of settings table -->"
+
+
+def readme_table() -> str:
+    """The README's table of settings, one row per field of Settings: its variable, default and help."""
+    defaults = Settings()
+    rows = [README_TABLE_BEGIN, "| variable | default | meaning |", "|---|---|---|"]
+    for setting in fields(Settings):
+        names = ", ".join(f"`{name}`" for name in (_env_name(setting.name), *SDK_NAMES.get(setting.name, ())))
+        value = getattr(defaults, setting.name)
+        shown = "unset" if value is None else "empty" if value == "" else f"`{_plain(value)}`"
+        rows.append(f"| {names} | {shown} | {setting.metadata['help'].replace('|', '/')} |")
+    return "\n".join([*rows, README_TABLE_END])
+
+
+def _plain(value: object) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)

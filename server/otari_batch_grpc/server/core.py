@@ -18,14 +18,15 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 from otari_batch_grpc.server import convert, tokens
 from otari_batch_grpc.server.errors import Code, ServiceError, from_upstream
 from otari_batch_grpc.server.gateway import GatewayClient
+from otari_batch_grpc.server.locks import SingleFlight
 from otari_batch_grpc.server.records import Observation, same_state, seen
-from otari_batch_grpc.server.store import RevisionNotice, Store
-from otari_batch_grpc.server.upstream import UpstreamError, UpstreamHTTPError
+from otari_batch_grpc.server.store import Access, RevisionNotice, Store
+from otari_batch_grpc.server.upstream import KeyRefused, ProviderFailed, UpstreamError
 from otari_batch_grpc.server.validation import provider_required
 from otari_batch_grpc.server.watch import Hub, Watcher, WatchPolicy
 from otari_batch_grpc.v1 import batch_pb2, batch_service_pb2
@@ -40,17 +41,7 @@ _LATEST_CACHED = 10_000
 _BODY_ON_LOOP_REQUESTS = 500
 
 
-class Shown(NamedTuple):
-    """The gateway showed an owner a batch: when (epoch seconds, as the access was written), and its provider."""
-
-    at: float
-    provider: str
-
-
-_NEVER = Shown(0.0, "")
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Caller:
     """Who calls: the credential forwarded to the gateway, and its keyed hash (what the store knows them by)."""
 
@@ -67,12 +58,14 @@ class Caller:
 
 @dataclass(frozen=True, kw_only=True)
 class CorePolicy:
-    owner_trust_seconds: float = 300.0
-    revisions_kept: int = 100
-    keep_seconds: float = 30 * 86400.0  # forget a batch nobody was shown for this long
-    idempotency_seconds: float = 7 * 86400.0  # a settled request_id is honoured this long
-    claim_seconds: float = 3600.0  # a create whose outcome stayed unknown blocks its request_id this long
-    providers: tuple[str, ...] = ()  # asked, after those a caller uses, for a batch id given without its provider
+    """The core's part of the settings (built from `Settings`, which holds every default and says what each is)."""
+
+    owner_trust_seconds: float
+    revisions_kept: int
+    keep_seconds: float  # forget a batch nobody was shown for this long
+    idempotency_seconds: float  # a settled request_id is honoured this long
+    claim_seconds: float  # a create whose outcome stayed unknown blocks its request_id this long
+    providers: tuple[str, ...]  # asked, after those a caller uses, for a batch id given without its provider
 
 
 @dataclass(frozen=True)
@@ -102,11 +95,12 @@ class Batches:
         self._heard_tasks: set[asyncio.Task[None]] = set()
         self._entering = asyncio.Lock()
         self._latest: OrderedDict[str, Observation] = OrderedDict()
-        self._checked: OrderedDict[tuple[str, str], Shown] = OrderedDict()  # (batch, owner) -> access written
+        self._checked: OrderedDict[tuple[str, str], Access] = OrderedDict()  # (batch, owner) -> as last written
         self._owner_checked: dict[str, float] = {}  # owner -> when the gateway last showed it anything
         self._refused: OrderedDict[str, tuple[float, ServiceError]] = OrderedDict()  # keys the gateway refused
-        self._vouching: dict[str, asyncio.Future[None]] = {}  # owner -> the question being asked of the gateway
-        self._fetching: dict[tuple[str, str, str], asyncio.Future[Observation]] = {}  # reads in flight, shared
+        self._vouching: SingleFlight[None] = SingleFlight()  # by owner: the question asked of the gateway
+        self._fetching: SingleFlight[Observation] = SingleFlight()  # by (batch, owner, provider): gateway reads
+        self._reading: SingleFlight[Access | None] = SingleFlight()  # by (batch, owner): the store's word on access
 
     # -- the one path in -------------------------------------------------------------------------------------
     async def enter(
@@ -123,8 +117,8 @@ class Batches:
                 last = await self.latest(batch.id)
                 if last is not None and same_state(last.batch, batch):
                     observations.append(last.as_shown(batch))
-                    shown = self._checked.get((batch.id, owner), _NEVER)
-                    if creator or now - shown.at > self.policy.owner_trust_seconds / 4:
+                    shown = self._checked.get((batch.id, owner))
+                    if creator or shown is None or now - shown.verified_at > self.policy.owner_trust_seconds / 4:
                         verified.append(batch.id)
                 else:
                     observations.append(None)
@@ -139,13 +133,10 @@ class Batches:
                 if known is None:
                     self._remember(observation)
                     self.hub.publish(observation)  # saved: now announced, in the order saved
-                self._checked[(batch.id, owner)] = Shown(now, provider)
-                self._checked.move_to_end((batch.id, owner))
+                self._memo((batch.id, owner), Access(now, provider))
                 result.append(observation)
             if batches:
                 self._owner_checked[owner] = now
-            while len(self._checked) > _LATEST_CACHED:
-                self._checked.popitem(last=False)
         for observation in result:
             self.hub.announce(observation, provider, owner)
         return result
@@ -213,23 +204,17 @@ class Batches:
         refused = self._refused.get(caller.owner)
         if refused is not None and now - refused[0] < trust:
             raise dataclasses.replace(refused[1])
-        asking = self._vouching.get(caller.owner)
-        if asking is None:  # concurrent calls of one key share the question
-            asking = asyncio.ensure_future(self._ask_about_key(caller, time_left))
-            self._vouching[caller.owner] = asking
-            asking.add_done_callback(lambda _: self._vouching.pop(caller.owner, None))
-        await asyncio.shield(asking)
+        await self._vouching.run(caller.owner, lambda: self._ask_about_key(caller, time_left))
 
     async def _ask_about_key(self, caller: Caller, time_left: float | None) -> None:
         now = time.time()
         try:
             await self.gateway.check_key(caller.key, time_left=time_left)
-        except UpstreamHTTPError as exc:
+        except KeyRefused as exc:
             error = from_upstream(exc)
-            if exc.status == 401:
-                self._refused[caller.owner] = (now, error)
-                while len(self._refused) > _LATEST_CACHED:
-                    self._refused.popitem(last=False)
+            self._refused[caller.owner] = (now, error)
+            while len(self._refused) > _LATEST_CACHED:
+                self._refused.popitem(last=False)
             raise error from None
         except UpstreamError as exc:
             raise from_upstream(exc) from None
@@ -238,8 +223,40 @@ class Batches:
     # -- reading a batch -----------------------------------------------------------------------------------
     async def shown_provider(self, caller: Caller, batch_id: str) -> str | None:
         """The provider of a batch this caller has been shown (None for any other: nothing leaks to others)."""
+        shown = self._checked.get((batch_id, caller.owner)) or await self._stored_access(caller, batch_id)
+        return shown.provider if shown is not None else None
+
+    async def verified(self, caller: Caller, batch_id: str) -> float | None:
+        """When the gateway last showed the caller the batch (epoch seconds), if within the trust window: as this
+        process saw it, else as the store says (another replica saw it, or this process did before a restart)."""
+        trust = self.policy.owner_trust_seconds
         shown = self._checked.get((batch_id, caller.owner))
-        return shown.provider if shown is not None else await self.store.provider_for(batch_id, caller.owner)
+        if shown is None or time.time() - shown.verified_at >= trust:
+            shown = await self._stored_access(caller, batch_id)
+        return shown.verified_at if shown is not None and time.time() - shown.verified_at < trust else None
+
+    async def trusted(self, caller: Caller, batch_id: str) -> bool:
+        """Whether the gateway showed this caller the batch recently enough to serve it from the store."""
+        return await self.verified(caller, batch_id) is not None
+
+    async def _stored_access(self, caller: Caller, batch_id: str) -> Access | None:
+        """The store's word on the caller's access to the batch, remembered beside what this process saw; concurrent
+        asks (a storm of subscribers of one batch after a restart) share one read."""
+        key = (batch_id, caller.owner)
+        stored = await self._reading.run(key, lambda: self.store.access(batch_id, caller.owner))
+        if stored is None:
+            self._checked.pop(key, None)
+            return None
+        known = self._checked.get(key)
+        if known is None or stored.verified_at > known.verified_at:
+            self._memo(key, stored)
+        return self._checked.get(key, stored)
+
+    def _memo(self, key: tuple[str, str], access: Access) -> None:
+        self._checked[key] = access
+        self._checked.move_to_end(key)
+        while len(self._checked) > _LATEST_CACHED:
+            self._checked.popitem(last=False)
 
     async def provider_of(self, caller: Caller, batch_id: str, given: str, *, time_left: float | None) -> str:
         """The provider named, or the one of a batch this caller has been shown (nothing leaks to others), or else
@@ -262,7 +279,7 @@ class Batches:
             except ServiceError as error:
                 if error.code == Code.UNAVAILABLE:
                     down.append(provider)
-                elif error.code != Code.NOT_FOUND or error.metadata.get("http_status") != "502":
+                elif not isinstance(error, NotAtProvider):
                     raise  # another user's batch (404), a refused key: said as it is
         if down:
             raise ServiceError(
@@ -287,24 +304,17 @@ class Batches:
         the call it joined, which started before it asked (under a gateway round trip, ~50-80 ms). A read that
         arrives after it was answered asks again: a live batch's state is the gateway's, as of the call."""
         key = (batch_id, caller.owner, provider.lower())
-        shared = self._fetching.get(key)
-        if shared is None:
-            shared = asyncio.ensure_future(self._fetch(caller, batch_id, provider, time_left))
-            self._fetching[key] = shared
-            shared.add_done_callback(lambda _: self._fetching.pop(key, None))
-        return await asyncio.shield(shared)
+        return await self._fetching.run(key, lambda: self._fetch(caller, batch_id, provider, time_left))
 
     async def _fetch(self, caller: Caller, batch_id: str, provider: str, time_left: float | None) -> Observation:
         try:
             data = await self.gateway.get_batch(caller.key, batch_id, provider, time_left=time_left)
-        except UpstreamHTTPError as exc:
-            error = await self._refine_provider_error(caller, provider, exc, time_left)
+        except UpstreamError as exc:
+            error = await self._not_there_or_down(caller, provider, exc, time_left)
             if error.code == Code.NOT_FOUND:  # not this caller's (any more), or gone: the registry forgets it for them
                 self._checked.pop((batch_id, caller.owner), None)
                 await self.store.revoke(batch_id, caller.owner)
             raise error from None
-        except UpstreamError as exc:
-            raise from_upstream(exc) from None
         (observation,) = await self.enter([convert.batch_from_json(data)], provider, caller.owner)
         return observation
 
@@ -316,22 +326,6 @@ class Batches:
         if cached is not None:
             return cached
         return (await self.fetch(caller, batch_id, provider, time_left=time_left)).batch
-
-    async def trusted(self, caller: Caller, batch_id: str) -> bool:
-        """Whether the gateway showed this caller the batch recently enough to serve it from the store."""
-        if self.verified_within_trust(caller, batch_id) is not None:
-            return True
-        return await self.verified_in_store(caller, batch_id) is not None
-
-    def verified_within_trust(self, caller: Caller, batch_id: str) -> float | None:
-        """When this process last saw the gateway show the caller the batch, if within the trust window."""
-        shown = self._checked.get((batch_id, caller.owner))
-        return shown.at if shown is not None and time.time() - shown.at < self.policy.owner_trust_seconds else None
-
-    async def verified_in_store(self, caller: Caller, batch_id: str) -> float | None:
-        """When any replica last saw the gateway show the caller the batch, if within the trust window."""
-        at = await self.store.verified_at(batch_id, caller.owner)
-        return at if at is not None and time.time() - at < self.policy.owner_trust_seconds else None
 
     async def trusted_terminal(self, caller: Caller, batch_id: str, provider: str) -> batch_pb2.Batch | None:
         """The stored state of a terminal batch (it never changes), if this caller may have it."""
@@ -345,20 +339,21 @@ class Batches:
             return None
         return batch_pb2.Batch.FromString(record.snapshot)
 
-    async def _refine_provider_error(
-        self, caller: Caller, provider: str, exc: UpstreamHTTPError, time_left: float | None
+    async def _not_there_or_down(
+        self, caller: Caller, provider: str, exc: UpstreamError, time_left: float | None
     ) -> ServiceError:
-        """The gateway answers 502 both for a provider that is down and for a batch id the provider does not know.
-        One more call on this error path settles it: if the provider lists, the batch is not there."""
+        """A failed read, as the service's error. A provider's failure may mean a batch id it does not know (the
+        gateway answers both alike): one more call on this error path settles it: if the provider lists, the batch
+        is not there (NotAtProvider)."""
         error = from_upstream(exc)
-        if exc.status != 502:
+        if not isinstance(exc, ProviderFailed):
             return error
         try:
             await self.gateway.list_batches(caller.key, provider, after=None, limit=1, time_left=time_left)
         except UpstreamError:
             return error  # the provider does not answer: retry later, as said
         batch_id = exc.batch_id or ""
-        return ServiceError(
+        return NotAtProvider(
             Code.NOT_FOUND,
             "BATCH_NOT_FOUND",
             f"Provider {provider!r} answers, but not for batch {batch_id}: check the batch id and that the batch "
@@ -395,10 +390,7 @@ class Batches:
             raise already_finished(finished)
         try:
             data = await self.gateway.cancel_batch(caller.key, batch_id, provider, time_left=time_left)
-        except UpstreamHTTPError as exc:
-            if exc.status != 502:
-                raise from_upstream(exc) from None
-            # The gateway answers 502 for a cancel of a finished batch too: look before blaming the provider.
+        except ProviderFailed as exc:  # the gateway answers so for a cancel of a finished batch too: look first
             batch = (await self.fetch(caller, batch_id, provider, time_left=time_left)).batch
             if batch.status in convert.TERMINAL_STATUSES:
                 raise already_finished(batch) from None
@@ -468,6 +460,10 @@ class Batches:
         self._checked.clear()
         self._owner_checked.clear()
         return gone
+
+
+class NotAtProvider(ServiceError):
+    """NOT_FOUND: the provider answers, but not for this batch id (another provider may hold it)."""
 
 
 def status_meta(batch: batch_pb2.Batch) -> dict[str, str]:

@@ -40,6 +40,8 @@ class Subscription:
     stream that follows all of them, its owner's new batches. `close` gives all of it back; it is called by
     whichever comes first, the call's end or the stream's, and does its work once."""
 
+    __slots__ = ("_closed", "_hub", "caller", "subscriber")
+
     def __init__(self, feed: Feed, caller: Caller, *, many: bool) -> None:
         self.caller = caller
         self.subscriber = Subscriber(caller.watcher, many=many)
@@ -74,7 +76,7 @@ class Feed:
         self.hub.make_room(caller.owner, 1)
         try:
             current, verified = await self._current(caller, batch_id, provider)
-            missed = [] if after is None else await self._replay(batch_id, after)
+            missed = [] if after is None else await self._missed(batch_id, after, current)
             trail = Trail()
             if not current.terminal:  # joined before anything is sent: nothing is missed while a send waits
                 self.hub.join(subscriber, batch_id, provider, current, verified_at=verified)
@@ -223,17 +225,18 @@ class Feed:
     async def _current(self, caller: Caller, batch_id: str, provider: str) -> tuple[Observation, float]:
         """The batch's latest state for this caller, and when the gateway last showed it to them (epoch seconds):
         what the service knows when that was within the trust window, at no gateway call; else a gateway read."""
-        verified = self.core.verified_within_trust(caller, batch_id)
-        if verified is None:
-            verified = await self.core.verified_in_store(caller, batch_id)
+        verified = await self.core.verified(caller, batch_id)
         if verified is not None:
             latest = self.hub.latest(batch_id) or await self.core.latest(batch_id)
             if latest is not None:
                 return latest, verified
         return await self.core.fetch(caller, batch_id, provider, time_left=None), time.time()
 
-    async def _replay(self, batch_id: str, rev: int) -> list[Observation]:
-        """Revision `rev` (what the caller last saw) and every one after it."""
+    async def _missed(self, batch_id: str, rev: int, current: Observation) -> list[Observation]:
+        """Revision `rev` (what the caller last saw) and every one after it: the store's, unless `rev` is the
+        latest (a resume with nothing new, as after a restart: no read)."""
+        if rev == current.rev:
+            return [current]
         revisions = await self.store.revisions_after(batch_id, rev - 1)
         if not revisions or revisions[0].rev != rev:
             raise resume_expired(batch_id)
@@ -275,6 +278,8 @@ class Feed:
 # -- what a stream has sent ------------------------------------------------------------------------------------
 class Trail:
     """What one stream has sent for one batch: builds each event with its previous status and token."""
+
+    __slots__ = ("last", "rev", "status", "token")
 
     def __init__(self) -> None:
         self.rev = 0

@@ -27,6 +27,7 @@ from otari_batch_grpc.server.upstream import (
     UpstreamHTTPError,
     UpstreamTimeout,
     UpstreamUnreachable,
+    http_error,
 )
 
 JSON = dict[str, Any]
@@ -308,7 +309,7 @@ def _note(response: httpx.Response) -> None:
 
 
 def _http_error(operation: str, response: httpx.Response) -> UpstreamHTTPError:
-    error = UpstreamHTTPError(
+    error = http_error(
         operation, response.status_code, _detail(response), _retry_after(response.headers.get("retry-after"))
     )
     error.error_code = response.headers.get("otari-error-code")

@@ -25,10 +25,12 @@ LIMIT_EXCEEDED = "LIMIT_EXCEEDED"  # the ErrorInfo reason of every refusal
 
 @dataclass(frozen=True, kw_only=True)
 class LimitPolicy:
-    streams_per_caller: int = 1_000  # StreamResults, WatchBatch and WatchBatches calls open at once
-    streams_total: int = 10_000  # for the whole server
-    upstream_per_caller: int = 8  # gateway calls in flight at once
-    upstream_queue_per_caller: int = 256  # gateway calls waiting for one of those
+    """The limits' part of the settings (built from `Settings`, which holds every default and says what each is)."""
+
+    streams_per_caller: int  # StreamResults, WatchBatch and WatchBatches calls open at once
+    streams_total: int  # for the whole server
+    upstream_per_caller: int  # gateway calls in flight at once
+    upstream_queue_per_caller: int  # gateway calls waiting for one of those
 
 
 class Limits:

@@ -19,7 +19,7 @@ from otari_batch_grpc.server.core import Batches, Caller, CorePolicy, upstream_e
 from otari_batch_grpc.server.feed import WATCH_MAX_BATCHES, Feed, Subscription
 from otari_batch_grpc.server.gateway import GatewayClient
 from otari_batch_grpc.server.idempotency import IdempotentCreates
-from otari_batch_grpc.server.limits import LimitPolicy, Limits
+from otari_batch_grpc.server.limits import Limits
 from otari_batch_grpc.server.results import Message, ResultsPolicy, ResultStreams
 from otari_batch_grpc.server.rpc import OpenStreams, server_stream, unary
 from otari_batch_grpc.server.store import Store
@@ -45,13 +45,12 @@ class BatchService:
         results: ResultsPolicy,
         watch: WatchPolicy,
         service_key: str | None,
-        limits: Limits | None = None,
-        heartbeat_seconds: float = 15.0,
-        wait_default_seconds: float = 60.0,
+        limits: Limits,
+        heartbeat_seconds: float,
+        wait_default_seconds: float,
     ) -> None:
         self.core = Batches(gateway=gateway, store=store, policy=core, watch=watch)
         self.hub = self.core.hub
-        self.store = store
         self.owners = owners
         self.service_key = service_key
         self.heartbeat_seconds = heartbeat_seconds
@@ -60,7 +59,7 @@ class BatchService:
         self.creates = IdempotentCreates(core=self.core, attempt_seconds=gateway.timeout)
         self.results = ResultStreams(self.core, self.feed, results)
         self.streams = OpenStreams()
-        self.limits = limits or Limits(LimitPolicy())
+        self.limits = limits
 
     @unary
     async def CreateBatch(self, request: pb.CreateBatchRequest, context: Context) -> pb.CreateBatchResponse:

@@ -1,6 +1,8 @@
 """What can go wrong when the service calls the otari gateway, as exceptions that know nothing of HTTP clients.
 
-`gateway` raises these; `errors.from_upstream` maps them onto the service's errors (a table, by HTTP status).
+`gateway` raises these; `errors.from_upstream` maps them onto the service's errors (a table, by HTTP status). The
+answers whose status means something particular at this gateway have exceptions of their own (`http_error`
+picks them), so the rest of the service reads what happened, not a status code.
 """
 
 from __future__ import annotations
@@ -61,3 +63,24 @@ class UpstreamHTTPError(UpstreamError):
         else:
             self.detail_text = str(detail) if detail is not None else "(no detail)"
         super().__init__(operation, f"gateway answered {status}: {self.detail_text}")
+
+
+class KeyRefused(UpstreamHTTPError):
+    """401: the gateway does not take the caller's key."""
+
+
+class ProviderFailed(UpstreamHTTPError):
+    """502 "LLM provider error": the provider failed, or it does not know the batch id; the gateway answers both
+    alike (and a cancel of a batch that already finished too), so whoever gets this settles which it was."""
+
+
+class NotCompleted(UpstreamHTTPError):
+    """409 on a batch's results: it is not completed (the results do not exist yet, or ever)."""
+
+
+_MEANINGS: dict[int, type[UpstreamHTTPError]] = {401: KeyRefused, 409: NotCompleted, 502: ProviderFailed}
+
+
+def http_error(operation: str, status: int, detail: object, retry_after: float | None) -> UpstreamHTTPError:
+    """The gateway's error answer as the exception that says what it means (UpstreamHTTPError where no more)."""
+    return _MEANINGS.get(status, UpstreamHTTPError)(operation, status, detail, retry_after)

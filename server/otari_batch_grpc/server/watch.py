@@ -39,16 +39,17 @@ _REFUSED_REMEMBERED = 10_000  # per stream: batches already told of as past the 
 
 @dataclass(frozen=True, kw_only=True)
 class WatchPolicy:
-    poll_min: float = 1.0
-    poll_max: float = 15.0
-    failure_limit: float = 60.0
-    revisions_kept: int = 100
-    trust_seconds: float = 300.0
-    watched_per_caller: int = 2_000  # batches one owner watches at once, over all its subscriptions
-    lease_seconds: float = 30.0  # replicas on one store: a poll lease lapses this long after its holder's last turn
+    """The hub's part of the settings (built from `Settings`, which holds every default and says what each is)."""
+
+    poll_min: float
+    poll_max: float
+    failure_limit: float
+    trust_seconds: float
+    watched_per_caller: int  # batches one owner watches at once, over all its subscriptions
+    lease_seconds: float  # replicas on one store: a poll lease lapses this long after its holder's last turn
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Watcher:
     """Who subscribes: the credential the loop may poll with, and its owner hash."""
 
@@ -77,11 +78,13 @@ class Subscriber:
     A one-batch subscriber (`many=False`) ends with any problem; a many-batch one receives problems as items.
     """
 
+    __slots__ = ("_pending", "_waiter", "error", "joined", "many", "refused", "watcher")
+
     def __init__(self, watcher: Watcher, *, many: bool = False) -> None:
         self.watcher = watcher
         self.many = many
         self._pending: dict[str, Item] = {}
-        self._wake = asyncio.Event()
+        self._waiter: asyncio.Future[None] | None = None  # while `next` waits (made then: thousands sit idle)
         self.error: ServiceError | None = None
         self.joined: set[str] = set()  # the batches whose loops it is in
         self.refused: set[str] = set()  # batches it was told it could not follow (past the owner's limit)
@@ -92,18 +95,22 @@ class Subscriber:
             return
         if held is None or isinstance(held, Problem) or held.rev < observation.rev:
             self._pending[observation.batch_id] = observation
-            self._wake.set()
+            self._wake()
 
     def report(self, problem: Problem) -> None:
         if not self.many:
             self.end(problem.error)
             return
         self._pending[problem.batch_id] = problem
-        self._wake.set()
+        self._wake()
 
     def end(self, error: ServiceError) -> None:
         self.error = error
-        self._wake.set()
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     def pending(self) -> int:
         return len(self._pending)
@@ -113,10 +120,14 @@ class Subscriber:
         error that ended the subscription."""
         # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation that arrives as the
         # wait completes, which would leave a cancelled watch running.
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(within):
-                await self._wake.wait()
-        self._wake.clear()
+        if not self._pending and self.error is None:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(within):
+                        await self._waiter
+            finally:
+                self._waiter = None
         if self.error is not None:
             raise self.error
         taken = sorted(self._pending.values(), key=_order)

@@ -7,6 +7,7 @@ code.
 """
 
 from otari_batch_grpc.server.store.base import (
+    Access,
     BatchRecord,
     Claim,
     Revision,
@@ -20,6 +21,7 @@ from otari_batch_grpc.server.store.migrations import SQLITE as MIGRATIONS
 
 __all__ = [
     "MIGRATIONS",
+    "Access",
     "BatchRecord",
     "Claim",
     "Revision",

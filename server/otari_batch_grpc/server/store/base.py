@@ -7,7 +7,7 @@ import abc
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 
 class StoreError(RuntimeError):
@@ -25,6 +25,13 @@ class BatchRecord:
     first_seen: float
     last_seen: float
     created_at: float = 0.0
+
+
+class Access(NamedTuple):
+    """The gateway showed an owner a batch: when it last did (epoch seconds, as written), and the batch's provider."""
+
+    verified_at: float
+    provider: str
 
 
 @dataclass(frozen=True)
@@ -166,12 +173,9 @@ class Store(abc.ABC):
         """The registry's entry for the batch, whoever was shown it."""
 
     @abc.abstractmethod
-    async def verified_at(self, batch_id: str, owner: str) -> float | None:
-        """When the gateway last showed `owner` this batch, if ever."""
-
-    @abc.abstractmethod
-    async def provider_for(self, batch_id: str, owner: str) -> str | None:
-        """The provider of a batch `owner` has been shown (and only then: nothing leaks to other callers)."""
+    async def access(self, batch_id: str, owner: str) -> Access | None:
+        """When the gateway last showed `owner` this batch, and its provider; None if it never did (nothing of a
+        batch leaks to callers never shown it)."""
 
     @abc.abstractmethod
     async def live_batches(self, owner: str, limit: int) -> list[tuple[str, str]]:

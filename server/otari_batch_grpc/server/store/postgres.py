@@ -35,6 +35,7 @@ import asyncpg
 from otari_batch_grpc.server import metrics
 from otari_batch_grpc.server.store import migrations
 from otari_batch_grpc.server.store.base import (
+    Access,
     BatchRecord,
     Claim,
     Revision,
@@ -461,19 +462,14 @@ class PostgresStore(Store):
         row = await self._fetchrow(f"SELECT {_BATCH_COLUMNS} FROM batches b WHERE b.id = $1", batch_id)
         return None if row is None else _batch_record(row)
 
-    async def verified_at(self, batch_id: str, owner: str) -> float | None:
-        value = await self._fetchval(
-            "SELECT verified_at FROM access WHERE batch_id = $1 AND owner = $2", batch_id, owner
-        )
-        return float(value) if value is not None else None
-
-    async def provider_for(self, batch_id: str, owner: str) -> str | None:
-        value = await self._fetchval(
-            "SELECT b.provider FROM batches b JOIN access a ON a.batch_id = b.id WHERE b.id = $1 AND a.owner = $2",
+    async def access(self, batch_id: str, owner: str) -> Access | None:
+        row = await self._fetchrow(
+            "SELECT a.verified_at, b.provider FROM access a JOIN batches b ON b.id = a.batch_id "
+            "WHERE a.batch_id = $1 AND a.owner = $2",
             batch_id,
             owner,
         )
-        return str(value) if value is not None else None
+        return Access(float(row[0]), str(row[1])) if row is not None else None
 
     async def live_batches(self, owner: str, limit: int) -> list[tuple[str, str]]:
         rows = await self._fetch(

@@ -21,7 +21,7 @@ import aiosqlite
 
 from otari_batch_grpc.server import metrics
 from otari_batch_grpc.server.store import migrations
-from otari_batch_grpc.server.store.base import BatchRecord, Claim, Revision, SeenBatch, Store, StoreError
+from otari_batch_grpc.server.store.base import Access, BatchRecord, Claim, Revision, SeenBatch, Store, StoreError
 
 _BATCH_COLUMNS = (
     "b.id, b.provider, b.creator, b.status, b.terminal, b.snapshot, b.first_seen, b.last_seen, b.created_at"
@@ -226,19 +226,15 @@ class SqliteStore(Store):
             row = await cursor.fetchone()
         return None if row is None else _batch_record(row)
 
-    async def verified_at(self, batch_id: str, owner: str) -> float | None:
-        """When the gateway last showed `owner` this batch, if ever."""
-        value = await self._scalar("SELECT verified_at FROM access WHERE batch_id = ? AND owner = ?", batch_id, owner)
-        return float(value) if value is not None else None
-
-    async def provider_for(self, batch_id: str, owner: str) -> str | None:
-        """The provider of a batch `owner` has been shown (and only then: nothing leaks to other callers)."""
-        value = await self._scalar(
-            "SELECT b.provider FROM batches b JOIN access a ON a.batch_id = b.id WHERE b.id = ? AND a.owner = ?",
-            batch_id,
-            owner,
-        )
-        return str(value) if value is not None else None
+    async def access(self, batch_id: str, owner: str) -> Access | None:
+        async with self._lock:
+            cursor = await self._db.execute(
+                "SELECT a.verified_at, b.provider FROM access a JOIN batches b ON b.id = a.batch_id "
+                "WHERE a.batch_id = ? AND a.owner = ?",
+                (batch_id, owner),
+            )
+            row = await cursor.fetchone()
+        return Access(float(row[0]), str(row[1])) if row else None
 
     # -- idempotency --------------------------------------------------------------------------------------
     async def claim(
