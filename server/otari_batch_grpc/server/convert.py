@@ -3,20 +3,23 @@
 JSON -> proto is lossless by construction: `fill` walks the message's descriptor; a key with a typed field of a
 matching type lands there, and every other key (unknown, or of an unexpected type) lands in the message's
 `extra` Struct. JSON null means "not set" (in `extra` too, which holds values only, and is unset when empty).
+`fill` knows no message by name: a field of any kind added to the contract is filled once it is generated.
 """
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Mapping
-from typing import Any, cast
+import sys
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import msgspec
 from google.protobuf import struct_pb2, timestamp_pb2
-from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
-from otari_batch_grpc.v1 import batch_pb2, batch_service_pb2
+from otari_batch_grpc.v1 import batch_pb2, batch_service_pb2, result_pb2
 
 JSON = dict[str, Any]
 
@@ -33,7 +36,15 @@ TERMINAL_STATUSES = frozenset(
     }
 )
 
-_INT_TYPES = (FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_UINT64)
+# The values each integer type holds: [low, high).
+_INT_RANGES = {
+    **dict.fromkeys((FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_SINT32, FieldDescriptor.TYPE_SFIXED32),
+                    (-(2**31), 2**31)),
+    **dict.fromkeys((FieldDescriptor.TYPE_UINT32, FieldDescriptor.TYPE_FIXED32), (0, 2**32)),
+    **dict.fromkeys((FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_SINT64, FieldDescriptor.TYPE_SFIXED64),
+                    (-(2**63), 2**63)),
+    **dict.fromkeys((FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_FIXED64), (0, 2**64)),
+}  # fmt: skip
 _FLOAT_TYPES = (FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT)
 
 
@@ -77,6 +88,46 @@ def batch_from_json(data: Mapping[str, Any]) -> batch_pb2.Batch:
     batch = batch_pb2.Batch()
     fill(batch, normalized)
     return batch
+
+
+NEITHER = "The gateway returned neither a result nor an error for this request"
+
+
+def result_from_json(data: Mapping[str, Any]) -> result_pb2.BatchResult:
+    """One `{custom_id, result, error}` item of the gateway's results document as a BatchResult: the error when
+    there is one (an object; any other value as its message), else the completion, else an error saying there was
+    neither. A lone surrogate (JSON `"\\ud800"`), which a protobuf string cannot hold, is replaced by `?`."""
+    try:
+        return _result(data)
+    except UnicodeEncodeError:
+        return _result(_without_surrogates(data))
+
+
+def _result(data: Mapping[str, Any]) -> result_pb2.BatchResult:
+    result = result_pb2.BatchResult(custom_id=str(data.get("custom_id", "")))
+    completion, error = data.get("result"), data.get("error")
+    if isinstance(error, dict):
+        result.error.SetInParent()
+        fill(result.error, error)
+    elif error is not None:
+        result.error.SetInParent()
+        result.error.message = str(error)
+    elif isinstance(completion, dict):
+        result.completion.SetInParent()
+        fill(result.completion, completion)
+    else:
+        result.error.code, result.error.message = "unknown", NEITHER
+    return result
+
+
+def _without_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode()
+    if isinstance(value, dict):
+        return {_without_surrogates(k): _without_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_surrogates(v) for v in value]
+    return value
 
 
 def status_name(status: int) -> str:
@@ -141,94 +192,158 @@ def _value_to_python(value: struct_pb2.Value) -> Any:
 
 def fill(message: Message, data: Mapping[str, Any]) -> None:
     """Set `message` from a JSON object; keys without a typed field of the right type go to `extra`."""
-    descriptor = message.DESCRIPTOR
+    setters, has_extra = _plan(message.DESCRIPTOR)
     extra: JSON = {}
     for key, value in data.items():
-        field = cast(FieldDescriptor | None, descriptor.fields_by_name.get(key))
-        if value is not None and (field is None or key == EXTRA or not _set(message, field, value)):
-            extra[key] = value  # (a null is "not set", in `extra` too: it holds values only)
-    if extra and EXTRA in descriptor.fields_by_name:
+        if value is None:  # "not set", in `extra` too: it holds values only
+            continue
+        setter = setters.get(key)
+        if setter is None or not setter(message, value):
+            extra[key] = value
+    if extra and has_extra:
         getattr(message, EXTRA).update(extra)
 
 
-def _set(message: Message, field: FieldDescriptor, value: Any) -> bool:
-    """Set one field; False when the JSON value does not fit its type (the caller keeps it in `extra`)."""
+# Sets one field from a JSON value; False when the value does not fit the field's type (it then goes to `extra`).
+Setter = Callable[[Message, Any], bool]
+
+
+@functools.cache
+def _plan(descriptor: Descriptor) -> tuple[dict[str, Setter], bool]:
+    """A setter for each typed field of a message type, and whether it has `extra`: made once per type, since
+    reading the descriptor's facts for every key of every result costs most of a results download."""
+    setters = {field.name: _setter(field) for field in descriptor.fields if field.name != EXTRA}
+    return setters, EXTRA in descriptor.fields_by_name
+
+
+def _setter(field: FieldDescriptor) -> Setter:
     name = field.name
-    if _is_map(field):
-        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-            return False
-        getattr(message, name).update(value)
-        return True
-    if field.is_repeated:
-        if not isinstance(value, list):
-            return False
-        target = getattr(message, name)
-        if field.type == FieldDescriptor.TYPE_MESSAGE:
-            if not all(isinstance(v, dict) for v in value):
+    entry = field.message_type if field.type == FieldDescriptor.TYPE_MESSAGE else None
+    if entry is not None and entry.GetOptions().map_entry:
+        key_field, value_field = entry.fields_by_name["key"], entry.fields_by_name["value"]
+        if key_field.type != FieldDescriptor.TYPE_STRING:  # JSON keys are strings
+            return _never
+        if value_field.type == FieldDescriptor.TYPE_MESSAGE:
+
+            def set_message_map(message: Message, value: Any) -> bool:
+                if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+                    return False
+                target = getattr(message, name)
+                for key, item in value.items():
+                    fill(target[key], item)
+                return True
+
+            return set_message_map
+        fits = _fits(value_field)
+
+        def set_map(message: Message, value: Any) -> bool:
+            if not isinstance(value, dict) or not all(fits(v) for v in value.values()):
                 return False
-            for item in value:
-                fill(target.add(), item)
+            getattr(message, name).update(value)
             return True
-        if not all(_scalar_fits(field, v) for v in value):
+
+        return set_map
+    if field.is_repeated:
+        if entry is not None:
+
+            def set_messages(message: Message, value: Any) -> bool:
+                if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+                    return False
+                target = getattr(message, name)
+                for item in value:
+                    fill(target.add(), item)
+                return True
+
+            return set_messages
+        fits = _fits(field)
+        numbers = _enum_numbers(field)
+
+        def set_values(message: Message, value: Any) -> bool:
+            if not isinstance(value, list) or not all(fits(v) for v in value):
+                return False
+            getattr(message, name).extend([numbers[v.lower()] for v in value] if numbers else value)
+            return True
+
+        return set_values
+    if entry is not None:
+        if entry.full_name == timestamp_pb2.Timestamp.DESCRIPTOR.full_name:
+            return functools.partial(_set_timestamp, name)
+        if entry.full_name == struct_pb2.Struct.DESCRIPTOR.full_name:
+            return functools.partial(_set_struct, name)
+
+        def set_message(message: Message, value: Any) -> bool:
+            if not isinstance(value, dict):
+                return False
+            target = getattr(message, name)
+            target.SetInParent()
+            fill(target, value)
+            return True
+
+        return set_message
+    if (numbers := _enum_numbers(field)) is not None:
+
+        def set_enum(message: Message, value: Any) -> bool:
+            if not isinstance(value, str):
+                return False
+            if (number := numbers.get(value.lower())) is not None:
+                setattr(message, name, number)
+            return True  # an unknown value leaves the enum UNSPECIFIED; the raw string is kept by the caller
+
+        return set_enum
+    fits = _fits(field)
+
+    def set_scalar(message: Message, value: Any) -> bool:
+        if not fits(value):
             return False
-        target.extend(value)
+        setattr(message, name, value)
         return True
-    if field.type == FieldDescriptor.TYPE_MESSAGE:
-        return _set_message(getattr(message, name), value)
-    if field.type == FieldDescriptor.TYPE_ENUM:
-        if not isinstance(value, str):
-            return False
-        assert field.enum_type is not None
-        enum_value = field.enum_type.values_by_name.get(f"{_enum_prefix(field)}_{value.upper()}")
-        if enum_value is not None:
-            setattr(message, name, enum_value.number)
-        return True  # an unknown value leaves the enum UNSPECIFIED; the raw string is kept by the caller
-    if not _scalar_fits(field, value):
+
+    return set_scalar
+
+
+def _set_timestamp(name: str, message: Message, value: Any) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
         return False
-    setattr(message, name, value)
+    getattr(message, name).FromNanoseconds(int(value * 1_000_000_000))
     return True
 
 
-def _set_message(target: Message, value: Any) -> bool:
-    if isinstance(target, timestamp_pb2.Timestamp):
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            return False
-        target.FromNanoseconds(int(value * 1_000_000_000))
-        return True
-    if isinstance(target, struct_pb2.Struct):
-        if not isinstance(value, dict):
-            return False
-        target.update(value)
-        return True
+def _set_struct(name: str, message: Message, value: Any) -> bool:
     if not isinstance(value, dict):
         return False
-    target.SetInParent()
-    fill(target, value)
+    getattr(message, name).update(value)
     return True
 
 
-def _scalar_fits(field: FieldDescriptor, value: Any) -> bool:
-    if field.type == FieldDescriptor.TYPE_STRING:
-        return isinstance(value, str)
-    if field.type == FieldDescriptor.TYPE_BOOL:
-        return isinstance(value, bool)
-    if field.type in _INT_TYPES:
-        return isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63
-    if field.type in _FLOAT_TYPES:
-        return isinstance(value, int | float) and not isinstance(value, bool)
+def _never(_message: Message, _value: Any) -> bool:
     return False
 
 
-def _is_map(field: FieldDescriptor) -> bool:
-    return (
-        field.type == FieldDescriptor.TYPE_MESSAGE
-        and field.message_type is not None
-        and field.message_type.GetOptions().map_entry
-    )
+def _fits(field: FieldDescriptor) -> Callable[[Any], bool]:
+    """Whether a JSON value fits a scalar field's type (an enum's: one of its names, as the gateway spells them)."""
+    kind = field.type
+    if kind == FieldDescriptor.TYPE_STRING:
+        return lambda value: isinstance(value, str)
+    if kind == FieldDescriptor.TYPE_BOOL:
+        return lambda value: isinstance(value, bool)
+    if (bounds := _INT_RANGES.get(kind)) is not None:
+        low, high = bounds
+        return lambda value: isinstance(value, int) and not isinstance(value, bool) and low <= value < high
+    if kind in _FLOAT_TYPES:
+        return lambda value: (
+            isinstance(value, float)
+            or (isinstance(value, int) and not isinstance(value, bool) and abs(value) <= sys.float_info.max)
+        )
+    if (numbers := _enum_numbers(field)) is not None:
+        return lambda value: isinstance(value, str) and value.lower() in numbers
+    return lambda value: False  # bytes: JSON has no bytes, so the value is kept in `extra` as it came
 
 
-def _enum_prefix(field: FieldDescriptor) -> str:
-    """BatchStatus -> BATCH_STATUS."""
-    assert field.enum_type is not None
-    name = field.enum_type.name
-    return "".join(f"_{c}" if c.isupper() and i else c for i, c in enumerate(name)).upper()
+def _enum_numbers(field: FieldDescriptor) -> dict[str, int] | None:
+    """An enum field's values by the gateway's spelling (`BATCH_STATUS_IN_PROGRESS` is `in_progress`); None for a
+    field of another type."""
+    if field.enum_type is None:
+        return None
+    name = field.enum_type.name  # BatchStatus -> BATCH_STATUS_
+    prefix = "".join(f"_{c}" if c.isupper() and i else c for i, c in enumerate(name)).upper() + "_"
+    return {value.name.removeprefix(prefix).lower(): value.number for value in field.enum_type.values}

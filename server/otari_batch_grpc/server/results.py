@@ -4,9 +4,10 @@
   each chunk as soon as it is full, writing it to the cache alongside; memory stays bounded by the chunk size. The
   cache is trusted only once the whole answer is in: a stream that ends early (the caller left, the gateway
   failed) drops what it wrote.
+- Each result is made by `convert.result_from_json` and serialized as it is read.
 - A chunk is kept as the bytes of its `results` field entries, so a repeat stream sends each one with two small
   fields appended: no parsing, converting or serializing per result (`wire_chunk`, sent through a bytes
-  pass-through serializer, see `app.method_handlers`).
+  pass-through serializer, see `rpc._send`).
 - Who may read the cache is the core's trust policy: a caller the gateway authorized for the batch recently.
 """
 
@@ -17,14 +18,13 @@ import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 
-from otari_batch_grpc.server import convert, metrics, wire, wire_typed
+from otari_batch_grpc.server import convert, metrics
 from otari_batch_grpc.server.core import Batches, Caller, status_meta
 from otari_batch_grpc.server.errors import Code, ServiceError, from_upstream
 from otari_batch_grpc.server.feed import Feed
 from otari_batch_grpc.server.locks import KeyedLocks
-from otari_batch_grpc.server.results_json import ResultsParser
+from otari_batch_grpc.server.results_json import JSON, ResultsParser, plain
 from otari_batch_grpc.server.upstream import UpstreamError, UpstreamHTTPError
-from otari_batch_grpc.server.wire import length_delimited, varint
 from otari_batch_grpc.v1 import batch_pb2, batch_service_pb2
 
 Response = batch_service_pb2.StreamResultsResponse
@@ -58,7 +58,18 @@ def wire_chunk(payload: bytes, first_index: int, total: int) -> bytes:
 
 
 def field_entry(result: bytes) -> bytes:
-    return length_delimited(_RESULTS_TAG, result)
+    """A serialized BatchResult as an entry of StreamResultsResponse's `results` field."""
+    return _RESULTS_TAG + varint(len(result)) + result
+
+
+def varint(value: int) -> bytes:
+    """A non-negative integer as a protobuf varint."""
+    out = bytearray()
+    while value >= 0x80:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
 
 
 class ResultStreams:
@@ -180,12 +191,12 @@ class ResultStreams:
             size = index = first = 0
             nbytes = 0
             try:
-                parser = ResultsParser(wire_typed.results, wire.result)
+                parser = ResultsParser(plain, _as_is)
                 async with self._core.gateway.stream_results(
                     caller.key, batch_id, provider, parser, time_left=time_left
                 ) as results:
-                    async for result in results:
-                        entry = field_entry(result)
+                    async for item in results:
+                        entry = field_entry(convert.result_from_json(item).SerializeToString())
                         entries.append(entry)
                         size += len(entry)
                         index += 1
@@ -229,6 +240,10 @@ class ResultStreams:
         else:
             tail = Response.FromString(payload).results[start - first :]
             yield Response(results=tail, first_index=start, total_count=total)
+
+
+def _as_is(item: JSON) -> JSON:
+    return item
 
 
 def _progress(batch: batch_pb2.Batch) -> Response:

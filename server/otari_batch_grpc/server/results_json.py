@@ -3,7 +3,7 @@
 The gateway writes compact JSON, each item an object whose first key is `custom_id`, so the bytes `},{"custom_id":`
 stand between two items. Those bytes cannot occur inside a JSON string (a quote there is escaped), so the text
 before the last of them in the buffer is whole items, and that run is decoded in one call by the parser's `run`
-function (msgspec: `plain` keeps the items as JSON, `wire_typed.results` writes them as BatchResults). Where the
+function (`plain`: msgspec, which decodes such a run in about half the time the json module takes). Where the
 pattern misleads (a nested object with a `custom_id` key, another spacing, another key order), the run does not
 decode and the rest of the document is read exactly, item by item, with the json module's `raw_decode`, each item
 then made by the parser's `item` function. The items after the last separator are one more run once the body ends
@@ -45,8 +45,7 @@ def plain(run: bytes) -> list[JSON]:
 
 class ResultsParser(Generic[T]):
     """feed() each chunk of the body, then end(); each returns the items that became whole, as `run` makes them
-    from a run of items (`plain` keeps them as JSON; `wire_typed.results` writes them as BatchResults) and `item`
-    from one item read exactly."""
+    from a run of items (`plain` keeps them as JSON) and `item` from one item read exactly."""
 
     def __init__(self, run: Callable[[bytes], list[T]], item: Callable[[JSON], T]) -> None:
         self._run, self._item = run, item
