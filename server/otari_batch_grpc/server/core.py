@@ -16,14 +16,13 @@ import logging
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from otari_batch_grpc.server import convert, tokens
 from otari_batch_grpc.server.errors import Code, ServiceError, from_upstream
 from otari_batch_grpc.server.gateway import GatewayClient
-from otari_batch_grpc.server.locks import SingleFlight
 from otari_batch_grpc.server.records import Observation, same_state, seen
 from otari_batch_grpc.server.store import Access, RevisionNotice, Store
 from otari_batch_grpc.server.upstream import KeyRefused, ProviderFailed, UpstreamError
@@ -39,6 +38,34 @@ DISCOVERY_PAGE = 100
 _LATEST_CACHED = 10_000
 # A CreateBatch body for more requests than this is built in a thread.
 _BODY_ON_LOOP_REQUESTS = 500
+
+
+T = TypeVar("T")
+
+
+class SingleFlight(Generic[T]):
+    """Concurrent calls for one key share one run of the work: the first starts it, those arriving while it runs
+    await the same outcome (its result, or its exception). A call arriving after it ended starts a new run. The run
+    is shielded: a caller that leaves (cancelled, past its deadline) does not end it for the others."""
+
+    def __init__(self) -> None:
+        self._flying: dict[Hashable, asyncio.Future[T]] = {}
+
+    async def run(self, key: Hashable, work: Callable[[], Awaitable[T]]) -> T:
+        flying = self._flying.get(key)
+        if flying is None:
+            flying = self._flying[key] = asyncio.ensure_future(work())
+            flying.add_done_callback(lambda done: self._landed(key, done))
+        return await asyncio.shield(flying)
+
+    def _landed(self, key: Hashable, done: asyncio.Future[T]) -> None:
+        if self._flying.get(key) is done:
+            del self._flying[key]
+        if not done.cancelled():
+            done.exception()  # retrieved: when every caller left, asyncio has nothing to warn of
+
+    def __len__(self) -> int:
+        return len(self._flying)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,38 +134,64 @@ class Batches:
         self, batches: Sequence[batch_pb2.Batch], provider: str, owner: str, *, creator: bool = False
     ) -> list[Observation]:
         """States the gateway just showed `owner`: saved (registry, access, a revision per change), then announced
-        (subscribers of each changed batch, and `owner`'s many-batch streams). Returns each as an observation."""
-        async with self._entering:
-            now = time.time()
-            observations: list[Observation | None] = []
-            changed = []
-            verified = []
-            for batch in batches:
-                last = await self.latest(batch.id)
-                if last is not None and same_state(last.batch, batch):
-                    observations.append(last.as_shown(batch))
-                    shown = self._checked.get((batch.id, owner))
-                    if creator or shown is None or now - shown.verified_at > self.policy.owner_trust_seconds / 4:
-                        verified.append(batch.id)
-                else:
-                    observations.append(None)
-                    changed.append(seen(batch, provider))
-            revisions = await self.store.enter(
-                changed, verified, owner=owner, creator=creator, keep=self.policy.revisions_kept, observed_at=now
-            )
-            new = iter(revisions)
-            result: list[Observation] = []
-            for batch, known in zip(batches, observations, strict=True):
-                observation = known if known is not None else Observation.of(next(new)).as_shown(batch)
-                if known is None:
-                    self._remember(observation)
-                    self.hub.publish(observation)  # saved: now announced, in the order saved
-                self._memo((batch.id, owner), Access(now, provider))
-                result.append(observation)
-            if batches:
-                self._owner_checked[owner] = now
+        (subscribers of each changed batch, and `owner`'s many-batch streams). Returns each as an observation.
+        States this process holds already, whose access was written lately, need no saving: no lock, no store."""
+        result = self._repeats(batches, owner, creator=creator)
+        if result is None:
+            async with self._entering:
+                result = await self._save(batches, provider, owner, creator=creator)
+        if batches:
+            self._owner_checked[owner] = time.time()
         for observation in result:
             self.hub.announce(observation, provider, owner)
+        return result
+
+    def _repeats(self, batches: Sequence[batch_pb2.Batch], owner: str, *, creator: bool) -> list[Observation] | None:
+        """Each batch as the latest state this process holds, when that is what the gateway showed and the owner's
+        access was written within a quarter of the trust window (a poll that saw no change); else None."""
+        if creator:
+            return None
+        now, due = time.time(), self.policy.owner_trust_seconds / 4
+        found = []
+        for batch in batches:
+            last, shown = self._latest.get(batch.id), self._checked.get((batch.id, owner))
+            if last is None or shown is None or now - shown.verified_at > due or not same_state(last.batch, batch):
+                return None
+            found.append(last.as_shown(batch))
+        return found
+
+    async def _save(
+        self, batches: Sequence[batch_pb2.Batch], provider: str, owner: str, *, creator: bool
+    ) -> list[Observation]:
+        now = time.time()
+        observations: list[Observation | None] = []
+        changed = []
+        verified = []
+        for batch in batches:
+            last = await self.latest(batch.id)
+            if last is not None and same_state(last.batch, batch):
+                observations.append(last.as_shown(batch))
+                shown = self._checked.get((batch.id, owner))
+                if creator or shown is None or now - shown.verified_at > self.policy.owner_trust_seconds / 4:
+                    verified.append(batch.id)
+            else:
+                observations.append(None)
+                changed.append(seen(batch, provider))
+        revisions = await self.store.enter(
+            changed, verified, owner=owner, creator=creator, keep=self.policy.revisions_kept, observed_at=now
+        )
+        new = iter(revisions)
+        written = set(verified)
+        result: list[Observation] = []
+        for batch, known in zip(batches, observations, strict=True):
+            observation = known if known is not None else Observation.of(next(new)).as_shown(batch)
+            if known is None:
+                self._remember(observation)
+                self.hub.publish(observation)  # saved: now announced, in the order saved
+                written.add(batch.id)
+            if batch.id in written:  # the memo says what the store says (other replicas, a restart, read that)
+                self._memo((batch.id, owner), Access(now, provider))
+            result.append(observation)
         return result
 
     # -- the other replicas --------------------------------------------------------------------------------
