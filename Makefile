@@ -24,7 +24,7 @@ $(BIN)/python:
 
 # Both distributions, editable: the service (server/) and the client with the stubs (clients/python).
 $(RUN_STAMP): pyproject.toml clients/python/pyproject.toml | $(BIN)/python
-	$(PIP) -e './clients/python[cli]' -e '.[simulator]'
+	$(PIP) -e './clients/python[cli]' -e '.[simulator,tracing]'
 	touch $@
 
 $(TOOLS_STAMP): $(RUN_STAMP)

@@ -475,6 +475,13 @@ def test_tracing_configuration_errors_are_clear() -> None:
     assert tracing.tracer is None
 
 
+def test_traces_asked_for_without_the_tracing_extra_say_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "opentelemetry.sdk.resources", None)  # as if the SDK were not installed
+    with pytest.raises(tracing.TracingError, match=r"pip install 'otari-batch-grpc\[tracing\]'"):
+        tracing.configure({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:1"})
+    assert tracing.tracer is None
+
+
 def test_tracing_configures_the_otlp_exporter_from_the_environment() -> None:
     provider = tracing.configure({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:1"})
     try:

@@ -106,5 +106,5 @@ def test_make_run_installs_what_serving_needs_and_make_test_the_rest(tmp_path: P
         return ran.stdout
 
     run = would("run")
-    assert "'.[simulator]'" in run and "[dev]" not in run and "[tools]" not in run
+    assert "'.[simulator,tracing]'" in run and "[dev]" not in run and "[tools]" not in run
     assert "'.[dev]'" in would("test")

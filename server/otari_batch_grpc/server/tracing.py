@@ -55,13 +55,19 @@ def wanted(environ: Mapping[str, str]) -> bool:
 def configure(environ: Mapping[str, str] | None = None) -> TracerProvider | None:
     """Start tracing as the OTEL_* settings say, and return the provider (shut it down at exit, to flush); None,
     and nothing imported from the SDK, when they do not ask for traces. Raises TracingError for an exporter that
-    is not installed."""
+    is not installed, or when the SDK is not (it comes with the `tracing` extra)."""
     environ = os.environ if environ is None else environ
     if not wanted(environ):
         return None
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    try:
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    except ImportError:
+        raise TracingError(
+            "OTEL_* asks for traces, but the OpenTelemetry SDK is not installed: pip install "
+            "'otari-batch-grpc[tracing]' (or unset OTEL_TRACES_EXPORTER and OTEL_EXPORTER_OTLP_*)"
+        ) from None
 
     resource = Resource.create()
     if str(resource.attributes.get("service.name", "")).startswith("unknown_service"):
