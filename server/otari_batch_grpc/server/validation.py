@@ -126,26 +126,25 @@ def _raise(problems: list[FieldViolation]) -> None:
         raise invalid_argument(problems)
 
 
-# A google.protobuf.Value number (field 2, a little-endian double: tag 0x11) whose exponent bits are all ones: NaN
-# or an infinity. Searching the serialized request finds every one (and, rarely, a look-alike inside other bytes),
-# so the walk below runs only when there may be one.
-_MAYBE_NON_FINITE = re.compile(rb"\x11.{6}[\xf0-\xff][\x7f\xff]", re.DOTALL)
+def _non_finite(struct: struct_pb2.Struct) -> list[str] | None:
+    """The path's steps (`.key`, `[i]`) to the first NaN or infinite number in a Struct, if any (a Struct number is
+    a double). Steps are made only for the path found: the walk itself builds no strings."""
+    for key, value in struct.fields.items():
+        if (steps := _non_finite_value(value)) is not None:
+            return [f".{_short(key)}", *steps]
+    return None
 
 
-def _non_finite(struct: struct_pb2.Struct, path: str) -> str | None:
-    """The path of the first NaN or infinite number in a Struct, if any (a Struct number is a double)."""
-    todo: list[tuple[struct_pb2.Value, str]] = [
-        (value, f"{path}.{_short(key)}") for key, value in struct.fields.items()
-    ]
-    while todo:
-        value, where = todo.pop()
-        kind = value.WhichOneof("kind")
-        if kind == "number_value" and not math.isfinite(value.number_value):
-            return where
-        if kind == "struct_value":
-            todo.extend((v, f"{where}.{_short(k)}") for k, v in value.struct_value.fields.items())
-        elif kind == "list_value":
-            todo.extend((v, f"{where}[{i}]") for i, v in enumerate(value.list_value.values))
+def _non_finite_value(value: struct_pb2.Value) -> list[str] | None:
+    kind = value.WhichOneof("kind")
+    if kind == "number_value":
+        return None if math.isfinite(value.number_value) else []
+    if kind == "struct_value":
+        return _non_finite(value.struct_value)
+    if kind == "list_value":
+        for i, item in enumerate(value.list_value.values):
+            if (steps := _non_finite_value(item)) is not None:
+                return [f"[{i}]", *steps]
     return None
 
 
@@ -185,38 +184,25 @@ def _check_requests(request: batch_service_pb2.CreateBatchRequest, problems: lis
     if count > MAX_REQUESTS:
         problems.append(FieldViolation("requests", f"must hold at most {MAX_REQUESTS:,} requests; it holds {count:,}"))
         return
-    items = request.requests
-    ids = [item.custom_id for item in items]
-    texts = [item.body_json for item in items]
-    if all(texts) and len(set(ids)) == count and all(ids) and max(map(len, ids)) <= MAX_CUSTOM_ID_CHARS:
-        # The usual request (as the clients send it): unique ids, every body as JSON text. Checked in bulk.
-        for i, problem in _body_json_problems(list(enumerate(texts))):
-            problems.append(FieldViolation(f"requests[{i}].body_json", problem))
-        return
     first_seen: dict[str, int] = {}
-    maybe_non_finite: bool | None = None  # the serialized request is searched at the first Struct body
-    bodies: list[tuple[int, str]] = []  # the body_json of each request that has one
     for i, item in enumerate(request.requests):
         custom_id = item.custom_id
         if custom_id in first_seen or not custom_id or len(custom_id) > MAX_CUSTOM_ID_CHARS:
             problems.append(_custom_id_problem(f"requests[{i}].custom_id", custom_id, first_seen))
         else:
             first_seen[custom_id] = i
-        if (text := item.body_json) or item.WhichOneof("content") == "body_json":
-            bodies.append((i, text))
+        if item.WhichOneof("content") == "body_json":
+            if (problem := _body_json_problem(item.body_json)) is not None:
+                problems.append(FieldViolation(f"requests[{i}].body_json", problem))
         elif not item.body.fields:
             problems.append(
                 FieldViolation(f"requests[{i}].body", "is required: the chat-completion request body (or body_json)")
             )
-        else:
-            if maybe_non_finite is None:
-                maybe_non_finite = _MAYBE_NON_FINITE.search(request.SerializeToString()) is not None
-            if maybe_non_finite and (bad := _non_finite(item.body, f"requests[{i}].body")) is not None:
-                problems.append(FieldViolation(bad, "must be a finite number: JSON has no NaN or Infinity"))
+        elif (steps := _non_finite(item.body)) is not None:
+            where = f"requests[{i}].body" + "".join(steps)
+            problems.append(FieldViolation(where, "must be a finite number: JSON has no NaN or Infinity"))
         if len(problems) >= 100:  # enough to act on; a 10,000-item mistake need not echo 10,000 times
             return
-    for i, problem in _body_json_problems(bodies):
-        problems.append(FieldViolation(f"requests[{i}].body_json", problem))
 
 
 def _custom_id_problem(where: str, custom_id: str, first_seen: dict[str, int]) -> FieldViolation:
@@ -232,120 +218,55 @@ def _custom_id_problem(where: str, custom_id: str, first_seen: dict[str, int]) -
 
 
 _skip_json = msgspec.json.Decoder(msgspec.Raw).decode  # checks the syntax, builds nothing
-_skip_json_array = msgspec.json.Decoder(list[msgspec.Raw]).decode
-# Every byte as its class for the number search below: digits "0", exponent letters "e", "+" itself, the rest " ".
-_NUMBER_SHAPE = bytes(
-    ord("0") if chr(b).isdigit() and b < 128 else ord("e") if b in b"eE" else b if b == ord("+") else ord(" ")
-    for b in range(256)
-)
 # Nesting deeper than a Struct may go (protobuf's limit is 100): the gateway's JSON parser would fail on it, or worse.
 MAX_JSON_DEPTH = 64
-_JSON_SPACE = " \t\n\r"
-_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_BRACKET = re.compile(rb"[\[\]{}]")
-# The shortest digit run that can be a number beyond a double (1e309 has 310 digits), and an exponent of 3 digits.
-_LONG_DIGITS = b"0" * 309
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_BRACKET = re.compile(r"[\[\]{}]")
+# Every character as its class for the number search below: ASCII digits "0", exponent letters "e", "+" itself, the
+# rest " " (a translation table for str.translate).
+_NUMBER_SHAPE = {
+    c: "0" if "0" <= chr(c) <= "9" else "e" if chr(c) in "eE" else "+" if c == ord("+") else " " for c in range(128)
+}
+_LONG_DIGITS = "0" * 309  # the shortest digit run that can be a number beyond a double
 
 
-def _body_json_problems(bodies: list[tuple[int, str]]) -> list[tuple[int, str]]:
-    """(index, problem) of each body_json that is not one JSON object, not empty and not nested too deep, with
-    numbers a double holds. All bodies are checked by one parse of them as one array (10,000 bodies are parsed in
-    a few milliseconds that way, against ~3 us each one by one): when that array has one value per body, each
-    starting where its body's text starts and as long as it is, the values are the bodies. Otherwise (a bad body,
-    or text that joins or splits values across bodies) each body is looked at alone, which also says what is wrong."""
-    if not bodies:
-        return []
-    joined = "[" + ",".join(text for _, text in bodies) + "]"
-    try:
-        values = _skip_json_array(joined)
-    except (msgspec.DecodeError, RecursionError):
-        values = []
-    if _one_value_each(bodies, values, joined.isascii()):
-        # Each body is one JSON value. Objects start with a brace; only a body with more than MAX_JSON_DEPTH
-        # brackets can nest that deep; only a body without a colon can be an empty object.
-        suspects = [
-            (i, text)
-            for i, text in bodies
-            if text[:1] != "{" or ":" not in text or text.count("[") + text.count("{") > MAX_JSON_DEPTH
-        ]
-        found = [(i, problem) for i, text in suspects if (problem := _too_deep(text) or _not_an_object(text))]
-        return found + _infinite_numbers(bodies, joined)
-    found = [(i, problem) for i, text in bodies if (problem := _json_object_problem(text)) is not None]
-    return found or _infinite_numbers(bodies, joined)
-
-
-def _one_value_each(bodies: list[tuple[int, str]], values: list[msgspec.Raw], ascii_only: bool) -> bool:
-    """Whether the values parsed from the joined bodies are the bodies: one each, as long in bytes as its body
-    (JSON whitespace around it aside)."""
-    if len(values) != len(bodies):
-        return False
-    if ascii_only:  # a character is a byte
-        return all(
-            len(value) == len(text) or len(value) == len(text.strip(_JSON_SPACE))
-            for (_, text), value in zip(bodies, values, strict=True)
-        )
-    return all(
-        len(value) == len(text.strip(_JSON_SPACE).encode()) for (_, text), value in zip(bodies, values, strict=True)
-    )
-
-
-def _json_object_problem(text: str) -> str | None:
-    """What is wrong with a body_json, if anything: one JSON object, not empty, not nested past MAX_JSON_DEPTH.
-    (Numbers beyond a double: `_infinite_numbers`, for all bodies at once.) A few microseconds a body: it runs
-    10,000 times for a full batch."""
+def _body_json_problem(text: str) -> str | None:
+    """What is wrong with a body_json, if anything: it must be one JSON object, not empty, nested at most
+    MAX_JSON_DEPTH deep, with numbers a double holds."""
     if not text:
         return "is required: the chat-completion request body as a JSON object"
-    if (deep := _too_deep(text)) is not None:  # before parsing: a deep enough text would exhaust the recursion
-        return deep
+    # Before parsing: a deep enough text would exhaust the recursion. Only text with that many brackets can be.
+    if text.count("[") + text.count("{") > MAX_JSON_DEPTH and _depth(text) > MAX_JSON_DEPTH:
+        return f"nests deeper than {MAX_JSON_DEPTH} levels of objects and arrays"
     try:
         _skip_json(text)
     except msgspec.DecodeError as exc:
         if "\\ud" in text.lower():
             return f"is not valid JSON here: {exc} (a lone UTF-16 surrogate escape has no UTF-8 form)"
         return f"is not valid JSON: {exc}"
-    return _not_an_object(text)
-
-
-def _too_deep(text: str) -> str | None:
-    if text.count("[") + text.count("{") > MAX_JSON_DEPTH and _depth(text.encode()) > MAX_JSON_DEPTH:
-        return f"nests deeper than {MAX_JSON_DEPTH} levels of objects and arrays"
-    return None
-
-
-def _not_an_object(text: str) -> str | None:
-    """What keeps one valid JSON value from being a request body: not an object, or an empty one."""
-    if text.lstrip()[:1] != "{":  # one JSON value, so an object exactly when it starts with a brace
+    # One valid JSON value: an object exactly when it starts with a brace, an empty one when it has no colon.
+    if text.lstrip()[:1] != "{":
         return 'must be a JSON object (the chat-completion request body), like {"messages": [...]}'
-    if ":" not in text:  # a valid object without a member: {}
+    if ":" not in text:
         return "is required: the chat-completion request body, not an empty object"
+    if _maybe_huge_number(text):
+        return _infinite_number(text)
     return None
 
 
-def _infinite_numbers(bodies: list[tuple[int, str]], joined: str) -> list[tuple[int, str]]:
-    """(index, problem) of each body_json holding a number beyond a double (1e999, or 400 digits): valid JSON, but
-    the gateway would read it as infinity, which it cannot send on. Only a long digit run or an exponent of 3
-    digits can be one: the bodies are searched for that shape all at once (a few milliseconds for 10,000), and
-    where it shows (rare, and maybe inside a string), each number of that body is looked at."""
-    if not bodies or not _has_huge_number_shape(joined.encode()):  # `joined`: every body, one after another
-        return []
-    found = []
-    for i, text in bodies:
-        data = text.encode()
-        if _has_huge_number_shape(data) and (problem := _infinite_number(data)) is not None:
-            found.append((i, problem))
-    return found
+def _maybe_huge_number(text: str) -> bool:
+    """Whether the text has the shape a number beyond a double must have: an exponent of 3 digits (1e999), or a
+    run of 309 digits (the largest double has 309). Rare, and maybe inside a string: `_infinite_number` then reads
+    the body's numbers to be sure. One translation and three substring searches: linear, whatever the text."""
+    shape = text.translate(_NUMBER_SHAPE)
+    return "0e000" in shape or "0e+000" in shape or _LONG_DIGITS in shape
 
 
-def _has_huge_number_shape(data: bytes) -> bool:
-    shape = data.translate(_NUMBER_SHAPE)
-    return b"0e000" in shape or b"0e+000" in shape or _LONG_DIGITS in shape
-
-
-def _depth(data: bytes) -> int:
+def _depth(text: str) -> int:
     """How deep objects and arrays nest in JSON text (strings left out)."""
     depth = deepest = 0
-    for bracket in _BRACKET.finditer(_JSON_STRING.sub(b'""', data)):
-        if bracket.group() in b"[{":
+    for bracket in _BRACKET.finditer(_JSON_STRING.sub('""', text)):
+        if bracket.group() in "[{":
             depth += 1
             deepest = max(deepest, depth)
         else:
@@ -363,9 +284,11 @@ def _finite(literal: str) -> float:
     return 0.0
 
 
-def _infinite_number(raw: bytes) -> str | None:
+def _infinite_number(text: str) -> str | None:
+    """The problem with a (valid JSON) body holding a number beyond a double (1e999, or 400 digits): the gateway
+    would read it as infinity, which it cannot send on."""
     try:
-        json.loads(raw, parse_float=_finite, parse_int=_finite)
+        json.loads(text, parse_float=_finite, parse_int=_finite)
     except _OutOfRange as exc:
         return f"must hold finite numbers only: {quoted(str(exc), 24)} is beyond a double"
     return None
