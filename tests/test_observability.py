@@ -20,6 +20,7 @@ from typing import Any
 import grpc
 import httpx
 import pytest
+from httpx_aiohttp import AiohttpTransport
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -369,13 +370,13 @@ def spans() -> Iterator[InMemorySpanExporter]:
 def sent_headers(monkeypatch: pytest.MonkeyPatch) -> list[httpx.Headers]:
     """The headers of each request as it leaves for the gateway (under GatewayTransport, which adds traceparent)."""
     seen: list[httpx.Headers] = []
-    send = httpx.AsyncHTTPTransport.handle_async_request
+    send = AiohttpTransport.handle_async_request
 
-    async def recording(self: httpx.AsyncHTTPTransport, request: httpx.Request) -> httpx.Response:
+    async def recording(self: AiohttpTransport, request: httpx.Request) -> httpx.Response:
         seen.append(httpx.Headers(request.headers))
         return await send(self, request)
 
-    monkeypatch.setattr(httpx.AsyncHTTPTransport, "handle_async_request", recording)
+    monkeypatch.setattr(AiohttpTransport, "handle_async_request", recording)
     return seen
 
 
