@@ -156,7 +156,7 @@ async def _takeover(work: Path, gateway_port: int, url: str) -> float:
             for call in calls:
                 await call.read()
             holders = await _until(lambda found: bool(found), url)
-            holder = _replica_names(children)[holders[0]]
+            holder = _replica_names(children)[holders[0].partition("/")[0]]  # "<replica>/<its poll loop>"
             killed = time.monotonic()
             holder.process.kill()
             holder.process.wait()

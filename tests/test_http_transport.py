@@ -1,5 +1,6 @@
-"""The gateway client's transport (aiohttp under httpx) names failures as httpx does: a refused connection is not a
-timeout, a silent server is, and a body cut short is a read failure."""
+"""What a broken gateway connection means to a caller, through the gateway client (httpx's API over aiohttp's pool,
+see http_transport): nothing listening is unreachable (UNAVAILABLE), a gateway that never answers is a timeout (DEADLINE_EXCEEDED), and a body
+cut short is neither a timeout nor a success. Each gateway here is a raw socket server that misbehaves on purpose."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ import asyncio
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-import httpx
 import pytest
 
-from otari_batch_grpc.server.http_transport import GatewayTransport
+from otari_batch_grpc.server.gateway import GatewayClient
+from otari_batch_grpc.server.results_json import JSON, ResultsParser, plain
+from otari_batch_grpc.server.upstream import UpstreamBadResponse, UpstreamTimeout, UpstreamUnreachable
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -25,60 +27,89 @@ async def _serve(handler: Handler) -> AsyncIterator[str]:
         await server.wait_closed()
 
 
-def _client(url: str, timeout: float = 5.0) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=url, transport=GatewayTransport(max_connections=4), timeout=timeout)
+def _client(url: str, timeout: float = 5.0) -> GatewayClient:
+    return GatewayClient(url, timeout=timeout, results_timeout=timeout, max_connections=4)
 
 
-async def test_a_refused_connection_is_a_connect_error_not_a_timeout() -> None:
-    with socket.socket() as sock:
+def _cut_short(head: bytes) -> Handler:
+    """A gateway that promises 1,000 bytes of body, sends `head` of them and hangs up."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n" + head)
+        await writer.drain()
+        writer.close()
+
+    return handler
+
+
+async def test_a_refused_connection_is_unreachable_not_a_timeout() -> None:
+    with socket.socket() as sock:  # a loopback port with nothing listening
         sock.bind(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    async with _client(url) as client:
-        with pytest.raises(httpx.ConnectError):
-            await client.get("/v1/batches")
+    client = _client(url)
+    try:
+        with pytest.raises(UpstreamUnreachable) as caught:
+            await client.get_batch("k", "b", "openai", time_left=None)
+    finally:
+        await client.aclose()
+    assert caught.value.cause == "ConnectError"
 
 
-async def test_a_server_that_never_answers_is_a_read_timeout() -> None:
+async def test_a_gateway_that_never_answers_is_a_timeout() -> None:
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")
         await asyncio.sleep(5)
         writer.close()
 
     async for url in _serve(silent):
-        async with _client(url, timeout=0.2) as client:
-            with pytest.raises(httpx.TimeoutException):
-                await client.get("/v1/batches")
+        client = _client(url, timeout=0.2)
+        try:
+            with pytest.raises(UpstreamTimeout):
+                await client.get_batch("k", "b", "openai", time_left=None)
+        finally:
+            await client.aclose()
 
 
-async def test_a_body_cut_short_is_a_read_failure_not_a_timeout() -> None:
-    async def truncated(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(b'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{"results": [')
-        await writer.drain()
-        writer.close()
+async def test_an_answer_cut_short_is_a_bad_response() -> None:
+    async for url in _serve(_cut_short(b'{"id": "b", "status"')):
+        client = _client(url)
+        try:
+            with pytest.raises(UpstreamBadResponse) as caught:
+                await client.get_batch("k", "b", "openai", time_left=None)
+        finally:
+            await client.aclose()
+    assert caught.value.problem.startswith("cut short")
 
-    async for url in _serve(truncated):
-        async with _client(url) as client:
-            with pytest.raises(httpx.TransportError) as caught:
-                async with client.stream("GET", "/v1/batches/b/results") as response:
-                    async for _ in response.aiter_bytes():
+
+async def test_results_cut_short_are_unreachable_not_a_timeout() -> None:
+    parser: ResultsParser[JSON] = ResultsParser(plain, lambda item: item)
+    async for url in _serve(_cut_short(b'{"results": [{"custom_id": "r0", "result": {}}, ')):
+        client = _client(url)
+        try:
+            with pytest.raises(UpstreamUnreachable):
+                async with client.stream_results("k", "b", "openai", parser, time_left=None) as items:
+                    async for _ in items:
                         pass
-            assert not isinstance(caught.value, httpx.TimeoutException)
+        finally:
+            await client.aclose()
 
 
 async def test_an_answer_is_passed_through_whole() -> None:
-    body = b'{"data": []}'
+    body = b'{"id": "b", "object": "batch", "status": "in_progress"}'
+    seen: list[bytes] = []
 
     async def ok(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head = await reader.readuntil(b"\r\n\r\n")
-        assert b"authorization: bearer k" in head.lower()
+        seen.append(await reader.readuntil(b"\r\n\r\n"))
         writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\notari-attempt-id: a1\r\n\r\n%s" % (len(body), body))
         await writer.drain()
         writer.close()
 
     async for url in _serve(ok):
-        async with _client(url) as client:
-            response = await client.get("/v1/batches", headers={"authorization": "Bearer k"})
-    assert response.status_code == 200
-    assert response.json() == {"data": []}
-    assert response.headers["otari-attempt-id"] == "a1"
+        client = _client(url)
+        try:
+            batch = await client.get_batch("k", "b", "openai", time_left=None)
+        finally:
+            await client.aclose()
+    assert batch == {"id": "b", "object": "batch", "status": "in_progress"}
+    assert b"authorization: bearer k" in seen[0].lower()
