@@ -128,6 +128,7 @@ class Batches:
         self._vouching: SingleFlight[None] = SingleFlight()  # by owner: the question asked of the gateway
         self._fetching: SingleFlight[Observation] = SingleFlight()  # by (batch, owner, provider): gateway reads
         self._reading: SingleFlight[Access | None] = SingleFlight()  # by (batch, owner): the store's word on access
+        self._reading_latest: SingleFlight[Observation | None] = SingleFlight()  # by batch: its latest revision
 
     # -- the one path in -------------------------------------------------------------------------------------
     async def enter(
@@ -228,14 +229,21 @@ class Batches:
         return observations
 
     async def latest(self, batch_id: str) -> Observation | None:
-        """The newest revision of the batch this service holds (remembered, or read from the store)."""
+        """The newest revision of the batch this service holds (remembered, or read from the store: concurrent reads
+        of one batch, its subscribers resuming after a restart, share one)."""
         cached = self._latest.get(batch_id)
         if cached is not None:
             return cached
+        return await self._reading_latest.run(batch_id, lambda: self._latest_stored(batch_id))
+
+    async def _latest_stored(self, batch_id: str) -> Observation | None:
         stored = await self.store.latest_revision(batch_id)
         if stored is None:
             return None
         observation = Observation.of(stored)
+        known = self._latest.get(batch_id)
+        if known is not None and known.rev >= observation.rev:  # a newer state entered while the store was read
+            return known
         self._remember(observation)
         return observation
 
