@@ -1,6 +1,7 @@
-"""What a broken gateway connection means to a caller, through the gateway client (httpx's API over aiohttp's pool,
-see http_transport): nothing listening is unreachable (UNAVAILABLE), a gateway that never answers is a timeout (DEADLINE_EXCEEDED), and a body
-cut short is neither a timeout nor a success. Each gateway here is a raw socket server that misbehaves on purpose."""
+"""What a broken gateway connection means to a caller, through the gateway client (httpx's API over aiohttp's
+pool, see http_transport): nothing listening is unreachable (UNAVAILABLE), a gateway that never answers is a timeout
+(DEADLINE_EXCEEDED), and a body cut short is neither a timeout nor a success. Each gateway here is a raw socket
+server that misbehaves on purpose."""
 
 from __future__ import annotations
 

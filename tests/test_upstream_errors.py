@@ -1,4 +1,5 @@
-"""Every row of DESIGN.md's status mapping, by injecting the gateway's answer into the simulator."""
+"""Every row of the gateway-status mapping (the README's Errors table; errors.HTTP_STATUS_TABLE), by injecting the
+gateway's answer into the simulator."""
 
 from __future__ import annotations
 

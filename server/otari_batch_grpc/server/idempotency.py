@@ -34,8 +34,6 @@ from otari_batch_grpc.v1 import batch_pb2, batch_service_pb2
 RECOVERY_PAGES = 10
 RECOVERY_PAGE_SIZE = 100
 RECOVERY_RETRY_SECONDS = 30.0
-# Answers after which the gateway certainly made no batch (besides every 4xx): the provider or the gateway refused.
-NOTHING_CREATED = frozenset({502, 503})
 # The gateway's clock and ours may differ this much.
 CLOCK_SKEW_SECONDS = 300.0
 # A claim outlives its attempt's own limit by this much: for a create the gateway got just before the attempt gave up
@@ -129,7 +127,7 @@ class IdempotentCreates:
         except TimeoutError:
             raise from_upstream(UpstreamTimeout("create", attempt.limit)) from None
         except (UpstreamHTTPError, UpstreamBadResponse) as exc:  # it answered: it is done with the request
-            if isinstance(exc, UpstreamHTTPError) and (exc.status in NOTHING_CREATED or 400 <= exc.status < 500):
+            if isinstance(exc, UpstreamHTTPError) and exc.refused:
                 await self._store.release_claim(owner, request_id, attempt.holder)  # refused: nothing was created
                 settled = True
             attempt.grace = 0.0  # what it made, if anything, is there to be found now

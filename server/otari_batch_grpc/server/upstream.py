@@ -64,6 +64,12 @@ class UpstreamHTTPError(UpstreamError):
             self.detail_text = str(detail) if detail is not None else "(no detail)"
         super().__init__(operation, f"gateway answered {status}: {self.detail_text}")
 
+    @property
+    def refused(self) -> bool:
+        """Whether the answer says the gateway did nothing with the request: any 4xx, or a 502/503 (the provider,
+        or the gateway itself, turned it down)."""
+        return 400 <= self.status < 500 or self.status in (502, 503)
+
 
 class KeyRefused(UpstreamHTTPError):
     """401: the gateway does not take the caller's key."""

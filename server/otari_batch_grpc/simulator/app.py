@@ -1,4 +1,4 @@
-"""The otari gateway's batch HTTP routes, as GATEWAY-CONTRACT.md records them, over a SimState.
+"""The otari gateway's batch HTTP routes, as the real gateway (mozilla-ai/otari) was seen to answer, over a SimState.
 
 Same paths (under the SimState's `api_root`: `/v1` or `/api/v1`), `provider` query parameter, auth headers,
 status codes and FastAPI error bodies as the real gateway, including its oddities (200 on create, 502 for an
