@@ -13,7 +13,7 @@ import grpc
 import pytest
 
 from otari_batch_grpc.server.app import BatchServer
-from otari_batch_grpc.server.store import Store
+from otari_batch_grpc.server.store import open_store
 from otari_batch_grpc.server.store.migrations import POSTGRES_SCHEMA
 from otari_batch_grpc.v1 import batch_service_pb2 as pb
 from otari_batch_grpc.v1 import watch_pb2
@@ -143,7 +143,7 @@ async def test_an_ending_loop_never_releases_the_lease_of_the_loop_that_replaced
     """The race: a batch's loop ends (its last subscriber left) and a new subscriber starts a new loop at once; the
     new loop takes the lease before the old one's release lands. The release must not free the new loop's lease,
     or two replicas end up polling the batch."""
-    store = await Store.open(postgres_url)
+    store = await open_store(postgres_url)
     try:
         assert await store.hold_lease("poll:b", "replica-1/old-loop", 30)
         assert await store.hold_lease("poll:b", "replica-1/new-loop", 30)  # the replica's newer loop takes over

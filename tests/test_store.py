@@ -21,7 +21,7 @@ import asyncpg
 import grpc
 import pytest
 
-from otari_batch_grpc.server.store import MIGRATIONS, Access, Revision, SeenBatch, Store, StoreError
+from otari_batch_grpc.server.store import MIGRATIONS, Access, Revision, SeenBatch, Store, StoreError, open_store
 from otari_batch_grpc.server.store.migrations import POSTGRES_SCHEMA
 from otari_batch_grpc.server.store.postgres import PostgresStore
 from otari_batch_grpc.server.store.sqlite import SqliteStore
@@ -44,7 +44,7 @@ def target(request: pytest.FixtureRequest, tmp_path: Path) -> str | Path:
 
 @pytest.fixture
 async def store(target: str | Path) -> AsyncIterator[Store]:
-    opened = await Store.open(target)
+    opened = await open_store(target)
     try:
         yield opened
     finally:
@@ -70,7 +70,7 @@ def test_callers_see_one_interface() -> None:
 
 # -- migrations ---------------------------------------------------------------------------------------------------
 async def test_a_new_database_is_migrated_to_the_latest_schema(target: str | Path) -> None:
-    store = await Store.open(target)
+    store = await open_store(target)
     try:
         assert await store.schema_version() == len(store.MIGRATIONS)
         assert await store.integrity_check() == "ok"
@@ -81,7 +81,7 @@ async def test_a_new_database_is_migrated_to_the_latest_schema(target: str | Pat
         assert len(MIGRATIONS) == len(store.MIGRATIONS)  # the name older code imports
         with sqlite3.connect(target) as db:
             assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    again = await Store.open(target)  # reopening migrates nothing and loses nothing
+    again = await open_store(target)  # reopening migrates nothing and loses nothing
     try:
         assert await again.schema_version() == len(again.MIGRATIONS)
         assert (await again.counts())["revisions"] == 1
@@ -90,7 +90,7 @@ async def test_a_new_database_is_migrated_to_the_latest_schema(target: str | Pat
 
 
 async def test_a_newer_schema_than_the_code_knows_is_refused(target: str | Path) -> None:
-    store = await Store.open(target)
+    store = await open_store(target)
     newer = len(store.MIGRATIONS) + 1
     await store.close()
     if isinstance(target, Path):
@@ -103,7 +103,7 @@ async def test_a_newer_schema_than_the_code_knows_is_refused(target: str | Path)
         finally:
             await conn.close()
     with pytest.raises(StoreError, match="newer than this code knows"):
-        await Store.open(target)
+        await open_store(target)
 
 
 # -- registry, access, revisions ---------------------------------------------------------------------------------
@@ -411,7 +411,7 @@ async def test_kill_9_mid_load_loses_nothing_acknowledged(sim: Sim, tmp_path: Pa
         with sqlite3.connect(target) as check:
             assert check.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     else:
-        store = await Store.open(target)
+        store = await open_store(target)
         try:
             assert await store.integrity_check() == "ok"
         finally:

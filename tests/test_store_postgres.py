@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from otari_batch_grpc.server.store import SeenBatch, Store, StoreError
+from otari_batch_grpc.server.store import SeenBatch, Store, StoreError, open_store
 from otari_batch_grpc.server.store.migrations import POSTGRES_SCHEMA
 from otari_batch_grpc.server.store.postgres import PostgresStore, redacted
 
@@ -19,8 +19,8 @@ from otari_batch_grpc.server.store.postgres import PostgresStore, redacted
 @pytest.fixture
 async def replicas(postgres_url: str) -> AsyncIterator[tuple[Store, Store]]:
     """Two stores on one database, as two replicas have them."""
-    first = await Store.open(postgres_url)
-    second = await Store.open(postgres_url)
+    first = await open_store(postgres_url)
+    second = await open_store(postgres_url)
     try:
         yield first, second
     finally:
@@ -118,7 +118,7 @@ async def test_a_reader_never_sees_a_lower_seq_appear_later(replicas: tuple[Stor
 
 
 async def test_replicas_starting_together_migrate_once(postgres_url: str) -> None:
-    stores = await asyncio.gather(*(Store.open(postgres_url) for _ in range(6)))
+    stores = await asyncio.gather(*(open_store(postgres_url) for _ in range(6)))
     try:
         for store in stores:
             assert await store.schema_version() == len(PostgresStore.MIGRATIONS)
@@ -135,7 +135,7 @@ async def test_the_tables_keep_to_a_schema_of_their_own(postgres_url: str) -> No
     """A database shared with another application (the gateway's DATABASE_URL, say) may have a `batches` of its own."""
     async with _connection(postgres_url) as conn:
         await conn.execute("CREATE TABLE public.batches (name TEXT); INSERT INTO public.batches VALUES ('theirs')")
-    store = await Store.open(postgres_url)
+    store = await open_store(postgres_url)
     try:
         await store.enter([_seen("b", "s")], [], owner="o", keep=5, observed_at=0.0)
         assert (await store.counts())["batches"] == 1
@@ -149,7 +149,7 @@ async def test_the_tables_keep_to_a_schema_of_their_own(postgres_url: str) -> No
 
 async def test_an_unreachable_database_is_a_store_error_without_the_password() -> None:
     with pytest.raises(StoreError, match="cannot open the state database") as caught:
-        await Store.open("postgresql://otari:hunter2@127.0.0.1:1/state")
+        await open_store("postgresql://otari:hunter2@127.0.0.1:1/state")
     assert "hunter2" not in str(caught.value)
     assert redacted("postgresql://otari:hunter2@db:5432/state") == "postgresql://otari:***@db:5432/state"
     assert redacted("postgres://db/state") == "postgres://db/state"
@@ -157,7 +157,7 @@ async def test_an_unreachable_database_is_a_store_error_without_the_password() -
 
 async def test_a_dedicated_connection_sees_the_stores_tables(postgres_url: str) -> None:
     """What later holds a session for good (LISTEN, a lease) gets a connection of its own, outside the pool."""
-    store = await Store.open(postgres_url)
+    store = await open_store(postgres_url)
     assert isinstance(store, PostgresStore)
     try:
         await store.enter([_seen("b", "s")], [], owner="o", keep=5, observed_at=0.0)

@@ -21,7 +21,7 @@ from otari_batch_grpc.server.metrics import MetricsListener
 from otari_batch_grpc.server.results import ResultsPolicy
 from otari_batch_grpc.server.rpc import register
 from otari_batch_grpc.server.service import BatchService
-from otari_batch_grpc.server.store import Store
+from otari_batch_grpc.server.store import Store, open_store
 from otari_batch_grpc.server.upstream import UpstreamError
 from otari_batch_grpc.server.watch import WatchPolicy
 from otari_batch_grpc.v1 import batch_service_pb2
@@ -130,7 +130,7 @@ class BatchServer:
         settings = self.settings
         with tracing.untraced():  # the probes at start are no one's call
             await self._find_api_root()
-        self._store = await Store.open(settings.store_target)
+        self._store = await open_store(settings.store_target)
         try:
             # Replicas on one PostgreSQL share the secret it keeps, so they hash a caller alike.
             shared = None if settings.owner_secret else await self._store.shared_secret()

@@ -102,19 +102,6 @@ class Store(abc.ABC):
     # Whether other processes share the store (replicas on PostgreSQL) or it is one process's own (SQLite).
     SHARED: ClassVar[bool] = False
 
-    @classmethod
-    async def open(cls, target: str | os.PathLike[str]) -> Store:
-        """Open the store at `target` and migrate it: a `postgresql://` (or `postgres://`) URL is PostgreSQL,
-        anything else a SQLite file. Raises StoreError for a database that cannot be used."""
-        if is_database_url(target):
-            from otari_batch_grpc.server.store.postgres import PostgresStore  # asyncpg: only when used
-
-            assert isinstance(target, str)
-            return await PostgresStore.connect(target)
-        from otari_batch_grpc.server.store.sqlite import SqliteStore
-
-        return await SqliteStore.connect(target)
-
     @abc.abstractmethod
     async def close(self) -> None:
         """Release the database (what is in flight finishes first)."""
