@@ -159,3 +159,28 @@ async def test_an_ending_loop_never_releases_the_lease_of_the_loop_that_replaced
         assert await store.hold_lease("poll:b", "replica-2/a-loop", 30)  # released by its holder: free
     finally:
         await store.close()
+
+
+async def test_reads_of_an_unchanged_batch_renew_the_stored_access_a_restart_trusts(sim: Sim, tmp_path: Path) -> None:
+    """The store's record that the gateway showed a caller a batch is renewed as reads keep showing it (within a
+    quarter of the trust window), not only when it changes: a replica or a restart trusts it for a join (#20)."""
+    settings = make_settings(
+        sim.url,
+        tmp_path,
+        grpc_listen=f"127.0.0.1:{port_to_bind_later()}",
+        owner_trust_seconds=4.0,  # renewed when a read finds it over 1 s old
+        watch_poll_min=20.0,
+        watch_poll_max=20.0,
+    )
+    async with BatchServer(settings, gateway_url=sim.url) as server, connect(server.port) as stub:
+        batch_id = (await stub.CreateBatch(create_request(1), metadata=ALICE)).batch.id
+        for _ in range(10):  # reads more often than the renewal interval; the state does not change
+            await asyncio.sleep(0.3)
+            await stub.GetBatch(pb.GetBatchRequest(batch_id=batch_id), metadata=ALICE)
+    await asyncio.sleep(1.5)  # past the trust window from the create; within it from the last reads
+    async with BatchServer(settings, gateway_url=sim.url) as server, connect(server.port) as stub:
+        before = await sim.requests_seen("get")
+        watch = stub.WatchBatch(pb.WatchBatchRequest(batch_id=batch_id), metadata=ALICE)
+        assert (await _first(watch)).event.kind == SNAPSHOT
+        assert await sim.requests_seen("get") == before  # the store vouched for the caller: no gateway read
+        watch.cancel()
