@@ -217,16 +217,13 @@ def _custom_id_problem(where: str, custom_id: str, first_seen: dict[str, int]) -
     )
 
 
-_skip_json = msgspec.json.Decoder(msgspec.Raw).decode  # checks the syntax, builds nothing
+_decode_json = msgspec.json.Decoder().decode  # a number beyond a double's exponent fails it ("out of range")
 # Nesting deeper than a Struct may go (protobuf's limit is 100): the gateway's JSON parser would fail on it, or worse.
 MAX_JSON_DEPTH = 64
 _JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _BRACKET = re.compile(r"[\[\]{}]")
-# Every character as its class for the number search below: ASCII digits "0", exponent letters "e", "+" itself, the
-# rest " " (a translation table for str.translate).
-_NUMBER_SHAPE = {
-    c: "0" if "0" <= chr(c) <= "9" else "e" if chr(c) in "eE" else "+" if c == ord("+") else " " for c in range(128)
-}
+# Every ASCII digit as "0", every other character as " " (a translation table for str.translate): a digit run stays.
+_NUMBER_SHAPE = {c: "0" if "0" <= chr(c) <= "9" else " " for c in range(128)}
 _LONG_DIGITS = "0" * 309  # the shortest digit run that can be a number beyond a double
 
 
@@ -239,27 +236,22 @@ def _body_json_problem(text: str) -> str | None:
     if text.count("[") + text.count("{") > MAX_JSON_DEPTH and _depth(text) > MAX_JSON_DEPTH:
         return f"nests deeper than {MAX_JSON_DEPTH} levels of objects and arrays"
     try:
-        _skip_json(text)
+        value = _decode_json(text)
     except msgspec.DecodeError as exc:
+        if "out of range" in str(exc) and (beyond := _infinite_number(text)) is not None:
+            return beyond
         if "\\ud" in text.lower():
             return f"is not valid JSON here: {exc} (a lone UTF-16 surrogate escape has no UTF-8 form)"
         return f"is not valid JSON: {exc}"
-    # One valid JSON value: an object exactly when it starts with a brace, an empty one when it has no colon.
-    if text.lstrip()[:1] != "{":
+    if not isinstance(value, dict):
         return 'must be a JSON object (the chat-completion request body), like {"messages": [...]}'
-    if ":" not in text:
+    if not value:
         return "is required: the chat-completion request body, not an empty object"
-    if _maybe_huge_number(text):
+    # An integer of 309 digits or more decodes exactly here, but the gateway reads it as a double: infinity. Only a
+    # text that long can hold one (and the run may be inside a string: `_infinite_number` reads the numbers).
+    if len(text) >= len(_LONG_DIGITS) and _LONG_DIGITS in text.translate(_NUMBER_SHAPE):
         return _infinite_number(text)
     return None
-
-
-def _maybe_huge_number(text: str) -> bool:
-    """Whether the text has the shape a number beyond a double must have: an exponent of 3 digits (1e999), or a
-    run of 309 digits (the largest double has 309). Rare, and maybe inside a string: `_infinite_number` then reads
-    the body's numbers to be sure. One translation and three substring searches: linear, whatever the text."""
-    shape = text.translate(_NUMBER_SHAPE)
-    return "0e000" in shape or "0e+000" in shape or _LONG_DIGITS in shape
 
 
 def _depth(text: str) -> int:
