@@ -17,7 +17,7 @@ import pytest
 
 from otari_batch_grpc.server.app import BatchServer
 from otari_batch_grpc.server.auth import Credential
-from otari_batch_grpc.server.core import Caller
+from otari_batch_grpc.server.core import Caller, SingleFlight
 from otari_batch_grpc.server.watch import Subscriber
 from otari_batch_grpc.v1 import batch_pb2, watch_pb2
 from otari_batch_grpc.v1 import batch_service_pb2 as pb
@@ -237,3 +237,29 @@ async def test_bob_cannot_watch_alices_batch_by_id(wstub: Stub) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await wstub.WatchBatches(pb.WatchBatchesRequest(batch_ids=[batch.id]), metadata=BOB).read()
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_single_flight_shares_a_run_while_it_flies_and_outlives_a_caller_that_leaves() -> None:
+    flights: SingleFlight[int] = SingleFlight()
+    runs = 0
+    release = asyncio.Event()
+
+    async def work() -> int:
+        nonlocal runs
+        runs += 1
+        await release.wait()
+        if runs == 2:
+            raise ValueError("the second run fails")
+        return runs
+
+    first, second, leaving = (asyncio.ensure_future(flights.run("k", work)) for _ in range(3))
+    await asyncio.sleep(0)
+    leaving.cancel()  # a caller that leaves: the run goes on for the others
+    release.set()
+    assert await first == await second == 1 and runs == 1
+    with pytest.raises(asyncio.CancelledError):
+        await leaving
+    assert len(flights) == 0
+    with pytest.raises(ValueError, match="second run"):  # after it landed, a call starts a new run; its error is theirs
+        await flights.run("k", work)
+    assert runs == 2 and len(flights) == 0
