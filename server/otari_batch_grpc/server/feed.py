@@ -92,6 +92,7 @@ class Feed:
                 yield trail.event(_newer(current, trail.last), SNAPSHOT)  # resumed at it (then it has it already)
             elif not replayed:
                 yield heartbeat(trail.token)  # resumed, and nothing is new: said at once, with the token
+            del missed  # a stream that goes on holds none of what it replayed
             while not trail.finished:
                 news = await subscriber.next(self.heartbeat_seconds)
                 if not news:

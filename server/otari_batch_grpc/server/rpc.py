@@ -324,7 +324,8 @@ def _stream_edge(
             except Exception as exc:
                 raise _malformed(method.type_name, len(raw), exc) from None
             async for item in behaviour(call.request, context):
-                yield item
+                data, item = _send(item), None  # serialized now: an idle stream holds no message, only its bytes
+                yield data
         except asyncio.CancelledError:
             if not streams.draining:
                 call.code = _ended_by_client(context)  # the client went away: nothing more to send

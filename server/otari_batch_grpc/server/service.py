@@ -139,8 +139,11 @@ class BatchService:
         )
         events = self.feed.watch(subscription, request.batch_id, provider, request.resume_token)
         async with contextlib.aclosing(events):
-            async for event in events:
-                yield pb.WatchBatchResponse(event=event)
+            while True:  # not `async for`: its variable would hold the last event while the stream waits
+                try:
+                    yield pb.WatchBatchResponse(event=await anext(events))
+                except StopAsyncIteration:
+                    return
 
     @server_stream
     async def WatchBatches(
@@ -153,8 +156,11 @@ class BatchService:
             self._subscription(caller, context, many=True), request.batch_ids, request.resume_token
         )
         async with contextlib.aclosing(events):
-            async for event in events:
-                yield pb.WatchBatchesResponse(event=event)
+            while True:  # (as in WatchBatch)
+                try:
+                    yield pb.WatchBatchesResponse(event=await anext(events))
+                except StopAsyncIteration:
+                    return
 
     @unary
     async def WaitBatch(self, request: pb.WaitBatchRequest, context: Context) -> pb.WaitBatchResponse:
