@@ -3,16 +3,20 @@ restart on the same database, and a second server on it knowing what the first w
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import urllib.parse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import grpc
+import pytest
 
 from otari_batch_grpc.server.app import BatchServer
 from otari_batch_grpc.server.store.postgres import PostgresStore
 from otari_batch_grpc.v1 import batch_pb2, watch_pb2
 from otari_batch_grpc.v1 import batch_service_pb2 as pb
-from tests.conftest import ALICE, BOB, FAST, Sim, connect, create_request, make_settings
+from tests.conftest import ALICE, BOB, FAST, Sim, connect, create_request, details, make_settings
 
 if TYPE_CHECKING:
     from otari_batch_grpc.v1.batch_service_pb2_grpc import BatchServiceAsyncStub as Stub
@@ -97,3 +101,69 @@ async def test_a_second_server_on_the_database_knows_what_the_first_was_shown(
         else:
             raise AssertionError("Bob got Alice's batch")
     assert not [path for path in tmp_path.rglob("*.secret")]  # noqa: ASYNC240 (the secret is the database's)
+
+
+class _Proxy:
+    """A TCP proxy in front of PostgreSQL that the test can cut: open connections dropped, new ones refused."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.cut = False
+        self._writers: list[asyncio.StreamWriter] = []
+
+    async def start(self) -> int:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.cut:
+            writer.close()
+            return
+        up_reader, up_writer = await asyncio.open_connection(*self.target)
+        self._writers += [writer, up_writer]
+
+        async def pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(OSError):
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            sink.close()
+
+        await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
+
+    def cut_off(self) -> None:
+        self.cut = True
+        for writer in self._writers:
+            writer.transport.abort()
+
+    async def close(self) -> None:
+        self._server.close()
+        self.cut_off()
+
+
+async def test_a_state_database_gone_is_unavailable_with_retry_not_internal(
+    sim: Sim, tmp_path: Path, postgres_url: str
+) -> None:
+    """Replicas on PostgreSQL, and PostgreSQL unreachable (or every connection cut): calls that need it answer
+    UNAVAILABLE STATE_UNAVAILABLE with RetryInfo, never INTERNAL (#24, the soak's pg_down); then it comes back."""
+    url = urllib.parse.urlsplit(postgres_url)
+    proxy = _Proxy(url.hostname or "127.0.0.1", url.port or 5432)
+    port = await proxy.start()
+    proxied = urllib.parse.urlunsplit(url._replace(netloc=f"{url.username or 'postgres'}@127.0.0.1:{port}"))
+    settings = make_settings(sim.url, tmp_path, state_db=proxied, **FAST)
+    try:
+        async with BatchServer(settings, gateway_url=sim.url) as server, connect(server.port) as stub:
+            batch = (await stub.CreateBatch(create_request(1), metadata=ALICE)).batch
+            proxy.cut_off()
+            for _ in range(3):
+                with pytest.raises(grpc.aio.AioRpcError) as failed:
+                    await stub.ListBatches(pb.ListBatchesRequest(), metadata=ALICE, timeout=10)
+                assert failed.value.code() == grpc.StatusCode.UNAVAILABLE, failed.value.details()
+                found = details(failed.value)
+                assert found.info is not None and found.info.reason == "STATE_UNAVAILABLE"
+                assert found.retry is not None
+            proxy.cut = False  # back: the pool connects again
+            listed = await stub.ListBatches(pb.ListBatchesRequest(), metadata=ALICE, timeout=10)
+            assert [b.id for b in listed.batches] == [batch.id]
+    finally:
+        await proxy.close()

@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from otari_batch_grpc.server import convert, tokens
-from otari_batch_grpc.server.errors import Code, ServiceError, from_upstream
+from otari_batch_grpc.server.errors import Code, ServiceError, from_upstream, state_unavailable
 from otari_batch_grpc.server.gateway import GatewayClient
 from otari_batch_grpc.server.records import Observation, same_state, seen
-from otari_batch_grpc.server.store import Access, RevisionNotice, Store
+from otari_batch_grpc.server.store import Access, RevisionNotice, Store, StoreUnavailable
 from otari_batch_grpc.server.upstream import KeyRefused, ProviderFailed, UpstreamError
 from otari_batch_grpc.server.validation import provider_required
 from otari_batch_grpc.server.watch import Hub, Watcher, WatchPolicy
@@ -380,7 +380,10 @@ class Batches:
         return observation
 
     async def _poll(self, watcher: Watcher, batch_id: str, provider: str) -> Observation:
-        return await self.fetch(Caller(watcher.key, watcher.owner), batch_id, provider, time_left=None)
+        try:
+            return await self.fetch(Caller(watcher.key, watcher.owner), batch_id, provider, time_left=None)
+        except StoreUnavailable:  # the hub backs off as from a gateway failure
+            raise state_unavailable() from None
 
     async def get(self, caller: Caller, batch_id: str, provider: str, *, time_left: float | None) -> batch_pb2.Batch:
         cached = await self.trusted_terminal(caller, batch_id, provider)

@@ -131,6 +131,17 @@ def shutting_down() -> ServiceError:
     )
 
 
+def state_unavailable() -> ServiceError:
+    """The service's state database did not answer (replicas on PostgreSQL, when it is down or cut off)."""
+    return ServiceError(
+        Code.UNAVAILABLE,
+        "STATE_UNAVAILABLE",
+        "The service's state database did not answer; retry shortly (nothing was lost: a create retried with its "
+        "request_id makes one batch).",
+        retry_after=2.0,
+    )
+
+
 def internal() -> ServiceError:
     return ServiceError(Code.INTERNAL, "INTERNAL", "An internal error occurred; it has been logged on the server.")
 

@@ -27,9 +27,17 @@ from prometheus_client import Counter, Histogram
 
 from otari_batch_grpc.server import metrics, tracing
 from otari_batch_grpc.server.auth import credential_from_metadata
-from otari_batch_grpc.server.errors import Code, ServiceError, from_upstream, internal, shutting_down
+from otari_batch_grpc.server.errors import (
+    Code,
+    ServiceError,
+    from_upstream,
+    internal,
+    shutting_down,
+    state_unavailable,
+)
 from otari_batch_grpc.server.gateway import last_upstream_attempt, last_upstream_status
 from otari_batch_grpc.server.logs import Fields
+from otari_batch_grpc.server.store import StoreUnavailable
 from otari_batch_grpc.server.upstream import UpstreamError
 
 log = logging.getLogger("otari_batch_grpc.rpc")
@@ -100,6 +108,9 @@ def _as_service_error(exc: Exception) -> ServiceError:
         return exc
     if isinstance(exc, UpstreamError):
         return from_upstream(exc)
+    if isinstance(exc, StoreUnavailable):
+        log.warning("the state database did not answer: %s", exc.__cause__ or exc)
+        return state_unavailable()
     log.exception("unexpected error in handler")
     return internal()
 

@@ -17,6 +17,7 @@ from otari_batch_grpc.server.store.base import (
     SeenBatch,
     Store,
     StoreError,
+    StoreUnavailable,
     is_database_url,
 )
 from otari_batch_grpc.server.store.migrations import SQLITE as MIGRATIONS
@@ -31,6 +32,7 @@ __all__ = [
     "SeenBatch",
     "Store",
     "StoreError",
+    "StoreUnavailable",
     "is_database_url",
     "open_store",
 ]

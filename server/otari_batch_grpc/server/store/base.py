@@ -14,6 +14,10 @@ class StoreError(RuntimeError):
     """The database cannot be used (newer schema, corrupt file, unwritable path, unreachable server)."""
 
 
+class StoreUnavailable(StoreError):
+    """The database server did not answer this time (unreachable, the connection cut): a retry may succeed."""
+
+
 @dataclass(frozen=True)
 class BatchRecord:
     id: str

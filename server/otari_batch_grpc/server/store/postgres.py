@@ -27,7 +27,7 @@ import secrets
 import time
 import urllib.parse
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias, TypeVar
 
 import asyncpg
@@ -43,6 +43,7 @@ from otari_batch_grpc.server.store.base import (
     SeenBatch,
     Store,
     StoreError,
+    StoreUnavailable,
 )
 
 if TYPE_CHECKING:
@@ -616,7 +617,7 @@ class PostgresStore(Store):
         and the transaction is rolled back (or, cancelled during COMMIT, committed) before the cancellation
         leaves this method, so the caller's next write comes after it, as on SQLite. Not shielded: a write going
         on in the background could land after the next one and leave an older state the latest."""
-        with metrics.STORE_SECONDS.time():
+        with metrics.STORE_SECONDS.time(), _reaching():
             self.transactions += 1
             for attempt in range(1, _ATTEMPTS + 1):
                 try:
@@ -641,13 +642,36 @@ class PostgresStore(Store):
         return await self._write(lambda conn: conn.fetchval(sql, *args), single=True)
 
     async def _fetch(self, sql: str, *args: object) -> list[asyncpg.Record]:
-        return await self._pool.fetch(sql, *args)
+        with _reaching():
+            return await self._pool.fetch(sql, *args)
 
     async def _fetchrow(self, sql: str, *args: object) -> asyncpg.Record | None:
-        return await self._pool.fetchrow(sql, *args)
+        with _reaching():
+            return await self._pool.fetchrow(sql, *args)
 
     async def _fetchval(self, sql: str, *args: object) -> Any:
-        return await self._pool.fetchval(sql, *args)
+        with _reaching():
+            return await self._pool.fetchval(sql, *args)
+
+
+# How a server that is gone, or a connection cut under a statement, shows through asyncpg (besides OSError and a
+# timeout): the caller gets StoreUnavailable, a failure to retry, not a fault of the service.
+_LOST = (
+    OSError,
+    TimeoutError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,  # administrator shutdown, terminated backend, starting up
+    asyncpg.exceptions.TooManyConnectionsError,
+)
+
+
+@contextlib.contextmanager
+def _reaching() -> Iterator[None]:
+    try:
+        yield
+    except _LOST as exc:
+        raise StoreUnavailable(f"the state database did not answer ({type(exc).__name__})") from exc
 
 
 async def _keep_session(conn: asyncpg.Connection[asyncpg.Record]) -> None:
