@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,10 +14,12 @@ import grpc
 import pytest
 
 from otari_batch_grpc.server.app import BatchServer
+from otari_batch_grpc.server.records import Observation
 from otari_batch_grpc.server.store import open_store
 from otari_batch_grpc.server.store.migrations import POSTGRES_SCHEMA
+from otari_batch_grpc.server.watch import Hub, Problem, Subscriber, Watcher, WatchPolicy
+from otari_batch_grpc.v1 import batch_pb2, watch_pb2
 from otari_batch_grpc.v1 import batch_service_pb2 as pb
-from otari_batch_grpc.v1 import watch_pb2
 from tests.conftest import ALICE, FAST, Sim, connect, create_request, details, make_settings, port_to_bind_later
 
 if TYPE_CHECKING:
@@ -184,3 +187,27 @@ async def test_reads_of_an_unchanged_batch_renew_the_stored_access_a_restart_tru
         assert (await _first(watch)).event.kind == SNAPSHOT
         assert await sim.requests_seen("get") == before  # the store vouched for the caller: no gateway read
         watch.cancel()
+
+
+async def test_a_poll_loop_that_fails_leaves_its_many_batch_subscribers_free_to_follow_it_again() -> None:
+    """A loop that failed (an error of the server's own) reports it and is gone; a WatchBatches subscriber must not
+    stay joined to it, or it would never follow that batch again (the soak's watches that stopped moving, #24)."""
+
+    async def poll(watcher: Watcher, batch_id: str, provider: str) -> Observation:
+        raise RuntimeError("a fault of the server's own")
+
+    policy = WatchPolicy(
+        poll_min=0.01, poll_max=0.02, failure_limit=60, trust_seconds=300, watched_per_caller=1, lease_seconds=1
+    )
+    hub = Hub(poll=poll, policy=policy)
+    subscriber = Subscriber(Watcher("key", "owner"), many=True)
+    live = batch_pb2.Batch(id="b1", status=batch_pb2.BATCH_STATUS_IN_PROGRESS)
+    hub.join(subscriber, "b1", "openai", Observation(live, 1, time.time()))
+    problems: list[Problem] = []
+    while not problems:
+        problems = [item for item in await subscriber.next(5.0) if isinstance(item, Problem)]
+    assert problems[0].error.reason == "WATCH_FAILED"
+    assert "b1" not in subscriber.joined
+    hub.make_room("owner", 1)  # its place among the owner's watched batches was given back
+    hub.join(subscriber, "b1", "openai", Observation(live, 1, time.time()))  # and it can follow the batch again
+    await hub.close()

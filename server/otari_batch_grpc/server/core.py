@@ -555,11 +555,19 @@ class _Replicas:
         self._seconds = lease_seconds
         self.name = uuid.uuid4().hex
 
+    # While the database does not answer, no replica can save a poll: a loop holds no lease and reads nothing new,
+    # and goes on (its subscribers stay; it reads again next turn) instead of failing.
     async def hold(self, batch_id: str, loop: str) -> bool:
-        return await self._store.hold_lease(f"poll:{batch_id}", f"{self.name}/{loop}", self._seconds)
+        try:
+            return await self._store.hold_lease(f"poll:{batch_id}", f"{self.name}/{loop}", self._seconds)
+        except StoreUnavailable:
+            return False
 
     async def release(self, batch_id: str, loop: str) -> None:
         await self._store.release_lease(f"poll:{batch_id}", f"{self.name}/{loop}")
 
     async def catch_up(self, batch_id: str, after_rev: int) -> list[Observation]:
-        return await self._core.caught_up(batch_id, after_rev)
+        try:
+            return await self._core.caught_up(batch_id, after_rev)
+        except StoreUnavailable:
+            return []

@@ -414,6 +414,7 @@ class Hub:
             )
             for subscriber in list(loop.subscribers):
                 subscriber.report(Problem(loop.batch_id, failed, removed=False, last=self._latest.get(loop.batch_id)))
+                self._detach(subscriber, loop.batch_id, loop)  # not left joined to a loop that is gone: it can rejoin
         finally:
             self._forget(loop)
             await asyncio.shield(self._let_go(loop))
