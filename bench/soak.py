@@ -6,7 +6,8 @@ real gateway (50 ms a request, 20 at once) behind a second proxy, and two client
 doing creates, gets, lists, watches, waits, results and cancels through the round-robin Python client. Faults
 come from a seeded schedule (bench/soak_faults.py), printed first: `SOAK_SEED=N make soak` replays one. At the end,
 bench/soak_check.py holds what the clients saw against the simulator's own records and the service's revisions,
-prints the figures and every violation; the exit status is 1 when there is one (the run's folder is then kept).
+prints the figures and every violation; the exit status is 1 when there is one (the run's folder, logs and
+records, is then kept; SOAK_KEEP=1 keeps it always).
 
     python -m bench.soak [--seconds 300] [--seed N]     (SOAK_SECONDS, SOAK_SEED)
 """
@@ -43,6 +44,7 @@ CLIENTS = 2
 FLOWS = 6  # per client process
 STAGE_SECONDS = 3.0  # a batch completes ~9 s after its create
 LATENCY, CONCURRENCY = 0.05, 20  # the real gateway's pace
+TERMINATE = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()"
 WARM_SECONDS = 20.0  # an incarnation's RSS is taken this long after its start, and compared with its RSS at the end
 SETTINGS = {
     "GATEWAY_API_ROOT": "/v1",
@@ -72,7 +74,7 @@ class Replica:
     def __init__(self, index: int, work: Path, settings: dict[str, str]) -> None:
         self.index, self.work, self.port = index, work, free_port()
         self.settings = {**settings, "GRPC_LISTEN": f"127.0.0.1:{self.port}", "STATE_DB": str(work / f"r{index}.db")}
-        self.process: subprocess.Popen[bytes] | None = None
+        self.process: asyncio.subprocess.Process | None = None
         self.incarnations = 0
         self.started = 0.0
         self.warm_rss: float | None = None
@@ -81,8 +83,8 @@ class Replica:
         self.incarnations += 1
         log = self.work / f"replica-{self.index}.{self.incarnations}.log"
         with log.open("wb") as out:
-            self.process = subprocess.Popen(
-                [str(procs.BIN / "otari-batch-grpc")],
+            self.process = await asyncio.create_subprocess_exec(
+                str(procs.BIN / "otari-batch-grpc"),
                 cwd=procs.ROOT,
                 env=procs.clean_env(self.settings),
                 stdout=out,
@@ -91,31 +93,23 @@ class Replica:
         self.warm_rss = None
         deadline = time.monotonic() + procs.START_TIMEOUT
         while "serving on" not in log.read_text(errors="replace"):
-            if self.process.poll() is not None or time.monotonic() > deadline:
+            if self.process.returncode is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"replica {self.index} did not start: see {log}")
             await asyncio.sleep(0.05)
         self.started = time.monotonic()
 
-    def kill9(self) -> None:
-        if self.process is not None:
+    async def kill9(self) -> None:
+        if self.process is not None and self.process.returncode is None:
             self.process.kill()
-            self.process.wait()
+            await self.process.wait()
 
     async def terminate(self) -> None:
         """SIGTERM, as a rolling update does; SIGKILL after procs.STOP_TIMEOUT."""
-        process = self.process
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + procs.STOP_TIMEOUT
-        while process.poll() is None and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        if self.process is not None:
+            await stop(self.process)
 
     def rss(self) -> float | None:
-        if self.process is None or self.process.poll() is not None:
+        if self.process is None or self.process.returncode is not None:
             return None
         with contextlib.suppress(FileNotFoundError, RuntimeError):
             return procs.memory_mib(self.process.pid)[0]
@@ -154,17 +148,21 @@ class Soak:
         until = begin + self.seconds - min(20.0, tail_of(self.seconds) / 2)
         targets = ",".join(f"127.0.0.1:{r.port}" for r in self.replicas)
         outs = [self.work / f"client-{i}.jsonl" for i in range(CLIENTS)]
-        clients = [
-            subprocess.Popen(
-                [sys.executable, "-m", "bench.soak_client", "--targets", targets, "--until", str(until)]
-                + ["--seed", str(self.seed * 100 + i), "--flows", str(FLOWS), "--out", str(out)],
-                cwd=procs.ROOT,
-                env=procs.clean_env(),
-                stdout=(self.work / f"client-{i}.log").open("wb"),
-                stderr=subprocess.STDOUT,
-            )
-            for i, out in enumerate(outs)
-        ]
+        clients = []
+        for i, out in enumerate(outs):
+            argv = ["-m", "bench.soak_client", "--targets", targets, "--until", str(until), "--out", str(out)]
+            with (self.work / f"client-{i}.log").open("wb") as log:
+                clients.append(
+                    await asyncio.create_subprocess_exec(
+                        sys.executable,
+                        *argv,
+                        *("--seed", str(self.seed * 100 + i), "--flows", str(FLOWS)),
+                        cwd=procs.ROOT,
+                        env=procs.clean_env(),
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                    )
+                )
         sampler = asyncio.create_task(self._sample_rss())
         try:
             await self._inject(begin)
@@ -172,12 +170,12 @@ class Soak:
         finally:
             sampler.cancel()
             for client in clients:
-                procs.stop(client)
+                await stop(client)
         end_rss = {r.index: (r.rss(), r.warm_rss, r.incarnations) for r in self.replicas}
         await self.sim.post("/_simulator/pace", json={"latency": 0, "concurrency": 0})  # the checks' reads: fast
         report = soak_check.Report(self.faults)
         report.load(outs, exits)
-        await report.gather(self.sim, self.db_url)
+        await report.gather(self.sim, self.db_url, self.work)
         return report.judge(end_rss, wall=time.time() - begin)
 
     async def _inject(self, begin: float) -> None:
@@ -193,7 +191,7 @@ class Soak:
         kind, seconds = fault.kind, fault.seconds
         if kind == "kill9":
             replica = self.replicas[fault.replica]
-            replica.kill9()
+            await replica.kill9()
             await asyncio.sleep(seconds)
             await replica.start()
         elif kind == "rolling":
@@ -205,8 +203,7 @@ class Soak:
             name = urllib.parse.urlsplit(self.db_url).path.lstrip("/")
             admin = await asyncpg.connect(ADMIN_URL)
             try:
-                sql = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()"
-                await admin.execute(sql, name)
+                await admin.execute(TERMINATE, name)
             finally:
                 await admin.close()
             await asyncio.sleep(seconds)
@@ -234,10 +231,26 @@ class Soak:
                     replica.warm_rss = replica.rss()
             await asyncio.sleep(1.0)
 
-    async def _wait_for(self, clients: list[subprocess.Popen[bytes]], deadline: float) -> list[int | None]:
-        while any(c.poll() is None for c in clients) and time.time() < deadline:
-            await asyncio.sleep(0.5)
-        return [c.poll() for c in clients]
+    async def _wait_for(self, clients: list[asyncio.subprocess.Process], deadline: float) -> list[int | None]:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(max(0.0, deadline - time.time())):
+                await asyncio.gather(*(c.wait() for c in clients))
+        return [c.returncode for c in clients]
+
+
+async def stop(process: asyncio.subprocess.Process) -> None:
+    """SIGTERM by PID, SIGKILL after procs.STOP_TIMEOUT; reaped either way."""
+    if process.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        process.send_signal(signal.SIGTERM)
+    try:
+        async with asyncio.timeout(procs.STOP_TIMEOUT):
+            await process.wait()
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()
 
 
 @contextlib.contextmanager
@@ -265,7 +278,7 @@ async def main(seconds: float, seed: int) -> int:
                     print(f"  {fault.describe()}")
                 print("running", flush=True)
                 code = await soak.run()
-        keep[0] = code != 0
+        keep[0] = code != 0 or bool(os.environ.get("SOAK_KEEP"))
         return code
 
 

@@ -15,6 +15,7 @@ the revisions the service stored, as figures and a list of violations (each with
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -24,7 +25,7 @@ import asyncpg
 import httpx
 
 from bench.report import percentile
-from bench.soak_client import digest
+from bench.soak_client import digest, state_of
 from bench.soak_faults import Fault, during, windows
 from otari_batch_grpc.server.records import same_state
 from otari_batch_grpc.server.store.migrations import POSTGRES_SCHEMA
@@ -35,6 +36,7 @@ FAULT_CODES = {"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED"}
 EXPECTED = {("CancelBatch", "FAILED_PRECONDITION", "BATCH_ALREADY_FINISHED")}  # a cancel that came too late
 UNARY = ("CreateBatch", "GetBatch", "ListBatches", "CancelBatch")
 RSS_RATIO = 1.5
+SHOWN = 40  # violations printed in full (all are counted, grouped)
 RANK = {"VALIDATING": 1, "IN_PROGRESS": 2, "FINALIZING": 3, "CANCELLING": 3}  # terminal ones: 4
 LATE = 40.0  # a batch acknowledged this long before a WatchBatches closed must have reached it, and ended in it
 
@@ -82,7 +84,7 @@ class Report:
             if code != 0 or not lines or json.loads(lines[-1])["k"] != "done":
                 self.violation(f"client {index}", "it to finish its work and exit 0", f"exit {code}")
 
-    async def gather(self, sim: httpx.AsyncClient, db_url: str) -> None:
+    async def gather(self, sim: httpx.AsyncClient, db_url: str, work: Path) -> None:
         """The simulator's batches (every one, by the master key), the results documents read, the revisions of
         the batches watched."""
         after: str | None = None
@@ -106,12 +108,17 @@ class Report:
         conn = await asyncpg.connect(db_url, server_settings={"search_path": POSTGRES_SCHEMA})
         try:
             rows = await conn.fetch(
-                "SELECT batch_id, rev, snapshot FROM revisions WHERE batch_id = ANY($1) ORDER BY batch_id, rev", watched
+                "SELECT batch_id, rev, snapshot, observed_at FROM revisions WHERE batch_id = ANY($1) "
+                "ORDER BY batch_id, rev",
+                watched,
             )
         finally:
             await conn.close()
-        for row in rows:
-            self.revisions[row["batch_id"]].append((row["rev"], batch_pb2.Batch.FromString(row["snapshot"])))
+        with (work / "revisions.jsonl").open("w") as out:  # kept with the records, for a failed run's reader
+            for row in rows:
+                batch = batch_pb2.Batch.FromString(row["snapshot"])
+                self.revisions[row["batch_id"]].append((row["rev"], batch))
+                out.write(json.dumps([row["batch_id"], row["rev"], row["observed_at"], state_of(batch)]) + "\n")
 
     # -- the invariants --------------------------------------------------------------------------------------
     def check_creates(self) -> Counter[str]:
@@ -145,7 +152,7 @@ class Report:
             states = [e[2:] for e in events]
             if states[-1] != final:
                 self.violation(what, f"its last state to be the simulator's {final}", f"{states[-1]}")
-            for before, after in zip(states, states[1:], strict=False):
+            for before, after in itertools.pairwise(states):
                 if before == after and not watch.get("many"):
                     self.violation(what, "no state twice in a row", f"{after} twice")
                 if rank(after[0]) < rank(before[0]):
@@ -154,13 +161,14 @@ class Report:
                 self._revisions(what, batch_id, [e[0] for e in events])
         for wait in self.records["wait"]:
             upstream = self.upstream.get(wait["id"])
-            final = status_of(upstream["status"]) if upstream else None
-            if wait["end"] != final:
-                self.violation(f"WaitBatch of {wait['id']}", f"done at {final}", wait["end"] or "never done")
+            status = status_of(upstream["status"]) if upstream else None
+            if wait["end"] != status:
+                self.violation(f"WaitBatch of {wait['id']}", f"done at {status}", wait["end"] or "never done")
 
-    def _revisions(self, what: str, batch_id: str, revs: list[int | None]) -> None:
-        if None in revs or any(b >= a for b, a in zip(revs, revs[1:], strict=False)):
-            self.violation(what, "revisions strictly increasing", f"{revs}")
+    def _revisions(self, what: str, batch_id: str, tokens: list[int | None]) -> None:
+        revs = [rev for rev in tokens if rev is not None]
+        if len(revs) < len(tokens) or any(b >= a for b, a in itertools.pairwise(revs)):
+            self.violation(what, "revisions strictly increasing", f"{tokens}")
             return
         stored = self.revisions.get(batch_id, [])
         delivered, last, missing = set(revs), None, []
@@ -174,7 +182,9 @@ class Report:
                 last = snapshot
         unknown = delivered - {rev for rev, _ in stored}
         if missing or unknown:
-            self.violation(what, f"every stored revision of a new state ({[r for r, _ in stored]})", f"{revs}")
+            states = {rev: f"{rev}: {' '.join(map(str, state_of(b)))}" for rev, b in stored}
+            expected = f"every stored revision of a new state, {[states[r] for r in missing]} among them"
+            self.violation(what, expected, f"revisions {revs} ({sorted(unknown)} not stored)")
 
     def check_many(self) -> None:
         acked = {c["id"]: c["at"] for c in self.records["create"] if c["id"]}
@@ -183,7 +193,7 @@ class Report:
             batches = stream["batches"]
             for batch_id, events in batches.items():
                 states = [e[1:5] for e in events if e[0] in (1, 2)]  # snapshots and changes
-                for before, after in zip(states, states[1:], strict=False):
+                for before, after in itertools.pairwise(states):
                     if rank(after[0]) < rank(before[0]):
                         self.violation(f"WatchBatches (all) for {batch_id}", "no going back", f"{before} then {after}")
             for batch_id, at in acked.items():
@@ -240,10 +250,11 @@ class Report:
         print(f"\nsoak: {wall:.0f} s, {len(self.upstream)} batches upstream")
         print("faults injected:", dict(Counter(f.kind for f in self.faults if f.began)))
         print("creates:", dict(creates))
+        watches, reads = self.records["watch"], self.records["results"]
         print(
-            f"watches: {len(self.records['watch'])} followed to their end "
-            f"({sum(w['resumes'] for w in self.records['watch'])} resumes), {len(self.records['wait'])} waits, "
-            f"{len(self.records['results'])} results reads ({sum(r['resumes'] for r in self.records['results'])} resumes)"
+            f"watches: {len(watches)} followed to their end ({sum(w.get('resumes', 0) for w in watches)} resumes), "
+            f"{len(self.records['wait'])} waits, {len(reads)} results reads "
+            f"({sum(r.get('resumes', 0) for r in reads)} resumes)"
         )
         print("calls by method and outcome:")
         for method in sorted({m for m, _ in outcomes}):
@@ -263,6 +274,10 @@ class Report:
             elif end > RSS_RATIO * warm:
                 self.violation(f"replica {index} RSS", f"<= {RSS_RATIO}x {warm:.1f} MiB", f"{end:.1f} MiB")
         print(f"violations: {len(self.violations)}")
-        for line in self.violations:
+        for what, n in Counter(line.split(":", 1)[0].split(" batch_")[0] for line in self.violations).most_common():
+            print(f"  {n:5d}  {what}")
+        for line in self.violations[:SHOWN]:
             print(f"  {line}")
+        if len(self.violations) > SHOWN:
+            print(f"  ... and {len(self.violations) - SHOWN} more (the records are kept: see below)")
         return 1 if self.violations else 0

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import functools
 import hashlib
 import json
 import random
@@ -125,7 +126,7 @@ class Worker:
     def pause(self, error: BatchError, attempt: int) -> float:
         if error.retry_after is not None:
             return min(error.retry_after, 5.0)
-        return min(0.2 * 2 ** (attempt - 1), 3.0) * (0.5 + self.rng.random())
+        return min(0.2 * 2.0 ** (attempt - 1), 3.0) * (0.5 + self.rng.random())
 
     # -- one flow ----------------------------------------------------------------------------------------------
     async def flow(self) -> None:
@@ -134,8 +135,10 @@ class Worker:
                 await self.one_batch()
             except GaveUp as gave_up:
                 self.record.write("gaveup", what=str(gave_up)[:300], at=time.time())
+                await asyncio.sleep(1.0)
             except BatchError as error:
                 self.record.write("gaveup", what=repr(error)[:300], code=error.code.name, at=time.time())
+                await asyncio.sleep(1.0)  # a call that fails for good: the next batch, but not at once
 
     async def one_batch(self) -> None:
         rng = self.rng
@@ -238,9 +241,10 @@ class Worker:
                     if event.kind != watch_pb2.BATCH_EVENT_KIND_HEARTBEAT:
                         events.append([None, event.kind, *state_of(event.batch)])
                         last = status_name(event.batch.status)
-                        finished = event.kind in (watch_pb2.BATCH_EVENT_KIND_SNAPSHOT, watch_pb2.BATCH_EVENT_KIND_CHANGE) and (
-                            event.batch.status in TERMINAL
-                        )
+                        finished = event.kind in (
+                            watch_pb2.BATCH_EVENT_KIND_SNAPSHOT,
+                            watch_pb2.BATCH_EVENT_KIND_CHANGE,
+                        ) and (event.batch.status in TERMINAL)
                     seen += 1
                     if finished or (drop_after is not None and seen >= drop_after):
                         break
@@ -260,8 +264,8 @@ class Worker:
     async def wait(self, batch_id: str) -> str:
         started = time.monotonic()
         while time.monotonic() - started < WATCH_LIMIT:
-            seconds = self.rng.uniform(1, 6)
-            batch, done = await self.retried("WaitBatch", lambda: self.client.wait(batch_id, seconds=seconds))
+            wait = functools.partial(self.client.wait, batch_id, seconds=self.rng.uniform(1, 6))
+            batch, done = await self.retried("WaitBatch", wait)
             if done:
                 self.record.write("wait", id=batch_id, end=status_name(batch.status))
                 return status_name(batch.status)
@@ -337,7 +341,17 @@ TERMINAL = {
 }
 
 
-async def main() -> None:
+async def run(args: argparse.Namespace, out: IO[str]) -> None:
+    rng = random.Random(args.seed)
+    record = Record(out)
+    async with BatchClient(args.targets.split(","), api_key=KEY, max_attempts=1) as client:
+        flows = [Worker(client, record, random.Random(rng.random()), args.until) for _ in range(args.flows)]
+        watcher = Worker(client, record, random.Random(rng.random()), args.until)
+        await asyncio.gather(watcher.watch_all(), *(flow.flow() for flow in flows))
+    record.write("done", at=time.time())
+
+
+def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--targets", required=True, help="comma-separated host:port of every replica")
     parser.add_argument("--until", type=float, required=True, help="epoch seconds: no new batch after it")
@@ -345,15 +359,9 @@ async def main() -> None:
     parser.add_argument("--flows", type=int, default=6)
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
-    rng = random.Random(args.seed)
     with open(args.out, "w") as out:
-        record = Record(out)
-        async with BatchClient(args.targets.split(","), api_key=KEY, max_attempts=1) as client:
-            flows = [Worker(client, record, random.Random(rng.random()), args.until) for _ in range(args.flows)]
-            watcher = Worker(client, record, random.Random(rng.random()), args.until)
-            await asyncio.gather(watcher.watch_all(), *(flow.flow() for flow in flows))
-        record.write("done", at=time.time())
+        asyncio.run(run(args, out))
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()
