@@ -171,15 +171,20 @@ class Report:
             self.violation(what, "revisions strictly increasing", f"{tokens}")
             return
         stored = self.revisions.get(batch_id, [])
-        delivered, last, missing = set(revs), None, []
+        # Runs of stored revisions of one state (two replicas may save the same state): one of each run, from the
+        # one the watch started at to the one it ended at, must have been delivered.
+        runs: list[tuple[batch_pb2.Batch, list[int]]] = []
         for rev, snapshot in stored:
-            if rev < revs[0] or rev > revs[-1]:
-                continue
-            changed = last is None or not same_state(last, snapshot)
-            if changed and rev not in delivered:
-                missing.append(rev)
-            if rev in delivered or changed:
-                last = snapshot
+            if runs and same_state(runs[-1][0], snapshot):
+                runs[-1][1].append(rev)
+            else:
+                runs.append((snapshot, [rev]))
+        delivered = set(revs)
+        missing = [
+            run[0]
+            for _state, run in runs
+            if run[-1] >= revs[0] and run[0] <= revs[-1] and not delivered.intersection(run)
+        ]
         unknown = delivered - {rev for rev, _ in stored}
         if missing or unknown:
             states = {rev: f"{rev}: {' '.join(map(str, state_of(b)))}" for rev, b in stored}
