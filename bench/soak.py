@@ -173,7 +173,7 @@ class Soak:
                 await stop(client)
         end_rss = {r.index: (r.rss(), r.warm_rss, r.incarnations) for r in self.replicas}
         await self.sim.post("/_simulator/pace", json={"latency": 0, "concurrency": 0})  # the checks' reads: fast
-        report = soak_check.Report(self.faults)
+        report = soak_check.Report(self.faults, begin)
         report.load(outs, exits)
         await report.gather(self.sim, self.db_url, self.work)
         return report.judge(end_rss, wall=time.time() - begin)

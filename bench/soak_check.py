@@ -64,8 +64,8 @@ def sim_key(item: dict[str, Any]) -> list[Any]:
 
 
 class Report:
-    def __init__(self, faults: list[Fault]) -> None:
-        self.faults = faults
+    def __init__(self, faults: list[Fault], begin: float) -> None:
+        self.faults, self.begin = faults, begin
         self.records: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self.violations: list[str] = []
         self.upstream: dict[str, dict[str, Any]] = {}  # the simulator's batches by id
@@ -126,13 +126,16 @@ class Report:
         for batch in self.upstream.values():
             stamp = batch["metadata"].get("otari_request_id", "")
             by_request[stamp.partition("/")[0]].append(batch["id"])
-        figures: Counter[str] = Counter()
+        figures: Counter[str] = Counter({"lost": 0, "duplicated": 0})
         for create in self.records["create"]:
             found = by_request.pop(create["rid"], [])
             figures["acknowledged" if create["id"] else "not acknowledged"] += 1
             if create["id"] and create["tries"] > 1:
                 figures["acknowledged after a failed attempt"] += 1
+            if len(found) > 1:
+                figures["duplicated"] += 1
             if create["id"] and found != [create["id"]]:
+                figures["lost"] += create["id"] not in found
                 self.violation(f"create {create['rid']}", f"upstream exactly [{create['id']}]", f"{found}")
             elif len(found) > 1:
                 self.violation(f"create {create['rid']} (never acknowledged)", "at most one batch", f"{found}")
@@ -232,7 +235,7 @@ class Report:
                 latencies["with faults" if faulty else "without faults"].append(call["d"])
             if code in ("OK", "DROPPED_BY_CLIENT") or (method, code, call.get("r", "")) in EXPECTED:
                 continue
-            seen = f"{code} {call.get('r', '')} {call.get('msg', '')!r} at {start:.1f}"
+            seen = f"{code} {call.get('r', '')} {call.get('msg', '')!r} at {start - self.begin:.1f}s"
             if code in ("UNKNOWN", "INTERNAL"):
                 self.violation(f"{method}", "no UNKNOWN or INTERNAL", seen)
             elif not faulty:
