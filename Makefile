@@ -85,8 +85,9 @@ bench: $(STAMP) ## The performance figures, each with PASS/MISS (exits non-zero 
 # Not part of `make test`: a bounded run (SOAK_SECONDS) under faults; SOAK_SEED replays a run's fault schedule.
 SOAK_SECONDS ?= 300
 SOAK_SEED ?=
+SOAK_FAULTS ?=
 soak: $(STAMP) ## Three replicas under load and faults for SOAK_SECONDS (default 300), then invariants (SOAK_SEED replays)
-	SOAK_SECONDS=$(SOAK_SECONDS) SOAK_SEED=$(SOAK_SEED) $(BIN)/python -m bench.soak
+	SOAK_SECONDS=$(SOAK_SECONDS) SOAK_SEED=$(SOAK_SEED) SOAK_FAULTS=$(SOAK_FAULTS) $(BIN)/python -m bench.soak
 
 clean: ## Remove the venv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -9,7 +9,8 @@ bench/soak_check.py holds what the clients saw against the simulator's own recor
 prints the figures and every violation; the exit status is 1 when there is one (the run's folder, logs and
 records, is then kept; SOAK_KEEP=1 keeps it always).
 
-    python -m bench.soak [--seconds 300] [--seed N]     (SOAK_SECONDS, SOAK_SEED)
+    python -m bench.soak [--seconds 300] [--seed N] [--faults kill9,pg_down,...]   (SOAK_SECONDS, SOAK_SEED,
+                                                                                 SOAK_FAULTS: every kind unset)
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import httpx
 
 from bench import procs, soak_check
 from bench.replicas import ADMIN_URL, database
-from bench.soak_faults import Fault, schedule, tail_of
+from bench.soak_faults import KINDS, Fault, schedule, tail_of
 from bench.soak_proxy import Proxy
 
 REPLICAS = 3
@@ -117,13 +118,15 @@ class Replica:
 
 
 class Soak:
-    def __init__(self, work: Path, seconds: float, seed: int, sim_port: int, db_url: str) -> None:
+    def __init__(
+        self, work: Path, seconds: float, seed: int, sim_port: int, db_url: str, kinds: tuple[str, ...]
+    ) -> None:
         self.work, self.seconds, self.seed, self.db_url = work, seconds, seed, db_url
         self.sim = httpx.AsyncClient(base_url=f"http://127.0.0.1:{sim_port}", timeout=30)
         admin = urllib.parse.urlsplit(ADMIN_URL)
         self.pg_proxy = Proxy(admin.hostname or "127.0.0.1", admin.port or 5432)
         self.gw_proxy = Proxy("127.0.0.1", sim_port)
-        self.faults = schedule(seed, seconds, REPLICAS)
+        self.faults = schedule(seed, seconds, REPLICAS, kinds)
         self.replicas: list[Replica] = []
 
     async def run(self) -> int:
@@ -267,12 +270,14 @@ def run_folder() -> Iterator[tuple[Path, list[bool]]]:
             shutil.rmtree(path, ignore_errors=True)
 
 
-async def main(seconds: float, seed: int) -> int:
+async def main(seconds: float, seed: int, kinds: tuple[str, ...]) -> int:
     with run_folder() as (work, keep):
         with procs.simulator(work, stage_seconds=STAGE_SECONDS, latency=LATENCY, concurrency=CONCURRENCY) as sim:
             async with database() as url:
-                soak = Soak(work, seconds, seed, sim.port, url)
-                print(f"soak: seed {seed}, {seconds:g} s (replay: SOAK_SEED={seed} SOAK_SECONDS={seconds:g} make soak)")
+                soak = Soak(work, seconds, seed, sim.port, url, kinds)
+                chosen = "" if kinds == KINDS else f" SOAK_FAULTS={','.join(kinds)}"
+                replay = f"SOAK_SEED={seed} SOAK_SECONDS={seconds:g}{chosen} make soak"
+                print(f"soak: seed {seed}, {seconds:g} s, faults {', '.join(kinds)} (replay: {replay})")
                 print(f"fault schedule ({len(soak.faults)}):")
                 for fault in soak.faults:
                     print(f"  {fault.describe()}")
@@ -286,8 +291,14 @@ def cli() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__)
     parser.add_argument("--seconds", type=float, default=float(os.environ.get("SOAK_SECONDS") or 300))
     parser.add_argument("--seed", type=int, default=int(os.environ.get("SOAK_SEED") or random.randrange(1, 10**6)))
+    parser.add_argument(
+        "--faults", default=os.environ.get("SOAK_FAULTS") or ",".join(KINDS), help="the kinds of fault to inject"
+    )
     args = parser.parse_args()
-    sys.exit(asyncio.run(main(args.seconds, args.seed)))
+    kinds = tuple(k for k in args.faults.split(",") if k)
+    if not kinds or set(kinds) - set(KINDS):
+        parser.error(f"--faults: kinds among {', '.join(KINDS)}")
+    sys.exit(asyncio.run(main(args.seconds, args.seed, kinds)))
 
 
 if __name__ == "__main__":

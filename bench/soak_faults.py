@@ -55,7 +55,7 @@ def tail_of(seconds: float) -> float:
     return min(45.0, 0.3 * seconds)
 
 
-def schedule(seed: int, seconds: float, replicas: int) -> list[Fault]:
+def schedule(seed: int, seconds: float, replicas: int, kinds_used: tuple[str, ...] = KINDS) -> list[Fault]:
     """Faults from warm-up to the tail, every kind once (in an order the seed shuffles) before any comes again."""
     rng = random.Random(seed)
     faults: list[Fault] = []
@@ -63,7 +63,7 @@ def schedule(seed: int, seconds: float, replicas: int) -> list[Fault]:
     kinds: list[str] = []
     while True:
         if not kinds:
-            kinds = list(KINDS)
+            kinds = list(kinds_used)
             rng.shuffle(kinds)
         kind = kinds.pop()
         low, high = DURATION[kind]
