@@ -37,7 +37,7 @@ import httpx
 
 from bench import procs, soak_check
 from bench.replicas import ADMIN_URL, database
-from bench.soak_faults import KINDS, Fault, schedule, tail_of
+from bench.soak_faults import KINDS, Fault, schedule, tail_of, warmup_of
 from bench.soak_proxy import Proxy
 
 REPLICAS = 3
@@ -46,7 +46,6 @@ FLOWS = 6  # per client process
 STAGE_SECONDS = 3.0  # a batch completes ~9 s after its create
 LATENCY, CONCURRENCY = 0.05, 20  # the real gateway's pace
 TERMINATE = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()"
-WARM_SECONDS = 20.0  # an incarnation's RSS is taken this long after its start, and compared with its RSS at the end
 SETTINGS = {
     "GATEWAY_API_ROOT": "/v1",
     "SHUTDOWN_GRACE": "2",
@@ -91,7 +90,6 @@ class Replica:
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
-        self.warm_rss = None
         deadline = time.monotonic() + procs.START_TIMEOUT
         while "serving on" not in log.read_text(errors="replace"):
             if self.process.returncode is not None or time.monotonic() > deadline:
@@ -166,7 +164,7 @@ class Soak:
                         stderr=subprocess.STDOUT,
                     )
                 )
-        sampler = asyncio.create_task(self._sample_rss())
+        sampler = asyncio.create_task(self._sample_rss(begin))
         try:
             await self._inject(begin)
             exits = await self._wait_for(clients, begin + self.seconds + 120)
@@ -227,12 +225,13 @@ class Soak:
             await asyncio.sleep(seconds)
             await self.sim.delete("/_simulator/faults")
 
-    async def _sample_rss(self) -> None:
-        while True:
-            for replica in self.replicas:
-                if replica.warm_rss is None and replica.started and time.monotonic() - replica.started >= WARM_SECONDS:
-                    replica.warm_rss = replica.rss()
-            await asyncio.sleep(1.0)
+    async def _sample_rss(self, begin: float) -> None:
+        """Each replica's RSS once the load has warmed it up, before the first fault: what its RSS at the end (of
+        whichever incarnation is alive then) is held against. (A restarted replica's RSS some seconds after its
+        start measures its warm-up, not a leak: it climbs back to where the others are.)"""
+        await asyncio.sleep(max(0.0, begin + warmup_of(self.seconds) - 1.0 - time.time()))
+        for replica in self.replicas:
+            replica.warm_rss = replica.rss()
 
     async def _wait_for(self, clients: list[asyncio.subprocess.Process], deadline: float) -> list[int | None]:
         with contextlib.suppress(TimeoutError):

@@ -9,7 +9,7 @@ the revisions the service stored, as figures and a list of violations (each with
 - results: complete and identical to the simulator's document;
 - calls: none UNKNOWN or INTERNAL; errors only during a fault (and RECOVERY after it), and then only UNAVAILABLE,
   DEADLINE_EXCEEDED or RESOURCE_EXHAUSTED, the service's own (with an ErrorInfo) carrying RetryInfo;
-- RSS: each replica's at the end within 1.5x of its RSS WARM_SECONDS after its (last) start.
+- RSS: each replica's at the end within 1.5x of its RSS after the warm-up (before the first fault).
 """
 
 from __future__ import annotations
@@ -273,7 +273,7 @@ class Report:
             if values:
                 p50, p99 = percentile(values, 50) * 1000, percentile(values, 99) * 1000
                 print(f"  {label:<15} p50 {p50:7.1f} ms  p99 {p99:7.1f} ms  ({len(values)} calls)")
-        print("RSS (MiB) of each replica's last incarnation, after warm-up and at the end:")
+        print("RSS (MiB) of each replica after the warm-up (before the first fault) and at the end:")
         for index, (end, warm, incarnations) in sorted(rss.items()):
             ratio = f"{end / warm:.2f}x" if end and warm else "?"
             print(f"  replica {index}: {warm or 0:.1f} -> {end or 0:.1f} ({ratio}, started {incarnations} times)")
