@@ -12,7 +12,7 @@ PY_SOURCES := server clients/python tests bench tools
 # setuptools warns, at every editable build, of folders named like the package: it is how this tree is laid out.
 PIP := PYTHONWARNINGS=ignore $(BIN)/pip install --quiet
 
-.PHONY: help run run-replicas test generate check-generated lint breaking bench clean
+.PHONY: help run run-replicas test generate check-generated lint breaking bench soak clean
 .DEFAULT_GOAL := help
 
 help: ## This list
@@ -81,6 +81,13 @@ test-go: $(STAMP) ## The Go client against a real server
 
 bench: $(STAMP) ## The performance figures, each with PASS/MISS (exits non-zero on a miss)
 	$(BIN)/python -m bench
+
+# Not part of `make test`: a bounded run (SOAK_SECONDS) under faults; SOAK_SEED replays a run's fault schedule.
+SOAK_SECONDS ?= 300
+SOAK_SEED ?=
+SOAK_FAULTS ?=
+soak: $(STAMP) ## Three replicas under load and faults for SOAK_SECONDS (default 300), then invariants (SOAK_SEED replays)
+	SOAK_SECONDS=$(SOAK_SECONDS) SOAK_SEED=$(SOAK_SEED) SOAK_FAULTS=$(SOAK_FAULTS) $(BIN)/python -m bench.soak
 
 clean: ## Remove the venv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,367 @@
+"""One soak client process: `python -m bench.soak_client --targets P1,P2,P3 --until EPOCH --seed N --out FILE`
+(started by bench/soak.py, two at once).
+
+Flows, each in a loop until `--until`: a create with a request_id (retried with the same one after UNAVAILABLE,
+DEADLINE_EXCEEDED or RetryInfo), gets, a list page, sometimes a cancel, then the batch followed to its end by
+WatchBatch, WatchBatches (its id listed) or WaitBatch, the streams dropped at random and resumed with the last
+resume_token, and the results of a completed batch read with StreamResults, dropped and resumed at start_index.
+Beside them, one WatchBatches of every live batch, dropped and resumed now and then.
+
+Through the Python client (`BatchClient` over the three replicas' addresses: gRPC's round_robin), built with
+max_attempts=1 so that every attempt, failed ones included, is seen and recorded here: the retries are this
+module's. What it saw goes to `--out` as JSON lines (see `Record`), for bench/soak_check.py to judge.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import functools
+import hashlib
+import json
+import random
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import IO, Any, TypeVar
+
+from otari_batch_grpc.client import BatchClient, BatchError
+from otari_batch_grpc.v1 import batch_pb2, result_pb2, watch_pb2
+
+T = TypeVar("T")
+KEY = "sim-key-alice"
+MODEL = "openai:gpt-4o-mini"
+RETRY_BUDGET = 90.0  # seconds a call is retried for, at most (longer than any fault the soak injects)
+UNARY_DEADLINE = 10.0
+WATCH_LIMIT = 150.0  # seconds a watch may take to see its batch end (it ends in ~10 s with no fault)
+RETRIED = {"UNAVAILABLE", "DEADLINE_EXCEEDED", "CANCELLED"}
+
+
+def status_name(status: int) -> str:
+    return batch_pb2.BatchStatus.Name(status)  # type: ignore[arg-type]
+
+
+def state_of(batch: batch_pb2.Batch) -> list[Any]:
+    """What a watch compares: status and counts."""
+    counts = batch.request_counts
+    return [status_name(batch.status), counts.completed, counts.failed, counts.total]
+
+
+def rev_of(token: str) -> int | None:
+    """The revision a WatchBatch resume token names (white-box: the soak checks revisions against the store)."""
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    except ValueError:
+        return None
+    rev = data.get("rev") if isinstance(data, dict) else None
+    return rev if isinstance(rev, int) else None
+
+
+def result_key(result: result_pb2.BatchResult) -> list[Any]:
+    """What a results read is compared on, item by item (bench/soak_check.py builds the same from the gateway)."""
+    if result.WhichOneof("outcome") == "error":
+        return [result.custom_id, None, None, None, result.error.code, result.error.message]
+    done = result.completion
+    content = done.choices[0].message.content if done.choices else None
+    return [result.custom_id, done.id, content, done.usage.total_tokens, None, None]
+
+
+def digest(keys: list[list[Any]]) -> str:
+    return hashlib.sha256(json.dumps(keys).encode()).hexdigest()[:16]
+
+
+class Record:
+    """JSON lines, flushed one by one (a killed process keeps what it wrote). Kinds: call (every attempt of every
+    call), create, watch, many, results, gaveup."""
+
+    def __init__(self, out: IO[str]) -> None:
+        self.out = out
+
+    def write(self, kind: str, **fields: Any) -> None:
+        self.out.write(json.dumps({"k": kind, **fields}) + "\n")
+        self.out.flush()
+
+    def call(self, method: str, start: float, error: BatchError | None = None, outcome: str = "") -> None:
+        fields: dict[str, Any] = {"m": method, "s": start, "d": time.time() - start}
+        if error is None:
+            fields["c"] = outcome or "OK"
+        else:
+            fields.update(c=error.code.name, r=error.reason, ri=error.retry_after is not None, ei=bool(error.domain))
+            fields["msg"] = error.message[:200]
+        self.write("call", **fields)
+
+
+class GaveUp(Exception):
+    pass
+
+
+class Worker:
+    def __init__(self, client: BatchClient, record: Record, rng: random.Random, until: float) -> None:
+        self.client, self.record, self.rng, self.until = client, record, rng, until
+        self.attempts = 0
+
+    async def retried(self, method: str, call: Callable[[], Awaitable[T]]) -> T:
+        """`call` until it succeeds, fails for good, or RETRY_BUDGET passes; every attempt recorded (their number
+        in `self.attempts`)."""
+        first = time.monotonic()
+        attempt = 0
+        while True:
+            self.attempts = attempt + 1
+            start = time.time()
+            try:
+                value = await call()
+            except BatchError as error:
+                self.record.call(method, start, error)
+                attempt += 1
+                if not (error.retryable or error.code.name in RETRIED):
+                    raise
+                if time.monotonic() - first > RETRY_BUDGET:
+                    raise GaveUp(f"{method}: {error!r}") from error
+                await asyncio.sleep(self.pause(error, attempt))
+                continue
+            self.record.call(method, start)
+            return value
+
+    def pause(self, error: BatchError, attempt: int) -> float:
+        if error.retry_after is not None:
+            return min(error.retry_after, 5.0)
+        return min(0.2 * 2.0 ** (attempt - 1), 3.0) * (0.5 + self.rng.random())
+
+    # -- one flow ----------------------------------------------------------------------------------------------
+    async def flow(self) -> None:
+        while time.time() < self.until:
+            try:
+                await self.one_batch()
+            except GaveUp as gave_up:
+                self.record.write("gaveup", what=str(gave_up)[:300], at=time.time())
+                await asyncio.sleep(1.0)
+            except BatchError as error:
+                self.record.write("gaveup", what=repr(error)[:300], code=error.code.name, at=time.time())
+                await asyncio.sleep(1.0)  # a call that fails for good: the next batch, but not at once
+
+    async def one_batch(self) -> None:
+        rng = self.rng
+        request_id = str(uuid.uuid4())
+        requests: dict[str, Any] = {}
+        for i in range(rng.randint(1, 4)):
+            body: dict[str, Any] = {"messages": [{"role": "user", "content": f"{request_id[:8]} {i}"}]}
+            if rng.random() < 0.15:
+                body["simulate"] = {"fail": {"code": "soak_failure", "message": f"item {i} fails"}}
+            requests[f"q{i}"] = body
+        created: batch_pb2.Batch | None = None
+        try:
+            created = await self.retried(
+                "CreateBatch",
+                lambda: self.client.create(MODEL, requests, request_id=request_id, deadline=UNARY_DEADLINE),
+            )
+        finally:
+            batch_id = created.id if created else None
+            self.record.write("create", rid=request_id, id=batch_id, tries=self.attempts, at=time.time())
+        batch_id = created.id
+        for _ in range(rng.randint(0, 2)):
+            await self.retried("GetBatch", lambda: self.client.get(batch_id, deadline=UNARY_DEADLINE))
+        if rng.random() < 0.4:
+            await self.retried(
+                "ListBatches", lambda: self.client.list_page("openai", page_size=20, deadline=UNARY_DEADLINE)
+            )
+        cancelling = rng.random() < 0.2
+        if cancelling:
+            await asyncio.sleep(rng.uniform(0, 4))
+            await self.cancel(batch_id)
+        how = rng.choice(("watch", "watch", "many", "wait"))
+        early_results = not cancelling and rng.random() < 0.3
+        follow = {"watch": self.watch, "many": self.watch_listed, "wait": self.wait}[how](batch_id)
+        if early_results:  # StreamResults(wait) beside the watch, from before the batch completes
+            end, _ = await asyncio.gather(follow, self.results(batch_id, wait=True))
+        else:
+            end = await follow
+        if end == "BATCH_STATUS_COMPLETED" and not early_results:
+            await self.results(batch_id, wait=False)
+
+    async def cancel(self, batch_id: str) -> None:
+        start = time.time()
+        try:
+            await self.retried("CancelBatch", lambda: self.client.cancel(batch_id, deadline=UNARY_DEADLINE))
+        except BatchError as error:
+            if error.reason != "BATCH_ALREADY_FINISHED":  # (recorded as the call's outcome already)
+                raise
+        self.record.write("cancel", id=batch_id, at=start)
+
+    # -- following a batch -------------------------------------------------------------------------------------
+    async def watch(self, batch_id: str) -> str:
+        """WatchBatch to the end, dropped at random and resumed with the last token. Returns the last status."""
+        events: list[list[Any]] = []
+        token, resumes, started = "", 0, time.monotonic()
+        last = ""
+        while time.monotonic() - started < WATCH_LIMIT:
+            drop_after = self.rng.choice((None, None, 1, 2))
+            seen = 0
+            start = time.time()
+            stream = self.client.watch(batch_id, resume_token=token)
+            try:
+                async for event in stream:
+                    token = event.resume_token
+                    if event.kind != watch_pb2.BATCH_EVENT_KIND_HEARTBEAT:
+                        events.append([rev_of(token), event.kind, *state_of(event.batch)])
+                        last = status_name(event.batch.status)
+                    seen += 1
+                    if drop_after is not None and seen >= drop_after:
+                        break
+                else:
+                    self.record.call("WatchBatch", start)
+                    break
+                self.record.call("WatchBatch", start, outcome="DROPPED_BY_CLIENT")
+            except BatchError as error:
+                self.record.call("WatchBatch", start, error)
+                if not (error.retryable or error.code.name in RETRIED):
+                    self.record.write("watch", id=batch_id, ev=events, resumes=resumes, end=last, error=repr(error))
+                    raise
+                await asyncio.sleep(self.pause(error, 1))
+            finally:
+                await stream.aclose()
+            resumes += 1
+        done = time.monotonic() - started < WATCH_LIMIT
+        self.record.write("watch", id=batch_id, ev=events, resumes=resumes, end=last, stalled=not done)
+        return last
+
+    async def watch_listed(self, batch_id: str) -> str:
+        """WatchBatches with this one id listed, until it is terminal; dropped and resumed like a watch."""
+        events: list[list[Any]] = []
+        token, resumes, started, last = "", 0, time.monotonic(), ""
+        finished = False
+        while not finished and time.monotonic() - started < WATCH_LIMIT:
+            drop_after = self.rng.choice((None, None, 1, 2))
+            seen = 0
+            start = time.time()
+            stream = self.client.watch_many([batch_id], resume_token=token)
+            try:
+                async for event in stream:
+                    token = event.resume_token
+                    if event.kind != watch_pb2.BATCH_EVENT_KIND_HEARTBEAT:
+                        events.append([None, event.kind, *state_of(event.batch)])
+                        last = status_name(event.batch.status)
+                        finished = event.kind in (
+                            watch_pb2.BATCH_EVENT_KIND_SNAPSHOT,
+                            watch_pb2.BATCH_EVENT_KIND_CHANGE,
+                        ) and (event.batch.status in TERMINAL)
+                    seen += 1
+                    if finished or (drop_after is not None and seen >= drop_after):
+                        break
+                self.record.call("WatchBatches", start, outcome="OK" if finished else "DROPPED_BY_CLIENT")
+            except BatchError as error:
+                self.record.call("WatchBatches", start, error)
+                if not (error.retryable or error.code.name in RETRIED):
+                    self.record.write("watch", id=batch_id, ev=events, resumes=resumes, end=last, many=True)
+                    raise
+                await asyncio.sleep(self.pause(error, 1))
+            finally:
+                await stream.aclose()
+            resumes += 1
+        self.record.write("watch", id=batch_id, ev=events, resumes=resumes, end=last, many=True, stalled=not finished)
+        return last
+
+    async def wait(self, batch_id: str) -> str:
+        started = time.monotonic()
+        while time.monotonic() - started < WATCH_LIMIT:
+            wait = functools.partial(self.client.wait, batch_id, seconds=self.rng.uniform(1, 6))
+            batch, done = await self.retried("WaitBatch", wait)
+            if done:
+                self.record.write("wait", id=batch_id, end=status_name(batch.status))
+                return status_name(batch.status)
+        self.record.write("wait", id=batch_id, end="", stalled=True)
+        return ""
+
+    async def results(self, batch_id: str, *, wait: bool) -> None:
+        """Every result, the stream dropped at random and resumed at the next index."""
+        keys: list[list[Any]] = []
+        resumes, total = 0, None
+        while True:
+            drop_after = self.rng.choice((None, None, 1, 2))
+            start = time.time()
+            stream = self.client.results(batch_id, wait=wait, start_index=len(keys))
+            try:
+                async for result in stream:
+                    keys.append(result_key(result))
+                    if drop_after is not None and len(keys) % 3 == drop_after:
+                        break
+                else:  # (a resume at the very end brings no message, so no total: the one seen before stands)
+                    total = stream.total if stream.total is not None else total
+                    self.record.call("StreamResults", start)
+                    break
+                total = stream.total if stream.total is not None else total
+                self.record.call("StreamResults", start, outcome="DROPPED_BY_CLIENT")
+            except BatchError as error:
+                self.record.call("StreamResults", start, error)
+                keys = keys[: stream.next_index]
+                if not (error.retryable or error.code.name in RETRIED):
+                    self.record.write("results", id=batch_id, n=len(keys), error=repr(error))
+                    raise
+                await asyncio.sleep(self.pause(error, 1))
+            finally:
+                await stream.aclose()
+            resumes += 1
+        self.record.write("results", id=batch_id, n=len(keys), total=total, digest=digest(keys), resumes=resumes)
+
+    # -- every live batch --------------------------------------------------------------------------------------
+    async def watch_all(self) -> None:
+        """WatchBatches of every live batch until `until`, dropped every 10-40 s and resumed with the last token."""
+        seen: dict[str, list[list[Any]]] = {}
+        token, resumes, opened = "", 0, time.time()
+        while time.time() < self.until:
+            start = time.time()
+            drop_at = time.monotonic() + self.rng.uniform(10, 40)
+            stream = self.client.watch_many(resume_token=token)
+            try:
+                async with asyncio.timeout(max(0.1, min(drop_at - time.monotonic(), self.until - time.time()))):
+                    async for event in stream:
+                        token = event.resume_token
+                        if event.kind != watch_pb2.BATCH_EVENT_KIND_HEARTBEAT:
+                            problem = event.problem.reason if event.HasField("problem") else ""
+                            entry = [event.kind, *state_of(event.batch), time.time(), problem]
+                            seen.setdefault(event.batch.id, []).append(entry)
+            except TimeoutError:
+                self.record.call("WatchBatches", start, outcome="DROPPED_BY_CLIENT")
+            except BatchError as error:
+                self.record.call("WatchBatches", start, error)
+                if not (error.retryable or error.code.name in RETRIED):
+                    break
+                await asyncio.sleep(self.pause(error, 1))
+            finally:
+                await stream.aclose()
+            resumes += 1
+        self.record.write("many", batches=seen, opened=opened, closed=time.time(), resumes=resumes)
+
+
+TERMINAL = {
+    batch_pb2.BATCH_STATUS_COMPLETED,
+    batch_pb2.BATCH_STATUS_FAILED,
+    batch_pb2.BATCH_STATUS_EXPIRED,
+    batch_pb2.BATCH_STATUS_CANCELLED,
+}
+
+
+async def run(args: argparse.Namespace, out: IO[str]) -> None:
+    rng = random.Random(args.seed)
+    record = Record(out)
+    async with BatchClient(args.targets.split(","), api_key=KEY, max_attempts=1) as client:
+        flows = [Worker(client, record, random.Random(rng.random()), args.until) for _ in range(args.flows)]
+        watcher = Worker(client, record, random.Random(rng.random()), args.until)
+        await asyncio.gather(watcher.watch_all(), *(flow.flow() for flow in flows))
+    record.write("done", at=time.time())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--targets", required=True, help="comma-separated host:port of every replica")
+    parser.add_argument("--until", type=float, required=True, help="epoch seconds: no new batch after it")
+    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--flows", type=int, default=6)
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+    with open(args.out, "w") as out:
+        asyncio.run(run(args, out))
+
+
+if __name__ == "__main__":
+    main()
