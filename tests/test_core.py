@@ -15,13 +15,14 @@ from typing import TYPE_CHECKING, Any
 import grpc
 import pytest
 
+from otari_batch_grpc.server import tokens
 from otari_batch_grpc.server.app import BatchServer
 from otari_batch_grpc.server.auth import Credential
 from otari_batch_grpc.server.core import Caller, SingleFlight
 from otari_batch_grpc.server.watch import Subscriber
 from otari_batch_grpc.v1 import batch_pb2, watch_pb2
 from otari_batch_grpc.v1 import batch_service_pb2 as pb
-from tests.conftest import ALICE, BOB, FAST, MASTER, Sim, connect, create_request, make_settings
+from tests.conftest import ALICE, BOB, FAST, MASTER, Sim, connect, create_request, eventually, make_settings
 
 if TYPE_CHECKING:
     from otari_batch_grpc.v1.batch_service_pb2_grpc import BatchServiceAsyncStub as Stub
@@ -263,3 +264,32 @@ async def test_single_flight_shares_a_run_while_it_flies_and_outlives_a_caller_t
     with pytest.raises(ValueError, match="second run"):  # after it landed, a call starts a new run; its error is theirs
         await flights.run("k", work)
     assert runs == 2 and len(flights) == 0
+
+
+async def test_a_read_answered_after_a_later_cancel_does_not_take_the_batch_back(stub: Stub, sim: Sim) -> None:
+    """A GetBatch sent before a cancel, whose answer (validating, as it was read) arrives after the cancel's
+    (cancelling): it is no new revision, and its caller gets the newer state. Watchers never see a batch go back."""
+    batch = await _create(stub)
+    await sim.fault(op="get", answer_delay=0.5, times=1)
+    reads = await sim.requests_seen("get")
+    late = asyncio.ensure_future(stub.GetBatch(pb.GetBatchRequest(batch_id=batch.id), metadata=ALICE))
+    await eventually(lambda: _more_than(sim, "get", reads))  # read (as validating), its answer on its way
+    cancelled = (await stub.CancelBatch(pb.CancelBatchRequest(batch_id=batch.id), metadata=ALICE)).batch
+    assert cancelled.status == batch_pb2.BATCH_STATUS_CANCELLING
+    assert (await late).batch.status == batch_pb2.BATCH_STATUS_CANCELLING
+    replay = stub.WatchBatch(
+        pb.WatchBatchRequest(batch_id=batch.id, resume_token=tokens.resume_token(batch.id, 1)), metadata=ALICE
+    )
+    event = await _next(replay)
+    assert (event.previous_status, event.batch.status) == (
+        batch_pb2.BATCH_STATUS_VALIDATING,
+        batch_pb2.BATCH_STATUS_CANCELLING,
+    )
+    replay.cancel()
+    after = stub.WatchBatch(pb.WatchBatchRequest(batch_id=batch.id, resume_token=event.resume_token), metadata=ALICE)
+    assert (await _next(after)).kind == HEARTBEAT  # nothing after it: no revision went back to validating
+    after.cancel()
+
+
+async def _more_than(sim: Sim, op: str, seen: int) -> bool:
+    return await sim.requests_seen(op) > seen

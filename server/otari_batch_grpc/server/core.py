@@ -23,7 +23,7 @@ from typing import Any, Generic, TypeVar
 from otari_batch_grpc.server import convert, tokens
 from otari_batch_grpc.server.errors import Code, ServiceError, from_upstream, state_unavailable
 from otari_batch_grpc.server.gateway import GatewayClient
-from otari_batch_grpc.server.records import Observation, same_state, seen
+from otari_batch_grpc.server.records import Observation, behind, same_state, seen
 from otari_batch_grpc.server.store import Access, RevisionNotice, Store, StoreUnavailable
 from otari_batch_grpc.server.upstream import KeyRefused, ProviderFailed, UpstreamError
 from otari_batch_grpc.server.validation import provider_required
@@ -170,8 +170,9 @@ class Batches:
         verified = []
         for batch in batches:
             last = await self.latest(batch.id)
-            if last is not None and same_state(last.batch, batch):
-                observations.append(last.as_shown(batch))
+            known = None if last is None else _known_state(last, batch)
+            if known is not None:
+                observations.append(known)
                 shown = self._checked.get((batch.id, owner))
                 if creator or shown is None or now - shown.verified_at > self.policy.owner_trust_seconds / 4:
                     verified.append(batch.id)
@@ -524,6 +525,17 @@ class Batches:
         self._checked.clear()
         self._owner_checked.clear()
         return gone
+
+
+def _known_state(last: Observation, batch: batch_pb2.Batch) -> Observation | None:
+    """`batch` as the revision the service holds, when it is no news: the same state, or a late answer to a read
+    sent before the change `last` shows (a cancel answered first), which would take the batch back: then the
+    caller gets `last`, and no one sees a batch go back. None for a change."""
+    if same_state(last.batch, batch):
+        return last.as_shown(batch)
+    if behind(batch, last.batch):
+        return last.echoing(batch.provider)
+    return None
 
 
 class NotAtProvider(ServiceError):

@@ -34,6 +34,15 @@ class Observation:
         """The same revision, as one caller was shown it (the gateway echoes `provider` as each caller spelled it)."""
         return Observation(batch, self.rev, self.observed_at, self.seq)
 
+    def echoing(self, provider: str) -> Observation:
+        """The same revision, with `provider` spelled as a caller spelled it."""
+        if self.batch.provider == provider:
+            return self
+        batch = batch_pb2.Batch()
+        batch.CopyFrom(self.batch)
+        batch.provider = provider
+        return self.as_shown(batch)
+
 
 def seen(batch: batch_pb2.Batch, provider: str) -> SeenBatch:
     """What the registry keeps of a batch the gateway just returned."""
@@ -45,6 +54,29 @@ def seen(batch: batch_pb2.Batch, provider: str) -> SeenBatch:
         snapshot=batch.SerializeToString(deterministic=True),
         created_at=batch.created_at.seconds + batch.created_at.nanos / 1e9,
     )
+
+
+# A batch's lifecycle, in order: the gateway never moves a batch back along it. CANCELLING and FINALIZING are
+# alternatives at one stage; a status this contract does not know (UNSPECIFIED) has no place in it.
+_STAGE = {
+    batch_pb2.BATCH_STATUS_VALIDATING: 1,
+    batch_pb2.BATCH_STATUS_IN_PROGRESS: 2,
+    batch_pb2.BATCH_STATUS_FINALIZING: 3,
+    batch_pb2.BATCH_STATUS_CANCELLING: 3,
+    **{status: 4 for status in convert.TERMINAL_STATUSES},
+}
+
+
+def behind(batch: batch_pb2.Batch, latest: batch_pb2.Batch) -> bool:
+    """Whether `batch` is a state from before `latest` (an earlier stage, or the same status with fewer requests
+    done): an answer to a read sent before the change `latest` shows, which arrived after it."""
+    stage, latest_stage = _STAGE.get(batch.status), _STAGE.get(latest.status)
+    if stage is None or latest_stage is None:
+        return False
+    if stage != latest_stage:
+        return stage < latest_stage
+    done, latest_done = batch.request_counts, latest.request_counts
+    return batch.status == latest.status and (done.completed + done.failed < latest_done.completed + latest_done.failed)
 
 
 def same_state(a: batch_pb2.Batch, b: batch_pb2.Batch) -> bool:

@@ -111,6 +111,7 @@ class FaultSpec(BaseModel):
     detail: Any = "Injected fault"
     retry_after: str | None = None
     delay: float = 0.0
+    answer_delay: float = 0.0
     malformed: bool = False
     drop_after_create: bool = False
     times: int | None = None
@@ -170,7 +171,16 @@ def create_app(state: SimState) -> FastAPI:
             return JSONResponse({"detail": fault.detail}, status_code=fault.status, headers=headers)
         if fault.drop_after_create:
             request.state.drop_after_create = True
+        request.state.answer_delay = fault.answer_delay
         return None
+
+    async def answer(request: Request, body: Any) -> Response:
+        """The answer, as of now, sent late when a fault says so (a reply that crossed a later change on the way)."""
+        response = reply(body)
+        delay = getattr(request.state, "answer_delay", 0.0)
+        if delay:
+            await asyncio.sleep(delay)
+        return response
 
     def provider_of(provider: str) -> str:
         name = provider.lower()
@@ -275,7 +285,7 @@ def create_app(state: SimState) -> FastAPI:
         if (early := await before("get", request)) is not None:
             return early
         caller = authenticate(auth)
-        return reply(state.to_json(owned(batch_id, provider, caller), provider))
+        return await answer(request, state.to_json(owned(batch_id, provider, caller), provider))
 
     @app.post(batches_path + "/{batch_id}/cancel", response_model=None)
     async def cancel_batch(

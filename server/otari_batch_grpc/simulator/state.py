@@ -51,7 +51,8 @@ class Fault:
     status: int | None = None
     detail: Any = "Injected fault"
     retry_after: str | None = None
-    delay: float = 0.0
+    delay: float = 0.0  # before the request is handled
+    answer_delay: float = 0.0  # between the answer and its sending: it shows the state when it was read
     malformed: bool = False
     drop_after_create: bool = False
     times: int | None = None
