@@ -14,7 +14,8 @@ import grpc
 import pytest
 
 from otari_batch_grpc.server.app import BatchServer
-from otari_batch_grpc.server.records import Observation
+from otari_batch_grpc.server.auth import Credential
+from otari_batch_grpc.server.records import Observation, seen
 from otari_batch_grpc.server.store import open_store
 from otari_batch_grpc.server.store.migrations import POSTGRES_SCHEMA
 from otari_batch_grpc.server.watch import Hub, Problem, Subscriber, Watcher, WatchPolicy
@@ -211,3 +212,32 @@ async def test_a_poll_loop_that_fails_leaves_its_many_batch_subscribers_free_to_
     hub.make_room("owner", 1)  # its place among the owner's watched batches was given back
     hub.join(subscriber, "b1", "openai", Observation(live, 1, time.time()))  # and it can follow the batch again
     await hub.close()
+
+
+async def test_a_live_watch_sends_each_revision_saved_when_the_hub_offered_it_only_the_latest(
+    stub: Stub, server: BatchServer
+) -> None:
+    """A replica that does not poll a batch reads the revisions another saved in a burst, and the hub offers each
+    stream the latest alone (a subscriber holds one pending state per batch); the stream still sends every revision
+    between, from the store: a watch misses none (the soak's skipped revisions, #24)."""
+    batch = (await stub.CreateBatch(create_request(1), metadata=ALICE)).batch
+    watch = stub.WatchBatch(pb.WatchBatchRequest(batch_id=batch.id), metadata=ALICE)
+    assert (await _first(watch)).event.batch.status == batch_pb2.BATCH_STATUS_VALIDATING
+    owner = server.service.owners.owner_of(Credential("sim-key-alice", "authorization"))
+    saved = []
+    for status in (batch_pb2.BATCH_STATUS_IN_PROGRESS, batch_pb2.BATCH_STATUS_FINALIZING):
+        state = batch_pb2.Batch()
+        state.CopyFrom(batch)
+        state.status = status
+        (revision,) = await server.store.enter(
+            [seen(state, "openai")], [], owner=owner, keep=100, observed_at=time.time()
+        )
+        saved.append(Observation.of(revision))
+    for observation in saved:  # offered at once, as the hub does with what another replica saved
+        server.service.core.hub.publish(observation)
+    events = [(await _first(watch)).event for _ in saved]
+    assert [(e.previous_status, e.batch.status) for e in events] == [
+        (batch_pb2.BATCH_STATUS_VALIDATING, batch_pb2.BATCH_STATUS_IN_PROGRESS),
+        (batch_pb2.BATCH_STATUS_IN_PROGRESS, batch_pb2.BATCH_STATUS_FINALIZING),
+    ]
+    watch.cancel()

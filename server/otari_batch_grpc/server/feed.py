@@ -23,6 +23,7 @@ from otari_batch_grpc.server import tokens
 from otari_batch_grpc.server.core import Batches, Caller
 from otari_batch_grpc.server.errors import Code, FieldViolation, ServiceError, invalid_argument
 from otari_batch_grpc.server.records import Observation, same_state
+from otari_batch_grpc.server.store import StoreUnavailable
 from otari_batch_grpc.server.watch import ACCESS_LOST, Problem, Subscriber
 from otari_batch_grpc.v1 import batch_pb2, watch_pb2
 
@@ -98,8 +99,10 @@ class Feed:
                 if not news:
                     yield heartbeat(trail.token)
                 for item in news:
-                    if isinstance(item, Observation) and item.rev > trail.rev and not trail.repeats(item):
-                        yield trail.event(item)
+                    if isinstance(item, Observation) and item.rev > trail.rev:
+                        for observation in await self._through(trail, item):
+                            if not trail.repeats(observation):
+                                yield trail.event(observation)
         finally:
             subscription.close()
 
@@ -242,6 +245,18 @@ class Feed:
         if not revisions or revisions[0].rev != rev:
             raise resume_expired(batch_id)
         return [Observation.of(r) for r in revisions]
+
+    async def _through(self, trail: Trail, item: Observation) -> list[Observation]:
+        """The revisions after the trail's up to `item`. The hub offers each stream only the latest state of a batch
+        (a slow stream, or revisions another replica saved in a burst, skip some); the ones skipped come from the
+        store, so a stream misses none it holds. Without the store at hand, `item` alone (the latest wins)."""
+        if item.rev == trail.rev + 1:
+            return [item]
+        try:
+            between = await self.store.revisions_after(item.batch_id, trail.rev)
+        except StoreUnavailable:
+            return [item]
+        return [*(Observation.of(r) for r in between if r.rev < item.rev), item]
 
     async def _known(self, caller: Caller, ids: Sequence[str]) -> list[tuple[str, str]]:
         """(id, provider) of each batch asked for; all of them must be batches this caller was shown."""
