@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -144,3 +145,22 @@ async def test_the_request_id_stamp_takes_one_metadata_pair(stub: Stub, sim: Sim
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await stub.CreateBatch(create_request(1, metadata={reserved: "x"}), metadata=ALICE)
         assert details(caught.value).fields == [f"metadata[{reserved}]"]
+
+
+async def test_a_create_the_gateway_timed_out_is_made_by_the_retry_once_the_listing_shows_it_is_not_there(
+    stub: Stub, server: BatchServer, sim: Sim
+) -> None:
+    """A 504 from the gateway leaves the outcome open: the retry searches the caller's listing, and a batch this
+    service saw before the first attempt proves that attempt made nothing (the listing is newest first), so the
+    retry creates, at once, not after the claim's time (the soak's CREATE_OUTCOME_UNKNOWN for minutes, #24)."""
+    older = (await stub.CreateBatch(create_request(1), metadata=ALICE)).batch
+    with sqlite3.connect(server.settings.state_db) as db:  # seen a minute ago (the gateway dates it just now)
+        db.execute("UPDATE batches SET first_seen = first_seen - 60 WHERE id = ?", (older.id,))
+    request = create_request(1, request_id=_rid())
+    await sim.fault(op="create", status=504, times=1)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.CreateBatch(request, metadata=ALICE)
+    assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED  # the gateway's own timeout, said as such
+    made = (await stub.CreateBatch(request, metadata=ALICE)).batch
+    assert made.request_id == request.request_id and len(sim.state.batches) == 2
+    assert await sim.requests_seen("list") >= 1  # it looked before it made it

@@ -186,7 +186,8 @@ class IdempotentCreates:
         have used the same request_id.
 
         The gateway filters each page by owner after asking the provider and gives no cursor, so an empty page
-        is not the end. The search walks back until it passes the claim's time (nothing older can be the one);
+        is not the end. The search walks back until it passes a batch made before the claim (nothing older can be
+        the one: see `_older_than`);
         when it cannot get there, the outcome is unknown and the caller is told to retry later: creating again
         could make a second batch.
         """
@@ -201,8 +202,7 @@ class IdempotentCreates:
                     return item
             if not page:
                 break
-            created = page[-1].get("created_at")
-            if isinstance(created, int | float) and created < claim.created_at - CLOCK_SKEW_SECONDS:
+            if await self._older_than(page[-1], claim):
                 return None  # walked past the first attempt: it made nothing
             after = str(page[-1]["id"])
         attempt.grace = 0.0  # this attempt sent nothing: the next may look again at once
@@ -215,6 +215,17 @@ class IdempotentCreates:
             {"request_id": claim_id, "provider": claim.provider},
             retry_after=RECOVERY_RETRY_SECONDS,
         )
+
+    async def _older_than(self, item: dict[str, Any], claim: Claim) -> bool:
+        """Whether the listed batch was made before the claim's first attempt, so that nothing it made is listed
+        after it (the listing is newest first): this service saw it before then (its registry's clock, the
+        replicas' and the database's, apart by less than the grace), or the gateway's clock says so (by more than
+        the gateway's and ours may differ)."""
+        created = item.get("created_at")
+        if isinstance(created, int | float) and created < claim.created_at - CLOCK_SKEW_SECONDS:
+            return True
+        record = await self._store.batch(str(item.get("id", "")))
+        return record is not None and record.first_seen < claim.created_at - ATTEMPT_GRACE_SECONDS
 
 
 def _made_by(item: dict[str, Any], stamp: dict[str, str], user: str) -> bool:
