@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from otari_batch_grpc.server.store import SeenBatch, Store, StoreError, open_store
+from otari_batch_grpc.server.store import SeenBatch, Store, StoreError, StoreUnavailable, open_store
 from otari_batch_grpc.server.store.migrations import POSTGRES_SCHEMA
 from otari_batch_grpc.server.store.postgres import PostgresStore, redacted
 
@@ -177,3 +177,39 @@ async def _connection(url: str) -> AsyncIterator[asyncpg.Connection[asyncpg.Reco
         yield conn
     finally:
         await conn.close()
+
+
+async def test_connections_cut_under_statements_are_store_unavailable_and_nothing_else(postgres_url: str) -> None:
+    """The state database's connections cut while statements run on them (the soak's pg_cut, #24): each failed
+    call is StoreUnavailable (retried, UNAVAILABLE to a caller), never another error, which the watch hub would take
+    for a fault of the server's own; and the store works again right after."""
+    store = await open_store(postgres_url)
+    failures: Counter[str] = Counter()
+    cutting = True
+
+    async def use(n: int) -> None:
+        while cutting:
+            try:
+                await store.hold_lease(f"poll:b{n}", "replica/loop", 5.0)
+                await store.latest_revision(f"b{n}")
+            except StoreUnavailable:
+                failures["StoreUnavailable"] += 1
+            except Exception as exc:  # the defect: anything else
+                failures[f"{type(exc).__name__}: {exc}"] += 1
+
+    try:
+        async with _connection(postgres_url) as admin:
+            users = [asyncio.create_task(use(n)) for n in range(20)]
+            for _ in range(30):
+                await admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE application_name = 'otari-batch-grpc' AND pid <> pg_backend_pid()"
+                )
+                await asyncio.sleep(0.05)
+            cutting = False
+            await asyncio.gather(*users)
+        assert set(failures) == {"StoreUnavailable"}, failures
+        for n in range(50):  # no connection left broken in the pool
+            assert await store.hold_lease(f"poll:after{n}", "replica/loop", 5.0)
+    finally:
+        await store.close()

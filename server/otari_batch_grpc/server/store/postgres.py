@@ -663,6 +663,10 @@ _LOST = (
     asyncpg.exceptions.PostgresConnectionError,
     asyncpg.exceptions.OperatorInterventionError,  # administrator shutdown, terminated backend, starting up
     asyncpg.exceptions.TooManyConnectionsError,
+    # A connection whose backend was terminated under a statement can fail with "cannot switch to state ...;
+    # another operation is in progress" (MagicStack/asyncpg#1069): a cut connection, not a misuse (the store never
+    # shares one between operations).
+    asyncpg.exceptions.InternalClientError,
 )
 
 
