@@ -214,14 +214,19 @@ async def test_a_poll_loop_that_fails_leaves_its_many_batch_subscribers_free_to_
     await hub.close()
 
 
+@pytest.mark.parametrize("rpc", ["WatchBatch", "WatchBatches"])
 async def test_a_live_watch_sends_each_revision_saved_when_the_hub_offered_it_only_the_latest(
-    stub: Stub, server: BatchServer
+    stub: Stub, server: BatchServer, rpc: str
 ) -> None:
     """A replica that does not poll a batch reads the revisions another saved in a burst, and the hub offers each
     stream the latest alone (a subscriber holds one pending state per batch); the stream still sends every revision
     between, from the store: a watch misses none (the soak's skipped revisions, #24)."""
     batch = (await stub.CreateBatch(create_request(1), metadata=ALICE)).batch
-    watch = stub.WatchBatch(pb.WatchBatchRequest(batch_id=batch.id), metadata=ALICE)
+    watch: Any = (
+        stub.WatchBatch(pb.WatchBatchRequest(batch_id=batch.id), metadata=ALICE)
+        if rpc == "WatchBatch"
+        else stub.WatchBatches(pb.WatchBatchesRequest(batch_ids=[batch.id]), metadata=ALICE)
+    )
     assert (await _first(watch)).event.batch.status == batch_pb2.BATCH_STATUS_VALIDATING
     owner = server.service.owners.owner_of(Credential("sim-key-alice", "authorization"))
     saved = []

@@ -171,13 +171,16 @@ class Feed:
                     trail = stream.trail(item.batch_id)
                     if item.rev <= trail.rev:
                         continue
-                    stream.advance(item.seq)
-                    if trail.repeats(item):  # a revision of the same state (two replicas saw it): no news
-                        continue
-                    kind = CHANGE if trail.last is not None else SNAPSHOT
-                    if kind == SNAPSHOT and item.terminal and item.batch.created_at.seconds < opened - 1:
-                        continue  # a batch that existed, finished, when the stream opened (a listing showed it)
-                    yield trail.event(item, kind, stream.token)
+                    if trail.last is None:  # new to this stream
+                        stream.advance(item.seq)
+                        if item.terminal and item.batch.created_at.seconds < opened - 1:
+                            continue  # a batch that existed, finished, when the stream opened (a listing showed it)
+                        yield trail.event(item, SNAPSHOT, stream.token)
+                    else:
+                        for observation in await self._through(trail, item):
+                            stream.advance(observation.seq)
+                            if not trail.repeats(observation):  # (a repeat: two replicas saved the same state)
+                                yield trail.event(observation, CHANGE, stream.token)
                     if trail.finished:
                         self.hub.leave(subscriber, [item.batch_id])
         finally:

@@ -8,8 +8,9 @@
   many-batch stream gets an UNAVAILABLE event and the loop goes on).
 - Each subscriber's own access is checked with its own key at least every `trust_seconds`: a revoked key stops
   receiving states even while other subscribers' keys work.
-- A subscriber holds at most one pending item per batch: a slow one gets the latest state when it catches up
-  (changes coalesce, the terminal one is last and so never lost) and never slows the loop or other subscribers.
+- A subscriber holds at most one pending item per batch, the latest: a slow one never slows the loop or other
+  subscribers, nor grows the server's memory (the terminal state is last, so never lost). What the hub skipped,
+  the feed sends from the store when the stream catches up.
 """
 
 from __future__ import annotations
