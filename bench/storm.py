@@ -141,7 +141,9 @@ class Clients:
 
 
 async def _polls(http: httpx.AsyncClient, url: str) -> int:
-    """Polls the service's watch hub has made (every outcome), from its /metrics."""
+    """Polls the service's watch hub has made (every outcome), from its /metrics. A poll is counted after its GET
+    reached the simulator, so polls are read before GETs at the end of a phase (and after them at its start): a
+    poll in flight then counts as a call, never as a negative one."""
     text = (await http.get(url)).raise_for_status().text
     return sum(
         int(sample.value)
@@ -177,7 +179,7 @@ async def _storm(sizes: Sizes, runs: Runs) -> None:
                     ids = await _create(stub, sizes.batches, procs.GRPC_AUTH)
                     before, polled = await _gets(http), await _polls(http, metrics)
                     slowest, everyone = await clients.phase({"ids": ids}, "SNAPSHOTS")
-                    gets, polls = await _gets(http) - before, await _polls(http, metrics) - polled
+                    polls, gets = await _polls(http, metrics) - polled, await _gets(http) - before
                     runs.add("storm_s", slowest)
                     runs.add("storm_all_s", everyone)
                     runs.add("storm_calls", float(gets - polls))
@@ -196,7 +198,7 @@ async def _storm(sizes: Sizes, runs: Runs) -> None:
                 metrics = procs.metrics_url(again)
                 before, polled = await _gets(http), await _polls(http, metrics)
                 slowest, everyone = await clients.phase({"resume": again.port}, "RESUMED")
-                gets, polls = await _gets(http) - before, await _polls(http, metrics) - polled
+                polls, gets = await _polls(http, metrics) - polled, await _gets(http) - before
                 runs.add("resume_s", slowest)
                 runs.add("resume_all_s", everyone)
                 runs.add("resume_calls", float(gets - polls))
