@@ -19,6 +19,7 @@ from otari_batch_grpc.server import tokens
 from otari_batch_grpc.server.app import BatchServer
 from otari_batch_grpc.server.auth import Credential
 from otari_batch_grpc.server.core import Caller, SingleFlight
+from otari_batch_grpc.server.records import behind
 from otari_batch_grpc.server.watch import Subscriber
 from otari_batch_grpc.v1 import batch_pb2, watch_pb2
 from otari_batch_grpc.v1 import batch_service_pb2 as pb
@@ -293,3 +294,26 @@ async def test_a_read_answered_after_a_later_cancel_does_not_take_the_batch_back
 
 async def _more_than(sim: Sim, op: str, seen: int) -> bool:
     return await sim.requests_seen(op) > seen
+
+
+@pytest.mark.parametrize(
+    ("late", "latest", "is_behind"),
+    [
+        ((batch_pb2.BATCH_STATUS_VALIDATING, 0), (batch_pb2.BATCH_STATUS_CANCELLING, 0), True),
+        ((batch_pb2.BATCH_STATUS_FINALIZING, 3), (batch_pb2.BATCH_STATUS_CANCELLING, 3), True),  # cancelled late
+        ((batch_pb2.BATCH_STATUS_CANCELLING, 3), (batch_pb2.BATCH_STATUS_FINALIZING, 3), False),
+        ((batch_pb2.BATCH_STATUS_IN_PROGRESS, 5), (batch_pb2.BATCH_STATUS_IN_PROGRESS, 7), True),
+        ((batch_pb2.BATCH_STATUS_IN_PROGRESS, 7), (batch_pb2.BATCH_STATUS_IN_PROGRESS, 5), False),
+        ((batch_pb2.BATCH_STATUS_IN_PROGRESS, 3), (batch_pb2.BATCH_STATUS_COMPLETED, 3), True),
+        ((batch_pb2.BATCH_STATUS_UNSPECIFIED, 0), (batch_pb2.BATCH_STATUS_COMPLETED, 3), False),  # no place in it
+    ],
+)
+def test_a_state_is_behind_another_only_earlier_in_the_lifecycle(
+    late: tuple[int, int], latest: tuple[int, int], is_behind: bool
+) -> None:
+    def state(status: int, done: int) -> batch_pb2.Batch:
+        batch = batch_pb2.Batch(id="b", status=status)  # type: ignore[arg-type]
+        batch.request_counts.total, batch.request_counts.completed = 3, done
+        return batch
+
+    assert behind(state(*late), state(*latest)) is is_behind

@@ -187,7 +187,7 @@ class IdempotentCreates:
 
         The gateway filters each page by owner after asking the provider and gives no cursor, so an empty page
         is not the end. The search walks back until it passes a batch made before the claim (nothing older can be
-        the one: see `_older_than`);
+        the one: see `_passed_the_claim`);
         when it cannot get there, the outcome is unknown and the caller is told to retry later: creating again
         could make a second batch.
         """
@@ -202,7 +202,7 @@ class IdempotentCreates:
                     return item
             if not page:
                 break
-            if await self._older_than(page[-1], claim):
+            if await self._passed_the_claim(page, claim):
                 return None  # walked past the first attempt: it made nothing
             after = str(page[-1]["id"])
         attempt.grace = 0.0  # this attempt sent nothing: the next may look again at once
@@ -216,16 +216,19 @@ class IdempotentCreates:
             retry_after=RECOVERY_RETRY_SECONDS,
         )
 
-    async def _older_than(self, item: dict[str, Any], claim: Claim) -> bool:
-        """Whether the listed batch was made before the claim's first attempt, so that nothing it made is listed
-        after it (the listing is newest first): this service saw it before then (its registry's clock, the
-        replicas' and the database's, apart by less than the grace), or the gateway's clock says so (by more than
-        the gateway's and ours may differ)."""
-        created = item.get("created_at")
-        if isinstance(created, int | float) and created < claim.created_at - CLOCK_SKEW_SECONDS:
-            return True
-        record = await self._store.batch(str(item.get("id", "")))
-        return record is not None and record.first_seen < claim.created_at - ATTEMPT_GRACE_SECONDS
+    async def _passed_the_claim(self, page: list[dict[str, Any]], claim: Claim) -> bool:
+        """Whether a batch of the page (each checked already) was made before the claim's first attempt, so that
+        nothing it made is listed after it (the listing is newest first): this service saw it before then (its
+        registry's clock, the replicas' and the database's, apart by less than the grace), or the gateway's clock
+        says so (by more than the gateway's and ours may differ). The oldest is asked first."""
+        for item in reversed(page):
+            created = item.get("created_at")
+            if isinstance(created, int | float) and created < claim.created_at - CLOCK_SKEW_SECONDS:
+                return True
+            record = await self._store.batch(str(item.get("id", "")))
+            if record is not None and record.first_seen < claim.created_at - ATTEMPT_GRACE_SECONDS:
+                return True
+        return False
 
 
 def _made_by(item: dict[str, Any], stamp: dict[str, str], user: str) -> bool:

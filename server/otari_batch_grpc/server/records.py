@@ -56,14 +56,15 @@ def seen(batch: batch_pb2.Batch, provider: str) -> SeenBatch:
     )
 
 
-# A batch's lifecycle, in order: the gateway never moves a batch back along it. CANCELLING and FINALIZING are
-# alternatives at one stage; a status this contract does not know (UNSPECIFIED) has no place in it.
+# A batch's lifecycle, in order: the gateway never moves a batch back along it. A cancel may come while a batch
+# is finalizing, and a cancelling batch ends cancelled, so CANCELLING comes after FINALIZING; a status this contract
+# does not know (UNSPECIFIED) has no place in it.
 _STAGE = {
     batch_pb2.BATCH_STATUS_VALIDATING: 1,
     batch_pb2.BATCH_STATUS_IN_PROGRESS: 2,
     batch_pb2.BATCH_STATUS_FINALIZING: 3,
-    batch_pb2.BATCH_STATUS_CANCELLING: 3,
-    **{status: 4 for status in convert.TERMINAL_STATUSES},
+    batch_pb2.BATCH_STATUS_CANCELLING: 4,
+    **{status: 5 for status in convert.TERMINAL_STATUSES},
 }
 
 

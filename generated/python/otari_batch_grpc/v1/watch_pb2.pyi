@@ -30,10 +30,10 @@ class _BatchEventKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_BatchE
     BATCH_EVENT_KIND_SNAPSHOT: _BatchEventKind.ValueType  # 1
     """The batch's state when the watch started, or when it resumed and nothing was missed to replay."""
     BATCH_EVENT_KIND_CHANGE: _BatchEventKind.ValueType  # 2
-    """The batch changed: status, request_counts or any other field. Each change the service keeps
-    (WATCH_REVISIONS_KEPT per batch) is sent, a slow reader's too (from the store when it catches up); only
-    changes older than those may be coalesced into one event carrying the latest state. The terminal event is
-    never skipped.
+    """The batch changed: status, request_counts or any other field. While a stream is open, each change the
+    service keeps (WATCH_REVISIONS_KEPT per batch) is sent, a slow reader's too (from the store when it catches
+    up). A WatchBatch resume replays each one missed; a WatchBatches resume sends one event with the latest
+    state of each batch that changed meanwhile. The terminal event is never skipped.
     """
     BATCH_EVENT_KIND_HEARTBEAT: _BatchEventKind.ValueType  # 3
     """Nothing changed for a while: the stream is alive. Carries no batch; observed_at is now and resume_token
@@ -56,10 +56,10 @@ BATCH_EVENT_KIND_UNSPECIFIED: BatchEventKind.ValueType  # 0
 BATCH_EVENT_KIND_SNAPSHOT: BatchEventKind.ValueType  # 1
 """The batch's state when the watch started, or when it resumed and nothing was missed to replay."""
 BATCH_EVENT_KIND_CHANGE: BatchEventKind.ValueType  # 2
-"""The batch changed: status, request_counts or any other field. Each change the service keeps
-(WATCH_REVISIONS_KEPT per batch) is sent, a slow reader's too (from the store when it catches up); only
-changes older than those may be coalesced into one event carrying the latest state. The terminal event is
-never skipped.
+"""The batch changed: status, request_counts or any other field. While a stream is open, each change the
+service keeps (WATCH_REVISIONS_KEPT per batch) is sent, a slow reader's too (from the store when it catches
+up). A WatchBatch resume replays each one missed; a WatchBatches resume sends one event with the latest
+state of each batch that changed meanwhile. The terminal event is never skipped.
 """
 BATCH_EVENT_KIND_HEARTBEAT: BatchEventKind.ValueType  # 3
 """Nothing changed for a while: the stream is alive. Carries no batch; observed_at is now and resume_token

@@ -663,10 +663,6 @@ _LOST = (
     asyncpg.exceptions.PostgresConnectionError,
     asyncpg.exceptions.OperatorInterventionError,  # administrator shutdown, terminated backend, starting up
     asyncpg.exceptions.TooManyConnectionsError,
-    # A connection whose backend was terminated under a statement can fail with "cannot switch to state ...;
-    # another operation is in progress" (MagicStack/asyncpg#1069): a cut connection, not a misuse (the store never
-    # shares one between operations).
-    asyncpg.exceptions.InternalClientError,
 )
 
 
@@ -676,6 +672,13 @@ def _reaching() -> Iterator[None]:
         yield
     except _LOST as exc:
         raise StoreUnavailable(f"the state database did not answer ({type(exc).__name__})") from exc
+    except asyncpg.exceptions.InternalClientError as exc:
+        # A connection whose backend was terminated under a statement can fail with "cannot switch to state ...;
+        # another operation is in progress" (MagicStack/asyncpg#1069): a cut connection, not a misuse (the store
+        # never shares one between operations). Its subclasses (protocol errors and the like) are faults.
+        if type(exc) is not asyncpg.exceptions.InternalClientError or "another operation" not in str(exc):
+            raise
+        raise StoreUnavailable("the state database's connection was cut under a statement") from exc
 
 
 async def _keep_session(conn: asyncpg.Connection[asyncpg.Record]) -> None:

@@ -31,10 +31,10 @@ const (
 	BatchEventKind_BATCH_EVENT_KIND_UNSPECIFIED BatchEventKind = 0
 	// The batch's state when the watch started, or when it resumed and nothing was missed to replay.
 	BatchEventKind_BATCH_EVENT_KIND_SNAPSHOT BatchEventKind = 1
-	// The batch changed: status, request_counts or any other field. Each change the service keeps
-	// (WATCH_REVISIONS_KEPT per batch) is sent, a slow reader's too (from the store when it catches up); only
-	// changes older than those may be coalesced into one event carrying the latest state. The terminal event is
-	// never skipped.
+	// The batch changed: status, request_counts or any other field. While a stream is open, each change the
+	// service keeps (WATCH_REVISIONS_KEPT per batch) is sent, a slow reader's too (from the store when it catches
+	// up). A WatchBatch resume replays each one missed; a WatchBatches resume sends one event with the latest
+	// state of each batch that changed meanwhile. The terminal event is never skipped.
 	BatchEventKind_BATCH_EVENT_KIND_CHANGE BatchEventKind = 2
 	// Nothing changed for a while: the stream is alive. Carries no batch; observed_at is now and resume_token
 	// the same as the event before. The same shape on WatchBatch and WatchBatches.

@@ -13,10 +13,10 @@ export const BatchEventKind = {
    */
   BATCH_EVENT_KIND_SNAPSHOT: 'BATCH_EVENT_KIND_SNAPSHOT',
   /**
-   * The batch changed: status, request_counts or any other field. Each change the service keeps
-   * (WATCH_REVISIONS_KEPT per batch) is sent, a slow reader's too (from the store when it catches up); only
-   * changes older than those may be coalesced into one event carrying the latest state. The terminal event is
-   * never skipped.
+   * The batch changed: status, request_counts or any other field. While a stream is open, each change the
+   * service keeps (WATCH_REVISIONS_KEPT per batch) is sent, a slow reader's too (from the store when it catches
+   * up). A WatchBatch resume replays each one missed; a WatchBatches resume sends one event with the latest
+   * state of each batch that changed meanwhile. The terminal event is never skipped.
    */
   BATCH_EVENT_KIND_CHANGE: 'BATCH_EVENT_KIND_CHANGE',
   /**
@@ -51,10 +51,10 @@ export type BatchEventKind =
   | 'BATCH_EVENT_KIND_SNAPSHOT'
   | 1
   /**
-   * The batch changed: status, request_counts or any other field. Each change the service keeps
-   * (WATCH_REVISIONS_KEPT per batch) is sent, a slow reader's too (from the store when it catches up); only
-   * changes older than those may be coalesced into one event carrying the latest state. The terminal event is
-   * never skipped.
+   * The batch changed: status, request_counts or any other field. While a stream is open, each change the
+   * service keeps (WATCH_REVISIONS_KEPT per batch) is sent, a slow reader's too (from the store when it catches
+   * up). A WatchBatch resume replays each one missed; a WatchBatches resume sends one event with the latest
+   * state of each batch that changed meanwhile. The terminal event is never skipped.
    */
   | 'BATCH_EVENT_KIND_CHANGE'
   | 2
