@@ -203,7 +203,8 @@ async def test_connections_cut_under_statements_are_store_unavailable_and_nothin
             for _ in range(30):
                 await admin.execute(
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE application_name = 'otari-batch-grpc' AND pid <> pg_backend_pid()"
+                    "WHERE datname = current_database() AND application_name = 'otari-batch-grpc' "
+                    "AND pid <> pg_backend_pid()"  # this test's database alone: nobody else's connections
                 )
                 await asyncio.sleep(0.05)
             cutting = False
