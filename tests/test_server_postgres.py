@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import urllib.parse
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -141,57 +142,56 @@ class _Proxy:
         self.cut_off()
 
 
+@contextlib.asynccontextmanager
+async def _server_behind_a_proxy(sim: Sim, tmp_path: Path, postgres_url: str) -> AsyncIterator[tuple[_Proxy, Stub]]:
+    """A server whose state database is `postgres_url` reached through a _Proxy the test can cut, and a stub."""
+    url = urllib.parse.urlsplit(postgres_url)
+    proxy = _Proxy(url.hostname or "127.0.0.1", url.port or 5432)
+    port = await proxy.start()
+    proxied = urllib.parse.urlunsplit(url._replace(netloc=f"{url.username or 'postgres'}@127.0.0.1:{port}"))
+    settings = make_settings(sim.url, tmp_path, state_db=proxied, **FAST)
+    try:
+        async with BatchServer(settings, gateway_url=sim.url) as server, connect(server.port) as stub:
+            yield proxy, stub
+    finally:
+        await proxy.close()
+
+
 async def test_a_state_database_gone_is_unavailable_with_retry_not_internal(
     sim: Sim, tmp_path: Path, postgres_url: str
 ) -> None:
     """Replicas on PostgreSQL, and PostgreSQL unreachable (or every connection cut): calls that need it answer
     UNAVAILABLE STATE_UNAVAILABLE with RetryInfo, never INTERNAL (#24, the soak's pg_down); then it comes back."""
-    url = urllib.parse.urlsplit(postgres_url)
-    proxy = _Proxy(url.hostname or "127.0.0.1", url.port or 5432)
-    port = await proxy.start()
-    proxied = urllib.parse.urlunsplit(url._replace(netloc=f"{url.username or 'postgres'}@127.0.0.1:{port}"))
-    settings = make_settings(sim.url, tmp_path, state_db=proxied, **FAST)
-    try:
-        async with BatchServer(settings, gateway_url=sim.url) as server, connect(server.port) as stub:
-            batch = (await stub.CreateBatch(create_request(1), metadata=ALICE)).batch
-            proxy.cut_off()
-            for _ in range(3):
-                with pytest.raises(grpc.aio.AioRpcError) as failed:
-                    await stub.ListBatches(pb.ListBatchesRequest(), metadata=ALICE, timeout=10)
-                assert failed.value.code() == grpc.StatusCode.UNAVAILABLE, failed.value.details()
-                found = details(failed.value)
-                assert found.info is not None and found.info.reason == "STATE_UNAVAILABLE"
-                assert found.retry is not None
-            proxy.cut = False  # back: the pool connects again
-            listed = await stub.ListBatches(pb.ListBatchesRequest(), metadata=ALICE, timeout=10)
-            assert [b.id for b in listed.batches] == [batch.id]
-    finally:
-        await proxy.close()
+    async with _server_behind_a_proxy(sim, tmp_path, postgres_url) as (proxy, stub):
+        batch = (await stub.CreateBatch(create_request(1), metadata=ALICE)).batch
+        proxy.cut_off()
+        for _ in range(3):
+            with pytest.raises(grpc.aio.AioRpcError) as failed:
+                await stub.ListBatches(pb.ListBatchesRequest(), metadata=ALICE, timeout=10)
+            assert failed.value.code() == grpc.StatusCode.UNAVAILABLE, failed.value.details()
+            found = details(failed.value)
+            assert found.info is not None and found.info.reason == "STATE_UNAVAILABLE"
+            assert found.retry is not None
+        proxy.cut = False  # back: the pool connects again
+        listed = await stub.ListBatches(pb.ListBatchesRequest(), metadata=ALICE, timeout=10)
+        assert [b.id for b in listed.batches] == [batch.id]
 
 
 async def test_a_watch_goes_on_through_a_state_database_outage(sim: Sim, tmp_path: Path, postgres_url: str) -> None:
     """While PostgreSQL does not answer, a replica's poll loop holds no lease and saves nothing, but goes on: its
     watch is still open when the database is back, and delivers the batch's end (#24, the soak's pg_down)."""
-    url = urllib.parse.urlsplit(postgres_url)
-    proxy = _Proxy(url.hostname or "127.0.0.1", url.port or 5432)
-    port = await proxy.start()
-    proxied = urllib.parse.urlunsplit(url._replace(netloc=f"{url.username or 'postgres'}@127.0.0.1:{port}"))
-    settings = make_settings(sim.url, tmp_path, state_db=proxied, **FAST)
-    try:
-        async with BatchServer(settings, gateway_url=sim.url) as server, connect(server.port) as stub:
-            batch = (await stub.CreateBatch(create_request(1), metadata=ALICE)).batch
-            watch = stub.WatchBatch(pb.WatchBatchRequest(batch_id=batch.id), metadata=ALICE)
-            first = await asyncio.wait_for(watch.read(), 10)
-            assert isinstance(first, pb.WatchBatchResponse)
-            assert first.event.batch.status == batch_pb2.BATCH_STATUS_VALIDATING
-            proxy.cut_off()
-            await asyncio.sleep(1.0)  # many turns of the loop (every 30-100 ms) with no database
-            proxy.cut = False
-            await sim.force(batch.id, "completed")
-            statuses = []
-            while isinstance(response := await asyncio.wait_for(watch.read(), 10), pb.WatchBatchResponse):
-                statuses.append(response.event.batch.status)
-            assert statuses[-1] == batch_pb2.BATCH_STATUS_COMPLETED
-            assert await watch.code() == grpc.StatusCode.OK
-    finally:
-        await proxy.close()
+    async with _server_behind_a_proxy(sim, tmp_path, postgres_url) as (proxy, stub):
+        batch = (await stub.CreateBatch(create_request(1), metadata=ALICE)).batch
+        watch = stub.WatchBatch(pb.WatchBatchRequest(batch_id=batch.id), metadata=ALICE)
+        first = await asyncio.wait_for(watch.read(), 10)
+        assert isinstance(first, pb.WatchBatchResponse)
+        assert first.event.batch.status == batch_pb2.BATCH_STATUS_VALIDATING
+        proxy.cut_off()
+        await asyncio.sleep(1.0)  # many turns of the loop (every 30-100 ms) with no database
+        proxy.cut = False
+        await sim.force(batch.id, "completed")
+        statuses = []
+        while isinstance(response := await asyncio.wait_for(watch.read(), 10), pb.WatchBatchResponse):
+            statuses.append(response.event.batch.status)
+        assert statuses[-1] == batch_pb2.BATCH_STATUS_COMPLETED
+        assert await watch.code() == grpc.StatusCode.OK
