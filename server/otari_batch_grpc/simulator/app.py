@@ -174,9 +174,10 @@ def create_app(state: SimState) -> FastAPI:
         request.state.answer_delay = fault.answer_delay
         return None
 
-    async def answer(request: Request, body: Any) -> Response:
-        """The answer, as of now, sent late when a fault says so (a reply that crossed a later change on the way)."""
-        response = reply(body)
+    async def answer(request: Request, data: Any) -> JSONResponse:
+        """A route's answer, as of now, sent late when a fault says so (a reply that crossed a later change on the
+        way: it shows the state when it was read)."""
+        response = JSONResponse(data, headers=_HEADERS)
         delay = getattr(request.state, "answer_delay", 0.0)
         if delay:
             await asyncio.sleep(delay)
@@ -197,9 +198,6 @@ def create_app(state: SimState) -> FastAPI:
         if not caller.master and batch.owner != caller.user:
             raise HTTPException(404, f"Batch '{batch_id}' not found")
         return batch
-
-    def reply(data: Any) -> JSONResponse:
-        return JSONResponse(data, headers=_HEADERS)
 
     @app.post(batches_path, response_model=None)
     async def create_batch(
@@ -247,7 +245,7 @@ def create_app(state: SimState) -> FastAPI:
         await state.save()
         if getattr(request.state, "drop_after_create", False):
             raise _DropConnection()
-        return reply(state.to_json(batch, name))
+        return await answer(request, state.to_json(batch, name))
 
     @app.get(batches_path, response_model=None)
     async def list_batches(
@@ -272,7 +270,7 @@ def create_app(state: SimState) -> FastAPI:
             newest_first = newest_first[ids.index(after) + 1 :] if after in ids else []
         page = newest_first[:limit]
         mine = [b for b in page if caller.master or b.owner == caller.user]
-        return reply({"data": [state.to_json(b, provider) for b in mine]})
+        return await answer(request, {"data": [state.to_json(b, provider) for b in mine]})
 
     @app.get(batches_path + "/{batch_id}", response_model=None)
     async def get_batch(
@@ -303,7 +301,7 @@ def create_app(state: SimState) -> FastAPI:
             raise HTTPException(502, _PROVIDER_ERROR)
         if state.cancel(batch):
             await state.save()
-        return reply(state.to_json(batch, provider))
+        return await answer(request, state.to_json(batch, provider))
 
     @app.get(batches_path + "/{batch_id}/results", response_model=None)
     async def batch_results(
@@ -323,7 +321,7 @@ def create_app(state: SimState) -> FastAPI:
                 f"Batch '{batch_id}' is not yet complete (status: {status}). "
                 f"Call GET {batches_path}/{batch_id}?provider={provider} to check the current status.",
             )
-        return reply({**state.results_prefix, "results": state.results(batch)})
+        return await answer(request, {**state.results_prefix, "results": state.results(batch)})
 
     @app.get("/health/liveness")
     async def liveness() -> str:
