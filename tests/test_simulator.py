@@ -15,7 +15,7 @@ import pytest
 
 from otari_batch_grpc.simulator.run import running_simulator
 from otari_batch_grpc.simulator.state import SimState, StateFileError
-from tests.conftest import Sim
+from tests.conftest import Sim, eventually
 
 ALICE = {"authorization": "Bearer sim-key-alice"}
 BOB = {"authorization": "Bearer sim-key-bob"}
@@ -363,6 +363,32 @@ async def test_a_page_of_other_users_batches_comes_back_empty(sim: Sim) -> None:
     # Another provider's page holds none of them.
     page = await sim.http.get("/v1/batches", params={"provider": "anthropic", "limit": 10}, headers=MASTER)
     assert page.json() == {"data": []}
+
+
+@pytest.mark.parametrize("op", ["list", "cancel"])
+async def test_a_late_answer_shows_the_state_it_was_read_at(sim: Sim, op: str) -> None:
+    """answer_delay holds an answer on its way: a change made meanwhile is not in it (any route, not GET alone)."""
+    first = await create(sim.http, ALICE)
+    await sim.fault(op=op, answer_delay=0.5, times=1)
+    late = asyncio.ensure_future(
+        sim.http.get("/v1/batches", params={**OPENAI, "limit": 10}, headers=ALICE)
+        if op == "list"
+        else sim.http.post(f"/v1/batches/{first}/cancel", params=OPENAI, headers=ALICE)
+    )
+    await eventually(lambda: _seen(sim, op))  # read, its answer on its way
+    newer = await create(sim.http, ALICE)
+    await sim.force(first, "completed")
+    assert not late.done()  # held: the changes above came after it was read, before it arrived
+    answer = (await late).json()
+    if op == "list":
+        assert [b["id"] for b in answer["data"]] == [first]  # not `newer`, made after it was read
+    else:
+        assert answer["status"] == "cancelling"  # not the completed it was forced to since
+    assert newer in sim.state.batches
+
+
+async def _seen(sim: Sim, op: str) -> bool:
+    return await sim.requests_seen(op) > 0
 
 
 # -- pace: as slow as a real gateway ------------------------------------------------------------------------------
