@@ -85,6 +85,27 @@ class Sim:
         params = {"user": user} if user is not None else {}
         (await self.http.delete("/_simulator/budget", params=params)).raise_for_status()
 
+    # -- keys and users, through the gateway's own management routes (the master key) --------------------------
+    async def new_key(self, user: str) -> tuple[str, str]:
+        """A new key of `user` (made if unknown): (its id, the key)."""
+        made = await self.http.post(f"{self.state.api_root}/keys", json={"user_id": user}, headers=dict(MASTER))
+        made.raise_for_status()
+        return str(made.json()["id"]), str(made.json()["key"])
+
+    async def set_key_active(self, key_id: str, active: bool) -> None:
+        """Deactivate (or reactivate) a key: the gateway then answers it 401 "API key is inactive"."""
+        path = f"{self.state.api_root}/keys/{key_id}"
+        (await self.http.patch(path, json={"is_active": active}, headers=dict(MASTER))).raise_for_status()
+
+    async def block_user(self, user: str, blocked: bool = True) -> None:
+        """A blocked user's reads are served; its creates answer 403 "User '...' is blocked"."""
+        path = f"{self.state.api_root}/users/{user}"
+        (await self.http.patch(path, json={"blocked": blocked}, headers=dict(MASTER))).raise_for_status()
+
+    async def delete_user(self, user: str) -> None:
+        """Its keys answer 401 "API key is inactive" from now on."""
+        (await self.http.delete(f"{self.state.api_root}/users/{user}", headers=dict(MASTER))).raise_for_status()
+
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """A module with `BOTH_API_ROOTS = True` runs each of its tests against a gateway on /v1 and one on /api/v1

@@ -190,7 +190,7 @@ async def test_a_revoked_key_stops_receiving_while_another_key_works(sim: Sim, t
         master = stub.WatchBatch(pb.WatchBatchRequest(batch_id=batch.id, provider="openai"), metadata=MASTER)
         await _next(alice)
         await _next(master)
-        del sim.state.api_keys["sim-key-alice"]  # revoked at the gateway
+        await sim.set_key_active("key-alice", False)  # revoked at the gateway
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             while True:
                 await _next(alice)

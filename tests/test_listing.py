@@ -120,7 +120,7 @@ async def test_a_later_page_rechecks_a_key_past_its_trust(sim: Sim, tmp_path: Pa
             await stub.CreateBatch(create_request(1), metadata=ALICE)
         first = await stub.ListBatches(pb.ListBatchesRequest(page_size=1), metadata=ALICE)
         assert first.next_page_token
-        del sim.state.api_keys["sim-key-alice"]  # revoked at the gateway
+        await sim.set_key_active("key-alice", False)  # revoked at the gateway
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await stub.ListBatches(pb.ListBatchesRequest(page_size=1, page_token=first.next_page_token), metadata=ALICE)
         assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED  # never the registry's rows to a dead key

@@ -169,7 +169,7 @@ async def test_trust_expires_so_a_revoked_key_loses_access(sim: Sim, tmp_path: P
         gets = await sim.requests_seen("get")
         await _results(stub, batch.id)
         assert await sim.requests_seen("get") == gets + 1  # re-checked upstream, not trusted
-        del sim.state.api_keys["sim-key-alice"]  # revoked at the gateway
+        await sim.set_key_active("key-alice", False)  # revoked at the gateway
         for call in (_results(stub, batch.id), stub.GetBatch(pb.GetBatchRequest(batch_id=batch.id), metadata=ALICE)):
             with pytest.raises(grpc.aio.AioRpcError) as caught:
                 await call

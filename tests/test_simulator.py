@@ -273,6 +273,66 @@ async def test_refused_credentials_answer_as_the_gateway_does(sim: Sim, headers:
     assert (reply.status_code, reply.json()) == (401, {"detail": detail})
 
 
+# -- keys and users (GATEWAY-CONTRACT.md: revocation, blocking, deletion) -------------------------------------
+
+
+async def test_a_deactivated_key_answers_inactive_everywhere_and_works_again_once_reactivated(sim: Sim) -> None:
+    key_id, key = await sim.new_key("carol")
+    carol = {"authorization": f"Bearer {key}"}
+    batch_id = await create(sim.http, carol)
+    await sim.set_key_active(key_id, False)
+    inactive = (401, {"detail": "API key is inactive"})
+    for reply in (
+        await sim.http.get("/v1/batches", headers=carol),  # the cheap key check too
+        await sim.http.get("/v1/batches", params=OPENAI, headers=carol),
+        await sim.http.get(f"/v1/batches/{batch_id}", params=OPENAI, headers=carol),
+        await sim.http.get(f"/v1/batches/{batch_id}/results", params=OPENAI, headers=carol),
+        await sim.http.post(f"/v1/batches/{batch_id}/cancel", params=OPENAI, headers=carol),
+        await sim.http.post("/v1/batches", json=batch_body(), headers=carol),
+    ):
+        assert (reply.status_code, reply.json()) == inactive
+    _, second = await sim.new_key("carol")  # the user's other keys go on
+    assert (await get(sim.http, batch_id, {"authorization": f"Bearer {second}"}))["id"] == batch_id
+    await sim.set_key_active(key_id, True)
+    assert (await get(sim.http, batch_id, carol))["id"] == batch_id
+
+
+async def test_a_deleted_users_keys_answer_inactive_and_the_master_key_cannot_name_it(sim: Sim) -> None:
+    _, key = await sim.new_key("dave")
+    dave = {"authorization": f"Bearer {key}"}
+    await create(sim.http, dave)
+    await sim.delete_user("dave")
+    reply = await sim.http.get("/v1/batches", params=OPENAI, headers=dave)
+    assert (reply.status_code, reply.json()) == (401, {"detail": "API key is inactive"})
+    reply = await sim.http.post("/v1/batches", json=batch_body(user="dave"), headers=MASTER)
+    assert (reply.status_code, reply.json()) == (404, {"detail": "User 'dave' not found"})
+    reply = await sim.http.post("/v1/batches", json=batch_body(user="nobody"), headers=MASTER)
+    assert (reply.status_code, reply.json()) == (404, {"detail": "User 'nobody' not found"})
+
+
+async def test_a_blocked_user_reads_but_cannot_create(sim: Sim) -> None:
+    kept = await create(sim.http, ALICE)
+    await sim.block_user("alice")
+    reply = await sim.http.post("/v1/batches", json=batch_body(), headers=ALICE)
+    assert (reply.status_code, reply.json()) == (403, {"detail": "User 'alice' is blocked"})
+    reply = await sim.http.post("/v1/batches", json=batch_body(user="alice"), headers=MASTER)
+    assert (reply.status_code, reply.json()) == (403, {"detail": "User 'alice' is blocked"})
+    assert (await get(sim.http, kept))["id"] == kept
+    assert (await sim.http.get("/v1/batches", params=OPENAI, headers=ALICE)).status_code == 200
+    await sim.block_user("alice", False)
+    await create(sim.http, ALICE)
+
+
+async def test_keys_and_users_are_managed_with_the_master_key_only(sim: Sim) -> None:
+    reply = await sim.http.post("/v1/keys", json={"user_id": "erin"}, headers=ALICE)
+    assert reply.status_code == 403
+    reply = await sim.http.patch("/v1/keys/key-alice", json={"is_active": False}, headers=BOB)
+    assert reply.status_code == 403
+    reply = await sim.http.patch("/v1/keys/no-such-key", json={"is_active": False}, headers=MASTER)
+    assert reply.status_code == 404
+    assert (await sim.http.delete("/v1/users/nobody", headers=MASTER)).status_code == 404
+
+
 # -- budget refusals -----------------------------------------------------------------------------------------
 
 

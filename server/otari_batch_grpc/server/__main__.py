@@ -32,8 +32,9 @@ async def _gateway(settings: config.Settings) -> AsyncIterator[str]:
     if settings.gateway_url:
         yield settings.gateway_url
         return
+    from otari_batch_grpc.simulator.accounts import DEFAULT_API_KEYS, DEFAULT_MASTER_KEY
     from otari_batch_grpc.simulator.run import running_simulator  # the `simulator` extra: only when used
-    from otari_batch_grpc.simulator.state import DEFAULT_API_KEYS, DEFAULT_MASTER_KEY, SimState
+    from otari_batch_grpc.simulator.state import SimState
 
     host, port = settings.simulator_host_port
     # The simulator's batches live beside STATE_DB, so a restart keeps the two consistent.

@@ -8,14 +8,9 @@ import contextlib
 import sys
 from pathlib import Path
 
+from otari_batch_grpc.simulator.accounts import DEFAULT_API_KEYS, DEFAULT_MASTER_KEY
 from otari_batch_grpc.simulator.run import running_simulator
-from otari_batch_grpc.simulator.state import (
-    API_ROOTS,
-    DEFAULT_API_KEYS,
-    DEFAULT_MASTER_KEY,
-    SimState,
-    StateFileError,
-)
+from otari_batch_grpc.simulator.state import API_ROOTS, SimState, StateFileError
 
 
 async def _main(state: SimState, host: str, port: int) -> None:

@@ -9,6 +9,7 @@ A development and test tool: never expose it beyond loopback.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import Body, Depends, FastAPI, Header, HTTPException, Query, Request, Response
@@ -16,6 +17,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from otari_batch_grpc.simulator.accounts import Refused
 from otari_batch_grpc.simulator.state import (
     BATCH_PROVIDERS,
     PROVIDERS_WITHOUT_BATCH,
@@ -144,11 +146,12 @@ def create_app(state: SimState) -> FastAPI:
         key = key.strip() if key else ""
         if not key:
             raise HTTPException(401, "Missing Otari-Key, Authorization, or x-api-key header")
-        if key == state.master_key:
+        if key == state.accounts.master_key:
             return Caller(user=None, master=True)
-        if key in state.api_keys:
-            return Caller(user=state.api_keys[key], master=False)
-        raise HTTPException(401, "Invalid API key")
+        try:
+            return Caller(user=state.accounts.user_of(key), master=False)
+        except Refused as refused:
+            raise HTTPException(refused.status, refused.detail) from None
 
     async def before(op: str, request: Request) -> Response | None:
         """Count the request and apply any injected fault; a Response short-circuits the route."""
@@ -211,7 +214,7 @@ def create_app(state: SimState) -> FastAPI:
         if caller.master:
             if not body.user:
                 raise HTTPException(400, "When using master key, 'user' field is required in request body")
-            if body.user not in state.api_keys.values():
+            if not state.accounts.known_user(body.user):
                 raise HTTPException(404, f"User '{body.user}' not found")
             owner = body.user
         else:
@@ -219,6 +222,8 @@ def create_app(state: SimState) -> FastAPI:
             if body.user and body.user != caller.user:
                 raise HTTPException(403, "'user' field does not match the authenticated API key's user")
             owner = caller.user
+        if state.accounts.blocked(owner):  # reads go on; creates are refused
+            raise HTTPException(403, f"User '{owner}' is blocked")
         provider, model = _split_model(body.model)
         name = provider_of(provider)
         if name in PROVIDERS_WITHOUT_BATCH:
@@ -406,8 +411,67 @@ def create_app(state: SimState) -> FastAPI:
         # client cannot use: a truncated JSON document and a content-length that promises more.
         return Response(content=b'{"id": "batch_', status_code=200, headers={"content-length": "64"})
 
+    _account_routes(app, state, authenticate)
     app.add_middleware(_Paced, state=state, prefix=batches_path)
     return app
+
+
+class KeySpec(BaseModel):
+    key_name: str | None = None
+    user_id: str
+
+
+class KeyUpdate(BaseModel):
+    is_active: bool | None = None
+
+
+class UserUpdate(BaseModel):
+    blocked: bool | None = None
+
+
+def _account_routes(app: FastAPI, state: SimState, authenticate: Callable[[AuthHeaders], Caller]) -> None:
+    """The gateway's key and user management the service meets (master key only): a key made for a user, a key
+    deactivated or reactivated, a user blocked or unblocked, a user deleted."""
+    root, accounts = state.api_root, state.accounts
+
+    def master(auth: AuthHeaders) -> None:
+        if not authenticate(auth).master:
+            raise HTTPException(403, "Master key required")
+
+    @app.post(f"{root}/keys")
+    async def create_key(spec: KeySpec, auth: Auth) -> dict[str, object]:
+        master(auth)
+        key = accounts.add_key(spec.user_id, name=spec.key_name)
+        return {**key.to_json(), "key": key.key}
+
+    @app.patch(f"{root}/keys/{{key_id}}")
+    async def update_key(key_id: str, update: KeyUpdate, auth: Auth) -> dict[str, object]:
+        master(auth)
+        key = accounts.key_by_id(key_id)
+        if key is None:
+            raise HTTPException(404, f"API key with id '{key_id}' not found")
+        if update.is_active is not None:
+            key.active = update.is_active
+        return key.to_json()
+
+    @app.patch(f"{root}/users/{{user_id}}")
+    async def update_user(user_id: str, update: UserUpdate, auth: Auth) -> dict[str, object]:
+        master(auth)
+        user = accounts.users.get(user_id)
+        if user is None or user.deleted:
+            raise HTTPException(404, f"User '{user_id}' not found")
+        if update.blocked is not None:
+            user.blocked = update.blocked
+        return user.to_json()
+
+    @app.delete(f"{root}/users/{{user_id}}", status_code=204)
+    async def delete_user(user_id: str, auth: Auth) -> Response:
+        master(auth)
+        user = accounts.users.get(user_id)
+        if user is None or user.deleted:
+            raise HTTPException(404, f"User '{user_id}' not found")
+        user.deleted = True  # its keys answer 401 "API key is inactive" from now on
+        return Response(status_code=204)
 
 
 class _Paced:

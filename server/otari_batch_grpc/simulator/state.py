@@ -23,11 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from otari_batch_grpc.simulator.accounts import DEFAULT_API_KEYS, DEFAULT_MASTER_KEY, Accounts
+
 JSON = dict[str, Any]
 
-# Keys that work out of the box (shown in the README). Each API key belongs to one user.
-DEFAULT_API_KEYS = {"sim-key-alice": "alice", "sim-key-bob": "bob"}
-DEFAULT_MASTER_KEY = "sim-master-key"
 
 BATCH_PROVIDERS = ("openai", "anthropic", "mistral")
 PROVIDERS_WITHOUT_BATCH = ("groq",)
@@ -93,8 +92,8 @@ class BudgetRefusal:
 @dataclass
 class SimState:
     stage_seconds: float = 5.0
-    api_keys: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_API_KEYS))
-    master_key: str = DEFAULT_MASTER_KEY
+    # Keys and users: keys deactivated, users blocked or deleted, as the gateway does (see accounts).
+    accounts: Accounts = field(default_factory=lambda: Accounts.with_keys(DEFAULT_API_KEYS, DEFAULT_MASTER_KEY))
     clock: Callable[[], float] = time.time
     batches: dict[str, SimBatch] = field(default_factory=dict)
     order: list[str] = field(default_factory=list)  # creation order, oldest first
