@@ -23,6 +23,8 @@ from google.rpc import error_details_pb2, status_pb2
 
 from otari_batch_grpc.server.app import BatchServer
 from otari_batch_grpc.server.config import Settings
+from otari_batch_grpc.server.core import Caller
+from otari_batch_grpc.server.tokens import CallerTokens
 from otari_batch_grpc.simulator.run import running_simulator
 from otari_batch_grpc.simulator.state import SimState
 from otari_batch_grpc.v1 import batch_service_pb2 as pb
@@ -182,6 +184,11 @@ def make_settings(gateway_url: str, state_dir: Path, **overrides: Any) -> Settin
         **overrides,
     }
     return Settings(**values)
+
+
+def peek(server: BatchServer, key: str = "sim-key-alice") -> CallerTokens:
+    """The tokens `server` seals for the caller with `key`: tests may look inside them (callers cannot)."""
+    return server.service.core.tokens_for(Caller(key, server.service.owners.owner_of_key(key)))
 
 
 @pytest.fixture

@@ -15,15 +15,15 @@ from typing import TYPE_CHECKING, Any
 import grpc
 import pytest
 
-from otari_batch_grpc.server import tokens
 from otari_batch_grpc.server.app import BatchServer
 from otari_batch_grpc.server.auth import Credential
-from otari_batch_grpc.server.core import Caller, SingleFlight
+from otari_batch_grpc.server.core import Caller
 from otari_batch_grpc.server.records import behind
+from otari_batch_grpc.server.singleflight import SingleFlight
 from otari_batch_grpc.server.watch import Subscriber
 from otari_batch_grpc.v1 import batch_pb2, watch_pb2
 from otari_batch_grpc.v1 import batch_service_pb2 as pb
-from tests.conftest import ALICE, BOB, FAST, MASTER, Sim, connect, create_request, eventually, make_settings
+from tests.conftest import ALICE, BOB, FAST, MASTER, Sim, connect, create_request, eventually, make_settings, peek
 
 if TYPE_CHECKING:
     from otari_batch_grpc.v1.batch_service_pb2_grpc import BatchServiceAsyncStub as Stub
@@ -267,7 +267,9 @@ async def test_single_flight_shares_a_run_while_it_flies_and_outlives_a_caller_t
     assert runs == 2 and len(flights) == 0
 
 
-async def test_a_read_answered_after_a_later_cancel_does_not_take_the_batch_back(stub: Stub, sim: Sim) -> None:
+async def test_a_read_answered_after_a_later_cancel_does_not_take_the_batch_back(
+    stub: Stub, server: BatchServer, sim: Sim
+) -> None:
     """A GetBatch sent before a cancel, whose answer (validating, as it was read) arrives after the cancel's
     (cancelling): it is no new revision, and its caller gets the newer state. Watchers never see a batch go back."""
     batch = await _create(stub)
@@ -279,7 +281,7 @@ async def test_a_read_answered_after_a_later_cancel_does_not_take_the_batch_back
     assert cancelled.status == batch_pb2.BATCH_STATUS_CANCELLING
     assert (await late).batch.status == batch_pb2.BATCH_STATUS_CANCELLING
     replay = stub.WatchBatch(
-        pb.WatchBatchRequest(batch_id=batch.id, resume_token=tokens.resume_token(batch.id, 1)), metadata=ALICE
+        pb.WatchBatchRequest(batch_id=batch.id, resume_token=peek(server).resume(batch.id, 1)), metadata=ALICE
     )
     event = await _next(replay)
     assert (event.previous_status, event.batch.status) == (

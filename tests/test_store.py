@@ -351,12 +351,13 @@ async def _enter(store: Store, snapshot: bytes) -> list[Revision]:
 
 
 async def test_the_shared_secret_is_the_databases_or_none(target: str | Path, store: Store) -> None:
-    secret = await store.shared_secret()
+    secret = await store.shared_secret("owner_secret")
     if isinstance(target, Path):
         assert secret is None  # one process's own: the secret is a file beside it (auth.py)
         return
     assert secret is not None and len(secret) == 64
-    assert await store.shared_secret() == secret
+    assert await store.shared_secret("owner_secret") == secret
+    assert await store.shared_secret("token_key") not in (None, secret)  # each name a secret of its own
 
 
 # -- a server killed mid-load -------------------------------------------------------------------------------------

@@ -125,7 +125,7 @@ async def test_replicas_starting_together_migrate_once(postgres_url: str) -> Non
         async with _connection(postgres_url) as conn:
             versions = await conn.fetch(f"SELECT version FROM {POSTGRES_SCHEMA}.schema_version ORDER BY version")
         assert [row[0] for row in versions] == list(range(1, len(PostgresStore.MIGRATIONS) + 1))
-        secrets = await asyncio.gather(*(store.shared_secret() for store in stores))
+        secrets = await asyncio.gather(*(store.shared_secret("owner_secret") for store in stores))
         assert len(set(secrets)) == 1  # made once, read by every replica
     finally:
         await asyncio.gather(*(store.close() for store in stores))

@@ -15,11 +15,11 @@ import grpc
 import pytest
 from google.protobuf import duration_pb2
 
-from otari_batch_grpc.server import tokens
 from otari_batch_grpc.server.app import BatchServer
+from otari_batch_grpc.server.tokens import CallerTokens, TokenKeys
 from otari_batch_grpc.v1 import batch_pb2, batch_service_pb2_grpc, watch_pb2
 from otari_batch_grpc.v1 import batch_service_pb2 as pb
-from tests.conftest import ALICE, BOB, FAST, Sim, connect, create_request, details, eventually, make_settings
+from tests.conftest import ALICE, BOB, FAST, Sim, connect, create_request, details, eventually, make_settings, peek
 
 if TYPE_CHECKING:
     from otari_batch_grpc.v1.batch_service_pb2_grpc import BatchServiceAsyncStub as Stub
@@ -56,12 +56,12 @@ async def _rest(call: Any) -> list[watch_pb2.BatchEvent]:
     return events
 
 
-def _rev(event: watch_pb2.BatchEvent) -> int:
+def _rev(server: BatchServer, event: watch_pb2.BatchEvent) -> int:
     """The revision behind a resume token (tests may peek; callers treat tokens as opaque)."""
-    return tokens.rev_of_resume_token(event.resume_token, event.batch.id)
+    return peek(server).resume_rev(event.resume_token, event.batch.id)
 
 
-async def test_snapshot_then_every_change_then_ok_at_terminal(wstub: Stub, sim: Sim) -> None:
+async def test_snapshot_then_every_change_then_ok_at_terminal(wstub: Stub, fast: BatchServer, sim: Sim) -> None:
     batch = await _create(wstub)
     call = _watch(wstub, batch.id)
     first = await _next(call)
@@ -78,7 +78,7 @@ async def test_snapshot_then_every_change_then_ok_at_terminal(wstub: Stub, sim: 
     assert batch_pb2.BATCH_STATUS_IN_PROGRESS in statuses
     for before, after in itertools.pairwise(events):
         assert after.previous_status == before.batch.status
-        assert _rev(after) > _rev(before)
+        assert _rev(fast, after) > _rev(fast, before)
         assert after.observed_at.ToNanoseconds() >= before.observed_at.ToNanoseconds()
     counts = [e.batch.request_counts.completed for e in events]
     assert counts == sorted(counts) and counts[-1] == 20
@@ -103,7 +103,7 @@ async def test_200_subscribers_on_10_batches_poll_once_per_batch(sim: Sim, tmp_p
             call.cancel()
 
 
-async def test_resume_after_a_dropped_stream_misses_nothing(wstub: Stub, sim: Sim) -> None:
+async def test_resume_after_a_dropped_stream_misses_nothing(wstub: Stub, fast: BatchServer, sim: Sim) -> None:
     batch = await _create(wstub)
     call = _watch(wstub, batch.id)
     snapshot = await _next(call)
@@ -113,11 +113,11 @@ async def test_resume_after_a_dropped_stream_misses_nothing(wstub: Stub, sim: Si
     replayed = await _next(resumed)
     assert replayed.kind == CHANGE and replayed.batch.status == batch_pb2.BATCH_STATUS_CANCELLING
     assert replayed.previous_status == batch_pb2.BATCH_STATUS_VALIDATING
-    assert _rev(replayed) == _rev(snapshot) + 1
+    assert _rev(fast, replayed) == _rev(fast, snapshot) + 1
     await sim.set_stage_seconds(0)
     rest = await _rest(resumed)
     assert [e.batch.status for e in rest] == [batch_pb2.BATCH_STATUS_CANCELLED]
-    assert _rev(rest[0]) == _rev(replayed) + 1
+    assert _rev(fast, rest[0]) == _rev(fast, replayed) + 1
 
 
 async def test_resume_after_a_server_restart(sim: Sim, tmp_path: Path) -> None:
@@ -131,7 +131,8 @@ async def test_resume_after_a_server_restart(sim: Sim, tmp_path: Path) -> None:
     async with BatchServer(settings, gateway_url=sim.url) as server, connect(server.port) as stub:
         resumed = _watch(stub, batch.id, snapshot.resume_token)
         event = await _next(resumed)
-        assert event.batch.status == batch_pb2.BATCH_STATUS_CANCELLING and _rev(event) == _rev(snapshot) + 1
+        assert event.batch.status == batch_pb2.BATCH_STATUS_CANCELLING
+        assert _rev(server, event) == _rev(server, snapshot) + 1
         resumed.cancel()
 
 
@@ -182,14 +183,14 @@ async def test_a_slow_subscriber_stays_bounded_and_slows_nobody(sim: Sim, tmp_pa
             fast_events.append(response.event)
             most_pending = max(most_pending, server.service.hub.pending())
         assert fast_events[-1].batch.status == COMPLETED
-        revs = [_rev(e) for e in fast_events]
+        revs = [_rev(server, e) for e in fast_events]
         assert revs == list(range(revs[0], revs[0] + len(revs)))  # every change, none skipped
         assert len(revs) > 10
         assert most_pending <= 2  # one pending state per subscriber, at most
         # Catching up: the hub held only its latest state meanwhile; the revisions between come from the store.
         slow_events = [r.event async for r in slow_call]
         assert slow_events[-1].batch.status == COMPLETED
-        assert [_rev(e) for e in slow_events][-len(revs) :] == revs  # every change, none skipped, none twice
+        assert [_rev(server, e) for e in slow_events][-len(revs) :] == revs  # every change, none skipped, none twice
 
 
 async def test_cancelling_a_watch_stops_the_loop(wstub: Stub, fast: BatchServer) -> None:
@@ -389,13 +390,14 @@ def test_a_revision_repeating_the_state_last_sent_is_no_event() -> None:
     from otari_batch_grpc.server.records import Observation
 
     running = batch_pb2.Batch(id="b", status=batch_pb2.BATCH_STATUS_IN_PROGRESS, provider="openai")
-    trail = Trail()
+    tokens = CallerTokens(TokenKeys({1: b"k" * 32}), "owner")
+    trail = Trail(tokens)
     trail.event(Observation(running, 2, 1.0))
     again = batch_pb2.Batch()
     again.CopyFrom(running)
     again.provider = "OpenAI"  # as another caller spelled it: the same state
     assert trail.repeats(Observation(again, 3, 2.0)) and trail.rev == 3
-    assert tokens.rev_of_resume_token(trail.token, "b") == 3  # heartbeats resume from the newer revision
+    assert tokens.resume_rev(trail.token, "b") == 3  # heartbeats resume from the newer revision
     done = batch_pb2.Batch(id="b", status=batch_pb2.BATCH_STATUS_COMPLETED, provider="openai")
     assert not trail.repeats(Observation(done, 4, 3.0))
     assert trail.event(Observation(done, 4, 3.0)).previous_status == batch_pb2.BATCH_STATUS_IN_PROGRESS
@@ -426,7 +428,7 @@ async def test_a_resume_across_a_repeated_revision_repeats_no_change(wstub: Stub
     resumed = _watch(wstub, batch.id, snapshot.resume_token)
     event = await _next(resumed)
     assert event.kind == HEARTBEAT and not event.batch.id  # nothing new: the caller has this state
-    assert tokens.rev_of_resume_token(event.resume_token, batch.id) == _rev(snapshot) + 1  # the newer one is the base
+    assert peek(fast).resume_rev(event.resume_token, batch.id) == _rev(fast, snapshot) + 1  # the newer one is the base
     await wstub.CancelBatch(pb.CancelBatchRequest(batch_id=batch.id), metadata=ALICE)
     change = await _next(resumed)
     assert (change.kind, change.batch.status) == (CHANGE, batch_pb2.BATCH_STATUS_CANCELLING)
@@ -499,11 +501,11 @@ async def test_a_batch_made_while_a_follow_all_stream_was_away_comes_as_a_snapsh
     resumed.cancel()
 
 
-async def test_a_token_for_a_revision_never_saved_must_start_over_too(wstub: Stub) -> None:
+async def test_a_token_for_a_revision_never_saved_must_start_over_too(wstub: Stub, fast: BatchServer) -> None:
     """As after the service's state was reset: the token's revision is not one this service holds."""
     batch = await _create(wstub)
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await _watch(wstub, batch.id, tokens.resume_token(batch.id, 9999)).read()
+        await _watch(wstub, batch.id, peek(fast).resume(batch.id, 9999)).read()
     assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     info = details(caught.value).info
     assert info is not None and info.reason == "RESUME_TOKEN_EXPIRED"

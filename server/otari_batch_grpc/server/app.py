@@ -12,7 +12,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 
 from otari_batch_grpc.server import metrics, reflection, tracing
-from otari_batch_grpc.server.auth import OwnerHasher, load_owner_secret
+from otari_batch_grpc.server.auth import OwnerHasher, kept_secret, load_owner_secret
 from otari_batch_grpc.server.config import Settings
 from otari_batch_grpc.server.core import CorePolicy
 from otari_batch_grpc.server.gateway import API_ROOTS, GatewayClient
@@ -22,6 +22,7 @@ from otari_batch_grpc.server.results import ResultsPolicy
 from otari_batch_grpc.server.rpc import register
 from otari_batch_grpc.server.service import BatchService
 from otari_batch_grpc.server.store import Store, open_store
+from otari_batch_grpc.server.tokens import TokenKeys
 from otari_batch_grpc.server.upstream import UpstreamError
 from otari_batch_grpc.server.watch import WatchPolicy
 from otari_batch_grpc.v1 import batch_service_pb2
@@ -132,9 +133,11 @@ class BatchServer:
             await self._find_api_root()
         self._store = await open_store(settings.store_target)
         try:
-            # Replicas on one PostgreSQL share the secret it keeps, so they hash a caller alike.
-            shared = None if settings.owner_secret else await self._store.shared_secret()
+            # Replicas on one PostgreSQL share the secrets it keeps, so they hash a caller alike and open each
+            # other's tokens.
+            shared = None if settings.owner_secret else await self._store.shared_secret("owner_secret")
             secret = shared or await load_owner_secret(settings.owner_secret, settings.state_db)
+            tokens = await self._token_keys()
             self._service = BatchService(
                 gateway=self.gateway,
                 store=self._store,
@@ -164,6 +167,7 @@ class BatchServer:
                 limits=self.limits,
                 heartbeat_seconds=settings.watch_heartbeat,
                 wait_default_seconds=settings.wait_default_timeout,
+                tokens=tokens,
             )
             await self._service.core.join_fleet()
             return await self._serve()
@@ -289,6 +293,20 @@ class BatchServer:
                 with contextlib.suppress(Exception):
                     metrics.RESULTS_CACHE_BYTES.set(await self.store.results_bytes())
             await asyncio.sleep(self.settings.sweep_interval)
+
+    async def _token_keys(self) -> TokenKeys:
+        """TOKEN_KEYS, else one generated key kept where the owner secret is (the PostgreSQL database, or a file
+        beside STATE_DB): fine for development, but whoever reads those can make tokens."""
+        settings, store = self.settings, self.store
+        if settings.token_keys:
+            return TokenKeys.parse(settings.token_keys)
+        kept = await store.shared_secret("token_key")
+        where = "the state database"
+        if kept is None:
+            path = settings.state_db.parent / (settings.state_db.name + ".tokenkey")
+            kept, where = await kept_secret(path), str(path)
+        log.info("page and resume tokens sealed with a generated key kept in %s (set TOKEN_KEYS in production)", where)
+        return TokenKeys({1: kept})
 
     async def _set_health(self, reachable: bool) -> None:
         status = _SERVING if reachable else _NOT_SERVING

@@ -73,24 +73,33 @@ class OwnerHasher:
         self._secret = secret
 
     def owner_of(self, credential: Credential) -> str:
-        return hmac.new(self._secret, credential.key.encode(), hashlib.sha256).hexdigest()
+        return self.owner_of_key(credential.key)
+
+    def owner_of_key(self, key: str) -> str:
+        return hmac.new(self._secret, key.encode(), hashlib.sha256).hexdigest()
 
 
 async def load_owner_secret(configured: str | None, state_db: Path) -> bytes:
     """The configured secret, else the one in a file beside the database (made, mode 0600, on first start)."""
     if configured:
         return configured.encode()
-    return await asyncio.to_thread(_secret_file, state_db.parent / (state_db.name + ".secret"))
+    return await kept_secret(state_db.parent / (state_db.name + ".secret"))
+
+
+async def kept_secret(path: Path) -> bytes:
+    """A random secret kept in the file at `path`: read, or made (mode 0600, its folder 0700 when made) on first
+    use."""
+    return await asyncio.to_thread(_secret_file, path)
 
 
 def _secret_file(path: Path) -> bytes:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         secret = path.read_bytes().strip()
         if len(secret) < 32:
-            raise RuntimeError(f"the owner secret file {path} is damaged (too short)") from None
+            raise RuntimeError(f"the secret file {path} is damaged (too short)") from None
         return secret
     secret = secrets.token_hex(32).encode()
     with os.fdopen(fd, "wb") as out:

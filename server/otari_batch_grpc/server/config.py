@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from otari_batch_grpc.server.store.base import is_database_url
+from otari_batch_grpc.server.tokens import TokenKeys, TokenKeysError
 
 _MIB = 1024 * 1024
 
@@ -65,10 +66,19 @@ class Settings:
         "Unset: a random one kept in a file beside STATE_DB, or in the PostgreSQL database.",
         secret=True,
     )
+    token_keys: str | None = _opt(
+        None,
+        "Keys that seal page and resume tokens: comma-separated generation:secret pairs (secrets of 32 characters or "
+        "more), e.g. 2:<new>,1:<old>. The highest generation seals, every one given opens; a token of a generation "
+        "dropped is expired. Unset: one generated key kept beside STATE_DB, or in the PostgreSQL database (set it in "
+        "production, so that reading the database is not enough to make tokens).",
+        secret=True,
+    )
     owner_trust_seconds: float = _opt(
         300.0,
-        "Seconds the service trusts that a caller the gateway showed a batch to may still see it; after that, "
-        "cached data is served only after the gateway authorizes the caller again.",
+        "Seconds the service serves what it keeps of a batch (its state, results, a replayed create) to a caller "
+        "the gateway showed that batch to, without asking the gateway again; also the bound within which a key the "
+        "gateway revoked is refused everywhere. 0: every such call asks the gateway.",
     )
     providers: str = _opt(
         "",
@@ -229,6 +239,11 @@ class Settings:
             raise ConfigError("owner_trust_seconds and results_cache_max_bytes must be 0 or more")
         if self.owner_secret is not None and len(self.owner_secret) < 16:
             raise ConfigError("owner_secret must be at least 16 characters")
+        if self.token_keys is not None:
+            try:
+                TokenKeys.parse(self.token_keys)
+            except TokenKeysError as exc:
+                raise ConfigError(f"token_keys: {exc}") from None
         if self.max_message_bytes < _MIB:
             raise ConfigError("max_message_bytes must be at least 1 MiB")
         if self.upstream_max_connections < 1:

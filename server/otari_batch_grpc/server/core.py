@@ -11,21 +11,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Hashable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any
 
-from otari_batch_grpc.server import convert, tokens
+from otari_batch_grpc.server import convert
 from otari_batch_grpc.server.errors import Code, ServiceError, from_upstream, state_unavailable
 from otari_batch_grpc.server.gateway import GatewayClient
 from otari_batch_grpc.server.records import Observation, behind, same_state, seen
-from otari_batch_grpc.server.store import Access, RevisionNotice, Store, StoreUnavailable
-from otari_batch_grpc.server.upstream import KeyRefused, ProviderFailed, UpstreamError
+from otari_batch_grpc.server.singleflight import SingleFlight
+from otari_batch_grpc.server.store import Access, Notice, RefusalNotice, RevisionNotice, Store, StoreUnavailable
+from otari_batch_grpc.server.tokens import CallerTokens, TokenKeys
+from otari_batch_grpc.server.trust import Trust
+from otari_batch_grpc.server.upstream import ProviderFailed, UpstreamError, UpstreamHTTPError
 from otari_batch_grpc.server.validation import provider_required
 from otari_batch_grpc.server.watch import Hub, Watcher, WatchPolicy
 from otari_batch_grpc.v1 import batch_pb2, batch_service_pb2
@@ -38,34 +40,6 @@ DISCOVERY_PAGE = 100
 _LATEST_CACHED = 10_000
 # A CreateBatch body for more requests than this is built in a thread.
 _BODY_ON_LOOP_REQUESTS = 500
-
-
-T = TypeVar("T")
-
-
-class SingleFlight(Generic[T]):
-    """Concurrent calls for one key share one run of the work: the first starts it, those arriving while it runs
-    await the same outcome (its result, or its exception). A call arriving after it ended starts a new run. The run
-    is shielded: a caller that leaves (cancelled, past its deadline) does not end it for the others."""
-
-    def __init__(self) -> None:
-        self._flying: dict[Hashable, asyncio.Future[T]] = {}
-
-    async def run(self, key: Hashable, work: Callable[[], Awaitable[T]]) -> T:
-        flying = self._flying.get(key)
-        if flying is None:
-            flying = self._flying[key] = asyncio.ensure_future(work())
-            flying.add_done_callback(lambda done: self._landed(key, done))
-        return await asyncio.shield(flying)
-
-    def _landed(self, key: Hashable, done: asyncio.Future[T]) -> None:
-        if self._flying.get(key) is done:
-            del self._flying[key]
-        if not done.cancelled():
-            done.exception()  # retrieved: when every caller left, asyncio has nothing to warn of
-
-    def __len__(self) -> int:
-        return len(self._flying)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,37 +86,60 @@ def upstream_errors() -> Iterator[None]:
 
 
 class Batches:
-    def __init__(self, *, gateway: GatewayClient, store: Store, policy: CorePolicy, watch: WatchPolicy) -> None:
+    def __init__(
+        self,
+        *,
+        gateway: GatewayClient,
+        store: Store,
+        policy: CorePolicy,
+        watch: WatchPolicy,
+        tokens: TokenKeys,
+        owner_of: Callable[[str], str],
+    ) -> None:
         self.gateway = gateway
         self.store = store
         self.policy = policy
+        self._tokens = tokens
         # Replicas on one store share the polling (a lease per live batch) and hear of each other's revisions.
         self._replicas = _Replicas(self, watch.lease_seconds) if store.SHARED else None
         self.hub = Hub(poll=self._poll, policy=watch, fleet=self._replicas)
+        # Who may be served what the service keeps: the gateway's word on every key, from every answer it gives.
+        self.trust = Trust(
+            gateway=gateway,
+            store=store,
+            trust_seconds=policy.owner_trust_seconds,
+            owner_of=owner_of,
+            on_refused=self.hub.refuse,
+        )
+        gateway.witness(self.trust.answered)
         self._heard_tasks: set[asyncio.Task[None]] = set()
         self._entering = asyncio.Lock()
         self._latest: OrderedDict[str, Observation] = OrderedDict()
-        self._checked: OrderedDict[tuple[str, str], Access] = OrderedDict()  # (batch, owner) -> as last written
-        self._owner_checked: dict[str, float] = {}  # owner -> when the gateway last showed it anything
-        self._refused: OrderedDict[str, tuple[float, ServiceError]] = OrderedDict()  # keys the gateway refused
-        self._vouching: SingleFlight[None] = SingleFlight()  # by owner: the question asked of the gateway
         self._fetching: SingleFlight[Observation] = SingleFlight()  # by (batch, owner, provider): gateway reads
-        self._reading: SingleFlight[Access | None] = SingleFlight()  # by (batch, owner): the store's word on access
         self._reading_latest: SingleFlight[Observation | None] = SingleFlight()  # by batch: its latest revision
+
+    def tokens_for(self, caller: Caller) -> CallerTokens:
+        """The page and resume tokens of this caller: sealed for it, opened only from it."""
+        return CallerTokens(self._tokens, caller.owner)
 
     # -- the one path in -------------------------------------------------------------------------------------
     async def enter(
-        self, batches: Sequence[batch_pb2.Batch], provider: str, owner: str, *, creator: bool = False
+        self,
+        batches: Sequence[batch_pb2.Batch],
+        provider: str,
+        owner: str,
+        *,
+        shown_at: float,
+        creator: bool = False,
     ) -> list[Observation]:
-        """States the gateway just showed `owner`: saved (registry, access, a revision per change), then announced
-        (subscribers of each changed batch, and `owner`'s many-batch streams). Returns each as an observation.
-        States this process holds already, whose access was written lately, need no saving: no lock, no store."""
+        """States the gateway showed `owner` (in answer to a call sent at `shown_at`, epoch seconds: the time its
+        access counts from): saved (registry, access, a revision per change), then announced (subscribers of each
+        changed batch, and `owner`'s many-batch streams). Returns each as an observation. States this process holds
+        already, whose access was written lately, need no saving: no lock, no store."""
         result = self._repeats(batches, owner, creator=creator)
         if result is None:
             async with self._entering:
-                result = await self._save(batches, provider, owner, creator=creator)
-        if batches:
-            self._owner_checked[owner] = time.time()
+                result = await self._save(batches, provider, owner, creator=creator, shown_at=shown_at)
         for observation in result:
             self.hub.announce(observation, provider, owner)
         return result
@@ -155,16 +152,16 @@ class Batches:
         now, due = time.time(), self.policy.owner_trust_seconds / 4
         found = []
         for batch in batches:
-            last, shown = self._latest.get(batch.id), self._checked.get((batch.id, owner))
+            last, shown = self._latest.get(batch.id), self.trust.shown(batch.id, owner)
             if last is None or shown is None or now - shown.verified_at > due or not same_state(last.batch, batch):
                 return None
             found.append(last.as_shown(batch))
         return found
 
     async def _save(
-        self, batches: Sequence[batch_pb2.Batch], provider: str, owner: str, *, creator: bool
+        self, batches: Sequence[batch_pb2.Batch], provider: str, owner: str, *, creator: bool, shown_at: float
     ) -> list[Observation]:
-        now = time.time()
+        now = shown_at
         observations: list[Observation | None] = []
         changed = []
         verified = []
@@ -173,7 +170,7 @@ class Batches:
             known = None if last is None else _known_state(last, batch)
             if known is not None:
                 observations.append(known)
-                shown = self._checked.get((batch.id, owner))
+                shown = self.trust.shown(batch.id, owner)
                 if creator or shown is None or now - shown.verified_at > self.policy.owner_trust_seconds / 4:
                     verified.append(batch.id)
             else:
@@ -192,20 +189,25 @@ class Batches:
                 self.hub.publish(observation)  # saved: now announced, in the order saved
                 written.add(batch.id)
             if batch.id in written:  # the memo says what the store says (other replicas, a restart, read that)
-                self._memo((batch.id, owner), Access(now, provider))
+                self.trust.remember(batch.id, owner, Access(now, provider))
             result.append(observation)
         return result
 
     # -- the other replicas --------------------------------------------------------------------------------
     async def join_fleet(self) -> None:
-        """Hear of the revisions other replicas on the store save (nothing to hear with a store of one's own)."""
+        """Hear of the revisions other replicas on the store save, and the keys they hear refused (nothing to hear
+        with a store of one's own)."""
         if self._replicas is not None:
-            await self.store.follow_revisions(self._heard)
+            await self.store.follow(self._heard)
             log.info("replica %s: polls shared through leases on the state database", self._replicas.name)
 
-    def _heard(self, notice: RevisionNotice) -> None:
+    def _heard(self, notice: Notice) -> None:
         """Another replica saved a revision: what this one remembers of the batch is stale; its loop here (if any)
-        reads the revision now; streams here that follow all of the owner's batches start following it."""
+        reads the revision now; streams here that follow all of the owner's batches start following it. Or it
+        heard the gateway refuse a key: so does this one."""
+        if isinstance(notice, RefusalNotice):
+            self.trust.refuse(notice.owner, notice.at, tell=False)
+            return
         self._latest.pop(notice.batch_id, None)
         self.hub.wake(notice.batch_id)
         if self.hub.follows(notice.owner):
@@ -254,71 +256,35 @@ class Batches:
         while len(self._latest) > _LATEST_CACHED:
             self._latest.popitem(last=False)
 
-    # -- who calls -----------------------------------------------------------------------------------------
+    # -- who calls (the rule is `trust`'s; siblings ask here) ----------------------------------------------------
     async def vouch(self, caller: Caller, *, time_left: float | None) -> None:
-        """Make sure the gateway takes the caller's key before an answer from the store alone (an empty list, a
-        watch of nothing): a key the gateway showed anything within the trust window is known; any other is asked
-        about once, without touching a provider, and the verdict kept as long. UNAUTHENTICATED for a wrong key."""
-        now = time.time()
-        trust = self.policy.owner_trust_seconds
-        if now - self._owner_checked.get(caller.owner, 0.0) < trust:
-            return
-        refused = self._refused.get(caller.owner)
-        if refused is not None and now - refused[0] < trust:
-            raise dataclasses.replace(refused[1])
-        await self._vouching.run(caller.owner, lambda: self._ask_about_key(caller, time_left))
+        """UNAUTHENTICATED unless the gateway takes the caller's key (taken lately, or asked now): before anything
+        is served on the key's word alone (a listing, a stream of nothing yet)."""
+        await self.trust.vouch(caller.owner, caller.key, time_left=time_left)
 
-    async def _ask_about_key(self, caller: Caller, time_left: float | None) -> None:
-        now = time.time()
-        try:
-            await self.gateway.check_key(caller.key, time_left=time_left)
-        except KeyRefused as exc:
-            error = from_upstream(exc)
-            self._refused[caller.owner] = (now, error)
-            while len(self._refused) > _LATEST_CACHED:
-                self._refused.popitem(last=False)
-            raise error from None
-        except UpstreamError as exc:
-            raise from_upstream(exc) from None
-        self._owner_checked[caller.owner] = now
-
-    # -- reading a batch -----------------------------------------------------------------------------------
     async def shown_provider(self, caller: Caller, batch_id: str) -> str | None:
         """The provider of a batch this caller has been shown (None for any other: nothing leaks to others)."""
-        shown = self._checked.get((batch_id, caller.owner)) or await self._stored_access(caller, batch_id)
-        return shown.provider if shown is not None else None
+        return await self.trust.provider(batch_id, caller.owner)
 
     async def verified(self, caller: Caller, batch_id: str) -> float | None:
-        """When the gateway last showed the caller the batch (epoch seconds), if within the trust window: as this
-        process saw it, else as the store says (another replica saw it, or this process did before a restart)."""
-        trust = self.policy.owner_trust_seconds
-        shown = self._checked.get((batch_id, caller.owner))
-        if shown is None or time.time() - shown.verified_at >= trust:
-            shown = await self._stored_access(caller, batch_id)
-        return shown.verified_at if shown is not None and time.time() - shown.verified_at < trust else None
+        """When the gateway last showed the caller the batch (epoch seconds), if it still counts (see trust)."""
+        return await self.trust.verified(batch_id, caller.owner)
 
     async def trusted(self, caller: Caller, batch_id: str) -> bool:
-        """Whether the gateway showed this caller the batch recently enough to serve it from the store."""
-        return await self.verified(caller, batch_id) is not None
+        """Whether what the service keeps of the batch may be served to this caller without asking the gateway."""
+        return await self.trust.verified(batch_id, caller.owner) is not None
 
-    async def _stored_access(self, caller: Caller, batch_id: str) -> Access | None:
-        """The store's word on the caller's access to the batch, remembered beside what this process saw; concurrent
-        asks (a storm of subscribers of one batch after a restart) share one read."""
-        key = (batch_id, caller.owner)
-        stored = await self._reading.run(key, lambda: self.store.access(batch_id, caller.owner))
-        if stored is None:
-            self._checked.pop(key, None)
-            return None
-        known = self._checked.get(key)
-        if known is None or stored.verified_at > known.verified_at:
-            self._memo(key, stored)
-        return self._checked.get(key, stored)
-
-    def _memo(self, key: tuple[str, str], access: Access) -> None:
-        self._checked[key] = access
-        self._checked.move_to_end(key)
-        while len(self._checked) > _LATEST_CACHED:
-            self._checked.popitem(last=False)
+    async def current(self, caller: Caller, batch_id: str, provider: str) -> tuple[Observation, float]:
+        """The batch's latest state for this caller, and when the gateway last showed it to them (epoch seconds):
+        what the service keeps, at no gateway call, when the caller may be served it (see trust); else a gateway
+        read, which authorizes the caller again (or refuses it)."""
+        verified = await self.verified(caller, batch_id)
+        if verified is not None:
+            latest = self.hub.latest(batch_id) or await self.latest(batch_id)
+            if latest is not None:
+                return latest, verified
+        sent = time.time()
+        return await self.fetch(caller, batch_id, provider, time_left=None), sent
 
     async def provider_of(self, caller: Caller, batch_id: str, given: str, *, time_left: float | None) -> str:
         """The provider named, or the one of a batch this caller has been shown (nothing leaks to others), or else
@@ -341,8 +307,9 @@ class Batches:
             except ServiceError as error:
                 if error.code == Code.UNAVAILABLE:
                     down.append(provider)
-                elif not isinstance(error, NotAtProvider):
-                    raise  # another user's batch (404), a refused key: said as it is
+                elif not isinstance(error, NotFound):
+                    raise  # a refused key, a bad provider name: said as it is
+                # (another user's batch and an id that exists nowhere answer alike: the service adds no oracle)
         if down:
             raise ServiceError(
                 Code.UNAVAILABLE,
@@ -352,7 +319,7 @@ class Batches:
                 {"batch_id": batch_id, "providers": ",".join(down)},
                 retry_after=5.0,
             )
-        raise ServiceError(
+        raise NotFound(
             Code.NOT_FOUND,
             "BATCH_NOT_FOUND",
             f"Batch {batch_id} was not found: none of the providers asked ({', '.join(candidates)}) holds it for "
@@ -369,15 +336,12 @@ class Batches:
         return await self._fetching.run(key, lambda: self._fetch(caller, batch_id, provider, time_left))
 
     async def _fetch(self, caller: Caller, batch_id: str, provider: str, time_left: float | None) -> Observation:
+        sent = time.time()
         try:
             data = await self.gateway.get_batch(caller.key, batch_id, provider, time_left=time_left)
         except UpstreamError as exc:
-            error = await self._not_there_or_down(caller, provider, exc, time_left)
-            if error.code == Code.NOT_FOUND:  # not this caller's (any more), or gone: the registry forgets it for them
-                self._checked.pop((batch_id, caller.owner), None)
-                await self.store.revoke(batch_id, caller.owner)
-            raise error from None
-        (observation,) = await self.enter([convert.batch_from_json(data)], provider, caller.owner)
+            raise await self.read_failed(caller, batch_id, provider, exc, time_left) from None
+        (observation,) = await self.enter([convert.batch_from_json(data)], provider, caller.owner, shown_at=sent)
         return observation
 
     async def _poll(self, watcher: Watcher, batch_id: str, provider: str) -> Observation:
@@ -404,27 +368,22 @@ class Batches:
             return None
         return batch_pb2.Batch.FromString(record.snapshot)
 
-    async def _not_there_or_down(
-        self, caller: Caller, provider: str, exc: UpstreamError, time_left: float | None
+    async def read_failed(
+        self, caller: Caller, batch_id: str, provider: str, exc: UpstreamError, time_left: float | None
     ) -> ServiceError:
-        """A failed read, as the service's error. A provider's failure may mean a batch id it does not know (the
-        gateway answers both alike): one more call on this error path settles it: if the provider lists, the batch
-        is not there (NotAtProvider)."""
-        error = from_upstream(exc)
-        if not isinstance(exc, ProviderFailed):
-            return error
-        try:
-            await self.gateway.list_batches(caller.key, provider, after=None, limit=1, time_left=time_left)
-        except UpstreamError:
-            return error  # the provider does not answer: retry later, as said
-        batch_id = exc.batch_id or ""
-        return NotAtProvider(
-            Code.NOT_FOUND,
-            "BATCH_NOT_FOUND",
-            f"Provider {provider!r} answers, but not for batch {batch_id}: check the batch id and that the batch "
-            "is held by this provider.",
-            {"batch_id": batch_id, "provider": provider, "http_status": "502"},
-        )
+        """A failed read of a batch (get, cancel, results), as the service's error. Another user's batch (404) and
+        an id the provider does not know are one answer, NOT_FOUND (the service adds no existence oracle), and the
+        caller's access to it ends. The gateway answers an unknown id as it answers a provider that is down (502):
+        one more call on this error path settles which: if the provider lists, the batch is not there."""
+        if isinstance(exc, ProviderFailed):
+            try:
+                await self.gateway.list_batches(caller.key, provider, after=None, limit=1, time_left=time_left)
+            except UpstreamError:
+                return from_upstream(exc)  # the provider does not answer: retry later, as said
+        elif not (isinstance(exc, UpstreamHTTPError) and exc.status == 404):
+            return from_upstream(exc)
+        await self.trust.forget(batch_id, caller.owner)  # not this caller's (any more), or gone
+        return not_found(batch_id, provider)
 
     # -- changing a batch ----------------------------------------------------------------------------------
     async def create_upstream(
@@ -443,16 +402,18 @@ class Batches:
             body = convert.create_body(request, stamp=stamp)
         return await self.gateway.create_batch(caller.key, body, time_left=time_left)
 
-    async def created(self, caller: Caller, data: dict[str, Any], provider: str) -> batch_pb2.Batch:
-        """A batch the gateway just created for this caller, entered (with the caller as its creator)."""
+    async def created(self, caller: Caller, data: dict[str, Any], provider: str, *, sent: float) -> batch_pb2.Batch:
+        """A batch the gateway created for this caller (in answer to a call sent at `sent`), entered (with the
+        caller as its creator)."""
         batch = convert.batch_from_json(data)
-        await self.enter([batch], batch.provider or provider, caller.owner, creator=True)
+        await self.enter([batch], batch.provider or provider, caller.owner, creator=True, shown_at=sent)
         return batch
 
     async def cancel(self, caller: Caller, batch_id: str, provider: str, *, time_left: float | None) -> batch_pb2.Batch:
         finished = await self.trusted_terminal(caller, batch_id, provider)
         if finished is not None:
             raise already_finished(finished)
+        sent = time.time()
         try:
             data = await self.gateway.cancel_batch(caller.key, batch_id, provider, time_left=time_left)
         except ProviderFailed as exc:  # the gateway answers so for a cancel of a finished batch too: look first
@@ -461,9 +422,9 @@ class Batches:
                 raise already_finished(batch) from None
             raise from_upstream(exc) from None
         except UpstreamError as exc:
-            raise from_upstream(exc) from None
+            raise await self.read_failed(caller, batch_id, provider, exc, time_left) from None
         batch = convert.batch_from_json(data)
-        await self.enter([batch], provider, caller.owner)
+        await self.enter([batch], provider, caller.owner, shown_at=sent)
         return batch
 
     # -- listing -------------------------------------------------------------------------------------------
@@ -471,28 +432,30 @@ class Batches:
         self, caller: Caller, provider: str, *, page_size: int, page_token: str, time_left: float | None
     ) -> Listing:
         """The caller's batches newest first, from the registry (which never loses one to the gateway's
-        owner-filtered pages), after the gateway's newest page of each provider asked about was entered."""
-        before = tokens.list_position(page_token, provider) if page_token else None
+        owner-filtered pages), after the gateway's newest page of each provider asked about was entered. A listing
+        is served on the key's word: the registry's batches are those the gateway showed this key, and the gateway
+        took the key within the trust window (the first page's discovery says so; a later page, or a first one
+        whose discovery failed, asks if need be)."""
+        tokens = self.tokens_for(caller)
+        before = tokens.page_position(page_token, provider) if page_token else None
         providers = [provider] if provider else await self.store.providers_for(caller.owner)
         incomplete: list[str] = []
-        if not providers:
-            await self.vouch(caller, time_left=time_left)  # nothing to ask the gateway: is the key right at all?
         if before is None:
             for name in providers:
                 if not await self._discover(caller, name, time_left):
                     incomplete.append(name)
-        elif time.time() - self._owner_checked.get(caller.owner, 0.0) >= self.policy.owner_trust_seconds:
-            await self._reverify(caller, providers, time_left)
+        await self.vouch(caller, time_left=time_left)
         records = await self.store.list_for(caller.owner, provider or None, before=before, limit=page_size + 1)
         batches = [batch_pb2.Batch.FromString(r.snapshot) for r in records[:page_size]]
         token = ""
         if len(records) > page_size:
             last = records[page_size - 1]
-            token = tokens.list_token((last.created_at, last.first_seen, last.id), provider)
+            token = tokens.page((last.created_at, last.first_seen, last.id), provider)
         return Listing(batches, token, incomplete)
 
     async def _discover(self, caller: Caller, provider: str, time_left: float | None) -> bool:
         """Enter the provider's newest batches the gateway shows this caller. False when it could not ask."""
+        sent = time.time()
         try:
             items = await self.gateway.list_batches(
                 caller.key, provider, after=None, limit=DISCOVERY_PAGE, time_left=time_left
@@ -502,15 +465,8 @@ class Batches:
             if error.code in (Code.UNAUTHENTICATED, Code.PERMISSION_DENIED, Code.INVALID_ARGUMENT):
                 raise error from None  # the caller's own problem, not the provider's
             return False
-        await self.enter([convert.batch_from_json(item) for item in items], provider, caller.owner)
+        await self.enter([convert.batch_from_json(item) for item in items], provider, caller.owner, shown_at=sent)
         return True
-
-    async def _reverify(self, caller: Caller, providers: Sequence[str], time_left: float | None) -> None:
-        """A later page from the registry: make sure the gateway still takes this caller's key."""
-        for name in providers[:1]:
-            with upstream_errors():
-                await self.gateway.list_batches(caller.key, name, after=None, limit=1, time_left=time_left)
-            self._owner_checked[caller.owner] = time.time()
 
     # -- retention -----------------------------------------------------------------------------------------
     async def sweep(self, now: float | None = None) -> int:
@@ -522,8 +478,7 @@ class Batches:
             claim_seconds=policy.claim_seconds,
         )
         self._latest.clear()
-        self._checked.clear()
-        self._owner_checked.clear()
+        self.trust.clear()
         return gone
 
 
@@ -538,8 +493,19 @@ def _known_state(last: Observation, batch: batch_pb2.Batch) -> Observation | Non
     return None
 
 
-class NotAtProvider(ServiceError):
-    """NOT_FOUND: the provider answers, but not for this batch id (another provider may hold it)."""
+class NotFound(ServiceError):
+    """NOT_FOUND: the batch is not one the caller may see at this provider (another provider may hold it)."""
+
+
+def not_found(batch_id: str, provider: str) -> NotFound:
+    """One answer for another user's batch and an id the provider does not know: nothing tells them apart."""
+    return NotFound(
+        Code.NOT_FOUND,
+        "BATCH_NOT_FOUND",
+        f"Batch {batch_id} was not found at provider {provider!r} for you: check the batch id, and that this "
+        "provider holds it.",
+        {"batch_id": batch_id, "provider": provider},
+    )
 
 
 def status_meta(batch: batch_pb2.Batch) -> dict[str, str]:

@@ -181,6 +181,7 @@ _USER_BLOCKED = _Mapping(Code.PERMISSION_DENIED, "USER_BLOCKED")
 _BUDGET_WORDS = re.compile(r"exceeded (its |the |their )?budget|budget (limit )?exceeded|over budget", re.I)
 _BLOCKED_WORDS = re.compile(r"\bis blocked\b|\bblocked user\b", re.I)
 _OTHER_5XX = _Mapping(Code.UNAVAILABLE, "GATEWAY_UNAVAILABLE", retryable=True)
+_USER_NOT_FOUND = re.compile(r"\bUser '.*' not found\b")  # the gateway's words for a user it does not know
 
 # Where FastAPI's 422 `loc` names a gateway parameter, the name of the same thing in this contract.
 _LOC_TO_FIELD = {
@@ -238,6 +239,14 @@ def _from_http(exc: UpstreamHTTPError, meta: dict[str, str]) -> ServiceError:
     meta = {**meta, "http_status": str(status)}
     if exc.attempt_id:
         meta["otari_attempt_id"] = exc.attempt_id
+    if status == 404 and exc.operation == "create" and _USER_NOT_FOUND.search(detail):  # a master-key create's user
+        return ServiceError(
+            Code.INVALID_ARGUMENT,
+            "USER_NOT_FOUND",
+            f"The gateway knows no such user ({detail}): name a user it has, in 'user'.",
+            {**meta, "field": "user"},
+            [FieldViolation("user", f"is not a user the gateway knows ({detail})")],
+        )
     message = f"The gateway answered {status}: {detail}"
     violations: list[FieldViolation] = []
     if status in (400, 422):

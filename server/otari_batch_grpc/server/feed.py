@@ -8,6 +8,10 @@ WatchBatch, WatchBatches, WaitBatch and StreamResults(wait) are adapters over th
   store (on any replica, after a restart), and a revision repeating the state last sent (two replicas saw it) is
   no news: its token is taken, nothing is sent.
 - heartbeats: a quiet stream gets one every `heartbeat_seconds`, with the last token.
+- who may be sent what: a state from the service's own (a snapshot, a replay, a problem event's last state) only to
+  a caller the gateway authorized for the batch lately (core.current, core.trusted); a stream of no live batch
+  checks the caller's key once the trust window runs out (every `recheck_seconds` at most), so a key the gateway
+  refuses ends it too.
 - the hub membership and the per-caller count of batches watched: a Subscription takes them as it follows batches
   and gives all of them back in one place, `close`, whatever ends the stream.
 """
@@ -19,11 +23,11 @@ from collections.abc import AsyncGenerator, Sequence
 
 from google.protobuf import timestamp_pb2
 
-from otari_batch_grpc.server import tokens
 from otari_batch_grpc.server.core import Batches, Caller
 from otari_batch_grpc.server.errors import Code, FieldViolation, ServiceError, invalid_argument
 from otari_batch_grpc.server.records import Observation, same_state
 from otari_batch_grpc.server.store import StoreUnavailable
+from otari_batch_grpc.server.tokens import CallerTokens, resume_expired
 from otari_batch_grpc.server.watch import ACCESS_LOST, Problem, Subscriber
 from otari_batch_grpc.v1 import batch_pb2, watch_pb2
 
@@ -41,28 +45,32 @@ class Subscription:
     stream that follows all of them, its owner's new batches. `close` gives all of it back; it is called by
     whichever comes first, the call's end or the stream's, and does its work once."""
 
-    __slots__ = ("_closed", "_hub", "caller", "subscriber")
+    __slots__ = ("_closed", "_hub", "caller", "subscriber", "tokens")
 
     def __init__(self, feed: Feed, caller: Caller, *, many: bool) -> None:
         self.caller = caller
+        self.tokens = feed.core.tokens_for(caller)
         self.subscriber = Subscriber(caller.watcher, many=many)
         self._hub = feed.core.hub
+        self._hub.track(self.subscriber)
         self._closed = False
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
+        self._hub.untrack(self.subscriber)
         self._hub.unfollow_owner(self.subscriber)
         self._hub.leave(self.subscriber)
 
 
 class Feed:
-    def __init__(self, core: Batches, *, heartbeat_seconds: float) -> None:
+    def __init__(self, core: Batches, *, heartbeat_seconds: float, recheck_seconds: float) -> None:
         self.core = core
         self.hub = core.hub
         self.store = core.store
         self.heartbeat_seconds = heartbeat_seconds
+        self.recheck_seconds = recheck_seconds  # a stream of no live batch looks at its key this often, at most
 
     def subscription(self, caller: Caller, *, many: bool = False) -> Subscription:
         return Subscription(self, caller, many=many)
@@ -72,13 +80,13 @@ class Feed:
         self, subscription: Subscription, batch_id: str, provider: str, resume_token: str
     ) -> AsyncGenerator[watch_pb2.BatchEvent, None]:
         """A snapshot (or what was missed since `resume_token`), then each change; ends at a terminal state."""
-        after = tokens.rev_of_resume_token(resume_token, batch_id) if resume_token else None
+        after = subscription.tokens.resume_rev(resume_token, batch_id) if resume_token else None
         caller, subscriber = subscription.caller, subscription.subscriber
         self.hub.make_room(caller.owner, 1)
         try:
-            current, verified = await self._current(caller, batch_id, provider)
+            current, verified = await self.core.current(caller, batch_id, provider)
             missed = [] if after is None else await self._missed(batch_id, after, current)
-            trail = Trail()
+            trail = Trail(subscription.tokens)
             if not current.terminal:  # joined before anything is sent: nothing is missed while a send waits
                 self.hub.join(subscriber, batch_id, provider, current, verified_at=verified)
             replayed = False
@@ -114,7 +122,7 @@ class Feed:
         the caller's and each new one; trouble with one batch is an event of its own, never the stream's end."""
         caller, subscriber = subscription.caller, subscription.subscriber
         ids = list(dict.fromkeys(batch_ids))
-        after = tokens.seq_of_many_resume_token(resume_token, ids) if resume_token else None
+        after = subscription.tokens.many_seq(resume_token, ids) if resume_token else None
         opened = time.time()
         try:
             if ids:
@@ -129,13 +137,17 @@ class Feed:
             self.hub.make_room(caller.owner, len(targets))  # all of them at once, or none
             # Every event sent while the batches are first read carries the position before them: a resume from
             # it sends each batch again (a snapshot, or its change), so none is lost however early the stream breaks.
-            stream = ManyTrail(ids, max(after or 0, await self.store.last_seq()))
+            stream = ManyTrail(subscription.tokens, ids, max(after or 0, await self.store.last_seq()))
             shown = False
             for batch_id, provider in targets:
                 try:
-                    current, verified = await self._current(caller, batch_id, provider)
+                    current, verified = await self.core.current(caller, batch_id, provider)
                 except ServiceError as error:
-                    yield await self._trouble(caller, stream, batch_id, error)
+                    if error.code == Code.UNAUTHENTICATED:
+                        raise  # the key, not the batch: the stream ends
+                    yield await self._problem(
+                        caller, stream, Problem(batch_id, error, removed=error.code in ACCESS_LOST)
+                    )
                     shown = True
                     continue
                 trail = stream.trail(batch_id)
@@ -158,13 +170,19 @@ class Feed:
                 shown = True
             if not shown:
                 yield heartbeat(stream.token)  # open, with nothing yet to show
+            quiet = time.monotonic()
             while True:
-                news = await subscriber.next(self.heartbeat_seconds)
-                if not news:
+                news = await subscriber.next(min(self.heartbeat_seconds, self.recheck_seconds))
+                if not subscriber.joined:  # no poll loop checks this caller's key: ask, once the trust window ran out
+                    await self.core.vouch(caller, time_left=None)
+                if news:
+                    quiet = time.monotonic()
+                elif time.monotonic() - quiet >= self.heartbeat_seconds:
+                    quiet = time.monotonic()
                     yield heartbeat(stream.token)
                 for item in news:
                     if isinstance(item, Problem):
-                        yield stream.problem(item)
+                        yield await self._problem(caller, stream, item)
                         if item.removed:
                             self.hub.leave(subscriber, [item.batch_id])
                         continue
@@ -194,7 +212,7 @@ class Feed:
         deadline = None if limit is None else time.monotonic() + limit  # before the first read: it spends the limit too
         caller, subscriber = subscription.caller, subscription.subscriber
         try:
-            latest, verified = await self._current(caller, batch_id, provider)
+            latest, verified = await self.core.current(caller, batch_id, provider)
             if latest.terminal:
                 return latest
             self.hub.join(subscriber, batch_id, provider, latest, verified_at=verified)
@@ -228,17 +246,7 @@ class Feed:
         finally:
             subscription.close()
 
-    # -- what a subscription starts from -----------------------------------------------------------------------
-    async def _current(self, caller: Caller, batch_id: str, provider: str) -> tuple[Observation, float]:
-        """The batch's latest state for this caller, and when the gateway last showed it to them (epoch seconds):
-        what the service knows when that was within the trust window, at no gateway call; else a gateway read."""
-        verified = await self.core.verified(caller, batch_id)
-        if verified is not None:
-            latest = self.hub.latest(batch_id) or await self.core.latest(batch_id)
-            if latest is not None:
-                return latest, verified
-        return await self.core.fetch(caller, batch_id, provider, time_left=None), time.time()
-
+    # -- what a subscription resumes from ----------------------------------------------------------------------
     async def _missed(self, batch_id: str, rev: int, current: Observation) -> list[Observation]:
         """Revision `rev` (what the caller last saw) and every one after it: the store's, unless `rev` is the
         latest (a resume with nothing new, as after a restart: no read)."""
@@ -281,26 +289,26 @@ class Feed:
             raise invalid_argument(unknown)
         return found
 
-    async def _trouble(
-        self, caller: Caller, stream: ManyTrail, batch_id: str, error: ServiceError
-    ) -> watch_pb2.BatchEvent:
-        """A batch of a many-batch stream that could not be read: report it, and forget what is gone."""
-        record = await self.store.batch(batch_id)
-        last = batch_pb2.Batch.FromString(record.snapshot) if record is not None else None
-        removed = error.code in ACCESS_LOST  # (the core forgot it for this caller when the gateway said so)
-        observation = None
-        if last is not None:
-            observation = Observation(last, 0, record.last_seen if record else 0.0)
-        return stream.problem(Problem(batch_id, error, removed=removed, last=observation))
+    async def _problem(self, caller: Caller, stream: ManyTrail, problem: Problem) -> watch_pb2.BatchEvent:
+        """Trouble with one batch of a many-batch stream, as its event. It carries the batch's last state only to a
+        caller the gateway still authorizes for it (never after REMOVED: the batch is no longer the caller's), else
+        the batch id alone."""
+        last = problem.last
+        if last is None and not problem.removed:
+            last = self.hub.latest(problem.batch_id) or await self.core.latest(problem.batch_id)
+        if problem.removed or last is None or not await self.core.trusted(caller, problem.batch_id):
+            last = None
+        return stream.problem(problem, last)
 
 
 # -- what a stream has sent ------------------------------------------------------------------------------------
 class Trail:
     """What one stream has sent for one batch: builds each event with its previous status and token."""
 
-    __slots__ = ("last", "rev", "status", "token")
+    __slots__ = ("_tokens", "last", "rev", "status", "token")
 
-    def __init__(self) -> None:
+    def __init__(self, tokens: CallerTokens) -> None:
+        self._tokens = tokens
         self.rev = 0
         self.status: int = batch_pb2.BATCH_STATUS_UNSPECIFIED
         self.last: Observation | None = None
@@ -312,7 +320,7 @@ class Trail:
 
     def event(self, observation: Observation, kind: int = CHANGE, token: str | None = None) -> watch_pb2.BatchEvent:
         previous = self.status if kind != SNAPSHOT else batch_pb2.BATCH_STATUS_UNSPECIFIED
-        self.token = token if token is not None else tokens.resume_token(observation.batch_id, observation.rev)
+        self.token = token if token is not None else self._tokens.resume(observation.batch_id, observation.rev)
         event = watch_pb2.BatchEvent(
             kind=kind,  # type: ignore[arg-type]
             batch=observation.batch,
@@ -329,7 +337,7 @@ class Trail:
         if self.last is None or not same_state(self.last.batch, observation.batch):
             return False
         self.seed(observation)
-        self.token = tokens.resume_token(observation.batch_id, observation.rev)
+        self.token = self._tokens.resume(observation.batch_id, observation.rev)
         return True
 
     def seed(self, observation: Observation) -> None:
@@ -340,22 +348,30 @@ class Trail:
 class ManyTrail:
     """A WatchBatches stream: a trail per batch, and the stream's position (every revision up to it delivered)."""
 
-    def __init__(self, ids: Sequence[str], seq: int) -> None:
+    def __init__(self, tokens: CallerTokens, ids: Sequence[str], seq: int) -> None:
+        self._tokens = tokens
         self._ids = ids
         self._seq = seq
+        self._token: tuple[int, str] | None = None  # sealed once per position: heartbeats repeat it as it is
         self._trails: dict[str, Trail] = {}
 
     @property
     def token(self) -> str:
-        return tokens.many_resume_token(self._seq, self._ids)
+        if self._token is None or self._token[0] != self._seq:
+            self._token = (self._seq, self._tokens.many(self._seq, self._ids))
+        return self._token[1]
 
     def advance(self, seq: int) -> None:
         self._seq = max(self._seq, seq)
 
     def trail(self, batch_id: str) -> Trail:
-        return self._trails.setdefault(batch_id, Trail())
+        trail = self._trails.get(batch_id)
+        if trail is None:
+            trail = self._trails[batch_id] = Trail(self._tokens)
+        return trail
 
-    def problem(self, problem: Problem) -> watch_pb2.BatchEvent:
+    def problem(self, problem: Problem, last: Observation | None) -> watch_pb2.BatchEvent:
+        """The event of a problem; `last`, the batch's state to show with it (None: its id alone)."""
         event = watch_pb2.BatchEvent(
             kind=REMOVED if problem.removed else UNAVAILABLE,
             observed_at=_now(),
@@ -364,8 +380,8 @@ class ManyTrail:
                 code=problem.error.code.name, reason=problem.error.reason, message=problem.error.message
             ),
         )
-        if problem.last is not None:
-            event.batch.CopyFrom(problem.last.batch)
+        if last is not None:
+            event.batch.CopyFrom(last.batch)
         else:
             event.batch.id = problem.batch_id
         return event
@@ -374,17 +390,6 @@ class ManyTrail:
 def heartbeat(token: str) -> watch_pb2.BatchEvent:
     """The same on every watch stream: no batch, the time, and the token of the last event."""
     return watch_pb2.BatchEvent(kind=HEARTBEAT, observed_at=_now(), resume_token=token)
-
-
-def resume_expired(batch_id: str) -> ServiceError:
-    return ServiceError(
-        Code.FAILED_PRECONDITION,
-        "RESUME_TOKEN_EXPIRED",
-        f"The resume_token names a revision of batch {batch_id} this service does not hold (older than the "
-        "revisions kept, or from before its state was reset): start over with WatchBatch without a resume_token "
-        "(its first event is a snapshot of the current state).",
-        {"batch_id": batch_id},
-    )
 
 
 def _now() -> timestamp_pb2.Timestamp:

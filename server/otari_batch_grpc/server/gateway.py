@@ -41,6 +41,8 @@ API_ROOTS = ("/api/v1", "/v1")
 _PARSE_IN_THREAD_BYTES = 256 * 1024
 
 T = TypeVar("T")
+# Told of each answer to a caller's key: (key, HTTP status, when its request was sent).
+Witness = Callable[[str, int, float], None]
 
 
 class GatewayClient:
@@ -78,6 +80,19 @@ class GatewayClient:
         )
         # Holds one of the caller's gateway-call slots around each call (limits.Limits.upstream), by key.
         self._gate = gate or _no_gate
+        # Told of every answer to a caller's key: (key, HTTP status, when the request was sent, epoch seconds).
+        self._witnesses: list[Witness] = []
+
+    def witness(self, witness: Witness) -> None:
+        """Tell `witness` of every answer the gateway gives a caller's key from now on: the gateway's own word on
+        that key (401: it refuses it; it authenticates before anything else, so any other 4xx or a 2xx: it takes
+        it)."""
+        self._witnesses.append(witness)
+
+    def _answered(self, key: str, response: httpx.Response, sent: float) -> None:
+        _note(response)
+        for witness in self._witnesses:
+            witness(key, response.status_code, sent)
 
     @property
     def base_url(self) -> str:
@@ -161,6 +176,7 @@ class GatewayClient:
         started = time.monotonic()
         operation = "results"
         async with self._gate(key), contextlib.AsyncExitStack() as stack:
+            sent = time.time()
             with _about(batch_id):
                 budget = self._budget(operation, self._results_timeout, _less(time_left, started))
                 request = self._http.build_request(
@@ -177,7 +193,7 @@ class GatewayClient:
                 except httpx.HTTPError as exc:
                     raise UpstreamUnreachable(operation, type(exc).__name__) from None
                 stack.push_async_callback(response.aclose)
-                _note(response)
+                self._answered(key, response, sent)
                 if response.status_code != 200:
                     await response.aread()
                     raise _http_error(operation, response)
@@ -225,6 +241,7 @@ class GatewayClient:
                 request = self._http.build_request(
                     method, path, params=params, content=json_body, headers=headers, timeout=budget
                 )
+                sent = time.time()
                 try:
                     response = await self._http.send(request, stream=True)
                 except httpx.TimeoutException:
@@ -238,7 +255,7 @@ class GatewayClient:
                     raise UpstreamBadResponse(operation, response.status_code, problem) from None
                 finally:
                     await response.aclose()
-                _note(response)
+                self._answered(key, response, sent)
                 if response.status_code != 200:
                     raise _http_error(operation, response)
                 try:

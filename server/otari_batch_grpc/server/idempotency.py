@@ -112,8 +112,9 @@ class IdempotentCreates:
         attempt = Attempt(uuid.uuid4().hex, self._attempt_seconds, deadline)
         claim = await self._claim(request, request_id, digest, caller, attempt)
         if claim.batch_id is not None:
-            return await self._settled(caller, claim.batch_id, claim.provider, attempt.time_left())
+            return await self._settled(caller, claim.batch_id, claim.provider)
         stamp = request_stamp(request_id, digest[:DIGEST_CHARS])
+        sent = time.time()
         settled = False  # or released: the claim no longer waits on this attempt
         found: dict[str, Any] | None = None
         try:
@@ -139,7 +140,7 @@ class IdempotentCreates:
                 await asyncio.shield(self._store.end_attempt(owner, request_id, attempt.holder, after=attempt.grace))
         # Entered first, settled second: a crash between leaves a claim past its attempt, which a retry resolves by
         # search.
-        batch = await self._core.created(caller, found, claim.provider)
+        batch = await self._core.created(caller, found, claim.provider, sent=sent)
         await self._store.settle_claim(owner, request_id, batch.id)
         return batch
 
@@ -159,7 +160,7 @@ class IdempotentCreates:
                 caller.owner, request_id, digest, provider, holder=attempt.holder, attempt_seconds=attempt.start()
             )
             if claim.fingerprint != digest:
-                raise _reused(request_id, claim.batch_id)
+                raise await self._reused(caller, request_id, claim)
             if claim.mine or claim.batch_id is not None:
                 return claim
             if claim.attempt_left <= 0:
@@ -171,11 +172,25 @@ class IdempotentCreates:
             await asyncio.sleep(pause)
             pause = min(pause * 1.5, WAIT_MAX_SECONDS)
 
-    async def _settled(self, caller: Caller, batch_id: str, provider: str, time_left: float | None) -> batch_pb2.Batch:
-        record = await self._store.batch(batch_id)
-        if record is not None:
-            return batch_pb2.Batch.FromString(record.snapshot)
-        return (await self._core.fetch(caller, batch_id, provider, time_left=time_left)).batch  # forgotten since
+    async def _settled(self, caller: Caller, batch_id: str, provider: str) -> batch_pb2.Batch:
+        """The batch a retry's first attempt made, as the caller may be served it: the service's latest state of it
+        when the gateway authorized the caller for it lately, else the gateway's answer (a key revoked since is
+        refused here: the claim stays, for the key reactivated)."""
+        return (await self._core.current(caller, batch_id, provider))[0].batch
+
+    async def _reused(self, caller: Caller, request_id: str, claim: Claim) -> ServiceError:
+        """ALREADY_EXISTS for a request_id used for another request, said only to a caller the gateway authorizes
+        (and naming the batch only to one it authorizes for that batch)."""
+        if claim.batch_id is None:
+            await self._core.vouch(caller, time_left=None)
+            return _reused(request_id, None)
+        try:
+            await self._core.current(caller, claim.batch_id, claim.provider)
+        except ServiceError as error:
+            if error.code != Code.NOT_FOUND:
+                raise
+            return _reused(request_id, None)
+        return _reused(request_id, claim.batch_id)
 
     async def _find_upstream(
         self, caller: Caller, claim: Claim, stamp: dict[str, str], user: str, attempt: Attempt

@@ -24,7 +24,7 @@ from otari_batch_grpc.server.errors import Code, ServiceError, from_upstream
 from otari_batch_grpc.server.feed import Feed
 from otari_batch_grpc.server.locks import KeyedLocks
 from otari_batch_grpc.server.results_json import JSON, ResultsParser, plain
-from otari_batch_grpc.server.upstream import NotCompleted, UpstreamError
+from otari_batch_grpc.server.upstream import NotCompleted, UpstreamError, UpstreamHTTPError
 from otari_batch_grpc.v1 import batch_pb2, batch_service_pb2
 
 Response = batch_service_pb2.StreamResultsResponse
@@ -208,6 +208,10 @@ class ResultStreams:
             except NotCompleted:  # the gateway changed its mind about the batch being completed
                 now = await self._core.fetch(caller, batch_id, provider, time_left=None)
                 raise results_not_ready(now.batch) from None
+            except UpstreamHTTPError as exc:
+                if exc.status == 404:  # not this caller's (any more): one answer with an unknown id, access ended
+                    raise await self._core.read_failed(caller, batch_id, provider, exc, None) from None
+                raise from_upstream(exc) from None
             except UpstreamError as exc:
                 raise from_upstream(exc) from None
             if entries:

@@ -8,6 +8,7 @@ gRPC statuses.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -23,6 +24,7 @@ from otari_batch_grpc.server.limits import Limits
 from otari_batch_grpc.server.results import Message, ResultsPolicy, ResultStreams
 from otari_batch_grpc.server.rpc import OpenStreams, server_stream, unary
 from otari_batch_grpc.server.store import Store
+from otari_batch_grpc.server.tokens import TokenKeys
 from otari_batch_grpc.server.watch import WatchPolicy
 from otari_batch_grpc.v1 import batch_service_pb2
 
@@ -48,14 +50,17 @@ class BatchService:
         limits: Limits,
         heartbeat_seconds: float,
         wait_default_seconds: float,
+        tokens: TokenKeys,
     ) -> None:
-        self.core = Batches(gateway=gateway, store=store, policy=core, watch=watch)
+        self.core = Batches(
+            gateway=gateway, store=store, policy=core, watch=watch, tokens=tokens, owner_of=owners.owner_of_key
+        )
         self.hub = self.core.hub
         self.owners = owners
         self.service_key = service_key
         self.heartbeat_seconds = heartbeat_seconds
         self.wait_default_seconds = wait_default_seconds
-        self.feed = Feed(self.core, heartbeat_seconds=heartbeat_seconds)
+        self.feed = Feed(self.core, heartbeat_seconds=heartbeat_seconds, recheck_seconds=watch.poll_max)
         self.creates = IdempotentCreates(core=self.core, attempt_seconds=gateway.timeout)
         self.results = ResultStreams(self.core, self.feed, results)
         self.streams = OpenStreams()
@@ -68,9 +73,10 @@ class BatchService:
         if request.request_id:
             batch = await self.creates.create(request, caller, time_left=context.time_remaining())
             return pb.CreateBatchResponse(batch=batch)
+        sent = time.time()
         with upstream_errors():
             data = await self.core.create_upstream(caller, request, time_left=context.time_remaining())
-        batch = await self.core.created(caller, data, "")
+        batch = await self.core.created(caller, data, "", sent=sent)
         return pb.CreateBatchResponse(batch=batch)
 
     @unary

@@ -193,6 +193,7 @@ class Hub:
         self._loops: dict[str, _Loop] = {}
         self._latest: dict[str, Observation] = {}  # for batches with a live loop
         self._owner_streams: dict[str, set[Subscriber]] = {}
+        self._streams: dict[str, set[Subscriber]] = {}  # every subscriber, by owner (see `refuse`)
         self._watched: Counter[str] = Counter()  # (subscriber, batch) pairs by owner
         self._closed = False
 
@@ -304,6 +305,23 @@ class Hub:
                 "caller: stop watching some first.",
             )
 
+    def track(self, subscriber: Subscriber) -> None:
+        """Count a stream among its owner's, until `untrack`: a key the gateway refuses ends them all."""
+        self._streams.setdefault(subscriber.watcher.owner, set()).add(subscriber)
+
+    def untrack(self, subscriber: Subscriber) -> None:
+        streams = self._streams.get(subscriber.watcher.owner)
+        if streams is not None:
+            streams.discard(subscriber)
+            if not streams:
+                del self._streams[subscriber.watcher.owner]
+
+    def refuse(self, owner: str, error: ServiceError) -> None:
+        """The gateway refused the owner's key: each of its streams ends with `error`, whatever it follows (a
+        batch, every batch of the owner's, or nothing yet)."""
+        for subscriber in list(self._streams.get(owner, ())):
+            subscriber.end(error)
+
     def follow_owner(self, subscriber: Subscriber) -> None:
         """Tell `subscriber` of every batch its owner is shown from now on (see `announce`)."""
         self._owner_streams.setdefault(subscriber.watcher.owner, set()).add(subscriber)
@@ -365,15 +383,14 @@ class Hub:
                 watchers = {s.watcher.owner: s.watcher for s in loop.subscribers}
                 if not watchers:
                     break
+                # Poll with the key checked longest ago; check any other key past the trust window as well.
+                order = sorted(watchers, key=lambda owner: loop.verified.get(owner, 0.0))
                 if not await self.fleet.hold(loop.batch_id, loop.name):  # another replica polls it: read its saves
+                    await self._verify_overdue(loop, [watchers[owner] for owner in order])  # (its keys, still here)
                     if self._caught_up(loop, await self.fleet.catch_up(loop.batch_id, self._rev(loop))):
                         break
                     interval = policy.poll_min
                     continue
-                # Poll with the key checked longest ago; check any other key past the trust window as well.
-                now = time.monotonic()
-                order = sorted(watchers, key=lambda owner: loop.verified.get(owner, 0.0))
-                extra = [o for o in order[1:] if now - loop.verified.get(o, 0.0) > policy.trust_seconds]
                 before = self._latest.get(loop.batch_id)
                 try:
                     observation = await self._poll(watchers[order[0]], loop.batch_id, loop.provider)
@@ -386,8 +403,7 @@ class Hub:
                     failing_since, interval = self._back_off(loop, error, failing_since, interval)
                     continue
                 loop.verified[order[0]] = time.monotonic()
-                for owner in extra:
-                    await self._verify(loop, watchers[owner])
+                await self._verify_overdue(loop, [watchers[owner] for owner in order[1:]])
                 latest = self._latest.get(loop.batch_id)
                 if latest is None or observation.rev > latest.rev:  # newer than what its subscribers were offered
                     self._latest[loop.batch_id] = observation
@@ -447,6 +463,14 @@ class Hub:
                 self.publish(observation)
         latest = self._latest.get(loop.batch_id)
         return latest is not None and latest.terminal
+
+    async def _verify_overdue(self, loop: _Loop, watchers: list[Watcher]) -> None:
+        """Check the keys whose trust window ran out (each with a read of its own), so that a subscriber the gateway
+        no longer authorizes stops receiving states within the window and one poll interval."""
+        now = time.monotonic()
+        for watcher in watchers:
+            if now - loop.verified.get(watcher.owner, 0.0) >= self.policy.trust_seconds:
+                await self._verify(loop, watcher)
 
     async def _verify(self, loop: _Loop, watcher: Watcher) -> None:
         """Check one more subscriber's access with its own key (its trust window ran out)."""

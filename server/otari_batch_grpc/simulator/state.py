@@ -376,7 +376,7 @@ def _progress(state: SimState, batch: SimBatch, status: str) -> float:
 
 def _write_atomically(path: Path, data: JSON) -> None:
     """Encode and write `data` beside `path`, then rename it over `path` (in a worker thread: it blocks)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     encoded = json.dumps(data, separators=(",", ":")).encode()
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

@@ -32,7 +32,8 @@ class BatchRecord:
 
 
 class Access(NamedTuple):
-    """The gateway showed an owner a batch: when it last did (epoch seconds, as written), and the batch's provider."""
+    """The gateway showed an owner a batch: when it last did (epoch seconds, as written; 0.0 when it refused the
+    owner's key since: that showing no longer counts), and the batch's provider."""
 
     verified_at: float
     provider: str
@@ -47,6 +48,18 @@ class RevisionNotice:
     owner: str
     provider: str
     origin: str
+
+
+@dataclass(frozen=True)
+class RefusalNotice:
+    """A key some process heard the gateway refuse (401): access shown to its owner before `at` no longer counts."""
+
+    owner: str
+    at: float
+    origin: str
+
+
+Notice = RevisionNotice | RefusalNotice
 
 
 @dataclass(frozen=True)
@@ -119,10 +132,11 @@ class Store(abc.ABC):
         """The number of the last migration applied."""
 
     @abc.abstractmethod
-    async def shared_secret(self) -> bytes | None:
-        """A secret every process on this store shares (made by the first to ask), for the keyed hash that stands
-        for a caller, so replicas hash alike; None for a store that is one process's own (SQLite: the secret is
-        a file beside it)."""
+    async def shared_secret(self, name: str) -> bytes | None:
+        """The secret `name` every process on this store shares (made by the first to ask): the key of the hash
+        that stands for a caller (OWNER_SECRET), so replicas hash alike, and the token key (TOKEN_KEYS), so a token
+        opens on any replica, when they are not set; None for a store that is one process's own (SQLite: such a
+        secret is a file beside it)."""
 
     # -- registry and access ------------------------------------------------------------------------------
     @abc.abstractmethod
@@ -165,8 +179,13 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def access(self, batch_id: str, owner: str) -> Access | None:
-        """When the gateway last showed `owner` this batch, and its provider; None if it never did (nothing of a
-        batch leaks to callers never shown it)."""
+        """When the gateway last showed `owner` this batch (since it last refused the owner's key), and its
+        provider; None if it never did (nothing of a batch leaks to callers never shown it)."""
+
+    @abc.abstractmethod
+    async def refuse_key(self, owner: str, at: float) -> None:
+        """The gateway refused `owner`'s key (401) at `at`: what it showed the owner before then no longer counts
+        (`access`), until it shows it again. Other processes on the store are told (`follow`)."""
 
     @abc.abstractmethod
     async def live_batches(self, owner: str, limit: int) -> list[tuple[str, str]]:
@@ -215,9 +234,10 @@ class Store(abc.ABC):
     # -- retention ----------------------------------------------------------------------------------------
     @abc.abstractmethod
     async def sweep(self, *, now: float, keep_seconds: float, idempotency_seconds: float, claim_seconds: float) -> int:
-        """Forget what is past its time: access not verified for `keep_seconds`, batches nobody may see any more
-        (with their revisions and results), settled idempotency keys older than `idempotency_seconds`, and
-        claims whose create stayed ambiguous for `claim_seconds`. Returns how many rows went."""
+        """Forget what is past its time: access not verified for `keep_seconds` (and key refusals as old), batches
+        nobody may see any more (with their revisions and results), settled idempotency keys older than
+        `idempotency_seconds`, and claims whose create stayed ambiguous for `claim_seconds`. Returns how many rows
+        went."""
 
     @abc.abstractmethod
     async def counts(self) -> dict[str, int]:
@@ -267,7 +287,8 @@ class Store(abc.ABC):
         """Give the lease up if `holder` (that very generation) holds it, so another may take it at once."""
         return None
 
-    async def follow_revisions(self, notice: Callable[[RevisionNotice], None]) -> None:
-        """Call `notice` for each revision another process saves from now on (PostgreSQL: LISTEN/NOTIFY), until
-        `close`. A store that is one process's own has no other process: nothing is called."""
+    async def follow(self, notice: Callable[[Notice], None]) -> None:
+        """Call `notice` for each revision another process saves, and each key refusal it hears of, from now on
+        (PostgreSQL: LISTEN/NOTIFY), until `close`. A store that is one process's own has no other process: nothing
+        is called."""
         return None

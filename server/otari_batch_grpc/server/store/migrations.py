@@ -99,6 +99,13 @@ SQLITE: tuple[str, ...] = (
     ALTER TABLE idempotency ADD COLUMN holder TEXT;
     ALTER TABLE idempotency ADD COLUMN attempt_until REAL NOT NULL DEFAULT 0
     """,
+    # 6: keys the gateway refused (401): access it showed them before then no longer counts
+    """
+    CREATE TABLE key_refusals (
+        owner       TEXT PRIMARY KEY,  -- keyed hash of a credential the gateway answered 401
+        refused_at  REAL NOT NULL      -- when it last did (epoch seconds)
+    )
+    """,
 )
 
 # Every table lives in a schema of its own (the connections' search_path), so the service can share a database
@@ -184,5 +191,12 @@ POSTGRES: tuple[str, ...] = (
     """
     ALTER TABLE idempotency ADD COLUMN holder TEXT;
     ALTER TABLE idempotency ADD COLUMN attempt_until DOUBLE PRECISION NOT NULL DEFAULT 0;
+    """,
+    # 4: keys the gateway refused (401): access it showed them before then no longer counts
+    """
+    CREATE TABLE key_refusals (
+        owner       TEXT PRIMARY KEY,          -- keyed hash of a credential the gateway answered 401
+        refused_at  DOUBLE PRECISION NOT NULL  -- when it last did (epoch seconds)
+    );
     """,
 )

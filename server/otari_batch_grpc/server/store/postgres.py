@@ -38,6 +38,8 @@ from otari_batch_grpc.server.store.base import (
     Access,
     BatchRecord,
     Claim,
+    Notice,
+    RefusalNotice,
     Revision,
     RevisionNotice,
     SeenBatch,
@@ -67,8 +69,7 @@ REVISIONS_CHANNEL = "otari_batch_revisions"  # NOTIFY channel: a revision was sa
 LISTEN_RETRY_SECONDS = 1.0
 # A transaction PostgreSQL rolled back for a deadlock or a serialization failure is run again, this many times.
 _ATTEMPTS = 3
-_TABLES = ("batches", "access", "idempotency", "revisions", "result_sets", "result_chunks")
-_OWNER_SECRET = "owner_secret"
+_TABLES = ("batches", "access", "idempotency", "revisions", "result_sets", "result_chunks", "key_refusals")
 
 _BATCH_COLUMNS = (
     "b.id, b.provider, b.creator, b.status, b.terminal, b.snapshot, b.first_seen, b.last_seen, b.created_at"
@@ -93,7 +94,7 @@ recorded AS (
 granted AS (
     INSERT INTO access AS a (batch_id, owner, verified_at)
     SELECT batch_id, $10::text, max(at) FROM (
-        SELECT id AS batch_id, $9::float8 AS at FROM seen
+        SELECT id AS batch_id, $12::float8 AS at FROM seen
         UNION ALL
         SELECT v, $12::float8 FROM unnest($11::text[]) AS v
     ) g GROUP BY batch_id ORDER BY batch_id
@@ -161,6 +162,22 @@ SELECT false, false, fingerprint, provider, batch_id, created_at, attempt_until 
 FROM idempotency WHERE owner = $1 AND request_id = $2 AND NOT EXISTS (SELECT 1 FROM taken)
 """
 
+# The access of an owner to a batch, as long as the gateway showed it after it last refused the owner's key.
+_ACCESS = """
+SELECT CASE WHEN a.verified_at > COALESCE(k.refused_at, 0) THEN a.verified_at ELSE 0.0 END, b.provider
+FROM access a JOIN batches b ON b.id = a.batch_id LEFT JOIN key_refusals k ON k.owner = a.owner
+WHERE a.batch_id = $1 AND a.owner = $2
+"""
+
+# A refusal recorded (the latest kept), then every replica told.
+_REFUSE = """
+WITH kept AS (
+    INSERT INTO key_refusals AS k (owner, refused_at) VALUES ($1, $2)
+    ON CONFLICT (owner) DO UPDATE SET refused_at = greatest(k.refused_at, excluded.refused_at)
+)
+SELECT pg_notify($3, $4)
+"""
+
 _SHARED = """
 WITH made AS (INSERT INTO shared (name, value) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING value)
 SELECT value FROM made UNION ALL SELECT value FROM shared WHERE name = $1
@@ -183,6 +200,7 @@ SELECT (SELECT count(*) FROM aged) + (SELECT count(*) FROM over)
 
 _SWEEP = (
     "DELETE FROM access WHERE verified_at < $1",
+    "DELETE FROM key_refusals WHERE refused_at < $1",
     "DELETE FROM batches b WHERE b.last_seen < $1 AND NOT EXISTS (SELECT 1 FROM access a WHERE a.batch_id = b.id)",
     "DELETE FROM revisions r WHERE NOT EXISTS (SELECT 1 FROM batches b WHERE b.id = r.batch_id)",
     "DELETE FROM result_sets r WHERE NOT EXISTS (SELECT 1 FROM batches b WHERE b.id = r.batch_id)",
@@ -276,20 +294,27 @@ class PostgresStore(Store):
     async def release_lease(self, name: str, holder: str) -> None:
         await self._execute("DELETE FROM leases WHERE name = $1 AND holder = $2", name, holder)
 
-    async def follow_revisions(self, notice: Callable[[RevisionNotice], None]) -> None:
+    async def follow(self, notice: Callable[[Notice], None]) -> None:
         if self._listener is None:
             ready = asyncio.get_running_loop().create_future()
             self._listener = asyncio.create_task(self._listen(notice, ready), name="revisions-listener")
             await ready
 
-    async def _listen(self, notice: Callable[[RevisionNotice], None], ready: asyncio.Future[None]) -> None:
+    async def _listen(self, notice: Callable[[Notice], None], ready: asyncio.Future[None]) -> None:
         """LISTEN on a connection of its own, for good: reconnect when it is lost (what was announced meanwhile is
-        caught up by the hub's own reads of the store)."""
+        caught up by the hub's own reads of the store; a refusal missed, by `access`, which reads it with the
+        access)."""
 
         def heard(_conn: object, _pid: int, _channel: str, payload: object) -> None:
             try:
                 data = json.loads(str(payload))
-                item = RevisionNotice(str(data["b"]), int(data["r"]), str(data["o"]), str(data["p"]), str(data["from"]))
+                item: Notice
+                if "refused" in data:
+                    item = RefusalNotice(str(data["refused"]), float(data["at"]), str(data["from"]))
+                else:
+                    item = RevisionNotice(
+                        str(data["b"]), int(data["r"]), str(data["o"]), str(data["p"]), str(data["from"])
+                    )
             except (ValueError, KeyError, TypeError):
                 log.warning("a revision notice that is not one of ours: %.80s", payload)
                 return
@@ -362,10 +387,10 @@ class PostgresStore(Store):
     async def schema_version(self) -> int:
         return int(await self._fetchval("SELECT COALESCE(max(version), 0) FROM schema_version"))
 
-    async def shared_secret(self) -> bytes:
+    async def shared_secret(self, name: str) -> bytes:
         made = secrets.token_hex(32).encode()
         while True:  # None: another process made it while this statement waited; now it can be read
-            value = await self._write_value(_SHARED, _OWNER_SECRET, made)
+            value = await self._write_value(_SHARED, name, made)
             if value is not None:
                 return bytes(value)
 
@@ -464,13 +489,12 @@ class PostgresStore(Store):
         return None if row is None else _batch_record(row)
 
     async def access(self, batch_id: str, owner: str) -> Access | None:
-        row = await self._fetchrow(
-            "SELECT a.verified_at, b.provider FROM access a JOIN batches b ON b.id = a.batch_id "
-            "WHERE a.batch_id = $1 AND a.owner = $2",
-            batch_id,
-            owner,
-        )
+        row = await self._fetchrow(_ACCESS, batch_id, owner)
         return Access(float(row[0]), str(row[1])) if row is not None else None
+
+    async def refuse_key(self, owner: str, at: float) -> None:
+        notice = json.dumps({"refused": owner, "at": at, "from": self.origin})
+        await self._write_value(_REFUSE, owner, at, REVISIONS_CHANNEL, notice)
 
     async def live_batches(self, owner: str, limit: int) -> list[tuple[str, str]]:
         rows = await self._fetch(
@@ -534,11 +558,12 @@ class PostgresStore(Store):
 
     # -- retention ----------------------------------------------------------------------------------------
     async def sweep(self, *, now: float, keep_seconds: float, idempotency_seconds: float, claim_seconds: float) -> int:
-        access, batches, revisions, results, idempotency = _SWEEP
+        access, refusals, batches, revisions, results, idempotency = _SWEEP
 
         async def work(conn: Connection) -> int:
             statuses = [
                 await conn.execute(access, now - keep_seconds),
+                await conn.execute(refusals, now - keep_seconds),
                 await conn.execute(batches, now - keep_seconds),
                 await conn.execute(revisions),
                 await conn.execute(results),

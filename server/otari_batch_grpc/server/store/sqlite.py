@@ -28,6 +28,35 @@ _BATCH_COLUMNS = (
 )
 
 
+# The database holds cached results and who was shown what: only the service's own user may read it.
+_FILE_MODE = 0o600
+_FOLDER_MODE = 0o700
+
+
+def _private(path: Path) -> None:
+    """The database file made (or kept) readable by this user alone, before SQLite opens it: SQLite makes its WAL
+    and shared-memory files with the database's own mode. Its folder, when made here, is this user's alone too."""
+    path.parent.mkdir(mode=_FOLDER_MODE, parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _FILE_MODE))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(FileNotFoundError):
+            if file.stat().st_mode & 0o077:  # made by an older version, or by hand: narrowed
+                file.chmod(_FILE_MODE)
+
+
+# The access of an owner to a batch, as long as the gateway showed it after it last refused the owner's key.
+_ACCESS = """
+SELECT CASE WHEN a.verified_at > COALESCE(k.refused_at, 0) THEN a.verified_at ELSE 0.0 END, b.provider
+FROM access a JOIN batches b ON b.id = a.batch_id LEFT JOIN key_refusals k ON k.owner = a.owner
+WHERE a.batch_id = ? AND a.owner = ?
+"""
+_REFUSE = """
+INSERT INTO key_refusals (owner, refused_at) VALUES (?, ?)
+ON CONFLICT(owner) DO UPDATE SET refused_at = max(key_refusals.refused_at, excluded.refused_at)
+"""
+
+
 def _batch_record(row: Sequence[Any]) -> BatchRecord:
     return BatchRecord(row[0], row[1], row[2], row[3], bool(row[4]), row[5], row[6], row[7], row[8])
 
@@ -48,7 +77,7 @@ class SqliteStore(Store):
         """Open (creating it and its directory if need be) and migrate the database file at `target`."""
         path = Path(target)
         if str(path) != ":memory:":
-            await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
+            await asyncio.to_thread(_private, path)
         try:
             db = await aiosqlite.connect(path, isolation_level=None)
         except Exception as exc:  # sqlite3 raises several types here; all mean the same to the operator
@@ -95,11 +124,11 @@ class SqliteStore(Store):
         assert isinstance(version, int)
         return version
 
-    async def shared_secret(self) -> None:
+    async def shared_secret(self, name: str) -> None:
         return None  # one process's own: the secret is a file beside the database
 
     # -- registry and access ------------------------------------------------------------------------------
-    async def _record(self, rows: Sequence[SeenBatch], owner: str, creator: bool) -> None:
+    async def _record(self, rows: Sequence[SeenBatch], owner: str, creator: bool, shown_at: float) -> None:
         now = time.time()
         await self._db.executemany(
             """
@@ -124,7 +153,7 @@ class SqliteStore(Store):
                 for index, b in enumerate(rows)
             ],
         )
-        await self._grant([b.id for b in rows], owner, now)
+        await self._grant([b.id for b in rows], owner, shown_at)
 
     async def _grant(self, batch_ids: Sequence[str], owner: str, now: float) -> None:
         await self._db.executemany(
@@ -152,7 +181,7 @@ class SqliteStore(Store):
             return revisions
         async with self._tx():
             if changed:
-                await self._record(changed, owner, creator)
+                await self._record(changed, owner, creator, observed_at)
             if verified:
                 await self._grant(verified, owner, observed_at)
             for seen in changed:
@@ -228,13 +257,13 @@ class SqliteStore(Store):
 
     async def access(self, batch_id: str, owner: str) -> Access | None:
         async with self._lock:
-            cursor = await self._db.execute(
-                "SELECT a.verified_at, b.provider FROM access a JOIN batches b ON b.id = a.batch_id "
-                "WHERE a.batch_id = ? AND a.owner = ?",
-                (batch_id, owner),
-            )
+            cursor = await self._db.execute(_ACCESS, (batch_id, owner))
             row = await cursor.fetchone()
         return Access(float(row[0]), str(row[1])) if row else None
+
+    async def refuse_key(self, owner: str, at: float) -> None:
+        async with self._tx():
+            await self._db.execute(_REFUSE, (owner, at))
 
     # -- idempotency --------------------------------------------------------------------------------------
     async def claim(
@@ -333,6 +362,7 @@ class SqliteStore(Store):
             gone = 0
             for sql, params in (
                 ("DELETE FROM access WHERE verified_at < ?", (now - keep_seconds,)),
+                ("DELETE FROM key_refusals WHERE refused_at < ?", (now - keep_seconds,)),
                 (
                     "DELETE FROM batches WHERE last_seen < ? AND NOT EXISTS "
                     "(SELECT 1 FROM access a WHERE a.batch_id = batches.id)",
@@ -353,7 +383,7 @@ class SqliteStore(Store):
     async def counts(self) -> dict[str, int]:
         """Rows per table (for tests and operators)."""
         out: dict[str, int] = {}
-        for table in ("batches", "access", "idempotency", "revisions", "result_sets", "result_chunks"):
+        for table in ("batches", "access", "idempotency", "revisions", "result_sets", "result_chunks", "key_refusals"):
             value = await self._scalar(f"SELECT COUNT(*) FROM {table}")
             out[table] = int(value) if value is not None else 0
         return out
