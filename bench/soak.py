@@ -58,6 +58,8 @@ SETTINGS = {
     "LIMIT_UPSTREAM_QUEUE_PER_CALLER": "100000",
     "LIMIT_STREAMS_PER_CALLER": "100000",
     "LIMIT_WATCHED_PER_CALLER": "100000",
+    # #29: a key revoked halfway is refused everywhere within this, and a stream it holds ends a poll interval later.
+    "OWNER_TRUST_SECONDS": str(soak_check.TRUST_SECONDS),
 }
 
 
@@ -126,6 +128,7 @@ class Soak:
         self.gw_proxy = Proxy("127.0.0.1", sim_port)
         self.faults = schedule(seed, seconds, REPLICAS, kinds)
         self.replicas: list[Replica] = []
+        self.revoked_at: float | None = None  # when the gateway deactivated the revokee's key (epoch seconds)
 
     async def run(self) -> int:
         await self.pg_proxy.start()
@@ -149,9 +152,16 @@ class Soak:
         until = begin + self.seconds - min(20.0, tail_of(self.seconds) / 2)
         targets = ",".join(f"127.0.0.1:{r.port}" for r in self.replicas)
         outs = [self.work / f"client-{i}.jsonl" for i in range(CLIENTS)]
+        made = await self.sim.post(
+            "/v1/keys", json={"user_id": "alice", "key_name": "revokee"}, headers=soak_check.MASTER
+        )
+        made.raise_for_status()
+        revokee_id, revokee_key = made.json()["id"], made.json()["key"]
         clients = []
         for i, out in enumerate(outs):
             argv = ["-m", "bench.soak_client", "--targets", targets, "--until", str(until), "--out", str(out)]
+            if i == 0:
+                argv += ["--revoked-key", revokee_key]
             with (self.work / f"client-{i}.log").open("wb") as log:
                 clients.append(
                     await asyncio.create_subprocess_exec(
@@ -165,19 +175,29 @@ class Soak:
                     )
                 )
         sampler = asyncio.create_task(self._sample_rss(begin))
+        revoker = asyncio.create_task(self._revoke(begin + self.seconds / 2, revokee_id))
         try:
             await self._inject(begin)
             exits = await self._wait_for(clients, begin + self.seconds + 120)
         finally:
             sampler.cancel()
+            revoker.cancel()
             for client in clients:
                 await stop(client)
         end_rss = {r.index: (r.rss(), r.warm_rss, r.incarnations) for r in self.replicas}
         await self.sim.post("/_simulator/pace", json={"latency": 0, "concurrency": 0})  # the checks' reads: fast
-        report = soak_check.Report(self.faults, begin)
+        report = soak_check.Report(self.faults, begin, revoked_at=self.revoked_at)
         report.load(outs, exits)
         await report.gather(self.sim, self.db_url, self.work)
         return report.judge(end_rss, wall=time.time() - begin)
+
+    async def _revoke(self, at: float, key_id: str) -> None:
+        """Deactivate the revokee's key at the gateway at `at` (the middle of the run), as an operator would."""
+        await asyncio.sleep(max(0.0, at - time.time()))
+        reply = await self.sim.patch(f"/v1/keys/{key_id}", json={"is_active": False}, headers=soak_check.MASTER)
+        reply.raise_for_status()
+        self.revoked_at = time.time()
+        print(f"  revoked the revokee's key at {self.revoked_at - (at - self.seconds / 2):.0f}s", flush=True)
 
     async def _inject(self, begin: float) -> None:
         for fault in self.faults:

@@ -9,7 +9,10 @@ the revisions the service stored, as figures and a list of violations (each with
 - results: complete and identical to the simulator's document;
 - calls: none UNKNOWN or INTERNAL; errors only during a fault (and RECOVERY after it), and then only UNAVAILABLE,
   DEADLINE_EXCEEDED or RESOURCE_EXHAUSTED, the service's own (with an ErrorInfo) carrying RetryInfo;
-- RSS: each replica's at the end within 1.5x of its RSS after the warm-up (before the first fault).
+- RSS: each replica's at the end within 1.5x of its RSS after the warm-up (before the first fault);
+- a key revoked at the gateway halfway (#29): no call of it succeeds, and no batch data reaches it, past
+  OWNER_TRUST_SECONDS (and a poll interval) after the revocation; its WatchBatches ends UNAUTHENTICATED by then
+  (unless a fault kept the gateway from saying so); before the revocation it is served.
 """
 
 from __future__ import annotations
@@ -39,6 +42,9 @@ RSS_RATIO = 1.5
 SHOWN = 40  # violations printed in full (all are counted, grouped)
 RANK = {"VALIDATING": 1, "IN_PROGRESS": 2, "FINALIZING": 3, "CANCELLING": 3}  # terminal ones: 4
 LATE = 40.0  # a batch acknowledged this long before a WatchBatches closed must have reached it, and ended in it
+TRUST_SECONDS = 10.0  # the replicas' OWNER_TRUST_SECONDS
+POLL_MAX = 3.0  # their WATCH_POLL_MAX
+SLACK = 2.0  # for the replicas' and the client's clocks, and the last event in flight
 
 
 def status_of(json_status: str) -> str:
@@ -64,13 +70,14 @@ def sim_key(item: dict[str, Any]) -> list[Any]:
 
 
 class Report:
-    def __init__(self, faults: list[Fault], begin: float) -> None:
-        self.faults, self.begin = faults, begin
+    def __init__(self, faults: list[Fault], begin: float, *, revoked_at: float | None = None) -> None:
+        self.faults, self.begin, self.revoked_at = faults, begin, revoked_at
         self.records: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self.violations: list[str] = []
         self.upstream: dict[str, dict[str, Any]] = {}  # the simulator's batches by id
         self.results: dict[str, list[list[Any]]] = {}
         self.revisions: dict[str, list[tuple[int, batch_pb2.Batch]]] = defaultdict(list)
+        self.revision_at: dict[tuple[str, int], int] = {}  # (batch, observed_at in ns) -> its revision
 
     def violation(self, what: str, expected: str, seen: str) -> None:
         self.violations.append(f"{what}: expected {expected}, saw {seen}")
@@ -118,6 +125,7 @@ class Report:
             for row in rows:
                 batch = batch_pb2.Batch.FromString(row["snapshot"])
                 self.revisions[row["batch_id"]].append((row["rev"], batch))
+                self.revision_at[(row["batch_id"], int(row["observed_at"] * 1e9))] = row["rev"]
                 out.write(json.dumps([row["batch_id"], row["rev"], row["observed_at"], state_of(batch)]) + "\n")
 
     # -- the invariants --------------------------------------------------------------------------------------
@@ -161,7 +169,7 @@ class Report:
                 if rank(after[0]) < rank(before[0]):
                     self.violation(what, "no status going back", f"{before[0]} then {after[0]}")
             if not watch.get("many"):
-                self._revisions(what, batch_id, [e[0] for e in events])
+                self._revisions(what, batch_id, [self.revision_at.get((batch_id, e[0])) for e in events])
         for wait in self.records["wait"]:
             upstream = self.upstream.get(wait["id"])
             status = status_of(upstream["status"]) if upstream else None
@@ -248,6 +256,49 @@ class Report:
             self.violation("a call", "success within the retry budget", gave_up["what"])
         return outcomes, latencies
 
+    def check_revoked(self) -> dict[str, Any]:
+        """The revokee (bench/soak_client.py Revokee): served before the revocation, refused within the bound after
+        it, nothing of its batches delivered past the bound, its stream ended by then."""
+        calls, data = self.records["rcall"], self.records["rdata"]
+        if self.revoked_at is None:
+            if calls:
+                self.violation("the revokee", "its key revoked halfway", "no revocation")
+            return {}
+        revoked, bound = self.revoked_at, TRUST_SECONDS + POLL_MAX + SLACK
+        spans = windows(self.faults)
+        served_before = sum(1 for c in calls if c["c"] == "OK" and c["s"] + c["d"] < revoked)
+        if not served_before:
+            self.violation("the revokee", "calls served before its key was revoked", "none")
+        for call in calls:
+            late = call["s"] - revoked
+            if call["c"] == "OK" and late > bound:
+                self.violation(
+                    f"revokee {call['m']}", f"refused {bound:.0f}s after the revocation", f"OK at +{late:.1f}s"
+                )
+            if call["c"] == "UNAUTHENTICATED" and call["s"] + call["d"] < revoked:
+                self.violation(
+                    f"revokee {call['m']}", "served before the revocation", f"UNAUTHENTICATED at {late:.1f}s"
+                )
+        for item in data:
+            if item["at"] - revoked > bound:
+                self.violation(
+                    f"revokee {item['m']}",
+                    f"no batch data {bound:.0f}s after the revocation",
+                    f"data at +{item['at'] - revoked:.1f}s",
+                )
+        open_then = [c for c in calls if c["m"] == "WatchBatches" and c["s"] < revoked < c["s"] + c["d"]]
+        for stream in open_then:
+            ended = stream["s"] + stream["d"] - revoked
+            if ended > bound and not during(spans, revoked, revoked + ended):
+                self.violation("revokee WatchBatches", f"ended by +{bound:.0f}s", f"{stream['c']} at +{ended:.1f}s")
+        after = [c for c in calls if c["s"] - revoked > bound]
+        return {
+            "served before": served_before,
+            "refused after the bound": sum(1 for c in after if c["c"] != "OK"),
+            "last data at": f"+{max((d['at'] - revoked for d in data), default=0.0):.1f}s",
+            "stream ended at": ", ".join(f"+{s['s'] + s['d'] - revoked:.1f}s {s['c']}" for s in open_then) or "-",
+        }
+
     # -- the figures -----------------------------------------------------------------------------------------
     def judge(self, rss: dict[int, tuple[float | None, float | None, int]], *, wall: float) -> int:
         creates = self.check_creates()
@@ -255,6 +306,7 @@ class Report:
         self.check_many()
         self.check_results()
         outcomes, latencies = self.check_calls()
+        revokee = self.check_revoked()
         print(f"\nsoak: {wall:.0f} s, {len(self.upstream)} batches upstream")
         print("faults injected:", dict(Counter(f.kind for f in self.faults if f.began)))
         print("creates:", dict(creates))
@@ -264,6 +316,7 @@ class Report:
             f"{len(self.records['wait'])} waits, {len(reads)} results reads "
             f"({sum(r.get('resumes', 0) for r in reads)} resumes)"
         )
+        print(f"revokee (OWNER_TRUST_SECONDS {TRUST_SECONDS:g}): {revokee}")
         print("calls by method and outcome:")
         for method in sorted({m for m, _ in outcomes}):
             row = ", ".join(f"{code} {n}" for (m, code), n in sorted(outcomes.items()) if m == method)

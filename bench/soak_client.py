@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
+import contextlib
 import functools
 import hashlib
 import json
@@ -48,14 +48,10 @@ def state_of(batch: batch_pb2.Batch) -> list[Any]:
     return [status_name(batch.status), counts.completed, counts.failed, counts.total]
 
 
-def rev_of(token: str) -> int | None:
-    """The revision a WatchBatch resume token names (white-box: the soak checks revisions against the store)."""
-    try:
-        data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-    except ValueError:
-        return None
-    rev = data.get("rev") if isinstance(data, dict) else None
-    return rev if isinstance(rev, int) else None
+def seen_at(event: watch_pb2.BatchEvent) -> int:
+    """When the service observed the state an event carries (nanoseconds): the soak finds its stored revision by it
+    (tokens are sealed: the revision inside is the service's alone)."""
+    return event.observed_at.ToNanoseconds()
 
 
 def result_key(result: result_pb2.BatchResult) -> list[Any]:
@@ -203,7 +199,7 @@ class Worker:
                 async for event in stream:
                     token = event.resume_token
                     if event.kind != watch_pb2.BATCH_EVENT_KIND_HEARTBEAT:
-                        events.append([rev_of(token), event.kind, *state_of(event.batch)])
+                        events.append([seen_at(event), event.kind, *state_of(event.batch)])
                         last = status_name(event.batch.status)
                     seen += 1
                     if drop_after is not None and seen >= drop_after:
@@ -333,6 +329,90 @@ class Worker:
         self.record.write("many", batches=seen, opened=opened, closed=time.time(), resumes=resumes)
 
 
+class Revokee:
+    """The flows of a key the soak revokes at the gateway halfway (#29): creates, gets, waits, results and one
+    WatchBatches of everything held open, before and after. Every call is recorded ("rcall": its times and code)
+    and every piece of batch data received ("rdata": when), for bench/soak_check.py to hold against the revocation
+    and the bound: nothing reaches the key past OWNER_TRUST_SECONDS (and a poll interval) after it."""
+
+    def __init__(self, client: BatchClient, record: Record, rng: random.Random, until: float) -> None:
+        self.client, self.record, self.rng, self.until = client, record, rng, until
+
+    def call(self, method: str, start: float, code: str) -> None:
+        self.record.write("rcall", m=method, s=start, d=time.time() - start, c=code)
+
+    def data(self, method: str) -> None:
+        self.record.write("rdata", m=method, at=time.time())
+
+    async def unary(self, method: str, call: Callable[[], Awaitable[T]]) -> T | None:
+        start = time.time()
+        try:
+            value = await call()
+        except BatchError as error:
+            self.call(method, start, error.code.name)
+            return None
+        self.call(method, start, "OK")
+        self.data(method)
+        return value
+
+    async def flows(self) -> None:
+        await asyncio.gather(self.watch_all(), self.batches())
+
+    async def batches(self) -> None:
+        while time.time() < self.until:
+            body = {"q": {"messages": [{"role": "user", "content": "revokee"}]}}
+            request_id = str(uuid.uuid4())
+            create = functools.partial(self.client.create, MODEL, body, request_id=request_id, deadline=UNARY_DEADLINE)
+            batch = await self.unary("CreateBatch", create)
+            if batch is None:
+                await asyncio.sleep(1.0)
+                continue
+            await self.unary("CreateBatch(replay)", create)  # the stored batch, while the key may see it
+            get = functools.partial(self.client.get, batch.id, deadline=UNARY_DEADLINE)
+            wait = functools.partial(self.client.wait, batch.id, seconds=3.0)
+            end = time.monotonic() + WATCH_LIMIT
+            while time.monotonic() < end and time.time() < self.until:
+                await self.unary("GetBatch", get)
+                waited = await self.unary("WaitBatch", wait)
+                if waited is not None and waited[1]:
+                    break
+                if waited is None:
+                    await asyncio.sleep(1.0)
+            await self.results(batch.id)
+
+    async def results(self, batch_id: str) -> None:
+        start, code = time.time(), "OK"
+        stream = self.client.results(batch_id)
+        try:
+            async for _ in stream:
+                self.data("StreamResults")
+        except BatchError as error:
+            code = error.code.name
+        finally:
+            await stream.aclose()
+        self.call("StreamResults", start, code)
+
+    async def watch_all(self) -> None:
+        """WatchBatches of everything, reopened when it ends (with an error: after the revocation, that is the
+        point), until `until`."""
+        while time.time() < self.until:
+            start, code = time.time(), "OK"
+            stream = self.client.watch_many()
+            try:
+                async with asyncio.timeout(max(0.1, self.until - time.time())):
+                    async for event in stream:
+                        if event.kind != watch_pb2.BATCH_EVENT_KIND_HEARTBEAT and event.batch.status:
+                            self.data("WatchBatches")
+            except TimeoutError:
+                code = "DROPPED_BY_CLIENT"
+            except BatchError as error:
+                code = error.code.name
+            finally:
+                await stream.aclose()
+            self.call("WatchBatches", start, code)
+            await asyncio.sleep(1.0)
+
+
 TERMINAL = {
     batch_pb2.BATCH_STATUS_COMPLETED,
     batch_pb2.BATCH_STATUS_FAILED,
@@ -347,7 +427,14 @@ async def run(args: argparse.Namespace, out: IO[str]) -> None:
     async with BatchClient(args.targets.split(","), api_key=KEY, max_attempts=1) as client:
         flows = [Worker(client, record, random.Random(rng.random()), args.until) for _ in range(args.flows)]
         watcher = Worker(client, record, random.Random(rng.random()), args.until)
-        await asyncio.gather(watcher.watch_all(), *(flow.flow() for flow in flows))
+        works = [watcher.watch_all(), *(flow.flow() for flow in flows)]
+        async with contextlib.AsyncExitStack() as stack:
+            if args.revoked_key:
+                revoked = await stack.enter_async_context(
+                    BatchClient(args.targets.split(","), api_key=args.revoked_key, max_attempts=1)
+                )
+                works.append(Revokee(revoked, record, random.Random(rng.random()), args.until).flows())
+            await asyncio.gather(*works)
     record.write("done", at=time.time())
 
 
@@ -357,6 +444,7 @@ def main() -> None:
     parser.add_argument("--until", type=float, required=True, help="epoch seconds: no new batch after it")
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--flows", type=int, default=6)
+    parser.add_argument("--revoked-key", default="", help="a key of its own the soak revokes halfway (Revokee)")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     with open(args.out, "w") as out:
