@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -40,20 +41,20 @@ FULL = Sizes(seconds=60.0)
 QUICK = Sizes(seconds=12.0)
 
 
-async def _reader(stub: Stub, md: tuple[tuple[str, str]], done: str, until: float) -> None:
-    first = await stub.ListBatches(pb.ListBatchesRequest(page_size=1), metadata=md)
+async def _reader(stub: Stub, md: tuple[tuple[str, str]], done: str, page_token: str, until: float) -> None:
     while time.monotonic() < until:
         await stub.GetBatch(pb.GetBatchRequest(batch_id=done), metadata=md)
         async for _ in stub.StreamResults(pb.StreamResultsRequest(batch_id=done), metadata=md):
             pass
         await stub.WaitBatch(pb.WaitBatchRequest(batch_id=done), metadata=md)
-        await stub.ListBatches(pb.ListBatchesRequest(page_size=1, page_token=first.next_page_token), metadata=md)
+        await stub.ListBatches(pb.ListBatchesRequest(page_size=1, page_token=page_token), metadata=md)
         await asyncio.sleep(max(0.0, min(1.0, until - time.monotonic())))
 
 
-async def _calls(http: httpx.AsyncClient) -> int:
+async def _calls(http: httpx.AsyncClient) -> Counter[str]:
+    """The simulator's requests so far, by route ("get", "list": key checks among them, "results", ...)."""
     stats = (await http.get("/_simulator/stats")).json()
-    return sum(int(n) for n in stats["requests"].values())
+    return Counter({op: int(n) for op, n in stats["requests"].items()})
 
 
 async def _run(sizes: Sizes, runs: Runs, window: int) -> None:
@@ -67,10 +68,14 @@ async def _run(sizes: Sizes, runs: Runs, window: int) -> None:
             grpc.aio.insecure_channel(f"127.0.0.1:{srv.port}") as channel,
         ):
             stub: Stub = batch_service_pb2_grpc.BatchServiceStub(channel)
-            runs.add(f"calls_{window}", await _workload(stub, http, sizes.seconds) * 60.0 / sizes.seconds)
+            calls = await _workload(stub, http, sizes.seconds)
+            per_minute = 60.0 / sizes.seconds
+            runs.add(f"calls_{window}", calls.total() * per_minute)
+            for op, n in calls.items():
+                runs.add(f"calls_{window}_{op}", n * per_minute)
 
 
-async def _workload(stub: Stub, http: httpx.AsyncClient, seconds: float) -> int:
+async def _workload(stub: Stub, http: httpx.AsyncClient, seconds: float) -> Counter[str]:
     """The gateway calls the workload made in `seconds`, once every caller holds its streams."""
     keys = []
     for _ in range(CALLERS):
@@ -82,17 +87,21 @@ async def _workload(stub: Stub, http: httpx.AsyncClient, seconds: float) -> int:
     done = (await stub.CreateBatch(create, metadata=keys[0])).batch.id
     await http.post(f"/_simulator/batches/{done}/status", json={"status": "completed"})
     streams: list[Any] = []
-    for md in keys:
+    pages: list[str] = []
+    for md in keys:  # each caller shown both batches, its first page listed, its streams open: then the measure
         await stub.GetBatch(pb.GetBatchRequest(batch_id=live, provider="openai"), metadata=md)
         await stub.GetBatch(pb.GetBatchRequest(batch_id=done, provider="openai"), metadata=md)
+        pages.append((await stub.ListBatches(pb.ListBatchesRequest(page_size=1), metadata=md)).next_page_token)
         streams.append(stub.WatchBatch(pb.WatchBatchRequest(batch_id=live), metadata=md))
         streams.append(stub.WatchBatches(pb.WatchBatchesRequest(batch_ids=[done]), metadata=md))
+    async for _ in stub.StreamResults(pb.StreamResultsRequest(batch_id=done), metadata=keys[0]):
+        pass  # fetched once: cached from now on
     for call in streams:
         await call.read()
     before = await _calls(http)
     until = time.monotonic() + seconds
     try:
-        await asyncio.gather(*(_reader(stub, md, done, until) for md in keys))
+        await asyncio.gather(*(_reader(stub, md, done, page, until) for md, page in zip(keys, pages, strict=True)))
     finally:
         for call in streams:
             call.cancel()
@@ -112,7 +121,10 @@ async def bench(sheet: Sheet, *, quick: bool) -> None:
     default = runs.values.get(f"calls_{WINDOWS[0]}", [0.0])[0]
     for window in WINDOWS:
         values = runs.values.get(f"calls_{window}", [])
-        note = f"{values[0] / default:.1f}x the default's" if values and default and window != WINDOWS[0] else ""
+        routes = sorted(k.rpartition("_")[2] for k in runs.values if k.startswith(f"calls_{window}_"))
+        note = ", ".join(f"{op} {runs.values[f'calls_{window}_{op}'][0]:,.0f}" for op in routes)
+        if values and default and window != WINDOWS[0]:
+            note += f"; {values[0] / default:.1f}x the default's"
         sheet.figure(
             f"trust.gateway_calls_per_minute.window_{window}s", runs, f"calls_{window}", "/min", None, note=note
         )
