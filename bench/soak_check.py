@@ -147,6 +147,10 @@ class Report:
                 self.violation(f"create {create['rid']}", f"upstream exactly [{create['id']}]", f"{found}")
             elif len(found) > 1:
                 self.violation(f"create {create['rid']} (never acknowledged)", "at most one batch", f"{found}")
+        for create in self.records["rcreate"]:  # the revokee's (bench/soak_client.py Revokee): one batch each too
+            found = by_request.pop(create["rid"], [])
+            if len(found) > 1 or (create["id"] and found != [create["id"]]):
+                self.violation(f"revokee create {create['rid']}", f"upstream exactly [{create['id']}]", f"{found}")
         for request_id, found in by_request.items():
             self.violation(f"upstream batches {found}", "a request_id some client sent", repr(request_id))
         return figures

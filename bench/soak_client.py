@@ -364,6 +364,7 @@ class Revokee:
             request_id = str(uuid.uuid4())
             create = functools.partial(self.client.create, MODEL, body, request_id=request_id, deadline=UNARY_DEADLINE)
             batch = await self.unary("CreateBatch", create)
+            self.record.write("rcreate", rid=request_id, id=batch.id if batch else None)
             if batch is None:
                 await asyncio.sleep(1.0)
                 continue

@@ -174,7 +174,7 @@ class Feed:
             while True:
                 news = await subscriber.next(min(self.heartbeat_seconds, self.recheck_seconds))
                 if not subscriber.joined:  # no poll loop checks this caller's key: ask, once the trust window ran out
-                    await self.core.vouch(caller, time_left=None)
+                    await self._still_taken(caller)
                 if news:
                     quiet = time.monotonic()
                 elif time.monotonic() - quiet >= self.heartbeat_seconds:
@@ -245,6 +245,15 @@ class Feed:
                     yield latest
         finally:
             subscription.close()
+
+    async def _still_taken(self, caller: Caller) -> None:
+        """Raise UNAUTHENTICATED once the gateway refuses the caller's key (asked when the trust window ran out). A
+        gateway that does not answer ends nothing: the stream serves nothing new meanwhile, and asks again."""
+        try:
+            await self.core.vouch(caller, time_left=None)
+        except ServiceError as error:
+            if error.code == Code.UNAUTHENTICATED:
+                raise
 
     # -- what a subscription resumes from ----------------------------------------------------------------------
     async def _missed(self, batch_id: str, rev: int, current: Observation) -> list[Observation]:
