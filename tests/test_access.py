@@ -109,6 +109,27 @@ async def test_a_refusal_heard_anywhere_ends_at_once_what_is_served_from_state(s
     assert got.batch.status == batch_pb2.BATCH_STATUS_COMPLETED
 
 
+async def test_an_answer_sent_before_a_revocation_proves_nothing_after_it(stub: Stub, sim: Sim) -> None:
+    """A read sent before the key was revoked, answered after another call heard the 401: its access counts from
+    when it was sent, before the refusal, so the batch it showed is not served from state afterwards."""
+    key_id, key = await sim.new_key("carol")
+    batch = (await stub.CreateBatch(create_request(1), metadata=_md(key))).batch
+    await sim.force(batch.id, "completed")
+    await sim.fault(op="get", answer_delay=1.0, times=1)
+    reads = await sim.requests_seen("get")
+    late = asyncio.ensure_future(stub.GetBatch(pb.GetBatchRequest(batch_id=batch.id), metadata=_md(key)))
+    await eventually(lambda: _more_than(sim, "get", reads))  # read (completed), its answer on its way
+    await sim.set_key_active(key_id, False)
+    assert await _code(stub.ListBatches(pb.ListBatchesRequest(), metadata=_md(key))) == grpc.StatusCode.UNAUTHENTICATED
+    assert (await late).batch.status == batch_pb2.BATCH_STATUS_COMPLETED  # (its answer, as it was read)
+    get = stub.GetBatch(pb.GetBatchRequest(batch_id=batch.id), metadata=_md(key))
+    assert await _code(get) == grpc.StatusCode.UNAUTHENTICATED
+
+
+async def _more_than(sim: Sim, op: str, count: int) -> bool:
+    return await sim.requests_seen(op) > count
+
+
 async def test_a_key_reactivated_gets_its_first_batch_again_never_a_second(
     sim: Sim, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -161,7 +161,7 @@ class Batches:
     async def _save(
         self, batches: Sequence[batch_pb2.Batch], provider: str, owner: str, *, creator: bool, shown_at: float
     ) -> list[Observation]:
-        now = shown_at
+        now = time.time()  # when the service observed these states; their access counts from `shown_at`
         observations: list[Observation | None] = []
         changed = []
         verified = []
@@ -177,7 +177,13 @@ class Batches:
                 observations.append(None)
                 changed.append(seen(batch, provider))
         revisions = await self.store.enter(
-            changed, verified, owner=owner, creator=creator, keep=self.policy.revisions_kept, observed_at=now
+            changed,
+            verified,
+            owner=owner,
+            creator=creator,
+            keep=self.policy.revisions_kept,
+            observed_at=now,
+            shown_at=shown_at,
         )
         new = iter(revisions)
         written = set(verified)
@@ -189,7 +195,7 @@ class Batches:
                 self.hub.publish(observation)  # saved: now announced, in the order saved
                 written.add(batch.id)
             if batch.id in written:  # the memo says what the store says (other replicas, a restart, read that)
-                self.trust.remember(batch.id, owner, Access(now, provider))
+                self.trust.remember(batch.id, owner, Access(shown_at, provider))
             result.append(observation)
         return result
 

@@ -149,9 +149,11 @@ class Store(abc.ABC):
         creator: bool = False,
         keep: int,
         observed_at: float,
+        shown_at: float | None = None,
     ) -> list[Revision]:
         """In one transaction: the batches whose state changed into the registry, each as its next revision (the
-        newest `keep` kept), and `owner`'s access to those and to the `verified` ones. Returns the revisions, in
+        newest `keep` kept, observed at `observed_at`), and `owner`'s access to those and to the `verified` ones (as
+        of `shown_at`, when the call that showed them was sent; default `observed_at`). Returns the revisions, in
         the order of `changed`; their `seq` grows in the order they were committed."""
 
     @abc.abstractmethod

@@ -94,9 +94,9 @@ recorded AS (
 granted AS (
     INSERT INTO access AS a (batch_id, owner, verified_at)
     SELECT batch_id, $10::text, max(at) FROM (
-        SELECT id AS batch_id, $12::float8 AS at FROM seen
+        SELECT id AS batch_id, $14::float8 AS at FROM seen
         UNION ALL
-        SELECT v, $12::float8 FROM unnest($11::text[]) AS v
+        SELECT v, $14::float8 FROM unnest($11::text[]) AS v
     ) g GROUP BY batch_id ORDER BY batch_id
     ON CONFLICT (batch_id, owner) DO UPDATE SET verified_at = excluded.verified_at
 ),
@@ -404,12 +404,14 @@ class PostgresStore(Store):
         creator: bool = False,
         keep: int,
         observed_at: float,
+        shown_at: float | None = None,
     ) -> list[Revision]:
         if not changed and not verified:
             return []
         now = time.time()
+        shown_at = observed_at if shown_at is None else shown_at
         if not changed:
-            await self._execute(_GRANT, list(verified), owner, observed_at)
+            await self._execute(_GRANT, list(verified), owner, shown_at)
             return []
         args = (
             [b.id for b in changed],
@@ -425,6 +427,7 @@ class PostgresStore(Store):
             list(verified),
             observed_at,
             keep,
+            shown_at,
         )
 
         async def work(conn: Connection) -> list[asyncpg.Record]:

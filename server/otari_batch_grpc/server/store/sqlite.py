@@ -173,17 +173,19 @@ class SqliteStore(Store):
         creator: bool = False,
         keep: int,
         observed_at: float,
+        shown_at: float | None = None,
     ) -> list[Revision]:
         """In one transaction: the batches whose state changed into the registry, each as its next revision (the
         newest `keep` kept), and `owner`'s access to those and to the `verified` ones. Returns the revisions."""
         revisions: list[Revision] = []
         if not changed and not verified:
             return revisions
+        shown_at = observed_at if shown_at is None else shown_at
         async with self._tx():
             if changed:
-                await self._record(changed, owner, creator, observed_at)
+                await self._record(changed, owner, creator, shown_at)
             if verified:
-                await self._grant(verified, owner, observed_at)
+                await self._grant(verified, owner, shown_at)
             for seen in changed:
                 cursor = await self._db.execute(
                     "SELECT COALESCE(MAX(rev), 0) FROM revisions WHERE batch_id = ?", (seen.id,)
