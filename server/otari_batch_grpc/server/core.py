@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from cachetools import LRUCache
+
 from otari_batch_grpc.server import convert
 from otari_batch_grpc.server.errors import Code, ServiceError, from_upstream, state_unavailable
 from otari_batch_grpc.server.gateway import GatewayClient
@@ -100,6 +102,7 @@ class Batches:
         self.store = store
         self.policy = policy
         self._tokens = tokens
+        self._caller_tokens: LRUCache[str, CallerTokens] = LRUCache(_LATEST_CACHED)
         # Replicas on one store share the polling (a lease per live batch) and hear of each other's revisions.
         self._replicas = _Replicas(self, watch.lease_seconds) if store.SHARED else None
         self.hub = Hub(poll=self._poll, policy=watch, fleet=self._replicas)
@@ -119,8 +122,12 @@ class Batches:
         self._reading_latest: SingleFlight[Observation | None] = SingleFlight()  # by batch: its latest revision
 
     def tokens_for(self, caller: Caller) -> CallerTokens:
-        """The page and resume tokens of this caller: sealed for it, opened only from it."""
-        return CallerTokens(self._tokens, caller.owner)
+        """The page and resume tokens of this caller: sealed for it, opened only from it (one object for each
+        caller's streams: thousands of streams of one key hold one)."""
+        tokens = self._caller_tokens.get(caller.owner)
+        if tokens is None:
+            tokens = self._caller_tokens[caller.owner] = CallerTokens(self._tokens, caller.owner)
+        return tokens
 
     # -- the one path in -------------------------------------------------------------------------------------
     async def enter(
