@@ -23,6 +23,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -173,6 +174,35 @@ class Alone:
         return []
 
 
+_NONE: frozenset[Subscriber] = frozenset()
+
+
+class _ByOwner:
+    """Subscribers grouped by their owner; an owner with none is forgotten."""
+
+    __slots__ = ("_by",)
+
+    def __init__(self) -> None:
+        self._by: dict[str, set[Subscriber]] = {}
+
+    def add(self, subscriber: Subscriber) -> None:
+        self._by.setdefault(subscriber.watcher.owner, set()).add(subscriber)
+
+    def discard(self, subscriber: Subscriber) -> None:
+        owner = subscriber.watcher.owner
+        group = self._by.get(owner)
+        if group is not None:
+            group.discard(subscriber)
+            if not group:
+                del self._by[owner]
+
+    def get(self, owner: str) -> AbstractSet[Subscriber]:
+        return self._by.get(owner, _NONE)
+
+    def all(self) -> list[set[Subscriber]]:
+        return list(self._by.values())
+
+
 @dataclass(eq=False)
 class _Loop:
     batch_id: str
@@ -192,8 +222,8 @@ class Hub:
         self.fleet: Fleet = fleet or Alone()
         self._loops: dict[str, _Loop] = {}
         self._latest: dict[str, Observation] = {}  # for batches with a live loop
-        self._owner_streams: dict[str, set[Subscriber]] = {}
-        self._streams: dict[str, set[Subscriber]] = {}  # every subscriber, by owner (see `refuse`)
+        self._owner_streams = _ByOwner()  # streams that follow every batch of their owner's (see `announce`)
+        self._streams = _ByOwner()  # every stream (see `refuse`)
         self._watched: Counter[str] = Counter()  # (subscriber, batch) pairs by owner
         self._closed = False
 
@@ -307,31 +337,23 @@ class Hub:
 
     def track(self, subscriber: Subscriber) -> None:
         """Count a stream among its owner's, until `untrack`: a key the gateway refuses ends them all."""
-        self._streams.setdefault(subscriber.watcher.owner, set()).add(subscriber)
+        self._streams.add(subscriber)
 
     def untrack(self, subscriber: Subscriber) -> None:
-        streams = self._streams.get(subscriber.watcher.owner)
-        if streams is not None:
-            streams.discard(subscriber)
-            if not streams:
-                del self._streams[subscriber.watcher.owner]
+        self._streams.discard(subscriber)
 
     def refuse(self, owner: str, error: ServiceError) -> None:
         """The gateway refused the owner's key: each of its streams ends with `error`, whatever it follows (a
         batch, every batch of the owner's, or nothing yet)."""
-        for subscriber in list(self._streams.get(owner, ())):
+        for subscriber in list(self._streams.get(owner)):
             subscriber.end(error)
 
     def follow_owner(self, subscriber: Subscriber) -> None:
         """Tell `subscriber` of every batch its owner is shown from now on (see `announce`)."""
-        self._owner_streams.setdefault(subscriber.watcher.owner, set()).add(subscriber)
+        self._owner_streams.add(subscriber)
 
     def unfollow_owner(self, subscriber: Subscriber) -> None:
-        streams = self._owner_streams.get(subscriber.watcher.owner)
-        if streams is not None:
-            streams.discard(subscriber)
-            if not streams:
-                del self._owner_streams[subscriber.watcher.owner]
+        self._owner_streams.discard(subscriber)
 
     def subscriptions(self) -> int:
         """(subscriber, batch) pairs: how many batch watches the hub serves."""
@@ -352,7 +374,7 @@ class Hub:
         for loop in loops:
             for subscriber in loop.subscribers:
                 subscriber.end(shutting_down())
-        for streams in self._owner_streams.values():
+        for streams in self._owner_streams.all():
             for subscriber in streams:
                 subscriber.end(shutting_down())
         tasks = [loop.task for loop in loops if loop.task is not None]
