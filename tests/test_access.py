@@ -302,6 +302,40 @@ async def test_a_watch_of_batches_of_a_revoked_key_ends_and_carries_nothing(sim:
         assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
+@pytest.mark.parametrize(("trust_seconds", "carries"), [(300.0, True), (0.0, False)])
+async def test_an_unavailable_event_carries_the_batch_only_to_a_caller_still_authorized(
+    sim: Sim, tmp_path: Path, trust_seconds: float, carries: bool
+) -> None:
+    """#29: the hub's problem events after a failed poll carried the last stored state whoever asked. With the
+    gateway failing, nothing authorizes anyone anew: within the window the caller still may see the batch (its
+    state comes along); with none, it may not (its id alone)."""
+    settings = make_settings(sim.url, tmp_path, owner_trust_seconds=trust_seconds, watch_failure_limit=0.3, **FAST)
+    async with BatchServer(settings, gateway_url=sim.url) as server, connect(server.port) as stub:
+        batch = (await stub.CreateBatch(create_request(1, metadata={"secret": "shh"}), metadata=ALICE)).batch
+        stream = stub.WatchBatches(pb.WatchBatchesRequest(batch_ids=[batch.id]), metadata=ALICE)
+        assert (await _read(stream)).event.batch.id == batch.id
+        await sim.fault(op="get", status=503, detail="down")
+        while (event := (await _read(stream)).event).kind != watch_pb2.BATCH_EVENT_KIND_UNAVAILABLE:
+            pass
+        stream.cancel()
+        assert event.batch.id == batch.id
+        assert (event.batch.metadata.get("secret") == "shh") is carries
+
+
+async def test_a_reused_request_id_is_said_only_to_a_caller_the_gateway_still_takes(sim: Sim, tmp_path: Path) -> None:
+    """#29: a reused request_id with another request answered REQUEST_ID_REUSED, naming the batch, before any
+    gateway call: to a revoked key too."""
+    settings = make_settings(sim.url, tmp_path, owner_trust_seconds=0.0)
+    async with BatchServer(settings, gateway_url=sim.url) as server, connect(server.port) as stub:
+        key_id, key = await sim.new_key("carol")
+        request_id = str(uuid.uuid4())
+        await stub.CreateBatch(create_request(1, request_id=request_id), metadata=_md(key))
+        other = create_request(2, request_id=request_id)
+        assert await _code(stub.CreateBatch(other, metadata=_md(key))) == grpc.StatusCode.ALREADY_EXISTS
+        await sim.set_key_active(key_id, False)
+        assert await _code(stub.CreateBatch(other, metadata=_md(key))) == grpc.StatusCode.UNAUTHENTICATED
+
+
 # -- files only the service can read --------------------------------------------------------------------------------
 def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
