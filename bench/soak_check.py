@@ -30,7 +30,7 @@ import httpx
 from bench.report import percentile
 from bench.soak_client import digest, state_of
 from bench.soak_faults import Fault, during, windows
-from otari_batch_grpc.server.records import same_state
+from otari_batch_grpc.server.domain.core.observations import same_state
 from otari_batch_grpc.server.store.migrations import POSTGRES_SCHEMA
 from otari_batch_grpc.v1 import batch_pb2
 

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 import grpc
 import pytest
 
-from otari_batch_grpc.server import trust
 from otari_batch_grpc.server.app import BatchServer
+from otari_batch_grpc.server.domain.core import trust
 from otari_batch_grpc.v1 import batch_pb2, watch_pb2
 from otari_batch_grpc.v1 import batch_service_pb2 as pb
 from tests.conftest import (

@@ -13,7 +13,7 @@ from google.protobuf.message import Message
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from otari_batch_grpc.server import convert
+from otari_batch_grpc.server.gateway import convert
 from otari_batch_grpc.simulator.state import SimState
 from otari_batch_grpc.v1 import batch_pb2
 from otari_batch_grpc.v1.result_pb2 import BatchResult

@@ -16,11 +16,11 @@ import grpc
 import pytest
 
 from otari_batch_grpc.server.app import BatchServer
-from otari_batch_grpc.server.auth import Credential
-from otari_batch_grpc.server.core import Caller
-from otari_batch_grpc.server.records import behind
-from otari_batch_grpc.server.singleflight import SingleFlight
-from otari_batch_grpc.server.watch import Subscriber
+from otari_batch_grpc.server.domain.core.batches import Caller
+from otari_batch_grpc.server.domain.core.observations import behind
+from otari_batch_grpc.server.domain.hub import Subscriber
+from otari_batch_grpc.server.edge.credentials import Credential
+from otari_batch_grpc.server.util.singleflight import SingleFlight
 from otari_batch_grpc.v1 import batch_pb2, watch_pb2
 from otari_batch_grpc.v1 import batch_service_pb2 as pb
 from tests.conftest import ALICE, BOB, FAST, MASTER, Sim, connect, create_request, eventually, make_settings, peek

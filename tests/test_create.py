@@ -252,7 +252,7 @@ async def test_bodies_that_line_up_only_by_character_count_are_each_refused(stub
 
 
 def test_non_ascii_bodies_and_numbers_a_double_holds_are_fine() -> None:
-    from otari_batch_grpc.server import validation
+    from otari_batch_grpc.server.edge import validation
 
     texts = [
         json.dumps({"messages": [{"role": "user", "content": f"héllo wörld {i} 😀"}]}, ensure_ascii=False)

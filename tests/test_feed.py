@@ -14,11 +14,11 @@ import grpc
 import pytest
 
 from otari_batch_grpc.server.app import BatchServer
-from otari_batch_grpc.server.auth import Credential
-from otari_batch_grpc.server.records import Observation, seen
+from otari_batch_grpc.server.domain.core.observations import Observation, seen
+from otari_batch_grpc.server.domain.hub import Hub, Problem, Subscriber, Watcher, WatchPolicy
+from otari_batch_grpc.server.edge.credentials import Credential
 from otari_batch_grpc.server.store import open_store
 from otari_batch_grpc.server.store.migrations import POSTGRES_SCHEMA
-from otari_batch_grpc.server.watch import Hub, Problem, Subscriber, Watcher, WatchPolicy
 from otari_batch_grpc.v1 import batch_pb2, watch_pb2
 from otari_batch_grpc.v1 import batch_service_pb2 as pb
 from tests.conftest import ALICE, FAST, Sim, connect, create_request, details, make_settings, port_to_bind_later

@@ -32,7 +32,7 @@ from hypothesis import HealthCheck, currently_in_test_context, example, given, s
 from hypothesis import strategies as st
 
 from otari_batch_grpc.server.app import BatchServer
-from otari_batch_grpc.server.errors import DOMAIN
+from otari_batch_grpc.server.domain.errors import DOMAIN
 from otari_batch_grpc.simulator.run import running_simulator
 from otari_batch_grpc.simulator.state import SimState
 from otari_batch_grpc.v1 import batch_service_pb2 as pb

@@ -11,9 +11,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from otari_batch_grpc.server.gateway import GatewayClient
-from otari_batch_grpc.server.results_json import JSON, ResultsParser, plain
-from otari_batch_grpc.server.upstream import UpstreamBadResponse, UpstreamTimeout, UpstreamUnreachable
+from otari_batch_grpc.server.gateway.client import GatewayClient
+from otari_batch_grpc.server.gateway.errors import UpstreamBadResponse, UpstreamTimeout, UpstreamUnreachable
+from otari_batch_grpc.server.gateway.results_document import JSON, ResultsParser, plain
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 

@@ -15,7 +15,7 @@ from google.protobuf import duration_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from otari_batch_grpc.server.app import BatchServer
-from otari_batch_grpc.server.limits import LimitPolicy, Limits
+from otari_batch_grpc.server.edge.limits import LimitPolicy, Limits
 from otari_batch_grpc.v1 import batch_service_pb2 as pb
 from otari_batch_grpc.v1 import watch_pb2
 from tests.conftest import ALICE, BOB, FAST, Sim, connect, create_request, details, eventually, make_settings

@@ -27,11 +27,11 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client.parser import text_string_to_metric_families
 
-from otari_batch_grpc.server import logs, metrics, tracing
 from otari_batch_grpc.server.app import SERVICE_NAME, BatchServer
-from otari_batch_grpc.server.errors import Code, ServiceError
-from otari_batch_grpc.server.http_transport import GatewayTransport, route_of
-from otari_batch_grpc.server.logs import Fields, JsonFormatter
+from otari_batch_grpc.server.domain.errors import Code, ServiceError
+from otari_batch_grpc.server.gateway.transport import GatewayTransport, route_of
+from otari_batch_grpc.server.telemetry import logs, metrics, tracing
+from otari_batch_grpc.server.telemetry.logs import Fields, JsonFormatter
 from otari_batch_grpc.v1 import batch_service_pb2 as pb
 from otari_batch_grpc.v1 import watch_pb2
 from tests.conftest import ALICE, Sim, clean_env, connect, create_request, eventually, make_settings

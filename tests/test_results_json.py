@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from otari_batch_grpc.server.results_json import JSON, ResultsDocumentError, ResultsParser, plain
+from otari_batch_grpc.server.gateway.results_document import JSON, ResultsDocumentError, ResultsParser, plain
 
 # Strings that look like the separator, nested objects with a custom_id key, non-ASCII text, big numbers.
 tricky_text = st.sampled_from(['},{"custom_id":', '"}', "\\", "é中😀", "]}", ""]) | st.text(max_size=6)

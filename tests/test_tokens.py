@@ -13,11 +13,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from otari_batch_grpc.server import tokens
-from otari_batch_grpc.server.errors import Code, ServiceError
-from otari_batch_grpc.server.quoting import quoted
-from otari_batch_grpc.server.tokens import CallerTokens, TokenKeys, TokenKeysError
-from otari_batch_grpc.server.validation import MAX_ID_CHARS
+from otari_batch_grpc.server.domain import tokens
+from otari_batch_grpc.server.domain.errors import Code, ServiceError
+from otari_batch_grpc.server.domain.tokens import CallerTokens, TokenKeys, TokenKeysError
+from otari_batch_grpc.server.edge.validation import MAX_ID_CHARS
+from otari_batch_grpc.server.util.quoting import quoted
 
 SECRET = "s" * 32
 KEYS = TokenKeys.parse(f"1:{SECRET}")

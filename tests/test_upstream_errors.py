@@ -172,7 +172,7 @@ async def test_an_unexpected_server_bug_is_internal_without_a_stack_trace(
     def broken(_data: object) -> object:
         raise KeyError("secret internals")
 
-    monkeypatch.setattr("otari_batch_grpc.server.convert.batch_from_json", broken)
+    monkeypatch.setattr("otari_batch_grpc.server.gateway.convert.batch_from_json", broken)
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await stub.CreateBatch(create_request(1), metadata=ALICE)
     assert caught.value.code() == grpc.StatusCode.INTERNAL

@@ -16,7 +16,7 @@ import pytest
 from google.protobuf import duration_pb2
 
 from otari_batch_grpc.server.app import BatchServer
-from otari_batch_grpc.server.tokens import CallerTokens, TokenKeys
+from otari_batch_grpc.server.domain.tokens import CallerTokens, TokenKeys
 from otari_batch_grpc.v1 import batch_pb2, batch_service_pb2_grpc, watch_pb2
 from otari_batch_grpc.v1 import batch_service_pb2 as pb
 from tests.conftest import ALICE, BOB, FAST, Sim, connect, create_request, details, eventually, make_settings, peek
@@ -386,8 +386,8 @@ async def test_a_failing_poll_loop_ends_its_streams_with_a_retryable_error(
 def test_a_revision_repeating_the_state_last_sent_is_no_event() -> None:
     """Two replicas that both saw a state save it twice (rev 2 and 3): a stream sends it once, and keeps the
     newer revision as its base (so the next change's previous_status is right)."""
-    from otari_batch_grpc.server.feed import Trail
-    from otari_batch_grpc.server.records import Observation
+    from otari_batch_grpc.server.domain.core.observations import Observation
+    from otari_batch_grpc.server.domain.feed import Trail
 
     running = batch_pb2.Batch(id="b", status=batch_pb2.BATCH_STATUS_IN_PROGRESS, provider="openai")
     tokens = CallerTokens(TokenKeys({1: b"k" * 32}), "owner")

@@ -20,9 +20,10 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Callable
 
-from otari_batch_grpc.server import config, logs, tracing
+from otari_batch_grpc.server import config
 from otari_batch_grpc.server.app import BatchServer
 from otari_batch_grpc.server.store import StoreError
+from otari_batch_grpc.server.telemetry import logs, tracing
 
 log = logging.getLogger("otari_batch_grpc")
 

@@ -11,20 +11,21 @@ from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 
-from otari_batch_grpc.server import metrics, reflection, tracing
-from otari_batch_grpc.server.auth import OwnerHasher, kept_secret, load_owner_secret
 from otari_batch_grpc.server.config import Settings
-from otari_batch_grpc.server.core import CorePolicy
-from otari_batch_grpc.server.gateway import API_ROOTS, GatewayClient
-from otari_batch_grpc.server.limits import LimitPolicy, Limits
-from otari_batch_grpc.server.metrics import MetricsListener
-from otari_batch_grpc.server.results import ResultsPolicy
-from otari_batch_grpc.server.rpc import register
-from otari_batch_grpc.server.service import BatchService
+from otari_batch_grpc.server.domain.core.batches import CorePolicy
+from otari_batch_grpc.server.domain.hub import WatchPolicy
+from otari_batch_grpc.server.domain.results import ResultsPolicy
+from otari_batch_grpc.server.domain.tokens import TokenKeys
+from otari_batch_grpc.server.edge import reflection
+from otari_batch_grpc.server.edge.credentials import OwnerHasher, kept_secret, load_owner_secret
+from otari_batch_grpc.server.edge.limits import LimitPolicy, Limits
+from otari_batch_grpc.server.edge.rpc import register
+from otari_batch_grpc.server.edge.service import BatchService
+from otari_batch_grpc.server.gateway.client import API_ROOTS, GatewayClient
+from otari_batch_grpc.server.gateway.errors import UpstreamError
 from otari_batch_grpc.server.store import Store, open_store
-from otari_batch_grpc.server.tokens import TokenKeys
-from otari_batch_grpc.server.upstream import UpstreamError
-from otari_batch_grpc.server.watch import WatchPolicy
+from otari_batch_grpc.server.telemetry import metrics, tracing
+from otari_batch_grpc.server.telemetry.metrics import MetricsListener
 from otari_batch_grpc.v1 import batch_service_pb2
 
 log = logging.getLogger("otari_batch_grpc")

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from otari_batch_grpc.server.domain.tokens import TokenKeys, TokenKeysError
 from otari_batch_grpc.server.store.base import is_database_url
-from otari_batch_grpc.server.tokens import TokenKeys, TokenKeysError
 
 _MIB = 1024 * 1024
 

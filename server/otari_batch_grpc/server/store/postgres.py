@@ -32,7 +32,6 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias, TypeVar
 
 import asyncpg
 
-from otari_batch_grpc.server import metrics
 from otari_batch_grpc.server.store import migrations
 from otari_batch_grpc.server.store.base import (
     Access,
@@ -47,6 +46,7 @@ from otari_batch_grpc.server.store.base import (
     StoreError,
     StoreUnavailable,
 )
+from otari_batch_grpc.server.telemetry import metrics
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy

@@ -19,9 +19,9 @@ from typing import Any, ClassVar
 
 import aiosqlite
 
-from otari_batch_grpc.server import metrics
 from otari_batch_grpc.server.store import migrations
 from otari_batch_grpc.server.store.base import Access, BatchRecord, Claim, Revision, SeenBatch, Store, StoreError
+from otari_batch_grpc.server.telemetry import metrics
 
 _BATCH_COLUMNS = (
     "b.id, b.provider, b.creator, b.status, b.terminal, b.snapshot, b.first_seen, b.last_seen, b.created_at"

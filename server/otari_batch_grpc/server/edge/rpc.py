@@ -25,9 +25,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from prometheus_client import Counter, Histogram
 
-from otari_batch_grpc.server import metrics, tracing
-from otari_batch_grpc.server.auth import credential_from_metadata
-from otari_batch_grpc.server.errors import (
+from otari_batch_grpc.server.domain.errors import (
     Code,
     ServiceError,
     from_upstream,
@@ -35,10 +33,12 @@ from otari_batch_grpc.server.errors import (
     shutting_down,
     state_unavailable,
 )
-from otari_batch_grpc.server.gateway import last_upstream_attempt, last_upstream_status
-from otari_batch_grpc.server.logs import Fields
+from otari_batch_grpc.server.edge.credentials import credential_from_metadata
+from otari_batch_grpc.server.gateway.client import last_upstream_attempt, last_upstream_status
+from otari_batch_grpc.server.gateway.errors import UpstreamError
 from otari_batch_grpc.server.store import StoreUnavailable
-from otari_batch_grpc.server.upstream import UpstreamError
+from otari_batch_grpc.server.telemetry import metrics, tracing
+from otari_batch_grpc.server.telemetry.logs import Fields
 
 log = logging.getLogger("otari_batch_grpc.rpc")
 

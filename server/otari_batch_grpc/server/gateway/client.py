@@ -19,9 +19,7 @@ from urllib.parse import quote
 
 import httpx
 
-from otari_batch_grpc.server.http_transport import GatewayTransport
-from otari_batch_grpc.server.results_json import ResultsDocumentError, ResultsParser
-from otari_batch_grpc.server.upstream import (
+from otari_batch_grpc.server.gateway.errors import (
     UpstreamBadResponse,
     UpstreamError,
     UpstreamHTTPError,
@@ -29,6 +27,8 @@ from otari_batch_grpc.server.upstream import (
     UpstreamUnreachable,
     http_error,
 )
+from otari_batch_grpc.server.gateway.results_document import ResultsDocumentError, ResultsParser
+from otari_batch_grpc.server.gateway.transport import GatewayTransport
 
 JSON = dict[str, Any]
 

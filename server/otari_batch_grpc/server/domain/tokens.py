@@ -31,9 +31,9 @@ from typing import Any, NoReturn
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from otari_batch_grpc.server.errors import Code, FieldViolation, ServiceError, invalid_argument
-from otari_batch_grpc.server.quoting import quoted
-from otari_batch_grpc.server.validation import MAX_ID_CHARS
+from otari_batch_grpc.server.domain.errors import Code, FieldViolation, ServiceError, invalid_argument
+from otari_batch_grpc.server.edge.validation import MAX_ID_CHARS
+from otari_batch_grpc.server.util.quoting import quoted
 
 # The longest token issued: a list token for an id and a provider of MAX_ID_CHARS four-byte characters each
 # (2 x 1,024 bytes of UTF-8, plus ~100 of JSON and 31 of seal) is 2,900 characters of base64.

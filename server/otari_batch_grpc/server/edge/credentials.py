@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from otari_batch_grpc.server.errors import Code, ServiceError
+from otari_batch_grpc.server.domain.errors import Code, ServiceError
 
 _BEARER = "bearer "
 

@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
-from otari_batch_grpc.server.errors import Code, ServiceError
+from otari_batch_grpc.server.domain.errors import Code, ServiceError
 
 # How long a refused caller is told to wait before trying again.
 RETRY_SECONDS = 1.0

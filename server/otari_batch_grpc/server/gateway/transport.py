@@ -23,7 +23,7 @@ import httpx
 from httpx_aiohttp import AiohttpTransport
 from opentelemetry import propagate, trace
 
-from otari_batch_grpc.server import metrics, tracing
+from otari_batch_grpc.server.telemetry import metrics, tracing
 
 # First match wins: aiohttp's timeouts are also TimeoutError, its connect failures also OSError.
 _AS_HTTPX: tuple[tuple[type[BaseException], type[httpx.TransportError]], ...] = (

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
-from otari_batch_grpc.server.upstream import (
+from otari_batch_grpc.server.gateway.errors import (
     UpstreamBadResponse,
     UpstreamError,
     UpstreamHTTPError,

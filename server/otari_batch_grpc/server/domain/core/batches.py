@@ -21,17 +21,17 @@ from typing import Any
 
 from cachetools import LRUCache
 
-from otari_batch_grpc.server import convert
-from otari_batch_grpc.server.errors import Code, ServiceError, from_upstream, state_unavailable
-from otari_batch_grpc.server.gateway import GatewayClient
-from otari_batch_grpc.server.records import Observation, behind, same_state, seen
-from otari_batch_grpc.server.singleflight import SingleFlight
+from otari_batch_grpc.server.domain.core.observations import Observation, behind, same_state, seen
+from otari_batch_grpc.server.domain.core.trust import Trust
+from otari_batch_grpc.server.domain.errors import Code, ServiceError, from_upstream, state_unavailable
+from otari_batch_grpc.server.domain.hub import Hub, Watcher, WatchPolicy
+from otari_batch_grpc.server.domain.tokens import CallerTokens, TokenKeys
+from otari_batch_grpc.server.edge.validation import provider_required
+from otari_batch_grpc.server.gateway import convert
+from otari_batch_grpc.server.gateway.client import GatewayClient
+from otari_batch_grpc.server.gateway.errors import ProviderFailed, UpstreamError, UpstreamHTTPError
 from otari_batch_grpc.server.store import Access, Notice, RefusalNotice, RevisionNotice, Store, StoreUnavailable
-from otari_batch_grpc.server.tokens import CallerTokens, TokenKeys
-from otari_batch_grpc.server.trust import Trust
-from otari_batch_grpc.server.upstream import ProviderFailed, UpstreamError, UpstreamHTTPError
-from otari_batch_grpc.server.validation import provider_required
-from otari_batch_grpc.server.watch import Hub, Watcher, WatchPolicy
+from otari_batch_grpc.server.util.singleflight import SingleFlight
 from otari_batch_grpc.v1 import batch_pb2, batch_service_pb2
 
 log = logging.getLogger("otari_batch_grpc.core")

@@ -33,11 +33,11 @@ from collections.abc import Callable
 
 from cachetools import LRUCache
 
-from otari_batch_grpc.server.errors import Code, ServiceError, from_upstream
-from otari_batch_grpc.server.gateway import GatewayClient
-from otari_batch_grpc.server.singleflight import SingleFlight
+from otari_batch_grpc.server.domain.errors import Code, ServiceError, from_upstream
+from otari_batch_grpc.server.gateway.client import GatewayClient
+from otari_batch_grpc.server.gateway.errors import KeyRefused, UpstreamError
 from otari_batch_grpc.server.store import Access, Store
-from otari_batch_grpc.server.upstream import KeyRefused, UpstreamError
+from otari_batch_grpc.server.util.singleflight import SingleFlight
 
 log = logging.getLogger("otari_batch_grpc.trust")
 

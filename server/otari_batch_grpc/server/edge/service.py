@@ -14,18 +14,18 @@ from typing import Any
 
 from grpc import aio
 
-from otari_batch_grpc.server import validation
-from otari_batch_grpc.server.auth import OwnerHasher, credential_from_metadata
-from otari_batch_grpc.server.core import Batches, Caller, CorePolicy, upstream_errors
-from otari_batch_grpc.server.feed import WATCH_MAX_BATCHES, Feed, Subscription
-from otari_batch_grpc.server.gateway import GatewayClient
-from otari_batch_grpc.server.idempotency import IdempotentCreates
-from otari_batch_grpc.server.limits import Limits
-from otari_batch_grpc.server.results import Message, ResultsPolicy, ResultStreams
-from otari_batch_grpc.server.rpc import OpenStreams, server_stream, unary
+from otari_batch_grpc.server.domain.core.batches import Batches, Caller, CorePolicy, upstream_errors
+from otari_batch_grpc.server.domain.feed import WATCH_MAX_BATCHES, Feed, Subscription
+from otari_batch_grpc.server.domain.hub import WatchPolicy
+from otari_batch_grpc.server.domain.idempotency import IdempotentCreates
+from otari_batch_grpc.server.domain.results import Message, ResultsPolicy, ResultStreams
+from otari_batch_grpc.server.domain.tokens import TokenKeys
+from otari_batch_grpc.server.edge import validation
+from otari_batch_grpc.server.edge.credentials import OwnerHasher, credential_from_metadata
+from otari_batch_grpc.server.edge.limits import Limits
+from otari_batch_grpc.server.edge.rpc import OpenStreams, server_stream, unary
+from otari_batch_grpc.server.gateway.client import GatewayClient
 from otari_batch_grpc.server.store import Store
-from otari_batch_grpc.server.tokens import TokenKeys
-from otari_batch_grpc.server.watch import WatchPolicy
 from otari_batch_grpc.v1 import batch_service_pb2
 
 Context = aio.ServicerContext[Any, Any]

@@ -23,12 +23,12 @@ from collections.abc import AsyncGenerator, Sequence
 
 from google.protobuf import timestamp_pb2
 
-from otari_batch_grpc.server.core import Batches, Caller
-from otari_batch_grpc.server.errors import Code, FieldViolation, ServiceError, invalid_argument
-from otari_batch_grpc.server.records import Observation, same_state
+from otari_batch_grpc.server.domain.core.batches import Batches, Caller
+from otari_batch_grpc.server.domain.core.observations import Observation, same_state
+from otari_batch_grpc.server.domain.errors import Code, FieldViolation, ServiceError, invalid_argument
+from otari_batch_grpc.server.domain.hub import ACCESS_LOST, Problem, Subscriber
+from otari_batch_grpc.server.domain.tokens import CallerTokens, resume_expired
 from otari_batch_grpc.server.store import StoreUnavailable
-from otari_batch_grpc.server.tokens import CallerTokens, resume_expired
-from otari_batch_grpc.server.watch import ACCESS_LOST, Problem, Subscriber
 from otari_batch_grpc.v1 import batch_pb2, watch_pb2
 
 SNAPSHOT = watch_pb2.BATCH_EVENT_KIND_SNAPSHOT

@@ -18,13 +18,14 @@ import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 
-from otari_batch_grpc.server import convert, metrics
-from otari_batch_grpc.server.core import Batches, Caller, status_meta
-from otari_batch_grpc.server.errors import Code, ServiceError, from_upstream
-from otari_batch_grpc.server.feed import Feed
-from otari_batch_grpc.server.locks import KeyedLocks
-from otari_batch_grpc.server.results_json import JSON, ResultsParser, plain
-from otari_batch_grpc.server.upstream import NotCompleted, UpstreamError, UpstreamHTTPError
+from otari_batch_grpc.server.domain.core.batches import Batches, Caller, status_meta
+from otari_batch_grpc.server.domain.errors import Code, ServiceError, from_upstream
+from otari_batch_grpc.server.domain.feed import Feed
+from otari_batch_grpc.server.gateway import convert
+from otari_batch_grpc.server.gateway.errors import NotCompleted, UpstreamError, UpstreamHTTPError
+from otari_batch_grpc.server.gateway.results_document import JSON, ResultsParser, plain
+from otari_batch_grpc.server.telemetry import metrics
+from otari_batch_grpc.server.util.locks import KeyedLocks
 from otari_batch_grpc.v1 import batch_pb2, batch_service_pb2
 
 Response = batch_service_pb2.StreamResultsResponse

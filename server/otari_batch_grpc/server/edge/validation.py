@@ -15,9 +15,9 @@ from collections.abc import Sequence
 import msgspec
 from google.protobuf import struct_pb2
 
-from otari_batch_grpc.server.convert import GATEWAY_OWNER_KEY, REQUEST_ID_KEY, STAMPED_KEYS
-from otari_batch_grpc.server.errors import FieldViolation, invalid_argument
-from otari_batch_grpc.server.quoting import quoted
+from otari_batch_grpc.server.domain.errors import FieldViolation, invalid_argument
+from otari_batch_grpc.server.gateway.convert import GATEWAY_OWNER_KEY, REQUEST_ID_KEY, STAMPED_KEYS
+from otari_batch_grpc.server.util.quoting import quoted
 from otari_batch_grpc.v1 import batch_service_pb2
 
 MAX_REQUESTS = 10_000

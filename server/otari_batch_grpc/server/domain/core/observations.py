@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from otari_batch_grpc.server import convert
+from otari_batch_grpc.server.gateway import convert
 from otari_batch_grpc.server.store import Revision, SeenBatch
 from otari_batch_grpc.v1 import batch_pb2
 

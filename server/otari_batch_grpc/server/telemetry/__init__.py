@@ -1,0 +1,1 @@
+"""Operating the service: Prometheus metrics, OpenTelemetry traces, JSON log lines."""

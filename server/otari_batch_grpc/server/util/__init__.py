@@ -1,0 +1,1 @@
+"""Small helpers below everything: single-flight, keyed locks, quoting a caller's value."""
