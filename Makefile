@@ -58,11 +58,12 @@ generate: generators ## Regenerate generated/ (every language) from protos/ (com
 check-generated: generators ## Fail when anything in generated/ is stale
 	@$(BIN)/python tools/generate.py --check
 
-lint: $(STAMP) ## buf lint, ruff, mypy (strict)
+lint: $(STAMP) ## buf lint, ruff, mypy (strict), the layering's import contracts (lint-imports)
 	$(BIN)/buf lint
 	$(BIN)/ruff check $(PY_SOURCES)
 	$(BIN)/ruff format --check $(PY_SOURCES)
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 # Breaking-change check of protos/ against the main branch (run on a branch, before merging).
 breaking: $(STAMP) ## buf breaking against the main branch
