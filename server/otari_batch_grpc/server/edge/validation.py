@@ -70,19 +70,6 @@ def check_batch_ref(batch_id: str, provider: str, *, start_index: int = 0) -> No
     _raise(problems)
 
 
-def provider_required(batch_id: str) -> None:
-    """A batch the caller has not been shown through this service needs its provider named."""
-    _raise(
-        [
-            FieldViolation(
-                "provider",
-                f"is required: this service has not shown you batch {batch_id}, so it does not know which "
-                "provider holds it (pass Batch.provider, for example 'openai')",
-            )
-        ]
-    )
-
-
 def _is_uuid(value: str) -> bool:
     try:
         uuid.UUID(value)

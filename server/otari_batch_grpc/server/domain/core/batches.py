@@ -23,10 +23,16 @@ from cachetools import LRUCache
 
 from otari_batch_grpc.server.domain.core.observations import Observation, behind, same_state, seen
 from otari_batch_grpc.server.domain.core.trust import Trust
-from otari_batch_grpc.server.domain.errors import Code, ServiceError, from_upstream, state_unavailable
+from otari_batch_grpc.server.domain.errors import (
+    Code,
+    FieldViolation,
+    ServiceError,
+    from_upstream,
+    invalid_argument,
+    state_unavailable,
+)
 from otari_batch_grpc.server.domain.hub import Hub, Watcher, WatchPolicy
 from otari_batch_grpc.server.domain.tokens import CallerTokens, TokenKeys
-from otari_batch_grpc.server.edge.validation import provider_required
 from otari_batch_grpc.server.gateway import convert
 from otari_batch_grpc.server.gateway.client import GatewayClient
 from otari_batch_grpc.server.gateway.errors import ProviderFailed, UpstreamError, UpstreamHTTPError
@@ -311,7 +317,7 @@ class Batches:
         await self.vouch(caller, time_left=time_left)
         candidates = list(dict.fromkeys([*await self.store.providers_for(caller.owner), *self.policy.providers]))
         if not candidates:
-            provider_required(batch_id)
+            raise provider_required(batch_id)
         down: list[str] = []
         for provider in candidates:
             try:
@@ -504,6 +510,19 @@ def _known_state(last: Observation, batch: batch_pb2.Batch) -> Observation | Non
     if behind(batch, last.batch):
         return last.echoing(batch.provider)
     return None
+
+
+def provider_required(batch_id: str) -> ServiceError:
+    """A batch the caller has not been shown through this service, with no provider to ask: it must be named."""
+    return invalid_argument(
+        [
+            FieldViolation(
+                "provider",
+                f"is required: this service has not shown you batch {batch_id}, so it does not know which "
+                "provider holds it (pass Batch.provider, for example 'openai')",
+            )
+        ]
+    )
 
 
 class NotFound(ServiceError):
