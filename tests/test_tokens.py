@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from otari_batch_grpc.server.domain import tokens
 from otari_batch_grpc.server.domain.errors import Code, ServiceError
 from otari_batch_grpc.server.domain.tokens import CallerTokens, TokenKeys, TokenKeysError
-from otari_batch_grpc.server.edge.validation import MAX_ID_CHARS
+from otari_batch_grpc.server.util.ids import MAX_ID_CHARS
 from otari_batch_grpc.server.util.quoting import quoted
 
 SECRET = "s" * 32

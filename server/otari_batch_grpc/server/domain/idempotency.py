@@ -25,7 +25,6 @@ from typing import Any
 
 from otari_batch_grpc.server.domain.core.batches import Batches, Caller, upstream_errors
 from otari_batch_grpc.server.domain.errors import Code, ServiceError, from_upstream
-from otari_batch_grpc.server.gateway.convert import GATEWAY_OWNER_KEY, request_stamp, stamped_request
 from otari_batch_grpc.server.gateway.errors import (
     UpstreamBadResponse,
     UpstreamError,
@@ -33,6 +32,7 @@ from otari_batch_grpc.server.gateway.errors import (
     UpstreamTimeout,
 )
 from otari_batch_grpc.server.store import Claim
+from otari_batch_grpc.server.util.stamps import GATEWAY_OWNER_KEY, request_stamp, stamped_request
 from otari_batch_grpc.v1 import batch_pb2, batch_service_pb2
 
 # How far back the recovery search looks: pages of the caller's newest batches.

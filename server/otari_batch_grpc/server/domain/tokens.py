@@ -32,7 +32,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from otari_batch_grpc.server.domain.errors import Code, FieldViolation, ServiceError, invalid_argument
-from otari_batch_grpc.server.edge.validation import MAX_ID_CHARS
+from otari_batch_grpc.server.util.ids import is_id
 from otari_batch_grpc.server.util.quoting import quoted
 
 # The longest token issued: a list token for an id and a provider of MAX_ID_CHARS four-byte characters each
@@ -154,7 +154,7 @@ class CallerTokens:
         how = "pass next_page_token as given"
         data = self._keys.open(PAGE, self._owner, token, field="page_token", how=how, retired=_page_expired)
         at, seen, after, issued_for = data.get("at"), data.get("seen"), data.get("after"), data.get("provider")
-        if not (_is_seconds(at) and _is_seconds(seen) and _is_id(after) and (issued_for == "" or _is_id(issued_for))):
+        if not (_is_seconds(at) and _is_seconds(seen) and is_id(after) and (issued_for == "" or is_id(issued_for))):
             _reject("page_token", f"is not a token this service issued; {how}")
         assert isinstance(at, int | float) and isinstance(seen, int | float) and isinstance(after, str)
         assert isinstance(issued_for, str)
@@ -174,7 +174,7 @@ class CallerTokens:
             WATCH, self._owner, token, field="resume_token", how=how, retired=lambda: resume_expired(batch_id)
         )
         rev, issued_for = data.get("rev"), data.get("batch")
-        if not (_is_revision(rev) and _is_id(issued_for)):
+        if not (_is_revision(rev) and is_id(issued_for)):
             _reject("resume_token", f"is not a token this service issued; {how}")
         assert isinstance(rev, int) and isinstance(issued_for, str)
         if issued_for != batch_id:
@@ -243,16 +243,6 @@ def _is_seconds(value: object) -> bool:
 
 def _is_revision(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < MAX_REVISION
-
-
-def _is_id(value: object) -> bool:
-    """An id as validation takes one: 1 to MAX_ID_CHARS printable characters, no spaces (so no lone surrogate
-    either, which neither SQLite nor a status message could encode)."""
-    return (
-        isinstance(value, str)
-        and 0 < len(value) <= MAX_ID_CHARS
-        and all(c.isprintable() and not c.isspace() for c in value)
-    )
 
 
 def _set_digest(batch_ids: Sequence[str]) -> str:

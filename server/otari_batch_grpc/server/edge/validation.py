@@ -16,8 +16,9 @@ import msgspec
 from google.protobuf import struct_pb2
 
 from otari_batch_grpc.server.domain.errors import FieldViolation, invalid_argument
-from otari_batch_grpc.server.gateway.convert import GATEWAY_OWNER_KEY, REQUEST_ID_KEY, STAMPED_KEYS
+from otari_batch_grpc.server.util.ids import MAX_ID_CHARS
 from otari_batch_grpc.server.util.quoting import quoted
+from otari_batch_grpc.server.util.stamps import GATEWAY_OWNER_KEY, REQUEST_ID_KEY, STAMPED_KEYS
 from otari_batch_grpc.v1 import batch_service_pb2
 
 MAX_REQUESTS = 10_000
@@ -29,7 +30,6 @@ GATEWAY_METADATA_PAIRS = 16
 RESERVED_METADATA_KEYS = STAMPED_KEYS
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 20
-MAX_ID_CHARS = 256
 MAX_WINDOW_CHARS = 16
 _KEY_SHOWN_CHARS = 100
 

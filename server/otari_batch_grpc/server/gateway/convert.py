@@ -19,6 +19,7 @@ from google.protobuf import struct_pb2, timestamp_pb2
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
+from otari_batch_grpc.server.util.stamps import GATEWAY_OWNER_KEY, STAMPED_KEYS, stamped_request
 from otari_batch_grpc.v1 import batch_pb2, batch_service_pb2, result_pb2
 
 JSON = dict[str, Any]
@@ -46,30 +47,6 @@ _INT_RANGES = {
     **dict.fromkeys((FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_FIXED64), (0, 2**64)),
 }  # fmt: skip
 _FLOAT_TYPES = (FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT)
-
-
-# What the gateway and this service stamp into a batch's metadata upstream. Batch.metadata is what the caller set;
-# the stamps are typed fields of their own.
-GATEWAY_OWNER_KEY = "otari_user_id"  # the gateway's: the user the batch belongs to (Batch.user)
-REQUEST_ID_KEY = "otari_request_id"  # this service's: "<request_id>/<request digest>" (Batch.request_id)
-LEGACY_DIGEST_KEY = "otari_request_digest"  # this service's digest, stamped apart before it joined the request_id
-STAMPED_KEYS = frozenset({GATEWAY_OWNER_KEY, REQUEST_ID_KEY, LEGACY_DIGEST_KEY})
-
-
-def request_stamp(request_id: str, digest: str) -> dict[str, str]:
-    """The stamp a create with a request_id leaves in the batch's metadata: which request made it."""
-    return {REQUEST_ID_KEY: f"{request_id}/{digest}"}
-
-
-def stamped_request(metadata: Mapping[str, Any]) -> tuple[str, str | None]:
-    """The request_id and request digest a batch's metadata was stamped with ("" when none; the digest None for
-    a batch stamped before digests were)."""
-    stamp = metadata.get(REQUEST_ID_KEY)
-    if not isinstance(stamp, str):
-        return "", None
-    request_id, _, digest = stamp.partition("/")
-    legacy = metadata.get(LEGACY_DIGEST_KEY)
-    return request_id, digest or (legacy if isinstance(legacy, str) else None)
 
 
 def batch_from_json(data: Mapping[str, Any]) -> batch_pb2.Batch:
