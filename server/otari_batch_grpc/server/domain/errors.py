@@ -121,6 +121,19 @@ def invalid_argument(violations: Sequence[FieldViolation], *, reason: str = "INV
     )
 
 
+LIMIT_EXCEEDED = "LIMIT_EXCEEDED"  # the ErrorInfo reason of every refusal of a limit
+# How long a caller refused by a limit is told to wait before trying again.
+_LIMIT_RETRY_SECONDS = 1.0
+
+
+def refusal(limit: str, message: str) -> ServiceError:
+    """RESOURCE_EXHAUSTED for a call past `limit` (the edge's per-caller limits, the hub's watched batches), with
+    the limit's name and when to retry."""
+    return ServiceError(
+        Code.RESOURCE_EXHAUSTED, LIMIT_EXCEEDED, message, {"limit": limit}, retry_after=_LIMIT_RETRY_SECONDS
+    )
+
+
 def shutting_down() -> ServiceError:
     """How open streams end when the server drains: retryable, so clients resume elsewhere or after restart."""
     return ServiceError(

@@ -28,8 +28,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from otari_batch_grpc.server.domain.core.observations import Observation
-from otari_batch_grpc.server.domain.errors import Code, ServiceError, shutting_down
-from otari_batch_grpc.server.edge.limits import LIMIT_EXCEEDED, refusal
+from otari_batch_grpc.server.domain.errors import LIMIT_EXCEEDED, Code, ServiceError, refusal, shutting_down
 from otari_batch_grpc.server.telemetry import metrics, tracing
 
 log = logging.getLogger("otari_batch_grpc.watch")

@@ -16,11 +16,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
-from otari_batch_grpc.server.domain.errors import Code, ServiceError
-
-# How long a refused caller is told to wait before trying again.
-RETRY_SECONDS = 1.0
-LIMIT_EXCEEDED = "LIMIT_EXCEEDED"  # the ErrorInfo reason of every refusal
+from otari_batch_grpc.server.domain.errors import ServiceError, refusal
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -113,11 +109,6 @@ class Limits:
         if self._on_refusal is not None:
             self._on_refusal(limit)
         return refusal(limit, message)
-
-
-def refusal(limit: str, message: str) -> ServiceError:
-    """RESOURCE_EXHAUSTED for a call past `limit`, with the limit's name and when to retry."""
-    return ServiceError(Code.RESOURCE_EXHAUSTED, LIMIT_EXCEEDED, message, {"limit": limit}, retry_after=RETRY_SECONDS)
 
 
 class _Gate:
