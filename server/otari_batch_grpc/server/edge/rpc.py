@@ -34,10 +34,9 @@ from otari_batch_grpc.server.domain.errors import (
     state_unavailable,
 )
 from otari_batch_grpc.server.edge.credentials import credential_from_metadata
-from otari_batch_grpc.server.gateway.client import last_upstream_attempt, last_upstream_status
 from otari_batch_grpc.server.gateway.errors import UpstreamError
 from otari_batch_grpc.server.store import StoreUnavailable
-from otari_batch_grpc.server.telemetry import metrics, tracing
+from otari_batch_grpc.server.telemetry import metrics, tracing, upstream_answer
 from otari_batch_grpc.server.telemetry.logs import Fields
 
 log = logging.getLogger("otari_batch_grpc.rpc")
@@ -203,8 +202,7 @@ class _Call:
         self.request: Any = None
         self.response: Any = None
         self.span: trace.Span | None = None
-        last_upstream_status.set(None)
-        last_upstream_attempt.set(None)
+        upstream_answer.forget()
         tracer = tracing.tracer
         if tracer is not None:
             self.span = _server_span(tracer, method, self.metadata)
@@ -244,9 +242,9 @@ class _Call:
             fields["request_id"] = request.request_id[:200]
         if trace_id is not None:
             fields["trace_id"] = trace_id
-        if (status := last_upstream_status.get()) is not None:
+        if (status := upstream_answer.last_status.get()) is not None:
             fields["upstream_status"] = status
-        if (attempt := last_upstream_attempt.get()) is not None:
+        if (attempt := upstream_answer.last_attempt.get()) is not None:
             fields["upstream_attempt_id"] = attempt
         fields["peer"] = self.peer
         if (owner := owner_tag(self.metadata, service_key=method.service_key)) is not None:

@@ -13,7 +13,6 @@ import json
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
-from contextvars import ContextVar
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -29,12 +28,10 @@ from otari_batch_grpc.server.gateway.errors import (
 )
 from otari_batch_grpc.server.gateway.results_document import ResultsDocumentError, ResultsParser
 from otari_batch_grpc.server.gateway.transport import GatewayTransport
+from otari_batch_grpc.server.telemetry import upstream_answer
 
 JSON = dict[str, Any]
 
-# The HTTP status of the last gateway answer in this task, and its Otari-Attempt-ID, for the per-RPC log line.
-last_upstream_status: ContextVar[int | None] = ContextVar("last_upstream_status", default=None)
-last_upstream_attempt: ContextVar[str | None] = ContextVar("last_upstream_attempt", default=None)
 API_ROOTS = ("/api/v1", "/v1")
 
 # Bodies larger than this are parsed off the event loop.
@@ -321,8 +318,7 @@ def _expect_batch(operation: str, data: JSON) -> JSON:
 
 
 def _note(response: httpx.Response) -> None:
-    last_upstream_status.set(response.status_code)
-    last_upstream_attempt.set(response.headers.get("otari-attempt-id"))
+    upstream_answer.note(response.status_code, response.headers.get("otari-attempt-id"))
 
 
 def _http_error(operation: str, response: httpx.Response) -> UpstreamHTTPError:
