@@ -10,6 +10,7 @@ google.rpc.Status, and the edge (`rpc`) sends it (grpcio-status). Every error ca
 from __future__ import annotations
 
 import enum
+import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,9 @@ from otari_batch_grpc.server.gateway.errors import (
     UpstreamTimeout,
     UpstreamUnreachable,
 )
+from otari_batch_grpc.server.store import StoreUnavailable
+
+log = logging.getLogger("otari_batch_grpc.rpc")
 
 DOMAIN = "batch.otari.mozilla.ai"
 # What a status may carry, in UTF-8 bytes, so that it always fits the trailers it travels in (ServiceError.to_status).
@@ -153,6 +157,19 @@ def state_unavailable() -> ServiceError:
         "request_id makes one batch).",
         retry_after=2.0,
     )
+
+
+def as_service_error(exc: Exception) -> ServiceError | None:
+    """What a failure the domain let through answers: its own error as it is, the gateway's and the state
+    database's as the service's; None for anything else (a fault of the service: INTERNAL, logged)."""
+    if isinstance(exc, ServiceError):
+        return exc
+    if isinstance(exc, UpstreamError):
+        return from_upstream(exc)
+    if isinstance(exc, StoreUnavailable):
+        log.warning("the state database did not answer: %s", exc.__cause__ or exc)
+        return state_unavailable()
+    return None
 
 
 def internal() -> ServiceError:

@@ -25,17 +25,8 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from prometheus_client import Counter, Histogram
 
-from otari_batch_grpc.server.domain.errors import (
-    Code,
-    ServiceError,
-    from_upstream,
-    internal,
-    shutting_down,
-    state_unavailable,
-)
+from otari_batch_grpc.server.domain.errors import Code, ServiceError, as_service_error, internal, shutting_down
 from otari_batch_grpc.server.edge.credentials import credential_from_metadata
-from otari_batch_grpc.server.gateway.errors import UpstreamError
-from otari_batch_grpc.server.store import StoreUnavailable
 from otari_batch_grpc.server.telemetry import metrics, tracing, upstream_answer
 from otari_batch_grpc.server.telemetry.logs import Fields
 
@@ -103,15 +94,11 @@ def server_stream(handler: H) -> H:
 
 
 def _as_service_error(exc: Exception) -> ServiceError:
-    if isinstance(exc, ServiceError):
-        return exc
-    if isinstance(exc, UpstreamError):
-        return from_upstream(exc)
-    if isinstance(exc, StoreUnavailable):
-        log.warning("the state database did not answer: %s", exc.__cause__ or exc)
-        return state_unavailable()
-    log.exception("unexpected error in handler")
-    return internal()
+    error = as_service_error(exc)
+    if error is None:
+        log.exception("unexpected error in handler")
+        return internal()
+    return error
 
 
 async def abort(context: Context, error: ServiceError) -> None:
