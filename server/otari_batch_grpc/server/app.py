@@ -11,10 +11,8 @@ from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 
+from otari_batch_grpc.server import wiring
 from otari_batch_grpc.server.config import Settings
-from otari_batch_grpc.server.domain.core.batches import CorePolicy
-from otari_batch_grpc.server.domain.hub import WatchPolicy
-from otari_batch_grpc.server.domain.results import ResultsPolicy
 from otari_batch_grpc.server.domain.tokens import TokenKeys
 from otari_batch_grpc.server.edge import reflection
 from otari_batch_grpc.server.edge.credentials import OwnerHasher, kept_secret, load_owner_secret
@@ -139,35 +137,12 @@ class BatchServer:
             shared = None if settings.owner_secret else await self._store.shared_secret("owner_secret")
             secret = shared or await load_owner_secret(settings.owner_secret, settings.state_db)
             tokens = await self._token_keys()
-            self._service = BatchService(
+            self._service = wiring.batch_service(
+                settings,
                 gateway=self.gateway,
                 store=self._store,
-                owners=OwnerHasher(secret),
-                core=CorePolicy(
-                    owner_trust_seconds=settings.owner_trust_seconds,
-                    revisions_kept=settings.watch_revisions_kept,
-                    keep_seconds=settings.state_keep_seconds,
-                    idempotency_seconds=settings.idempotency_keep_seconds,
-                    claim_seconds=settings.idempotency_claim_seconds,
-                    providers=tuple(p.strip() for p in settings.providers.split(",") if p.strip()),
-                ),
-                results=ResultsPolicy(
-                    max_bytes=settings.results_cache_max_bytes,
-                    max_age=settings.results_cache_max_age,
-                    progress_seconds=settings.watch_heartbeat,
-                ),
-                watch=WatchPolicy(
-                    poll_min=settings.watch_poll_min,
-                    poll_max=settings.watch_poll_max,
-                    failure_limit=settings.watch_failure_limit,
-                    trust_seconds=settings.owner_trust_seconds,
-                    watched_per_caller=settings.limit_watched_per_caller,
-                    lease_seconds=settings.watch_lease_seconds,
-                ),
-                service_key=settings.service_key,
                 limits=self.limits,
-                heartbeat_seconds=settings.watch_heartbeat,
-                wait_default_seconds=settings.wait_default_timeout,
+                owners=OwnerHasher(secret),
                 tokens=tokens,
             )
             await self._service.core.join_fleet()

@@ -14,18 +14,14 @@ from typing import Any
 
 from grpc import aio
 
-from otari_batch_grpc.server.domain.core.batches import Batches, Caller, CorePolicy, upstream_errors
+from otari_batch_grpc.server.domain.core.batches import Batches, Caller, upstream_errors
 from otari_batch_grpc.server.domain.feed import WATCH_MAX_BATCHES, Feed, Subscription
-from otari_batch_grpc.server.domain.hub import WatchPolicy
 from otari_batch_grpc.server.domain.idempotency import IdempotentCreates
-from otari_batch_grpc.server.domain.results import Message, ResultsPolicy, ResultStreams
-from otari_batch_grpc.server.domain.tokens import TokenKeys
+from otari_batch_grpc.server.domain.results import Message, ResultStreams
 from otari_batch_grpc.server.edge import validation
 from otari_batch_grpc.server.edge.credentials import OwnerHasher, credential_from_metadata
 from otari_batch_grpc.server.edge.limits import Limits
 from otari_batch_grpc.server.edge.rpc import OpenStreams, server_stream, unary
-from otari_batch_grpc.server.gateway.client import GatewayClient
-from otari_batch_grpc.server.store import Store
 from otari_batch_grpc.v1 import batch_service_pb2
 
 Context = aio.ServicerContext[Any, Any]
@@ -40,31 +36,25 @@ class BatchService:
     def __init__(
         self,
         *,
-        gateway: GatewayClient,
-        store: Store,
+        core: Batches,
+        feed: Feed,
+        creates: IdempotentCreates,
+        results: ResultStreams,
         owners: OwnerHasher,
-        core: CorePolicy,
-        results: ResultsPolicy,
-        watch: WatchPolicy,
         service_key: str | None,
         limits: Limits,
-        heartbeat_seconds: float,
         wait_default_seconds: float,
-        tokens: TokenKeys,
     ) -> None:
-        self.core = Batches(
-            gateway=gateway, store=store, policy=core, watch=watch, tokens=tokens, owner_of=owners.owner_of_key
-        )
-        self.hub = self.core.hub
+        self.core = core
+        self.hub = core.hub
+        self.feed = feed
+        self.creates = creates
+        self.results = results
         self.owners = owners
         self.service_key = service_key
-        self.heartbeat_seconds = heartbeat_seconds
-        self.wait_default_seconds = wait_default_seconds
-        self.feed = Feed(self.core, heartbeat_seconds=heartbeat_seconds, recheck_seconds=watch.poll_max)
-        self.creates = IdempotentCreates(core=self.core, attempt_seconds=gateway.timeout)
-        self.results = ResultStreams(self.core, self.feed, results)
-        self.streams = OpenStreams()
         self.limits = limits
+        self.wait_default_seconds = wait_default_seconds
+        self.streams = OpenStreams()
 
     @unary
     async def CreateBatch(self, request: pb.CreateBatchRequest, context: Context) -> pb.CreateBatchResponse:

@@ -1,0 +1,69 @@
+"""The service put together from its settings: the domain (the core, the feed, creates made once, results) over
+the gateway client and the store, under the gRPC edge's handlers. Wiring is this module's job alone: no layer
+builds another."""
+
+from __future__ import annotations
+
+from otari_batch_grpc.server.config import Settings
+from otari_batch_grpc.server.domain.core.batches import Batches, CorePolicy
+from otari_batch_grpc.server.domain.feed import Feed
+from otari_batch_grpc.server.domain.hub import WatchPolicy
+from otari_batch_grpc.server.domain.idempotency import IdempotentCreates
+from otari_batch_grpc.server.domain.results import ResultsPolicy, ResultStreams
+from otari_batch_grpc.server.domain.tokens import TokenKeys
+from otari_batch_grpc.server.edge.credentials import OwnerHasher
+from otari_batch_grpc.server.edge.limits import Limits
+from otari_batch_grpc.server.edge.service import BatchService
+from otari_batch_grpc.server.gateway.client import GatewayClient
+from otari_batch_grpc.server.store import Store
+
+
+def batch_service(
+    settings: Settings,
+    *,
+    gateway: GatewayClient,
+    store: Store,
+    limits: Limits,
+    owners: OwnerHasher,
+    tokens: TokenKeys,
+) -> BatchService:
+    """BatchService over a domain built from `settings`."""
+    watch = WatchPolicy(
+        poll_min=settings.watch_poll_min,
+        poll_max=settings.watch_poll_max,
+        failure_limit=settings.watch_failure_limit,
+        trust_seconds=settings.owner_trust_seconds,
+        watched_per_caller=settings.limit_watched_per_caller,
+        lease_seconds=settings.watch_lease_seconds,
+    )
+    core = Batches(
+        gateway=gateway,
+        store=store,
+        policy=CorePolicy(
+            owner_trust_seconds=settings.owner_trust_seconds,
+            revisions_kept=settings.watch_revisions_kept,
+            keep_seconds=settings.state_keep_seconds,
+            idempotency_seconds=settings.idempotency_keep_seconds,
+            claim_seconds=settings.idempotency_claim_seconds,
+            providers=tuple(p.strip() for p in settings.providers.split(",") if p.strip()),
+        ),
+        watch=watch,
+        tokens=tokens,
+        owner_of=owners.owner_of_key,
+    )
+    feed = Feed(core, heartbeat_seconds=settings.watch_heartbeat, recheck_seconds=watch.poll_max)
+    results = ResultsPolicy(
+        max_bytes=settings.results_cache_max_bytes,
+        max_age=settings.results_cache_max_age,
+        progress_seconds=settings.watch_heartbeat,
+    )
+    return BatchService(
+        core=core,
+        feed=feed,
+        creates=IdempotentCreates(core=core, attempt_seconds=gateway.timeout),
+        results=ResultStreams(core, feed, results),
+        owners=owners,
+        service_key=settings.service_key,
+        limits=limits,
+        wait_default_seconds=settings.wait_default_timeout,
+    )
