@@ -23,7 +23,7 @@ from google.rpc import error_details_pb2, status_pb2
 
 from otari_batch_grpc.server.app import BatchServer
 from otari_batch_grpc.server.config import Settings
-from otari_batch_grpc.server.domain.core.batches import Caller
+from otari_batch_grpc.server.domain.callers import Caller
 from otari_batch_grpc.server.domain.tokens import CallerTokens
 from otari_batch_grpc.simulator.run import running_simulator
 from otari_batch_grpc.simulator.state import SimState

@@ -16,10 +16,8 @@ import grpc
 import pytest
 
 from otari_batch_grpc.server.app import BatchServer
-from otari_batch_grpc.server.domain.core.batches import Caller
 from otari_batch_grpc.server.domain.core.observations import behind
 from otari_batch_grpc.server.domain.hub import Subscriber
-from otari_batch_grpc.server.edge.credentials import Credential
 from otari_batch_grpc.server.util.singleflight import SingleFlight
 from otari_batch_grpc.v1 import batch_pb2, watch_pb2
 from otari_batch_grpc.v1 import batch_service_pb2 as pb
@@ -49,7 +47,7 @@ async def _next(call: Any, within: float = 10.0) -> watch_pb2.BatchEvent:
 async def test_a_join_right_after_the_last_leave_gets_a_live_loop(wstub: Stub, fast: BatchServer, sim: Sim) -> None:
     batch = await _create(wstub)
     core = fast.service.core
-    caller = Caller("sim-key-alice", fast.service.owners.owner_of(Credential("sim-key-alice", "authorization")))
+    caller = fast.service.owners.caller("sim-key-alice")
     current = await core.fetch(caller, batch.id, "openai", time_left=None)
     first, second = Subscriber(caller.watcher), Subscriber(caller.watcher)
     core.hub.join(first, batch.id, "openai", current)

@@ -16,7 +16,6 @@ import pytest
 from otari_batch_grpc.server.app import BatchServer
 from otari_batch_grpc.server.domain.core.observations import Observation, seen
 from otari_batch_grpc.server.domain.hub import Hub, Problem, Subscriber, Watcher, WatchPolicy
-from otari_batch_grpc.server.edge.credentials import Credential
 from otari_batch_grpc.server.store import open_store
 from otari_batch_grpc.server.store.migrations import POSTGRES_SCHEMA
 from otari_batch_grpc.v1 import batch_pb2, watch_pb2
@@ -228,7 +227,7 @@ async def test_a_live_watch_sends_each_revision_saved_when_the_hub_offered_it_on
         else stub.WatchBatches(pb.WatchBatchesRequest(batch_ids=[batch.id]), metadata=ALICE)
     )
     assert (await _first(watch)).event.batch.status == batch_pb2.BATCH_STATUS_VALIDATING
-    owner = server.service.owners.owner_of(Credential("sim-key-alice", "authorization"))
+    owner = server.service.owners.owner_of_key("sim-key-alice")
     saved = []
     for status in (batch_pb2.BATCH_STATUS_IN_PROGRESS, batch_pb2.BATCH_STATUS_FINALIZING):
         state = batch_pb2.Batch()

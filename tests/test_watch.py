@@ -405,6 +405,7 @@ def test_a_revision_repeating_the_state_last_sent_is_no_event() -> None:
 
 async def _save_again(server: BatchServer, batch_id: str) -> None:
     """Save the batch's latest state once more, as a second replica that saw it too would."""
+    from otari_batch_grpc.server.domain.core.replicas import Notices
     from otari_batch_grpc.server.store.base import RevisionNotice, SeenBatch
 
     latest = await server.store.latest_revision(batch_id)
@@ -413,7 +414,9 @@ async def _save_again(server: BatchServer, batch_id: str) -> None:
     again = SeenBatch(batch.id, batch.provider, batch.upstream_status, False, latest.snapshot)
     (saved,) = await server.store.enter([again], [], owner="elsewhere", keep=10, observed_at=latest.observed_at + 1)
     # What this replica hears of it (from PostgreSQL's NOTIFY when there are several).
-    server.service.core._heard(RevisionNotice(batch_id, saved.rev, "elsewhere", batch.provider, "another-replica"))
+    core = server.service.core
+    notices = Notices(store=server.store, states=core.states, hub=core.hub, trust=core.trust)
+    notices.heard(RevisionNotice(batch_id, saved.rev, "elsewhere", batch.provider, "another-replica"))
 
 
 async def test_a_resume_across_a_repeated_revision_repeats_no_change(wstub: Stub, fast: BatchServer) -> None:

@@ -13,14 +13,15 @@ from grpc_health.v1._async import HealthServicer
 
 from otari_batch_grpc.server import wiring
 from otari_batch_grpc.server.config import Settings
+from otari_batch_grpc.server.domain.callers import OwnerHasher
 from otari_batch_grpc.server.domain.tokens import TokenKeys
 from otari_batch_grpc.server.edge import reflection
-from otari_batch_grpc.server.edge.credentials import OwnerHasher, kept_secret, load_owner_secret
 from otari_batch_grpc.server.edge.limits import LimitPolicy, Limits
 from otari_batch_grpc.server.edge.rpc import register
 from otari_batch_grpc.server.edge.service import BatchService
 from otari_batch_grpc.server.gateway.client import API_ROOTS, GatewayClient
 from otari_batch_grpc.server.gateway.errors import UpstreamError
+from otari_batch_grpc.server.secret_files import kept_secret, load_owner_secret
 from otari_batch_grpc.server.store import Store, open_store
 from otari_batch_grpc.server.telemetry import metrics, tracing
 from otari_batch_grpc.server.telemetry.metrics import MetricsListener

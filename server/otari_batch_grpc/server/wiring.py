@@ -5,13 +5,13 @@ builds another."""
 from __future__ import annotations
 
 from otari_batch_grpc.server.config import Settings
+from otari_batch_grpc.server.domain.callers import OwnerHasher
 from otari_batch_grpc.server.domain.core.batches import Batches, CorePolicy
 from otari_batch_grpc.server.domain.feed import Feed
 from otari_batch_grpc.server.domain.hub import WatchPolicy
 from otari_batch_grpc.server.domain.idempotency import IdempotentCreates
 from otari_batch_grpc.server.domain.results import ResultsPolicy, ResultStreams
 from otari_batch_grpc.server.domain.tokens import TokenKeys
-from otari_batch_grpc.server.edge.credentials import OwnerHasher
 from otari_batch_grpc.server.edge.limits import Limits
 from otari_batch_grpc.server.edge.service import BatchService
 from otari_batch_grpc.server.gateway.client import GatewayClient
@@ -51,7 +51,9 @@ def batch_service(
         tokens=tokens,
         owner_of=owners.owner_of_key,
     )
-    feed = Feed(core, heartbeat_seconds=settings.watch_heartbeat, recheck_seconds=watch.poll_max)
+    feed = Feed(
+        core, hub=core.hub, store=store, heartbeat_seconds=settings.watch_heartbeat, recheck_seconds=watch.poll_max
+    )
     results = ResultsPolicy(
         max_bytes=settings.results_cache_max_bytes,
         max_age=settings.results_cache_max_age,
@@ -60,8 +62,8 @@ def batch_service(
     return BatchService(
         core=core,
         feed=feed,
-        creates=IdempotentCreates(core=core, attempt_seconds=gateway.timeout),
-        results=ResultStreams(core, feed, results),
+        creates=IdempotentCreates(core=core, store=store, gateway=gateway, attempt_seconds=gateway.timeout),
+        results=ResultStreams(core, feed, store=store, gateway=gateway, policy=results),
         owners=owners,
         service_key=settings.service_key,
         limits=limits,

@@ -9,10 +9,11 @@ google.rpc.Status, and the edge (`rpc`) sends it (grpcio-status). Every error ca
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from google.protobuf import any_pb2, duration_pb2
@@ -225,6 +226,15 @@ _PROVIDER_ERROR_HINT = (
     "the provider name is not the batch's, or the provider refused the request. Check the batch id and provider; "
     "if they are right, retry later."
 )
+
+
+@contextlib.contextmanager
+def upstream_errors() -> Iterator[None]:
+    """The gateway's failures as the service's errors (the table below)."""
+    try:
+        yield
+    except UpstreamError as exc:
+        raise from_upstream(exc) from None
 
 
 def from_upstream(exc: UpstreamError) -> ServiceError:

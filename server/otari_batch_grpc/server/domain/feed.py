@@ -23,12 +23,13 @@ from collections.abc import AsyncGenerator, Sequence
 
 from google.protobuf import timestamp_pb2
 
-from otari_batch_grpc.server.domain.core.batches import Batches, Caller
+from otari_batch_grpc.server.domain.callers import Caller
+from otari_batch_grpc.server.domain.core.batches import Batches
 from otari_batch_grpc.server.domain.core.observations import Observation, same_state
 from otari_batch_grpc.server.domain.errors import Code, FieldViolation, ServiceError, invalid_argument
-from otari_batch_grpc.server.domain.hub import ACCESS_LOST, Problem, Subscriber
+from otari_batch_grpc.server.domain.hub import ACCESS_LOST, Hub, Problem, Subscriber
 from otari_batch_grpc.server.domain.tokens import CallerTokens, resume_expired
-from otari_batch_grpc.server.store import StoreUnavailable
+from otari_batch_grpc.server.store import Store, StoreUnavailable
 from otari_batch_grpc.v1 import batch_pb2, watch_pb2
 
 SNAPSHOT = watch_pb2.BATCH_EVENT_KIND_SNAPSHOT
@@ -51,7 +52,7 @@ class Subscription:
         self.caller = caller
         self.tokens = feed.core.tokens_for(caller)
         self.subscriber = Subscriber(caller.watcher, many=many)
-        self._hub = feed.core.hub
+        self._hub = feed.hub
         self._hub.track(self.subscriber)
         self._closed = False
 
@@ -65,10 +66,12 @@ class Subscription:
 
 
 class Feed:
-    def __init__(self, core: Batches, *, heartbeat_seconds: float, recheck_seconds: float) -> None:
+    def __init__(
+        self, core: Batches, *, hub: Hub, store: Store, heartbeat_seconds: float, recheck_seconds: float
+    ) -> None:
         self.core = core
-        self.hub = core.hub
-        self.store = core.store
+        self.hub = hub
+        self.store = store
         self.heartbeat_seconds = heartbeat_seconds
         self.recheck_seconds = recheck_seconds  # a stream of no live batch looks at its key this often, at most
 

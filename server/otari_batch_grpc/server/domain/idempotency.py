@@ -23,15 +23,17 @@ import time
 import uuid
 from typing import Any
 
-from otari_batch_grpc.server.domain.core.batches import Batches, Caller, upstream_errors
-from otari_batch_grpc.server.domain.errors import Code, ServiceError, from_upstream
+from otari_batch_grpc.server.domain.callers import Caller
+from otari_batch_grpc.server.domain.core.batches import Batches
+from otari_batch_grpc.server.domain.errors import Code, ServiceError, from_upstream, upstream_errors
+from otari_batch_grpc.server.gateway.client import GatewayClient
 from otari_batch_grpc.server.gateway.errors import (
     UpstreamBadResponse,
     UpstreamError,
     UpstreamHTTPError,
     UpstreamTimeout,
 )
-from otari_batch_grpc.server.store import Claim
+from otari_batch_grpc.server.store import Claim, Store
 from otari_batch_grpc.server.util.stamps import GATEWAY_OWNER_KEY, request_stamp, stamped_request
 from otari_batch_grpc.v1 import batch_pb2, batch_service_pb2
 
@@ -101,10 +103,10 @@ def provider_of_model(model: str) -> str:
 class IdempotentCreates:
     """Creates through the core, claimed in the store first so a retry never makes a second batch."""
 
-    def __init__(self, *, core: Batches, attempt_seconds: float) -> None:
+    def __init__(self, *, core: Batches, store: Store, gateway: GatewayClient, attempt_seconds: float) -> None:
         self._core = core
-        self._store = core.store
-        self._gateway = core.gateway
+        self._store = store
+        self._gateway = gateway
         self._attempt_seconds = attempt_seconds
 
     async def create(

@@ -18,12 +18,15 @@ import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 
-from otari_batch_grpc.server.domain.core.batches import Batches, Caller, status_meta
+from otari_batch_grpc.server.domain.callers import Caller
+from otari_batch_grpc.server.domain.core.batches import Batches, status_meta
 from otari_batch_grpc.server.domain.errors import Code, ServiceError, from_upstream
 from otari_batch_grpc.server.domain.feed import Feed
 from otari_batch_grpc.server.gateway import convert
+from otari_batch_grpc.server.gateway.client import GatewayClient
 from otari_batch_grpc.server.gateway.errors import NotCompleted, UpstreamError, UpstreamHTTPError
 from otari_batch_grpc.server.gateway.results_document import JSON, ResultsParser, plain
+from otari_batch_grpc.server.store import Store
 from otari_batch_grpc.server.telemetry import metrics
 from otari_batch_grpc.server.util.locks import KeyedLocks
 from otari_batch_grpc.v1 import batch_pb2, batch_service_pb2
@@ -74,10 +77,13 @@ def varint(value: int) -> bytes:
 
 
 class ResultStreams:
-    def __init__(self, core: Batches, feed: Feed, policy: ResultsPolicy) -> None:
+    def __init__(
+        self, core: Batches, feed: Feed, *, store: Store, gateway: GatewayClient, policy: ResultsPolicy
+    ) -> None:
         self._core = core
         self._feed = feed
-        self._store = core.store
+        self._store = store
+        self._gateway = gateway
         self.policy = policy
         self._filling = KeyedLocks()
 
@@ -193,7 +199,7 @@ class ResultStreams:
             nbytes = 0
             try:
                 parser = ResultsParser(plain, _as_is)
-                async with self._core.gateway.stream_results(
+                async with self._gateway.stream_results(
                     caller.key, batch_id, provider, parser, time_left=time_left
                 ) as results:
                     async for item in results:

@@ -14,12 +14,14 @@ from typing import Any
 
 from grpc import aio
 
-from otari_batch_grpc.server.domain.core.batches import Batches, Caller, upstream_errors
+from otari_batch_grpc.server.domain.callers import Caller, OwnerHasher
+from otari_batch_grpc.server.domain.core.batches import Batches
+from otari_batch_grpc.server.domain.errors import upstream_errors
 from otari_batch_grpc.server.domain.feed import WATCH_MAX_BATCHES, Feed, Subscription
 from otari_batch_grpc.server.domain.idempotency import IdempotentCreates
 from otari_batch_grpc.server.domain.results import Message, ResultStreams
 from otari_batch_grpc.server.edge import validation
-from otari_batch_grpc.server.edge.credentials import OwnerHasher, credential_from_metadata
+from otari_batch_grpc.server.edge.credentials import credential_from_metadata
 from otari_batch_grpc.server.edge.limits import Limits
 from otari_batch_grpc.server.edge.rpc import OpenStreams, server_stream, unary
 from otari_batch_grpc.v1 import batch_service_pb2
@@ -178,7 +180,7 @@ class BatchService:
     # -- helpers ------------------------------------------------------------------------------------------
     def _caller(self, context: Context) -> Caller:
         credential = credential_from_metadata(context.invocation_metadata(), service_key=self.service_key)
-        return Caller(credential.key, self.owners.owner_of(credential))
+        return self.owners.caller(credential.key)
 
     def _open_stream(self, caller: Caller, context: Context) -> None:
         """Count the call against the caller's limits until it ends, however it ends (RESOURCE_EXHAUSTED past one)."""

@@ -1,0 +1,118 @@
+"""Which provider holds a batch, when the caller does not say; and a batch that is not there, settled as one answer.
+
+The gateway needs `?provider=` on every call. The service remembers the provider of each batch it showed a caller;
+for any other id it asks the providers the caller uses (and the configured ones). Another user's batch (404) and an
+id a provider does not know (the gateway's 502, which is also its answer for a provider that is down: one more call
+tells them apart) get one and the same NOT_FOUND: the service adds no existence oracle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+
+from otari_batch_grpc.server.domain.callers import Caller
+from otari_batch_grpc.server.domain.core.trust import Trust
+from otari_batch_grpc.server.domain.errors import Code, FieldViolation, ServiceError, from_upstream, invalid_argument
+from otari_batch_grpc.server.gateway.client import GatewayClient
+from otari_batch_grpc.server.gateway.errors import ProviderFailed, UpstreamError, UpstreamHTTPError
+from otari_batch_grpc.server.store import Store
+
+# Read one batch from one provider for a caller, or raise (the core's `fetch`).
+Fetch = Callable[[Caller, str, str, float | None], Awaitable[object]]
+
+
+class Providers:
+    def __init__(
+        self, *, trust: Trust, store: Store, gateway: GatewayClient, configured: Sequence[str], fetch: Fetch
+    ) -> None:
+        self._trust = trust
+        self._store = store
+        self._gateway = gateway
+        self._configured = tuple(configured)
+        self._fetch = fetch
+
+    async def provider_of(self, caller: Caller, batch_id: str, given: str, *, time_left: float | None) -> str:
+        """The provider named, or the one of a batch this caller has been shown (nothing leaks to others), or else
+        the one of the providers this caller uses (and the configured ones) that holds it: NOT_FOUND when none
+        does, INVALID_ARGUMENT naming `provider` only when there is none to ask."""
+        if given:
+            return given
+        known = await self._trust.provider(batch_id, caller.owner)
+        if known is not None:
+            return known
+        await self._trust.vouch(caller.owner, caller.key, time_left=time_left)
+        candidates = list(dict.fromkeys([*await self._store.providers_for(caller.owner), *self._configured]))
+        if not candidates:
+            raise provider_required(batch_id)
+        down: list[str] = []
+        for provider in candidates:
+            try:
+                await self._fetch(caller, batch_id, provider, time_left)
+                return provider
+            except ServiceError as error:
+                if error.code == Code.UNAVAILABLE:
+                    down.append(provider)
+                elif not isinstance(error, NotFound):
+                    raise  # a refused key, a bad provider name: said as it is
+                # (another user's batch and an id that exists nowhere answer alike: the service adds no oracle)
+        if down:
+            raise ServiceError(
+                Code.UNAVAILABLE,
+                "PROVIDER_ERROR",
+                f"Batch {batch_id} is not one this service has shown you, and {', '.join(down)} did not answer to "
+                "say whether it holds it; retry later, or name its provider.",
+                {"batch_id": batch_id, "providers": ",".join(down)},
+                retry_after=5.0,
+            )
+        raise NotFound(
+            Code.NOT_FOUND,
+            "BATCH_NOT_FOUND",
+            f"Batch {batch_id} was not found: none of the providers asked ({', '.join(candidates)}) holds it for "
+            "you. Check the batch id, or name its provider if it is another one.",
+            {"batch_id": batch_id, "providers": ",".join(candidates)},
+        )
+
+    async def read_failed(
+        self, caller: Caller, batch_id: str, provider: str, exc: UpstreamError, time_left: float | None
+    ) -> ServiceError:
+        """A failed read of a batch (get, cancel, results), as the service's error. Another user's batch (404) and
+        an id the provider does not know are one answer, NOT_FOUND, and the caller's access to it ends. The gateway
+        answers an unknown id as it answers a provider that is down (502): one more call on this error path settles
+        which: if the provider lists, the batch is not there."""
+        if isinstance(exc, ProviderFailed):
+            try:
+                await self._gateway.list_batches(caller.key, provider, after=None, limit=1, time_left=time_left)
+            except UpstreamError:
+                return from_upstream(exc)  # the provider does not answer: retry later, as said
+        elif not (isinstance(exc, UpstreamHTTPError) and exc.status == 404):
+            return from_upstream(exc)
+        await self._trust.forget(batch_id, caller.owner)  # not this caller's (any more), or gone
+        return not_found(batch_id, provider)
+
+
+def provider_required(batch_id: str) -> ServiceError:
+    """A batch the caller has not been shown through this service, with no provider to ask: it must be named."""
+    return invalid_argument(
+        [
+            FieldViolation(
+                "provider",
+                f"is required: this service has not shown you batch {batch_id}, so it does not know which "
+                "provider holds it (pass Batch.provider, for example 'openai')",
+            )
+        ]
+    )
+
+
+class NotFound(ServiceError):
+    """NOT_FOUND: the batch is not one the caller may see at this provider (another provider may hold it)."""
+
+
+def not_found(batch_id: str, provider: str) -> NotFound:
+    """One answer for another user's batch and an id the provider does not know: nothing tells them apart."""
+    return NotFound(
+        Code.NOT_FOUND,
+        "BATCH_NOT_FOUND",
+        f"Batch {batch_id} was not found at provider {provider!r} for you: check the batch id, and that this "
+        "provider holds it.",
+        {"batch_id": batch_id, "provider": provider},
+    )
