@@ -8,8 +8,8 @@ from otari_batch_grpc.server.config import Settings
 from otari_batch_grpc.server.domain.callers import OwnerHasher
 from otari_batch_grpc.server.domain.core.batches import Batches, CorePolicy
 from otari_batch_grpc.server.domain.feed import Feed
-from otari_batch_grpc.server.domain.hub import WatchPolicy
 from otari_batch_grpc.server.domain.idempotency import IdempotentCreates
+from otari_batch_grpc.server.domain.poll_loop import WatchPolicy
 from otari_batch_grpc.server.domain.results import ResultsPolicy, ResultStreams
 from otari_batch_grpc.server.domain.tokens import TokenKeys
 from otari_batch_grpc.server.edge.limits import Limits

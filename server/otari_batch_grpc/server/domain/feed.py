@@ -27,7 +27,8 @@ from otari_batch_grpc.server.domain.callers import Caller
 from otari_batch_grpc.server.domain.core.batches import Batches
 from otari_batch_grpc.server.domain.core.observations import Observation, same_state
 from otari_batch_grpc.server.domain.errors import Code, FieldViolation, ServiceError, invalid_argument
-from otari_batch_grpc.server.domain.hub import ACCESS_LOST, Hub, Problem, Subscriber
+from otari_batch_grpc.server.domain.hub import Hub
+from otari_batch_grpc.server.domain.subscribers import ACCESS_LOST, Problem, Subscriber
 from otari_batch_grpc.server.domain.tokens import CallerTokens, resume_expired
 from otari_batch_grpc.server.store import Store, StoreUnavailable
 from otari_batch_grpc.v1 import batch_pb2, watch_pb2
