@@ -124,89 +124,118 @@ class Feed:
     ) -> AsyncGenerator[watch_pb2.BatchEvent, None]:
         """The listed batches (each must be one this caller was shown) or, with none listed, every live batch of
         the caller's and each new one; trouble with one batch is an event of its own, never the stream's end."""
-        caller, subscriber = subscription.caller, subscription.subscriber
         ids = list(dict.fromkeys(batch_ids))
         after = subscription.tokens.many_seq(resume_token, ids) if resume_token else None
         opened = time.time()
         try:
-            if ids:
-                targets = await self._known(caller, ids)
-            else:
-                await self.core.vouch(caller, time_left=None)  # a wrong key follows nothing: say so, not silence
-                self.hub.follow_owner(subscriber)
-                targets = await self.store.live_batches(caller.owner, WATCH_MAX_BATCHES)
-                if after is not None:  # and those that changed (finished, say) while the caller was away
-                    changed = await self.store.changed_since(caller.owner, after, WATCH_MAX_BATCHES)
-                    targets = list(dict.fromkeys([*changed, *targets]))[:WATCH_MAX_BATCHES]
-            self.hub.make_room(caller.owner, len(targets))  # all of them at once, or none
+            targets = await self._targets(subscription, ids, after)
+            self.hub.make_room(subscription.caller.owner, len(targets))  # all of them at once, or none
             # Every event sent while the batches are first read carries the position before them: a resume from
             # it sends each batch again (a snapshot, or its change), so none is lost however early the stream breaks.
             stream = ManyTrail(subscription.tokens, ids, max(after or 0, await self.store.last_seq()))
             shown = False
             for batch_id, provider in targets:
-                try:
-                    current, verified = await self.core.current(caller, batch_id, provider)
-                except ServiceError as error:
-                    if error.code == Code.UNAUTHENTICATED:
-                        raise  # the key, not the batch: the stream ends
-                    yield await self._problem(
-                        caller, stream, Problem(batch_id, error, removed=error.code in ACCESS_LOST)
-                    )
+                event = await self._opening(subscription, stream, batch_id, provider, after=after)
+                if event is not None:
+                    yield event
                     shown = True
-                    continue
-                trail = stream.trail(batch_id)
-                if not current.terminal:  # joined first: nothing is missed while the event below waits to be sent
-                    self.hub.join(subscriber, batch_id, provider, current, verified_at=verified)
-                kind = SNAPSHOT  # new to the caller, or as they last saw it
-                if after is not None and 0 < current.seq <= after:  # the caller has this state (the one it resumed at)
-                    trail.seed(current)
-                    continue
-                if after is not None and current.seq > after:  # it moved on while the caller was away
-                    before = await self.store.revision_at_or_before(batch_id, after)
-                    if before is not None:  # (else it is new to them: made, or first shown, since)
-                        trail.seed(Observation.of(before))
-                        if trail.repeats(current):  # two replicas saved the same state: they have it
-                            continue
-                        kind = CHANGE
-                if kind == SNAPSHOT and current.terminal and not ids and after is None:
-                    continue  # finished before the stream opened (the registry had not seen it end): not live
-                yield trail.event(current, kind, stream.token)
-                shown = True
             if not shown:
                 yield heartbeat(stream.token)  # open, with nothing yet to show
-            quiet = time.monotonic()
-            while True:
-                news = await subscriber.next(min(self.heartbeat_seconds, self.recheck_seconds))
-                if not subscriber.joined:  # no poll loop checks this caller's key: ask, once the trust window ran out
-                    await self._still_taken(caller)
-                if news:
-                    quiet = time.monotonic()
-                elif time.monotonic() - quiet >= self.heartbeat_seconds:
-                    quiet = time.monotonic()
-                    yield heartbeat(stream.token)
-                for item in news:
-                    if isinstance(item, Problem):
-                        yield await self._problem(caller, stream, item)
-                        if item.removed:
-                            self.hub.leave(subscriber, [item.batch_id])
-                        continue
-                    trail = stream.trail(item.batch_id)
-                    if item.rev <= trail.rev:
-                        continue
-                    if trail.last is None:  # new to this stream
-                        stream.advance(item.seq)
-                        if item.terminal and item.batch.created_at.seconds < opened - 1:
-                            continue  # a batch that existed, finished, when the stream opened (a listing showed it)
-                        yield trail.event(item, SNAPSHOT, stream.token)
-                    else:
-                        for observation in await self._through(trail, item):
-                            stream.advance(observation.seq)
-                            if not trail.repeats(observation):  # (a repeat: two replicas saved the same state)
-                                yield trail.event(observation, CHANGE, stream.token)
-                    if trail.finished:
-                        self.hub.leave(subscriber, [item.batch_id])
+            async for event in self._following(subscription, stream, opened):
+                yield event
         finally:
             subscription.close()
+
+    async def _targets(self, subscription: Subscription, ids: list[str], after: int | None) -> list[tuple[str, str]]:
+        """(id, provider) of what a many-batch stream follows: the listed batches, or every live batch of the
+        caller's (and, on a resume, those that changed while it was away), the stream then told of new ones."""
+        caller = subscription.caller
+        if ids:
+            return await self._known(caller, ids)
+        await self.core.vouch(caller, time_left=None)  # a wrong key follows nothing: say so, not silence
+        self.hub.follow_owner(subscription.subscriber)
+        targets = await self.store.live_batches(caller.owner, WATCH_MAX_BATCHES)
+        if after is not None:  # and those that changed (finished, say) while the caller was away
+            changed = await self.store.changed_since(caller.owner, after, WATCH_MAX_BATCHES)
+            targets = list(dict.fromkeys([*changed, *targets]))[:WATCH_MAX_BATCHES]
+        return targets
+
+    async def _opening(
+        self, subscription: Subscription, stream: ManyTrail, batch_id: str, provider: str, *, after: int | None
+    ) -> watch_pb2.BatchEvent | None:
+        """A batch's first event on a many-batch stream: a snapshot (new to the caller), its change (it moved on
+        while the caller was away), its trouble, or none (the caller has this state; or, following every live
+        batch, it had finished before the stream opened)."""
+        caller = subscription.caller
+        try:
+            current, verified = await self.core.current(caller, batch_id, provider)
+        except ServiceError as error:
+            if error.code == Code.UNAUTHENTICATED:
+                raise  # the key, not the batch: the stream ends
+            return await self._problem(caller, stream, Problem(batch_id, error, removed=error.code in ACCESS_LOST))
+        trail = stream.trail(batch_id)
+        if not current.terminal:  # joined first: nothing is missed while the event below waits to be sent
+            self.hub.join(subscription.subscriber, batch_id, provider, current, verified_at=verified)
+        kind = SNAPSHOT  # new to the caller, or as they last saw it
+        if after is not None and 0 < current.seq <= after:  # the caller has this state (the one it resumed at)
+            trail.seed(current)
+            return None
+        if after is not None and current.seq > after:  # it moved on while the caller was away
+            before = await self.store.revision_at_or_before(batch_id, after)
+            if before is not None:  # (else it is new to them: made, or first shown, since)
+                trail.seed(Observation.of(before))
+                if trail.repeats(current):  # two replicas saved the same state: they have it
+                    return None
+                kind = CHANGE
+        if kind == SNAPSHOT and current.terminal and stream.follows_all and after is None:
+            return None  # finished before the stream opened (the registry had not seen it end): not live
+        return trail.event(current, kind, stream.token)
+
+    async def _following(
+        self, subscription: Subscription, stream: ManyTrail, opened: float
+    ) -> AsyncGenerator[watch_pb2.BatchEvent, None]:
+        """What the hub offers a many-batch stream from now on, with a heartbeat each quiet while; a stream of no
+        live batch checks its key once the trust window ran out."""
+        caller, subscriber = subscription.caller, subscription.subscriber
+        quiet = time.monotonic()
+        while True:
+            news = await subscriber.next(min(self.heartbeat_seconds, self.recheck_seconds))
+            if not subscriber.joined:  # no poll loop checks this caller's key: ask, once the trust window ran out
+                await self._still_taken(caller)
+            if news:
+                quiet = time.monotonic()
+            elif time.monotonic() - quiet >= self.heartbeat_seconds:
+                quiet = time.monotonic()
+                yield heartbeat(stream.token)
+            for item in news:
+                async for event in self._offered(subscription, stream, item, opened):
+                    yield event
+
+    async def _offered(
+        self, subscription: Subscription, stream: ManyTrail, item: Observation | Problem, opened: float
+    ) -> AsyncGenerator[watch_pb2.BatchEvent, None]:
+        """The events of one item the hub offered a many-batch stream."""
+        subscriber = subscription.subscriber
+        if isinstance(item, Problem):
+            yield await self._problem(subscription.caller, stream, item)
+            if item.removed:
+                self.hub.leave(subscriber, [item.batch_id])
+            return
+        trail = stream.trail(item.batch_id)
+        if item.rev <= trail.rev:
+            return
+        if trail.last is None:  # new to this stream
+            stream.advance(item.seq)
+            if item.terminal and item.batch.created_at.seconds < opened - 1:
+                return  # a batch that existed, finished, when the stream opened (a listing showed it)
+            yield trail.event(item, SNAPSHOT, stream.token)
+        else:
+            for observation in await self._through(trail, item):
+                stream.advance(observation.seq)
+                if not trail.repeats(observation):  # (a repeat: two replicas saved the same state)
+                    yield trail.event(observation, CHANGE, stream.token)
+        if trail.finished:
+            self.hub.leave(subscriber, [item.batch_id])
 
     # -- waiting -----------------------------------------------------------------------------------------------
     async def wait(
@@ -367,6 +396,11 @@ class ManyTrail:
         self._seq = seq
         self._token: tuple[int, str] | None = None  # sealed once per position: heartbeats repeat it as it is
         self._trails: dict[str, Trail] = {}
+
+    @property
+    def follows_all(self) -> bool:
+        """Whether the stream follows every batch of the caller's (none listed)."""
+        return not self._ids
 
     @property
     def token(self) -> str:
