@@ -194,88 +194,91 @@ def _plan(descriptor: Descriptor) -> tuple[dict[str, Setter], bool]:
 
 
 def _setter(field: FieldDescriptor) -> Setter:
+    """The setter of one field, by its kind: a map, a repeated field, a message, an enum, or a scalar."""
     name = field.name
     entry = field.message_type if field.type == FieldDescriptor.TYPE_MESSAGE else None
     if entry is not None and entry.GetOptions().map_entry:
-        key_field, value_field = entry.fields_by_name["key"], entry.fields_by_name["value"]
-        if key_field.type != FieldDescriptor.TYPE_STRING:  # JSON keys are strings
-            return _never
-        if value_field.type == FieldDescriptor.TYPE_MESSAGE:
-
-            def set_message_map(message: Message, value: Any) -> bool:
-                if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
-                    return False
-                target = getattr(message, name)
-                for key, item in value.items():
-                    fill(target[key], item)
-                return True
-
-            return set_message_map
-        fits = _fits(value_field)
-
-        def set_map(message: Message, value: Any) -> bool:
-            if not isinstance(value, dict) or not all(fits(v) for v in value.values()):
-                return False
-            getattr(message, name).update(value)
-            return True
-
-        return set_map
+        return _map_setter(name, entry)
     if field.is_repeated:
         if entry is not None:
-
-            def set_messages(message: Message, value: Any) -> bool:
-                if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-                    return False
-                target = getattr(message, name)
-                for item in value:
-                    fill(target.add(), item)
-                return True
-
-            return set_messages
-        fits = _fits(field)
-        numbers = _enum_numbers(field)
-
-        def set_values(message: Message, value: Any) -> bool:
-            if not isinstance(value, list) or not all(fits(v) for v in value):
-                return False
-            getattr(message, name).extend([numbers[v.lower()] for v in value] if numbers else value)
-            return True
-
-        return set_values
+            return functools.partial(_set_messages, name)
+        return functools.partial(_set_values, name, _fits(field), _enum_numbers(field))
     if entry is not None:
         if entry.full_name == timestamp_pb2.Timestamp.DESCRIPTOR.full_name:
             return functools.partial(_set_timestamp, name)
         if entry.full_name == struct_pb2.Struct.DESCRIPTOR.full_name:
             return functools.partial(_set_struct, name)
-
-        def set_message(message: Message, value: Any) -> bool:
-            if not isinstance(value, dict):
-                return False
-            target = getattr(message, name)
-            target.SetInParent()
-            fill(target, value)
-            return True
-
-        return set_message
+        return functools.partial(_set_message, name)
     if (numbers := _enum_numbers(field)) is not None:
+        return functools.partial(_set_enum, name, numbers)
+    return functools.partial(_set_scalar, name, _fits(field))
 
-        def set_enum(message: Message, value: Any) -> bool:
-            if not isinstance(value, str):
-                return False
-            if (number := numbers.get(value.lower())) is not None:
-                setattr(message, name, number)
-            return True  # an unknown value leaves the enum UNSPECIFIED; the raw string is kept by the caller
 
-        return set_enum
-    fits = _fits(field)
+def _map_setter(name: str, entry: Descriptor) -> Setter:
+    key_field, value_field = entry.fields_by_name["key"], entry.fields_by_name["value"]
+    if key_field.type != FieldDescriptor.TYPE_STRING:  # JSON keys are strings
+        return _never
+    if value_field.type == FieldDescriptor.TYPE_MESSAGE:
+        return functools.partial(_set_message_map, name)
+    return functools.partial(_set_map, name, _fits(value_field))
 
-    def set_scalar(message: Message, value: Any) -> bool:
-        if not fits(value):
-            return False
-        setattr(message, name, value)
-        return True
 
-    return set_scalar
+def _set_message_map(name: str, message: Message, value: Any) -> bool:
+    if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+        return False
+    target = getattr(message, name)
+    for key, item in value.items():
+        fill(target[key], item)
+    return True
+
+
+def _set_map(name: str, fits: Callable[[Any], bool], message: Message, value: Any) -> bool:
+    if not isinstance(value, dict) or not all(fits(v) for v in value.values()):
+        return False
+    getattr(message, name).update(value)
+    return True
+
+
+def _set_messages(name: str, message: Message, value: Any) -> bool:
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        return False
+    target = getattr(message, name)
+    for item in value:
+        fill(target.add(), item)
+    return True
+
+
+def _set_values(
+    name: str, fits: Callable[[Any], bool], numbers: dict[str, int] | None, message: Message, value: Any
+) -> bool:
+    if not isinstance(value, list) or not all(fits(v) for v in value):
+        return False
+    getattr(message, name).extend([numbers[v.lower()] for v in value] if numbers else value)
+    return True
+
+
+def _set_message(name: str, message: Message, value: Any) -> bool:
+    if not isinstance(value, dict):
+        return False
+    target = getattr(message, name)
+    target.SetInParent()
+    fill(target, value)
+    return True
+
+
+def _set_enum(name: str, numbers: dict[str, int], message: Message, value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    if (number := numbers.get(value.lower())) is not None:
+        setattr(message, name, number)
+    return True  # an unknown value leaves the enum UNSPECIFIED; the raw string is kept by the caller
+
+
+def _set_scalar(name: str, fits: Callable[[Any], bool], message: Message, value: Any) -> bool:
+    if not fits(value):
+        return False
+    setattr(message, name, value)
+    return True
 
 
 def _set_timestamp(name: str, message: Message, value: Any) -> bool:
