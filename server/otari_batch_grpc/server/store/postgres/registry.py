@@ -1,0 +1,169 @@
+"""PostgreSQL's registry: the batches seen, who was shown which (and when), keys refused (every replica told), and
+each batch state as a revision, in one statement. Revisions are numbered by a sequence (`seq`), drawn under an
+advisory lock held to the commit, so seq order is commit order: a reader that has seen seq N will never find a
+revision below N appear later."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import asyncpg
+
+from otari_batch_grpc.server.store import queries
+from otari_batch_grpc.server.store.base import Access, BatchRecord, Revision, SeenBatch
+from otari_batch_grpc.server.store.postgres.connection import (
+    LOCK_CLASS,
+    REVISIONS_CHANNEL,
+    REVISIONS_LOCK,
+    PostgresConnection,
+)
+
+if TYPE_CHECKING:
+    from otari_batch_grpc.server.store.postgres.connection import Connection
+
+# The changed batches into the registry, `owner`'s access to them and to the verified ones, and a revision per
+# change (the newest `keep` of each batch kept), in one statement. Rows are locked in key order (no deadlock
+# with another writer of the same rows); a batch listed twice gets two revisions, as one after the other would.
+_ENTER = """
+WITH seen AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::boolean[], $5::bytea[], $6::float8[], $7::float8[])
+        WITH ORDINALITY AS s (id, provider, status, terminal, snapshot, first_seen, created_at, ord)
+),
+recorded AS (
+    INSERT INTO batches AS b (id, provider, creator, status, terminal, snapshot, first_seen, last_seen, created_at)
+    SELECT DISTINCT ON (id) id, provider, $8::text, status, terminal, snapshot, first_seen, $9::float8, created_at
+    FROM seen ORDER BY id, ord DESC
+    ON CONFLICT (id) DO UPDATE SET
+        status = excluded.status, terminal = excluded.terminal, snapshot = excluded.snapshot,
+        last_seen = excluded.last_seen, creator = COALESCE(b.creator, excluded.creator)
+),
+granted AS (
+    INSERT INTO access AS a (batch_id, owner, verified_at)
+    SELECT batch_id, $10::text, max(at) FROM (
+        SELECT id AS batch_id, $14::float8 AS at FROM seen
+        UNION ALL
+        SELECT v, $14::float8 FROM unnest($11::text[]) AS v
+    ) g GROUP BY batch_id ORDER BY batch_id
+    ON CONFLICT (batch_id, owner) DO UPDATE SET verified_at = excluded.verified_at
+),
+numbered AS (
+    SELECT s.id, s.snapshot, s.ord,
+        COALESCE((SELECT max(r.rev) FROM revisions r WHERE r.batch_id = s.id), 0)
+            + row_number() OVER (PARTITION BY s.id ORDER BY s.ord) AS rev
+    FROM seen s
+),
+inserted AS (
+    INSERT INTO revisions (batch_id, rev, snapshot, observed_at)
+    SELECT id, rev, snapshot, $12::float8 FROM numbered ORDER BY ord
+    RETURNING batch_id, rev, seq
+),
+trimmed AS (
+    DELETE FROM revisions d USING (SELECT id, max(rev) AS rev FROM numbered GROUP BY id) n
+    WHERE d.batch_id = n.id AND d.rev <= n.rev - $13::int
+)
+SELECT i.rev, i.seq FROM inserted i JOIN numbered n ON n.id = i.batch_id AND n.rev = i.rev ORDER BY n.ord
+"""
+
+_GRANT = """
+INSERT INTO access AS a (batch_id, owner, verified_at)
+SELECT DISTINCT v, $2::text, $3::float8 FROM unnest($1::text[]) AS v ORDER BY 1
+ON CONFLICT (batch_id, owner) DO UPDATE SET verified_at = excluded.verified_at
+"""
+
+# A refusal recorded (the latest kept), then every replica told.
+_REFUSE = """
+WITH kept AS (
+    INSERT INTO key_refusals AS k (owner, refused_at) VALUES ($1, $2)
+    ON CONFLICT (owner) DO UPDATE SET refused_at = greatest(k.refused_at, excluded.refused_at)
+)
+SELECT pg_notify($3, $4)
+"""
+
+
+def batch_record(row: asyncpg.Record) -> BatchRecord:
+    return BatchRecord(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8])
+
+
+class PostgresRegistry(PostgresConnection):
+    async def enter(
+        self,
+        changed: Sequence[SeenBatch],
+        verified: Sequence[str],
+        *,
+        owner: str,
+        creator: bool = False,
+        keep: int,
+        observed_at: float,
+        shown_at: float | None = None,
+    ) -> list[Revision]:
+        if not changed and not verified:
+            return []
+        now = time.time()
+        shown_at = observed_at if shown_at is None else shown_at
+        if not changed:
+            await self._execute(_GRANT, list(verified), owner, shown_at)
+            return []
+        args = (
+            [b.id for b in changed],
+            [b.provider for b in changed],
+            [b.status for b in changed],
+            [b.terminal for b in changed],
+            [b.snapshot for b in changed],
+            [now - index * 1e-6 for index in range(len(changed))],  # rows come newest first: keep that order
+            [b.created_at or now for b in changed],
+            owner if creator else None,
+            now,
+            owner,
+            list(verified),
+            observed_at,
+            keep,
+            shown_at,
+        )
+
+        async def work(conn: Connection) -> list[asyncpg.Record]:
+            await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", LOCK_CLASS, REVISIONS_LOCK)
+            rows = await conn.fetch(_ENTER, *args)
+            # Every replica hears of the new revisions when they commit (and not before).
+            notices = [
+                json.dumps({"b": b.id, "r": row[0], "o": owner, "p": b.provider, "from": self.origin})
+                for b, row in zip(changed, rows, strict=True)
+            ]
+            await conn.execute("SELECT pg_notify($1, n) FROM unnest($2::text[]) AS n", REVISIONS_CHANNEL, notices)
+            return rows
+
+        rows = await self._write(work)
+        return [Revision(b.id, row[0], b.snapshot, observed_at, row[1]) for b, row in zip(changed, rows, strict=True)]
+
+    async def revoke(self, batch_id: str, owner: str) -> None:
+        await self._execute(queries.REVOKE, batch_id, owner)
+
+    async def refuse_key(self, owner: str, at: float) -> None:
+        notice = json.dumps({"refused": owner, "at": at, "from": self.origin})
+        await self._write_value(_REFUSE, owner, at, REVISIONS_CHANNEL, notice)
+
+    async def list_for(
+        self, owner: str, provider: str | None, *, before: tuple[float, float, str] | None, limit: int
+    ) -> list[BatchRecord]:
+        params = [owner, *([provider] if provider else []), *(before or ()), limit]
+        rows = await self._fetch(queries.list_for(provider=bool(provider), before=before is not None), *params)
+        return [batch_record(row) for row in rows]
+
+    async def changed_since(self, owner: str, seq: int, limit: int) -> list[tuple[str, str]]:
+        return [(r[0], r[1]) for r in await self._fetch(queries.CHANGED_SINCE, owner, seq, limit)]
+
+    async def providers_for(self, owner: str) -> list[str]:
+        return [r[0] for r in await self._fetch(queries.PROVIDERS_FOR, owner)]
+
+    async def batch(self, batch_id: str) -> BatchRecord | None:
+        row = await self._fetchrow(queries.BATCH, batch_id)
+        return None if row is None else batch_record(row)
+
+    async def access(self, batch_id: str, owner: str) -> Access | None:
+        row = await self._fetchrow(queries.ACCESS, batch_id, owner)
+        return Access(float(row[0]), str(row[1])) if row is not None else None
+
+    async def live_batches(self, owner: str, limit: int) -> list[tuple[str, str]]:
+        return [(r[0], r[1]) for r in await self._fetch(queries.LIVE_BATCHES, owner, limit)]

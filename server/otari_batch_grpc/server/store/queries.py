@@ -1,0 +1,97 @@
+"""The SQL both backends run alike, written once. Parameters are numbered the PostgreSQL way (`$1`); `for_sqlite`
+numbers them SQLite's (`?1`), which binds them by position just the same. What differs (a claim, a revision's
+number, leases, times by the database's clock) stays with its backend."""
+
+from __future__ import annotations
+
+import functools
+import re
+
+BATCH_COLUMNS = "b.id, b.provider, b.creator, b.status, b.terminal, b.snapshot, b.first_seen, b.last_seen, b.created_at"
+REVISION_COLUMNS = "batch_id, rev, snapshot, observed_at, seq"
+
+# -- registry and access ------------------------------------------------------------------------------------------
+# The access of an owner to a batch, as long as the gateway showed it after it last refused the owner's key.
+ACCESS = """
+SELECT CASE WHEN a.verified_at > COALESCE(k.refused_at, 0) THEN a.verified_at ELSE 0.0 END, b.provider
+FROM access a JOIN batches b ON b.id = a.batch_id LEFT JOIN key_refusals k ON k.owner = a.owner
+WHERE a.batch_id = $1 AND a.owner = $2
+"""
+REVOKE = "DELETE FROM access WHERE batch_id = $1 AND owner = $2"
+BATCH = f"SELECT {BATCH_COLUMNS} FROM batches b WHERE b.id = $1"
+CHANGED_SINCE = (
+    "SELECT b.id, b.provider FROM batches b JOIN access a ON a.batch_id = b.id WHERE a.owner = $1 "
+    "AND EXISTS (SELECT 1 FROM revisions r WHERE r.batch_id = b.id AND r.seq > $2) "
+    "ORDER BY b.created_at DESC LIMIT $3"
+)
+PROVIDERS_FOR = (
+    "SELECT DISTINCT lower(b.provider) FROM batches b JOIN access a ON a.batch_id = b.id WHERE a.owner = $1 ORDER BY 1"
+)
+LIVE_BATCHES = (
+    "SELECT b.id, b.provider FROM batches b JOIN access a ON a.batch_id = b.id "
+    "WHERE a.owner = $1 AND NOT b.terminal ORDER BY b.first_seen DESC LIMIT $2"
+)
+
+
+def list_for(*, provider: bool, before: bool) -> str:
+    """The batches an owner ($1) has been shown, newest first, of one provider (then $2), after a position (then
+    the next three), at most a number (the last)."""
+    where, n = ["a.owner = $1"], 1
+    if provider:
+        n += 1
+        where.append(f"lower(b.provider) = lower(${n})")
+    if before:
+        where.append(
+            f"(b.created_at, b.first_seen, b.id) < "
+            f"(CAST(${n + 1} AS DOUBLE PRECISION), CAST(${n + 2} AS DOUBLE PRECISION), CAST(${n + 3} AS TEXT))"
+        )
+        n += 3
+    return (
+        f"SELECT {BATCH_COLUMNS} FROM batches b JOIN access a ON a.batch_id = b.id WHERE {' AND '.join(where)} "
+        f"ORDER BY b.created_at DESC, b.first_seen DESC, b.id DESC LIMIT ${n + 1}"
+    )
+
+
+# -- idempotency --------------------------------------------------------------------------------------------------
+SETTLE_CLAIM = "UPDATE idempotency SET batch_id = $1 WHERE owner = $2 AND request_id = $3"
+RELEASE_CLAIM = "DELETE FROM idempotency WHERE owner = $1 AND request_id = $2 AND holder = $3 AND batch_id IS NULL"
+
+# -- revisions ----------------------------------------------------------------------------------------------------
+LATEST_REVISION = f"SELECT {REVISION_COLUMNS} FROM revisions WHERE batch_id = $1 ORDER BY rev DESC LIMIT 1"
+REVISIONS_AFTER = f"SELECT {REVISION_COLUMNS} FROM revisions WHERE batch_id = $1 AND rev > $2 ORDER BY rev"
+REVISION_AT_OR_BEFORE = (
+    f"SELECT {REVISION_COLUMNS} FROM revisions WHERE batch_id = $1 AND seq <= $2 ORDER BY seq DESC LIMIT 1"
+)
+LAST_SEQ = "SELECT COALESCE(MAX(seq), 0) FROM revisions"
+
+# -- retention ----------------------------------------------------------------------------------------------------
+# Access not verified for the keep time ($1), and key refusals as old; then batches nobody may see any more, with
+# their revisions and results. (Idempotency keys go by rules of each backend's clock.)
+SWEEP = (
+    "DELETE FROM access WHERE verified_at < $1",
+    "DELETE FROM key_refusals WHERE refused_at < $1",
+    "DELETE FROM batches WHERE last_seen < $1 AND NOT EXISTS (SELECT 1 FROM access WHERE access.batch_id = batches.id)",
+    "DELETE FROM revisions WHERE NOT EXISTS (SELECT 1 FROM batches WHERE batches.id = revisions.batch_id)",
+    "DELETE FROM result_sets WHERE NOT EXISTS (SELECT 1 FROM batches WHERE batches.id = result_sets.batch_id)",
+)
+TABLES = ("batches", "access", "idempotency", "revisions", "result_sets", "result_chunks", "key_refusals")
+
+# -- results cache ------------------------------------------------------------------------------------------------
+RESULT_SET = "SELECT items FROM result_sets WHERE batch_id = $1 AND complete"
+DROP_RESULTS = "DELETE FROM result_sets WHERE batch_id = $1"
+BEGIN_RESULTS = "INSERT INTO result_sets (batch_id, items, bytes, fetched_at, complete) VALUES ($1, 0, 0, $2, FALSE)"
+ADD_RESULT_CHUNK = "INSERT INTO result_chunks (batch_id, first_index, count, payload) VALUES ($1, $2, $3, $4)"
+FINISH_RESULTS = "UPDATE result_sets SET items = $1, bytes = $2, fetched_at = $3, complete = TRUE WHERE batch_id = $4"
+RESULT_CHUNKS = (
+    "SELECT first_index, count, payload FROM result_chunks "
+    "WHERE batch_id = $1 AND first_index + count > $2 ORDER BY first_index LIMIT $3"
+)
+RESULTS_BYTES = "SELECT CAST(COALESCE(SUM(bytes), 0) AS BIGINT) FROM result_sets"
+
+_NUMBERED = re.compile(r"\$(\d+)")
+
+
+@functools.cache
+def for_sqlite(sql: str) -> str:
+    """`sql` with its parameters numbered SQLite's way (`$1` -> `?1`)."""
+    return _NUMBERED.sub(r"?\1", sql)

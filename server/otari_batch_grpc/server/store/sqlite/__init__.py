@@ -1,0 +1,17 @@
+"""The store on SQLite (aiosqlite): the embedded default, one process's own state in one file. Its parts by
+concern: the connection (and the database as a whole), the registry, idempotency claims, revisions, the results
+cache."""
+
+from __future__ import annotations
+
+from otari_batch_grpc.server.store.sqlite.claims import SqliteClaims
+from otari_batch_grpc.server.store.sqlite.registry import SqliteRegistry
+from otari_batch_grpc.server.store.sqlite.results import SqliteResults
+from otari_batch_grpc.server.store.sqlite.revisions import SqliteRevisions
+
+
+class SqliteStore(SqliteRegistry, SqliteClaims, SqliteRevisions, SqliteResults):
+    """One aiosqlite connection; a lock makes each method's transaction whole."""
+
+
+__all__ = ["SqliteStore"]

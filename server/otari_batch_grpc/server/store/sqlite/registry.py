@@ -1,0 +1,126 @@
+"""SQLite's registry: the batches seen, who was shown which (and when), keys refused, and each batch state as a
+revision, entered in one transaction."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from otari_batch_grpc.server.store import queries
+from otari_batch_grpc.server.store.base import Access, BatchRecord, Revision, SeenBatch
+from otari_batch_grpc.server.store.sqlite.connection import SqliteConnection
+
+_RECORD = """
+INSERT INTO batches (id, provider, creator, status, terminal, snapshot, first_seen, last_seen, created_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT(id) DO UPDATE SET
+    status = excluded.status, terminal = excluded.terminal, snapshot = excluded.snapshot,
+    last_seen = excluded.last_seen, creator = COALESCE(batches.creator, excluded.creator)
+"""
+_GRANT = """
+INSERT INTO access (batch_id, owner, verified_at) VALUES (?, ?, ?)
+ON CONFLICT(batch_id, owner) DO UPDATE SET verified_at = excluded.verified_at
+"""
+_REFUSE = """
+INSERT INTO key_refusals (owner, refused_at) VALUES (?, ?)
+ON CONFLICT(owner) DO UPDATE SET refused_at = max(key_refusals.refused_at, excluded.refused_at)
+"""
+
+
+def batch_record(row: Sequence[Any]) -> BatchRecord:
+    return BatchRecord(row[0], row[1], row[2], row[3], bool(row[4]), row[5], row[6], row[7], row[8])
+
+
+class SqliteRegistry(SqliteConnection):
+    async def enter(
+        self,
+        changed: Sequence[SeenBatch],
+        verified: Sequence[str],
+        *,
+        owner: str,
+        creator: bool = False,
+        keep: int,
+        observed_at: float,
+        shown_at: float | None = None,
+    ) -> list[Revision]:
+        revisions: list[Revision] = []
+        if not changed and not verified:
+            return revisions
+        shown_at = observed_at if shown_at is None else shown_at
+        async with self._tx():
+            if changed:
+                await self._record(changed, owner, creator, shown_at)
+            if verified:
+                await self._grant(verified, owner, shown_at)
+            for seen in changed:
+                revisions.append(await self._revision(seen, keep, observed_at))
+        return revisions
+
+    async def _record(self, rows: Sequence[SeenBatch], owner: str, creator: bool, shown_at: float) -> None:
+        now = time.time()
+        await self._db.executemany(
+            _RECORD,
+            [
+                (
+                    b.id,
+                    b.provider,
+                    owner if creator else None,
+                    b.status,
+                    int(b.terminal),
+                    b.snapshot,
+                    now - index * 1e-6,  # rows come newest first: keep that order among equal created_at
+                    now,
+                    b.created_at or now,
+                )
+                for index, b in enumerate(rows)
+            ],
+        )
+        await self._grant([b.id for b in rows], owner, shown_at)
+
+    async def _grant(self, batch_ids: Sequence[str], owner: str, now: float) -> None:
+        await self._db.executemany(_GRANT, [(batch_id, owner, now) for batch_id in batch_ids])
+
+    async def _revision(self, seen: SeenBatch, keep: int, observed_at: float) -> Revision:
+        """The batch's next revision (in the caller's transaction), the newest `keep` kept."""
+        cursor = await self._db.execute("SELECT COALESCE(MAX(rev), 0) FROM revisions WHERE batch_id = ?", (seen.id,))
+        row = await cursor.fetchone()
+        rev = int(row[0]) + 1 if row else 1
+        cursor = await self._db.execute(
+            "INSERT INTO revisions (batch_id, rev, snapshot, observed_at) VALUES (?, ?, ?, ?)",
+            (seen.id, rev, seen.snapshot, observed_at),
+        )
+        seq = cursor.lastrowid or 0
+        await self._db.execute("DELETE FROM revisions WHERE batch_id = ? AND rev <= ?", (seen.id, rev - keep))
+        return Revision(seen.id, rev, seen.snapshot, observed_at, seq)
+
+    async def revoke(self, batch_id: str, owner: str) -> None:
+        await self._write(queries.REVOKE, batch_id, owner)
+
+    async def refuse_key(self, owner: str, at: float) -> None:
+        async with self._tx():
+            await self._db.execute(_REFUSE, (owner, at))
+
+    async def list_for(
+        self, owner: str, provider: str | None, *, before: tuple[float, float, str] | None, limit: int
+    ) -> list[BatchRecord]:
+        params = [owner, *([provider] if provider else []), *(before or ()), limit]
+        rows = await self._rows(queries.list_for(provider=bool(provider), before=before is not None), *params)
+        return [batch_record(row) for row in rows]
+
+    async def changed_since(self, owner: str, seq: int, limit: int) -> list[tuple[str, str]]:
+        return [(str(r[0]), str(r[1])) for r in await self._rows(queries.CHANGED_SINCE, owner, seq, limit)]
+
+    async def providers_for(self, owner: str) -> list[str]:
+        return [str(r[0]) for r in await self._rows(queries.PROVIDERS_FOR, owner)]
+
+    async def batch(self, batch_id: str) -> BatchRecord | None:
+        rows = await self._rows(queries.BATCH, batch_id)
+        return batch_record(rows[0]) if rows else None
+
+    async def access(self, batch_id: str, owner: str) -> Access | None:
+        rows = await self._rows(queries.ACCESS, batch_id, owner)
+        return Access(float(rows[0][0]), str(rows[0][1])) if rows else None
+
+    async def live_batches(self, owner: str, limit: int) -> list[tuple[str, str]]:
+        return [(str(r[0]), str(r[1])) for r in await self._rows(queries.LIVE_BATCHES, owner, limit)]
