@@ -17,7 +17,7 @@ import pytest
 
 from otari_batch_grpc.server.app import BatchServer
 from otari_batch_grpc.server.domain.core.observations import behind
-from otari_batch_grpc.server.domain.subscribers import Subscriber
+from otari_batch_grpc.server.domain.subscriptions.subscribers import Subscriber
 from otari_batch_grpc.server.util.singleflight import SingleFlight
 from otari_batch_grpc.v1 import batch_pb2, watch_pb2
 from otari_batch_grpc.v1 import batch_service_pb2 as pb

@@ -15,9 +15,9 @@ import pytest
 
 from otari_batch_grpc.server.app import BatchServer
 from otari_batch_grpc.server.domain.core.observations import Observation, seen
-from otari_batch_grpc.server.domain.hub import Hub
-from otari_batch_grpc.server.domain.poll_loop import WatchPolicy
-from otari_batch_grpc.server.domain.subscribers import Problem, Subscriber, Watcher
+from otari_batch_grpc.server.domain.subscriptions.hub import Hub
+from otari_batch_grpc.server.domain.subscriptions.poll_loop import WatchPolicy
+from otari_batch_grpc.server.domain.subscriptions.subscribers import Problem, Subscriber, Watcher
 from otari_batch_grpc.server.store import open_store
 from otari_batch_grpc.server.store.migrations import POSTGRES_SCHEMA
 from otari_batch_grpc.v1 import batch_pb2, watch_pb2

@@ -387,7 +387,7 @@ def test_a_revision_repeating_the_state_last_sent_is_no_event() -> None:
     """Two replicas that both saw a state save it twice (rev 2 and 3): a stream sends it once, and keeps the
     newer revision as its base (so the next change's previous_status is right)."""
     from otari_batch_grpc.server.domain.core.observations import Observation
-    from otari_batch_grpc.server.domain.feed import Trail
+    from otari_batch_grpc.server.domain.subscriptions.trails import Trail
 
     running = batch_pb2.Batch(id="b", status=batch_pb2.BATCH_STATUS_IN_PROGRESS, provider="openai")
     tokens = CallerTokens(TokenKeys({1: b"k" * 32}), "owner")

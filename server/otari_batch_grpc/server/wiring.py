@@ -1,4 +1,4 @@
-"""The service put together from its settings: the domain (the core, the feed, creates made once, results) over
+"""The service put together from its settings: the domain (the core, the feeds, creates made once, results) over
 the gateway client and the store, under the gRPC edge's handlers. Wiring is this module's job alone: no layer
 builds another."""
 
@@ -7,10 +7,11 @@ from __future__ import annotations
 from otari_batch_grpc.server.config import Settings
 from otari_batch_grpc.server.domain.callers import OwnerHasher
 from otari_batch_grpc.server.domain.core.batches import Batches, CorePolicy
-from otari_batch_grpc.server.domain.feed import Feed
 from otari_batch_grpc.server.domain.idempotency import IdempotentCreates
-from otari_batch_grpc.server.domain.poll_loop import WatchPolicy
 from otari_batch_grpc.server.domain.results import ResultsPolicy, ResultStreams
+from otari_batch_grpc.server.domain.subscriptions.feed import Feed
+from otari_batch_grpc.server.domain.subscriptions.many import ManyFeed
+from otari_batch_grpc.server.domain.subscriptions.poll_loop import WatchPolicy
 from otari_batch_grpc.server.domain.tokens import TokenKeys
 from otari_batch_grpc.server.edge.limits import Limits
 from otari_batch_grpc.server.edge.service import BatchService
@@ -51,9 +52,8 @@ def batch_service(
         tokens=tokens,
         owner_of=owners.owner_of_key,
     )
-    feed = Feed(
-        core, hub=core.hub, store=store, heartbeat_seconds=settings.watch_heartbeat, recheck_seconds=watch.poll_max
-    )
+    heartbeat, recheck = settings.watch_heartbeat, watch.poll_max
+    feed = Feed(core, hub=core.hub, store=store, heartbeat_seconds=heartbeat, recheck_seconds=recheck)
     results = ResultsPolicy(
         max_bytes=settings.results_cache_max_bytes,
         max_age=settings.results_cache_max_age,
@@ -62,6 +62,7 @@ def batch_service(
     return BatchService(
         core=core,
         feed=feed,
+        many=ManyFeed(core, hub=core.hub, store=store, heartbeat_seconds=heartbeat, recheck_seconds=recheck),
         creates=IdempotentCreates(core=core, store=store, gateway=gateway, attempt_seconds=gateway.timeout),
         results=ResultStreams(core, feed, store=store, gateway=gateway, policy=results),
         owners=owners,

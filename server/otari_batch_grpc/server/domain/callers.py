@@ -7,7 +7,7 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
-from otari_batch_grpc.server.domain.subscribers import Watcher
+from otari_batch_grpc.server.domain.subscriptions.subscribers import Watcher
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from otari_batch_grpc.server.domain.callers import Caller
 from otari_batch_grpc.server.domain.core.batches import Batches, status_meta
 from otari_batch_grpc.server.domain.errors import Code, ServiceError, from_upstream
-from otari_batch_grpc.server.domain.feed import Feed
+from otari_batch_grpc.server.domain.subscriptions.feed import Feed
 from otari_batch_grpc.server.gateway import convert
 from otari_batch_grpc.server.gateway.client import GatewayClient
 from otari_batch_grpc.server.gateway.errors import NotCompleted, UpstreamError, UpstreamHTTPError

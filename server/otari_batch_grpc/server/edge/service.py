@@ -1,7 +1,7 @@
 """BatchService: proto <-> domain adapters that read like the contract. No HTTP, no SQL and no policy here.
 
-Each handler validates its request (the constraints the .proto states), asks the domain (`core`, `feed` for what
-follows batches, `results`, `idempotency`) and shapes the answer. Errors are the domain's; `rpc` turns them into
+Each handler validates its request (the constraints the .proto states), asks the domain (`core`, `feed` and `many` for
+what follows batches, `results`, `idempotency`) and shapes the answer. Errors are the domain's; `rpc` turns them into
 gRPC statuses.
 """
 
@@ -17,9 +17,10 @@ from grpc import aio
 from otari_batch_grpc.server.domain.callers import Caller, OwnerHasher
 from otari_batch_grpc.server.domain.core.batches import Batches
 from otari_batch_grpc.server.domain.errors import upstream_errors
-from otari_batch_grpc.server.domain.feed import WATCH_MAX_BATCHES, Feed, Subscription
 from otari_batch_grpc.server.domain.idempotency import IdempotentCreates
 from otari_batch_grpc.server.domain.results import Message, ResultStreams
+from otari_batch_grpc.server.domain.subscriptions.feed import Feed, Subscription
+from otari_batch_grpc.server.domain.subscriptions.many import WATCH_MAX_BATCHES, ManyFeed
 from otari_batch_grpc.server.edge import validation
 from otari_batch_grpc.server.edge.credentials import credential_from_metadata
 from otari_batch_grpc.server.edge.limits import Limits
@@ -40,6 +41,7 @@ class BatchService:
         *,
         core: Batches,
         feed: Feed,
+        many: ManyFeed,
         creates: IdempotentCreates,
         results: ResultStreams,
         owners: OwnerHasher,
@@ -50,6 +52,7 @@ class BatchService:
         self.core = core
         self.hub = core.hub
         self.feed = feed
+        self.many = many
         self.creates = creates
         self.results = results
         self.owners = owners
@@ -150,7 +153,7 @@ class BatchService:
         validation.check_watch_many(request.batch_ids, WATCH_MAX_BATCHES)
         caller = self._caller(context)
         self._open_stream(caller, context)
-        events = self.feed.watch_many(
+        events = self.many.watch(
             self._subscription(caller, context, many=True), request.batch_ids, request.resume_token
         )
         async with contextlib.aclosing(events):

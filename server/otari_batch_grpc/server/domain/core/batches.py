@@ -27,9 +27,9 @@ from otari_batch_grpc.server.domain.core.retention import Retention, RetentionPo
 from otari_batch_grpc.server.domain.core.states import States
 from otari_batch_grpc.server.domain.core.trust import Trust
 from otari_batch_grpc.server.domain.errors import Code, ServiceError, from_upstream, state_unavailable
-from otari_batch_grpc.server.domain.hub import Hub
-from otari_batch_grpc.server.domain.poll_loop import WatchPolicy
-from otari_batch_grpc.server.domain.subscribers import Watcher
+from otari_batch_grpc.server.domain.subscriptions.hub import Hub
+from otari_batch_grpc.server.domain.subscriptions.poll_loop import WatchPolicy
+from otari_batch_grpc.server.domain.subscriptions.subscribers import Watcher
 from otari_batch_grpc.server.domain.tokens import CallerTokens, TokenKeys
 from otari_batch_grpc.server.gateway import convert
 from otari_batch_grpc.server.gateway.client import GatewayClient

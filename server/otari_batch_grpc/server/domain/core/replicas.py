@@ -10,7 +10,7 @@ import uuid
 from otari_batch_grpc.server.domain.core.observations import Observation
 from otari_batch_grpc.server.domain.core.states import States
 from otari_batch_grpc.server.domain.core.trust import Trust
-from otari_batch_grpc.server.domain.hub import Hub
+from otari_batch_grpc.server.domain.subscriptions.hub import Hub
 from otari_batch_grpc.server.store import Notice, RefusalNotice, RevisionNotice, Store, StoreUnavailable
 
 log = logging.getLogger("otari_batch_grpc.core")

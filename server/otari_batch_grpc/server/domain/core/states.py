@@ -12,7 +12,7 @@ from cachetools import LRUCache
 
 from otari_batch_grpc.server.domain.core.observations import Observation, behind, same_state, seen
 from otari_batch_grpc.server.domain.core.trust import Trust
-from otari_batch_grpc.server.domain.hub import Hub
+from otari_batch_grpc.server.domain.subscriptions.hub import Hub
 from otari_batch_grpc.server.store import Access, Store
 from otari_batch_grpc.server.util.singleflight import SingleFlight
 from otari_batch_grpc.v1 import batch_pb2

@@ -17,8 +17,8 @@ from collections.abc import Set as AbstractSet
 
 from otari_batch_grpc.server.domain.core.observations import Observation
 from otari_batch_grpc.server.domain.errors import ServiceError, refusal, shutting_down
-from otari_batch_grpc.server.domain.poll_loop import Alone, Fleet, Poll, PollLoop, WatchPolicy
-from otari_batch_grpc.server.domain.subscribers import Problem, Subscriber
+from otari_batch_grpc.server.domain.subscriptions.poll_loop import Alone, Fleet, Poll, PollLoop, WatchPolicy
+from otari_batch_grpc.server.domain.subscriptions.subscribers import Problem, Subscriber
 from otari_batch_grpc.server.telemetry import metrics, tracing
 
 _REFUSED_REMEMBERED = 10_000  # per stream: batches already told of as past the limit (each told once)

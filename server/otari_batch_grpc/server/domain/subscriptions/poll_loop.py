@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Protocol
 
 from otari_batch_grpc.server.domain.core.observations import Observation
 from otari_batch_grpc.server.domain.errors import LIMIT_EXCEEDED, Code, ServiceError
-from otari_batch_grpc.server.domain.subscribers import ACCESS_LOST, Problem, Subscriber, Watcher
+from otari_batch_grpc.server.domain.subscriptions.subscribers import ACCESS_LOST, Problem, Subscriber, Watcher
 
 if TYPE_CHECKING:
-    from otari_batch_grpc.server.domain.hub import Hub
+    from otari_batch_grpc.server.domain.subscriptions.hub import Hub
 
 log = logging.getLogger("otari_batch_grpc.watch")
 
