@@ -129,13 +129,11 @@ SHOWS = {
 
 def test_the_settings_table_is_the_one_settings_makes() -> None:
     """The README's settings table is `Settings`, as `make generate` writes it: every field, its default, its help."""
-    from dataclasses import fields
-
     from otari_batch_grpc.server import config
 
     text = README.read_text()
     begin, end = text.index(config.README_TABLE_BEGIN), text.index(config.README_TABLE_END)
     table = text[begin : end + len(config.README_TABLE_END)]
     assert table == config.readme_table(), "the README's settings table is stale: run `make generate` and commit it"
-    for setting in fields(config.Settings):
-        assert f"| `{setting.name.upper()}`" in table
+    for name in config.Settings.model_fields:
+        assert f"| `{name.upper()}`" in table
