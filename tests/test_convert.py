@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from otari_batch_grpc.server.gateway import convert
+from otari_batch_grpc.simulator.documents import batch_object, results_document
 from otari_batch_grpc.simulator.state import SimState
 from otari_batch_grpc.v1 import batch_pb2
 from otari_batch_grpc.v1.result_pb2 import BatchResult
@@ -25,7 +26,7 @@ def _gateway_batch(**changes: Any) -> dict[str, Any]:
         owner="u1", provider="openai", model="gpt-4o-mini",
         requests=[{"custom_id": "a", "body": {}}], metadata={"suite": "proof"}, completion_window="24h",
     )  # fmt: skip
-    return {**state.to_json(batch, "openai"), **changes}
+    return {**batch_object(state, batch, "openai"), **changes}
 
 
 def test_every_batch_field_lands_in_a_typed_field() -> None:
@@ -111,7 +112,7 @@ def _simulated_results() -> list[dict[str, Any]]:
         owner="u1", provider="openai", model="gpt-4o-mini", metadata={}, completion_window="24h",
         requests=[{"custom_id": f"r{i}", "body": {"messages": [{"role": "user", "content": "hi"}]}} for i in range(3)],
     )  # fmt: skip
-    return state.results(batch)
+    return results_document(batch)
 
 
 def test_the_simulators_results_are_typed_and_the_nulls_the_gateway_sends_are_not_set() -> None:

@@ -10,6 +10,7 @@ import pytest
 from google.protobuf import json_format
 
 from otari_batch_grpc.server.app import BatchServer
+from otari_batch_grpc.simulator.documents import results_document
 from otari_batch_grpc.v1 import batch_pb2
 from otari_batch_grpc.v1 import batch_service_pb2 as pb
 from tests.conftest import ALICE, BOB, Sim, body, create_request, details, eventually
@@ -49,7 +50,7 @@ async def test_results_stream_in_order_with_every_field(stub: Stub, sim: Sim) ->
     assert completion.usage.total_tokens == completion.usage.prompt_tokens + completion.usage.completion_tokens
     assert completion.system_fingerprint == "fp_sim"
     # any-llm's extra fields have no typed home: those with a value are kept, the nulls are "not set".
-    expected = sim.state.results(sim.state.batches[batch.id])[0]["result"]
+    expected = results_document(sim.state.batches[batch.id])[0]["result"]
     assert not completion.HasField("extra")  # moderation and metadata: null
     assert set(json_format.MessageToDict(completion.choices[0].message.extra)) == {
         key

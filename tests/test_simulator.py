@@ -14,7 +14,8 @@ import httpx
 import pytest
 
 from otari_batch_grpc.simulator.run import running_simulator
-from otari_batch_grpc.simulator.state import SimState, StateFileError
+from otari_batch_grpc.simulator.state import SimState
+from otari_batch_grpc.simulator.state_file import StateFileError
 from tests.conftest import Sim, eventually
 
 ALICE = {"authorization": "Bearer sim-key-alice"}

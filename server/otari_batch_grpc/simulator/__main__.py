@@ -10,7 +10,8 @@ from pathlib import Path
 
 from otari_batch_grpc.simulator.accounts import DEFAULT_API_KEYS, DEFAULT_MASTER_KEY
 from otari_batch_grpc.simulator.run import running_simulator
-from otari_batch_grpc.simulator.state import API_ROOTS, SimState, StateFileError
+from otari_batch_grpc.simulator.state import API_ROOTS, SimState
+from otari_batch_grpc.simulator.state_file import StateFileError
 
 
 async def _main(state: SimState, host: str, port: int) -> None:

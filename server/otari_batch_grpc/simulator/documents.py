@@ -1,0 +1,151 @@
+"""What the simulator answers, as the real gateway's JSON: the OpenAI batch object (plus `provider`) and the results
+document, each item an any-llm ChatCompletion that echoes its request (or the failure the request asked for)."""
+
+from __future__ import annotations
+
+from otari_batch_grpc.simulator.state import SimBatch, SimState
+from otari_batch_grpc.simulator.state_file import JSON
+
+
+def batch_object(state: SimState, batch: SimBatch, provider_echo: str) -> JSON:
+    """The OpenAI batch object the gateway returns: every field present, nulls included."""
+    status, stamps = state.status_of(batch)
+    total = len(batch.requests)
+    failing = sum(1 for r in batch.requests if _failure_of(r) is not None)
+    done = _progress(state, batch, status)
+    finished = round(total * done)
+    failed = min(failing, finished)
+    completed = finished - failed
+    counts = {"completed": completed, "failed": failed, "total": total if status != "validating" else 0}
+    tokens = completed * 30
+    has_output = status == "completed" and completed > 0
+    has_errors = status == "completed" and failed > 0
+    return {
+        "id": batch.id,
+        "completion_window": batch.completion_window,
+        "created_at": int(batch.created_at),
+        "endpoint": "/v1/chat/completions",
+        "input_file_id": f"file-in-{batch.id[6:18]}",
+        "object": "batch",
+        "status": status,
+        "cancelled_at": stamps.get("cancelled_at"),
+        "cancelling_at": stamps.get("cancelling_at"),
+        "completed_at": stamps.get("completed_at"),
+        "error_file_id": f"file-err-{batch.id[6:18]}" if has_errors else None,
+        "errors": None,
+        "expired_at": stamps.get("expired_at"),
+        "expires_at": int(batch.created_at) + 86400,
+        "failed_at": stamps.get("failed_at"),
+        "finalizing_at": stamps.get("finalizing_at"),
+        "in_progress_at": stamps.get("in_progress_at"),
+        "metadata": dict(batch.metadata),
+        "model": batch.model,
+        "output_file_id": f"file-out-{batch.id[6:18]}" if has_output else None,
+        "request_counts": counts,
+        "usage": {
+            "input_tokens": tokens // 3,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": tokens - tokens // 3,
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": tokens,
+        },
+        "provider": provider_echo,
+    }
+
+
+def results_document(batch: SimBatch) -> list[JSON]:
+    """The results document of a completed batch. Items whose failure went to the provider's error file only
+    are missing, as on the real gateway."""
+    out: list[JSON] = []
+    for index, request in enumerate(batch.requests):
+        failure = _failure_of(request)
+        if failure is None:
+            out.append(
+                {
+                    "custom_id": request["custom_id"],
+                    "result": _completion(batch, request, index),
+                    "error": None,
+                }
+            )
+        elif not failure.get("error_file_only"):
+            error = {"code": failure.get("code", "unknown"), "message": failure.get("message", "failed")}
+            out.append({"custom_id": request["custom_id"], "result": None, "error": error})
+    return out
+
+
+def _progress(state: SimState, batch: SimBatch, status: str) -> float:
+    stage = state.stage_of(batch)
+    if status in ("completed", "finalizing"):
+        return 1.0
+    if status == "in_progress":
+        return min(1.0, (state.clock() - batch.created_at - stage) / max(stage, 1e-9))
+    if status in ("cancelling", "cancelled") and batch.cancel_at is not None:
+        elapsed = batch.cancel_at - batch.created_at - stage
+        return max(0.0, min(1.0, elapsed / max(stage, 1e-9)))
+    return 0.0
+
+
+def _failure_of(request: JSON) -> JSON | None:
+    simulate = request.get("body", {}).get("simulate")
+    if isinstance(simulate, dict) and isinstance(simulate.get("fail"), dict):
+        return {**simulate["fail"], "error_file_only": bool(simulate.get("error_file_only"))}
+    return None
+
+
+def _completion(batch: SimBatch, request: JSON, index: int) -> JSON:
+    """An any-llm ChatCompletion: OpenAI's chat.completion plus any-llm's extra nullable fields."""
+    messages = request.get("body", {}).get("messages") or []
+    last = messages[-1].get("content", "") if messages and isinstance(messages[-1], dict) else ""
+    content = f"Echo: {last}"
+    prompt_tokens = max(1, len(str(last)) // 4)
+    completion_tokens = max(1, len(content) // 4)
+    return {
+        "id": f"chatcmpl-{batch.id[6:14]}-{index}",
+        "object": "chat.completion",
+        "created": int(batch.created_at),
+        "model": batch.model,
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "stop",
+                "logprobs": None,
+                "message": {
+                    "role": "assistant",
+                    "content": content,
+                    "refusal": None,
+                    "tool_calls": None,
+                    "function_call": None,
+                    "annotations": [],
+                    "audio": None,
+                    "reasoning": None,
+                    "images": None,
+                    "extra_content": None,
+                },
+            }
+        ],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+            "prompt_tokens_details": {
+                "cached_tokens": 0,
+                "audio_tokens": None,
+                "text_tokens": None,
+                "image_tokens": None,
+                "cache_write_tokens": None,
+            },
+            "completion_tokens_details": {
+                "reasoning_tokens": 0,
+                "audio_tokens": None,
+                "accepted_prediction_tokens": 0,
+                "rejected_prediction_tokens": 0,
+                "text_tokens": None,
+                "image_tokens": None,
+            },
+            "cache_creation_token_details": None,
+        },
+        "system_fingerprint": "fp_sim",
+        "service_tier": "default",
+        "moderation": None,
+        "metadata": None,
+    }
