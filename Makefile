@@ -58,12 +58,13 @@ generate: generators ## Regenerate generated/ (every language) from protos/ (com
 check-generated: generators ## Fail when anything in generated/ is stale
 	@$(BIN)/python tools/generate.py --check
 
-lint: $(STAMP) ## buf lint, ruff, mypy (strict), the layering's import contracts (lint-imports)
+lint: $(STAMP) ## buf lint, ruff (complexity 15 at most), mypy (strict), the import contracts, sizes of server/
 	$(BIN)/buf lint
 	$(BIN)/ruff check $(PY_SOURCES)
 	$(BIN)/ruff format --check $(PY_SOURCES)
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
+	$(BIN)/python tools/sizes.py server
 
 # Breaking-change check of protos/ against the main branch (run on a branch, before merging).
 breaking: $(STAMP) ## buf breaking against the main branch
