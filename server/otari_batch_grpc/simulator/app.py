@@ -11,17 +11,17 @@ from __future__ import annotations
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from otari_batch_grpc.simulator import account_routes, control_routes, gateway_routes
-from otari_batch_grpc.simulator.gate import DropConnection, dropped
+from otari_batch_grpc.simulator.routes import accounts, batches, controls
+from otari_batch_grpc.simulator.routes.gate import DropConnection, dropped
 from otari_batch_grpc.simulator.state import SimState
 
 
 def create_app(state: SimState) -> FastAPI:
     app = FastAPI(title="otari gateway simulator (development and test tool)", docs_url=None, redoc_url=None)
     app.state.sim = state
-    app.include_router(gateway_routes.router, prefix=state.api_root)
-    app.include_router(account_routes.router, prefix=state.api_root)
-    app.include_router(control_routes.router)
+    app.include_router(batches.router, prefix=state.api_root)
+    app.include_router(accounts.router, prefix=state.api_root)
+    app.include_router(controls.router)
     app.add_exception_handler(DropConnection, dropped)  # type: ignore[arg-type]  # Starlette's handler type is wide
     app.add_middleware(_Paced, state=state, prefix=f"{state.api_root}/batches")
     return app

@@ -1,7 +1,7 @@
 """The simulator's world: API keys, batches moving through their statuses on a clock, and injected faults.
 
-Pure logic, no HTTP: the routes (gateway_routes, account_routes, control_routes) turn it into the otari gateway's
-API, documents into its JSON. A development and test tool, not a gateway.
+Pure logic, no HTTP: the routes (routes/) turn it into the otari gateway's API, documents into its JSON. A
+development and test tool, not a gateway.
 
 With a `state_file`, the batches (their clocks, forced statuses and requests, from which statuses and results are
 derived) are kept in a JSON file (state_file.StateFile): loaded when the SimState is made, written after every
@@ -74,7 +74,7 @@ class SimBatch:
 
 @dataclass
 class BudgetRefusal:
-    """A budget that refuses a user's create, as the real gateway does (see gateway_routes.budget_detail)."""
+    """A budget that refuses a user's create, as the real gateway does (see routes.batches.budget_detail)."""
 
     status: int  # 402 (platform: payment required) or 403 (the user's budget is spent)
     detail: str | None = None  # None: the real gateway's wording for the status

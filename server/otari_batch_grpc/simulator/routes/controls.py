@@ -9,8 +9,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, HTTPException, Query
 from pydantic import BaseModel, Field
 
-from otari_batch_grpc.simulator.gate import Sim
-from otari_batch_grpc.simulator.gateway_routes import ANY_USER
+from otari_batch_grpc.simulator.routes.batches import ANY_USER
+from otari_batch_grpc.simulator.routes.gate import Sim
 from otari_batch_grpc.simulator.state import BudgetRefusal, Fault, SimState
 
 router = APIRouter()

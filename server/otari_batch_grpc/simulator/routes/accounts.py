@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Response
 from pydantic import BaseModel
 
-from otari_batch_grpc.simulator.gate import Auth, AuthHeaders, Sim, authenticate
+from otari_batch_grpc.simulator.routes.gate import Auth, AuthHeaders, Sim, authenticate
 from otari_batch_grpc.simulator.state import SimState
 
 router = APIRouter()

@@ -10,7 +10,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from otari_batch_grpc.simulator.documents import batch_object, results_document
-from otari_batch_grpc.simulator.gate import (
+from otari_batch_grpc.simulator.routes.gate import (
     PROVIDER_ERROR,
     Auth,
     Caller,
