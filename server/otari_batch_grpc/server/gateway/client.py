@@ -265,7 +265,7 @@ class GatewayClient:
 
 
 async def _result_items(response: httpx.Response, parser: ResultsParser[T], budget: float) -> AsyncGenerator[T, None]:
-    """Each `{custom_id, result, error}` of `{"results": [...]}`, as the bytes arrive (see results_json): the first
+    """Each `{custom_id, result, error}` of `{"results": [...]}`, as the bytes arrive (see results_document): the first
     result is ready long before the last byte, and memory holds about one network chunk."""
     operation = "results"
     chunks = response.aiter_bytes()

@@ -57,7 +57,7 @@ LIMIT_REJECTIONS = Counter(
     ["limit"],
 )
 
-# -- the gateway (http_transport.py: every HTTP request the service makes to the gateway) ------------------------
+# -- the gateway (gateway/transport.py: every HTTP request the service makes to the gateway) ------------------------
 GATEWAY_REQUESTS = Counter(
     "otari_batch_grpc_gateway_requests",
     "HTTP requests to the gateway, by route (method and path, ids as {id}) and HTTP status (or the exception's "
@@ -80,7 +80,7 @@ RESULTS_CACHE_MISSES = Counter(
 )
 RESULTS_CACHE_BYTES = Gauge("otari_batch_grpc_results_cache_bytes", "Bytes of results the cache holds.")
 
-# -- the watch hub (watch.py) -------------------------------------------------------------------------------------
+# -- the watch hub (domain/subscriptions) ------------------------------------------------------------------------------
 WATCH_SUBSCRIPTIONS = Gauge(
     "otari_batch_grpc_watch_subscriptions",
     "Subscriptions to live batches' poll loops (one per stream and batch it follows: WatchBatch, WatchBatches, "

@@ -1,6 +1,6 @@
-"""OpenTelemetry traces: a server span per RPC (rpc.py), a client span per gateway request (http_transport.py), the
-W3C `traceparent` read from the call's metadata and sent on to the gateway, so one trace runs from the caller
-through this service into the gateway.
+"""OpenTelemetry traces: a server span per RPC (edge/rpc.py), a client span per gateway request
+(gateway/transport.py), the W3C `traceparent` read from the call's metadata and sent on to the gateway, so one trace
+runs from the caller through this service into the gateway.
 
 Configured by the standard OTEL_* environment variables, and off unless they ask for it: traces are on when
 OTEL_TRACES_EXPORTER names an exporter (not `none`), or, with it unset, when OTEL_EXPORTER_OTLP_ENDPOINT or
