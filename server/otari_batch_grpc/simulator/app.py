@@ -8,22 +8,36 @@ including its oddities. A development and test tool: never expose it beyond loop
 
 from __future__ import annotations
 
+import functools
+
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from otari_batch_grpc.simulator.routes import accounts, batches, controls
-from otari_batch_grpc.simulator.routes.gate import DropConnection, dropped
+from otari_batch_grpc.simulator.routes.gate import SIM_STATE, DropConnection, dropped
 from otari_batch_grpc.simulator.state import SimState
 
 
-def create_app(state: SimState) -> FastAPI:
+def create_app(state: SimState) -> ASGIApp:
+    """The simulator serving `state`, as slow as its pace says. The routes are one FastAPI app per api_root, made
+    once per process (FastAPI analyses each route on its first request, tens of milliseconds an app: a test suite
+    that starts a simulator per test paid it each time); each request carries the state it is served from."""
+    routed = _routes(state.api_root)
+
+    async def bound(scope: Scope, receive: Receive, send: Send) -> None:
+        scope[SIM_STATE] = state
+        await routed(scope, receive, send)
+
+    return _Paced(bound, state=state, prefix=f"{state.api_root}/batches")
+
+
+@functools.cache
+def _routes(api_root: str) -> FastAPI:
     app = FastAPI(title="otari gateway simulator (development and test tool)", docs_url=None, redoc_url=None)
-    app.state.sim = state
-    app.include_router(batches.router, prefix=state.api_root)
-    app.include_router(accounts.router, prefix=state.api_root)
+    app.include_router(batches.router, prefix=api_root)
+    app.include_router(accounts.router, prefix=api_root)
     app.include_router(controls.router)
     app.add_exception_handler(DropConnection, dropped)  # type: ignore[arg-type]  # Starlette's handler type is wide
-    app.add_middleware(_Paced, state=state, prefix=f"{state.api_root}/batches")
     return app
 
 

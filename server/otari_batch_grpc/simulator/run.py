@@ -46,7 +46,7 @@ class _EmbeddedServer(uvicorn.Server):
             connection.shutdown()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self.config.timeout_graceful_shutdown):
-                while self.server_state.connections or self.server_state.tasks:
+                while self.server_state.connections or self.server_state.tasks:  # noqa: ASYNC110 (uvicorn's sets)
                     await asyncio.sleep(0.005)
         for task in self.server_state.tasks:
             task.cancel()

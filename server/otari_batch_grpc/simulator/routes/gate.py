@@ -17,8 +17,11 @@ HEADERS = {"vary": "Authorization", "cache-control": "private, no-store, no-cach
 PROVIDER_ERROR = "LLM provider error"
 
 
+SIM_STATE = "otari.simulator.state"  # the ASGI scope key of the state a request is served from (see app)
+
+
 def sim_state(request: Request) -> SimState:
-    state: SimState = request.app.state.sim
+    state: SimState = request.scope[SIM_STATE]
     return state
 
 
