@@ -12,7 +12,7 @@ PY_SOURCES := server clients/python tests bench tools
 # setuptools warns, at every editable build, of folders named like the package: it is how this tree is laid out.
 PIP := PYTHONWARNINGS=ignore $(BIN)/pip install --quiet
 
-.PHONY: help run run-replicas test generate check-generated lint breaking bench soak clean
+.PHONY: help run run-replicas test test-fast generate check-generated lint breaking bench soak clean
 .DEFAULT_GOAL := help
 
 help: ## This list
@@ -72,6 +72,11 @@ breaking: $(STAMP) ## buf breaking against the main branch
 
 test: $(STAMP) check-generated lint test-node test-go ## Everything: stubs fresh, lint, pytest, the Node and Go clients
 	$(BIN)/python -m pytest -q
+
+# The tier a change is tried on first: no PostgreSQL, no process started; on every core (pytest-xdist).
+FAST := not postgres and not subprocess
+test-fast: $(STAMP) ## pytest without the tests that need PostgreSQL or start a process; ends saying how many ran
+	$(BIN)/python -m pytest -q -m '$(FAST)' -n 4
 
 # The Node and Go clients against a real server (they start it from $(VENV)); each installs only what it lacks.
 .PHONY: test-node test-go

@@ -8,6 +8,8 @@ import contextlib
 import os
 import random
 import socket
+import ssl
+import subprocess
 import urllib.parse
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -33,6 +35,15 @@ from otari_batch_grpc.v1 import batch_service_pb2_grpc
 if TYPE_CHECKING:
     from otari_batch_grpc.v1.batch_service_pb2_grpc import BatchServiceAsyncStub as Stub
 
+# One TLS context for the tests' HTTP clients (each client would load the CA bundle anew, ~20 ms; they speak plain
+# HTTP to loopback anyway).
+TLS = ssl.create_default_context()
+
+
+def http_client(**settings: Any) -> httpx.AsyncClient:
+    return httpx.AsyncClient(verify=TLS, **settings)
+
+
 ALICE = (("authorization", "Bearer sim-key-alice"),)
 BOB = (("authorization", "Bearer sim-key-bob"),)
 MASTER = (("authorization", "Bearer sim-master-key"),)
@@ -44,6 +55,31 @@ async def eventually(check: Callable[[], Awaitable[bool]], *, within: float = 10
     while not await check():
         assert asyncio.get_running_loop().time() < deadline, "condition never held"
         await asyncio.sleep(0.01)
+
+
+# -- tiers -----------------------------------------------------------------------------------------------------
+# `make test` runs every test; `make test-fast` those marked neither postgres nor subprocess (pyproject.toml lists
+# the markers). A test that needs PostgreSQL asks for `postgres_url` and is marked by that; a test that starts a
+# process says so with @pytest.mark.subprocess, and one that does not and starts one anyway fails at once (below),
+# so the fast tier never starts a process whatever a new test does.
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "postgres_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.postgres)
+        if getattr(getattr(item, "obj", None), "is_hypothesis_test", False):
+            item.add_marker(pytest.mark.fuzz)
+
+
+@pytest.fixture(autouse=True)
+def _processes_only_where_marked(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    if request.node.get_closest_marker("subprocess") is not None:
+        return
+
+    def refused(*_args: object, **_kwargs: object) -> Any:
+        raise AssertionError(f"{request.node.nodeid} starts a process: mark it @pytest.mark.subprocess")
+
+    monkeypatch.setattr(asyncio, "create_subprocess_exec", refused)
+    monkeypatch.setattr(subprocess, "Popen", refused)
 
 
 @dataclass
@@ -125,7 +161,7 @@ def api_root(request: pytest.FixtureRequest) -> str:
 async def sim(api_root: str) -> AsyncIterator[Sim]:
     # Batches stay in `validating` unless a test moves the clock or forces a status.
     state = SimState(stage_seconds=3600, api_root=api_root)
-    async with running_simulator(state) as url, httpx.AsyncClient(base_url=url) as http:
+    async with running_simulator(state) as url, http_client(base_url=url) as http:
         yield Sim(url=url, state=state, http=http)
 
 

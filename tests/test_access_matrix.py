@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import grpc
-import httpx
 import pytest
 import pytest_asyncio
 from google.protobuf import duration_pb2
@@ -31,7 +30,7 @@ from otari_batch_grpc.simulator.run import running_simulator
 from otari_batch_grpc.simulator.state import SimState
 from otari_batch_grpc.v1 import batch_pb2, batch_service_pb2_grpc
 from otari_batch_grpc.v1 import batch_service_pb2 as pb
-from tests.conftest import Sim, create_request, details, make_settings
+from tests.conftest import Sim, create_request, details, http_client, make_settings
 
 if TYPE_CHECKING:
     from otari_batch_grpc.v1.batch_service_pb2_grpc import BatchServiceAsyncStub as Stub
@@ -73,7 +72,7 @@ async def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
     state = SimState(stage_seconds=3600)
     async with contextlib.AsyncExitStack() as stack:
         url = await stack.enter_async_context(running_simulator(state))
-        http = await stack.enter_async_context(httpx.AsyncClient(base_url=url))
+        http = await stack.enter_async_context(http_client(base_url=url))
         sim = Sim(url=url, state=state, http=http)
         settings = make_settings(url, tmp_path_factory.mktemp("access"), owner_trust_seconds=trust, **POLL)
         server = await stack.enter_async_context(BatchServer(settings, gateway_url=url))

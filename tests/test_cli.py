@@ -18,6 +18,8 @@ import pytest
 from otari_batch_grpc.server.app import BatchServer
 from tests.conftest import Sim, make_settings
 
+pytestmark = pytest.mark.subprocess  # every test here starts a process
+
 CLI = Path(sys.executable).parent / "otari-batch"
 MODEL = "openai:gpt-4o-mini"
 # The first line as OpenAI's batch input file has it; the second as the contract's BatchRequestItem.

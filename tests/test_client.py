@@ -228,6 +228,7 @@ async def test_create_takes_pairs_or_the_gateways_items(server: BatchServer, sim
     assert [(r["custom_id"], r["body"]["messages"]) for r in sent[items.id].requests] == [("a", BODY["messages"])]
 
 
+@pytest.mark.slow
 async def test_a_create_past_its_deadline_says_its_request_id_and_a_retry_with_it_makes_one_batch(
     server: BatchServer, sim: Sim
 ) -> None:

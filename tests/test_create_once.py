@@ -43,6 +43,7 @@ async def _identical_creates(stubs: list[Stub], request: pb.CreateBatchRequest, 
 
 
 @pytest.mark.parametrize(("n", "trials"), [(2, 10), (3, 20)])
+@pytest.mark.slow
 async def test_identical_creates_spread_over_replicas_make_one_batch_every_trial(
     sim: Sim, tmp_path: Path, postgres_url: str, n: int, trials: int
 ) -> None:
@@ -105,6 +106,8 @@ async def test_a_retry_whose_deadline_passes_while_the_first_runs_is_unavailable
 
 
 @pytest.mark.parametrize("made_upstream", [True, False], ids=["the-gateway-made-it", "it-made-none"])
+@pytest.mark.subprocess
+@pytest.mark.slow
 async def test_a_replica_killed_mid_create_leaves_one_batch_found_or_made_by_the_retry(
     sim: Sim, tmp_path: Path, postgres_url: str, made_upstream: bool
 ) -> None:

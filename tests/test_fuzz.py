@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import grpc
-import httpx
 import pytest
 import pytest_asyncio
 from google.protobuf import duration_pb2, struct_pb2
@@ -37,7 +36,7 @@ from otari_batch_grpc.simulator.run import running_simulator
 from otari_batch_grpc.simulator.state import SimState
 from otari_batch_grpc.v1 import batch_service_pb2 as pb
 from otari_batch_grpc.v1 import batch_service_pb2_grpc
-from tests.conftest import ALICE, BOB, MASTER, create_request, make_settings
+from tests.conftest import ALICE, BOB, MASTER, create_request, http_client, make_settings
 
 if TYPE_CHECKING:
     from otari_batch_grpc.v1.batch_service_pb2_grpc import BatchServiceAsyncStub as Stub
@@ -81,7 +80,7 @@ async def live(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Live]:
     state_dir: Path = tmp_path_factory.mktemp("fuzz")
     async with (
         running_simulator(state) as url,
-        httpx.AsyncClient(base_url=url) as http,
+        http_client(base_url=url) as http,
         BatchServer(make_settings(url, state_dir), gateway_url=url) as server,
         grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel,
     ):

@@ -12,12 +12,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import grpc
-import httpx
 import pytest
 
 from otari_batch_grpc.server.app import BatchServer
 from otari_batch_grpc.v1 import batch_service_pb2 as pb
-from tests.conftest import ALICE, BOB, Sim, connect, create_request, make_settings
+from tests.conftest import ALICE, BOB, Sim, connect, create_request, http_client, make_settings
 
 if TYPE_CHECKING:
     from otari_batch_grpc.v1.batch_service_pb2_grpc import BatchServiceAsyncStub as Stub
@@ -47,7 +46,7 @@ async def _direct_create(sim: Sim, key: str, model: str = "openai:gpt-4o-mini", 
         "requests": [{"custom_id": "a", "body": {"messages": [{"role": "user", "content": "hi"}]}}],
         **extra,
     }
-    async with httpx.AsyncClient(base_url=sim.url) as http:
+    async with http_client(base_url=sim.url) as http:
         response = await http.post("/v1/batches", json=body, headers={"authorization": f"Bearer {key}"})
     response.raise_for_status()
     return str(response.json()["id"])

@@ -177,6 +177,7 @@ async def _process(tmp_path: Path, **settings: str) -> asyncio.subprocess.Proces
     )  # fmt: skip
 
 
+@pytest.mark.subprocess
 async def test_the_process_writes_only_json_lines_and_serves_metrics_and_traces(tmp_path: Path) -> None:
     """The real process: every stderr line (the simulator's too) is a JSON object; the metrics listener answers;
     OTEL_TRACES_EXPORTER=console turns traces on, and the caller's trace id reaches the exported spans."""
@@ -510,6 +511,7 @@ async def test_counted_polls_count_each_poll_by_its_outcome() -> None:
         assert grew - before.value("otari_batch_grpc_watch_polls_total", outcome=outcome) == 1
 
 
+@pytest.mark.subprocess
 async def test_a_start_that_fails_writes_json_lines_only(tmp_path: Path) -> None:
     """A second server on a busy port (grpc-core's own bind error silenced, nothing left "unclosed"), and a bad
     setting: each says what is wrong in a JSON line, and nothing else reaches stderr."""

@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+# Every test here starts processes (venvs, pip, the service): minutes on a cold machine.
+pytestmark = [pytest.mark.subprocess, pytest.mark.slow, pytest.mark.timeout(900)]
+
 ROOT = Path(__file__).resolve().parent.parent
 CLIENT_REQUIRES = {"grpcio", "grpcio-status", "googleapis-common-protos", "protobuf"}
 # What serves: none of it may come with the client.

@@ -92,6 +92,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.mark.parametrize("block", [b for b in blocks() if b.mark in ("", "fails")], ids=lambda b: b.name)
+@pytest.mark.subprocess
 def test_the_readme_block_runs_as_written(block: Block, served: str, tmp_path: Path) -> None:
     code = block.body.replace(ADDRESS, served)
     if block.lang == "sh":

@@ -94,6 +94,7 @@ async def test_a_lost_reply_retried_on_another_replica_and_results_cached_for_al
         assert await sim.requests_seen("results") == 1
 
 
+@pytest.mark.slow
 async def test_one_poll_loop_per_batch_and_every_replica_sees_every_change(
     sim: Sim, tmp_path: Path, postgres_url: str
 ) -> None:
@@ -215,6 +216,7 @@ async def replica_process(
             drain.cancel()
 
 
+@pytest.mark.subprocess
 async def test_a_killed_lease_holder_is_taken_over_and_its_subscribers_resume_elsewhere(
     sim: Sim, tmp_path: Path, postgres_url: str
 ) -> None:
@@ -273,6 +275,8 @@ async def test_a_killed_lease_holder_is_taken_over_and_its_subscribers_resume_el
         assert holder_before  # there was one holder, and the survivor polled after the kill
 
 
+@pytest.mark.subprocess
+@pytest.mark.slow
 async def test_a_rolling_restart_under_load_fails_no_call_and_loses_nothing(
     sim: Sim, tmp_path: Path, postgres_url: str
 ) -> None:

@@ -91,6 +91,7 @@ async def _buf(*args: str) -> tuple[int, str, str]:
     return process.returncode, out.decode(), err.decode()
 
 
+@pytest.mark.subprocess
 async def test_buf_curl_calls_every_rpc_through_reflection(server: BatchServer, sim: Sim) -> None:
     base = f"http://127.0.0.1:{server.port}/{SERVICE_NAME}"
     auth = ["--protocol", "grpc", "--http2-prior-knowledge", "-H", "authorization: Bearer sim-key-alice"]
@@ -120,6 +121,7 @@ async def test_buf_curl_calls_every_rpc_through_reflection(server: BatchServer, 
     assert code != 0 and "invalid_argument" in err and "page_size" in err
 
 
+@pytest.mark.subprocess
 async def test_every_service_listed_can_be_described_by_buf_curl_and_grpcurl(server: BatchServer) -> None:
     """What a reflection client does first: list everything, then resolve each service's schema (v1, v1alpha)."""
     target = f"http://127.0.0.1:{server.port}"
@@ -229,6 +231,7 @@ async def _start_process(*args: str, state: Path, **settings: str) -> asyncio.su
     )  # fmt: skip
 
 
+@pytest.mark.subprocess
 async def test_process_serves_the_simulator_by_default_and_stops_on_sigterm(tmp_path: Path) -> None:
     process = await _start_process(state=tmp_path, GRPC_LISTEN="127.0.0.1:0", SHUTDOWN_GRACE="1")
     try:
@@ -259,6 +262,7 @@ async def test_process_serves_the_simulator_by_default_and_stops_on_sigterm(tmp_
             await process.wait()
 
 
+@pytest.mark.subprocess
 async def test_help_lists_every_setting_with_its_environment_variable(tmp_path: Path) -> None:
     process = await _start_process("--help", state=tmp_path)
     out, _ = await asyncio.wait_for(process.communicate(), 30)
@@ -277,6 +281,7 @@ async def test_help_lists_every_setting_with_its_environment_variable(tmp_path: 
         assert f"[{name}]" in text
 
 
+@pytest.mark.subprocess
 async def test_a_bad_setting_is_a_clear_startup_error(tmp_path: Path) -> None:
     process = await _start_process(state=tmp_path, GATEWAY_URL="ftp://nope", GRPC_LISTEN="127.0.0.1:0")
     _, err = await asyncio.wait_for(process.communicate(), 30)
@@ -285,6 +290,7 @@ async def test_a_bad_setting_is_a_clear_startup_error(tmp_path: Path) -> None:
     assert "Traceback" not in err.decode()
 
 
+@pytest.mark.subprocess
 async def test_stub_call_against_the_real_process_gateway_url(sim: Sim, tmp_path: Path) -> None:
     """GATEWAY_URL points the process at another gateway (here: a simulator the test runs)."""
     process = await _start_process(state=tmp_path, GRPC_LISTEN="127.0.0.1:0", GATEWAY_URL=sim.url)
@@ -341,6 +347,7 @@ async def test_reflection_v1_and_v1alpha_serve_the_contract_with_its_comments(
 GRPCURL = Path(sys.executable).parent / "grpcurl"
 
 
+@pytest.mark.subprocess
 async def test_the_readmes_grpcurl_lines_work(server: BatchServer) -> None:
     readme = (ROOT / "README.md").read_text()
     section = readme.split("With grpcurl")[1].split("```sh")

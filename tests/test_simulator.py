@@ -16,7 +16,7 @@ import pytest
 from otari_batch_grpc.simulator.run import running_simulator
 from otari_batch_grpc.simulator.state import SimState
 from otari_batch_grpc.simulator.state_file import StateFileError
-from tests.conftest import Sim, eventually
+from tests.conftest import Sim, eventually, http_client
 
 ALICE = {"authorization": "Bearer sim-key-alice"}
 BOB = {"authorization": "Bearer sim-key-bob"}
@@ -36,7 +36,7 @@ def batch_body(n: int = 2, **extra: Any) -> dict[str, Any]:
 @contextlib.asynccontextmanager
 async def serving(state: SimState) -> AsyncIterator[httpx.AsyncClient]:
     """The simulator over `state` on a loopback port, and a client for it (base URL without the API root)."""
-    async with running_simulator(state) as url, httpx.AsyncClient(base_url=url) as http:
+    async with running_simulator(state) as url, http_client(base_url=url) as http:
         yield http
 
 

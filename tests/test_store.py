@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def target(request: pytest.FixtureRequest, tmp_path: Path) -> str | Path:
     """Where a store lives: a SQLite file, or a fresh PostgreSQL database."""
     if request.param == "sqlite":
@@ -374,6 +374,8 @@ async def _server_process(sim: Sim, tmp_path: Path, target: str | Path) -> tuple
             return process, int(match.group(1))
 
 
+@pytest.mark.subprocess
+@pytest.mark.slow
 async def test_kill_9_mid_load_loses_nothing_acknowledged(sim: Sim, tmp_path: Path, target: str | Path) -> None:
     if isinstance(target, Path):
         target = tmp_path / "state.db"

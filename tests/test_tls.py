@@ -14,7 +14,10 @@ from otari_batch_grpc.v1 import batch_service_pb2 as pb
 from otari_batch_grpc.v1 import batch_service_pb2_grpc
 from tests.conftest import ALICE, Sim, make_settings
 
-pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+pytestmark = [
+    pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command"),
+    pytest.mark.subprocess,  # openssl makes the certificates
+]
 
 
 def _openssl(*args: str, cwd: Path) -> None:

@@ -19,7 +19,19 @@ from otari_batch_grpc.server.app import BatchServer
 from otari_batch_grpc.server.domain.tokens import CallerTokens, TokenKeys
 from otari_batch_grpc.v1 import batch_pb2, batch_service_pb2_grpc, watch_pb2
 from otari_batch_grpc.v1 import batch_service_pb2 as pb
-from tests.conftest import ALICE, BOB, FAST, Sim, connect, create_request, details, eventually, make_settings, peek
+from tests.conftest import (
+    ALICE,
+    BOB,
+    FAST,
+    Sim,
+    connect,
+    create_request,
+    details,
+    eventually,
+    http_client,
+    make_settings,
+    peek,
+)
 
 if TYPE_CHECKING:
     from otari_batch_grpc.v1.batch_service_pb2_grpc import BatchServiceAsyncStub as Stub
@@ -460,10 +472,9 @@ async def test_a_many_resume_across_a_repeated_revision_repeats_no_change(wstub:
 
 async def test_watch_batches_of_everything_follows_every_batch_a_list_shows(wstub: Stub, sim: Sim) -> None:
     """Batches made at the gateway itself, then shown to the caller by one ListBatches page: each is followed."""
-    import httpx
 
     made = []
-    async with httpx.AsyncClient(base_url=sim.url, headers={"authorization": "Bearer sim-key-alice"}) as http:
+    async with http_client(base_url=sim.url, headers={"authorization": "Bearer sim-key-alice"}) as http:
         for _ in range(3):
             body = {"model": "openai:gpt-4o-mini", "requests": [{"custom_id": "a", "body": {"messages": []}}]}
             made.append((await http.post("/v1/batches", json=body)).raise_for_status().json()["id"])
