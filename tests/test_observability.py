@@ -124,6 +124,39 @@ async def test_a_call_past_its_deadline_is_logged_as_deadline_exceeded(
     assert get["method"] == "GetBatch" and get["code"] == "DEADLINE_EXCEEDED"
 
 
+async def test_a_failed_call_says_why_and_how_loud(sim: Sim, tmp_path: Path, json_log: io.StringIO) -> None:
+    """The ErrorInfo reason and the first bad field's path (never its value) on the line; WARNING for what the
+    caller can fix, ERROR for what is the service's or the gateway's."""
+    secret_value = "do-not-log-this-value"
+    async with (
+        BatchServer(make_settings(sim.url, tmp_path), gateway_url=sim.url) as server,
+        connect(server.port) as stub,
+    ):
+        batch_id = (await stub.CreateBatch(create_request(1), metadata=ALICE)).batch.id
+        get = pb.GetBatchRequest(batch_id=batch_id)
+        with pytest.raises(grpc.aio.AioRpcError):  # a reserved metadata key
+            await stub.CreateBatch(create_request(1, metadata={"otari_user_id": secret_value}), metadata=ALICE)
+        with pytest.raises(grpc.aio.AioRpcError):  # no key at all
+            await stub.GetBatch(get)
+        with pytest.raises(grpc.aio.AioRpcError):  # a key the gateway does not take
+            await stub.GetBatch(get, metadata=(("x-api-key", "wrong-key-123"),))
+        await sim.fault(op="get", status=500, detail="boom", times=1)
+        with pytest.raises(grpc.aio.AioRpcError):
+            await stub.GetBatch(get, metadata=ALICE)
+    created, reserved, missing, wrong, broken = _rpc(_lines(json_log))
+    assert created["level"] == "INFO" and "reason" not in created and "field" not in created
+    assert (reserved["level"], reserved["code"], reserved["reason"]) == (
+        "WARNING",
+        "INVALID_ARGUMENT",
+        "INVALID_REQUEST",
+    )
+    assert reserved["field"] == "metadata[otari_user_id]"
+    assert (missing["level"], missing["reason"]) == ("WARNING", "MISSING_CREDENTIAL")
+    assert (wrong["level"], wrong["reason"]) == ("WARNING", "GATEWAY_UNAUTHENTICATED")
+    assert (broken["level"], broken["code"], broken["reason"]) == ("ERROR", "INTERNAL", "GATEWAY_INTERNAL_ERROR")
+    assert secret_value not in json_log.getvalue()
+
+
 def test_an_exception_is_a_field_of_its_one_line() -> None:
     out = io.StringIO()
     handler = logging.StreamHandler(out)

@@ -50,6 +50,25 @@ _SERVER_FAULTS = frozenset(
 )
 
 
+# How loud a call's line is: a failure the caller can fix (a bad field, a key the gateway refuses, a batch that is
+# not there, a limit) is WARNING; one that is ours or the gateway's is ERROR (the service's codes for those are
+# UNAVAILABLE, DEADLINE_EXCEEDED and INTERNAL, and a DEADLINE_EXCEEDED is the gateway's when the service answered it);
+# a call that ended well, that the client ended, or that a draining server ended (clients resume) is INFO.
+_OURS_OR_THE_GATEWAYS = frozenset((Code.UNAVAILABLE, Code.DEADLINE_EXCEEDED, Code.INTERNAL))
+_NOT_A_FAILURE = frozenset(("SERVER_SHUTTING_DOWN",))
+
+
+def log_level(code: grpc.StatusCode, error: ServiceError | None) -> int:
+    """The level of a call's one log line, by how it ended (see above)."""
+    if code in (grpc.StatusCode.OK, grpc.StatusCode.CANCELLED):
+        return logging.INFO
+    if error is None:  # the client's deadline passed before the service answered
+        return logging.WARNING
+    if error.reason in _NOT_A_FAILURE:
+        return logging.INFO
+    return logging.ERROR if error.code in _OURS_OR_THE_GATEWAYS else logging.WARNING
+
+
 class OpenStreams:
     """The server-streaming calls in flight, so a draining server can end them (they never end by themselves)."""
 
@@ -178,7 +197,7 @@ _counts: dict[tuple[str, grpc.StatusCode], Counter] = {}
 class _Call:
     """A call's bookkeeping from its start to its one log line, its metrics and the end of its span."""
 
-    __slots__ = ("code", "metadata", "method", "peer", "request", "response", "span", "started")
+    __slots__ = ("code", "error", "metadata", "method", "peer", "request", "response", "span", "started")
 
     def __init__(self, method: _Method, context: Context) -> None:
         self.started = time.perf_counter()
@@ -186,6 +205,7 @@ class _Call:
         self.peer = context.peer()  # read now: after a client cancels, the call's peer is gone (grpcio crashes on it)
         self.metadata: Metadata = context.invocation_metadata() or ()
         self.code = grpc.StatusCode.OK
+        self.error: ServiceError | None = None  # what the call was answered with, when not OK
         self.request: Any = None
         self.response: Any = None
         self.span: trace.Span | None = None
@@ -196,7 +216,7 @@ class _Call:
 
     def fail(self, exc: Exception) -> ServiceError:
         error = _as_service_error(exc)
-        self.code = grpc_code(error)
+        self.code, self.error = grpc_code(error), error
         if self.span is not None and self.code in _SERVER_FAULTS:
             self.span.record_exception(exc)
         return error
@@ -212,12 +232,17 @@ class _Call:
         trace_id = None
         if self.span is not None:
             trace_id = _end_span(self.span, code)
-        if log.isEnabledFor(logging.INFO):
-            log.info(self._fields(seconds, trace_id))
+        level = log_level(code, self.error)
+        if log.isEnabledFor(level):
+            log.log(level, self._fields(seconds, trace_id))
 
     def _fields(self, seconds: float, trace_id: str | None) -> Fields:
         method, request = self.method, self.request
         fields = Fields(event="rpc", method=method.name, code=self.code.name, duration_ms=round(seconds * 1000, 2))
+        if self.error is not None:  # why: the ErrorInfo reason, and the first bad field's path (never its value)
+            fields["reason"] = self.error.reason
+            if self.error.violations:
+                fields["field"] = self.error.violations[0].field[:200]
         batch_id = ""
         if request is not None and method.batch_id_in_request:
             batch_id = request.batch_id[:200]  # a caller's value: bounded
@@ -327,9 +352,7 @@ def _stream_edge(
                 call.code = _ended_by_client(context)  # the client went away: nothing more to send
                 raise
             task.uncancel()
-            error = shutting_down()
-            call.code = grpc_code(error)
-            await abort(context, error)
+            await abort(context, call.fail(shutting_down()))
         except Exception as exc:
             await abort(context, call.fail(exc))
         finally:
