@@ -232,7 +232,7 @@ async def test_without_rich_the_wait_says_so_and_goes_on(
     await sim.force(batch_id, "completed")
     ran = await cli.finish(process)
     assert ran.code == 0, ran.err
-    assert "the 'rich' package is not installed" in ran.err and "otari-batch-grpc[cli]" in ran.err
+    assert "the 'rich' package is not installed" in ran.err and "'otari-batch-grpc-client[cli]'" in ran.err
     assert f"{batch_id} completed 2/2" in ran.err
 
 
@@ -252,9 +252,32 @@ async def test_bad_input_exits_2(cli: Cli, sim: Sim, tmp_path: Path) -> None:
     ran = await cli.run("submit", str(write_jsonl(tmp_path / "ok.jsonl", LINES)), "--model", MODEL, "--metadata", "x")
     assert ran.code == 2 and "key=value" in ran.err
 
+    no_id = write_jsonl(tmp_path / "no_id.jsonl", [{"body": LINES[0]["body"]}])
+    ran = await cli.run("submit", str(no_id), "--model", MODEL)
+    assert ran.code == 2 and f"{no_id}:1: custom_id is missing" in ran.err
+    number_id = write_jsonl(tmp_path / "number_id.jsonl", [{**LINES[0], "custom_id": 7}])
+    ran = await cli.run("submit", str(number_id), "--model", MODEL)
+    assert ran.code == 2 and f"{number_id}:1: custom_id must be a string, not int" in ran.err
+
     ran = await cli.run("frobnicate")
     assert ran.code == 2 and "usage:" in ran.err
     assert not sim.state.batches
+
+
+async def test_help_lists_every_exit_code(cli: Cli) -> None:
+    ran = await cli.run("--help")
+    text = " ".join(ran.out.split())  # argparse wraps the epilog to the terminal
+    for code in ("0 ok", "1 anything else", "2 bad usage", "3 not found", "4 not allowed", "5 failed precondition"):
+        assert code in text
+    assert "6 unavailable" in text and "130 interrupted (Ctrl-C)" in text
+
+
+async def test_one_result_is_one_result(cli: Cli, sim: Sim, tmp_path: Path) -> None:
+    batch_id = await cli.submit(write_jsonl(tmp_path / "one.jsonl", LINES[:1]))
+    await sim.force(batch_id, "completed")
+    out = tmp_path / "out.jsonl"
+    ran = await cli.run("results", batch_id, "-o", str(out))
+    assert ran.code == 0 and f"wrote 1 result to {out}" in ran.err
 
 
 async def test_invalid_argument_exits_2_with_the_field_violations(cli: Cli, sim: Sim, tmp_path: Path) -> None:

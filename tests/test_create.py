@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import uuid
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -16,6 +18,7 @@ if TYPE_CHECKING:
     from otari_batch_grpc.v1.batch_service_pb2_grpc import BatchServiceAsyncStub as Stub
 
 # The gateway-facing core runs against both API roots the otari ecosystem serves.
+ROOT = Path(__file__).resolve().parent.parent
 BOTH_API_ROOTS = True
 
 
@@ -204,6 +207,33 @@ async def test_15_metadata_pairs_are_the_most_a_caller_can_set(stub: Stub) -> No
     fifteen = {f"k{i}": "v" for i in range(15)}
     reply = await stub.CreateBatch(create_request(1, metadata=fifteen), metadata=ALICE)
     assert dict(reply.batch.metadata) == fifteen and reply.batch.user == "alice"  # the gateway's 16th is `user`
+
+
+async def test_14_metadata_pairs_are_the_most_with_a_request_id_as_the_contract_says(stub: Stub) -> None:
+    fourteen = {f"k{i}": "v" for i in range(14)}
+    reply = await stub.CreateBatch(create_request(1, metadata=fourteen, request_id=str(uuid.uuid4())), metadata=ALICE)
+    assert dict(reply.batch.metadata) == fourteen
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.CreateBatch(
+            create_request(1, metadata={**fourteen, "k14": "v"}, request_id=str(uuid.uuid4())), metadata=ALICE
+        )
+    assert "at most 14 pairs with a request_id" in (caught.value.details() or "")
+    contract = (ROOT / "protos/otari/batch/v1/batch_service.proto").read_text()
+    assert "At most 15 pairs, or 14 with request_id" in " ".join(contract.replace("//", " ").split())
+
+
+async def test_the_message_counts_the_violations_the_details_list(stub: Stub) -> None:
+    many = {f"{i:04d}" + "k" * 70: "v" for i in range(5000)}  # each key too long: 5,001 violations in all
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.CreateBatch(create_request(1, metadata=many), metadata=ALICE)
+    listed = len(details(caught.value).fields)
+    assert 1 < listed < 5001
+    assert f"(and 5000 more; BadRequest details list the first {listed})" in (caught.value.details() or "")
+
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.CreateBatch(create_request(1, metadata={"k" * 65: "v", "otari_user_id": "x"}), metadata=ALICE)
+    assert len(details(caught.value).fields) == 2
+    assert "(and 1 more: see BadRequest details)" in (caught.value.details() or "")
 
 
 async def test_every_violation_is_reported_at_once(stub: Stub) -> None:

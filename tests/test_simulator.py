@@ -474,3 +474,19 @@ async def test_a_paced_create_whose_client_goes_away_still_makes_its_batch(sim: 
         await sim.http.post("/v1/batches", json=body, headers=headers, timeout=0.1)
     await asyncio.sleep(0.8)
     assert len(sim.state.batches) == 1  # as a real gateway's: the request went on without its client
+
+
+async def test_a_batchs_usage_is_the_sum_of_its_results_usage(sim: Sim) -> None:
+    body = batch_body(3)
+    body["requests"][1]["body"]["messages"][0]["content"] = "a much longer question than the others, to count"
+    body["requests"][2]["body"]["simulate"] = {"fail": {"code": "bad", "message": "no"}}
+    reply = await sim.http.post("/v1/batches", json=body, headers=ALICE)
+    batch_id = reply.json()["id"]
+    await sim.force(batch_id, "completed")
+    usage = (await get(sim.http, batch_id))["usage"]
+    results = (await sim.http.get(f"/v1/batches/{batch_id}/results", params=OPENAI, headers=ALICE)).json()["results"]
+    done = [item["result"]["usage"] for item in results if item["result"] is not None]
+    assert len(done) == 2
+    assert usage["input_tokens"] == sum(u["prompt_tokens"] for u in done)
+    assert usage["output_tokens"] == sum(u["completion_tokens"] for u in done)
+    assert usage["total_tokens"] == sum(u["total_tokens"] for u in done) > 2

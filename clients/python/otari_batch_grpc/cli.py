@@ -94,8 +94,10 @@ def read_requests(path: str) -> Requests:
         if not isinstance(entry, dict):
             raise InputError(f'{where}: expected an object {{"custom_id": ..., "body": {{...}}}}')
         custom_id, body = entry.get("custom_id"), entry.get("body")
+        if custom_id is None:
+            raise InputError(f'{where}: custom_id is missing (each line is {{"custom_id": "...", "body": {{...}}}})')
         if not isinstance(custom_id, str):
-            raise InputError(f"{where}: custom_id must be a string")
+            raise InputError(f"{where}: custom_id must be a string, not {type(custom_id).__name__}")
         if not isinstance(body, dict):
             raise InputError(f"{where}: body must be an object (the chat-completion request)")
         method = entry.get("method", "POST")
@@ -319,7 +321,7 @@ def progress() -> Progress:
     except ImportError:
         print(
             f"{PROG}: no progress bar: the 'rich' package is not installed "
-            "(pip install 'otari-batch-grpc[cli]'); showing progress as lines",
+            "(pip install 'otari-batch-grpc-client[cli]'); showing progress as lines",
             file=sys.stderr,
             flush=True,
         )
@@ -455,7 +457,7 @@ async def cmd_results(client: BatchClient, args: argparse.Namespace) -> int:
     if stream.total is not None and written < stream.total:
         print(f"{PROG}: the gateway returned {written} of {stream.total} results{where}", file=sys.stderr)
     elif args.output:
-        print(f"{PROG}: wrote {written} results{where}", file=sys.stderr)
+        print(f"{PROG}: wrote {written} result{'' if written == 1 else 's'}{where}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -500,7 +502,8 @@ def parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="The otari Batch API over gRPC: submit JSONL batches, follow them, fetch their results.",
         epilog="exit codes: 0 ok, 2 bad usage or input, 3 not found, 4 not allowed (key), 5 failed precondition "
-        "(e.g. results of a batch not completed), 6 unavailable or deadline exceeded, 1 anything else",
+        "(e.g. results of a batch not completed), 6 unavailable or deadline exceeded, 130 interrupted (Ctrl-C), "
+        "1 anything else",
     )
     add_global_options(top, defaults=True)
     # The same options after the command too (`otari-batch list --json`); SUPPRESS keeps the top level's value

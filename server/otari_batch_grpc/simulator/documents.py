@@ -17,7 +17,9 @@ def batch_object(state: SimState, batch: SimBatch, provider_echo: str) -> JSON:
     failed = min(failing, finished)
     completed = finished - failed
     counts = {"completed": completed, "failed": failed, "total": total if status != "validating" else 0}
-    tokens = completed * 30
+    # The batch's usage is its completed requests' usage, as their results report it.
+    used = [_usage_of(r) for r in batch.requests if _failure_of(r) is None][:completed]
+    prompt, completion = sum(u[0] for u in used), sum(u[1] for u in used)
     has_output = status == "completed" and completed > 0
     has_errors = status == "completed" and failed > 0
     return {
@@ -43,11 +45,11 @@ def batch_object(state: SimState, batch: SimBatch, provider_echo: str) -> JSON:
         "output_file_id": f"file-out-{batch.id[6:18]}" if has_output else None,
         "request_counts": counts,
         "usage": {
-            "input_tokens": tokens // 3,
+            "input_tokens": prompt,
             "input_tokens_details": {"cached_tokens": 0},
-            "output_tokens": tokens - tokens // 3,
+            "output_tokens": completion,
             "output_tokens_details": {"reasoning_tokens": 0},
-            "total_tokens": tokens,
+            "total_tokens": prompt + completion,
         },
         "provider": provider_echo,
     }
@@ -92,13 +94,21 @@ def _failure_of(request: JSON) -> JSON | None:
     return None
 
 
+def _last_message(request: JSON) -> str:
+    messages = request.get("body", {}).get("messages") or []
+    return str(messages[-1].get("content", "")) if messages and isinstance(messages[-1], dict) else ""
+
+
+def _usage_of(request: JSON) -> tuple[int, int]:
+    """A request's (prompt, completion) tokens: about four characters a token, of its last message and the echo."""
+    last = _last_message(request)
+    return max(1, len(last) // 4), max(1, len(f"Echo: {last}") // 4)
+
+
 def _completion(batch: SimBatch, request: JSON, index: int) -> JSON:
     """An any-llm ChatCompletion: OpenAI's chat.completion plus any-llm's extra nullable fields."""
-    messages = request.get("body", {}).get("messages") or []
-    last = messages[-1].get("content", "") if messages and isinstance(messages[-1], dict) else ""
-    content = f"Echo: {last}"
-    prompt_tokens = max(1, len(str(last)) // 4)
-    completion_tokens = max(1, len(content) // 4)
+    content = f"Echo: {_last_message(request)}"
+    prompt_tokens, completion_tokens = _usage_of(request)
     return {
         "id": f"chatcmpl-{batch.id[6:14]}-{index}",
         "object": "chat.completion",

@@ -84,20 +84,25 @@ class ServiceError(Exception):
         metadata = {_cut(k, MAX_FIELD_BYTES): _cut(v, MAX_FIELD_BYTES) for k, v in self.metadata.items()}
         _pack(status, error_details_pb2.ErrorInfo(reason=self.reason, domain=DOMAIN, metadata=metadata))
         if self.violations:
-            listed: list[error_details_pb2.BadRequest.FieldViolation] = []
-            spent = 0
-            for v in self.violations:
-                field, description = _cut(v.field, MAX_FIELD_BYTES), _cut(v.description, MAX_DESCRIPTION_BYTES)
-                spent += len(field.encode()) + len(description.encode())
-                if listed and spent > VIOLATIONS_BUDGET_BYTES:
-                    break
-                listed.append(error_details_pb2.BadRequest.FieldViolation(field=field, description=description))
-            _pack(status, error_details_pb2.BadRequest(field_violations=listed))
+            _pack(status, error_details_pb2.BadRequest(field_violations=listed_violations(self.violations)))
         if self.retry_after is not None:
             delay = duration_pb2.Duration()
             delay.FromNanoseconds(int(self.retry_after * 1e9))
             _pack(status, error_details_pb2.RetryInfo(retry_delay=delay))
         return status
+
+
+def listed_violations(violations: Sequence[FieldViolation]) -> list[error_details_pb2.BadRequest.FieldViolation]:
+    """The violations a status's BadRequest lists: each cut to a length, in order, until the byte budget is spent."""
+    listed: list[error_details_pb2.BadRequest.FieldViolation] = []
+    spent = 0
+    for v in violations:
+        field, description = _cut(v.field, MAX_FIELD_BYTES), _cut(v.description, MAX_DESCRIPTION_BYTES)
+        spent += len(field.encode()) + len(description.encode())
+        if listed and spent > VIOLATIONS_BUDGET_BYTES:
+            break
+        listed.append(error_details_pb2.BadRequest.FieldViolation(field=field, description=description))
+    return listed
 
 
 def _cut(text: str, limit: int) -> str:
@@ -115,8 +120,14 @@ def _pack(status: status_pb2.Status, detail: object) -> None:
 
 def invalid_argument(violations: Sequence[FieldViolation], *, reason: str = "INVALID_REQUEST") -> ServiceError:
     """INVALID_ARGUMENT listing every violation, the first of them in the message."""
-    first = violations[0]
-    more = f" (and {len(violations) - 1} more: see BadRequest details)" if len(violations) > 1 else ""
+    first, others = violations[0], len(violations) - 1
+    listed = len(listed_violations(violations))
+    if not others:
+        more = ""
+    elif listed == len(violations):
+        more = f" (and {others} more: see BadRequest details)"
+    else:  # the trailers hold so much: say how many the details list
+        more = f" (and {others} more; BadRequest details list the first {listed})"
     return ServiceError(
         Code.INVALID_ARGUMENT,
         reason,

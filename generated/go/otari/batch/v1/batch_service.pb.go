@@ -135,9 +135,9 @@ type CreateBatchRequest struct {
 	Requests []*BatchRequestItem `protobuf:"bytes,2,rep,name=requests,proto3" json:"requests,omitempty"`
 	// The completion window; empty means "24h", the only window most providers accept.
 	CompletionWindow string `protobuf:"bytes,3,opt,name=completion_window,json=completionWindow,proto3" json:"completion_window,omitempty"`
-	// Your key/value pairs, kept on the batch. At most 15 pairs, or 13 with request_id: the provider takes 16 and
-	// the gateway stamps `otari_user_id`, the service `otari_request_id` and `otari_request_digest` (keys you cannot
-	// set). Keys 1 to 64 characters, values at most 512 characters.
+	// Your key/value pairs, kept on the batch. At most 15 pairs, or 14 with request_id: the provider takes 16 and
+	// the gateway stamps `otari_user_id`, the service `otari_request_id` (keys you cannot set, nor
+	// `otari_request_digest`). Keys 1 to 64 characters, values at most 512 characters.
 	Metadata map[string]string `protobuf:"bytes,4,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key,proto3" protobuf_val:"bytes,2,opt,name=value,proto3"`
 	// The user the batch is billed to. Required with the gateway's master key; with an API key, optional and it
 	// must be the key's own user.

@@ -19,9 +19,9 @@ export interface CreateBatchRequest {
    */
   'completionWindow'?: (string);
   /**
-   * Your key/value pairs, kept on the batch. At most 15 pairs, or 13 with request_id: the provider takes 16 and
-   * the gateway stamps `otari_user_id`, the service `otari_request_id` and `otari_request_digest` (keys you cannot
-   * set). Keys 1 to 64 characters, values at most 512 characters.
+   * Your key/value pairs, kept on the batch. At most 15 pairs, or 14 with request_id: the provider takes 16 and
+   * the gateway stamps `otari_user_id`, the service `otari_request_id` (keys you cannot set, nor
+   * `otari_request_digest`). Keys 1 to 64 characters, values at most 512 characters.
    */
   'metadata'?: ({[key: string]: string});
   /**
@@ -57,9 +57,9 @@ export interface CreateBatchRequest__Output {
    */
   'completionWindow': (string);
   /**
-   * Your key/value pairs, kept on the batch. At most 15 pairs, or 13 with request_id: the provider takes 16 and
-   * the gateway stamps `otari_user_id`, the service `otari_request_id` and `otari_request_digest` (keys you cannot
-   * set). Keys 1 to 64 characters, values at most 512 characters.
+   * Your key/value pairs, kept on the batch. At most 15 pairs, or 14 with request_id: the provider takes 16 and
+   * the gateway stamps `otari_user_id`, the service `otari_request_id` (keys you cannot set, nor
+   * `otari_request_digest`). Keys 1 to 64 characters, values at most 512 characters.
    */
   'metadata': ({[key: string]: string});
   /**
