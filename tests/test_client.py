@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import grpc
 import pytest
 
-from otari_batch_grpc.client import BatchClient, BatchError, channel_target
+from otari_batch_grpc.client import (
+    BatchClient,
+    BatchError,
+    FailedPreconditionError,
+    InvalidArgumentError,
+    NotFoundError,
+    ResourceExhaustedError,
+    Retry,
+    UnauthenticatedError,
+    UnavailableError,
+    channel_target,
+)
 from otari_batch_grpc.server.app import BatchServer
 from otari_batch_grpc.simulator.run import running_simulator
 from otari_batch_grpc.simulator.state import SimState
@@ -254,3 +266,73 @@ async def test_create_names_the_argument_of_a_mistake(server: BatchServer) -> No
             await client.create("openai:gpt-4o-mini", {"a": BODY}, metadata={"n": 5})  # type: ignore[dict-item]
         with pytest.raises(TypeError, match="requests"):
             await client.create("openai:gpt-4o-mini", ["a", "b"])  # type: ignore[list-item]
+
+
+async def test_each_code_is_an_error_class_of_its_own_under_batch_error(server: BatchServer) -> None:
+    target = f"127.0.0.1:{server.port}"
+    async with BatchClient(target, api_key="sim-key-alice") as alice, BatchClient(target, api_key="nope") as stranger:
+        batch = await alice.create("openai:gpt-4o-mini", {"a": BODY})
+        with pytest.raises(NotFoundError) as missing:
+            await alice.get("batch_nosuch", provider="openai")
+        with pytest.raises(InvalidArgumentError) as invalid:
+            await alice.create("gpt-4o-mini", {"a": BODY})
+        with pytest.raises(FailedPreconditionError) as early:
+            [r async for r in alice.results(batch.id)]
+        with pytest.raises(UnauthenticatedError) as refused:
+            await stranger.get(batch.id, provider="openai")
+    assert isinstance(missing.value, BatchError) and missing.value.reason == "BATCH_NOT_FOUND"
+    assert invalid.value.field_violations[0].field == "model"  # the details are kept
+    assert early.value.reason == "BATCH_NOT_COMPLETED"
+    assert refused.value.code == grpc.StatusCode.UNAUTHENTICATED
+    assert repr(missing.value).startswith("NotFoundError(NOT_FOUND")
+
+
+async def test_a_target_where_nothing_answers_fails_at_once_naming_it() -> None:
+    port = port_to_bind_later()
+    retried: list[int] = []
+    async with BatchClient(
+        f"127.0.0.1:{port}", api_key="k", connect_timeout=0.3, on_retry=lambda _e, n, _s: retried.append(n)
+    ) as client:
+        with pytest.raises(UnavailableError) as caught:
+            await client.get("batch_1", provider="openai")
+        with pytest.raises(UnavailableError):
+            [event async for event in client.watch("batch_1")]
+    assert caught.value.reason == "NOT_CONNECTED"
+    assert caught.value.message == f"nothing answers at 127.0.0.1:{port} (waited 0.3s for a connection)"
+    assert retried == []  # a target never reached is not retried: it is a wrong address, not a restart
+
+
+async def test_retries_stop_at_the_calls_deadline(server: BatchServer, sim: Sim) -> None:
+    retried: list[tuple[int, float]] = []
+    async with BatchClient(
+        f"127.0.0.1:{server.port}", api_key="sim-key-alice", on_retry=lambda _e, n, s: retried.append((n, s))
+    ) as client:
+        batch = await client.create("openai:gpt-4o-mini", {"a": BODY})
+        await sim.fault(op="get", status=503, retry_after="30", times=1)
+        seen = await sim.requests_seen("get")
+        with pytest.raises(UnavailableError) as caught:
+            await client.get(batch.id, deadline=5)  # the gateway asks for 30 s: past the call's 5
+        assert await sim.requests_seen("get") == seen + 1
+        assert caught.value.retry_after == 30 and retried == []
+
+        await sim.fault(op="get", status=503, retry_after="0.2", times=1)
+        assert (await client.get(batch.id, deadline=5)).id == batch.id
+    assert len(retried) == 1 and retried[0][0] == 1 and 0.2 <= retried[0][1] <= 0.22  # RetryInfo, plus jitter
+
+
+def test_backoff_is_random_up_to_the_doubling_bound_and_honours_retry_info() -> None:
+    told: list[tuple[str, int, float]] = []
+    retry = Retry(attempts=6, initial=1.0, maximum=5.0, on_retry=lambda e, n, s: told.append((e.reason, n, s)))
+    down = UnavailableError(grpc.StatusCode.UNAVAILABLE, "down", reason="GATEWAY_UNAVAILABLE")
+    waits = [[retry.pause(down, attempt, until=None) for attempt in range(1, 6)] for _ in range(200)]
+    for attempt, bound in zip(range(5), [1.0, 2.0, 4.0, 5.0, 5.0], strict=True):
+        column = [w[attempt] for w in waits]
+        assert all(w is not None and 0 <= w <= bound for w in column)
+        assert len({round(w or 0, 6) for w in column}) > 150  # jittered: callers do not come back together
+    assert retry.pause(down, 6, until=None) is None  # the last attempt
+    assert retry.pause(down, 1, until=time.monotonic() + 0.0) is None  # no time left
+    limited = ResourceExhaustedError(grpc.StatusCode.RESOURCE_EXHAUSTED, "slow", retry_after=3.0)
+    assert all(3.0 <= (retry.pause(limited, 1, until=None) or 0) <= 3.3 for _ in range(50))
+    refused = InvalidArgumentError(grpc.StatusCode.INVALID_ARGUMENT, "no")
+    assert retry.pause(refused, 1, until=None) is None
+    assert told[0][:2] == ("GATEWAY_UNAVAILABLE", 1) and len(told) == 200 * 5 + 50

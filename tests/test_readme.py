@@ -114,6 +114,8 @@ def test_the_readme_block_runs_as_written(block: Block, served: str, tmp_path: P
     for marker, shown in SHOWS.items():  # what the block's comments promise, where it is that block
         if marker in block.body:
             assert all(text in ran.stdout + ran.stderr for text in shown), (shown, said)
+    if '"startIndex": 1' in block.body:  # the whole stream shows q2, and so does the resume from result 1
+        assert ran.stdout.count('"customId": "q2"') == 2, said
     if "results $ID -o output.jsonl" in block.body:
         lines = (tmp_path / "output.jsonl").read_text().splitlines()
         assert [line.split('"custom_id": "')[1].split('"')[0] for line in lines] == ["q1", "q2"]
@@ -124,6 +126,7 @@ SHOWS = {
     "WatchBatches": ["ServerReflectionInfo", "BATCH_STATUS_COMPLETED", "Echo: Hello", "BATCH_STATUS_CANCELLING"],
     "print(error.code)": ["StatusCode.INVALID_ARGUMENT", "INVALID_REQUEST batch.otari.mozilla.ai", "model"],
     "async for event in client.watch": ["completed", "Echo: Hi"],
+    "with SyncBatchClient": ["completed", "q1 Echo: Hi", "BATCH_NOT_FOUND"],
     '"page_size": -1': ["Code: InvalidArgument", "google.rpc.BadRequest"],
 }
 

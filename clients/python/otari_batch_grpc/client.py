@@ -7,12 +7,15 @@
         async for result in client.results(batch.id):
             ...
 
-- Every failed call raises `BatchError`: the status code and message, and the google.rpc details the service
-  sends with every error (reason, domain, metadata, field violations, retry delay).
+- Every failed call raises `BatchError`, as the subclass for its code (`NotFoundError`, `InvalidArgumentError`, ...:
+  errors.py): the status code and message, and the google.rpc details the service sends with every error (reason,
+  domain, metadata, field violations, retry delay).
 - What a retry can cure is retried: UNAVAILABLE, and any error that carries RetryInfo, waiting as RetryInfo says
-  (or backing off). `create` sends a fresh request_id unless given one and retries with the same one, so a lost
-  reply never makes a second batch.
+  (or backing off, with jitter), all within the call's one `deadline` (retry.py). `create` sends a fresh request_id
+  unless given one and retries with the same one, so a lost reply never makes a second batch.
+- A target where nothing answers fails fast: UnavailableError naming it, after `connect_timeout` seconds.
 - `results`, `watch` and `watch_many` resume where a broken stream stopped (start_index, resume_token).
+- SyncBatchClient (sync_client.py) has the same methods for code that does not run an event loop.
 """
 
 from __future__ import annotations
@@ -21,27 +24,57 @@ import asyncio
 import builtins
 import ipaddress
 import json
+import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import grpc
 from google.protobuf import duration_pb2
-from google.rpc import error_details_pb2, status_pb2
-from grpc_status import rpc_status
 
+from otari_batch_grpc.errors import (
+    AlreadyExistsError,
+    BatchError,
+    CancelledError,
+    DeadlineExceededError,
+    FailedPreconditionError,
+    FieldViolation,
+    InternalError,
+    InvalidArgumentError,
+    NotFoundError,
+    OutOfRangeError,
+    PermissionDeniedError,
+    ResourceExhaustedError,
+    UnauthenticatedError,
+    UnavailableError,
+)
+from otari_batch_grpc.retry import OnRetry, Retry, time_left
 from otari_batch_grpc.v1 import batch_pb2, batch_service_pb2, batch_service_pb2_grpc, result_pb2, watch_pb2
 
 if TYPE_CHECKING:
     from otari_batch_grpc.v1.batch_service_pb2_grpc import BatchServiceAsyncStub
 
-__all__ = ["BatchClient", "BatchError", "FieldViolation", "ResultStream"]
+# The errors are errors.py's, importable from here too.
+__all__ = [
+    "AlreadyExistsError",
+    "BatchClient",
+    "BatchError",
+    "CancelledError",
+    "DeadlineExceededError",
+    "FailedPreconditionError",
+    "FieldViolation",
+    "InternalError",
+    "InvalidArgumentError",
+    "NotFoundError",
+    "OutOfRangeError",
+    "PermissionDeniedError",
+    "ResourceExhaustedError",
+    "ResultStream",
+    "Retry",
+    "UnauthenticatedError",
+    "UnavailableError",
+]
 
-# Codes a retry can cure whatever the details say (a server restarting, a connection refused). Any other code is
-# retried only when the service says so with RetryInfo (a rate limit, say). CANCELLED is among them because it
-# reaches this client only from the other side (a call this client cancels raises asyncio.CancelledError): a
-# replica that stopped mid-call, say. Every call here is safe to repeat (create under one request_id).
-RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED})
 # The service's largest message by default (MAX_MESSAGE_BYTES); gRPC's client default is 4 MiB.
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
@@ -53,86 +86,6 @@ class _EventMessage(Protocol):
 
     @property
     def event(self) -> watch_pb2.BatchEvent: ...
-
-
-class FieldViolation(NamedTuple):
-    """One bad field of a request: its path (`requests[3].custom_id`) and what is wrong with it."""
-
-    field: str
-    description: str
-
-
-class BatchError(Exception):
-    """A failed BatchService call, with the google.rpc details the service sends with every error.
-
-    `reason` and `domain` come from google.rpc.ErrorInfo (`metadata` too: `batch_id`, `status`, ...),
-    `field_violations` from google.rpc.BadRequest, `retry_after` (seconds) from google.rpc.RetryInfo; each is
-    empty (or None) when the error did not carry it, as errors raised by gRPC itself (a refused connection) do not.
-    """
-
-    def __init__(
-        self,
-        code: grpc.StatusCode,
-        message: str,
-        *,
-        reason: str = "",
-        domain: str = "",
-        metadata: Mapping[str, str] | None = None,
-        field_violations: Iterable[FieldViolation] = (),
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(code, message)
-        self.code = code
-        self.message = message
-        self.reason = reason
-        self.domain = domain
-        self.metadata: Mapping[str, str] = dict(metadata or {})
-        self.field_violations: tuple[FieldViolation, ...] = tuple(field_violations)
-        self.retry_after = retry_after
-        # create(): the request_id it sent. After DEADLINE_EXCEEDED or UNAVAILABLE the batch may exist: calling
-        # create again with this request_id returns it rather than making a second one.
-        self.request_id: str | None = None
-
-    @classmethod
-    def of(cls, error: grpc.aio.AioRpcError) -> BatchError:
-        """The BatchError of a failed call, its details decoded with grpcio-status."""
-        values: dict[str, Any] = {}
-        for packed in _status_of(error).details:
-            if packed.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-                info = error_details_pb2.ErrorInfo()
-                packed.Unpack(info)
-                values.update(reason=info.reason, domain=info.domain, metadata=dict(info.metadata))
-            elif packed.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-                bad = error_details_pb2.BadRequest()
-                packed.Unpack(bad)
-                values["field_violations"] = [FieldViolation(v.field, v.description) for v in bad.field_violations]
-            elif packed.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
-                retry = error_details_pb2.RetryInfo()
-                packed.Unpack(retry)
-                values["retry_after"] = retry.retry_delay.ToTimedelta().total_seconds()
-        return cls(error.code(), error.details() or "", **values)
-
-    @property
-    def retryable(self) -> bool:
-        """True when a retry can succeed: UNAVAILABLE, CANCELLED by the other side, or the service sent RetryInfo."""
-        return self.code in RETRYABLE or self.retry_after is not None
-
-    @property
-    def repeats_first_violation(self) -> bool:
-        """True when the message is the first field violation (as the service writes it): print it once."""
-        if not self.field_violations:
-            return False
-        first = self.field_violations[0]
-        return self.message.startswith(f"{first.field}: {first.description}")
-
-    def __str__(self) -> str:
-        head = f"{self.code.name} {self.reason}" if self.reason else self.code.name
-        parts = [] if self.repeats_first_violation else [self.message]
-        parts += [f"{v.field}: {v.description}" for v in self.field_violations]
-        return f"{head}: " + "; ".join(parts)
-
-    def __repr__(self) -> str:
-        return f"BatchError({self.code.name}, reason={self.reason!r}, message={self.message!r})"
 
 
 def channel_target(target: str | Sequence[str]) -> str:
@@ -187,15 +140,6 @@ def _json_text(body: Mapping[str, Any] | str) -> str:
         raise ValueError(f"a request body must be JSON: {exc}") from None
 
 
-def _status_of(error: grpc.aio.AioRpcError) -> status_pb2.Status:
-    try:
-        # An AioRpcError has the synchronous call's code(), details() and trailing_metadata() that from_call reads.
-        status = rpc_status.from_call(error)  # type: ignore[arg-type]
-    except ValueError:  # details that contradict the status line: trust the status line, drop the details
-        return status_pb2.Status()
-    return status if isinstance(status, status_pb2.Status) else status_pb2.Status()
-
-
 class ResultStream:
     """The results of one batch, one at a time, in order (an async iterator), and how many there are.
 
@@ -236,6 +180,7 @@ class ResultStream:
         while True:
             request.start_index = self.next_index
             try:
+                await client._connect(None)
                 async for chunk in client._stub.StreamResults(request, metadata=client._metadata):
                     attempt = 0
                     self.total = chunk.total_count
@@ -247,9 +192,9 @@ class ResultStream:
                         self.next_index = chunk.first_index + offset + 1
                         yield result
                 return
-            except grpc.aio.AioRpcError as error:
+            except (grpc.aio.AioRpcError, UnavailableError) as error:
                 attempt += 1
-                await client._pause_or_raise(error, attempt)
+                await client._pause_or_raise(error, attempt, until=None)
 
 
 class BatchClient:
@@ -263,6 +208,8 @@ class BatchClient:
         credentials: grpc.ChannelCredentials | None = None,
         max_attempts: int = 5,
         default_retry_seconds: float = 1.0,
+        on_retry: OnRetry | None = None,
+        connect_timeout: float = 5.0,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
     ) -> None:
         """`target` is one address (`host:port`), a name whose DNS answer lists every replica
@@ -270,8 +217,11 @@ class BatchClient:
         calls are spread over every address with gRPC's `round_robin` policy, and a replica that goes away is left
         out until it is back (its streams resume on another).
         `api_key` goes on every call as `authorization: Bearer <key>` (none: the server's SERVICE_KEY, if any).
-        `max_attempts` bounds the tries of one call (and of each reconnect of a stream); without RetryInfo the
-        wait between them doubles from `default_retry_seconds`."""
+        `max_attempts` bounds the tries of one call (and of each reconnect of a stream), all within the call's
+        `deadline`; without RetryInfo the wait between them is random, up to `default_retry_seconds` doubled at
+        each try (at most 30 s). `on_retry(error, attempt, seconds)` is told of each retry before its wait.
+        `connect_timeout` bounds the wait for a first connection: a target where nothing answers raises
+        UnavailableError naming it (later, with the service once reached, a lost connection is retried)."""
         options = [("grpc.max_receive_message_length", max_message_bytes), ("grpc.lb_policy_name", "round_robin")]
         address = channel_target(target)
         if credentials is None:
@@ -280,8 +230,10 @@ class BatchClient:
             self._channel = grpc.aio.secure_channel(address, credentials, options=options)
         self._stub: BatchServiceAsyncStub = batch_service_pb2_grpc.BatchServiceStub(self._channel)
         self._metadata: tuple[tuple[str, str], ...] = (("authorization", f"Bearer {api_key}"),) if api_key else ()
-        self._max_attempts = max(1, max_attempts)
-        self._default_retry = default_retry_seconds
+        self.retry = Retry(attempts=max(1, max_attempts), initial=default_retry_seconds, on_retry=on_retry)
+        self._target = address
+        self._connect_timeout = connect_timeout
+        self._reached = False  # a connection was made once: from then on, a lost one is the service restarting
 
     async def __aenter__(self) -> BatchClient:
         return self
@@ -335,7 +287,7 @@ class BatchClient:
         )
         try:
             reply = await self._unary(
-                lambda: self._stub.CreateBatch(request, metadata=self._metadata, timeout=deadline)
+                lambda left: self._stub.CreateBatch(request, metadata=self._metadata, timeout=left), deadline
             )
         except BatchError as failure:
             failure.request_id = request.request_id
@@ -345,13 +297,17 @@ class BatchClient:
     async def get(self, batch_id: str, *, provider: str = "", deadline: float | None = 60.0) -> batch_pb2.Batch:
         """The batch's current state. `provider` is needed only for a batch this service has not shown you."""
         request = batch_service_pb2.GetBatchRequest(batch_id=batch_id, provider=provider)
-        reply = await self._unary(lambda: self._stub.GetBatch(request, metadata=self._metadata, timeout=deadline))
+        reply = await self._unary(
+            lambda left: self._stub.GetBatch(request, metadata=self._metadata, timeout=left), deadline
+        )
         return reply.batch
 
     async def cancel(self, batch_id: str, *, provider: str = "", deadline: float | None = 60.0) -> batch_pb2.Batch:
         """Ask for the batch to be cancelled; it goes through CANCELLING to CANCELLED."""
         request = batch_service_pb2.CancelBatchRequest(batch_id=batch_id, provider=provider)
-        reply = await self._unary(lambda: self._stub.CancelBatch(request, metadata=self._metadata, timeout=deadline))
+        reply = await self._unary(
+            lambda left: self._stub.CancelBatch(request, metadata=self._metadata, timeout=left), deadline
+        )
         return reply.batch
 
     async def list(self, provider: str = "", *, page_size: int = 0) -> AsyncGenerator[batch_pb2.Batch, None]:
@@ -371,14 +327,18 @@ class BatchClient:
     ) -> batch_service_pb2.ListBatchesResponse:
         """One page of `list`, with its next_page_token and incomplete_providers."""
         request = batch_service_pb2.ListBatchesRequest(provider=provider, page_size=page_size, page_token=page_token)
-        return await self._unary(lambda: self._stub.ListBatches(request, metadata=self._metadata, timeout=deadline))
+        return await self._unary(
+            lambda left: self._stub.ListBatches(request, metadata=self._metadata, timeout=left), deadline
+        )
 
     async def wait(self, batch_id: str, *, seconds: float = 60.0, provider: str = "") -> tuple[batch_pb2.Batch, bool]:
         """The batch once terminal (True), or its latest state after `seconds` (False)."""
         limit = duration_pb2.Duration()
         limit.FromNanoseconds(int(seconds * 1e9))
         request = batch_service_pb2.WaitBatchRequest(batch_id=batch_id, provider=provider, timeout=limit)
-        reply = await self._unary(lambda: self._stub.WaitBatch(request, metadata=self._metadata, timeout=seconds + 10))
+        reply = await self._unary(
+            lambda left: self._stub.WaitBatch(request, metadata=self._metadata, timeout=left), seconds + 10
+        )
         return reply.batch, reply.done
 
     def results(
@@ -429,13 +389,32 @@ class BatchClient:
             yield event
 
     # -- retries ----------------------------------------------------------------------------------------------
-    async def _unary(self, call: Callable[[], Awaitable[T]]) -> T:
-        for attempt in range(1, self._max_attempts + 1):
+    async def _unary(self, call: Callable[[float | None], Awaitable[T]], deadline: float | None) -> T:
+        """`call(seconds left)` until it succeeds, fails for good, or `deadline` seconds (for all tries) pass."""
+        until = None if deadline is None else time.monotonic() + deadline
+        attempt = 0
+        while True:
+            attempt += 1
             try:
-                return await call()
-            except grpc.aio.AioRpcError as error:
-                await self._pause_or_raise(error, attempt)
-        raise AssertionError("unreachable: the last attempt raises")
+                await self._connect(until)
+                return await call(time_left(until))
+            except (grpc.aio.AioRpcError, UnavailableError) as error:
+                await self._pause_or_raise(error, attempt, until=until)
+
+    async def _connect(self, until: float | None) -> None:
+        """Wait, at most connect_timeout (and not past `until`), for the channel to be connected; UnavailableError
+        naming the target when it is not."""
+        if self._channel.get_state(try_to_connect=True) is grpc.ChannelConnectivity.READY:
+            self._reached = True
+            return
+        left = time_left(until)
+        within = self._connect_timeout if left is None else min(self._connect_timeout, left)
+        try:
+            await asyncio.wait_for(self._channel.channel_ready(), within)
+        except TimeoutError:
+            message = f"nothing answers at {self._target} (waited {within:.3g}s for a connection)"
+            raise UnavailableError(grpc.StatusCode.UNAVAILABLE, message, reason="NOT_CONNECTED") from None
+        self._reached = True
 
     async def _events(
         self,
@@ -446,17 +425,27 @@ class BatchClient:
         attempt = 0
         while True:
             try:
+                await self._connect(None)
                 async for response in open_stream(token):
                     token, attempt = response.event.resume_token, 0
                     yield response.event
                 return
-            except grpc.aio.AioRpcError as error:
+            except (grpc.aio.AioRpcError, UnavailableError) as error:
                 attempt += 1
-                await self._pause_or_raise(error, attempt)
+                await self._pause_or_raise(error, attempt, until=None)
 
-    async def _pause_or_raise(self, error: grpc.aio.AioRpcError, attempt: int) -> None:
-        failure = BatchError.of(error)
-        if not failure.retryable or attempt >= self._max_attempts:
-            raise failure from error
-        delay = failure.retry_after
-        await asyncio.sleep(delay if delay is not None else self._default_retry * 2 ** (attempt - 1))
+    async def _pause_or_raise(
+        self, error: grpc.aio.AioRpcError | BatchError, attempt: int, *, until: float | None
+    ) -> None:
+        """Wait before the next try, or raise the failure: one a retry cannot cure, the last try's, one whose wait
+        would pass the deadline, and no connection to a target never reached (nothing answers there: fail fast)."""
+        if isinstance(error, BatchError):
+            if not self._reached:
+                raise error
+            failure = error
+        else:
+            failure = BatchError.of(error)
+        delay = self.retry.pause(failure, attempt, until=until)
+        if delay is None:
+            raise failure from (None if error is failure else error)
+        await asyncio.sleep(delay)
