@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -111,3 +112,68 @@ def test_make_run_installs_what_serving_needs_and_make_test_the_rest(tmp_path: P
     run = would("run")
     assert "'.[simulator,tracing]'" in run and "[dev]" not in run and "[tools]" not in run
     assert "'.[dev]'" in would("test")
+
+
+def _copy_of_the_checkout(dest: Path) -> Path:
+    """The checkout's files (tracked, and new ones not ignored) in `dest`: pip builds there, not in the checkout."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        source = ROOT / name
+        if source.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, dest / name)
+    return dest
+
+
+def _readme_install_block() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Installing it elsewhere", 1)[1]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    return [line.split("#", 1)[0].strip() for line in block.splitlines() if line.strip()]
+
+
+def _files_of(bin_dir: Path, cwd: Path, name: str) -> set[str]:
+    script = f"import importlib.metadata as m; print('\\n'.join(str(f) for f in m.files({name!r})))"
+    listed = _run(bin_dir, "python", "-c", script, cwd=cwd).stdout.split()
+    return {f for f in listed if ".dist-info/" not in f and "__pycache__" not in f and not f.startswith("..")}
+
+
+@pytest.mark.skipif(os.environ.get("OTARI_SKIP_INSTALL_TESTS") == "1", reason="OTARI_SKIP_INSTALL_TESTS=1")
+def test_the_readmes_pip_commands_install_both_apart_and_build_both_wheels(tmp_path: Path) -> None:
+    source = _copy_of_the_checkout(tmp_path / "checkout")
+    commands = _readme_install_block()
+    assert commands[0] == "pip install ./clients/python ."
+    subprocess.run([sys.executable, "-m", "venv", str(tmp_path / "venv")], check=True)
+    bin_dir = tmp_path / "venv/bin"
+    environment = {"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path), "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    for command in commands:
+        ran = subprocess.run(
+            ["bash", "-c", command], cwd=source, env=environment, capture_output=True, text=True, timeout=600
+        )
+        assert ran.returncode == 0, f"{command}\n{ran.stderr[-3000:]}"
+
+    service, client = (
+        _files_of(bin_dir, tmp_path, "otari-batch-grpc"),
+        _files_of(bin_dir, tmp_path, "otari-batch-grpc-client"),
+    )
+    assert any(f.startswith("otari_batch_grpc/server/") for f in service)
+    assert any(f.startswith("otari_batch_grpc/v1/") for f in client)
+    assert not service & client, sorted(service & client)  # no file belongs to both
+    assert "usage" in _run(bin_dir, "otari-batch-grpc", "--help", cwd=tmp_path).stdout
+
+    wheels = sorted(p.name for p in (source / "dist").glob("*.whl"))
+    assert [w.split("-")[0] for w in wheels] == ["otari_batch_grpc", "otari_batch_grpc_client"], wheels
+
+    # Either may go: with the service uninstalled, the client and its command line still work.
+    removed = subprocess.run(
+        [str(bin_dir / "pip"), "uninstall", "-y", "otari-batch-grpc"], env=environment, capture_output=True
+    )
+    assert removed.returncode == 0
+    probe = "import otari_batch_grpc.client, otari_batch_grpc.sync_client, otari_batch_grpc.v1.batch_service_pb2"
+    assert _run(bin_dir, "python", "-c", probe, cwd=tmp_path).returncode == 0
+    assert "submit" in _run(bin_dir, "otari-batch", "--help", cwd=tmp_path).stdout
