@@ -9,12 +9,12 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { BatchError, toBatchError } from './errors.js';
 
-/** @typedef {import('../contract/types/batch_service').ProtoGrpcType} ProtoGrpcType */
-/** @typedef {import('../contract/types/otari/batch/v1/BatchService').BatchServiceClient} BatchServiceClient */
-/** @typedef {import('../contract/types/otari/batch/v1/Batch').Batch__Output} Batch */
-/** @typedef {import('../contract/types/otari/batch/v1/BatchResult').BatchResult__Output} BatchResult */
-/** @typedef {import('../contract/types/otari/batch/v1/BatchEvent').BatchEvent__Output} BatchEvent */
-/** @typedef {import('../contract/types/otari/batch/v1/BatchStatus').BatchStatus__Output} BatchStatus */
+/** @typedef {import('../contract/types/batch_service.js').ProtoGrpcType} ProtoGrpcType */
+/** @typedef {import('../contract/types/otari/batch/v1/BatchService.js').BatchServiceClient} BatchServiceClient */
+/** @typedef {import('../contract/types/otari/batch/v1/Batch.js').Batch__Output} Batch */
+/** @typedef {import('../contract/types/otari/batch/v1/BatchResult.js').BatchResult__Output} BatchResult */
+/** @typedef {import('../contract/types/otari/batch/v1/BatchEvent.js').BatchEvent__Output} BatchEvent */
+/** @typedef {import('../contract/types/otari/batch/v1/BatchStatus.js').BatchStatus__Output} BatchStatus */
 /** @typedef {import('./struct.js').JSONValue} JSONValue */
 /** @typedef {{customId: string, body: Record<string, JSONValue> | string}} BatchRequest */
 /** @typedef {{batches: Batch[], nextPageToken: string, incompleteProviders: string[]}} BatchPage */
@@ -51,7 +51,7 @@ export class BatchClient {
       ...LOADER_OPTIONS, includeDirs: [options.protoDir ?? DEFAULT_PROTO_DIR],
     });
     const proto = /** @type {ProtoGrpcType} */ (/** @type {unknown} */ (grpc.loadPackageDefinition(definition)));
-    /** The generated-at-run-time stub, for calls this class does not wrap (WatchBatches); pass `metadata()`. */
+    /** The generated-at-run-time stub, for calls this class does not wrap; pass `metadata()`. */
     this.stub = new proto.otari.batch.v1.BatchService(
       target, options.credentials ?? grpc.credentials.createInsecure(), options.channelOptions);
     this.maxAttempts = options.maxAttempts ?? 5;
@@ -183,7 +183,7 @@ export class BatchClient {
         { batchId, provider: options.provider ?? '', startIndex: next, wait: options.wait ?? false },
         this.metadata(), callOptions(options.deadlineMs));
       try {
-        for await (const message of /** @type {AsyncIterable<import('../contract/types/otari/batch/v1/StreamResultsResponse').StreamResultsResponse__Output>} */ (call)) {
+        for await (const message of /** @type {AsyncIterable<import('../contract/types/otari/batch/v1/StreamResultsResponse.js').StreamResultsResponse__Output>} */ (call)) {
           attempt = 0;
           if (message.progress && message.results.length === 0) {
             options.onProgress?.(message.progress);
@@ -216,17 +216,42 @@ export class BatchClient {
    * @returns {AsyncGenerator<BatchEvent, void, undefined>}
    */
   async *watch(batchId, options = {}) {
-    let resumeToken = options.resumeToken ?? '';
+    const provider = options.provider ?? '';
+    yield* this._events(
+      (resumeToken) => this.stub.WatchBatch({ batchId, provider, resumeToken }, this.metadata()),
+      options.resumeToken ?? '');
+  }
+
+  /**
+   * Events of many batches on one stream (`event.batch.id` says which): the listed ones (each shown to you through
+   * this service), or, with none listed, every live batch of yours and each one you create or are shown while
+   * watching. Never ends on its own (`break` ends it); resumed after a broken stream like `watch`. A batch's
+   * trouble comes as an UNAVAILABLE or REMOVED event with `problem` set, not as an error.
+   * @param {string[]} [batchIds]
+   * @param {{resumeToken?: string}} [options]
+   * @returns {AsyncGenerator<BatchEvent, void, undefined>}
+   */
+  async *watchMany(batchIds = [], options = {}) {
+    yield* this._events(
+      (resumeToken) => this.stub.WatchBatches({ batchIds, resumeToken }, this.metadata()),
+      options.resumeToken ?? '');
+  }
+
+  /**
+   * A watch stream, reopened after the last resume_token seen whenever it breaks with a retryable error.
+   * @param {(resumeToken: string) => grpc.ClientReadableStream<unknown>} open
+   * @param {string} resumeToken
+   * @returns {AsyncGenerator<BatchEvent, void, undefined>}
+   */
+  async *_events(open, resumeToken) {
     let attempt = 0;
     for (;;) {
-      const call = this.stub.WatchBatch(
-        { batchId, provider: options.provider ?? '', resumeToken }, this.metadata());
+      const call = open(resumeToken);
       try {
-        for await (const message of /** @type {AsyncIterable<import('../contract/types/otari/batch/v1/WatchBatchResponse').WatchBatchResponse__Output>} */ (call)) {
+        for await (const message of /** @type {AsyncIterable<{event: BatchEvent}>} */ (call)) {
           attempt = 0;
-          const event = /** @type {BatchEvent} */ (message.event);
-          resumeToken = event.resumeToken;
-          yield event;
+          resumeToken = message.event.resumeToken;
+          yield message.event;
         }
         return;
       } catch (error) {

@@ -52,7 +52,11 @@ const BadRequest = root.lookupType('google.rpc.BadRequest');
 const RetryInfo = root.lookupType('google.rpc.RetryInfo');
 const TO_OBJECT = { longs: Number, defaults: true, arrays: true, objects: true };
 
-/** @typedef {{field: string, description: string}} FieldViolation */
+/**
+ * One bad field: `field` is its path as a JavaScript caller names it (`requests[0].bodyJson`, the request object's
+ * own keys), `protoField` as the contract does (`requests[0].body_json`). A map key in brackets is kept as sent.
+ * @typedef {{field: string, protoField: string, description: string}} FieldViolation
+ */
 
 /** A failed BatchService call: its gRPC status and the google.rpc details the service attaches to every error. */
 export class BatchError extends Error {
@@ -72,7 +76,7 @@ export class BatchError extends Error {
     this.domain = '';
     /** @type {Record<string, string>} google.rpc.ErrorInfo.metadata, e.g. {batch_id, status, http_status}. */
     this.metadata = {};
-    /** @type {FieldViolation[]} google.rpc.BadRequest's field violations, e.g. field "requests[3].custom_id". */
+    /** @type {FieldViolation[]} google.rpc.BadRequest's field violations, e.g. field "requests[3].customId". */
     this.fieldViolations = [];
     /** @type {number | null} google.rpc.RetryInfo's delay in milliseconds; null when the error carries none. */
     this.retryDelayMs = null;
@@ -92,7 +96,9 @@ export class BatchError extends Error {
         } else if (type === 'google.rpc.BadRequest') {
           const bad = /** @type {any} */ (BadRequest.toObject(BadRequest.decode(any.value), TO_OBJECT));
           this.fieldViolations = bad.fieldViolations.map(
-            (/** @type {FieldViolation} */ v) => ({ field: v.field, description: v.description }));
+            (/** @type {{field: string, description: string}} */ v) => ({
+              field: camelPath(v.field), protoField: v.field, description: v.description,
+            }));
         } else if (type === 'google.rpc.RetryInfo') {
           const retry = /** @type {any} */ (RetryInfo.toObject(RetryInfo.decode(any.value), TO_OBJECT));
           const delay = retry.retryDelay ?? { seconds: 0, nanos: 0 };
@@ -119,4 +125,14 @@ export function toBatchError(error) {
     return new BatchError(/** @type {grpc.ServiceError} */ (error));
   }
   return error;
+}
+
+/**
+ * A field path in lowerCamelCase, as proto-loader names the fields (`requests[3].custom_id` ->
+ * `requests[3].customId`); what stands in brackets (an index, a map key) is left as it is.
+ * @param {string} path
+ * @returns {string}
+ */
+export function camelPath(path) {
+  return path.replace(/(\[[^\]]*\])|_([a-z0-9])/g, (_whole, bracket, letter) => bracket ?? letter.toUpperCase());
 }

@@ -1,12 +1,12 @@
 // @ts-check
 // google.protobuf.Struct / Timestamp as proto-loader shapes them, to and from plain JavaScript.
 
-/** @typedef {import('../contract/types/google/protobuf/Struct').Struct} Struct */
-/** @typedef {import('../contract/types/google/protobuf/Struct').Struct__Output} StructOutput */
-/** @typedef {import('../contract/types/google/protobuf/Value').Value} Value */
-/** @typedef {import('../contract/types/google/protobuf/Value').Value__Output} ValueOutput */
-/** @typedef {import('../contract/types/google/protobuf/Timestamp').Timestamp__Output} Timestamp */
-/** @typedef {import('./json').JSONValue} JSONValue */
+/** @typedef {import('../contract/types/google/protobuf/Struct.js').Struct} Struct */
+/** @typedef {import('../contract/types/google/protobuf/Struct.js').Struct__Output} StructOutput */
+/** @typedef {import('../contract/types/google/protobuf/Value.js').Value} Value */
+/** @typedef {import('../contract/types/google/protobuf/Value.js').Value__Output} ValueOutput */
+/** @typedef {import('../contract/types/google/protobuf/Timestamp.js').Timestamp__Output} Timestamp */
+/** @typedef {import('./json.js').JSONValue} JSONValue */
 
 /**
  * A plain object (a chat-completion body, say) as a google.protobuf.Struct.

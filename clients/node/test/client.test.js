@@ -117,6 +117,17 @@ test('create is idempotent under one request_id', async () => {
     (/** @type {BatchError} */ error) => error.code === status.ALREADY_EXISTS && error.reason === 'REQUEST_ID_REUSED');
 });
 
+test('watchMany follows the listed batches on one stream until broken off', async () => {
+  const first = await alice.create('openai:gpt-4o-mini', { q1: ask('one') });
+  const second = await alice.create('openai:gpt-4o-mini', { q1: ask('two') });
+  const seen = new Set();
+  for await (const event of alice.watchMany([first.id, second.id])) {
+    if (event.kind === 'BATCH_EVENT_KIND_SNAPSHOT') seen.add(event.batch?.id);
+    if (seen.size === 2) break; // it never ends by itself
+  }
+  assert.deepEqual([...seen].sort(), [first.id, second.id].sort());
+});
+
 test('cancel', async () => {
   const batch = await alice.create('openai:gpt-4o-mini', { a: ask('x') });
   const cancelled = await alice.cancel(batch.id);

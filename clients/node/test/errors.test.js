@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { BatchClient, BatchError, status } from '../src/index.js';
 import { startServer } from './server.js';
+import { camelPath } from '../src/errors.js';
 
 /** @type {Awaited<ReturnType<typeof startServer>>} */
 let server;
@@ -47,7 +48,8 @@ test('INVALID_ARGUMENT carries ErrorInfo and BadRequest field violations', async
   assert.equal(error.domain, 'batch.otari.mozilla.ai');
   const fields = error.fieldViolations.map((v) => v.field);
   assert.ok(fields.includes('model'), String(fields));
-  assert.ok(fields.includes('requests[1].custom_id'), String(fields));
+  assert.ok(fields.includes('requests[1].customId'), String(fields)); // as the caller named it
+  assert.ok(error.fieldViolations.some((v) => v.protoField === 'requests[1].custom_id'));
   assert.ok(error.fieldViolations.every((v) => v.description.length > 0));
   assert.equal(error.retryDelayMs, null);
   assert.equal(error.retryable, false);
@@ -79,4 +81,12 @@ test('RESOURCE_EXHAUSTED carries RetryInfo from the gateway\'s Retry-After', asy
   assert.equal(error.retryDelayMs, 7000);
   assert.equal(error.retryable, true);
   assert.ok(error.cause, 'the grpc-js error is kept as the cause');
+});
+
+test('field paths in the case JavaScript callers write them; indexes and map keys as sent', () => {
+  assert.equal(camelPath('requests[3].custom_id'), 'requests[3].customId');
+  assert.equal(camelPath('requests[0].body_json'), 'requests[0].bodyJson');
+  assert.equal(camelPath('metadata[my_key].x'), 'metadata[my_key].x');
+  assert.equal(camelPath('completion_window'), 'completionWindow');
+  assert.equal(camelPath('model'), 'model');
 });

@@ -39,16 +39,37 @@ test('the packed package carries the contract it loads', () => {
   assert.ok(readdirSync(join(installed, 'contract/types')).includes('batch_service.ts'));
 });
 
-test('the README example runs in a project of its own', async () => {
+/** The README's Node example ("Other languages"): its first ```js block. */
+function readmeExample() {
   const readme = readFileSync(join(PACKAGE_DIR, '../../README.md'), 'utf8');
   const section = readme.slice(readme.indexOf('## Other languages'));
   const example = /```js\n([\s\S]*?)```/.exec(section)?.[1];
   assert.ok(example, 'no ```js block in the README\'s "Other languages" section');
+  return example.replace(/^ {2}/gm, '');
+}
+
+test('the README example type-checks with tsc --strict against the declarations the package ships', async () => {
+  writeFileSync(join(project, 'example.ts'), readmeExample());
+  writeFileSync(join(project, 'tsconfig.json'), JSON.stringify({
+    compilerOptions: {
+      strict: true, module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', noEmit: true,
+      typeRoots: [join(PACKAGE_DIR, 'node_modules/@types')], types: ['node'],
+    },
+    files: ['example.ts'],
+  }));
+  const tsc = join(PACKAGE_DIR, 'node_modules/typescript/bin/tsc');
+  const checked = await run(process.execPath, [tsc, '-p', project], { cwd: project, timeout: 120_000 })
+    .catch((/** @type {{stdout: string}} */ failed) => failed);
+  assert.equal(checked.stdout, '', 'tsc --strict found errors');
+});
+
+test('the README example runs in a project of its own', async () => {
+  const example = readmeExample();
   const code = example.replace("'127.0.0.1:50051'", `'${server.target}'`);
   const { stdout } = await run(process.execPath, ['--input-type=module', '-e', code], { cwd: project, timeout: 30_000 });
   const lines = stdout.trim().split('\n');
   assert.equal(lines[0], 'BATCH_EVENT_KIND_SNAPSHOT BATCH_STATUS_VALIDATING');
   assert.ok(lines.includes('BATCH_EVENT_KIND_CHANGE BATCH_STATUS_COMPLETED'), stdout);
   assert.ok(lines.includes('q1 Echo: Hi'), stdout);
-  assert.equal(lines[lines.length - 1], 'INVALID_ARGUMENT INVALID_REQUEST requests[0].body_json null');
+  assert.equal(lines[lines.length - 1], 'INVALID_ARGUMENT INVALID_REQUEST requests[0].bodyJson null');
 });
