@@ -33,3 +33,15 @@ pkgs=(github.com/mozilla-ai/otari-batch-grpc/generated/go/otari/batch/v1
 cd "$tmp/gopath/src/github.com/mozilla-ai/otari-batch-grpc/clients/go"
 go vet "${pkgs[@]}"
 go test -count=1 -v "${pkgs[@]}"
+
+# The README's snippet as a program of a user's own, outside this repository's folders, built against the package.
+user="$tmp/gopath/src/example.com/user"
+mkdir -p "$user"
+{
+  printf 'package main\n\nimport (\n\t"context"\n\t"fmt"\n\t"log"\n\n'
+  printf '\t"github.com/mozilla-ai/otari-batch-grpc/clients/go/otaribatch"\n)\n\nfunc main() {\n'
+  awk '/^```go$/ {on = 1; next} on && /^```$/ {exit} on {print (length($0) ? "\t" $0 : "")}' "$here/README.md"
+  printf '}\n'
+} > "$user/main.go"
+(cd "$user" && go vet . && go build -o /dev/null .)
+echo "the README's snippet builds as a program of its own ($user)"

@@ -54,7 +54,8 @@ func Dial(target, apiKey string, opts ...grpc.DialOption) (*Client, error) {
 	return c, nil
 }
 
-// New wraps a connection the caller owns (Close then leaves it open).
+// New wraps a connection the caller owns, dialled as the caller's grpc-go version prefers (grpc.NewClient with
+// insecure.NewCredentials() on a current one); Close then leaves it open.
 func New(conn grpc.ClientConnInterface, apiKey string) *Client {
 	return &Client{stub: batchv1.NewBatchServiceClient(conn), apiKey: apiKey, MaxAttempts: 5, DefaultRetry: time.Second}
 }
@@ -67,7 +68,7 @@ func (c *Client) Close() error {
 	return c.conn.Close()
 }
 
-// Stub is the generated client, for calls this package does not wrap (WatchBatches). Add the key yourself:
+// Stub is the generated client, for calls this package does not wrap. Add the key yourself:
 // metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+key).
 func (c *Client) Stub() batchv1.BatchServiceClient { return c.stub }
 
@@ -81,69 +82,10 @@ type Request struct {
 	Body     map[string]interface{}
 }
 
-// Option adjusts one call.
-type Option func(*options)
-
-type options struct {
-	provider    string
-	requestID   string
-	metadata    map[string]string
-	window      string
-	user        string
-	wait        bool
-	onProgress  func(*batchv1.Batch)
-	startIndex  int64
-	resumeToken string
-	pageSize    int32
-	pageToken   string
-}
-
-// Provider names the provider holding the batch; needed only for a batch this service has not shown you.
-func Provider(name string) Option { return func(o *options) { o.provider = name } }
-
-// RequestID sets CreateBatch's idempotency key (default: a fresh UUID per Create).
-func RequestID(id string) Option { return func(o *options) { o.requestID = id } }
-
-// Metadata sets the batch's key/value pairs on Create.
-func Metadata(m map[string]string) Option { return func(o *options) { o.metadata = m } }
-
-// CompletionWindow sets the completion window on Create (default "24h").
-func CompletionWindow(w string) Option { return func(o *options) { o.window = w } }
-
-// User sets the user billed on Create (required with the master key).
-func User(u string) Option { return func(o *options) { o.user = u } }
-
-// WaitForCompletion makes Results wait for a batch that is not completed yet instead of failing with
-// FAILED_PRECONDITION (BATCH_NOT_COMPLETED).
-func WaitForCompletion() Option { return func(o *options) { o.wait = true } }
-
-// OnProgress is called with the batch's state on each progress message while Results waits.
-func OnProgress(f func(*batchv1.Batch)) Option { return func(o *options) { o.onProgress = f } }
-
-// StartAt makes Results start at the result with this index (0 is the first).
-func StartAt(index int64) Option { return func(o *options) { o.startIndex = index } }
-
-// ResumeAfter makes Watch resume after the event that carried this resume token.
-func ResumeAfter(token string) Option { return func(o *options) { o.resumeToken = token } }
-
-// PageSize sets List's page size (0: the server's default, 20).
-func PageSize(n int32) Option { return func(o *options) { o.pageSize = n } }
-
-// PageToken makes List continue from a previous page's next_page_token.
-func PageToken(token string) Option { return func(o *options) { o.pageToken = token } }
-
-func collect(opts []Option) options {
-	var o options
-	for _, opt := range opts {
-		opt(&o)
-	}
-	return o
-}
-
 // Create creates a batch of requests for model ("provider:model"). It sends a fresh request_id (or RequestID's)
 // and retries UNAVAILABLE with that same id: a retry after a lost reply returns the first batch.
-func (c *Client) Create(ctx context.Context, model string, requests []Request, opts ...Option) (*batchv1.Batch, error) {
-	o := collect(opts)
+func (c *Client) Create(ctx context.Context, model string, requests []Request, opts ...CreateOption) (*batchv1.Batch, error) {
+	o := createOptions(opts)
 	req := &batchv1.CreateBatchRequest{
 		Model: model, Metadata: o.metadata, CompletionWindow: o.window, User: o.user, RequestId: o.requestID,
 	}
@@ -172,23 +114,23 @@ func (c *Client) Create(ctx context.Context, model string, requests []Request, o
 }
 
 // Get returns the batch's current state.
-func (c *Client) Get(ctx context.Context, batchID string, opts ...Option) (*batchv1.Batch, error) {
-	o := collect(opts)
+func (c *Client) Get(ctx context.Context, batchID string, opts ...BatchOption) (*batchv1.Batch, error) {
+	o := batchOptions(opts)
 	reply, err := c.stub.GetBatch(c.auth(ctx), &batchv1.GetBatchRequest{BatchId: batchID, Provider: o.provider})
 	return reply.GetBatch(), newError(err)
 }
 
 // Cancel asks for the batch to be cancelled; it returns the batch, usually CANCELLING.
-func (c *Client) Cancel(ctx context.Context, batchID string, opts ...Option) (*batchv1.Batch, error) {
-	o := collect(opts)
+func (c *Client) Cancel(ctx context.Context, batchID string, opts ...BatchOption) (*batchv1.Batch, error) {
+	o := batchOptions(opts)
 	reply, err := c.stub.CancelBatch(c.auth(ctx), &batchv1.CancelBatchRequest{BatchId: batchID, Provider: o.provider})
 	return reply.GetBatch(), newError(err)
 }
 
 // List returns one page of your batches, newest first, and the token of the next page ("" at the end). An empty
 // provider lists every provider you have batches with through this service.
-func (c *Client) List(ctx context.Context, provider string, opts ...Option) ([]*batchv1.Batch, string, error) {
-	o := collect(opts)
+func (c *Client) List(ctx context.Context, provider string, opts ...ListOption) ([]*batchv1.Batch, string, error) {
+	o := listOptions(opts)
 	reply, err := c.stub.ListBatches(c.auth(ctx), &batchv1.ListBatchesRequest{
 		Provider: provider, PageSize: o.pageSize, PageToken: o.pageToken,
 	})
@@ -199,9 +141,9 @@ func (c *Client) List(ctx context.Context, provider string, opts ...Option) ([]*
 }
 
 // ListAll returns every batch of yours, newest first, page after page.
-func (c *Client) ListAll(ctx context.Context, provider string, opts ...Option) ([]*batchv1.Batch, error) {
+func (c *Client) ListAll(ctx context.Context, provider string, opts ...ListOption) ([]*batchv1.Batch, error) {
 	var all []*batchv1.Batch
-	token := collect(opts).pageToken
+	token := listOptions(opts).pageToken
 	for {
 		page, next, err := c.List(ctx, provider, append(opts, PageToken(token))...)
 		if err != nil {
@@ -216,8 +158,8 @@ func (c *Client) ListAll(ctx context.Context, provider string, opts ...Option) (
 }
 
 // Wait long-polls until the batch is terminal (done) or timeout passes (not done), and returns its latest state.
-func (c *Client) Wait(ctx context.Context, batchID string, timeout time.Duration, opts ...Option) (*batchv1.Batch, bool, error) {
-	o := collect(opts)
+func (c *Client) Wait(ctx context.Context, batchID string, timeout time.Duration, opts ...BatchOption) (*batchv1.Batch, bool, error) {
+	o := batchOptions(opts)
 	reply, err := c.stub.WaitBatch(c.auth(ctx), &batchv1.WaitBatchRequest{
 		BatchId: batchID, Provider: o.provider, Timeout: durationpb.New(timeout),
 	})

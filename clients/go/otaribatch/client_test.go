@@ -9,6 +9,7 @@ import (
 
 	"github.com/mozilla-ai/otari-batch-grpc/clients/go/otaribatch"
 	batchv1 "github.com/mozilla-ai/otari-batch-grpc/generated/go/otari/batch/v1"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -296,5 +297,82 @@ func TestCancel(t *testing.T) {
 	}
 	if e, ok := otaribatch.AsError(results.Err()); !ok || e.Code != codes.FailedPrecondition || e.Reason != "BATCH_HAS_NO_RESULTS" {
 		t.Fatalf("results after cancel: %#v", results.Err())
+	}
+}
+
+// WatchMany follows the listed batches on one stream, which ends when the caller closes it.
+func TestWatchMany(t *testing.T) {
+	ctx := withTimeout(t, 30*time.Second)
+	client := dial(t, "sim-key-alice")
+	var ids []string
+	for _, q := range []string{"one", "two"} {
+		batch, err := client.Create(ctx, "openai:gpt-4o-mini", []otaribatch.Request{{CustomID: "q", Body: ask(q)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, batch.GetId())
+	}
+	events := client.WatchMany(ctx, ids)
+	seen := map[string]bool{}
+	for len(seen) < 2 && events.Next() {
+		if events.Event().GetKind() == batchv1.BatchEventKind_BATCH_EVENT_KIND_SNAPSHOT {
+			seen[events.Event().GetBatch().GetId()] = true
+		}
+	}
+	events.Close()
+	if err := events.Err(); err != nil || !seen[ids[0]] || !seen[ids[1]] {
+		t.Fatalf("snapshots of %v, error %v", seen, err)
+	}
+	if events.ResumeToken() == "" {
+		t.Error("no resume token to continue with")
+	}
+}
+
+// A connection dialled by the caller (as their grpc-go version prefers) serves the client; Close leaves it open.
+func TestNewOnTheCallersConnection(t *testing.T) {
+	ctx := withTimeout(t, 30*time.Second)
+	conn, err := grpc.Dial(serverAddr, grpc.WithInsecure()) //nolint:staticcheck // grpc-go 1.33 (Debian 12)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := otaribatch.New(conn, "sim-key-alice")
+	batch, err := client.Create(ctx, "openai:gpt-4o-mini", []otaribatch.Request{{CustomID: "q", Body: ask("hi")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client.Close()
+	if _, err := otaribatch.New(conn, "sim-key-alice").Get(ctx, batch.GetId()); err != nil {
+		t.Fatalf("the caller's connection was closed by the client: %v", err)
+	}
+}
+
+// Each call takes only the options that mean something to it (a misplaced one does not compile).
+func TestOptionsAreTypedPerCall(t *testing.T) {
+	cases := []struct {
+		option  interface{}
+		applies map[string]bool
+	}{
+		{otaribatch.Provider("openai"), map[string]bool{"batch": true, "results": true, "watch": true}},
+		{otaribatch.PageSize(5), map[string]bool{"list": true}},
+		{otaribatch.PageToken("t"), map[string]bool{"list": true}},
+		{otaribatch.RequestID("r"), map[string]bool{"create": true}},
+		{otaribatch.Metadata(nil), map[string]bool{"create": true}},
+		{otaribatch.StartAt(1), map[string]bool{"results": true}},
+		{otaribatch.WaitForCompletion(), map[string]bool{"results": true}},
+		{otaribatch.ResumeAfter("t"), map[string]bool{"watch": true}},
+	}
+	for _, c := range cases {
+		_, create := c.option.(otaribatch.CreateOption)
+		_, batch := c.option.(otaribatch.BatchOption)
+		_, list := c.option.(otaribatch.ListOption)
+		_, results := c.option.(otaribatch.ResultsOption)
+		_, watch := c.option.(otaribatch.WatchOption)
+		got := map[string]bool{"create": create, "batch": batch, "list": list, "results": results, "watch": watch}
+		for kind, applies := range got {
+			if applies != c.applies[kind] {
+				t.Errorf("%T as a %s option: %v, want %v", c.option, kind, applies, c.applies[kind])
+			}
+		}
 	}
 }

@@ -33,8 +33,8 @@ type Results struct {
 }
 
 // Results streams the batch's results. Options: WaitForCompletion, OnProgress, StartAt, Provider.
-func (c *Client) Results(ctx context.Context, batchID string, opts ...Option) *Results {
-	o := collect(opts)
+func (c *Client) Results(ctx context.Context, batchID string, opts ...ResultsOption) *Results {
+	o := resultsOptions(opts)
 	return &Results{c: c, ctx: ctx, batchID: batchID, o: o, next: o.startIndex, index: -1}
 }
 
@@ -118,46 +118,80 @@ func (r *Results) Close() {
 	r.stream, r.cancel = nil, nil
 }
 
-// Events iterates over a WatchBatch stream: a snapshot, then each change, heartbeats, until the batch is
-// terminal. A broken stream (UNAVAILABLE) is resumed with the last resume token.
+// Events iterates over a watch stream: Watch's (a snapshot, then each change, heartbeats, until the batch is
+// terminal) or WatchMany's (never ending by itself). A broken stream (UNAVAILABLE) is resumed with the last resume
+// token.
 type Events struct {
 	c       *Client
 	ctx     context.Context
 	cancel  context.CancelFunc
-	stream  batchv1.BatchService_WatchBatchClient
-	batchID string
-	o       options
+	open    func(ctx context.Context, token string) (receive, error)
+	recv    receive
+	token   string
 	event   *batchv1.BatchEvent
 	attempt int
 	done    bool
 	err     error
 }
 
+// receive reads a stream's next event.
+type receive func() (*batchv1.BatchEvent, error)
+
 // Watch subscribes to one batch. Options: ResumeAfter, Provider.
-func (c *Client) Watch(ctx context.Context, batchID string, opts ...Option) *Events {
-	return &Events{c: c, ctx: ctx, batchID: batchID, o: collect(opts)}
+func (c *Client) Watch(ctx context.Context, batchID string, opts ...WatchOption) *Events {
+	o := watchOptions(opts)
+	open := func(ctx context.Context, token string) (receive, error) {
+		stream, err := c.stub.WatchBatch(ctx, &batchv1.WatchBatchRequest{
+			BatchId: batchID, Provider: o.provider, ResumeToken: token,
+		})
+		if err != nil {
+			return nil, err
+		}
+		return func() (*batchv1.BatchEvent, error) {
+			msg, err := stream.Recv()
+			return msg.GetEvent(), err
+		}, nil
+	}
+	return &Events{c: c, ctx: ctx, open: open, token: o.resumeToken}
 }
 
-// Next waits for the next event; false once the batch is terminal and its last event was read, or on error.
+// WatchMany subscribes to many batches on one stream (Event().GetBatch().GetId() says which): the listed ones
+// (each shown to you through this service) or, with none listed, every live batch of yours and each one you
+// create or are shown while watching. It never ends by itself: stop reading, then Close (or cancel ctx). A
+// batch's trouble comes as an UNAVAILABLE or REMOVED event with a problem, not as an error. Option: ResumeAfter.
+func (c *Client) WatchMany(ctx context.Context, batchIDs []string, opts ...WatchOption) *Events {
+	o := watchOptions(opts)
+	open := func(ctx context.Context, token string) (receive, error) {
+		stream, err := c.stub.WatchBatches(ctx, &batchv1.WatchBatchesRequest{BatchIds: batchIDs, ResumeToken: token})
+		if err != nil {
+			return nil, err
+		}
+		return func() (*batchv1.BatchEvent, error) {
+			msg, err := stream.Recv()
+			return msg.GetEvent(), err
+		}, nil
+	}
+	return &Events{c: c, ctx: ctx, open: open, token: o.resumeToken}
+}
+
+// Next waits for the next event; false once Watch's batch is terminal and its last event was read, or on error.
 func (e *Events) Next() bool {
 	for {
 		if e.done || e.err != nil {
 			e.event = nil
 			return false
 		}
-		if e.stream == nil {
+		if e.recv == nil {
 			ctx, cancel := context.WithCancel(e.c.auth(e.ctx))
-			stream, err := e.c.stub.WatchBatch(ctx, &batchv1.WatchBatchRequest{
-				BatchId: e.batchID, Provider: e.o.provider, ResumeToken: e.o.resumeToken,
-			})
+			recv, err := e.open(ctx, e.token)
 			if err != nil {
 				cancel()
 				e.retryOrFail(err)
 				continue
 			}
-			e.stream, e.cancel = stream, cancel
+			e.recv, e.cancel = recv, cancel
 		}
-		msg, err := e.stream.Recv()
+		event, err := e.recv()
 		if err == io.EOF {
 			e.done = true
 			e.Close()
@@ -169,8 +203,8 @@ func (e *Events) Next() bool {
 			continue
 		}
 		e.attempt = 0
-		e.event = msg.GetEvent()
-		e.o.resumeToken = e.event.GetResumeToken()
+		e.event = event
+		e.token = event.GetResumeToken()
 		return true
 	}
 }
@@ -185,10 +219,10 @@ func (e *Events) retryOrFail(err error) {
 // Event is the current event.
 func (e *Events) Event() *batchv1.BatchEvent { return e.event }
 
-// ResumeToken is the last event's resume token: pass it to Watch with ResumeAfter to continue later.
-func (e *Events) ResumeToken() string { return e.o.resumeToken }
+// ResumeToken is the last event's resume token: pass it with ResumeAfter to continue later.
+func (e *Events) ResumeToken() string { return e.token }
 
-// Err is the error that ended the watch, nil after the terminal event.
+// Err is the error that ended the watch, nil after Watch's terminal event.
 func (e *Events) Err() error { return e.err }
 
 // Close ends the open stream, if any; safe to call more than once.
@@ -196,5 +230,5 @@ func (e *Events) Close() {
 	if e.cancel != nil {
 		e.cancel()
 	}
-	e.stream, e.cancel = nil, nil
+	e.recv, e.cancel = nil, nil
 }
