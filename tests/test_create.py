@@ -291,3 +291,17 @@ def test_non_ascii_bodies_and_numbers_a_double_holds_are_fine() -> None:
     texts += ['  {"a": "ß"}\n', '{"t": [' + ",".join(["9" * 308] * 3_000) + "]}", '{"t": 1e308, "u": 1e-999}']
     items = [pb.BatchRequestItem(custom_id=f"r{i}", body_json=text) for i, text in enumerate(texts)]
     validation.check_create(pb.CreateBatchRequest(model="openai:gpt-4o-mini", requests=items))
+
+
+async def test_a_validating_batch_counts_the_requests_sent(stub: Stub, sim: Sim) -> None:
+    """The gateway counts 0 requests while validating; the service sent them and says how many."""
+    created = (await stub.CreateBatch(create_request(3, request_id=str(uuid.uuid4())), metadata=ALICE)).batch
+    assert created.status == batch_pb2.BATCH_STATUS_VALIDATING
+    assert sim.state.batches[created.id] and created.request_counts.total == 3
+    got = (await stub.GetBatch(pb.GetBatchRequest(batch_id=created.id), metadata=ALICE)).batch
+    assert (got.status, got.request_counts.total) == (batch_pb2.BATCH_STATUS_VALIDATING, 3)
+    async for message in stub.WatchBatch(pb.WatchBatchRequest(batch_id=created.id), metadata=ALICE):
+        assert message.event.batch.request_counts.total == 3
+        break
+    plain = (await stub.CreateBatch(create_request(2), metadata=ALICE)).batch  # no request_id: the same
+    assert plain.request_counts.total == 2

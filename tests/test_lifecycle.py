@@ -92,7 +92,6 @@ async def test_a_502_while_the_provider_is_down_stays_retryable(stub: Stub, sim:
     ("batch_id", "provider", "fields"),
     [
         ("", "openai", ["batch_id"]),
-        ("b", "", ["provider"]),
         ("", "", ["batch_id"]),
         ("a b", "x", ["batch_id"]),
     ],

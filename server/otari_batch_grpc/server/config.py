@@ -158,7 +158,8 @@ class Settings(BaseSettings):
     providers: str = _opt(
         "",
         "Providers asked, after those a caller has batches with, for a batch id given without its provider "
-        "(comma-separated, e.g. openai,anthropic). Empty: only those.",
+        "(comma-separated, e.g. openai,anthropic); then those the gateway has models for (GET /models, read once "
+        "in 5 minutes), at most 4 more.",
     )
     results_cache_max_bytes: int = _opt(1024**3, "Bytes of cached results kept at most; the oldest go first.", ge=0)
     results_cache_max_age: float = _opt(7 * 86400.0, "Seconds cached results are kept at most.", gt=0)

@@ -13,7 +13,7 @@ import functools
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from otari_batch_grpc.simulator.routes import accounts, batches, controls
+from otari_batch_grpc.simulator.routes import accounts, batches, controls, models
 from otari_batch_grpc.simulator.routes.gate import SIM_STATE, DropConnection, dropped
 from otari_batch_grpc.simulator.state import SimState
 
@@ -36,6 +36,7 @@ def _routes(api_root: str) -> FastAPI:
     app = FastAPI(title="otari gateway simulator (development and test tool)", docs_url=None, redoc_url=None)
     app.include_router(batches.router, prefix=api_root)
     app.include_router(accounts.router, prefix=api_root)
+    app.include_router(models.router, prefix=api_root)
     app.include_router(controls.router)
     app.add_exception_handler(DropConnection, dropped)  # type: ignore[arg-type]  # Starlette's handler type is wide
     return app

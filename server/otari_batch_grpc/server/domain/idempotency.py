@@ -147,7 +147,7 @@ class IdempotentCreates:
                 await asyncio.shield(self._store.end_attempt(owner, request_id, attempt.holder, after=attempt.grace))
         # Entered first, settled second: a crash between leaves a claim past its attempt, which a retry resolves by
         # search.
-        batch = await self._core.created(caller, found, claim.provider, sent=sent)
+        batch = await self._core.created(caller, found, claim.provider, sent=sent, requests_sent=len(request.requests))
         await self._store.settle_claim(owner, request_id, batch.id)
         return batch
 

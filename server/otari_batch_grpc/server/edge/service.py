@@ -71,7 +71,7 @@ class BatchService:
         sent = time.time()
         with upstream_errors():
             data = await self.core.create_upstream(caller, request, time_left=context.time_remaining())
-        batch = await self.core.created(caller, data, "", sent=sent)
+        batch = await self.core.created(caller, data, "", sent=sent, requests_sent=len(request.requests))
         return pb.CreateBatchResponse(batch=batch)
 
     @unary

@@ -153,6 +153,16 @@ class GatewayClient:
             raise UpstreamBadResponse("list", 200, "'data' is not a list of batches")
         return items
 
+    async def list_providers(self, key: str, *, time_left: float | None) -> list[str]:
+        """The providers the gateway has models configured for, in its order: GET /models lists `provider:model`
+        ids (it touches no provider)."""
+        data = await self._call("models", "GET", f"{self.api_root}/models", key, time_left)
+        items = data.get("data")
+        if not isinstance(items, list):
+            raise UpstreamBadResponse("models", 200, "'data' is not a list of models")
+        ids = [item.get("id") for item in items if isinstance(item, dict)]
+        return list(dict.fromkeys(i.split(":", 1)[0] for i in ids if isinstance(i, str) and ":" in i))
+
     async def check_key(self, key: str, *, time_left: float | None) -> None:
         """Ask the gateway whether it takes `key`, without touching a provider: the list route with no parameters
         answers 401 for a key it does not know and 422 (provider missing) for one it does, as it authenticates

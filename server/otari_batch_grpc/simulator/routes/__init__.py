@@ -1,2 +1,2 @@
-"""The simulator's HTTP routes: the gateway's batch routes (batches) and key and user management (accounts), what
-each gateway route does first (gate), and the simulator's own controls (controls)."""
+"""The simulator's HTTP routes: the gateway's batch routes (batches), its key and user management (accounts) and its
+model list (models), what each gateway route does first (gate), and the simulator's own controls (controls)."""

@@ -18,12 +18,11 @@ from otari_batch_grpc.simulator.routes.gate import (
     Sim,
     answer,
     authenticate,
+    batch_provider,
     before,
     owned,
-    provider_of,
 )
 from otari_batch_grpc.simulator.state import (
-    PROVIDERS_WITHOUT_BATCH,
     SUPPORTED_WINDOWS,
     TERMINAL,
     UPSTREAM_METADATA_PAIRS,
@@ -78,9 +77,7 @@ async def create_batch(request: Request, body: CreateBatchRequest, auth: Auth, s
         return early
     owner = _owner(state, authenticate(state, auth), body.user)
     provider, model = _split_model(body.model)
-    name = provider_of(provider)
-    if name in PROVIDERS_WITHOUT_BATCH:
-        raise HTTPException(422, f"Provider '{name}' does not support batch operations")
+    name = batch_provider(provider)
     _reserve_budget(state, owner)  # after the model is resolved, before the provider is called
     metadata = dict(body.metadata or {})
     if body.completion_window not in SUPPORTED_WINDOWS or len(metadata | {"otari_user_id": ""}) > (
@@ -141,7 +138,7 @@ async def list_batches(
     caller = authenticate(state, auth)  # as the real gateway: the key first, then the parameters (a cheap key check)
     if provider is None:
         raise HTTPException(422, [{"type": "missing", "loc": ["query", "provider"], "msg": "Field required"}])
-    name = provider_of(provider)
+    name = batch_provider(provider)
     if not 1 <= limit <= 100:
         raise HTTPException(502, PROVIDER_ERROR)
     # The provider's page (every user's batches, newest first), then the gateway's owner filter.

@@ -119,10 +119,19 @@ def provider_of(provider: str) -> str:
     raise HTTPException(400, f"'{provider}' is not a supported provider. Supported providers: {supported}")
 
 
+def batch_provider(provider: str) -> str:
+    """The provider of a batch route: a supported one (else 400) that has batches (else 422, on every batch route:
+    the provider has no batch API to call)."""
+    name = provider_of(provider)
+    if name in PROVIDERS_WITHOUT_BATCH:
+        raise HTTPException(422, f"Provider '{name}' does not support batch operations")
+    return name
+
+
 def owned(state: SimState, batch_id: str, provider: str, caller: Caller) -> SimBatch:
     """The batch, if `provider` holds it and `caller` may see it: else the real gateway's 502 (the provider does not
     know the id) or 404 (another user's)."""
-    name = provider_of(provider)
+    name = batch_provider(provider)
     batch = state.batches.get(batch_id)
     if batch is None or batch.provider != name:
         raise HTTPException(502, PROVIDER_ERROR)

@@ -20,7 +20,7 @@ from cachetools import LRUCache
 
 from otari_batch_grpc.server.domain.callers import Caller
 from otari_batch_grpc.server.domain.core.listing import Listing, Listings
-from otari_batch_grpc.server.domain.core.observations import Observation
+from otari_batch_grpc.server.domain.core.observations import Observation, count_requests
 from otari_batch_grpc.server.domain.core.providers import Providers
 from otari_batch_grpc.server.domain.core.replicas import Notices, ReplicaFleet
 from otari_batch_grpc.server.domain.core.retention import Retention, RetentionPolicy
@@ -237,10 +237,13 @@ class Batches:
             body = convert.create_body(request, stamp=stamp)
         return await self._gateway.create_batch(caller.key, body, time_left=time_left)
 
-    async def created(self, caller: Caller, data: dict[str, Any], provider: str, *, sent: float) -> batch_pb2.Batch:
-        """A batch the gateway created for this caller (in answer to a call sent at `sent`), entered (with the
-        caller as its creator)."""
+    async def created(
+        self, caller: Caller, data: dict[str, Any], provider: str, *, sent: float, requests_sent: int
+    ) -> batch_pb2.Batch:
+        """A batch the gateway created for this caller (in answer to a call sent at `sent`, of `requests_sent`
+        requests), entered (with the caller as its creator)."""
         batch = convert.batch_from_json(data)
+        count_requests(batch, requests_sent)
         await self.states.enter([batch], batch.provider or provider, caller.owner, creator=True, shown_at=sent)
         return batch
 

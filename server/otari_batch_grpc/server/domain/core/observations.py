@@ -80,6 +80,13 @@ def behind(batch: batch_pb2.Batch, latest: batch_pb2.Batch) -> bool:
     return batch.status == latest.status and (done.completed + done.failed < latest_done.completed + latest_done.failed)
 
 
+def count_requests(batch: batch_pb2.Batch, known: int) -> None:
+    """A batch the gateway shows while validating counts 0 requests (the provider has not read its input yet); the
+    service knows how many there are (it sent them, or an earlier state said): `known` stands in for that 0."""
+    if batch.status == batch_pb2.BATCH_STATUS_VALIDATING and batch.request_counts.total == 0 and known > 0:
+        batch.request_counts.total = known
+
+
 def same_state(a: batch_pb2.Batch, b: batch_pb2.Batch) -> bool:
     """Equal but for `provider`, which the gateway echoes as each caller spelled it."""
     if a.provider == b.provider:

@@ -1,13 +1,16 @@
 """Which provider holds a batch, when the caller does not say; and a batch that is not there, settled as one answer.
 
 The gateway needs `?provider=` on every call. The service remembers the provider of each batch it showed a caller;
-for any other id it asks the providers the caller uses (and the configured ones). Another user's batch (404) and an
-id a provider does not know (the gateway's 502, which is also its answer for a provider that is down: one more call
-tells them apart) get one and the same NOT_FOUND: the service adds no existence oracle.
+for any other id it asks the providers the caller uses (and the configured ones), then those the gateway has models
+for (its `GET /models`, read once in DISCOVERY_SECONDS, at most DISCOVERED_ASKED of them), so there is always
+someone to ask. Another user's batch (404) and an id a provider does not know (the gateway's 502, which is also its
+answer for a provider that is down: one more call tells them apart) get one and the same NOT_FOUND: the service
+adds no existence oracle.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Sequence
 
 from otari_batch_grpc.server.domain.callers import Caller
@@ -20,6 +23,10 @@ from otari_batch_grpc.server.store import Store
 # Read one batch from one provider for a caller, or raise (the core's `fetch`).
 Fetch = Callable[[Caller, str, str, float | None], Awaitable[object]]
 
+# How long the gateway's list of providers is kept, and how many of those not already asked are asked at most.
+DISCOVERY_SECONDS = 300.0
+DISCOVERED_ASKED = 4
+
 
 class Providers:
     def __init__(
@@ -30,11 +37,13 @@ class Providers:
         self._gateway = gateway
         self._configured = tuple(configured)
         self._fetch = fetch
+        self._listed: tuple[str, ...] = ()  # the gateway's providers (GET /models), as of _listed_at
+        self._listed_at: float | None = None
 
     async def provider_of(self, caller: Caller, batch_id: str, given: str, *, time_left: float | None) -> str:
         """The provider named, or the one of a batch this caller has been shown (nothing leaks to others), or else
-        the one of the providers this caller uses (and the configured ones) that holds it: NOT_FOUND when none
-        does, INVALID_ARGUMENT naming `provider` only when there is none to ask."""
+        the one of the providers this caller uses, the configured ones and the gateway's that holds it: NOT_FOUND
+        when none does, INVALID_ARGUMENT naming `provider` only when there is none to ask."""
         if given:
             return given
         known = await self._trust.provider(batch_id, caller.owner)
@@ -42,19 +51,25 @@ class Providers:
             return known
         await self._trust.vouch(caller.owner, caller.key, time_left=time_left)
         candidates = list(dict.fromkeys([*await self._store.providers_for(caller.owner), *self._configured]))
-        if not candidates:
-            raise provider_required(batch_id)
+        discovered = [p for p in await self._gateway_providers(caller, time_left) if p not in candidates]
+        discovered = discovered[:DISCOVERED_ASKED]
         down: list[str] = []
-        for provider in candidates:
+        asked: list[str] = []
+        for provider in [*candidates, *discovered]:
             try:
                 await self._fetch(caller, batch_id, provider, time_left)
                 return provider
             except ServiceError as error:
                 if error.code == Code.UNAVAILABLE:
                     down.append(provider)
+                elif provider in discovered and error.code == Code.INVALID_ARGUMENT:
+                    continue  # a provider the gateway has models for but no batches (it says so): not asked
                 elif not isinstance(error, NotFound):
                     raise  # a refused key, a bad provider name: said as it is
                 # (another user's batch and an id that exists nowhere answer alike: the service adds no oracle)
+            asked.append(provider)
+        if not asked:
+            raise provider_required(batch_id)
         if down:
             raise ServiceError(
                 Code.UNAVAILABLE,
@@ -67,10 +82,22 @@ class Providers:
         raise NotFound(
             Code.NOT_FOUND,
             "BATCH_NOT_FOUND",
-            f"Batch {batch_id} was not found: none of the providers asked ({', '.join(candidates)}) holds it for "
+            f"Batch {batch_id} was not found: none of the providers asked ({', '.join(asked)}) holds it for "
             "you. Check the batch id, or name its provider if it is another one.",
-            {"batch_id": batch_id, "providers": ",".join(candidates)},
+            {"batch_id": batch_id, "providers": ",".join(asked)},
         )
+
+    async def _gateway_providers(self, caller: Caller, time_left: float | None) -> tuple[str, ...]:
+        """The providers the gateway has models for, read with this caller's key at most once in
+        DISCOVERY_SECONDS; none when the gateway does not say (an older gateway without the route, say)."""
+        now = time.monotonic()
+        if self._listed_at is None or now - self._listed_at > DISCOVERY_SECONDS:
+            try:
+                self._listed = tuple(await self._gateway.list_providers(caller.key, time_left=time_left))
+            except UpstreamError:
+                self._listed = ()
+            self._listed_at = now
+        return self._listed
 
     async def read_failed(
         self, caller: Caller, batch_id: str, provider: str, exc: UpstreamError, time_left: float | None

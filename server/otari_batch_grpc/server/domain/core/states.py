@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from cachetools import LRUCache
 
-from otari_batch_grpc.server.domain.core.observations import Observation, behind, same_state, seen
+from otari_batch_grpc.server.domain.core.observations import Observation, behind, count_requests, same_state, seen
 from otari_batch_grpc.server.domain.core.trust import Trust
 from otari_batch_grpc.server.domain.subscriptions.hub import Hub
 from otari_batch_grpc.server.store import Access, Store
@@ -67,6 +67,8 @@ class States:
         found = []
         for batch in batches:
             last, shown = self._latest.get(batch.id), self._trust.shown(batch.id, owner)
+            if last is not None:
+                count_requests(batch, last.batch.request_counts.total)
             if last is None or shown is None or now - shown.verified_at > due or not same_state(last.batch, batch):
                 return None
             found.append(last.as_shown(batch))
@@ -81,6 +83,8 @@ class States:
         verified = []
         for batch in batches:
             last = await self.latest(batch.id)
+            if last is not None:
+                count_requests(batch, last.batch.request_counts.total)
             known = None if last is None else _known_state(last, batch)
             observations.append(known)
             if known is None:
