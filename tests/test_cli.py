@@ -272,6 +272,13 @@ async def test_help_lists_every_exit_code(cli: Cli) -> None:
     assert "6 unavailable" in text and "130 interrupted (Ctrl-C)" in text
 
 
+async def test_another_users_batch_exits_3_for_a_user_with_no_batches_yet(cli: Cli, requests_file: Path) -> None:
+    batch_id = await cli.submit(requests_file)
+    for asked in (batch_id, "batch_madeup0000000000000000"):
+        ran = await cli.run("get", asked, key="sim-key-bob")
+        assert ran.code == 3 and "NOT_FOUND BATCH_NOT_FOUND" in ran.err, ran.err
+
+
 async def test_one_result_is_one_result(cli: Cli, sim: Sim, tmp_path: Path) -> None:
     batch_id = await cli.submit(write_jsonl(tmp_path / "one.jsonl", LINES[:1]))
     await sim.force(batch_id, "completed")
@@ -381,10 +388,11 @@ async def test_a_reader_that_goes_away_ends_the_command_quietly(cli: Cli, reques
     assert err.decode() == ""
 
 
-async def test_errors_name_the_flag_to_use(cli: Cli, requests_file: Path) -> None:
+async def test_errors_name_the_flag_to_use(cli: Cli, sim: Sim, requests_file: Path) -> None:
     batch_id = await cli.submit(requests_file)
     waiting = await cli.run("results", batch_id)
     assert waiting.code == 5 and "add --wait" in waiting.err and "wait=true" not in waiting.err
+    await sim.fault(op="models", status=404, detail="Not Found", times=1)  # a gateway with no model list
     unknown = await cli.run("get", "batch_not_here", key="sim-key-bob")  # bob has no batch: nothing to ask
     assert unknown.code == 2 and "--provider" in unknown.err and "Batch.provider" not in unknown.err
 

@@ -68,7 +68,7 @@ async def test_an_unknown_id_without_provider_is_not_found_after_the_callers_pro
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
     found = details(caught.value)
     assert found.info is not None and found.info.reason == "BATCH_NOT_FOUND"
-    assert found.info.metadata["providers"] == "openai"
+    assert found.info.metadata["providers"] == "openai,anthropic,mistral"  # hers first, then the gateway's
 
 
 async def test_another_users_id_without_provider_is_not_found(stub: Stub, sim: Sim) -> None:

@@ -12,6 +12,7 @@ import grpc
 import pytest
 
 from otari_batch_grpc.server.app import BatchServer
+from otari_batch_grpc.server.domain.core import providers
 from otari_batch_grpc.v1 import batch_pb2
 from otari_batch_grpc.v1 import batch_service_pb2 as pb
 from tests.conftest import ALICE, BOB, MASTER, Sim, connect, create_request, details, make_settings
@@ -54,28 +55,66 @@ async def test_a_listed_batch_is_known_too(stub: Stub, sim: Sim, tmp_path: Path)
     settings = make_settings(sim.url, tmp_path / "other")
     async with BatchServer(settings, gateway_url=sim.url) as other, connect(other.port) as other_stub:
         batch = (await other_stub.CreateBatch(create_request(1), metadata=ALICE)).batch
+    await sim.fault(op="models", status=404, detail="Not Found", times=1)  # no gateway providers to look among
     with pytest.raises(grpc.aio.AioRpcError):  # this server has never seen it
         await stub.GetBatch(pb.GetBatchRequest(batch_id=batch.id), metadata=ALICE)
     await stub.ListBatches(pb.ListBatchesRequest(provider="openai"), metadata=ALICE)
     assert (await stub.GetBatch(pb.GetBatchRequest(batch_id=batch.id), metadata=ALICE)).batch.id == batch.id
 
 
-async def test_an_unknown_batch_without_provider_names_the_missing_field(stub: Stub, sim: Sim) -> None:
-    """A caller with no batch here, and no providers configured: there is nothing to ask."""
+async def test_a_batch_made_elsewhere_is_found_among_the_gateways_providers(
+    stub: Stub, sim: Sim, tmp_path: Path
+) -> None:
+    settings = make_settings(sim.url, tmp_path / "other")
+    async with BatchServer(settings, gateway_url=sim.url) as other, connect(other.port) as other_stub:
+        batch = (await other_stub.CreateBatch(create_request(1, model="mistral:mistral-small"), metadata=ALICE)).batch
+    found = (await stub.GetBatch(pb.GetBatchRequest(batch_id=batch.id), metadata=ALICE)).batch
+    assert (found.id, found.provider) == (batch.id, "mistral")
+
+
+async def test_an_unknown_batch_without_provider_is_looked_for_at_the_gateways_providers(stub: Stub, sim: Sim) -> None:
+    """A caller with no batch here and no providers configured: the gateway's model list names the providers to ask
+    (read once; groq, which has no batches, is passed over)."""
+    for _ in range(2):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.GetBatch(pb.GetBatchRequest(batch_id="batch_unknown"), metadata=ALICE)
+        assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+        found = details(caught.value)
+        assert found.info is not None and found.info.reason == "BATCH_NOT_FOUND"
+        assert found.info.metadata["providers"] == "openai,anthropic,mistral"
+    assert await sim.requests_seen("models") == 1
+
+
+async def test_a_gateway_without_a_model_list_leaves_the_provider_to_name(stub: Stub, sim: Sim) -> None:
+    await sim.fault(op="models", status=404, detail="Not Found", times=1)
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await stub.GetBatch(pb.GetBatchRequest(batch_id="batch_unknown"), metadata=ALICE)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert details(caught.value).fields == ["provider"]
-    assert await sim.requests_seen() == await sim.requests_seen("list") == 1  # only: is the key right?
+    assert await sim.requests_seen("get") == 0
+
+
+async def test_the_gateways_providers_asked_are_capped(stub: Stub, sim: Sim, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(providers, "DISCOVERED_ASKED", 2)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.GetBatch(pb.GetBatchRequest(batch_id="batch_unknown"), metadata=ALICE)
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    assert details(caught.value).info.metadata["providers"] == "openai,anthropic"  # type: ignore[union-attr]
 
 
 async def test_the_provider_lookup_does_not_reveal_another_callers_batch(stub: Stub, sim: Sim) -> None:
     batch = (await stub.CreateBatch(create_request(1), metadata=ALICE)).batch
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await stub.GetBatch(pb.GetBatchRequest(batch_id=batch.id), metadata=BOB)
+    answers = []
+    for batch_id in (batch.id, "batch_madeup0000000000000000"):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.GetBatch(pb.GetBatchRequest(batch_id=batch_id), metadata=BOB)
+        found = details(caught.value)
+        assert found.info is not None
+        message = (caught.value.details() or "").replace(batch_id, "<id>")
+        answers.append((caught.value.code(), found.info.reason, message, found.info.metadata["providers"]))
     # The same answer as for a batch nobody has: nothing says the id exists.
-    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert details(caught.value).fields == ["provider"]
+    assert answers[0] == answers[1]
+    assert answers[0][:2] == (grpc.StatusCode.NOT_FOUND, "BATCH_NOT_FOUND")
 
 
 async def test_a_terminal_batch_is_served_from_the_registry(stub: Stub, sim: Sim) -> None:

@@ -98,7 +98,7 @@ async def test_a_second_server_on_the_database_knows_what_the_first_was_shown(
         try:
             await two.GetBatch(pb.GetBatchRequest(batch_id=batch.id), metadata=BOB)
         except grpc.aio.AioRpcError as error:
-            assert error.code() == grpc.StatusCode.INVALID_ARGUMENT  # Bob was never shown it: no provider for him
+            assert error.code() == grpc.StatusCode.NOT_FOUND  # Bob was never shown it: as if it did not exist
         else:
             raise AssertionError("Bob got Alice's batch")
     assert not [path for path in tmp_path.rglob("*.secret")]  # noqa: ASYNC240 (the secret is the database's)
