@@ -7,9 +7,12 @@ WatchBatch, WatchBatches (its id listed) or WaitBatch, the streams dropped at ra
 resume_token, and the results of a completed batch read with StreamResults, dropped and resumed at start_index.
 Beside them, one WatchBatches of every live batch, dropped and resumed now and then.
 
-Through the Python client (`BatchClient` over the three replicas' addresses: gRPC's round_robin), built with
-max_attempts=1 so that every attempt, failed ones included, is seen and recorded here: the retries are this
-module's. What it saw goes to `--out` as JSON lines (see `Record`), for bench/soak_check.py to judge.
+Through the Python client (`BatchClient` over the three replicas' addresses: gRPC's round_robin) and its own
+retries: each try of a unary call bounded by UNARY_DEADLINE, all of them by RETRY_BUDGET, waits jittered, RetryInfo
+honoured, and broken streams resumed by the client; every try, failed ones included, is recorded here (the client's
+`on_retry` names each failed one to the call in flight in its task: `Attempt`). The revoked key's client retries
+nothing (every call of it is held against the bound). What it saw goes to `--out` as JSON lines (see `Record`), for
+bench/soak_check.py to judge.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import contextvars
 import functools
 import hashlib
 import json
@@ -24,6 +28,7 @@ import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import IO, Any, TypeVar
 
 from otari_batch_grpc.client import BatchClient, BatchError
@@ -33,7 +38,8 @@ T = TypeVar("T")
 KEY = "sim-key-alice"
 MODEL = "openai:gpt-4o-mini"
 RETRY_BUDGET = 90.0  # seconds a call is retried for, at most (longer than any fault the soak injects)
-UNARY_DEADLINE = 10.0
+UNARY_DEADLINE = 10.0  # seconds each try of a unary call may take
+RETRY_ATTEMPTS = 30  # tries of a call, or reconnects of a stream since its last message (waits of at most 3 s)
 WATCH_LIMIT = 150.0  # seconds a watch may take to see its batch end (it ends in ~10 s with no fault)
 RETRIED = {"UNAVAILABLE", "DEADLINE_EXCEEDED", "CANCELLED"}
 
@@ -88,6 +94,37 @@ class Record:
         self.write("call", **fields)
 
 
+@dataclass
+class Attempt:
+    """The call in flight in a task: its method, when its current try began, and how many tries it took."""
+
+    method: str
+    start: float
+    tries: int = 1
+
+
+ATTEMPT: contextvars.ContextVar[Attempt | None] = contextvars.ContextVar("attempt", default=None)
+
+
+def begin(method: str) -> Attempt:
+    """A call starts in this task: the client's retries of it are recorded against it."""
+    attempt = Attempt(method, time.time())
+    ATTEMPT.set(attempt)
+    return attempt
+
+
+def recording_retries(record: Record) -> Callable[[BatchError, int, float], None]:
+    """The client's on_retry: each failed try of the call in flight is recorded, the next one timed from its start."""
+
+    def told(error: BatchError, tries: int, delay: float) -> None:
+        attempt = ATTEMPT.get()
+        if attempt is not None:
+            record.call(attempt.method, attempt.start, error)
+            attempt.start, attempt.tries = time.time() + delay, tries + 1
+
+    return told
+
+
 class GaveUp(Exception):
     pass
 
@@ -98,26 +135,20 @@ class Worker:
         self.attempts = 0
 
     async def retried(self, method: str, call: Callable[[], Awaitable[T]]) -> T:
-        """`call` until it succeeds, fails for good, or RETRY_BUDGET passes; every attempt recorded (their number
-        in `self.attempts`)."""
-        first = time.monotonic()
-        attempt = 0
-        while True:
-            self.attempts = attempt + 1
-            start = time.time()
-            try:
-                value = await call()
-            except BatchError as error:
-                self.record.call(method, start, error)
-                attempt += 1
-                if not (error.retryable or error.code.name in RETRIED):
-                    raise
-                if time.monotonic() - first > RETRY_BUDGET:
-                    raise GaveUp(f"{method}: {error!r}") from error
-                await asyncio.sleep(self.pause(error, attempt))
-                continue
-            self.record.call(method, start)
-            return value
+        """`call` (which the client retries until it succeeds, fails for good, or RETRY_BUDGET passes); every try
+        recorded (their number in `self.attempts`)."""
+        attempt = begin(method)
+        try:
+            value = await call()
+        except BatchError as error:
+            self.attempts = attempt.tries
+            self.record.call(method, attempt.start, error)
+            if error.retryable or error.code.name in RETRIED:
+                raise GaveUp(f"{method}: {error!r}") from error
+            raise
+        self.attempts = attempt.tries
+        self.record.call(method, attempt.start)
+        return value
 
     def pause(self, error: BatchError, attempt: int) -> float:
         if error.retry_after is not None:
@@ -149,17 +180,17 @@ class Worker:
         try:
             created = await self.retried(
                 "CreateBatch",
-                lambda: self.client.create(MODEL, requests, request_id=request_id, deadline=UNARY_DEADLINE),
+                lambda: self.client.create(MODEL, requests, request_id=request_id, deadline=RETRY_BUDGET),
             )
         finally:
             batch_id = created.id if created else None
             self.record.write("create", rid=request_id, id=batch_id, tries=self.attempts, at=time.time())
         batch_id = created.id
         for _ in range(rng.randint(0, 2)):
-            await self.retried("GetBatch", lambda: self.client.get(batch_id, deadline=UNARY_DEADLINE))
+            await self.retried("GetBatch", lambda: self.client.get(batch_id, deadline=RETRY_BUDGET))
         if rng.random() < 0.4:
             await self.retried(
-                "ListBatches", lambda: self.client.list_page("openai", page_size=20, deadline=UNARY_DEADLINE)
+                "ListBatches", lambda: self.client.list_page("openai", page_size=20, deadline=RETRY_BUDGET)
             )
         cancelling = rng.random() < 0.2
         if cancelling:
@@ -178,7 +209,7 @@ class Worker:
     async def cancel(self, batch_id: str) -> None:
         start = time.time()
         try:
-            await self.retried("CancelBatch", lambda: self.client.cancel(batch_id, deadline=UNARY_DEADLINE))
+            await self.retried("CancelBatch", lambda: self.client.cancel(batch_id, deadline=RETRY_BUDGET))
         except BatchError as error:
             if error.reason != "BATCH_ALREADY_FINISHED":  # (recorded as the call's outcome already)
                 raise
@@ -193,7 +224,7 @@ class Worker:
         while time.monotonic() - started < WATCH_LIMIT:
             drop_after = self.rng.choice((None, None, 1, 2))
             seen = 0
-            start = time.time()
+            attempt = begin("WatchBatch")
             stream = self.client.watch(batch_id, resume_token=token)
             try:
                 async for event in stream:
@@ -205,11 +236,11 @@ class Worker:
                     if drop_after is not None and seen >= drop_after:
                         break
                 else:
-                    self.record.call("WatchBatch", start)
+                    self.record.call("WatchBatch", attempt.start)
                     break
-                self.record.call("WatchBatch", start, outcome="DROPPED_BY_CLIENT")
+                self.record.call("WatchBatch", attempt.start, outcome="DROPPED_BY_CLIENT")
             except BatchError as error:
-                self.record.call("WatchBatch", start, error)
+                self.record.call("WatchBatch", attempt.start, error)
                 if not (error.retryable or error.code.name in RETRIED):
                     self.record.write("watch", id=batch_id, ev=events, resumes=resumes, end=last, error=repr(error))
                     raise
@@ -229,7 +260,7 @@ class Worker:
         while not finished and time.monotonic() - started < WATCH_LIMIT:
             drop_after = self.rng.choice((None, None, 1, 2))
             seen = 0
-            start = time.time()
+            attempt = begin("WatchBatches")
             stream = self.client.watch_many([batch_id], resume_token=token)
             try:
                 async for event in stream:
@@ -244,9 +275,9 @@ class Worker:
                     seen += 1
                     if finished or (drop_after is not None and seen >= drop_after):
                         break
-                self.record.call("WatchBatches", start, outcome="OK" if finished else "DROPPED_BY_CLIENT")
+                self.record.call("WatchBatches", attempt.start, outcome="OK" if finished else "DROPPED_BY_CLIENT")
             except BatchError as error:
-                self.record.call("WatchBatches", start, error)
+                self.record.call("WatchBatches", attempt.start, error)
                 if not (error.retryable or error.code.name in RETRIED):
                     self.record.write("watch", id=batch_id, ev=events, resumes=resumes, end=last, many=True)
                     raise
@@ -274,7 +305,7 @@ class Worker:
         resumes, total = 0, None
         while True:
             drop_after = self.rng.choice((None, None, 1, 2))
-            start = time.time()
+            attempt = begin("StreamResults")
             stream = self.client.results(batch_id, wait=wait, start_index=len(keys))
             try:
                 async for result in stream:
@@ -283,12 +314,12 @@ class Worker:
                         break
                 else:  # (a resume at the very end brings no message, so no total: the one seen before stands)
                     total = stream.total if stream.total is not None else total
-                    self.record.call("StreamResults", start)
+                    self.record.call("StreamResults", attempt.start)
                     break
                 total = stream.total if stream.total is not None else total
-                self.record.call("StreamResults", start, outcome="DROPPED_BY_CLIENT")
+                self.record.call("StreamResults", attempt.start, outcome="DROPPED_BY_CLIENT")
             except BatchError as error:
-                self.record.call("StreamResults", start, error)
+                self.record.call("StreamResults", attempt.start, error)
                 keys = keys[: stream.next_index]
                 if not (error.retryable or error.code.name in RETRIED):
                     self.record.write("results", id=batch_id, n=len(keys), error=repr(error))
@@ -305,7 +336,7 @@ class Worker:
         seen: dict[str, list[list[Any]]] = {}
         token, resumes, opened = "", 0, time.time()
         while time.time() < self.until:
-            start = time.time()
+            attempt = begin("WatchBatches")
             drop_at = time.monotonic() + self.rng.uniform(10, 40)
             stream = self.client.watch_many(resume_token=token)
             try:
@@ -317,9 +348,9 @@ class Worker:
                             entry = [event.kind, *state_of(event.batch), time.time(), problem]
                             seen.setdefault(event.batch.id, []).append(entry)
             except TimeoutError:
-                self.record.call("WatchBatches", start, outcome="DROPPED_BY_CLIENT")
+                self.record.call("WatchBatches", attempt.start, outcome="DROPPED_BY_CLIENT")
             except BatchError as error:
-                self.record.call("WatchBatches", start, error)
+                self.record.call("WatchBatches", attempt.start, error)
                 if not (error.retryable or error.code.name in RETRIED):
                     break
                 await asyncio.sleep(self.pause(error, 1))
@@ -425,7 +456,15 @@ TERMINAL = {
 async def run(args: argparse.Namespace, out: IO[str]) -> None:
     rng = random.Random(args.seed)
     record = Record(out)
-    async with BatchClient(args.targets.split(","), api_key=KEY, max_attempts=1) as client:
+    async with BatchClient(
+        args.targets.split(","),
+        api_key=KEY,
+        max_attempts=RETRY_ATTEMPTS,
+        default_retry_seconds=0.2,
+        max_retry_seconds=3.0,
+        attempt_timeout=UNARY_DEADLINE,
+        on_retry=recording_retries(record),
+    ) as client:
         flows = [Worker(client, record, random.Random(rng.random()), args.until) for _ in range(args.flows)]
         watcher = Worker(client, record, random.Random(rng.random()), args.until)
         works = [watcher.watch_all(), *(flow.flow() for flow in flows)]

@@ -336,3 +336,20 @@ def test_backoff_is_random_up_to_the_doubling_bound_and_honours_retry_info() -> 
     refused = InvalidArgumentError(grpc.StatusCode.INVALID_ARGUMENT, "no")
     assert retry.pause(refused, 1, until=None) is None
     assert told[0][:2] == ("GATEWAY_UNAVAILABLE", 1) and len(told) == 200 * 5 + 50
+
+
+async def test_a_try_cut_short_by_attempt_timeout_is_tried_again_within_the_deadline(
+    server: BatchServer, sim: Sim
+) -> None:
+    told: list[str] = []
+    async with BatchClient(
+        f"127.0.0.1:{server.port}",
+        api_key="sim-key-alice",
+        attempt_timeout=0.5,
+        default_retry_seconds=0.01,
+        on_retry=lambda error, _n, _s: told.append(error.code.name),
+    ) as client:
+        batch = await client.create("openai:gpt-4o-mini", {"a": BODY})
+        await sim.fault(op="get", delay=3.0, times=1)  # the first try outlasts its 0.5 s
+        assert (await client.get(batch.id, deadline=10)).id == batch.id
+    assert told == ["DEADLINE_EXCEEDED"]

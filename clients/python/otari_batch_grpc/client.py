@@ -208,8 +208,10 @@ class BatchClient:
         credentials: grpc.ChannelCredentials | None = None,
         max_attempts: int = 5,
         default_retry_seconds: float = 1.0,
+        max_retry_seconds: float = 30.0,
         on_retry: OnRetry | None = None,
         connect_timeout: float = 5.0,
+        attempt_timeout: float | None = None,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
     ) -> None:
         """`target` is one address (`host:port`), a name whose DNS answer lists every replica
@@ -219,7 +221,9 @@ class BatchClient:
         `api_key` goes on every call as `authorization: Bearer <key>` (none: the server's SERVICE_KEY, if any).
         `max_attempts` bounds the tries of one call (and of each reconnect of a stream), all within the call's
         `deadline`; without RetryInfo the wait between them is random, up to `default_retry_seconds` doubled at
-        each try (at most 30 s). `on_retry(error, attempt, seconds)` is told of each retry before its wait.
+        each try (at most `max_retry_seconds`). `on_retry(error, attempt, seconds)` is told of each retry before its
+        wait. `attempt_timeout` bounds each try of a unary call (the call's `deadline` bounds them all); a try it
+        cuts short (DEADLINE_EXCEEDED) is retried while the deadline allows.
         `connect_timeout` bounds the wait for a first connection: a target where nothing answers raises
         UnavailableError naming it (later, with the service once reached, a lost connection is retried)."""
         options = [("grpc.max_receive_message_length", max_message_bytes), ("grpc.lb_policy_name", "round_robin")]
@@ -230,7 +234,10 @@ class BatchClient:
             self._channel = grpc.aio.secure_channel(address, credentials, options=options)
         self._stub: BatchServiceAsyncStub = batch_service_pb2_grpc.BatchServiceStub(self._channel)
         self._metadata: tuple[tuple[str, str], ...] = (("authorization", f"Bearer {api_key}"),) if api_key else ()
-        self.retry = Retry(attempts=max(1, max_attempts), initial=default_retry_seconds, on_retry=on_retry)
+        self.retry = Retry(
+            attempts=max(1, max_attempts), initial=default_retry_seconds, maximum=max_retry_seconds, on_retry=on_retry
+        )
+        self._attempt_timeout = attempt_timeout
         self._target = address
         self._connect_timeout = connect_timeout
         self._reached = False  # a connection was made once: from then on, a lost one is the service restarting
@@ -392,13 +399,19 @@ class BatchClient:
     async def _unary(self, call: Callable[[float | None], Awaitable[T]], deadline: float | None) -> T:
         """`call(seconds left)` until it succeeds, fails for good, or `deadline` seconds (for all tries) pass."""
         until = None if deadline is None else time.monotonic() + deadline
+        limit = self._attempt_timeout
         attempt = 0
         while True:
             attempt += 1
+            left = time_left(until)
             try:
                 await self._connect(until)
-                return await call(time_left(until))
-            except (grpc.aio.AioRpcError, UnavailableError) as error:
+                return await call(left if limit is None else min(limit, left if left is not None else limit))
+            except grpc.aio.AioRpcError as error:
+                # A try cut short by attempt_timeout: the next may be quicker (another replica, say).
+                cut = limit is not None and error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+                await self._pause_or_raise(error, attempt, until=until, retryable=cut)
+            except UnavailableError as error:
                 await self._pause_or_raise(error, attempt, until=until)
 
     async def _connect(self, until: float | None) -> None:
@@ -435,7 +448,7 @@ class BatchClient:
                 await self._pause_or_raise(error, attempt, until=None)
 
     async def _pause_or_raise(
-        self, error: grpc.aio.AioRpcError | BatchError, attempt: int, *, until: float | None
+        self, error: grpc.aio.AioRpcError | BatchError, attempt: int, *, until: float | None, retryable: bool = False
     ) -> None:
         """Wait before the next try, or raise the failure: one a retry cannot cure, the last try's, one whose wait
         would pass the deadline, and no connection to a target never reached (nothing answers there: fail fast)."""
@@ -445,7 +458,7 @@ class BatchClient:
             failure = error
         else:
             failure = BatchError.of(error)
-        delay = self.retry.pause(failure, attempt, until=until)
+        delay = self.retry.pause(failure, attempt, until=until, retryable=retryable)
         if delay is None:
             raise failure from (None if error is failure else error)
         await asyncio.sleep(delay)

@@ -32,10 +32,11 @@ class Retry:
     on_retry: OnRetry | None = None
     _random: random.Random = field(default_factory=random.Random, repr=False, compare=False)
 
-    def pause(self, error: BatchError, attempt: int, *, until: float | None) -> float | None:
+    def pause(self, error: BatchError, attempt: int, *, until: float | None, retryable: bool = False) -> float | None:
         """Seconds to wait before trying again after `error` ended try `attempt`; None when it is not retried: a
-        failure a retry cannot cure, the last attempt, or a wait that would end past `until` (time.monotonic())."""
-        if not error.retryable or attempt >= self.attempts:
+        failure a retry cannot cure (unless the caller knows better: `retryable`), the last attempt, or a wait that
+        would end past `until` (time.monotonic())."""
+        if not (error.retryable or retryable) or attempt >= self.attempts:
             return None
         if error.retry_after is not None:
             delay = error.retry_after * (1 + 0.1 * self._random.random())
