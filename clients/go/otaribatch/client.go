@@ -85,7 +85,7 @@ type Request struct {
 // Create creates a batch of requests for model ("provider:model"). It sends a fresh request_id (or RequestID's)
 // and retries UNAVAILABLE with that same id: a retry after a lost reply returns the first batch.
 func (c *Client) Create(ctx context.Context, model string, requests []Request, opts ...CreateOption) (*batchv1.Batch, error) {
-	o := createOptions(opts)
+	o := collect(opts, CreateOption.applyCreate)
 	req := &batchv1.CreateBatchRequest{
 		Model: model, Metadata: o.metadata, CompletionWindow: o.window, User: o.user, RequestId: o.requestID,
 	}
@@ -115,14 +115,14 @@ func (c *Client) Create(ctx context.Context, model string, requests []Request, o
 
 // Get returns the batch's current state.
 func (c *Client) Get(ctx context.Context, batchID string, opts ...BatchOption) (*batchv1.Batch, error) {
-	o := batchOptions(opts)
+	o := collect(opts, BatchOption.applyBatch)
 	reply, err := c.stub.GetBatch(c.auth(ctx), &batchv1.GetBatchRequest{BatchId: batchID, Provider: o.provider})
 	return reply.GetBatch(), newError(err)
 }
 
 // Cancel asks for the batch to be cancelled; it returns the batch, usually CANCELLING.
 func (c *Client) Cancel(ctx context.Context, batchID string, opts ...BatchOption) (*batchv1.Batch, error) {
-	o := batchOptions(opts)
+	o := collect(opts, BatchOption.applyBatch)
 	reply, err := c.stub.CancelBatch(c.auth(ctx), &batchv1.CancelBatchRequest{BatchId: batchID, Provider: o.provider})
 	return reply.GetBatch(), newError(err)
 }
@@ -130,7 +130,7 @@ func (c *Client) Cancel(ctx context.Context, batchID string, opts ...BatchOption
 // List returns one page of your batches, newest first, and the token of the next page ("" at the end). An empty
 // provider lists every provider you have batches with through this service.
 func (c *Client) List(ctx context.Context, provider string, opts ...ListOption) ([]*batchv1.Batch, string, error) {
-	o := listOptions(opts)
+	o := collect(opts, ListOption.applyList)
 	reply, err := c.stub.ListBatches(c.auth(ctx), &batchv1.ListBatchesRequest{
 		Provider: provider, PageSize: o.pageSize, PageToken: o.pageToken,
 	})
@@ -143,7 +143,7 @@ func (c *Client) List(ctx context.Context, provider string, opts ...ListOption) 
 // ListAll returns every batch of yours, newest first, page after page.
 func (c *Client) ListAll(ctx context.Context, provider string, opts ...ListOption) ([]*batchv1.Batch, error) {
 	var all []*batchv1.Batch
-	token := listOptions(opts).pageToken
+	token := collect(opts, ListOption.applyList).pageToken
 	for {
 		page, next, err := c.List(ctx, provider, append(opts, PageToken(token))...)
 		if err != nil {
@@ -159,7 +159,7 @@ func (c *Client) ListAll(ctx context.Context, provider string, opts ...ListOptio
 
 // Wait long-polls until the batch is terminal (done) or timeout passes (not done), and returns its latest state.
 func (c *Client) Wait(ctx context.Context, batchID string, timeout time.Duration, opts ...BatchOption) (*batchv1.Batch, bool, error) {
-	o := batchOptions(opts)
+	o := collect(opts, BatchOption.applyBatch)
 	reply, err := c.stub.WaitBatch(c.auth(ctx), &batchv1.WaitBatchRequest{
 		BatchId: batchID, Provider: o.provider, Timeout: durationpb.New(timeout),
 	})

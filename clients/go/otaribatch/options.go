@@ -98,37 +98,10 @@ func PageSize(n int32) ListOption { return listOption(func(o *options) { o.pageS
 // PageToken makes List continue from a previous page's next_page_token.
 func PageToken(token string) ListOption { return listOption(func(o *options) { o.pageToken = token }) }
 
-func createOptions(opts []CreateOption) (o options) {
+// collect applies each option of one kind (apply is that kind's method, as CreateOption.applyCreate).
+func collect[O any](opts []O, apply func(O, *options)) (o options) {
 	for _, opt := range opts {
-		opt.applyCreate(&o)
-	}
-	return o
-}
-
-func batchOptions(opts []BatchOption) (o options) {
-	for _, opt := range opts {
-		opt.applyBatch(&o)
-	}
-	return o
-}
-
-func listOptions(opts []ListOption) (o options) {
-	for _, opt := range opts {
-		opt.applyList(&o)
-	}
-	return o
-}
-
-func resultsOptions(opts []ResultsOption) (o options) {
-	for _, opt := range opts {
-		opt.applyResults(&o)
-	}
-	return o
-}
-
-func watchOptions(opts []WatchOption) (o options) {
-	for _, opt := range opts {
-		opt.applyWatch(&o)
+		apply(opt, &o)
 	}
 	return o
 }

@@ -34,7 +34,7 @@ type Results struct {
 
 // Results streams the batch's results. Options: WaitForCompletion, OnProgress, StartAt, Provider.
 func (c *Client) Results(ctx context.Context, batchID string, opts ...ResultsOption) *Results {
-	o := resultsOptions(opts)
+	o := collect(opts, ResultsOption.applyResults)
 	return &Results{c: c, ctx: ctx, batchID: batchID, o: o, next: o.startIndex, index: -1}
 }
 
@@ -137,9 +137,17 @@ type Events struct {
 // receive reads a stream's next event.
 type receive func() (*batchv1.BatchEvent, error)
 
+// receiver reads the events of a WatchBatch or WatchBatches stream (their messages each carry one).
+func receiver[M interface{ GetEvent() *batchv1.BatchEvent }](recv func() (M, error)) receive {
+	return func() (*batchv1.BatchEvent, error) {
+		msg, err := recv()
+		return msg.GetEvent(), err
+	}
+}
+
 // Watch subscribes to one batch. Options: ResumeAfter, Provider.
 func (c *Client) Watch(ctx context.Context, batchID string, opts ...WatchOption) *Events {
-	o := watchOptions(opts)
+	o := collect(opts, WatchOption.applyWatch)
 	open := func(ctx context.Context, token string) (receive, error) {
 		stream, err := c.stub.WatchBatch(ctx, &batchv1.WatchBatchRequest{
 			BatchId: batchID, Provider: o.provider, ResumeToken: token,
@@ -147,10 +155,7 @@ func (c *Client) Watch(ctx context.Context, batchID string, opts ...WatchOption)
 		if err != nil {
 			return nil, err
 		}
-		return func() (*batchv1.BatchEvent, error) {
-			msg, err := stream.Recv()
-			return msg.GetEvent(), err
-		}, nil
+		return receiver(stream.Recv), nil
 	}
 	return &Events{c: c, ctx: ctx, open: open, token: o.resumeToken}
 }
@@ -160,16 +165,13 @@ func (c *Client) Watch(ctx context.Context, batchID string, opts ...WatchOption)
 // create or are shown while watching. It never ends by itself: stop reading, then Close (or cancel ctx). A
 // batch's trouble comes as an UNAVAILABLE or REMOVED event with a problem, not as an error. Option: ResumeAfter.
 func (c *Client) WatchMany(ctx context.Context, batchIDs []string, opts ...WatchOption) *Events {
-	o := watchOptions(opts)
+	o := collect(opts, WatchOption.applyWatch)
 	open := func(ctx context.Context, token string) (receive, error) {
 		stream, err := c.stub.WatchBatches(ctx, &batchv1.WatchBatchesRequest{BatchIds: batchIDs, ResumeToken: token})
 		if err != nil {
 			return nil, err
 		}
-		return func() (*batchv1.BatchEvent, error) {
-			msg, err := stream.Recv()
-			return msg.GetEvent(), err
-		}, nil
+		return receiver(stream.Recv), nil
 	}
 	return &Events{c: c, ctx: ctx, open: open, token: o.resumeToken}
 }
