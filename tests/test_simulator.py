@@ -490,3 +490,18 @@ async def test_a_batchs_usage_is_the_sum_of_its_results_usage(sim: Sim) -> None:
     assert usage["input_tokens"] == sum(u["prompt_tokens"] for u in done)
     assert usage["output_tokens"] == sum(u["completion_tokens"] for u in done)
     assert usage["total_tokens"] == sum(u["total_tokens"] for u in done) > 2
+
+
+async def test_a_transient_failure_fails_its_first_attempts_then_succeeds(sim: Sim) -> None:
+    outcomes = []
+    for _ in range(3):
+        body = batch_body(2)
+        body["requests"][0]["body"]["simulate"] = {"transient": {"key": "flaky-1", "fails": 2}}
+        batch_id = (await sim.http.post("/v1/batches", json=body, headers=ALICE)).json()["id"]
+        await sim.force(batch_id, "completed")
+        counts = (await get(sim.http, batch_id))["request_counts"]
+        reply = await sim.http.get(f"/v1/batches/{batch_id}/results", params=OPENAI, headers=ALICE)
+        first, second = reply.json()["results"]
+        assert second["error"] is None  # the other request is not flaky
+        outcomes.append((first["error"]["code"] if first["error"] else "ok", counts["failed"]))
+    assert outcomes == [("server_error", 1), ("server_error", 1), ("ok", 0)]

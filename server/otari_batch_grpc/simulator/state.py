@@ -93,6 +93,8 @@ class SimState:
     results_prefix: dict[str, Any] = field(default_factory=dict)
     requests_seen: Counter[str] = field(default_factory=Counter)
     reads: Counter[str] = field(default_factory=Counter)  # GETs of each batch
+    # Transient failures: how many batches each `simulate.transient` key has been in (see transient_attempt).
+    transient: Counter[str] = field(default_factory=Counter)
     disconnects: int = 0
     # Where the batches are kept across restarts (JSON, written atomically after every change); None: memory only.
     state_file: Path | None = None
@@ -170,6 +172,23 @@ class SimState:
             self.batches[batch.id] = batch
 
     # -- faults -------------------------------------------------------------------------------------------
+    def transient_attempt(self, request: dict[str, Any]) -> dict[str, Any]:
+        """A request with `simulate.transient` ({"key", "fails", "code"?}) fails, with an error line of that code
+        (default server_error, the provider's HTTP 500), in the first `fails` batches that carry its key, and then
+        succeeds: a transient failure that a re-run cures. The request as this batch keeps it."""
+        simulate = request.get("body", {}).get("simulate")
+        spec = simulate.get("transient") if isinstance(simulate, dict) else None
+        if not isinstance(spec, dict) or not isinstance(spec.get("key"), str):
+            return request
+        self.transient[spec["key"]] += 1
+        attempt, fails = self.transient[spec["key"]], int(spec.get("fails", 1))
+        if attempt > fails:
+            return request
+        code = str(spec.get("code", "server_error"))
+        message = f"The server had an error processing your request (transient: attempt {attempt} of {fails} fails)"
+        body = {**request["body"], "simulate": {**simulate, "fail": {"code": code, "message": message}}}
+        return {**request, "body": body}
+
     def take_fault(self, op: str, provider: str | None = None) -> Fault | None:
         for fault in self.faults:
             if fault.matches(op) and (fault.provider is None or fault.provider == (provider or "").lower()):

@@ -84,7 +84,9 @@ async def create_batch(request: Request, body: CreateBatchRequest, auth: Auth, s
         UPSTREAM_METADATA_PAIRS
     ):
         raise HTTPException(502, PROVIDER_ERROR)
-    requests = [{"custom_id": r.custom_id, "body": {**r.body, "model": model}} for r in body.requests]
+    requests = [
+        state.transient_attempt({"custom_id": r.custom_id, "body": {**r.body, "model": model}}) for r in body.requests
+    ]
     batch = state.create(
         owner=owner,
         provider=name,
