@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from pathlib import Path
 
@@ -287,19 +288,30 @@ async def test_each_code_is_an_error_class_of_its_own_under_batch_error(server: 
     assert repr(missing.value).startswith("NotFoundError(NOT_FOUND")
 
 
-async def test_a_target_where_nothing_answers_fails_at_once_naming_it() -> None:
+async def test_a_target_that_refuses_fails_at_once_naming_it() -> None:
     port = port_to_bind_later()
     retried: list[int] = []
     async with BatchClient(
-        f"127.0.0.1:{port}", api_key="k", connect_timeout=0.3, on_retry=lambda _e, n, _s: retried.append(n)
+        f"127.0.0.1:{port}", api_key="k", connect_timeout=30, on_retry=lambda _e, n, _s: retried.append(n)
     ) as client:
         with pytest.raises(UnavailableError) as caught:
-            await client.get("batch_1", provider="openai")
+            await client.get("batch_1", provider="openai")  # at the refusal, not after 30 s (the test's timeout)
         with pytest.raises(UnavailableError):
             [event async for event in client.watch("batch_1")]
     assert caught.value.reason == "NOT_CONNECTED"
-    assert caught.value.message == f"nothing answers at 127.0.0.1:{port} (waited 0.3s for a connection)"
+    assert caught.value.message == f"cannot connect to 127.0.0.1:{port} (connection refused, or no such host)"
     assert retried == []  # a target never reached is not retried: it is a wrong address, not a restart
+
+
+async def test_a_target_where_nothing_answers_fails_after_the_connect_timeout() -> None:
+    with socket.socket() as silent:  # takes the connection, never says a word of HTTP/2
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        async with BatchClient(f"127.0.0.1:{port}", api_key="k", connect_timeout=0.3) as client:
+            with pytest.raises(UnavailableError) as caught:
+                await client.get("batch_1", provider="openai")
+    assert caught.value.message == f"nothing answers at 127.0.0.1:{port} (waited 0.3s for a connection)"
 
 
 async def test_retries_stop_at_the_calls_deadline(server: BatchServer, sim: Sim) -> None:

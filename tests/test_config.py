@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -182,3 +183,18 @@ def test_load_reads_the_process_environment_and_settings_built_in_code_read_none
     monkeypatch.setenv("GATEWAY_API_KEY", "sk-sdk")
     assert (load([]).upstream_timeout, load([]).service_key) == (9.0, "sk-sdk")
     assert (Settings().upstream_timeout, Settings().service_key) == (30.0, None)  # as tests build theirs
+
+
+def test_without_a_gateway_and_without_the_simulator_the_start_says_what_to_do(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from otari_batch_grpc.server import __main__ as entry
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "uvicorn" else real(name, *a))
+    simulated = Settings(state_db=tmp_path / "state.db")
+    assert "set GATEWAY_URL" in (entry.simulator_missing(simulated) or "")
+    assert "'.[simulator]'" in (entry.simulator_missing(simulated) or "")
+    assert entry.simulator_missing(Settings(state_db=tmp_path / "s.db", gateway_url="http://127.0.0.1:1")) is None
+    monkeypatch.setattr(importlib.util, "find_spec", real)
+    assert entry.simulator_missing(simulated) is None  # installed here: it starts

@@ -77,3 +77,5 @@ def test_a_dead_target_fails_fast_and_the_client_closes_twice() -> None:
     assert caught.value.code == grpc.StatusCode.UNAVAILABLE and f"127.0.0.1:{port}" in caught.value.message
     client.close()
     client.close()
+    with pytest.raises(RuntimeError, match="the client is closed"):
+        client.get("batch_1", provider="openai")

@@ -4,7 +4,7 @@ module github.com/mozilla-ai/otari-batch-grpc/clients/go
 // golang/protobuf 1.5.2, listed here (test.sh checks they agree), plus the genproto that grpc 1.33.3 asks for; newer
 // releases should work (untested here). go.sum is not committed (this project's CI reaches no module proxy):
 // `go mod tidy` fills it in a module that uses this one. The stubs are the module in ../../generated/go, required at
-// this repository's version (tag generated/go/v0.1.0) and replaced by the checkout's own copy when built here.
+// this repository's version (v0.1.0, not tagged yet) and replaced by the checkout's own copy when built here.
 go 1.19
 
 require (

@@ -13,7 +13,8 @@
 - What a retry can cure is retried: UNAVAILABLE, and any error that carries RetryInfo, waiting as RetryInfo says
   (or backing off, with jitter), all within the call's one `deadline` (retry.py). `create` sends a fresh request_id
   unless given one and retries with the same one, so a lost reply never makes a second batch.
-- A target where nothing answers fails fast: UnavailableError naming it, after `connect_timeout` seconds.
+- A target never reached fails fast: UnavailableError naming it, at once for a refused connection or an unknown
+  name, after `connect_timeout` seconds when nothing answers at all.
 - `results`, `watch` and `watch_many` resume where a broken stream stopped (start_index, resume_token).
 - SyncBatchClient (sync_client.py) has the same methods for code that does not run an event loop.
 """
@@ -416,14 +417,22 @@ class BatchClient:
 
     async def _connect(self, until: float | None) -> None:
         """Wait, at most connect_timeout (and not past `until`), for the channel to be connected; UnavailableError
-        naming the target when it is not."""
-        if self._channel.get_state(try_to_connect=True) is grpc.ChannelConnectivity.READY:
+        naming the target when it is not. A target never reached fails at its first refusal (a refused connection,
+        a name that does not resolve), as soon as gRPC says so."""
+        state = self._channel.get_state(try_to_connect=True)
+        if state is grpc.ChannelConnectivity.READY:
             self._reached = True
             return
         left = time_left(until)
         within = self._connect_timeout if left is None else min(self._connect_timeout, left)
         try:
-            await asyncio.wait_for(self._channel.channel_ready(), within)
+            async with asyncio.timeout(within):
+                while state is not grpc.ChannelConnectivity.READY:
+                    if state is grpc.ChannelConnectivity.TRANSIENT_FAILURE and not self._reached:
+                        message = f"cannot connect to {self._target} (connection refused, or no such host)"
+                        raise UnavailableError(grpc.StatusCode.UNAVAILABLE, message, reason="NOT_CONNECTED")
+                    await self._channel.wait_for_state_change(state)
+                    state = self._channel.get_state(try_to_connect=True)
         except TimeoutError:
             message = f"nothing answers at {self._target} (waited {within:.3g}s for a connection)"
             raise UnavailableError(grpc.StatusCode.UNAVAILABLE, message, reason="NOT_CONNECTED") from None

@@ -15,6 +15,7 @@ os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 
 import asyncio
 import contextlib
+import importlib.util
 import logging
 import signal
 import sys
@@ -53,6 +54,20 @@ async def _gateway(settings: config.Settings) -> AsyncIterator[str]:
         yield url
 
 
+# What the built-in simulator needs: the `simulator` extra.
+SIMULATOR_MODULES = ("fastapi", "uvicorn")
+
+
+def simulator_missing(settings: config.Settings) -> str | None:
+    """Why the service cannot start as configured, when it would start the simulator and that is not installed."""
+    if settings.gateway_url or all(importlib.util.find_spec(m) is not None for m in SIMULATOR_MODULES):
+        return None
+    return (
+        "GATEWAY_URL is not set, and the built-in gateway simulator is not installed: set GATEWAY_URL to your otari "
+        "gateway, or install the simulator extra (pip install './clients/python' '.[simulator]' from a checkout)"
+    )
+
+
 async def serve(settings: config.Settings) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -81,6 +96,8 @@ def main() -> None:
     try:
         settings = config.load()
         logs.configure(settings.log_level)
+        if (missing := simulator_missing(settings)) is not None:
+            raise config.ConfigError(missing)
         provider = tracing.configure()
     except (config.ConfigError, tracing.TracingError) as exc:
         log.error("%s", exc)

@@ -100,7 +100,7 @@ class Settings(BaseSettings):
     gateway_url: HttpOrigin | None = _opt(
         None,
         "Base URL (origin) of the otari gateway or platform, e.g. https://api.otari.ai (also read from the SDK's "
-        "GATEWAY_API_BASE). Unset: start the built-in gateway simulator and proxy that.",
+        "GATEWAY_API_BASE). Unset: start the built-in gateway simulator (the simulator extra) and proxy that.",
         names=("gateway_url", "GATEWAY_API_BASE"),
     )
     gateway_api_root: ApiRoot = _opt(
