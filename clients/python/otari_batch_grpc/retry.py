@@ -30,7 +30,7 @@ class Retry:
     maximum: float = 30.0
     multiplier: float = 2.0
     on_retry: OnRetry | None = None
-    _random: random.Random = field(default_factory=random.Random, repr=False, compare=False)
+    _random: random.Random = field(default_factory=random.Random, init=False, repr=False, compare=False)
 
     def pause(self, error: BatchError, attempt: int, *, until: float | None, retryable: bool = False) -> float | None:
         """Seconds to wait before trying again after `error` ended try `attempt`; None when it is not retried: a
