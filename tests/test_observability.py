@@ -122,6 +122,8 @@ async def test_a_call_past_its_deadline_is_logged_as_deadline_exceeded(
         await eventually(logged)
     _, get = _rpc(_lines(json_log))
     assert get["method"] == "GetBatch" and get["code"] == "DEADLINE_EXCEEDED"
+    # The caller's deadline ended it, not the gateway: WARNING, whether the service answered first or grpc ended it.
+    assert get["reason"] in ("CALL_DEADLINE_PASSED", "CLIENT_DEADLINE_PASSED") and get["level"] == "WARNING"
 
 
 async def test_a_failed_call_says_why_and_how_loud(sim: Sim, tmp_path: Path, json_log: io.StringIO) -> None:

@@ -3,6 +3,7 @@ gateway's answer into the simulator."""
 
 from __future__ import annotations
 
+import logging
 import socket
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -11,6 +12,9 @@ import grpc
 import pytest
 
 from otari_batch_grpc.server.app import BatchServer
+from otari_batch_grpc.server.domain.errors import from_upstream
+from otari_batch_grpc.server.edge.rpc import log_level
+from otari_batch_grpc.server.gateway.errors import UpstreamTimeout
 from otari_batch_grpc.v1 import batch_service_pb2 as pb
 from tests.conftest import ALICE, Sim, connect, create_request, details, eventually, make_settings
 
@@ -178,3 +182,15 @@ async def test_an_unexpected_server_bug_is_internal_without_a_stack_trace(
     assert caught.value.code() == grpc.StatusCode.INTERNAL
     assert "secret internals" not in (caught.value.details() or "")
     assert "Traceback" not in (caught.value.details() or "")
+
+
+def test_a_wait_the_callers_deadline_ended_is_said_to_be_the_callers() -> None:
+    """The gateway's timeout is the service's to worry about (ERROR); a caller's deadline shorter than the gateway
+    takes is the caller's (WARNING), and says so."""
+    callers = from_upstream(UpstreamTimeout("get", 0.3, limit=30.0))
+    gateways = from_upstream(UpstreamTimeout("get", 30.0, limit=30.0))
+    assert (callers.reason, gateways.reason) == ("CALL_DEADLINE_PASSED", "GATEWAY_TIMEOUT")
+    assert callers.code.name == gateways.code.name == "DEADLINE_EXCEEDED"
+    assert "deadline passed" in callers.message
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
+    assert (log_level(code, callers), log_level(code, gateways)) == (logging.WARNING, logging.ERROR)

@@ -138,6 +138,7 @@ def invalid_argument(violations: Sequence[FieldViolation], *, reason: str = "INV
 
 
 LIMIT_EXCEEDED = "LIMIT_EXCEEDED"  # the ErrorInfo reason of every refusal of a limit
+CALL_DEADLINE_PASSED = "CALL_DEADLINE_PASSED"  # the caller's deadline, not the gateway's timeout, ended a wait
 # How long a caller refused by a limit is told to wait before trying again.
 _LIMIT_RETRY_SECONDS = 1.0
 
@@ -260,6 +261,13 @@ def from_upstream(exc: UpstreamError) -> ServiceError:
             f"The otari gateway could not be reached ({exc.cause}); retry shortly.",
             meta,
             retry_after=_DEFAULT_RETRY_SECONDS,
+        )
+    if isinstance(exc, UpstreamTimeout) and exc.callers:
+        return ServiceError(
+            Code.DEADLINE_EXCEEDED,
+            CALL_DEADLINE_PASSED,
+            f"The call's deadline passed before the otari gateway answered (it had {exc.timeout:.3g} s of it).",
+            meta,
         )
     if isinstance(exc, UpstreamTimeout):
         return ServiceError(

@@ -25,7 +25,14 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from prometheus_client import Counter, Histogram
 
-from otari_batch_grpc.server.domain.errors import Code, ServiceError, as_service_error, internal, shutting_down
+from otari_batch_grpc.server.domain.errors import (
+    CALL_DEADLINE_PASSED,
+    Code,
+    ServiceError,
+    as_service_error,
+    internal,
+    shutting_down,
+)
 from otari_batch_grpc.server.edge.credentials import credential_from_metadata
 from otari_batch_grpc.server.telemetry import metrics, tracing, upstream_answer
 from otari_batch_grpc.server.telemetry.logs import Fields
@@ -56,6 +63,7 @@ _SERVER_FAULTS = frozenset(
 # a call that ended well, that the client ended, or that a draining server ended (clients resume) is INFO.
 _OURS_OR_THE_GATEWAYS = frozenset((Code.UNAVAILABLE, Code.DEADLINE_EXCEEDED, Code.INTERNAL))
 _NOT_A_FAILURE = frozenset(("SERVER_SHUTTING_DOWN",))
+_THE_CALLERS = frozenset((CALL_DEADLINE_PASSED,))  # a deadline too short for the gateway: the caller's to fix
 
 
 def log_level(code: grpc.StatusCode, error: ServiceError | None) -> int:
@@ -66,6 +74,8 @@ def log_level(code: grpc.StatusCode, error: ServiceError | None) -> int:
         return logging.WARNING
     if error.reason in _NOT_A_FAILURE:
         return logging.INFO
+    if error.reason in _THE_CALLERS:
+        return logging.WARNING
     return logging.ERROR if error.code in _OURS_OR_THE_GATEWAYS else logging.WARNING
 
 
@@ -126,11 +136,24 @@ async def abort(context: Context, error: ServiceError) -> None:
     await context.abort(status.code, status.details, trailing_metadata=status.trailing_metadata)
 
 
+# Seconds of deadline a call may still show when grpc ends it for its deadline (the clocks are read apart).
+_DEADLINE_SLACK = 0.05
+
+
 def _ended_by_client(context: aio.ServicerContext[Any, Any]) -> grpc.StatusCode:
     """How a call the client ended is counted: DEADLINE_EXCEEDED when its deadline passed (what the client saw),
     CANCELLED when it gave up."""
     left = context.time_remaining()
-    return grpc.StatusCode.DEADLINE_EXCEEDED if left is not None and left <= 0 else grpc.StatusCode.CANCELLED
+    return (
+        grpc.StatusCode.DEADLINE_EXCEEDED if left is not None and left <= _DEADLINE_SLACK else grpc.StatusCode.CANCELLED
+    )
+
+
+# The log line's `reason` for a call its client ended (no ErrorInfo was sent: the client was gone).
+_CLIENT_ENDED = {
+    grpc.StatusCode.DEADLINE_EXCEEDED: "CLIENT_DEADLINE_PASSED",
+    grpc.StatusCode.CANCELLED: "CLIENT_CANCELLED",
+}
 
 
 def grpc_code(error: ServiceError) -> grpc.StatusCode:
@@ -243,6 +266,8 @@ class _Call:
             fields["reason"] = self.error.reason
             if self.error.violations:
                 fields["field"] = self.error.violations[0].field[:200]
+        elif (ended := _CLIENT_ENDED.get(self.code)) is not None:
+            fields["reason"] = ended
         batch_id = ""
         if request is not None and method.batch_id_in_request:
             batch_id = request.batch_id[:200]  # a caller's value: bounded

@@ -196,7 +196,7 @@ class GatewayClient:
                 try:
                     response = await self._http.send(request, stream=True)
                 except httpx.TimeoutException:
-                    raise UpstreamTimeout(operation, budget) from None
+                    raise UpstreamTimeout(operation, budget, limit=self._results_timeout) from None
                 except httpx.HTTPError as exc:
                     raise UpstreamUnreachable(operation, type(exc).__name__) from None
                 stack.push_async_callback(response.aclose)
@@ -205,7 +205,9 @@ class GatewayClient:
                     await response.aread()
                     raise _http_error(operation, response)
                 # Closed here, in this task: left to the garbage collector, it would close elsewhere.
-                items = await stack.enter_async_context(contextlib.aclosing(_result_items(response, parser, budget)))
+                items = await stack.enter_async_context(
+                    contextlib.aclosing(_result_items(response, parser, budget, self._results_timeout))
+                )
                 yield items
 
     def _budget(self, operation: str, limit: float, time_left: float | None) -> float:
@@ -213,7 +215,7 @@ class GatewayClient:
         if time_left is None:
             return limit
         if time_left <= 0:
-            raise UpstreamTimeout(operation, 0)
+            raise UpstreamTimeout(operation, 0, limit=limit)
         return min(limit, time_left)
 
     async def ping(self, *, within: float) -> bool:
@@ -252,7 +254,7 @@ class GatewayClient:
                 try:
                     response = await self._http.send(request, stream=True)
                 except httpx.TimeoutException:
-                    raise UpstreamTimeout(operation, budget) from None
+                    raise UpstreamTimeout(operation, budget, limit=self._timeout) from None
                 except httpx.HTTPError as exc:
                     raise UpstreamUnreachable(operation, type(exc).__name__) from None
                 try:  # the gateway answered (it is done with the request); its body may still break off
@@ -274,7 +276,9 @@ class GatewayClient:
                 return data
 
 
-async def _result_items(response: httpx.Response, parser: ResultsParser[T], budget: float) -> AsyncGenerator[T, None]:
+async def _result_items(
+    response: httpx.Response, parser: ResultsParser[T], budget: float, limit: float
+) -> AsyncGenerator[T, None]:
     """Each `{custom_id, result, error}` of `{"results": [...]}`, as the bytes arrive (see results_document): the first
     result is ready long before the last byte, and memory holds about one network chunk."""
     operation = "results"
@@ -286,7 +290,7 @@ async def _result_items(response: httpx.Response, parser: ResultsParser[T], budg
         for item in parser.end():
             yield item
     except httpx.TimeoutException:
-        raise UpstreamTimeout(operation, budget) from None
+        raise UpstreamTimeout(operation, budget, limit=limit) from None
     except httpx.HTTPError as exc:
         raise UpstreamUnreachable(operation, type(exc).__name__) from None
     except UnicodeDecodeError:

@@ -28,11 +28,13 @@ class UpstreamUnreachable(UpstreamError):
 
 
 class UpstreamTimeout(UpstreamError):
-    """The gateway did not answer in the time the call had."""
+    """The gateway did not answer in the time the call had: `timeout` seconds, less than the service's `limit` when
+    the caller's deadline was what ended the wait (`callers`)."""
 
-    def __init__(self, operation: str, timeout: float) -> None:
+    def __init__(self, operation: str, timeout: float, *, limit: float | None = None) -> None:
         super().__init__(operation, f"gateway timed out after {timeout:.3g}s")
         self.timeout = timeout
+        self.callers = limit is not None and timeout < limit
 
 
 class UpstreamBadResponse(UpstreamError):
