@@ -57,7 +57,10 @@ class Subscription:
         self._hub.leave(self.subscriber)
 
 
-class Feed:
+class FeedBase:
+    """What a feed serves from (the core, the hub, the store) and how often a quiet stream speaks: shared by the
+    one-batch feed (Feed) and the many-batch one (many.ManyFeed)."""
+
     def __init__(
         self, core: Batches, *, hub: Hub, store: Store, heartbeat_seconds: float, recheck_seconds: float
     ) -> None:
@@ -67,6 +70,8 @@ class Feed:
         self.heartbeat_seconds = heartbeat_seconds
         self.recheck_seconds = recheck_seconds  # a stream of no live batch looks at its key this often, at most
 
+
+class Feed(FeedBase):
     def subscription(self, caller: Caller, *, many: bool = False) -> Subscription:
         return Subscription(self, caller, many=many)
 

@@ -12,30 +12,18 @@ import time
 from collections.abc import AsyncGenerator, Sequence
 
 from otari_batch_grpc.server.domain.callers import Caller
-from otari_batch_grpc.server.domain.core.batches import Batches
 from otari_batch_grpc.server.domain.core.observations import Observation
 from otari_batch_grpc.server.domain.errors import Code, FieldViolation, ServiceError, invalid_argument
-from otari_batch_grpc.server.domain.subscriptions.feed import Subscription
-from otari_batch_grpc.server.domain.subscriptions.hub import Hub
+from otari_batch_grpc.server.domain.subscriptions.feed import FeedBase, Subscription
 from otari_batch_grpc.server.domain.subscriptions.subscribers import ACCESS_LOST, Problem
 from otari_batch_grpc.server.domain.subscriptions.trails import CHANGE, SNAPSHOT, ManyTrail, heartbeat, through
-from otari_batch_grpc.server.store import Store
 from otari_batch_grpc.v1 import watch_pb2
 
 # Batches one WatchBatches stream follows at most (listed, or every live one of the caller's).
 WATCH_MAX_BATCHES = 1000
 
 
-class ManyFeed:
-    def __init__(
-        self, core: Batches, *, hub: Hub, store: Store, heartbeat_seconds: float, recheck_seconds: float
-    ) -> None:
-        self.core = core
-        self.hub = hub
-        self.store = store
-        self.heartbeat_seconds = heartbeat_seconds
-        self.recheck_seconds = recheck_seconds  # a stream of no live batch looks at its key this often, at most
-
+class ManyFeed(FeedBase):
     async def watch(
         self, subscription: Subscription, batch_ids: Sequence[str], resume_token: str
     ) -> AsyncGenerator[watch_pb2.BatchEvent, None]:
