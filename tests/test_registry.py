@@ -3,6 +3,7 @@ served to a caller the gateway has not authorized (a matrix of two API keys and 
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import sqlite3
 from pathlib import Path
@@ -82,6 +83,13 @@ async def test_an_unknown_batch_without_provider_is_looked_for_at_the_gateways_p
         found = details(caught.value)
         assert found.info is not None and found.info.reason == "BATCH_NOT_FOUND"
         assert found.info.metadata["providers"] == "openai,anthropic,mistral"
+    assert await sim.requests_seen("models") == 1
+
+
+async def test_concurrent_lookups_read_the_gateways_providers_once(stub: Stub, sim: Sim) -> None:
+    lookups = [stub.GetBatch(pb.GetBatchRequest(batch_id=f"batch_unknown{i}"), metadata=ALICE) for i in range(5)]
+    answers = await asyncio.gather(*lookups, return_exceptions=True)
+    assert all(isinstance(a, grpc.aio.AioRpcError) and a.code() == grpc.StatusCode.NOT_FOUND for a in answers)
     assert await sim.requests_seen("models") == 1
 
 

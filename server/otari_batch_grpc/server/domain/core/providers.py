@@ -19,6 +19,7 @@ from otari_batch_grpc.server.domain.errors import Code, FieldViolation, ServiceE
 from otari_batch_grpc.server.gateway.client import GatewayClient
 from otari_batch_grpc.server.gateway.errors import ProviderFailed, UpstreamError, UpstreamHTTPError
 from otari_batch_grpc.server.store import Store
+from otari_batch_grpc.server.util.singleflight import SingleFlight
 
 # Read one batch from one provider for a caller, or raise (the core's `fetch`).
 Fetch = Callable[[Caller, str, str, float | None], Awaitable[object]]
@@ -39,6 +40,7 @@ class Providers:
         self._fetch = fetch
         self._listed: tuple[str, ...] = ()  # the gateway's providers (GET /models), as of _listed_at
         self._listed_at: float | None = None
+        self._listing: SingleFlight[None] = SingleFlight()
 
     async def provider_of(self, caller: Caller, batch_id: str, given: str, *, time_left: float | None) -> str:
         """The provider named, or the one of a batch this caller has been shown (nothing leaks to others), or else
@@ -90,14 +92,17 @@ class Providers:
     async def _gateway_providers(self, caller: Caller, time_left: float | None) -> tuple[str, ...]:
         """The providers the gateway has models for, read with this caller's key at most once in
         DISCOVERY_SECONDS; none when the gateway does not say (an older gateway without the route, say)."""
-        now = time.monotonic()
-        if self._listed_at is None or now - self._listed_at > DISCOVERY_SECONDS:
-            try:
-                self._listed = tuple(await self._gateway.list_providers(caller.key, time_left=time_left))
-            except UpstreamError:
-                self._listed = ()
-            self._listed_at = now
+        if self._listed_at is None or time.monotonic() - self._listed_at > DISCOVERY_SECONDS:
+            await self._listing.run("models", lambda: self._list_providers(caller, time_left))
         return self._listed
+
+    async def _list_providers(self, caller: Caller, time_left: float | None) -> None:
+        """Read the gateway's providers (concurrent lookups share one read); none when it does not say."""
+        try:
+            self._listed = tuple(await self._gateway.list_providers(caller.key, time_left=time_left))
+        except UpstreamError:
+            self._listed = ()
+        self._listed_at = time.monotonic()
 
     async def read_failed(
         self, caller: Caller, batch_id: str, provider: str, exc: UpstreamError, time_left: float | None
