@@ -159,6 +159,24 @@ async def test_a_failed_call_says_why_and_how_loud(sim: Sim, tmp_path: Path, jso
     assert secret_value not in json_log.getvalue()
 
 
+async def test_a_stream_its_client_cancels_says_so_at_info(sim: Sim, tmp_path: Path, json_log: io.StringIO) -> None:
+    async with (
+        BatchServer(make_settings(sim.url, tmp_path), gateway_url=sim.url) as server,
+        connect(server.port) as stub,
+    ):
+        batch_id = (await stub.CreateBatch(create_request(1), metadata=ALICE)).batch.id
+        call = stub.WatchBatch(pb.WatchBatchRequest(batch_id=batch_id), metadata=ALICE)
+        await call.read()  # the snapshot
+        call.cancel()
+
+        async def logged() -> bool:
+            return any(line["method"] == "WatchBatch" for line in _rpc(_lines(json_log)))
+
+        await eventually(logged)
+    watch = next(line for line in _rpc(_lines(json_log)) if line["method"] == "WatchBatch")
+    assert (watch["code"], watch["reason"], watch["level"]) == ("CANCELLED", "CLIENT_CANCELLED", "INFO")
+
+
 def test_an_exception_is_a_field_of_its_one_line() -> None:
     out = io.StringIO()
     handler = logging.StreamHandler(out)
