@@ -93,7 +93,8 @@ class SimState:
     results_prefix: dict[str, Any] = field(default_factory=dict)
     requests_seen: Counter[str] = field(default_factory=Counter)
     reads: Counter[str] = field(default_factory=Counter)  # GETs of each batch
-    # Transient failures: how many batches each `simulate.transient` key has been in (see transient_attempt).
+    # Transient failures: how many batches each `simulate.transient` key has been in (see transient_attempt); in
+    # memory only, so a restarted simulator fails such a request its first `fails` times again.
     transient: Counter[str] = field(default_factory=Counter)
     disconnects: int = 0
     # Where the batches are kept across restarts (JSON, written atomically after every change); None: memory only.
