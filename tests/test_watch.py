@@ -524,3 +524,23 @@ async def test_a_token_for_a_revision_never_saved_must_start_over_too(wstub: Stu
     info = details(caught.value).info
     assert info is not None and info.reason == "RESUME_TOKEN_EXPIRED"
     assert "does not hold" in (caught.value.details() or "")
+
+
+async def test_a_follow_all_stream_opened_while_the_gateway_is_away_follows_its_batches_once_back(
+    sim: Sim, tmp_path: Path
+) -> None:
+    """A batch the stream could not read as it opened is told UNAVAILABLE once, then read again until it can be:
+    its later states reach the stream (they once never did: the batch was never joined)."""
+    settings = make_settings(sim.url, tmp_path, owner_trust_seconds=0, **FAST)  # every open reads the gateway
+    async with BatchServer(settings, gateway_url=sim.url) as server, connect(server.port) as stub:
+        batch = await _create(stub)
+        await sim.fault(op="get", status=503, detail="the gateway is away")
+        call = stub.WatchBatches(pb.WatchBatchesRequest(), metadata=ALICE)
+        first = await _next(call)
+        assert (first.kind, first.batch.id) == (watch_pb2.BATCH_EVENT_KIND_UNAVAILABLE, batch.id)
+        await sim.force(batch.id, "completed")
+        (await sim.http.delete("/_simulator/faults")).raise_for_status()
+        event = await asyncio.wait_for(_next(call), timeout=10)
+        assert (event.batch.id, event.batch.status) == (batch.id, COMPLETED)
+        assert event.kind in (SNAPSHOT, CHANGE)
+        call.cancel()

@@ -39,14 +39,15 @@ class ManyFeed(FeedBase):
             # it sends each batch again (a snapshot, or its change), so none is lost however early the stream breaks.
             stream = ManyTrail(subscription.tokens, ids, max(after or 0, await self.store.last_seq()))
             shown = False
+            unread: dict[str, str] = {}  # batches whose first read failed (the gateway away): tried again
             for batch_id, provider in targets:
-                event = await self._opening(subscription, stream, batch_id, provider, after=after)
+                event = await self._opening(subscription, stream, batch_id, provider, after=after, unread=unread)
                 if event is not None:
                     yield event
                     shown = True
             if not shown:
                 yield heartbeat(stream.token)  # open, with nothing yet to show
-            async for event in self._following(subscription, stream, opened):
+            async for event in self._following(subscription, stream, opened, unread, after):
                 yield event
         finally:
             subscription.close()
@@ -66,18 +67,38 @@ class ManyFeed(FeedBase):
         return targets
 
     async def _opening(
-        self, subscription: Subscription, stream: ManyTrail, batch_id: str, provider: str, *, after: int | None
+        self,
+        subscription: Subscription,
+        stream: ManyTrail,
+        batch_id: str,
+        provider: str,
+        *,
+        after: int | None,
+        unread: dict[str, str],
+        again: bool = False,
     ) -> watch_pb2.BatchEvent | None:
         """A batch's first event on a many-batch stream: a snapshot (new to the caller), its change (it moved on
         while the caller was away), its trouble, or none (the caller has this state; or, following every live
-        batch, it had finished before the stream opened)."""
+        batch, it had finished before the stream opened).
+
+        A batch that could not be read (the gateway did not answer) is not joined: the caller is told once
+        (UNAVAILABLE) and it waits in `unread` to be read `again`, quietly until it can be, so a stream opened
+        during an outage still sees each batch's later states."""
         caller = subscription.caller
         try:
             current, verified = await self.core.current(caller, batch_id, provider)
         except ServiceError as error:
             if error.code == Code.UNAUTHENTICATED:
                 raise  # the key, not the batch: the stream ends
-            return await self._problem(caller, stream, Problem(batch_id, error, removed=error.code in ACCESS_LOST))
+            removed = error.code in ACCESS_LOST
+            if removed:
+                unread.pop(batch_id, None)
+            else:
+                unread[batch_id] = provider
+                if again:
+                    return None  # (it was told already)
+            return await self._problem(caller, stream, Problem(batch_id, error, removed=removed))
+        unread.pop(batch_id, None)
         trail = stream.trail(batch_id)
         if not current.terminal:  # joined first: nothing is missed while the event below waits to be sent
             self.hub.join(subscription.subscriber, batch_id, provider, current, verified_at=verified)
@@ -92,19 +113,34 @@ class ManyFeed(FeedBase):
                 if trail.repeats(current):  # two replicas saved the same state: they have it
                     return None
                 kind = CHANGE
-        if kind == SNAPSHOT and current.terminal and stream.follows_all and after is None:
+        if kind == SNAPSHOT and current.terminal and stream.follows_all and after is None and not again:
             return None  # finished before the stream opened (the registry had not seen it end): not live
         return trail.event(current, kind, stream.token)
 
     async def _following(
-        self, subscription: Subscription, stream: ManyTrail, opened: float
+        self,
+        subscription: Subscription,
+        stream: ManyTrail,
+        opened: float,
+        unread: dict[str, str],
+        after: int | None,
     ) -> AsyncGenerator[watch_pb2.BatchEvent, None]:
         """What the hub offers a many-batch stream from now on, with a heartbeat each quiet while; a stream of no
-        live batch checks its key once the trust window ran out."""
+        live batch checks its key once the trust window ran out; the batches not yet read are tried again as
+        often."""
         caller, subscriber = subscription.caller, subscription.subscriber
-        quiet = time.monotonic()
+        quiet = tried = time.monotonic()
         while True:
             news = await subscriber.next(min(self.heartbeat_seconds, self.recheck_seconds))
+            if unread and time.monotonic() - tried >= self.recheck_seconds:
+                tried = time.monotonic()
+                for batch_id, provider in list(unread.items()):
+                    event = await self._opening(
+                        subscription, stream, batch_id, provider, after=after, unread=unread, again=True
+                    )
+                    if event is not None:
+                        quiet = time.monotonic()
+                        yield event
             if not subscriber.joined:  # no poll loop checks this caller's key: ask, once the trust window ran out
                 await self._still_taken(caller)
             if news:
