@@ -21,7 +21,17 @@ import asyncpg
 import grpc
 import pytest
 
-from otari_batch_grpc.server.store import MIGRATIONS, Access, Revision, SeenBatch, Store, StoreError, open_store
+from otari_batch_grpc.server.store import (
+    MIGRATIONS,
+    Access,
+    PartPlan,
+    Revision,
+    SeenBatch,
+    Store,
+    StoreError,
+    WholeRecord,
+    open_store,
+)
 from otari_batch_grpc.server.store.migrations import POSTGRES_SCHEMA
 from otari_batch_grpc.server.store.postgres import PostgresStore
 from otari_batch_grpc.server.store.sqlite import SqliteStore
@@ -229,6 +239,66 @@ async def test_an_attempt_over_without_a_reply_is_taken_over_by_the_next(store: 
     assert not (await store.claim("o", "dies", "d", "openai", holder="b", attempt_seconds=30)).mine
     await asyncio.sleep(0.3)
     assert (await store.claim("o", "dies", "d", "openai", holder="b", attempt_seconds=30)).recovering
+
+
+async def test_a_claim_is_renewed_only_by_its_holder(store: Store) -> None:
+    await store.claim("o", "long", "d", "openai", holder="a", attempt_seconds=0.2)
+    assert await store.renew_claim("o", "long", "a", attempt_seconds=30)
+    assert not await store.renew_claim("o", "long", "b", attempt_seconds=30)
+    await asyncio.sleep(0.3)  # renewed: still a's
+    assert not (await store.claim("o", "long", "d", "openai", holder="b", attempt_seconds=30)).mine
+    await store.settle_claim("o", "long", "obatch_1")
+    assert not await store.renew_claim("o", "long", "a", attempt_seconds=30)  # settled: nothing to hold
+
+
+# -- batches of several parts -------------------------------------------------------------------------------------
+def _whole(batch_id: str = "obatch_1", **fields: object) -> WholeRecord:
+    values: dict[str, object] = {
+        "owner": "o",
+        "provider": "openai",
+        "request_id": "r",
+        "requests": 5,
+        "header": b"header",
+        "created_at": time.time(),
+        **fields,
+    }
+    return WholeRecord(id=batch_id, **values)  # type: ignore[arg-type]
+
+
+async def test_a_batch_of_parts_keeps_the_plan_recorded_first(store: Store) -> None:
+    plan = [PartPlan(0, 0, 3, b"ids 0"), PartPlan(1, 3, 2, b"ids 1")]
+    whole = _whole()
+    assert await store.add_whole(whole, plan) == whole
+    other = [PartPlan(0, 0, 5, b"all")]  # a retry on a replica that splits otherwise gets the first plan
+    assert await store.add_whole(_whole(requests=6, header=b"other"), other) == whole
+    assert await store.whole("obatch_1") == whole and await store.whole("nope") is None
+    parts = await store.parts("obatch_1")
+    assert [(p.index, p.first, p.count, p.upstream_id, p.sent_at, p.snapshot, p.terminal) for p in parts] == [
+        (0, 0, 3, None, 0.0, b"", False),
+        (1, 3, 2, None, 0.0, b"", False),
+    ]
+    assert await store.part_custom_ids("obatch_1", 1) == b"ids 1"
+    await store.part_sent("obatch_1", 1, 123.5)
+    await store.part_seen("obatch_1", 1, b"state", terminal=True, upstream_id="batch_up")
+    (_, second) = await store.parts("obatch_1")
+    assert (second.upstream_id, second.sent_at, second.snapshot, second.terminal) == ("batch_up", 123.5, b"state", True)
+    await store.cancel_whole("obatch_1")
+    found = await store.whole("obatch_1")
+    assert found is not None and found.cancel_asked
+    await store.drop_whole("obatch_1")
+    assert await store.whole("obatch_1") is None and await store.parts("obatch_1") == []
+
+
+async def test_a_batch_of_parts_goes_with_its_registry_entry(store: Store) -> None:
+    now = time.time()
+    await store.add_whole(_whole("obatch_entered", created_at=now - 100), [PartPlan(0, 0, 5, b"")])
+    await store.add_whole(_whole("obatch_never_made", created_at=now - 100), [PartPlan(0, 0, 5, b"")])
+    await store.enter([seen("obatch_entered")], [], owner="o", keep=5, observed_at=now)
+    await store.sweep(now=now, keep_seconds=50, idempotency_seconds=100, claim_seconds=100)
+    assert await store.whole("obatch_entered") is not None  # as long as its registry entry
+    assert await store.whole("obatch_never_made") is None  # its create never finished: kept as long, then gone
+    await store.sweep(now=now + 20_000, keep_seconds=50, idempotency_seconds=100, claim_seconds=100)
+    assert (await store.counts())["wholes"] == 0 and (await store.counts())["parts"] == 0
 
 
 # -- retention ----------------------------------------------------------------------------------------------------

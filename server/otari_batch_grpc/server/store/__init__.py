@@ -13,6 +13,8 @@ from otari_batch_grpc.server.store.base import (
     BatchRecord,
     Claim,
     Notice,
+    PartPlan,
+    PartRecord,
     RefusalNotice,
     Revision,
     RevisionNotice,
@@ -20,6 +22,7 @@ from otari_batch_grpc.server.store.base import (
     Store,
     StoreError,
     StoreUnavailable,
+    WholeRecord,
     is_database_url,
 )
 from otari_batch_grpc.server.store.migrations import SQLITE as MIGRATIONS
@@ -30,6 +33,8 @@ __all__ = [
     "BatchRecord",
     "Claim",
     "Notice",
+    "PartPlan",
+    "PartRecord",
     "RefusalNotice",
     "Revision",
     "RevisionNotice",
@@ -37,6 +42,7 @@ __all__ = [
     "Store",
     "StoreError",
     "StoreUnavailable",
+    "WholeRecord",
     "is_database_url",
     "open_store",
 ]

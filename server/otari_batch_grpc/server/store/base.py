@@ -7,7 +7,7 @@ import abc
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 
 class StoreError(RuntimeError):
@@ -100,6 +100,59 @@ class Claim:
     batch_id: str | None  # set once a batch is known for it
     created_at: float = 0.0  # when the first attempt claimed it
     attempt_left: float = 0.0  # seconds the attempt holding it may still run (<= 0: none runs)
+
+
+@dataclass(frozen=True)
+class WholeRecord:
+    """A batch of several parts, as this service made it: whose, with what (the create request without its
+    requests, serialized), how many requests, and whether a cancel was asked."""
+
+    id: str
+    owner: str
+    provider: str
+    request_id: str
+    requests: int
+    header: bytes
+    created_at: float
+    cancel_asked: bool = False
+
+    @classmethod
+    def of_row(cls, row: Sequence[Any]) -> WholeRecord:
+        """A row of queries.WHOLE, from either backend."""
+        return cls(
+            str(row[0]), str(row[1]), str(row[2]), str(row[3]), int(row[4]), bytes(row[5]), float(row[6]), bool(row[7])
+        )
+
+
+@dataclass(frozen=True)
+class PartPlan:
+    """One part as planned: its index, the batch's requests it holds ([first, first + count)) and their custom_ids
+    (packed, see domain.parts)."""
+
+    index: int
+    first: int
+    count: int
+    custom_ids: bytes
+
+
+@dataclass(frozen=True)
+class PartRecord:
+    """One part as it stands: made upstream (`upstream_id`), an attempt to make it sent at `sent_at` (0.0: never),
+    and its last state seen (a Batch, serialized; b"" before any)."""
+
+    index: int
+    first: int
+    count: int
+    upstream_id: str | None
+    sent_at: float
+    snapshot: bytes
+    terminal: bool
+
+    @classmethod
+    def of_row(cls, row: Sequence[Any]) -> PartRecord:
+        """A row of queries.PARTS, from either backend."""
+        upstream_id = str(row[3]) if row[3] is not None else None
+        return cls(int(row[0]), int(row[1]), int(row[2]), upstream_id, float(row[4]), bytes(row[5]), bool(row[6]))
 
 
 def is_database_url(target: str | os.PathLike[str]) -> bool:
@@ -215,6 +268,45 @@ class Store(abc.ABC):
     async def end_attempt(self, owner: str, request_id: str, holder: str, *, after: float) -> None:
         """`holder`'s attempt got no reply: it is over `after` seconds from now (what it sent may still land
         upstream meanwhile), and the next attempt then looks for what it made."""
+
+    @abc.abstractmethod
+    async def renew_claim(self, owner: str, request_id: str, holder: str, *, attempt_seconds: float) -> bool:
+        """`holder`'s attempt goes on for `attempt_seconds` from now (a create of many parts holds its claim so,
+        renewed before each part it sends); False when it no longer holds the claim."""
+
+    # -- batches of several parts --------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def add_whole(self, whole: WholeRecord, parts: Sequence[PartPlan]) -> WholeRecord:
+        """Record a batch of several parts and its plan, unless it is recorded already: the one recorded first
+        (its plan kept, whoever splits again) is returned."""
+
+    @abc.abstractmethod
+    async def whole(self, batch_id: str) -> WholeRecord | None:
+        """The batch of several parts with this id, if it is one."""
+
+    @abc.abstractmethod
+    async def parts(self, batch_id: str) -> list[PartRecord]:
+        """Its parts, in order."""
+
+    @abc.abstractmethod
+    async def part_custom_ids(self, batch_id: str, index: int) -> bytes:
+        """The custom_ids of the part's requests, as planned (packed)."""
+
+    @abc.abstractmethod
+    async def part_sent(self, batch_id: str, index: int, at: float) -> None:
+        """An attempt to make the part upstream is sent (at `at`): a later attempt must look for what it made."""
+
+    @abc.abstractmethod
+    async def part_seen(self, batch_id: str, index: int, snapshot: bytes, *, terminal: bool, upstream_id: str) -> None:
+        """The part's upstream batch (made, or found) and its state as the gateway showed it."""
+
+    @abc.abstractmethod
+    async def cancel_whole(self, batch_id: str) -> None:
+        """A cancel of the batch was asked: it ends CANCELLED, whatever its parts do."""
+
+    @abc.abstractmethod
+    async def drop_whole(self, batch_id: str) -> None:
+        """Forget a batch of several parts whose create failed (its parts made so far were cancelled)."""
 
     # -- revisions ----------------------------------------------------------------------------------------
     @abc.abstractmethod

@@ -106,6 +106,32 @@ SQLITE: tuple[str, ...] = (
         refused_at  REAL NOT NULL      -- when it last did (epoch seconds)
     )
     """,
+    # 7: batches of several parts: each as made (whose, with what), and its parts (the plan, and each part upstream)
+    """
+    CREATE TABLE wholes (
+        id            TEXT PRIMARY KEY,
+        owner         TEXT NOT NULL,     -- owner hash of the caller that made it
+        provider      TEXT NOT NULL,
+        request_id    TEXT NOT NULL,     -- '' when made without one
+        requests      INTEGER NOT NULL,
+        header        BLOB NOT NULL,     -- its CreateBatchRequest without the requests, serialized
+        created_at    REAL NOT NULL,
+        cancel_asked  INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX wholes_by_age ON wholes(created_at);
+    CREATE TABLE parts (
+        batch_id     TEXT NOT NULL REFERENCES wholes(id) ON DELETE CASCADE,
+        idx          INTEGER NOT NULL,
+        first        INTEGER NOT NULL,   -- its first request's index in the batch, `count` following in order
+        count        INTEGER NOT NULL,
+        custom_ids   BLOB NOT NULL,      -- its requests' custom_ids, packed
+        upstream_id  TEXT,               -- the gateway's batch, once made (or found)
+        sent_at      REAL NOT NULL DEFAULT 0,  -- when an attempt to make it was sent (0: never)
+        snapshot     BLOB NOT NULL DEFAULT x'',  -- its last Batch seen, serialized
+        terminal     INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (batch_id, idx)
+    ) WITHOUT ROWID
+    """,
 )
 
 # Every table lives in a schema of its own (the connections' search_path), so the service can share a database
@@ -197,6 +223,32 @@ POSTGRES: tuple[str, ...] = (
     CREATE TABLE key_refusals (
         owner       TEXT PRIMARY KEY,          -- keyed hash of a credential the gateway answered 401
         refused_at  DOUBLE PRECISION NOT NULL  -- when it last did (epoch seconds)
+    );
+    """,
+    # 5: batches of several parts: each as made (whose, with what), and its parts (the plan, and each part upstream)
+    """
+    CREATE TABLE wholes (
+        id            TEXT PRIMARY KEY,
+        owner         TEXT NOT NULL,             -- owner hash of the caller that made it
+        provider      TEXT NOT NULL,
+        request_id    TEXT NOT NULL,             -- '' when made without one
+        requests      BIGINT NOT NULL,
+        header        BYTEA NOT NULL,            -- its CreateBatchRequest without the requests, serialized
+        created_at    DOUBLE PRECISION NOT NULL,
+        cancel_asked  BOOLEAN NOT NULL DEFAULT false
+    );
+    CREATE INDEX wholes_by_age ON wholes (created_at);
+    CREATE TABLE parts (
+        batch_id     TEXT NOT NULL REFERENCES wholes (id) ON DELETE CASCADE,
+        idx          INTEGER NOT NULL,
+        first        BIGINT NOT NULL,            -- its first request's index in the batch, `count` following in order
+        count        INTEGER NOT NULL,
+        custom_ids   BYTEA NOT NULL,             -- its requests' custom_ids, packed
+        upstream_id  TEXT,                       -- the gateway's batch, once made (or found)
+        sent_at      DOUBLE PRECISION NOT NULL DEFAULT 0,  -- when an attempt to make it was sent (0: never)
+        snapshot     BYTEA NOT NULL DEFAULT '',  -- its last Batch seen, serialized
+        terminal     BOOLEAN NOT NULL DEFAULT false,
+        PRIMARY KEY (batch_id, idx)
     );
     """,
 )

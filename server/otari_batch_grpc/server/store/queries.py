@@ -56,6 +56,21 @@ def list_for(*, provider: bool, before: bool) -> str:
 SETTLE_CLAIM = "UPDATE idempotency SET batch_id = $1 WHERE owner = $2 AND request_id = $3"
 RELEASE_CLAIM = "DELETE FROM idempotency WHERE owner = $1 AND request_id = $2 AND holder = $3 AND batch_id IS NULL"
 
+# -- batches of several parts ---------------------------------------------------------------------------------
+WHOLE_COLUMNS = "id, owner, provider, request_id, requests, header, created_at, cancel_asked"
+ADD_WHOLE = f"INSERT INTO wholes ({WHOLE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING"
+ADD_PART = (
+    "INSERT INTO parts (batch_id, idx, first, count, custom_ids) VALUES ($1, $2, $3, $4, $5) "
+    "ON CONFLICT (batch_id, idx) DO NOTHING"
+)
+WHOLE = f"SELECT {WHOLE_COLUMNS} FROM wholes WHERE id = $1"
+PARTS = "SELECT idx, first, count, upstream_id, sent_at, snapshot, terminal FROM parts WHERE batch_id = $1 ORDER BY idx"
+PART_CUSTOM_IDS = "SELECT custom_ids FROM parts WHERE batch_id = $1 AND idx = $2"
+PART_SENT = "UPDATE parts SET sent_at = $3 WHERE batch_id = $1 AND idx = $2"
+PART_SEEN = "UPDATE parts SET upstream_id = $3, snapshot = $4, terminal = $5 WHERE batch_id = $1 AND idx = $2"
+CANCEL_WHOLE = "UPDATE wholes SET cancel_asked = $2 WHERE id = $1"
+DROP_WHOLE = "DELETE FROM wholes WHERE id = $1"
+
 # -- revisions ----------------------------------------------------------------------------------------------------
 LATEST_REVISION = f"SELECT {REVISION_COLUMNS} FROM revisions WHERE batch_id = $1 ORDER BY rev DESC LIMIT 1"
 REVISIONS_AFTER = f"SELECT {REVISION_COLUMNS} FROM revisions WHERE batch_id = $1 AND rev > $2 ORDER BY rev"
@@ -73,8 +88,21 @@ SWEEP = (
     "DELETE FROM batches WHERE last_seen < $1 AND NOT EXISTS (SELECT 1 FROM access WHERE access.batch_id = batches.id)",
     "DELETE FROM revisions WHERE NOT EXISTS (SELECT 1 FROM batches WHERE batches.id = revisions.batch_id)",
     "DELETE FROM result_sets WHERE NOT EXISTS (SELECT 1 FROM batches WHERE batches.id = result_sets.batch_id)",
+    # a batch of several parts goes with its registry entry (its parts with it); one never entered (its create
+    # never finished) once as old
+    "DELETE FROM wholes WHERE created_at < $1 AND NOT EXISTS (SELECT 1 FROM batches WHERE batches.id = wholes.id)",
 )
-TABLES = ("batches", "access", "idempotency", "revisions", "result_sets", "result_chunks", "key_refusals")
+TABLES = (
+    "batches",
+    "access",
+    "idempotency",
+    "revisions",
+    "result_sets",
+    "result_chunks",
+    "key_refusals",
+    "wholes",
+    "parts",
+)
 
 # -- results cache ------------------------------------------------------------------------------------------------
 RESULT_SET = "SELECT items FROM result_sets WHERE batch_id = $1 AND complete"

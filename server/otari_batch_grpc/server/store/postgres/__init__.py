@@ -12,9 +12,12 @@ from otari_batch_grpc.server.store.postgres.fleet import PostgresFleet
 from otari_batch_grpc.server.store.postgres.registry import PostgresRegistry
 from otari_batch_grpc.server.store.postgres.results import PostgresResults
 from otari_batch_grpc.server.store.postgres.revisions import PostgresRevisions
+from otari_batch_grpc.server.store.postgres.wholes import PostgresWholes
 
 
-class PostgresStore(PostgresRegistry, PostgresClaims, PostgresRevisions, PostgresResults, PostgresFleet):
+class PostgresStore(
+    PostgresRegistry, PostgresClaims, PostgresRevisions, PostgresResults, PostgresWholes, PostgresFleet
+):
     """An asyncpg pool on one database, shared with any number of other processes."""
 
 

@@ -57,3 +57,14 @@ class PostgresClaims(PostgresConnection):
             holder,
             after,
         )
+
+    async def renew_claim(self, owner: str, request_id: str, holder: str, *, attempt_seconds: float) -> bool:
+        status = await self._execute(
+            "UPDATE idempotency SET attempt_until = extract(epoch FROM clock_timestamp()) + $4::float8 "
+            "WHERE owner = $1 AND request_id = $2 AND holder = $3 AND batch_id IS NULL",
+            owner,
+            request_id,
+            holder,
+            attempt_seconds,
+        )
+        return status.endswith(" 1")

@@ -8,9 +8,10 @@ from otari_batch_grpc.server.store.sqlite.claims import SqliteClaims
 from otari_batch_grpc.server.store.sqlite.registry import SqliteRegistry
 from otari_batch_grpc.server.store.sqlite.results import SqliteResults
 from otari_batch_grpc.server.store.sqlite.revisions import SqliteRevisions
+from otari_batch_grpc.server.store.sqlite.wholes import SqliteWholes
 
 
-class SqliteStore(SqliteRegistry, SqliteClaims, SqliteRevisions, SqliteResults):
+class SqliteStore(SqliteRegistry, SqliteClaims, SqliteRevisions, SqliteResults, SqliteWholes):
     """One aiosqlite connection; a lock makes each method's transaction whole."""
 
 

@@ -53,3 +53,12 @@ class SqliteClaims(SqliteConnection):
                 "WHERE owner = ? AND request_id = ? AND holder = ? AND batch_id IS NULL",
                 (time.time() + after, owner, request_id, holder),
             )
+
+    async def renew_claim(self, owner: str, request_id: str, holder: str, *, attempt_seconds: float) -> bool:
+        async with self._tx():
+            cursor = await self._db.execute(
+                "UPDATE idempotency SET attempt_until = ? "
+                "WHERE owner = ? AND request_id = ? AND holder = ? AND batch_id IS NULL",
+                (time.time() + attempt_seconds, owner, request_id, holder),
+            )
+            return cursor.rowcount == 1
