@@ -148,7 +148,6 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("model without provider", {"model": "gpt-4o-mini"}, "model"),
     ("model with empty name", {"model": "openai:"}, "model"),
     ("no requests", {"requests": []}, "requests"),
-    ("too many requests", {"requests": _items(10_001)}, "requests"),
     ("missing custom_id", {"requests": [pb.BatchRequestItem(body=body())]}, "requests[0].custom_id"),
     (
         "duplicate custom_id",
@@ -167,7 +166,7 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ),
     ("empty body", {"requests": [pb.BatchRequestItem(custom_id="a")]}, "requests[0].body"),
     ("empty body_json", {"requests": [pb.BatchRequestItem(custom_id="a", body_json="")]}, "requests[0].body_json"),
-    ("16 metadata pairs", {"metadata": {f"k{i}": "v" for i in range(16)}}, "metadata"),
+    ("15 metadata pairs", {"metadata": {f"k{i}": "v" for i in range(15)}}, "metadata"),
     ("metadata key too long", {"metadata": {"k" * 65: "v"}}, f"metadata[{'k' * 65}]"),
     ("metadata value too long", {"metadata": {"k": "v" * 513}}, "metadata[k]"),
     ("reserved metadata key", {"metadata": {"otari_user_id": "mallory"}}, "metadata[otari_user_id]"),
@@ -203,23 +202,21 @@ async def test_invalid_create_is_refused_before_the_gateway(
     assert await sim.requests_seen("create") == 0
 
 
-async def test_15_metadata_pairs_are_the_most_a_caller_can_set(stub: Stub) -> None:
-    fifteen = {f"k{i}": "v" for i in range(15)}
-    reply = await stub.CreateBatch(create_request(1, metadata=fifteen), metadata=ALICE)
-    assert dict(reply.batch.metadata) == fifteen and reply.batch.user == "alice"  # the gateway's 16th is `user`
-
-
-async def test_14_metadata_pairs_are_the_most_with_a_request_id_as_the_contract_says(stub: Stub) -> None:
+async def test_14_metadata_pairs_are_the_most_a_caller_can_set_as_the_contract_says(stub: Stub) -> None:
+    """The provider keeps 16; the gateway stamps one, this service one more (a request_id, or a part's stamp)."""
     fourteen = {f"k{i}": "v" for i in range(14)}
+    reply = await stub.CreateBatch(create_request(1, metadata=fourteen), metadata=ALICE)
+    assert dict(reply.batch.metadata) == fourteen and reply.batch.user == "alice"  # the gateway's stamp is `user`
     reply = await stub.CreateBatch(create_request(1, metadata=fourteen, request_id=str(uuid.uuid4())), metadata=ALICE)
     assert dict(reply.batch.metadata) == fourteen
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await stub.CreateBatch(
-            create_request(1, metadata={**fourteen, "k14": "v"}, request_id=str(uuid.uuid4())), metadata=ALICE
-        )
-    assert "at most 14 pairs with a request_id" in (caught.value.details() or "")
+    for request_id in ("", str(uuid.uuid4())):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.CreateBatch(
+                create_request(1, metadata={**fourteen, "k14": "v"}, request_id=request_id), metadata=ALICE
+            )
+        assert "at most 14 pairs, got 15" in (caught.value.details() or "")
     contract = (ROOT / "protos/otari/batch/v1/batch_service.proto").read_text()
-    assert "At most 15 pairs, or 14 with request_id" in " ".join(contract.replace("//", " ").split())
+    assert "At most 14 pairs" in " ".join(contract.replace("//", " ").split())
 
 
 async def test_the_message_counts_the_violations_the_details_list(stub: Stub) -> None:

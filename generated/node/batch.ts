@@ -7,6 +7,7 @@ import type { Timestamp as _google_protobuf_Timestamp, Timestamp__Output as _goo
 import type { Value as _google_protobuf_Value, Value__Output as _google_protobuf_Value__Output } from './google/protobuf/Value';
 import type { Batch as _otari_batch_v1_Batch, Batch__Output as _otari_batch_v1_Batch__Output } from './otari/batch/v1/Batch';
 import type { BatchError as _otari_batch_v1_BatchError, BatchError__Output as _otari_batch_v1_BatchError__Output } from './otari/batch/v1/BatchError';
+import type { BatchPart as _otari_batch_v1_BatchPart, BatchPart__Output as _otari_batch_v1_BatchPart__Output } from './otari/batch/v1/BatchPart';
 import type { InputTokensDetails as _otari_batch_v1_InputTokensDetails, InputTokensDetails__Output as _otari_batch_v1_InputTokensDetails__Output } from './otari/batch/v1/InputTokensDetails';
 import type { OutputTokensDetails as _otari_batch_v1_OutputTokensDetails, OutputTokensDetails__Output as _otari_batch_v1_OutputTokensDetails__Output } from './otari/batch/v1/OutputTokensDetails';
 import type { RequestCounts as _otari_batch_v1_RequestCounts, RequestCounts__Output as _otari_batch_v1_RequestCounts__Output } from './otari/batch/v1/RequestCounts';
@@ -31,6 +32,7 @@ export interface ProtoGrpcType {
       v1: {
         Batch: MessageTypeDefinition<_otari_batch_v1_Batch, _otari_batch_v1_Batch__Output>
         BatchError: MessageTypeDefinition<_otari_batch_v1_BatchError, _otari_batch_v1_BatchError__Output>
+        BatchPart: MessageTypeDefinition<_otari_batch_v1_BatchPart, _otari_batch_v1_BatchPart__Output>
         BatchStatus: EnumTypeDefinition
         InputTokensDetails: MessageTypeDefinition<_otari_batch_v1_InputTokensDetails, _otari_batch_v1_InputTokensDetails__Output>
         OutputTokensDetails: MessageTypeDefinition<_otari_batch_v1_OutputTokensDetails, _otari_batch_v1_OutputTokensDetails__Output>

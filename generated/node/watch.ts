@@ -8,6 +8,7 @@ import type { Value as _google_protobuf_Value, Value__Output as _google_protobuf
 import type { Batch as _otari_batch_v1_Batch, Batch__Output as _otari_batch_v1_Batch__Output } from './otari/batch/v1/Batch';
 import type { BatchError as _otari_batch_v1_BatchError, BatchError__Output as _otari_batch_v1_BatchError__Output } from './otari/batch/v1/BatchError';
 import type { BatchEvent as _otari_batch_v1_BatchEvent, BatchEvent__Output as _otari_batch_v1_BatchEvent__Output } from './otari/batch/v1/BatchEvent';
+import type { BatchPart as _otari_batch_v1_BatchPart, BatchPart__Output as _otari_batch_v1_BatchPart__Output } from './otari/batch/v1/BatchPart';
 import type { BatchProblem as _otari_batch_v1_BatchProblem, BatchProblem__Output as _otari_batch_v1_BatchProblem__Output } from './otari/batch/v1/BatchProblem';
 import type { InputTokensDetails as _otari_batch_v1_InputTokensDetails, InputTokensDetails__Output as _otari_batch_v1_InputTokensDetails__Output } from './otari/batch/v1/InputTokensDetails';
 import type { OutputTokensDetails as _otari_batch_v1_OutputTokensDetails, OutputTokensDetails__Output as _otari_batch_v1_OutputTokensDetails__Output } from './otari/batch/v1/OutputTokensDetails';
@@ -35,6 +36,7 @@ export interface ProtoGrpcType {
         BatchError: MessageTypeDefinition<_otari_batch_v1_BatchError, _otari_batch_v1_BatchError__Output>
         BatchEvent: MessageTypeDefinition<_otari_batch_v1_BatchEvent, _otari_batch_v1_BatchEvent__Output>
         BatchEventKind: EnumTypeDefinition
+        BatchPart: MessageTypeDefinition<_otari_batch_v1_BatchPart, _otari_batch_v1_BatchPart__Output>
         BatchProblem: MessageTypeDefinition<_otari_batch_v1_BatchProblem, _otari_batch_v1_BatchProblem__Output>
         BatchStatus: EnumTypeDefinition
         InputTokensDetails: MessageTypeDefinition<_otari_batch_v1_InputTokensDetails, _otari_batch_v1_InputTokensDetails__Output>

@@ -164,9 +164,7 @@ class Settings(BaseSettings):
     results_cache_max_bytes: int = _opt(1024**3, "Bytes of cached results kept at most; the oldest go first.", ge=0)
     results_cache_max_age: float = _opt(7 * 86400.0, "Seconds cached results are kept at most.", gt=0)
     watch_poll_min: float = _opt(1.0, "Seconds between polls of a watched batch right after it changed.", gt=0)
-    watch_poll_max: float = _opt(
-        15.0, "Seconds between polls of a watched batch that has not changed for a while.", gt=0
-    )
+    watch_poll_max: float = _opt(15.0, "Seconds between polls of a watched batch unchanged for a while.", gt=0)
     watch_heartbeat: float = _opt(
         15.0, "Seconds without a change after which a watch stream gets a heartbeat event.", gt=0
     )
@@ -181,9 +179,7 @@ class Settings(BaseSettings):
         "Seconds the gateway may keep failing for a watched batch before its watch streams end (UNAVAILABLE).",
         gt=0,
     )
-    watch_revisions_kept: int = _opt(
-        100, "Revisions kept per batch for resuming watches; older tokens start over.", ge=1
-    )
+    watch_revisions_kept: int = _opt(100, "Revisions kept per batch for resuming watches (older: start over).", ge=1)
     wait_default_timeout: float = _opt(60.0, "Seconds WaitBatch waits when the request sets no timeout.", gt=0)
     state_keep_seconds: float = _opt(
         30 * 86400.0,
@@ -211,10 +207,13 @@ class Settings(BaseSettings):
     )
     upstream_max_connections: int = _opt(100, "Connections the shared HTTP client keeps to the gateway at most.", ge=1)
     max_message_bytes: int = _opt(
-        64 * _MIB,
-        "Largest gRPC message received or sent. The default admits 10,000 requests with 1 KiB bodies.",
-        ge=_MIB,
+        64 * _MIB, "Largest gRPC message received or sent: 64 MiB holds 50,000 requests of 1 KiB.", ge=_MIB
     )
+    part_max_requests: int = _opt(
+        10_000, "Requests one upstream batch (a part of a larger batch) holds at most; the gateway's limit.", ge=1
+    )
+    part_max_bytes: int = _opt(100 * _MIB, "Bytes of requests one part of a batch holds at most.", ge=1024)
+    part_creates_at_once: int = _opt(4, "Parts of one batch the service creates upstream at once.", ge=1)
     tls_cert: Path | None = _opt(None, "PEM certificate chain of the server; with tls_key, the server speaks TLS.")
     tls_key: Path | None = _opt(None, "PEM private key of the server.")
     tls_client_ca: Path | None = _opt(

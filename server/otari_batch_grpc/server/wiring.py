@@ -8,6 +8,7 @@ from otari_batch_grpc.server.config import Settings
 from otari_batch_grpc.server.domain.callers import OwnerHasher
 from otari_batch_grpc.server.domain.core.batches import Batches, CorePolicy
 from otari_batch_grpc.server.domain.idempotency import IdempotentCreates
+from otari_batch_grpc.server.domain.parts.wholes import PartsPolicy
 from otari_batch_grpc.server.domain.results import ResultsPolicy, ResultStreams
 from otari_batch_grpc.server.domain.subscriptions.feed import Feed
 from otari_batch_grpc.server.domain.subscriptions.many import ManyFeed
@@ -47,6 +48,11 @@ def batch_service(
             idempotency_seconds=settings.idempotency_keep_seconds,
             claim_seconds=settings.idempotency_claim_seconds,
             providers=tuple(p.strip() for p in settings.providers.split(",") if p.strip()),
+            parts=PartsPolicy(
+                max_requests=settings.part_max_requests,
+                max_bytes=settings.part_max_bytes,
+                creates_at_once=settings.part_creates_at_once,
+            ),
         ),
         watch=watch,
         tokens=tokens,

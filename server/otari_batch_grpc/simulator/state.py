@@ -46,6 +46,7 @@ class Fault:
     malformed: bool = False
     drop_after_create: bool = False
     times: int | None = None
+    skip: int = 0  # the first `skip` calls it matches pass untouched (the second part of a batch fails, say)
     provider: str | None = None  # only calls with this ?provider= (a provider that is down)
     headers: dict[str, str] | None = None  # response headers of the fault's answer
 
@@ -193,6 +194,9 @@ class SimState:
     def take_fault(self, op: str, provider: str | None = None) -> Fault | None:
         for fault in self.faults:
             if fault.matches(op) and (fault.provider is None or fault.provider == (provider or "").lower()):
+                if fault.skip > 0:
+                    fault.skip -= 1
+                    continue
                 if fault.times is not None:
                     fault.times -= 1
                 return fault

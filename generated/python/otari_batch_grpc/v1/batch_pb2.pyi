@@ -47,7 +47,16 @@ class _BatchStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_BatchStat
     """Cancelled. Terminal."""
 
 class BatchStatus(_BatchStatus, metaclass=_BatchStatusEnumTypeWrapper):
-    """Where a batch is in its life. Terminal states are FAILED, COMPLETED, EXPIRED and CANCELLED."""
+    """Where a batch is in its life. Terminal states are FAILED, COMPLETED, EXPIRED and CANCELLED.
+
+    A batch larger than one upstream batch is made of parts (Batch.parts); its status is its parts' by one rule,
+    which gives a batch of one part that part's status:
+    - while any part is live (or a re-run is pending): CANCELLING once a cancel was asked (or a part is cancelling
+      or was cancelled), else the least advanced status of the live parts, VALIDATING before IN_PROGRESS before
+      FINALIZING (IN_PROGRESS while only a re-run is pending);
+    - once every part is terminal and nothing is pending: CANCELLED if a cancel was asked or a part was cancelled,
+      else COMPLETED if any part completed, else EXPIRED if every part expired, else FAILED.
+    """
 
 BATCH_STATUS_UNSPECIFIED: BatchStatus.ValueType  # 0
 """The gateway sent a status this version of the contract does not know; read Batch.upstream_status."""
@@ -122,8 +131,11 @@ class Batch(_message.Message):
     EXTRA_FIELD_NUMBER: _builtins.int
     USER_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    PARTS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
-    """The batch id given by the provider, for example "batch_cdda..."."""
+    """The batch id: the provider's, for example "batch_cdda...", for a batch that is one upstream batch; this
+    service's own, "obatch_...", for a batch made of several parts.
+    """
     object: _builtins.str
     """The object type; always "batch"."""
     endpoint: _builtins.str
@@ -208,6 +220,13 @@ class Batch(_message.Message):
     def extra(self) -> _struct_pb2.Struct:
         """Every field the gateway sent that has no typed field above, kept as JSON. Unset when there is none."""
 
+    @_builtins.property
+    def parts(self) -> _containers.RepeatedCompositeFieldContainer[Global___BatchPart]:
+        """The upstream batches this batch is made of, in request order, for whoever debugs; empty for a batch that is
+        one upstream batch. Counts and usage above are their sums, the timestamps the earliest start and the latest
+        end, and the status theirs by the rule written at BatchStatus.
+        """
+
     def __init__(
         self,
         *,
@@ -238,10 +257,11 @@ class Batch(_message.Message):
         extra: _struct_pb2.Struct | None = ...,
         user: _builtins.str = ...,
         request_id: _builtins.str = ...,
+        parts: _abc.Iterable[Global___BatchPart] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_error_file_id", b"_error_file_id", "_output_file_id", b"_output_file_id", "cancelled_at", b"cancelled_at", "cancelling_at", b"cancelling_at", "completed_at", b"completed_at", "created_at", b"created_at", "error_file_id", b"error_file_id", "expired_at", b"expired_at", "expires_at", b"expires_at", "extra", b"extra", "failed_at", b"failed_at", "finalizing_at", b"finalizing_at", "in_progress_at", b"in_progress_at", "output_file_id", b"output_file_id", "request_counts", b"request_counts", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_error_file_id", b"_error_file_id", "_output_file_id", b"_output_file_id", "cancelled_at", b"cancelled_at", "cancelling_at", b"cancelling_at", "completed_at", b"completed_at", "completion_window", b"completion_window", "created_at", b"created_at", "endpoint", b"endpoint", "error_file_id", b"error_file_id", "errors", b"errors", "expired_at", b"expired_at", "expires_at", b"expires_at", "extra", b"extra", "failed_at", b"failed_at", "finalizing_at", b"finalizing_at", "id", b"id", "in_progress_at", b"in_progress_at", "input_file_id", b"input_file_id", "metadata", b"metadata", "model", b"model", "object", b"object", "output_file_id", b"output_file_id", "provider", b"provider", "request_counts", b"request_counts", "request_id", b"request_id", "status", b"status", "upstream_status", b"upstream_status", "usage", b"usage", "user", b"user"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_error_file_id", b"_error_file_id", "_output_file_id", b"_output_file_id", "cancelled_at", b"cancelled_at", "cancelling_at", b"cancelling_at", "completed_at", b"completed_at", "completion_window", b"completion_window", "created_at", b"created_at", "endpoint", b"endpoint", "error_file_id", b"error_file_id", "errors", b"errors", "expired_at", b"expired_at", "expires_at", b"expires_at", "extra", b"extra", "failed_at", b"failed_at", "finalizing_at", b"finalizing_at", "id", b"id", "in_progress_at", b"in_progress_at", "input_file_id", b"input_file_id", "metadata", b"metadata", "model", b"model", "object", b"object", "output_file_id", b"output_file_id", "parts", b"parts", "provider", b"provider", "request_counts", b"request_counts", "request_id", b"request_id", "status", b"status", "upstream_status", b"upstream_status", "usage", b"usage", "user", b"user"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__error_file_id: _TypeAlias = _typing.Literal["error_file_id"]  # noqa: Y015
     _WhichOneofArgType__error_file_id: _TypeAlias = _typing.Literal["_error_file_id", b"_error_file_id"]  # noqa: Y015
@@ -253,6 +273,50 @@ class Batch(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__output_file_id) -> _WhichOneofReturnType__output_file_id | None: ...
 
 Global___Batch: _TypeAlias = Batch  # noqa: Y015
+
+@_typing.final
+class BatchPart(_message.Message):
+    """One upstream batch a batch is made of: the gateway's batch of some of its requests."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    FIRST_REQUEST_FIELD_NUMBER: _builtins.int
+    REQUEST_COUNT_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    UPSTREAM_STATUS_FIELD_NUMBER: _builtins.int
+    REQUEST_COUNTS_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """The upstream batch's id at the gateway (a GetBatch with it and the provider shows it alone)."""
+    first_request: _builtins.int
+    """The index of the part's first request among the batch's requests as sent; its requests follow in order."""
+    request_count: _builtins.int
+    """How many requests the part holds."""
+    status: Global___BatchStatus.ValueType
+    """The part's own status."""
+    upstream_status: _builtins.str
+    """The part's status exactly as the gateway sent it."""
+    @_builtins.property
+    def request_counts(self) -> Global___RequestCounts:
+        """The part's own request counts."""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        first_request: _builtins.int = ...,
+        request_count: _builtins.int = ...,
+        status: Global___BatchStatus.ValueType = ...,
+        upstream_status: _builtins.str = ...,
+        request_counts: Global___RequestCounts | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["request_counts", b"request_counts"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["first_request", b"first_request", "id", b"id", "request_count", b"request_count", "request_counts", b"request_counts", "status", b"status", "upstream_status", b"upstream_status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchPart: _TypeAlias = BatchPart  # noqa: Y015
 
 @_typing.final
 class RequestCounts(_message.Message):

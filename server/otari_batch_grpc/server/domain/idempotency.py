@@ -26,6 +26,10 @@ from typing import Any
 from otari_batch_grpc.server.domain.callers import Caller
 from otari_batch_grpc.server.domain.core.batches import Batches
 from otari_batch_grpc.server.domain.errors import Code, ServiceError, from_upstream, upstream_errors
+from otari_batch_grpc.server.domain.parts.ids import whole_id
+from otari_batch_grpc.server.domain.parts.plan import Part
+from otari_batch_grpc.server.domain.upstream_search import ATTEMPT_GRACE_SECONDS, Unknown, find_made
+from otari_batch_grpc.server.gateway import convert
 from otari_batch_grpc.server.gateway.client import GatewayClient
 from otari_batch_grpc.server.gateway.errors import (
     UpstreamBadResponse,
@@ -37,15 +41,7 @@ from otari_batch_grpc.server.store import Claim, Store
 from otari_batch_grpc.server.util.stamps import GATEWAY_OWNER_KEY, request_stamp, stamped_request
 from otari_batch_grpc.v1 import batch_pb2, batch_service_pb2
 
-# How far back the recovery search looks: pages of the caller's newest batches.
-RECOVERY_PAGES = 10
-RECOVERY_PAGE_SIZE = 100
 RECOVERY_RETRY_SECONDS = 30.0
-# The gateway's clock and ours may differ this much.
-CLOCK_SKEW_SECONDS = 300.0
-# A claim outlives its attempt's own limit by this much: for a create the gateway got just before the attempt gave up
-# (or died) to be listed before another attempt looks for it, and for the clocks of replicas and database to differ.
-ATTEMPT_GRACE_SECONDS = 10.0
 # A retry waiting for a running attempt looks again after these pauses (growing), and gives up this long before its
 # own deadline, so that it answers UNAVAILABLE rather than DEADLINE_EXCEEDED.
 WAIT_FIRST_SECONDS = 0.05
@@ -92,14 +88,6 @@ class Attempt:
         return None if self.deadline is None else self.deadline - time.monotonic()
 
 
-def provider_of_model(model: str) -> str:
-    for sep in (":", "/"):
-        provider, found, _ = model.partition(sep)
-        if found:
-            return provider
-    return model
-
-
 class IdempotentCreates:
     """Creates through the core, claimed in the store first so a retry never makes a second batch."""
 
@@ -112,14 +100,21 @@ class IdempotentCreates:
     async def create(
         self, request: batch_service_pb2.CreateBatchRequest, caller: Caller, *, time_left: float | None
     ) -> batch_pb2.Batch:
+        """The batch a (validated) request makes: once per request_id when it has one; of several parts when it
+        is larger than one (see parts)."""
         deadline = None if time_left is None else time.monotonic() + time_left
+        attempt = Attempt(uuid.uuid4().hex, self._attempt_seconds, deadline)
+        plan = self._core.wholes.plan(request)
+        if not request.request_id:
+            return await self._unclaimed(request, caller, plan, attempt)
         request_id = request.request_id.lower()
         digest = fingerprint(request)
         owner = caller.owner
-        attempt = Attempt(uuid.uuid4().hex, self._attempt_seconds, deadline)
         claim = await self._claim(request, request_id, digest, caller, attempt)
         if claim.batch_id is not None:
             return await self._settled(caller, claim.batch_id, claim.provider)
+        if plan is not None:
+            return await self._whole(request, caller, plan, request_id, claim, attempt)
         stamp = request_stamp(request_id, digest[:DIGEST_CHARS])
         sent = time.time()
         settled = False  # or released: the claim no longer waits on this attempt
@@ -151,6 +146,63 @@ class IdempotentCreates:
         await self._store.settle_claim(owner, request_id, batch.id)
         return batch
 
+    async def _unclaimed(
+        self, request: batch_service_pb2.CreateBatchRequest, caller: Caller, plan: list[Part] | None, attempt: Attempt
+    ) -> batch_pb2.Batch:
+        """A create without a request_id: nothing to claim (a retry makes another batch, as the caller chose)."""
+        sent = time.time()
+        with upstream_errors():
+            if plan is not None:
+                batch_id = whole_id(caller.owner, "", 0.0)
+                return await self._core.wholes.create(
+                    caller, request, plan, batch_id=batch_id, request_id="", renew=_nothing, time_left=attempt.time_left
+                )
+            data = await self._core.create_upstream(caller, request, time_left=attempt.time_left())
+        return await self._core.created(caller, data, "", sent=sent, requests_sent=len(request.requests))
+
+    async def _whole(
+        self,
+        request: batch_service_pb2.CreateBatchRequest,
+        caller: Caller,
+        plan: list[Part],
+        request_id: str,
+        claim: Claim,
+        attempt: Attempt,
+    ) -> batch_pb2.Batch:
+        """A claimed create of several parts. The claim is renewed before each part is sent, so it outlives every
+        part's attempt (their own limit, plus the grace) and no longer: an attempt that dies is taken over within
+        one part's time, part by part (see parts.wholes)."""
+        owner = caller.owner
+
+        async def renew() -> None:
+            if not await self._store.renew_claim(owner, request_id, attempt.holder, attempt_seconds=attempt.start()):
+                raise _in_progress(request_id, 1.0)  # (another attempt took it over: this one sends nothing more)
+
+        settled = False
+        batch: batch_pb2.Batch | None = None
+        try:
+            batch = await self._core.wholes.create(
+                caller,
+                request,
+                plan,
+                batch_id=whole_id(owner, request_id, claim.created_at),
+                request_id=request_id,
+                renew=renew,
+                time_left=attempt.time_left,
+            )
+        except UpstreamHTTPError as exc:
+            if exc.refused:  # every part made was cancelled, and the batch forgotten: a retry starts over
+                await self._store.release_claim(owner, request_id, attempt.holder)
+                settled = True
+            raise from_upstream(exc) from None
+        except UpstreamError as exc:
+            raise from_upstream(exc) from None
+        finally:
+            if not settled and batch is None:  # what was sent may still land: the next attempt looks
+                await asyncio.shield(self._store.end_attempt(owner, request_id, attempt.holder, after=attempt.grace))
+        await self._store.settle_claim(owner, request_id, batch.id)
+        return batch
+
     async def _claim(
         self,
         request: batch_service_pb2.CreateBatchRequest,
@@ -161,7 +213,7 @@ class IdempotentCreates:
     ) -> Claim:
         """The claim, held by this attempt or settled, after waiting out an attempt running elsewhere."""
         pause = WAIT_FIRST_SECONDS
-        provider = provider_of_model(request.model)
+        provider = convert.provider_of_model(request.model)
         while True:
             claim = await self._store.claim(
                 caller.owner, request_id, digest, provider, holder=attempt.holder, attempt_seconds=attempt.start()
@@ -203,54 +255,26 @@ class IdempotentCreates:
         self, caller: Caller, claim: Claim, stamp: dict[str, str], user: str, attempt: Attempt
     ) -> dict[str, Any] | None:
         """The batch an earlier attempt made, by what it stamped into its metadata; None when it certainly made
-        none. A batch is the one only when its request_id, its request digest and (for a request naming a user, as
-        the master key's must) its owner all match: the master key lists every user's batches, and another user may
-        have used the same request_id.
+        none (see upstream_search). A batch is the one only when its request_id, its request digest and (for a
+        request naming a user, as the master key's must) its owner all match: the master key lists every user's
+        batches, and another user may have used the same request_id."""
+        try:
+            return await find_made(
+                self._gateway,
+                self._store,
+                caller,
+                claim.provider,
+                lambda item: _made_by(item, stamp, user),
+                since=claim.created_at,
+                time_left=attempt.time_left,
+            )
+        except Unknown:
+            attempt.grace = 0.0  # this attempt sent nothing: the next may look again at once
+            raise outcome_unknown(stamped_request(stamp)[0], claim.provider) from None
 
-        The gateway filters each page by owner after asking the provider and gives no cursor, so an empty page
-        is not the end. The search walks back until it passes a batch made before the claim (nothing older can be
-        the one: see `_passed_the_claim`);
-        when it cannot get there, the outcome is unknown and the caller is told to retry later: creating again
-        could make a second batch.
-        """
-        after: str | None = None
-        for _ in range(RECOVERY_PAGES):
-            with upstream_errors():
-                page = await self._gateway.list_batches(
-                    caller.key, claim.provider, after=after, limit=RECOVERY_PAGE_SIZE, time_left=attempt.time_left()
-                )
-            for item in page:
-                if _made_by(item, stamp, user):
-                    return item
-            if not page:
-                break
-            if await self._passed_the_claim(page, claim):
-                return None  # walked past the first attempt: it made nothing
-            after = str(page[-1]["id"])
-        attempt.grace = 0.0  # this attempt sent nothing: the next may look again at once
-        claim_id = stamped_request(stamp)[0]
-        raise ServiceError(
-            Code.UNAVAILABLE,
-            "CREATE_OUTCOME_UNKNOWN",
-            f"An earlier CreateBatch with request_id {claim_id} got no reply, and the gateway's listing "
-            "could not show whether it made a batch. Nothing was created now; retry later with the same request_id.",
-            {"request_id": claim_id, "provider": claim.provider},
-            retry_after=RECOVERY_RETRY_SECONDS,
-        )
 
-    async def _passed_the_claim(self, page: list[dict[str, Any]], claim: Claim) -> bool:
-        """Whether a batch of the page (each checked already) was made before the claim's first attempt, so that
-        nothing it made is listed after it (the listing is newest first): this service saw it before then (its
-        registry's clock, the replicas' and the database's, apart by less than the grace), or the gateway's clock
-        says so (by more than the gateway's and ours may differ). The oldest is asked first."""
-        for item in reversed(page):
-            created = item.get("created_at")
-            if isinstance(created, int | float) and created < claim.created_at - CLOCK_SKEW_SECONDS:
-                return True
-            record = await self._store.batch(str(item.get("id", "")))
-            if record is not None and record.first_seen < claim.created_at - ATTEMPT_GRACE_SECONDS:
-                return True
-        return False
+async def _nothing() -> None:
+    """No claim to renew."""
 
 
 def _made_by(item: dict[str, Any], stamp: dict[str, str], user: str) -> bool:
@@ -264,6 +288,17 @@ def _made_by(item: dict[str, Any], stamp: dict[str, str], user: str) -> bool:
     if digest is not None and digest != want_digest:
         return False
     return not user or metadata.get(GATEWAY_OWNER_KEY) == user
+
+
+def outcome_unknown(request_id: str, provider: str) -> ServiceError:
+    return ServiceError(
+        Code.UNAVAILABLE,
+        "CREATE_OUTCOME_UNKNOWN",
+        f"An earlier CreateBatch with request_id {request_id} got no reply, and the gateway's listing "
+        "could not show whether it made a batch. Nothing was created now; retry later with the same request_id.",
+        {"request_id": request_id, "provider": provider},
+        retry_after=RECOVERY_RETRY_SECONDS,
+    )
 
 
 def _in_progress(request_id: str, retry_after: float) -> ServiceError:

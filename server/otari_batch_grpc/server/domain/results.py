@@ -21,11 +21,12 @@ from dataclasses import dataclass
 from otari_batch_grpc.server.domain.callers import Caller
 from otari_batch_grpc.server.domain.core.batches import Batches, status_meta
 from otari_batch_grpc.server.domain.errors import Code, ServiceError, from_upstream
+from otari_batch_grpc.server.domain.parts.ids import is_whole
 from otari_batch_grpc.server.domain.subscriptions.feed import Feed
 from otari_batch_grpc.server.gateway import convert
 from otari_batch_grpc.server.gateway.client import GatewayClient
 from otari_batch_grpc.server.gateway.errors import NotCompleted, UpstreamError, UpstreamHTTPError
-from otari_batch_grpc.server.gateway.results_document import JSON, ResultsParser, plain
+from otari_batch_grpc.server.gateway.results_document import ResultsParser, as_is, plain
 from otari_batch_grpc.server.store import Store
 from otari_batch_grpc.server.telemetry import metrics
 from otari_batch_grpc.server.util.locks import KeyedLocks
@@ -110,8 +111,8 @@ class ResultStreams:
                     if not latest.terminal:  # the terminal one is not sent: the results, or why there are none, are
                         yield _progress(latest.batch)
         batch = latest.batch
-        if batch.status != batch_pb2.BATCH_STATUS_COMPLETED:
-            raise results_not_ready(batch)
+        if not (batch.status == batch_pb2.BATCH_STATUS_COMPLETED or (is_whole(batch.id) and latest.terminal)):
+            raise results_not_ready(batch)  # (a batch of several parts has results once it ended, any way)
         async with self._filling.hold(batch_id):  # one first fetch per batch; others then read the cache
             if (cached := await self._store.result_set(batch_id)) is not None:
                 metrics.RESULTS_CACHE_HITS.inc()
@@ -197,30 +198,18 @@ class ResultStreams:
             entries: list[bytes] = []
             size = index = first = 0
             nbytes = 0
-            try:
-                parser = ResultsParser(plain, _as_is)
-                async with self._gateway.stream_results(
-                    caller.key, batch_id, provider, parser, time_left=time_left
-                ) as results:
-                    async for item in results:
-                        entry = field_entry(convert.result_from_json(item).SerializeToString())
-                        entries.append(entry)
-                        size += len(entry)
-                        index += 1
-                        if size >= limit:
-                            async for message in self._flush(batch_id, first, entries, start, total):
-                                yield message
-                            nbytes += size
-                            first, entries, size = index, [], 0
-            except NotCompleted:  # the gateway changed its mind about the batch being completed
-                now = await self._core.fetch(caller, batch_id, provider, time_left=None)
-                raise results_not_ready(now.batch) from None
-            except UpstreamHTTPError as exc:
-                if exc.status == 404:  # not this caller's (any more): one answer with an unknown id, access ended
-                    raise await self._core.read_failed(caller, batch_id, provider, exc, None) from None
-                raise from_upstream(exc) from None
-            except UpstreamError as exc:
-                raise from_upstream(exc) from None
+            # closed here, in this task, however the stream ends: it owns an HTTP response (see _first_fetch)
+            async with contextlib.aclosing(self._results(caller, batch, provider, time_left)) as results:
+                async for result in results:
+                    entry = field_entry(result)
+                    entries.append(entry)
+                    size += len(entry)
+                    index += 1
+                    if size >= limit:
+                        async for message in self._flush(batch_id, first, entries, start, total):
+                            yield message
+                        nbytes += size
+                        first, entries, size = index, [], 0
             if entries:
                 async for message in self._flush(batch_id, first, entries, start, total):
                     yield message
@@ -236,6 +225,36 @@ class ResultStreams:
         await store.trim_results(max_bytes=self.policy.max_bytes, max_age=self.policy.max_age)
         metrics.RESULTS_CACHE_BYTES.set(await store.results_bytes())
 
+    def _results(
+        self, caller: Caller, batch: batch_pb2.Batch, provider: str, time_left: float | None
+    ) -> AsyncGenerator[bytes, None]:
+        """The batch's results, each a serialized BatchResult: a batch of several parts' from its parts, in
+        request order; another's from the gateway's document, in its order."""
+        if is_whole(batch.id):
+            return self._core.wholes.results(caller, batch.id, time_left=time_left)
+        return self._document(caller, batch, provider, time_left)
+
+    async def _document(
+        self, caller: Caller, batch: batch_pb2.Batch, provider: str, time_left: float | None
+    ) -> AsyncGenerator[bytes, None]:
+        batch_id = batch.id
+        try:
+            parser = ResultsParser(plain, as_is)
+            async with self._gateway.stream_results(
+                caller.key, batch_id, provider, parser, time_left=time_left
+            ) as items:
+                async for item in items:
+                    yield convert.result_from_json(item).SerializeToString()
+        except NotCompleted:  # the gateway changed its mind about the batch being completed
+            now = await self._core.fetch(caller, batch_id, provider, time_left=None)
+            raise results_not_ready(now.batch) from None
+        except UpstreamHTTPError as exc:
+            if exc.status == 404:  # not this caller's (any more): one answer with an unknown id, access ended
+                raise await self._core.read_failed(caller, batch_id, provider, exc, None) from None
+            raise from_upstream(exc) from None
+        except UpstreamError as exc:
+            raise from_upstream(exc) from None
+
     async def _flush(
         self, batch_id: str, first: int, entries: list[bytes], start: int, total: int
     ) -> AsyncIterator[Message]:
@@ -249,10 +268,6 @@ class ResultStreams:
         else:
             tail = Response.FromString(payload).results[start - first :]
             yield Response(results=tail, first_index=start, total_count=total)
-
-
-def _as_is(item: JSON) -> JSON:
-    return item
 
 
 def _progress(batch: batch_pb2.Batch) -> Response:

@@ -8,7 +8,6 @@ gRPC statuses.
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,7 +15,6 @@ from grpc import aio
 
 from otari_batch_grpc.server.domain.callers import Caller, OwnerHasher
 from otari_batch_grpc.server.domain.core.batches import Batches
-from otari_batch_grpc.server.domain.errors import upstream_errors
 from otari_batch_grpc.server.domain.idempotency import IdempotentCreates
 from otari_batch_grpc.server.domain.results import Message, ResultStreams
 from otari_batch_grpc.server.domain.subscriptions.feed import Feed, Subscription
@@ -65,13 +63,7 @@ class BatchService:
     async def CreateBatch(self, request: pb.CreateBatchRequest, context: Context) -> pb.CreateBatchResponse:
         validation.check_create(request)
         caller = self._caller(context)
-        if request.request_id:
-            batch = await self.creates.create(request, caller, time_left=context.time_remaining())
-            return pb.CreateBatchResponse(batch=batch)
-        sent = time.time()
-        with upstream_errors():
-            data = await self.core.create_upstream(caller, request, time_left=context.time_remaining())
-        batch = await self.core.created(caller, data, "", sent=sent, requests_sent=len(request.requests))
+        batch = await self.creates.create(request, caller, time_left=context.time_remaining())
         return pb.CreateBatchResponse(batch=batch)
 
     @unary

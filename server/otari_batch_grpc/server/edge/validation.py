@@ -18,15 +18,15 @@ from google.protobuf import struct_pb2
 from otari_batch_grpc.server.domain.errors import FieldViolation, invalid_argument
 from otari_batch_grpc.server.util.ids import MAX_ID_CHARS
 from otari_batch_grpc.server.util.quoting import quoted
-from otari_batch_grpc.server.util.stamps import GATEWAY_OWNER_KEY, REQUEST_ID_KEY, STAMPED_KEYS
+from otari_batch_grpc.server.util.stamps import GATEWAY_OWNER_KEY, PART_KEY, REQUEST_ID_KEY, STAMPED_KEYS
 from otari_batch_grpc.v1 import batch_service_pb2
 
-MAX_REQUESTS = 10_000
 MAX_CUSTOM_ID_CHARS = 512
 MAX_METADATA_KEY_CHARS = 64
 MAX_METADATA_VALUE_CHARS = 512
-# The upstream (OpenAI) takes 16 metadata pairs; the gateway stamps one itself.
+# The upstream (OpenAI) takes 16 metadata pairs; the gateway stamps one itself, this service one more.
 GATEWAY_METADATA_PAIRS = 16
+METADATA_PAIRS = GATEWAY_METADATA_PAIRS - 2
 RESERVED_METADATA_KEYS = STAMPED_KEYS
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 20
@@ -166,10 +166,7 @@ def _check_model(model: str, problems: list[FieldViolation]) -> None:
 def _check_requests(request: batch_service_pb2.CreateBatchRequest, problems: list[FieldViolation]) -> None:
     count = len(request.requests)
     if count == 0:
-        problems.append(FieldViolation("requests", f"must hold 1 to {MAX_REQUESTS:,} requests; it is empty"))
-        return
-    if count > MAX_REQUESTS:
-        problems.append(FieldViolation("requests", f"must hold at most {MAX_REQUESTS:,} requests; it holds {count:,}"))
+        problems.append(FieldViolation("requests", "must hold at least one request; it is empty"))
         return
     first_seen: dict[str, int] = {}
     for i, item in enumerate(request.requests):
@@ -275,15 +272,13 @@ def _infinite_number(text: str) -> str | None:
 
 def _check_metadata(request: batch_service_pb2.CreateBatchRequest, problems: list[FieldViolation]) -> None:
     metadata = request.metadata
-    stamped = [GATEWAY_OWNER_KEY, REQUEST_ID_KEY] if request.request_id else [GATEWAY_OWNER_KEY]
-    allowed = GATEWAY_METADATA_PAIRS - len(stamped)
-    if len(metadata) > allowed:
+    if len(metadata) > METADATA_PAIRS:
         problems.append(
             FieldViolation(
                 "metadata",
-                f"at most {allowed} pairs{' with a request_id' if request.request_id else ''}, got {len(metadata)}: "
-                f"the provider keeps {GATEWAY_METADATA_PAIRS}, and {', '.join(stamped)} "
-                f"{'are' if len(stamped) > 1 else 'is'} stamped on the batch by the gateway and this service",
+                f"at most {METADATA_PAIRS} pairs, got {len(metadata)}: the provider keeps {GATEWAY_METADATA_PAIRS}, "
+                f"the gateway stamps {GATEWAY_OWNER_KEY} on the batch and this service one more ({REQUEST_ID_KEY} "
+                f"with a request_id, {PART_KEY} on each part of a batch of several)",
             )
         )
     for key in sorted(metadata):

@@ -107,6 +107,15 @@ def _without_surrogates(value: Any) -> Any:
     return value
 
 
+def provider_of_model(model: str) -> str:
+    """The provider of a "provider:model" (or "provider/model") name."""
+    for sep in (":", "/"):
+        provider, found, _ = model.partition(sep)
+        if found:
+            return provider
+    return model
+
+
 def status_name(status: int) -> str:
     """`BATCH_STATUS_IN_PROGRESS` -> `in_progress`, the gateway's spelling."""
     return batch_pb2.BatchStatus.Name(status).removeprefix("BATCH_STATUS_").lower()  # type: ignore[arg-type]

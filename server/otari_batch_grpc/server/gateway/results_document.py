@@ -43,6 +43,11 @@ def plain(run: bytes) -> list[JSON]:
     return checked(_DECODE(run))
 
 
+def as_is(item: JSON) -> JSON:
+    """An item read exactly, kept as it is (with `plain`: a parser of JSON items)."""
+    return item
+
+
 class ResultsParser(Generic[T]):
     """feed() each chunk of the body, then end(); each returns the items that became whole, as `run` makes them
     from a run of items (`plain` keeps them as JSON) and `item` from one item read exactly."""

@@ -11,7 +11,8 @@ from typing import Any
 GATEWAY_OWNER_KEY = "otari_user_id"  # the gateway's: the user the batch belongs to (Batch.user)
 REQUEST_ID_KEY = "otari_request_id"  # this service's: "<request_id>/<request digest>" (Batch.request_id)
 LEGACY_DIGEST_KEY = "otari_request_digest"  # this service's digest, stamped apart before it joined the request_id
-STAMPED_KEYS = frozenset({GATEWAY_OWNER_KEY, REQUEST_ID_KEY, LEGACY_DIGEST_KEY})
+PART_KEY = "otari_batch_part"  # this service's, on each part of a batch of several: "<batch id>/<part index>"
+STAMPED_KEYS = frozenset({GATEWAY_OWNER_KEY, REQUEST_ID_KEY, LEGACY_DIGEST_KEY, PART_KEY})
 
 
 def request_stamp(request_id: str, digest: str) -> dict[str, str]:
@@ -28,3 +29,17 @@ def stamped_request(metadata: Mapping[str, Any]) -> tuple[str, str | None]:
     request_id, _, digest = stamp.partition("/")
     legacy = metadata.get(LEGACY_DIGEST_KEY)
     return request_id, digest or (legacy if isinstance(legacy, str) else None)
+
+
+def part_stamp(batch_id: str, index: int) -> dict[str, str]:
+    """The stamp each part of a batch of several carries: whose part it is, and which."""
+    return {PART_KEY: f"{batch_id}/{index}"}
+
+
+def stamped_part(metadata: Mapping[str, Any]) -> tuple[str, int] | None:
+    """The batch and part index an upstream batch's metadata says it is a part of; None for a batch of its own."""
+    stamp = metadata.get(PART_KEY)
+    if not isinstance(stamp, str):
+        return None
+    batch_id, _, index = stamp.rpartition("/")
+    return (batch_id, int(index)) if batch_id and index.isdigit() else None

@@ -39,6 +39,7 @@ class FaultSpec(BaseModel):
     malformed: bool = False
     drop_after_create: bool = False
     times: int | None = None
+    skip: int = Field(default=0, ge=0)
     provider: str | None = None
     headers: dict[str, str] | None = None
 

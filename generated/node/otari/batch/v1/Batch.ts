@@ -6,13 +6,15 @@ import type { BatchError as _otari_batch_v1_BatchError, BatchError__Output as _o
 import type { Usage as _otari_batch_v1_Usage, Usage__Output as _otari_batch_v1_Usage__Output } from '../../../otari/batch/v1/Usage';
 import type { Timestamp as _google_protobuf_Timestamp, Timestamp__Output as _google_protobuf_Timestamp__Output } from '../../../google/protobuf/Timestamp';
 import type { Struct as _google_protobuf_Struct, Struct__Output as _google_protobuf_Struct__Output } from '../../../google/protobuf/Struct';
+import type { BatchPart as _otari_batch_v1_BatchPart, BatchPart__Output as _otari_batch_v1_BatchPart__Output } from '../../../otari/batch/v1/BatchPart';
 
 /**
  * A batch as the gateway reports it. Every field the gateway sends is kept: what has no typed field is in `extra`.
  */
 export interface Batch {
   /**
-   * The batch id given by the provider, for example "batch_cdda...".
+   * The batch id: the provider's, for example "batch_cdda...", for a batch that is one upstream batch; this
+   * service's own, "obatch_...", for a batch made of several parts.
    */
   'id'?: (string);
   /**
@@ -121,6 +123,12 @@ export interface Batch {
    * service stamps it into the batch's metadata upstream, to find the batch again after a lost reply).
    */
   'requestId'?: (string);
+  /**
+   * The upstream batches this batch is made of, in request order, for whoever debugs; empty for a batch that is
+   * one upstream batch. Counts and usage above are their sums, the timestamps the earliest start and the latest
+   * end, and the status theirs by the rule written at BatchStatus.
+   */
+  'parts'?: (_otari_batch_v1_BatchPart)[];
   '_outputFileId'?: "outputFileId";
   '_errorFileId'?: "errorFileId";
 }
@@ -130,7 +138,8 @@ export interface Batch {
  */
 export interface Batch__Output {
   /**
-   * The batch id given by the provider, for example "batch_cdda...".
+   * The batch id: the provider's, for example "batch_cdda...", for a batch that is one upstream batch; this
+   * service's own, "obatch_...", for a batch made of several parts.
    */
   'id': (string);
   /**
@@ -239,6 +248,12 @@ export interface Batch__Output {
    * service stamps it into the batch's metadata upstream, to find the batch again after a lost reply).
    */
   'requestId': (string);
+  /**
+   * The upstream batches this batch is made of, in request order, for whoever debugs; empty for a batch that is
+   * one upstream batch. Counts and usage above are their sums, the timestamps the earliest start and the latest
+   * end, and the status theirs by the rule written at BatchStatus.
+   */
+  'parts': (_otari_batch_v1_BatchPart__Output)[];
   '_outputFileId'?: "outputFileId";
   '_errorFileId'?: "errorFileId";
 }

@@ -2,6 +2,14 @@
 
 /**
  * Where a batch is in its life. Terminal states are FAILED, COMPLETED, EXPIRED and CANCELLED.
+ * 
+ * A batch larger than one upstream batch is made of parts (Batch.parts); its status is its parts' by one rule,
+ * which gives a batch of one part that part's status:
+ * - while any part is live (or a re-run is pending): CANCELLING once a cancel was asked (or a part is cancelling
+ * or was cancelled), else the least advanced status of the live parts, VALIDATING before IN_PROGRESS before
+ * FINALIZING (IN_PROGRESS while only a re-run is pending);
+ * - once every part is terminal and nothing is pending: CANCELLED if a cancel was asked or a part was cancelled,
+ * else COMPLETED if any part completed, else EXPIRED if every part expired, else FAILED.
  */
 export const BatchStatus = {
   /**
@@ -44,6 +52,14 @@ export const BatchStatus = {
 
 /**
  * Where a batch is in its life. Terminal states are FAILED, COMPLETED, EXPIRED and CANCELLED.
+ * 
+ * A batch larger than one upstream batch is made of parts (Batch.parts); its status is its parts' by one rule,
+ * which gives a batch of one part that part's status:
+ * - while any part is live (or a re-run is pending): CANCELLING once a cancel was asked (or a part is cancelling
+ * or was cancelled), else the least advanced status of the live parts, VALIDATING before IN_PROGRESS before
+ * FINALIZING (IN_PROGRESS while only a re-run is pending);
+ * - once every part is terminal and nothing is pending: CANCELLED if a cancel was asked or a part was cancelled,
+ * else COMPLETED if any part completed, else EXPIRED if every part expired, else FAILED.
  */
 export type BatchStatus =
   /**
@@ -94,5 +110,13 @@ export type BatchStatus =
 
 /**
  * Where a batch is in its life. Terminal states are FAILED, COMPLETED, EXPIRED and CANCELLED.
+ * 
+ * A batch larger than one upstream batch is made of parts (Batch.parts); its status is its parts' by one rule,
+ * which gives a batch of one part that part's status:
+ * - while any part is live (or a re-run is pending): CANCELLING once a cancel was asked (or a part is cancelling
+ * or was cancelled), else the least advanced status of the live parts, VALIDATING before IN_PROGRESS before
+ * FINALIZING (IN_PROGRESS while only a re-run is pending);
+ * - once every part is terminal and nothing is pending: CANCELLED if a cancel was asked or a part was cancelled,
+ * else COMPLETED if any part completed, else EXPIRED if every part expired, else FAILED.
  */
 export type BatchStatus__Output = typeof BatchStatus[keyof typeof BatchStatus]

@@ -11,7 +11,11 @@ export interface CreateBatchRequest {
    */
   'model'?: (string);
   /**
-   * The requests; 1 to 10,000 of them.
+   * The requests, at least one, as many as the message limit allows. Up to 10,000 (and PART_MAX_BYTES of bodies)
+   * make one upstream batch, whose id the batch keeps; more are split into parts upstream, in order, of at most
+   * PART_MAX_REQUESTS (10,000 by default, the gateway's limit) and PART_MAX_BYTES each, and answered as one batch
+   * of the service's own id (see Batch.parts). The create is acknowledged once every part exists upstream; a part
+   * refused cancels those made, and the call fails with its error.
    */
   'requests'?: (_otari_batch_v1_BatchRequestItem)[];
   /**
@@ -19,9 +23,10 @@ export interface CreateBatchRequest {
    */
   'completionWindow'?: (string);
   /**
-   * Your key/value pairs, kept on the batch. At most 15 pairs, or 14 with request_id: the provider takes 16 and
-   * the gateway stamps `otari_user_id`, the service `otari_request_id` (keys you cannot set, nor
-   * `otari_request_digest`). Keys 1 to 64 characters, values at most 512 characters.
+   * Your key/value pairs, kept on the batch. At most 14 pairs: the provider takes 16, the gateway stamps
+   * `otari_user_id` and the service one more, `otari_request_id` (with a request_id) or `otari_batch_part` (on each
+   * part of a batch of several), keys you cannot set, nor `otari_request_digest`. Keys 1 to 64 characters, values
+   * at most 512 characters.
    */
   'metadata'?: ({[key: string]: string});
   /**
@@ -49,7 +54,11 @@ export interface CreateBatchRequest__Output {
    */
   'model': (string);
   /**
-   * The requests; 1 to 10,000 of them.
+   * The requests, at least one, as many as the message limit allows. Up to 10,000 (and PART_MAX_BYTES of bodies)
+   * make one upstream batch, whose id the batch keeps; more are split into parts upstream, in order, of at most
+   * PART_MAX_REQUESTS (10,000 by default, the gateway's limit) and PART_MAX_BYTES each, and answered as one batch
+   * of the service's own id (see Batch.parts). The create is acknowledged once every part exists upstream; a part
+   * refused cancels those made, and the call fails with its error.
    */
   'requests': (_otari_batch_v1_BatchRequestItem__Output)[];
   /**
@@ -57,9 +66,10 @@ export interface CreateBatchRequest__Output {
    */
   'completionWindow': (string);
   /**
-   * Your key/value pairs, kept on the batch. At most 15 pairs, or 14 with request_id: the provider takes 16 and
-   * the gateway stamps `otari_user_id`, the service `otari_request_id` (keys you cannot set, nor
-   * `otari_request_digest`). Keys 1 to 64 characters, values at most 512 characters.
+   * Your key/value pairs, kept on the batch. At most 14 pairs: the provider takes 16, the gateway stamps
+   * `otari_user_id` and the service one more, `otari_request_id` (with a request_id) or `otari_batch_part` (on each
+   * part of a batch of several), keys you cannot set, nor `otari_request_digest`. Keys 1 to 64 characters, values
+   * at most 512 characters.
    */
   'metadata': ({[key: string]: string});
   /**

@@ -27,6 +27,8 @@ from otari_batch_grpc.server.domain.core.retention import Retention, RetentionPo
 from otari_batch_grpc.server.domain.core.states import States
 from otari_batch_grpc.server.domain.core.trust import Trust
 from otari_batch_grpc.server.domain.errors import Code, ServiceError, from_upstream, state_unavailable
+from otari_batch_grpc.server.domain.parts.ids import is_whole
+from otari_batch_grpc.server.domain.parts.wholes import PartsPolicy, Wholes
 from otari_batch_grpc.server.domain.subscriptions.hub import Hub
 from otari_batch_grpc.server.domain.subscriptions.poll_loop import WatchPolicy
 from otari_batch_grpc.server.domain.subscriptions.subscribers import Watcher
@@ -56,6 +58,7 @@ class CorePolicy:
     idempotency_seconds: float  # a settled request_id is honoured this long
     claim_seconds: float  # a create whose outcome stayed unknown blocks its request_id this long
     providers: tuple[str, ...]  # asked, after those a caller uses, for a batch id given without its provider
+    parts: PartsPolicy  # how a batch larger than one upstream batch is split
 
 
 class Batches:
@@ -99,6 +102,15 @@ class Batches:
                 idempotency_seconds=policy.idempotency_seconds,
                 claim_seconds=policy.claim_seconds,
             ),
+        )
+        self.wholes = Wholes(
+            gateway=gateway,
+            store=store,
+            states=self.states,
+            trust=self.trust,
+            policy=policy.parts,
+            create_upstream=self.create_upstream,
+            read_failed=self.read_failed,
         )
         self._store = store
         # Replicas on one store share the polling (a lease per live batch) and hear of each other's revisions.
@@ -166,6 +178,8 @@ class Batches:
         return await self.states.enter(batches, provider, owner, shown_at=shown_at)
 
     async def provider_of(self, caller: Caller, batch_id: str, given: str, *, time_left: float | None) -> str:
+        if is_whole(batch_id):  # the service's own id: it knows the provider (the gateway then says whose it is)
+            return await self.wholes.provider_of(batch_id, given)
         return await self.providers.provider_of(caller, batch_id, given, time_left=time_left)
 
     # -- reading a batch -----------------------------------------------------------------------------------------
@@ -181,6 +195,8 @@ class Batches:
         return await self.fetch(caller, batch_id, provider, time_left=time_left)
 
     async def _fetch(self, caller: Caller, batch_id: str, provider: str, time_left: float | None) -> Observation:
+        if is_whole(batch_id):
+            return await self.wholes.fetch(caller, batch_id, provider, time_left=time_left)
         sent = time.time()
         try:
             data = await self._gateway.get_batch(caller.key, batch_id, provider, time_left=time_left)
@@ -251,6 +267,11 @@ class Batches:
         finished = await self.trusted_terminal(caller, batch_id, provider)
         if finished is not None:
             raise already_finished(finished)
+        if is_whole(batch_id):
+            current = await self.fetch(caller, batch_id, provider, time_left=time_left)  # authorizes the caller
+            if current.terminal:
+                raise already_finished(current.batch)
+            return (await self.wholes.cancel(caller, batch_id, provider, time_left=time_left)).batch
         sent = time.time()
         try:
             data = await self._gateway.cancel_batch(caller.key, batch_id, provider, time_left=time_left)

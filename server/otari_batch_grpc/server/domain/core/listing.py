@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from otari_batch_grpc.server.domain.callers import Caller
 from otari_batch_grpc.server.domain.core.states import States
@@ -19,6 +20,7 @@ from otari_batch_grpc.server.gateway import convert
 from otari_batch_grpc.server.gateway.client import GatewayClient
 from otari_batch_grpc.server.gateway.errors import UpstreamError
 from otari_batch_grpc.server.store import Store
+from otari_batch_grpc.server.util.stamps import stamped_part
 from otari_batch_grpc.v1 import batch_pb2
 
 # How many of a provider's newest batches a listing asks the gateway for, to discover batches made elsewhere.
@@ -80,6 +82,12 @@ class Listings:
             if error.code in (Code.UNAUTHENTICATED, Code.PERMISSION_DENIED, Code.INVALID_ARGUMENT):
                 raise error from None  # the caller's own problem, not the provider's
             return False
-        batches = [convert.batch_from_json(item) for item in items]
+        # (the parts of a batch of several are the service's, never the caller's batches: its id lists them)
+        batches = [convert.batch_from_json(item) for item in items if not _a_part(item)]
         await self._states.enter(batches, provider, caller.owner, shown_at=sent)
         return True
+
+
+def _a_part(item: dict[str, Any]) -> bool:
+    metadata = item.get("metadata")
+    return isinstance(metadata, dict) and stamped_part(metadata) is not None

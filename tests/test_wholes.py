@@ -1,0 +1,195 @@
+"""Batches larger than one upstream batch, through real channels against the simulator: split into parts (here of
+PART_MAX_REQUESTS 10), one id of the service's own, read, watched, listed, cancelled and streamed as one batch."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import grpc
+import pytest
+
+from otari_batch_grpc.server.app import BatchServer
+from otari_batch_grpc.server.util.stamps import PART_KEY
+from otari_batch_grpc.v1 import batch_pb2, watch_pb2
+from otari_batch_grpc.v1 import batch_service_pb2 as pb
+from tests.conftest import ALICE, BOB, FAST, Sim, body, connect, create_request, details, make_settings
+
+if TYPE_CHECKING:
+    from otari_batch_grpc.v1.batch_service_pb2_grpc import BatchServiceAsyncStub as Stub
+
+S = batch_pb2
+PARTS = {"part_max_requests": 10, **FAST}
+
+
+@pytest.fixture
+async def parted(sim: Sim, tmp_path: Path) -> AsyncIterator[BatchServer]:
+    async with BatchServer(make_settings(sim.url, tmp_path, **PARTS), gateway_url=sim.url) as running:
+        yield running
+
+
+@pytest.fixture
+async def stub(parted: BatchServer) -> AsyncIterator[Stub]:
+    async with connect(parted.port) as made:
+        yield made
+
+
+async def _results(stub: Stub, batch_id: str, start: int = 0, who: Any = ALICE) -> list[Any]:
+    out: list[Any] = []
+    async for response in stub.StreamResults(
+        pb.StreamResultsRequest(batch_id=batch_id, start_index=start), metadata=who
+    ):
+        out.extend(response.results)
+    return out
+
+
+async def _finish(sim: Sim, batch: batch_pb2.Batch, status: str = "completed") -> None:
+    for part in batch.parts:
+        await sim.force(part.id, status)
+
+
+async def test_a_batch_larger_than_a_part_is_one_batch_made_of_parts(stub: Stub, sim: Sim) -> None:
+    batch = (await stub.CreateBatch(create_request(25, metadata={"team": "a"}), metadata=ALICE)).batch
+    assert batch.id.startswith("obatch_") and batch.provider == "openai"
+    assert batch.status == S.BATCH_STATUS_VALIDATING and batch.request_counts.total == 25
+    assert dict(batch.metadata) == {"team": "a"}
+    assert [(p.first_request, p.request_count) for p in batch.parts] == [(0, 10), (10, 10), (20, 5)]
+    upstream = [sim.state.batches[p.id] for p in batch.parts]
+    assert [len(b.requests) for b in upstream] == [10, 10, 5]
+    assert [b.requests[0]["custom_id"] for b in upstream] == ["req-0", "req-10", "req-20"]
+    assert [b.metadata[PART_KEY] for b in upstream] == [f"{batch.id}/{i}" for i in range(3)]
+    assert len(sim.state.batches) == 3  # and nothing else was made
+
+    await sim.force(batch.parts[0].id, "completed")
+    now = (await stub.GetBatch(pb.GetBatchRequest(batch_id=batch.id), metadata=ALICE)).batch
+    assert now.status != S.BATCH_STATUS_COMPLETED and now.parts[0].status == S.BATCH_STATUS_COMPLETED
+    await _finish(sim, batch)
+    done = (await stub.GetBatch(pb.GetBatchRequest(batch_id=batch.id), metadata=ALICE)).batch
+    assert done.status == S.BATCH_STATUS_COMPLETED
+    assert (done.request_counts.total, done.request_counts.completed) == (25, 25)
+    assert done.usage.total_tokens > 0 and done.HasField("completed_at")
+
+    results = await _results(stub, batch.id)
+    assert [r.custom_id for r in results] == [f"req-{i}" for i in range(25)]
+    assert all(r.HasField("completion") for r in results)
+    assert [r.custom_id for r in await _results(stub, batch.id, start=13)] == [f"req-{i}" for i in range(13, 25)]
+    assert await _results(stub, batch.id, start=25) == []
+
+
+async def test_a_batch_that_fits_one_part_keeps_the_gateways_id(stub: Stub, sim: Sim) -> None:
+    batch = (await stub.CreateBatch(create_request(10), metadata=ALICE)).batch
+    assert batch.id in sim.state.batches and not batch.parts
+    assert PART_KEY not in sim.state.batches[batch.id].metadata
+
+
+async def test_its_parts_are_not_the_callers_batches_and_no_one_else_sees_it(stub: Stub, sim: Sim) -> None:
+    batch = (await stub.CreateBatch(create_request(15), metadata=ALICE)).batch
+    listed = (await stub.ListBatches(pb.ListBatchesRequest(provider="openai"), metadata=ALICE)).batches
+    assert [b.id for b in listed] == [batch.id]
+    assert [b.id for b in (await stub.ListBatches(pb.ListBatchesRequest(), metadata=ALICE)).batches] == [batch.id]
+    for call in (
+        stub.GetBatch(pb.GetBatchRequest(batch_id=batch.id), metadata=BOB),
+        stub.GetBatch(pb.GetBatchRequest(batch_id=batch.id, provider="openai"), metadata=BOB),
+        stub.CancelBatch(pb.CancelBatchRequest(batch_id=batch.id, provider="openai"), metadata=BOB),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await call
+        assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.GetBatch(pb.GetBatchRequest(batch_id=batch.id, provider="anthropic"), metadata=ALICE)
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    assert all(b.cancel_at is None for b in sim.state.batches.values())  # Bob cancelled nothing
+
+
+async def test_a_cancelled_batch_serves_its_finished_parts_and_an_error_for_the_rest(stub: Stub, sim: Sim) -> None:
+    batch = (await stub.CreateBatch(create_request(25), metadata=ALICE)).batch
+    await sim.force(batch.parts[0].id, "completed")
+    cancelled = (await stub.CancelBatch(pb.CancelBatchRequest(batch_id=batch.id), metadata=ALICE)).batch
+    assert cancelled.status in (S.BATCH_STATUS_CANCELLING, S.BATCH_STATUS_CANCELLED)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:  # not before it ended
+        await _results(stub, batch.id)
+    assert details(caught.value).info.reason == "BATCH_NOT_COMPLETED"  # type: ignore[union-attr]
+    for part in batch.parts[1:]:
+        await sim.force(part.id, "cancelled")
+    ended = (await stub.GetBatch(pb.GetBatchRequest(batch_id=batch.id), metadata=ALICE)).batch
+    assert ended.status == S.BATCH_STATUS_CANCELLED and ended.request_counts.completed == 10
+    results = await _results(stub, batch.id)
+    assert [r.custom_id for r in results] == [f"req-{i}" for i in range(25)]
+    assert all(r.HasField("completion") for r in results[:10])
+    assert {r.error.code for r in results[10:]} == {"batch_cancelled"}
+    assert batch.parts[1].id in results[10].error.message
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.CancelBatch(pb.CancelBatchRequest(batch_id=batch.id), metadata=ALICE)
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+async def test_a_request_missing_from_its_parts_results_gets_an_error_that_says_why(stub: Stub, sim: Sim) -> None:
+    request = create_request(12)
+    lost = body("lost", simulate={"fail": {"code": "server_error", "message": "boom"}, "error_file_only": True})
+    request.requests[11].body.CopyFrom(lost)
+    batch = (await stub.CreateBatch(request, metadata=ALICE)).batch
+    await _finish(sim, batch)
+    results = await _results(stub, batch.id)
+    assert [r.custom_id for r in results] == [f"req-{i}" for i in range(12)]
+    assert results[11].error.code == "result_missing" and batch.parts[1].id in results[11].error.message
+
+
+async def test_a_watch_follows_the_whole_with_one_event_per_change(stub: Stub, sim: Sim) -> None:
+    batch = (await stub.CreateBatch(create_request(25), metadata=ALICE)).batch
+    call: Any = stub.WatchBatch(pb.WatchBatchRequest(batch_id=batch.id), metadata=ALICE)
+    first = (await call.read()).event
+    assert first.kind == watch_pb2.BATCH_EVENT_KIND_SNAPSHOT and first.batch.id == batch.id
+    await _finish(sim, batch)
+    events = []
+    while (response := await call.read()) is not grpc.aio.EOF:
+        events.append(response.event)
+    assert events and events[-1].batch.status == S.BATCH_STATUS_COMPLETED
+    assert all(e.batch.id == batch.id for e in events)
+    statuses = [e.batch.status for e in events if e.kind == watch_pb2.BATCH_EVENT_KIND_CHANGE]
+    assert len(statuses) == len(set(statuses)) or len(events) <= 4  # one per change of the whole, none per part
+
+
+async def test_the_same_request_id_makes_one_batch_of_parts(stub: Stub, sim: Sim) -> None:
+    request = create_request(25, request_id=str(uuid.uuid4()))
+    first, again = await asyncio.gather(
+        stub.CreateBatch(request, metadata=ALICE), stub.CreateBatch(request, metadata=ALICE)
+    )
+    assert first.batch.id == again.batch.id and len(sim.state.batches) == 3
+    assert (await stub.CreateBatch(request, metadata=ALICE)).batch.id == first.batch.id
+    other = create_request(26, request_id=request.request_id)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.CreateBatch(other, metadata=ALICE)
+    assert caught.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert first.batch.request_id == request.request_id
+
+
+async def test_a_part_refused_cancels_the_parts_made_and_keeps_nothing(sim: Sim, tmp_path: Path) -> None:
+    settings = make_settings(sim.url, tmp_path, part_creates_at_once=1, **PARTS)
+    async with BatchServer(settings, gateway_url=sim.url) as server, connect(server.port) as stub:
+        await sim.fault(op="create", status=400, detail="the provider refuses this one", skip=1, times=1)
+        request = create_request(25, request_id=str(uuid.uuid4()))
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.CreateBatch(request, metadata=ALICE)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "the provider refuses this one" in (caught.value.details() or "")
+        (made,) = sim.state.batches.values()
+        assert made.forced == "cancelled" or made.cancel_at is not None  # the one part made was cancelled
+        listed = (await stub.ListBatches(pb.ListBatchesRequest(provider="openai"), metadata=ALICE)).batches
+        assert listed == []
+        again = (await stub.CreateBatch(request, metadata=ALICE)).batch  # a retry starts over
+        assert len(again.parts) == 3 and again.parts[0].id != made.id
+
+
+async def test_a_request_too_large_for_any_part_is_invalid(sim: Sim, tmp_path: Path) -> None:
+    settings = make_settings(sim.url, tmp_path, part_max_bytes=2048, **PARTS)
+    async with BatchServer(settings, gateway_url=sim.url) as server, connect(server.port) as stub:
+        request = create_request(3)
+        request.requests[2].body.CopyFrom(body("x" * 4000))
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.CreateBatch(request, metadata=ALICE)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert details(caught.value).fields[0] == "requests[2]"
+    assert not sim.state.batches
