@@ -4,6 +4,7 @@ PART_MAX_REQUESTS 10), one id of the service's own, read, watched, listed, cance
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from otari_batch_grpc.server.util.stamps import PART_KEY
 from otari_batch_grpc.v1 import batch_pb2, watch_pb2
 from otari_batch_grpc.v1 import batch_service_pb2 as pb
 from tests.conftest import ALICE, BOB, FAST, Sim, body, connect, create_request, details, make_settings
+from tests.test_replicas import replica_process
 
 if TYPE_CHECKING:
     from otari_batch_grpc.v1.batch_service_pb2_grpc import BatchServiceAsyncStub as Stub
@@ -193,3 +195,49 @@ async def test_a_request_too_large_for_any_part_is_invalid(sim: Sim, tmp_path: P
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert details(caught.value).fields[0] == "requests[2]"
     assert not sim.state.batches
+
+
+@pytest.mark.subprocess
+@pytest.mark.slow
+async def test_a_replica_killed_mid_split_leaves_every_part_made_once_by_the_retry_elsewhere(
+    sim: Sim, tmp_path: Path, postgres_url: str
+) -> None:
+    """kill -9 after the first part is made and while the second is at the gateway (which still makes it). A retry
+    on another replica, which would split otherwise (PART_MAX_REQUESTS 20), waits out the dead attempt's claim,
+    then goes on with the recorded plan: the second part is found by its stamp, the rest made, none twice."""
+    survivor_settings = make_settings(sim.url, tmp_path / "survivor", state_db=postgres_url, part_max_requests=20)
+    async with contextlib.AsyncExitStack() as stack:
+        survivor = await stack.enter_async_context(BatchServer(survivor_settings, gateway_url=sim.url))
+        stub = await stack.enter_async_context(connect(survivor.port))
+        older = (await stub.CreateBatch(create_request(1), metadata=ALICE)).batch  # the search stops past it
+        sim.state.batches[older.id].created_at -= 3600
+        process, port = await stack.enter_async_context(
+            replica_process(
+                sim,
+                tmp_path / "doomed",
+                postgres_url,
+                UPSTREAM_TIMEOUT="2",
+                PART_MAX_REQUESTS="10",
+                PART_CREATES_AT_ONCE="1",
+            )
+        )
+        doomed = await stack.enter_async_context(connect(port))
+        await sim.pace(1.0)  # each create takes a second, whether its client is still there or not
+        request = create_request(35, request_id=str(uuid.uuid4()))
+        attempt = asyncio.ensure_future(doomed.CreateBatch(request, metadata=ALICE))
+        await asyncio.sleep(1.5)  # the first part made, the second at the gateway
+        process.kill()
+        await process.wait()
+        with pytest.raises(grpc.aio.AioRpcError):
+            await attempt
+        await asyncio.sleep(1.0)  # the second part landed
+        await sim.pace(0.0)
+        batch = (await stub.CreateBatch(request, metadata=ALICE, timeout=60)).batch
+        assert [(p.first_request, p.request_count) for p in batch.parts] == [(0, 10), (10, 10), (20, 10), (30, 5)]
+        made = [b for b in sim.state.batches.values() if b.id != older.id]
+        assert sorted(b.metadata[PART_KEY] for b in made) == sorted(f"{batch.id}/{i}" for i in range(4))
+        assert {p.id for p in batch.parts} == {b.id for b in made}
+        assert await sim.requests_seen("create") == 5  # the older batch, then each part once: the second found
+        await _finish(sim, batch)
+        results = await _results(stub, batch.id)
+        assert [r.custom_id for r in results] == [f"req-{i}" for i in range(35)]
