@@ -48,7 +48,8 @@ _DEEP_GROUPS = _varint(99 << 3 | 3) * 200 + _varint(99 << 3 | 4) * 200
 CASES = {
     "garbage": (b"\xff\xff\xff\xff\xff\xff", "not a serialized message"),
     "truncated": (_field(1, b"batch_0123456789")[:-3], "not a serialized message"),
-    "bad-utf8": (_field(1, b"batch_\xff\xfe"), "not valid UTF-8"),  # field 1 is a string in every request
+    # field 1 is a string in every request (UploadBatch's is its header, whose field 1 is: see the test)
+    "bad-utf8": (_field(1, b"batch_\xff\xfe"), "not valid UTF-8"),
     "deep-groups": (_DEEP_GROUPS, "not a serialized message"),
 }
 
@@ -85,6 +86,8 @@ async def test_bytes_that_are_not_a_request_are_invalid_argument(
     caplog.set_level(logging.INFO, logger="otari_batch_grpc.rpc")
     raw, why = CASES[case]
     descriptor = pb.DESCRIPTOR.services_by_name["BatchService"].methods_by_name[method]
+    if case == "bad-utf8" and descriptor.input_type.fields_by_number[1].message_type is not None:
+        raw = _field(1, raw)  # the string one level down
     error = await _call(channel, method, descriptor.server_streaming, raw)
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error.details()
     assert why in (error.details() or "")

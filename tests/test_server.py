@@ -72,6 +72,7 @@ async def test_reflection_resolves_every_type(server: BatchServer) -> None:
     assert "google.rpc.ErrorInfo" in messages
     assert methods == [
         "CreateBatch",
+        "UploadBatch",
         "GetBatch",
         "ListBatches",
         "CancelBatch",

@@ -31,11 +31,14 @@ import type { ListBatchesRequest as _otari_batch_v1_ListBatchesRequest, ListBatc
 import type { ListBatchesResponse as _otari_batch_v1_ListBatchesResponse, ListBatchesResponse__Output as _otari_batch_v1_ListBatchesResponse__Output } from './otari/batch/v1/ListBatchesResponse';
 import type { OutputTokensDetails as _otari_batch_v1_OutputTokensDetails, OutputTokensDetails__Output as _otari_batch_v1_OutputTokensDetails__Output } from './otari/batch/v1/OutputTokensDetails';
 import type { PromptTokensDetails as _otari_batch_v1_PromptTokensDetails, PromptTokensDetails__Output as _otari_batch_v1_PromptTokensDetails__Output } from './otari/batch/v1/PromptTokensDetails';
+import type { RequestChunk as _otari_batch_v1_RequestChunk, RequestChunk__Output as _otari_batch_v1_RequestChunk__Output } from './otari/batch/v1/RequestChunk';
 import type { RequestCounts as _otari_batch_v1_RequestCounts, RequestCounts__Output as _otari_batch_v1_RequestCounts__Output } from './otari/batch/v1/RequestCounts';
 import type { ResultError as _otari_batch_v1_ResultError, ResultError__Output as _otari_batch_v1_ResultError__Output } from './otari/batch/v1/ResultError';
 import type { StreamResultsRequest as _otari_batch_v1_StreamResultsRequest, StreamResultsRequest__Output as _otari_batch_v1_StreamResultsRequest__Output } from './otari/batch/v1/StreamResultsRequest';
 import type { StreamResultsResponse as _otari_batch_v1_StreamResultsResponse, StreamResultsResponse__Output as _otari_batch_v1_StreamResultsResponse__Output } from './otari/batch/v1/StreamResultsResponse';
 import type { ToolCall as _otari_batch_v1_ToolCall, ToolCall__Output as _otari_batch_v1_ToolCall__Output } from './otari/batch/v1/ToolCall';
+import type { UploadBatchRequest as _otari_batch_v1_UploadBatchRequest, UploadBatchRequest__Output as _otari_batch_v1_UploadBatchRequest__Output } from './otari/batch/v1/UploadBatchRequest';
+import type { UploadBatchResponse as _otari_batch_v1_UploadBatchResponse, UploadBatchResponse__Output as _otari_batch_v1_UploadBatchResponse__Output } from './otari/batch/v1/UploadBatchResponse';
 import type { Usage as _otari_batch_v1_Usage, Usage__Output as _otari_batch_v1_Usage__Output } from './otari/batch/v1/Usage';
 import type { WaitBatchRequest as _otari_batch_v1_WaitBatchRequest, WaitBatchRequest__Output as _otari_batch_v1_WaitBatchRequest__Output } from './otari/batch/v1/WaitBatchRequest';
 import type { WaitBatchResponse as _otari_batch_v1_WaitBatchResponse, WaitBatchResponse__Output as _otari_batch_v1_WaitBatchResponse__Output } from './otari/batch/v1/WaitBatchResponse';
@@ -99,11 +102,14 @@ export interface ProtoGrpcType {
         ListBatchesResponse: MessageTypeDefinition<_otari_batch_v1_ListBatchesResponse, _otari_batch_v1_ListBatchesResponse__Output>
         OutputTokensDetails: MessageTypeDefinition<_otari_batch_v1_OutputTokensDetails, _otari_batch_v1_OutputTokensDetails__Output>
         PromptTokensDetails: MessageTypeDefinition<_otari_batch_v1_PromptTokensDetails, _otari_batch_v1_PromptTokensDetails__Output>
+        RequestChunk: MessageTypeDefinition<_otari_batch_v1_RequestChunk, _otari_batch_v1_RequestChunk__Output>
         RequestCounts: MessageTypeDefinition<_otari_batch_v1_RequestCounts, _otari_batch_v1_RequestCounts__Output>
         ResultError: MessageTypeDefinition<_otari_batch_v1_ResultError, _otari_batch_v1_ResultError__Output>
         StreamResultsRequest: MessageTypeDefinition<_otari_batch_v1_StreamResultsRequest, _otari_batch_v1_StreamResultsRequest__Output>
         StreamResultsResponse: MessageTypeDefinition<_otari_batch_v1_StreamResultsResponse, _otari_batch_v1_StreamResultsResponse__Output>
         ToolCall: MessageTypeDefinition<_otari_batch_v1_ToolCall, _otari_batch_v1_ToolCall__Output>
+        UploadBatchRequest: MessageTypeDefinition<_otari_batch_v1_UploadBatchRequest, _otari_batch_v1_UploadBatchRequest__Output>
+        UploadBatchResponse: MessageTypeDefinition<_otari_batch_v1_UploadBatchResponse, _otari_batch_v1_UploadBatchResponse__Output>
         Usage: MessageTypeDefinition<_otari_batch_v1_Usage, _otari_batch_v1_Usage__Output>
         WaitBatchRequest: MessageTypeDefinition<_otari_batch_v1_WaitBatchRequest, _otari_batch_v1_WaitBatchRequest__Output>
         WaitBatchResponse: MessageTypeDefinition<_otari_batch_v1_WaitBatchResponse, _otari_batch_v1_WaitBatchResponse__Output>

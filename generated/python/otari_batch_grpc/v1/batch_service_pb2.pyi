@@ -146,6 +146,86 @@ class CreateBatchRequest(_message.Message):
 Global___CreateBatchRequest: _TypeAlias = CreateBatchRequest  # noqa: Y015
 
 @_typing.final
+class UploadBatchRequest(_message.Message):
+    """One message of an upload: the header first, then chunks of requests."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HEADER_FIELD_NUMBER: _builtins.int
+    CHUNK_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def header(self) -> Global___CreateBatchRequest:
+        """The first message: the batch to create, with its requests empty."""
+
+    @_builtins.property
+    def chunk(self) -> Global___RequestChunk:
+        """Every later message: the next requests, in order (a chunk of a few MiB is a good size)."""
+
+    def __init__(
+        self,
+        *,
+        header: Global___CreateBatchRequest | None = ...,
+        chunk: Global___RequestChunk | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "header", b"header", "item", b"item"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "header", b"header", "item", b"item"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_item: _TypeAlias = _typing.Literal["header", "chunk"]  # noqa: Y015
+    _WhichOneofArgType_item: _TypeAlias = _typing.Literal["item", b"item"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_item) -> _WhichOneofReturnType_item | None: ...
+
+Global___UploadBatchRequest: _TypeAlias = UploadBatchRequest  # noqa: Y015
+
+@_typing.final
+class RequestChunk(_message.Message):
+    """Consecutive requests of an upload."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUESTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def requests(self) -> _containers.RepeatedCompositeFieldContainer[Global___BatchRequestItem]:
+        """The requests, each as in CreateBatchRequest.requests."""
+
+    def __init__(
+        self,
+        *,
+        requests: _abc.Iterable[Global___BatchRequestItem] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["requests", b"requests"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RequestChunk: _TypeAlias = RequestChunk  # noqa: Y015
+
+@_typing.final
+class UploadBatchResponse(_message.Message):
+    """The batch the upload created."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BATCH_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def batch(self) -> _batch_pb2.Batch:
+        """The new batch, as CreateBatch answers it."""
+
+    def __init__(
+        self,
+        *,
+        batch: _batch_pb2.Batch | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UploadBatchResponse: _TypeAlias = UploadBatchResponse  # noqa: Y015
+
+@_typing.final
 class CreateBatchResponse(_message.Message):
     """The batch that was created."""
 

@@ -47,6 +47,11 @@ class BatchServiceStub:
                 request_serializer=otari_dot_batch_dot_v1_dot_batch__service__pb2.CreateBatchRequest.SerializeToString,
                 response_deserializer=otari_dot_batch_dot_v1_dot_batch__service__pb2.CreateBatchResponse.FromString,
                 _registered_method=True)
+        self.UploadBatch = channel.stream_unary(
+                '/otari.batch.v1.BatchService/UploadBatch',
+                request_serializer=otari_dot_batch_dot_v1_dot_batch__service__pb2.UploadBatchRequest.SerializeToString,
+                response_deserializer=otari_dot_batch_dot_v1_dot_batch__service__pb2.UploadBatchResponse.FromString,
+                _registered_method=True)
         self.GetBatch = channel.unary_unary(
                 '/otari.batch.v1.BatchService/GetBatch',
                 request_serializer=otari_dot_batch_dot_v1_dot_batch__service__pb2.GetBatchRequest.SerializeToString,
@@ -102,6 +107,17 @@ class BatchServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UploadBatch(self, request_iterator, context):
+        """Creates a batch too large for one message: first a header (a CreateBatchRequest without requests), then the
+        requests in chunks, in order, as many as it takes. Nothing is created before the stream ends: an upload broken
+        off creates nothing and costs nothing. The requests are spooled to disk as they arrive, not held in memory.
+        Then it is CreateBatch: the same request_id with the same requests, however they were chunked (or sent in one
+        CreateBatch), is the same create.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetBatch(self, request, context):
         """Gets the current state of a batch.
         """
@@ -128,7 +144,10 @@ class BatchServiceServicer:
     def StreamResults(self, request, context):
         """Streams the results of a completed batch in the gateway's order, in chunks of consecutive results (each
         message at most about 256 KiB, one result if a single result is larger). A batch that is not completed
-        gets FAILED_PRECONDITION with its status in ErrorInfo.metadata["status"], unless `wait` is set.
+        gets FAILED_PRECONDITION with its status in ErrorInfo.metadata["status"], unless `wait` is set. A batch of
+        several parts (Batch.parts) has results once it ended, however it ended: one per request, in the order the
+        requests were sent, an error result for each request its part has none for (its code says why:
+        batch_cancelled, batch_expired, batch_failed, result_missing).
         The first stream of a batch flows while the gateway's answer is still arriving; a completed batch's results
         are then kept by the service and streamed again without the gateway, to callers the gateway has authorized
         for the batch. A broken stream resumes at any result with start_index.
@@ -171,6 +190,11 @@ def add_BatchServiceServicer_to_server(servicer, server):
                     servicer.CreateBatch,
                     request_deserializer=otari_dot_batch_dot_v1_dot_batch__service__pb2.CreateBatchRequest.FromString,
                     response_serializer=otari_dot_batch_dot_v1_dot_batch__service__pb2.CreateBatchResponse.SerializeToString,
+            ),
+            'UploadBatch': grpc.stream_unary_rpc_method_handler(
+                    servicer.UploadBatch,
+                    request_deserializer=otari_dot_batch_dot_v1_dot_batch__service__pb2.UploadBatchRequest.FromString,
+                    response_serializer=otari_dot_batch_dot_v1_dot_batch__service__pb2.UploadBatchResponse.SerializeToString,
             ),
             'GetBatch': grpc.unary_unary_rpc_method_handler(
                     servicer.GetBatch,
@@ -243,6 +267,33 @@ class BatchService:
             '/otari.batch.v1.BatchService/CreateBatch',
             otari_dot_batch_dot_v1_dot_batch__service__pb2.CreateBatchRequest.SerializeToString,
             otari_dot_batch_dot_v1_dot_batch__service__pb2.CreateBatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UploadBatch(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/otari.batch.v1.BatchService/UploadBatch',
+            otari_dot_batch_dot_v1_dot_batch__service__pb2.UploadBatchRequest.SerializeToString,
+            otari_dot_batch_dot_v1_dot_batch__service__pb2.UploadBatchResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -43,6 +43,13 @@ class BatchServiceStub:
     def __new__(cls, channel: _aio.Channel) -> BatchServiceAsyncStub: ...
     CreateBatch: _grpc.UnaryUnaryMultiCallable[_batch_service_pb2.CreateBatchRequest, _batch_service_pb2.CreateBatchResponse]
     """Creates a batch. Validation happens here, before the gateway is called: a bad request costs nothing."""
+    UploadBatch: _grpc.StreamUnaryMultiCallable[_batch_service_pb2.UploadBatchRequest, _batch_service_pb2.UploadBatchResponse]
+    """Creates a batch too large for one message: first a header (a CreateBatchRequest without requests), then the
+    requests in chunks, in order, as many as it takes. Nothing is created before the stream ends: an upload broken
+    off creates nothing and costs nothing. The requests are spooled to disk as they arrive, not held in memory.
+    Then it is CreateBatch: the same request_id with the same requests, however they were chunked (or sent in one
+    CreateBatch), is the same create.
+    """
     GetBatch: _grpc.UnaryUnaryMultiCallable[_batch_service_pb2.GetBatchRequest, _batch_service_pb2.GetBatchResponse]
     """Gets the current state of a batch."""
     ListBatches: _grpc.UnaryUnaryMultiCallable[_batch_service_pb2.ListBatchesRequest, _batch_service_pb2.ListBatchesResponse]
@@ -55,7 +62,10 @@ class BatchServiceStub:
     StreamResults: _grpc.UnaryStreamMultiCallable[_batch_service_pb2.StreamResultsRequest, _batch_service_pb2.StreamResultsResponse]
     """Streams the results of a completed batch in the gateway's order, in chunks of consecutive results (each
     message at most about 256 KiB, one result if a single result is larger). A batch that is not completed
-    gets FAILED_PRECONDITION with its status in ErrorInfo.metadata["status"], unless `wait` is set.
+    gets FAILED_PRECONDITION with its status in ErrorInfo.metadata["status"], unless `wait` is set. A batch of
+    several parts (Batch.parts) has results once it ended, however it ended: one per request, in the order the
+    requests were sent, an error result for each request its part has none for (its code says why:
+    batch_cancelled, batch_expired, batch_failed, result_missing).
     The first stream of a batch flows while the gateway's answer is still arriving; a completed batch's results
     are then kept by the service and streamed again without the gateway, to callers the gateway has authorized
     for the batch. A broken stream resumes at any result with start_index.
@@ -91,6 +101,13 @@ class BatchServiceAsyncStub(BatchServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     CreateBatch: _aio.UnaryUnaryMultiCallable[_batch_service_pb2.CreateBatchRequest, _batch_service_pb2.CreateBatchResponse]  # type: ignore[assignment]
     """Creates a batch. Validation happens here, before the gateway is called: a bad request costs nothing."""
+    UploadBatch: _aio.StreamUnaryMultiCallable[_batch_service_pb2.UploadBatchRequest, _batch_service_pb2.UploadBatchResponse]  # type: ignore[assignment]
+    """Creates a batch too large for one message: first a header (a CreateBatchRequest without requests), then the
+    requests in chunks, in order, as many as it takes. Nothing is created before the stream ends: an upload broken
+    off creates nothing and costs nothing. The requests are spooled to disk as they arrive, not held in memory.
+    Then it is CreateBatch: the same request_id with the same requests, however they were chunked (or sent in one
+    CreateBatch), is the same create.
+    """
     GetBatch: _aio.UnaryUnaryMultiCallable[_batch_service_pb2.GetBatchRequest, _batch_service_pb2.GetBatchResponse]  # type: ignore[assignment]
     """Gets the current state of a batch."""
     ListBatches: _aio.UnaryUnaryMultiCallable[_batch_service_pb2.ListBatchesRequest, _batch_service_pb2.ListBatchesResponse]  # type: ignore[assignment]
@@ -103,7 +120,10 @@ class BatchServiceAsyncStub(BatchServiceStub):
     StreamResults: _aio.UnaryStreamMultiCallable[_batch_service_pb2.StreamResultsRequest, _batch_service_pb2.StreamResultsResponse]  # type: ignore[assignment]
     """Streams the results of a completed batch in the gateway's order, in chunks of consecutive results (each
     message at most about 256 KiB, one result if a single result is larger). A batch that is not completed
-    gets FAILED_PRECONDITION with its status in ErrorInfo.metadata["status"], unless `wait` is set.
+    gets FAILED_PRECONDITION with its status in ErrorInfo.metadata["status"], unless `wait` is set. A batch of
+    several parts (Batch.parts) has results once it ended, however it ended: one per request, in the order the
+    requests were sent, an error result for each request its part has none for (its code says why:
+    batch_cancelled, batch_expired, batch_failed, result_missing).
     The first stream of a batch flows while the gateway's answer is still arriving; a completed batch's results
     are then kept by the service and streamed again without the gateway, to callers the gateway has authorized
     for the batch. A broken stream resumes at any result with start_index.
@@ -144,6 +164,19 @@ class BatchServiceServicer(metaclass=_abc_1.ABCMeta):
         """Creates a batch. Validation happens here, before the gateway is called: a bad request costs nothing."""
 
     @_abc_1.abstractmethod
+    def UploadBatch(
+        self,
+        request_iterator: _MaybeAsyncIterator[_batch_service_pb2.UploadBatchRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_batch_service_pb2.UploadBatchResponse, _abc.Awaitable[_batch_service_pb2.UploadBatchResponse]]:
+        """Creates a batch too large for one message: first a header (a CreateBatchRequest without requests), then the
+        requests in chunks, in order, as many as it takes. Nothing is created before the stream ends: an upload broken
+        off creates nothing and costs nothing. The requests are spooled to disk as they arrive, not held in memory.
+        Then it is CreateBatch: the same request_id with the same requests, however they were chunked (or sent in one
+        CreateBatch), is the same create.
+        """
+
+    @_abc_1.abstractmethod
     def GetBatch(
         self,
         request: _batch_service_pb2.GetBatchRequest,
@@ -178,7 +211,10 @@ class BatchServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_batch_service_pb2.StreamResultsResponse], _abc.AsyncIterator[_batch_service_pb2.StreamResultsResponse]]:
         """Streams the results of a completed batch in the gateway's order, in chunks of consecutive results (each
         message at most about 256 KiB, one result if a single result is larger). A batch that is not completed
-        gets FAILED_PRECONDITION with its status in ErrorInfo.metadata["status"], unless `wait` is set.
+        gets FAILED_PRECONDITION with its status in ErrorInfo.metadata["status"], unless `wait` is set. A batch of
+        several parts (Batch.parts) has results once it ended, however it ended: one per request, in the order the
+        requests were sent, an error result for each request its part has none for (its code says why:
+        batch_cancelled, batch_expired, batch_failed, result_missing).
         The first stream of a batch flows while the gateway's answer is still arriving; a completed batch's results
         are then kept by the service and streamed again without the gateway, to callers the gateway has authorized
         for the batch. A broken stream resumes at any result with start_index.

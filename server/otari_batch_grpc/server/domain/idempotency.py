@@ -18,7 +18,6 @@ dead while it may still send: its claim outlives its own limit, whatever it does
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import time
 import uuid
 from typing import Any
@@ -28,6 +27,7 @@ from otari_batch_grpc.server.domain.core.batches import Batches
 from otari_batch_grpc.server.domain.errors import Code, ServiceError, from_upstream, upstream_errors
 from otari_batch_grpc.server.domain.parts.ids import whole_id
 from otari_batch_grpc.server.domain.parts.plan import Part
+from otari_batch_grpc.server.domain.parts.requests import InMessage, Requests
 from otari_batch_grpc.server.domain.upstream_search import ATTEMPT_GRACE_SECONDS, Unknown, find_made
 from otari_batch_grpc.server.gateway import convert
 from otari_batch_grpc.server.gateway.client import GatewayClient
@@ -51,14 +51,6 @@ WAIT_MARGIN_SECONDS = 0.1
 
 # How much of the fingerprint is stamped (as hex) beside the request_id: 128 bits.
 DIGEST_CHARS = 32
-
-
-def fingerprint(request: batch_service_pb2.CreateBatchRequest) -> str:
-    """A hash of everything in the request but its request_id."""
-    copy = batch_service_pb2.CreateBatchRequest()
-    copy.CopyFrom(request)
-    copy.ClearField("request_id")
-    return hashlib.sha256(copy.SerializeToString(deterministic=True)).hexdigest()
 
 
 class Attempt:
@@ -100,21 +92,38 @@ class IdempotentCreates:
     async def create(
         self, request: batch_service_pb2.CreateBatchRequest, caller: Caller, *, time_left: float | None
     ) -> batch_pb2.Batch:
+        """The batch a (validated) CreateBatch makes (see `create_from`)."""
+        return await self.create_from(InMessage(request), caller, time_left=time_left)
+
+    async def create_from(self, requests: Requests, caller: Caller, *, time_left: float | None) -> batch_pb2.Batch:
         """The batch a (validated) request makes: once per request_id when it has one; of several parts when it
         is larger than one (see parts)."""
         deadline = None if time_left is None else time.monotonic() + time_left
         attempt = Attempt(uuid.uuid4().hex, self._attempt_seconds, deadline)
-        plan = self._core.wholes.plan(request)
-        if not request.request_id:
-            return await self._unclaimed(request, caller, plan, attempt)
-        request_id = request.request_id.lower()
-        digest = fingerprint(request)
-        owner = caller.owner
-        claim = await self._claim(request, request_id, digest, caller, attempt)
+        plan = self._core.wholes.plan(requests)
+        header = requests.header
+        if not header.request_id:
+            return await self._unclaimed(requests, caller, plan, attempt)
+        request_id = header.request_id.lower()
+        digest = requests.fingerprint()
+        claim = await self._claim(header, request_id, digest, caller, attempt)
         if claim.batch_id is not None:
             return await self._settled(caller, claim.batch_id, claim.provider)
         if plan is not None:
-            return await self._whole(request, caller, plan, request_id, claim, attempt)
+            return await self._whole(requests, caller, plan, request_id, claim, attempt)
+        return await self._one(await requests.whole(), caller, request_id, digest, claim, attempt)
+
+    async def _one(
+        self,
+        request: batch_service_pb2.CreateBatchRequest,
+        caller: Caller,
+        request_id: str,
+        digest: str,
+        claim: Claim,
+        attempt: Attempt,
+    ) -> batch_pb2.Batch:
+        """A claimed create of one upstream batch."""
+        owner = caller.owner
         stamp = request_stamp(request_id, digest[:DIGEST_CHARS])
         sent = time.time()
         settled = False  # or released: the claim no longer waits on this attempt
@@ -147,7 +156,7 @@ class IdempotentCreates:
         return batch
 
     async def _unclaimed(
-        self, request: batch_service_pb2.CreateBatchRequest, caller: Caller, plan: list[Part] | None, attempt: Attempt
+        self, requests: Requests, caller: Caller, plan: list[Part] | None, attempt: Attempt
     ) -> batch_pb2.Batch:
         """A create without a request_id: nothing to claim (a retry makes another batch, as the caller chose)."""
         sent = time.time()
@@ -155,14 +164,21 @@ class IdempotentCreates:
             if plan is not None:
                 batch_id = whole_id(caller.owner, "", 0.0)
                 return await self._core.wholes.create(
-                    caller, request, plan, batch_id=batch_id, request_id="", renew=_nothing, time_left=attempt.time_left
+                    caller,
+                    requests,
+                    plan,
+                    batch_id=batch_id,
+                    request_id="",
+                    renew=_nothing,
+                    time_left=attempt.time_left,
                 )
+            request = await requests.whole()
             data = await self._core.create_upstream(caller, request, time_left=attempt.time_left())
         return await self._core.created(caller, data, "", sent=sent, requests_sent=len(request.requests))
 
     async def _whole(
         self,
-        request: batch_service_pb2.CreateBatchRequest,
+        requests: Requests,
         caller: Caller,
         plan: list[Part],
         request_id: str,
@@ -183,7 +199,7 @@ class IdempotentCreates:
         try:
             batch = await self._core.wholes.create(
                 caller,
-                request,
+                requests,
                 plan,
                 batch_id=whole_id(owner, request_id, claim.created_at),
                 request_id=request_id,

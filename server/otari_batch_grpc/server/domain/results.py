@@ -29,6 +29,7 @@ from otari_batch_grpc.server.gateway.errors import NotCompleted, UpstreamError, 
 from otari_batch_grpc.server.gateway.results_document import ResultsParser, as_is, plain
 from otari_batch_grpc.server.store import Store
 from otari_batch_grpc.server.telemetry import metrics
+from otari_batch_grpc.server.util import wire
 from otari_batch_grpc.server.util.locks import KeyedLocks
 from otari_batch_grpc.v1 import batch_pb2, batch_service_pb2
 
@@ -56,25 +57,15 @@ def wire_chunk(payload: bytes, first_index: int, total: int) -> bytes:
     (protobuf fields may come in any order, and a zero is simply left out as proto3 does)."""
     tail = b""
     if first_index:
-        tail += _FIRST_INDEX_TAG + varint(first_index)
+        tail += _FIRST_INDEX_TAG + wire.varint(first_index)
     if total:
-        tail += _TOTAL_COUNT_TAG + varint(total)
+        tail += _TOTAL_COUNT_TAG + wire.varint(total)
     return payload + tail
 
 
 def field_entry(result: bytes) -> bytes:
     """A serialized BatchResult as an entry of StreamResultsResponse's `results` field."""
-    return _RESULTS_TAG + varint(len(result)) + result
-
-
-def varint(value: int) -> bytes:
-    """A non-negative integer as a protobuf varint."""
-    out = bytearray()
-    while value >= 0x80:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
+    return wire.field_entry(_RESULTS_TAG, result)
 
 
 class ResultStreams:

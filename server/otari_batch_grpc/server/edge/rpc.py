@@ -2,8 +2,9 @@
 UNKNOWN), errors become rich gRPC statuses, one log line, metrics and a trace span per call, and open streams that
 end with UNAVAILABLE (so clients resume elsewhere) when the server drains.
 
-Handlers are declared with `@unary` or `@server_stream`; `register` serves them, wrapping each in its edge there,
-where the method's descriptor (the request's message type) is known. Called directly, a handler is a plain method.
+Handlers are declared with `@unary`, `@server_stream` or `@client_stream`; `register` serves them, wrapping each in
+its edge there, where the method's descriptor (the request's message type) is known. Called directly, a handler is
+a plain method.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ H = TypeVar("H", bound=Callable[..., Any])
 Context = aio.ServicerContext[Any, Any]
 Metadata = Collection[tuple[str, str | bytes]]  # what a call's invocation_metadata() holds
 
-_KIND: dict[Callable[..., Any], Literal["unary", "server_stream"]] = {}
+Kind = Literal["unary", "server_stream", "client_stream"]
+_KIND: dict[Callable[..., Any], Kind] = {}
 # Codes that are the server's (or the gateway's) fault: the span is marked as an error (OpenTelemetry's gRPC rule).
 _SERVER_FAULTS = frozenset(
     (
@@ -119,6 +121,13 @@ def unary(handler: H) -> H:
 def server_stream(handler: H) -> H:
     """Declare a server-streaming handler: as `unary`, and the stream ends with UNAVAILABLE when the server drains."""
     _KIND[handler] = "server_stream"
+    return handler
+
+
+def client_stream(handler: H) -> H:
+    """Declare a client-streaming handler: as `unary`; it gets the request messages as an async iterator, each
+    decoded by the edge (the first is the one the call's log line shows)."""
+    _KIND[handler] = "client_stream"
     return handler
 
 
@@ -347,6 +356,37 @@ def _unary_edge(
     return edge
 
 
+def _client_stream_edge(
+    behaviour: Callable[[AsyncIterator[Any], Context], Awaitable[Any]], method: _Method
+) -> Callable[[AsyncIterator[bytes], Context], Awaitable[Any]]:
+    async def edge(raw_messages: AsyncIterator[bytes], context: Context) -> Any:
+        call = _Call(method, context)
+
+        async def decoded() -> AsyncIterator[Any]:
+            async for raw in raw_messages:
+                try:
+                    message = method.decode(raw)
+                except Exception as exc:
+                    raise _malformed(method.type_name, len(raw), exc) from None
+                if call.request is None:
+                    call.request = message
+                yield message
+
+        try:
+            call.response = await behaviour(decoded(), context)
+            return call.response
+        except asyncio.CancelledError:
+            call.code = _ended_by_client(context)
+            raise
+        except Exception as exc:
+            await abort(context, call.fail(exc))
+            raise AssertionError("unreachable: abort raises") from None
+        finally:
+            call.finish()
+
+    return edge
+
+
 def _stream_edge(
     behaviour: Callable[[Any, Context], AsyncIterator[Any]], method: _Method, streams: OpenStreams
 ) -> Callable[[bytes, Context], AsyncIterator[Any]]:
@@ -404,11 +444,17 @@ def register(server: aio.Server, servicer: HasStreams, service: ServiceDescripto
     for descriptor in service.methods:
         behaviour = getattr(servicer, descriptor.name)
         kind = _KIND.get(getattr(behaviour, "__func__", behaviour))
-        expected = "server_stream" if descriptor.server_streaming else "unary"
-        if descriptor.client_streaming or kind != expected:
+        expected: Kind = "server_stream" if descriptor.server_streaming else "unary"
+        if descriptor.client_streaming:
+            expected = "client_stream"
+        if kind != expected or (descriptor.client_streaming and descriptor.server_streaming):
             raise TypeError(f"{type(servicer).__name__}.{descriptor.name} must be declared @{expected}")
         method = _Method.of(descriptor, service_key)
-        if descriptor.server_streaming:
+        if descriptor.client_streaming:
+            handlers[descriptor.name] = grpc.stream_unary_rpc_method_handler(
+                _client_stream_edge(behaviour, method), response_serializer=_send
+            )
+        elif descriptor.server_streaming:
             handlers[descriptor.name] = grpc.unary_stream_rpc_method_handler(
                 _stream_edge(behaviour, method, servicer.streams), response_serializer=_send
             )

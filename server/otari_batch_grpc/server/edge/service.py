@@ -15,14 +15,16 @@ from grpc import aio
 
 from otari_batch_grpc.server.domain.callers import Caller, OwnerHasher
 from otari_batch_grpc.server.domain.core.batches import Batches
+from otari_batch_grpc.server.domain.errors import FieldViolation, invalid_argument
 from otari_batch_grpc.server.domain.idempotency import IdempotentCreates
+from otari_batch_grpc.server.domain.parts.requests import Spool
 from otari_batch_grpc.server.domain.results import Message, ResultStreams
 from otari_batch_grpc.server.domain.subscriptions.feed import Feed, Subscription
 from otari_batch_grpc.server.domain.subscriptions.many import WATCH_MAX_BATCHES, ManyFeed
 from otari_batch_grpc.server.edge import validation
 from otari_batch_grpc.server.edge.credentials import credential_from_metadata
 from otari_batch_grpc.server.edge.limits import Limits
-from otari_batch_grpc.server.edge.rpc import OpenStreams, server_stream, unary
+from otari_batch_grpc.server.edge.rpc import OpenStreams, client_stream, server_stream, unary
 from otari_batch_grpc.v1 import batch_service_pb2
 
 Context = aio.ServicerContext[Any, Any]
@@ -65,6 +67,18 @@ class BatchService:
         caller = self._caller(context)
         batch = await self.creates.create(request, caller, time_left=context.time_remaining())
         return pb.CreateBatchResponse(batch=batch)
+
+    @client_stream
+    async def UploadBatch(
+        self, messages: AsyncIterator[pb.UploadBatchRequest], context: Context
+    ) -> pb.UploadBatchResponse:
+        caller = self._caller(context)
+        spool = await _spooled(messages)
+        try:
+            batch = await self.creates.create_from(spool, caller, time_left=context.time_remaining())
+        finally:
+            spool.close()
+        return pb.UploadBatchResponse(batch=batch)
 
     @unary
     async def GetBatch(self, request: pb.GetBatchRequest, context: Context) -> pb.GetBatchResponse:
@@ -192,3 +206,28 @@ class BatchService:
 def _margin(time_left: float | None) -> float | None:
     """Answer a little before the caller's deadline, so it gets the latest state rather than DEADLINE_EXCEEDED."""
     return None if time_left is None else max(0.0, time_left - min(0.25, time_left / 10))
+
+
+async def _spooled(messages: AsyncIterator[pb.UploadBatchRequest]) -> Spool:
+    """An upload, checked and spooled as it arrives: the header, then every chunk, to the stream's end. A bad
+    message ends it with INVALID_ARGUMENT, and nothing is kept."""
+    first = await anext(aiter(messages), None)
+    if first is None or first.WhichOneof("item") != "header":
+        raise invalid_argument([FieldViolation("header", "is required: the first message of an upload is its header")])
+    validation.check_upload_header(first.header)
+    spool = Spool(first.header)
+    try:
+        check = validation.RequestsCheck()
+        async for message in messages:
+            if message.WhichOneof("item") != "chunk":
+                raise invalid_argument(
+                    [FieldViolation("chunk", "is required: every message after the header is a chunk of requests")]
+                )
+            check.chunk(message.chunk.requests)
+            await spool.add(message.chunk.requests)
+        if not len(spool):
+            raise invalid_argument([FieldViolation("chunk", "at least one request is required; none came")])
+    except BaseException:
+        spool.close()
+        raise
+    return spool

@@ -37,7 +37,54 @@ _KEY_SHOWN_CHARS = 100
 def check_create(request: batch_service_pb2.CreateBatchRequest) -> None:
     problems: list[FieldViolation] = []
     _check_model(request.model, problems)
-    _check_requests(request, problems)
+    if not request.requests:
+        problems.append(FieldViolation("requests", "must hold at least one request; it is empty"))
+    else:
+        RequestsCheck().check(request.requests, problems)
+    _check_header(request, problems)
+    _raise(problems)
+
+
+def check_upload_header(header: batch_service_pb2.CreateBatchRequest) -> None:
+    """An UploadBatch's first message: a CreateBatchRequest without requests (they follow in chunks)."""
+    problems: list[FieldViolation] = []
+    _check_model(header.model, problems)
+    if header.requests:
+        problems.append(FieldViolation("requests", "must be empty: send the requests in the chunks after the header"))
+    _check_header(header, problems)
+    _raise([FieldViolation(f"header.{p.field}", p.description) for p in problems])
+
+
+class RequestsCheck:
+    """The checks of a batch's requests, however many messages bring them: indexes count on, and custom_ids are
+    unique across all of them."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._first_seen: dict[str, int] = {}
+
+    def check(self, items: Sequence[batch_service_pb2.BatchRequestItem], problems: list[FieldViolation]) -> None:
+        first_seen = self._first_seen
+        for i, item in enumerate(items, start=self.count):
+            custom_id = item.custom_id
+            if custom_id in first_seen or not custom_id or len(custom_id) > MAX_CUSTOM_ID_CHARS:
+                problems.append(_custom_id_problem(f"requests[{i}].custom_id", custom_id, first_seen))
+            else:
+                first_seen[custom_id] = i
+            if (problem := _body_problem(item, i)) is not None:
+                problems.append(problem)
+            if len(problems) >= 100:  # enough to act on; a 10,000-item mistake need not echo 10,000 times
+                break
+        self.count += len(items)
+
+    def chunk(self, items: Sequence[batch_service_pb2.BatchRequestItem]) -> None:
+        """Check the next chunk of an upload: INVALID_ARGUMENT naming each bad request by its index in the batch."""
+        problems: list[FieldViolation] = []
+        self.check(items, problems)
+        _raise(problems)
+
+
+def _check_header(request: batch_service_pb2.CreateBatchRequest, problems: list[FieldViolation]) -> None:
     _check_metadata(request, problems)
     if request.request_id and not _is_uuid(request.request_id):
         problems.append(
@@ -56,7 +103,6 @@ def check_create(request: batch_service_pb2.CreateBatchRequest) -> None:
         )
     if request.user:
         _check_id("user", request.user, problems)
-    _raise(problems)
 
 
 def check_batch_ref(batch_id: str, provider: str, *, start_index: int = 0) -> None:
@@ -163,30 +209,16 @@ def _check_model(model: str, problems: list[FieldViolation]) -> None:
     )
 
 
-def _check_requests(request: batch_service_pb2.CreateBatchRequest, problems: list[FieldViolation]) -> None:
-    count = len(request.requests)
-    if count == 0:
-        problems.append(FieldViolation("requests", "must hold at least one request; it is empty"))
-        return
-    first_seen: dict[str, int] = {}
-    for i, item in enumerate(request.requests):
-        custom_id = item.custom_id
-        if custom_id in first_seen or not custom_id or len(custom_id) > MAX_CUSTOM_ID_CHARS:
-            problems.append(_custom_id_problem(f"requests[{i}].custom_id", custom_id, first_seen))
-        else:
-            first_seen[custom_id] = i
-        if item.WhichOneof("content") == "body_json":
-            if (problem := _body_json_problem(item.body_json)) is not None:
-                problems.append(FieldViolation(f"requests[{i}].body_json", problem))
-        elif not item.body.fields:
-            problems.append(
-                FieldViolation(f"requests[{i}].body", "is required: the chat-completion request body (or body_json)")
-            )
-        elif (steps := _non_finite(item.body)) is not None:
-            where = f"requests[{i}].body" + "".join(steps)
-            problems.append(FieldViolation(where, "must be a finite number: JSON has no NaN or Infinity"))
-        if len(problems) >= 100:  # enough to act on; a 10,000-item mistake need not echo 10,000 times
-            return
+def _body_problem(item: batch_service_pb2.BatchRequestItem, i: int) -> FieldViolation | None:
+    if item.WhichOneof("content") == "body_json":
+        if (problem := _body_json_problem(item.body_json)) is not None:
+            return FieldViolation(f"requests[{i}].body_json", problem)
+    elif not item.body.fields:
+        return FieldViolation(f"requests[{i}].body", "is required: the chat-completion request body (or body_json)")
+    elif (steps := _non_finite(item.body)) is not None:
+        where = f"requests[{i}].body" + "".join(steps)
+        return FieldViolation(where, "must be a finite number: JSON has no NaN or Infinity")
+    return None
 
 
 def _custom_id_problem(where: str, custom_id: str, first_seen: dict[str, int]) -> FieldViolation:

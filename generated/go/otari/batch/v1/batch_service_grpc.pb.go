@@ -19,6 +19,12 @@ const _ = grpc.SupportPackageIsVersion7
 type BatchServiceClient interface {
 	// Creates a batch. Validation happens here, before the gateway is called: a bad request costs nothing.
 	CreateBatch(ctx context.Context, in *CreateBatchRequest, opts ...grpc.CallOption) (*CreateBatchResponse, error)
+	// Creates a batch too large for one message: first a header (a CreateBatchRequest without requests), then the
+	// requests in chunks, in order, as many as it takes. Nothing is created before the stream ends: an upload broken
+	// off creates nothing and costs nothing. The requests are spooled to disk as they arrive, not held in memory.
+	// Then it is CreateBatch: the same request_id with the same requests, however they were chunked (or sent in one
+	// CreateBatch), is the same create.
+	UploadBatch(ctx context.Context, opts ...grpc.CallOption) (BatchService_UploadBatchClient, error)
 	// Gets the current state of a batch.
 	GetBatch(ctx context.Context, in *GetBatchRequest, opts ...grpc.CallOption) (*GetBatchResponse, error)
 	// Lists the caller's batches, newest first: every batch this service has shown the caller (so none is lost to
@@ -29,7 +35,10 @@ type BatchServiceClient interface {
 	CancelBatch(ctx context.Context, in *CancelBatchRequest, opts ...grpc.CallOption) (*CancelBatchResponse, error)
 	// Streams the results of a completed batch in the gateway's order, in chunks of consecutive results (each
 	// message at most about 256 KiB, one result if a single result is larger). A batch that is not completed
-	// gets FAILED_PRECONDITION with its status in ErrorInfo.metadata["status"], unless `wait` is set.
+	// gets FAILED_PRECONDITION with its status in ErrorInfo.metadata["status"], unless `wait` is set. A batch of
+	// several parts (Batch.parts) has results once it ended, however it ended: one per request, in the order the
+	// requests were sent, an error result for each request its part has none for (its code says why:
+	// batch_cancelled, batch_expired, batch_failed, result_missing).
 	// The first stream of a batch flows while the gateway's answer is still arriving; a completed batch's results
 	// are then kept by the service and streamed again without the gateway, to callers the gateway has authorized
 	// for the batch. A broken stream resumes at any result with start_index.
@@ -65,6 +74,40 @@ func (c *batchServiceClient) CreateBatch(ctx context.Context, in *CreateBatchReq
 	return out, nil
 }
 
+func (c *batchServiceClient) UploadBatch(ctx context.Context, opts ...grpc.CallOption) (BatchService_UploadBatchClient, error) {
+	stream, err := c.cc.NewStream(ctx, &_BatchService_serviceDesc.Streams[0], "/otari.batch.v1.BatchService/UploadBatch", opts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &batchServiceUploadBatchClient{stream}
+	return x, nil
+}
+
+type BatchService_UploadBatchClient interface {
+	Send(*UploadBatchRequest) error
+	CloseAndRecv() (*UploadBatchResponse, error)
+	grpc.ClientStream
+}
+
+type batchServiceUploadBatchClient struct {
+	grpc.ClientStream
+}
+
+func (x *batchServiceUploadBatchClient) Send(m *UploadBatchRequest) error {
+	return x.ClientStream.SendMsg(m)
+}
+
+func (x *batchServiceUploadBatchClient) CloseAndRecv() (*UploadBatchResponse, error) {
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	m := new(UploadBatchResponse)
+	if err := x.ClientStream.RecvMsg(m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
 func (c *batchServiceClient) GetBatch(ctx context.Context, in *GetBatchRequest, opts ...grpc.CallOption) (*GetBatchResponse, error) {
 	out := new(GetBatchResponse)
 	err := c.cc.Invoke(ctx, "/otari.batch.v1.BatchService/GetBatch", in, out, opts...)
@@ -93,7 +136,7 @@ func (c *batchServiceClient) CancelBatch(ctx context.Context, in *CancelBatchReq
 }
 
 func (c *batchServiceClient) StreamResults(ctx context.Context, in *StreamResultsRequest, opts ...grpc.CallOption) (BatchService_StreamResultsClient, error) {
-	stream, err := c.cc.NewStream(ctx, &_BatchService_serviceDesc.Streams[0], "/otari.batch.v1.BatchService/StreamResults", opts...)
+	stream, err := c.cc.NewStream(ctx, &_BatchService_serviceDesc.Streams[1], "/otari.batch.v1.BatchService/StreamResults", opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -125,7 +168,7 @@ func (x *batchServiceStreamResultsClient) Recv() (*StreamResultsResponse, error)
 }
 
 func (c *batchServiceClient) WatchBatch(ctx context.Context, in *WatchBatchRequest, opts ...grpc.CallOption) (BatchService_WatchBatchClient, error) {
-	stream, err := c.cc.NewStream(ctx, &_BatchService_serviceDesc.Streams[1], "/otari.batch.v1.BatchService/WatchBatch", opts...)
+	stream, err := c.cc.NewStream(ctx, &_BatchService_serviceDesc.Streams[2], "/otari.batch.v1.BatchService/WatchBatch", opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -157,7 +200,7 @@ func (x *batchServiceWatchBatchClient) Recv() (*WatchBatchResponse, error) {
 }
 
 func (c *batchServiceClient) WatchBatches(ctx context.Context, in *WatchBatchesRequest, opts ...grpc.CallOption) (BatchService_WatchBatchesClient, error) {
-	stream, err := c.cc.NewStream(ctx, &_BatchService_serviceDesc.Streams[2], "/otari.batch.v1.BatchService/WatchBatches", opts...)
+	stream, err := c.cc.NewStream(ctx, &_BatchService_serviceDesc.Streams[3], "/otari.batch.v1.BatchService/WatchBatches", opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -203,6 +246,12 @@ func (c *batchServiceClient) WaitBatch(ctx context.Context, in *WaitBatchRequest
 type BatchServiceServer interface {
 	// Creates a batch. Validation happens here, before the gateway is called: a bad request costs nothing.
 	CreateBatch(context.Context, *CreateBatchRequest) (*CreateBatchResponse, error)
+	// Creates a batch too large for one message: first a header (a CreateBatchRequest without requests), then the
+	// requests in chunks, in order, as many as it takes. Nothing is created before the stream ends: an upload broken
+	// off creates nothing and costs nothing. The requests are spooled to disk as they arrive, not held in memory.
+	// Then it is CreateBatch: the same request_id with the same requests, however they were chunked (or sent in one
+	// CreateBatch), is the same create.
+	UploadBatch(BatchService_UploadBatchServer) error
 	// Gets the current state of a batch.
 	GetBatch(context.Context, *GetBatchRequest) (*GetBatchResponse, error)
 	// Lists the caller's batches, newest first: every batch this service has shown the caller (so none is lost to
@@ -213,7 +262,10 @@ type BatchServiceServer interface {
 	CancelBatch(context.Context, *CancelBatchRequest) (*CancelBatchResponse, error)
 	// Streams the results of a completed batch in the gateway's order, in chunks of consecutive results (each
 	// message at most about 256 KiB, one result if a single result is larger). A batch that is not completed
-	// gets FAILED_PRECONDITION with its status in ErrorInfo.metadata["status"], unless `wait` is set.
+	// gets FAILED_PRECONDITION with its status in ErrorInfo.metadata["status"], unless `wait` is set. A batch of
+	// several parts (Batch.parts) has results once it ended, however it ended: one per request, in the order the
+	// requests were sent, an error result for each request its part has none for (its code says why:
+	// batch_cancelled, batch_expired, batch_failed, result_missing).
 	// The first stream of a batch flows while the gateway's answer is still arriving; a completed batch's results
 	// are then kept by the service and streamed again without the gateway, to callers the gateway has authorized
 	// for the batch. A broken stream resumes at any result with start_index.
@@ -239,6 +291,9 @@ type UnimplementedBatchServiceServer struct {
 
 func (UnimplementedBatchServiceServer) CreateBatch(context.Context, *CreateBatchRequest) (*CreateBatchResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method CreateBatch not implemented")
+}
+func (UnimplementedBatchServiceServer) UploadBatch(BatchService_UploadBatchServer) error {
+	return status.Errorf(codes.Unimplemented, "method UploadBatch not implemented")
 }
 func (UnimplementedBatchServiceServer) GetBatch(context.Context, *GetBatchRequest) (*GetBatchResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method GetBatch not implemented")
@@ -290,6 +345,32 @@ func _BatchService_CreateBatch_Handler(srv interface{}, ctx context.Context, dec
 		return srv.(BatchServiceServer).CreateBatch(ctx, req.(*CreateBatchRequest))
 	}
 	return interceptor(ctx, in, info, handler)
+}
+
+func _BatchService_UploadBatch_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(BatchServiceServer).UploadBatch(&batchServiceUploadBatchServer{stream})
+}
+
+type BatchService_UploadBatchServer interface {
+	SendAndClose(*UploadBatchResponse) error
+	Recv() (*UploadBatchRequest, error)
+	grpc.ServerStream
+}
+
+type batchServiceUploadBatchServer struct {
+	grpc.ServerStream
+}
+
+func (x *batchServiceUploadBatchServer) SendAndClose(m *UploadBatchResponse) error {
+	return x.ServerStream.SendMsg(m)
+}
+
+func (x *batchServiceUploadBatchServer) Recv() (*UploadBatchRequest, error) {
+	m := new(UploadBatchRequest)
+	if err := x.ServerStream.RecvMsg(m); err != nil {
+		return nil, err
+	}
+	return m, nil
 }
 
 func _BatchService_GetBatch_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
@@ -453,6 +534,11 @@ var _BatchService_serviceDesc = grpc.ServiceDesc{
 		},
 	},
 	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "UploadBatch",
+			Handler:       _BatchService_UploadBatch_Handler,
+			ClientStreams: true,
+		},
 		{
 			StreamName:    "StreamResults",
 			Handler:       _BatchService_StreamResults_Handler,

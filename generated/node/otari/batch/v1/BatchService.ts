@@ -12,6 +12,8 @@ import type { ListBatchesRequest as _otari_batch_v1_ListBatchesRequest, ListBatc
 import type { ListBatchesResponse as _otari_batch_v1_ListBatchesResponse, ListBatchesResponse__Output as _otari_batch_v1_ListBatchesResponse__Output } from '../../../otari/batch/v1/ListBatchesResponse';
 import type { StreamResultsRequest as _otari_batch_v1_StreamResultsRequest, StreamResultsRequest__Output as _otari_batch_v1_StreamResultsRequest__Output } from '../../../otari/batch/v1/StreamResultsRequest';
 import type { StreamResultsResponse as _otari_batch_v1_StreamResultsResponse, StreamResultsResponse__Output as _otari_batch_v1_StreamResultsResponse__Output } from '../../../otari/batch/v1/StreamResultsResponse';
+import type { UploadBatchRequest as _otari_batch_v1_UploadBatchRequest, UploadBatchRequest__Output as _otari_batch_v1_UploadBatchRequest__Output } from '../../../otari/batch/v1/UploadBatchRequest';
+import type { UploadBatchResponse as _otari_batch_v1_UploadBatchResponse, UploadBatchResponse__Output as _otari_batch_v1_UploadBatchResponse__Output } from '../../../otari/batch/v1/UploadBatchResponse';
 import type { WaitBatchRequest as _otari_batch_v1_WaitBatchRequest, WaitBatchRequest__Output as _otari_batch_v1_WaitBatchRequest__Output } from '../../../otari/batch/v1/WaitBatchRequest';
 import type { WaitBatchResponse as _otari_batch_v1_WaitBatchResponse, WaitBatchResponse__Output as _otari_batch_v1_WaitBatchResponse__Output } from '../../../otari/batch/v1/WaitBatchResponse';
 import type { WatchBatchRequest as _otari_batch_v1_WatchBatchRequest, WatchBatchRequest__Output as _otari_batch_v1_WatchBatchRequest__Output } from '../../../otari/batch/v1/WatchBatchRequest';
@@ -97,7 +99,10 @@ export interface BatchServiceClient extends grpc.Client {
   /**
    * Streams the results of a completed batch in the gateway's order, in chunks of consecutive results (each
    * message at most about 256 KiB, one result if a single result is larger). A batch that is not completed
-   * gets FAILED_PRECONDITION with its status in ErrorInfo.metadata["status"], unless `wait` is set.
+   * gets FAILED_PRECONDITION with its status in ErrorInfo.metadata["status"], unless `wait` is set. A batch of
+   * several parts (Batch.parts) has results once it ended, however it ended: one per request, in the order the
+   * requests were sent, an error result for each request its part has none for (its code says why:
+   * batch_cancelled, batch_expired, batch_failed, result_missing).
    * The first stream of a batch flows while the gateway's answer is still arriving; a completed batch's results
    * are then kept by the service and streamed again without the gateway, to callers the gateway has authorized
    * for the batch. A broken stream resumes at any result with start_index.
@@ -107,13 +112,39 @@ export interface BatchServiceClient extends grpc.Client {
   /**
    * Streams the results of a completed batch in the gateway's order, in chunks of consecutive results (each
    * message at most about 256 KiB, one result if a single result is larger). A batch that is not completed
-   * gets FAILED_PRECONDITION with its status in ErrorInfo.metadata["status"], unless `wait` is set.
+   * gets FAILED_PRECONDITION with its status in ErrorInfo.metadata["status"], unless `wait` is set. A batch of
+   * several parts (Batch.parts) has results once it ended, however it ended: one per request, in the order the
+   * requests were sent, an error result for each request its part has none for (its code says why:
+   * batch_cancelled, batch_expired, batch_failed, result_missing).
    * The first stream of a batch flows while the gateway's answer is still arriving; a completed batch's results
    * are then kept by the service and streamed again without the gateway, to callers the gateway has authorized
    * for the batch. A broken stream resumes at any result with start_index.
    */
   streamResults(argument: _otari_batch_v1_StreamResultsRequest, metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<_otari_batch_v1_StreamResultsResponse__Output>;
   streamResults(argument: _otari_batch_v1_StreamResultsRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<_otari_batch_v1_StreamResultsResponse__Output>;
+  
+  /**
+   * Creates a batch too large for one message: first a header (a CreateBatchRequest without requests), then the
+   * requests in chunks, in order, as many as it takes. Nothing is created before the stream ends: an upload broken
+   * off creates nothing and costs nothing. The requests are spooled to disk as they arrive, not held in memory.
+   * Then it is CreateBatch: the same request_id with the same requests, however they were chunked (or sent in one
+   * CreateBatch), is the same create.
+   */
+  UploadBatch(metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_otari_batch_v1_UploadBatchResponse__Output>): grpc.ClientWritableStream<_otari_batch_v1_UploadBatchRequest>;
+  UploadBatch(metadata: grpc.Metadata, callback: grpc.requestCallback<_otari_batch_v1_UploadBatchResponse__Output>): grpc.ClientWritableStream<_otari_batch_v1_UploadBatchRequest>;
+  UploadBatch(options: grpc.CallOptions, callback: grpc.requestCallback<_otari_batch_v1_UploadBatchResponse__Output>): grpc.ClientWritableStream<_otari_batch_v1_UploadBatchRequest>;
+  UploadBatch(callback: grpc.requestCallback<_otari_batch_v1_UploadBatchResponse__Output>): grpc.ClientWritableStream<_otari_batch_v1_UploadBatchRequest>;
+  /**
+   * Creates a batch too large for one message: first a header (a CreateBatchRequest without requests), then the
+   * requests in chunks, in order, as many as it takes. Nothing is created before the stream ends: an upload broken
+   * off creates nothing and costs nothing. The requests are spooled to disk as they arrive, not held in memory.
+   * Then it is CreateBatch: the same request_id with the same requests, however they were chunked (or sent in one
+   * CreateBatch), is the same create.
+   */
+  uploadBatch(metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_otari_batch_v1_UploadBatchResponse__Output>): grpc.ClientWritableStream<_otari_batch_v1_UploadBatchRequest>;
+  uploadBatch(metadata: grpc.Metadata, callback: grpc.requestCallback<_otari_batch_v1_UploadBatchResponse__Output>): grpc.ClientWritableStream<_otari_batch_v1_UploadBatchRequest>;
+  uploadBatch(options: grpc.CallOptions, callback: grpc.requestCallback<_otari_batch_v1_UploadBatchResponse__Output>): grpc.ClientWritableStream<_otari_batch_v1_UploadBatchRequest>;
+  uploadBatch(callback: grpc.requestCallback<_otari_batch_v1_UploadBatchResponse__Output>): grpc.ClientWritableStream<_otari_batch_v1_UploadBatchRequest>;
   
   /**
    * Waits (long-poll, like google.longrunning WaitOperation) until the batch is terminal or the timeout passes,
@@ -202,12 +233,24 @@ export interface BatchServiceHandlers extends grpc.UntypedServiceImplementation 
   /**
    * Streams the results of a completed batch in the gateway's order, in chunks of consecutive results (each
    * message at most about 256 KiB, one result if a single result is larger). A batch that is not completed
-   * gets FAILED_PRECONDITION with its status in ErrorInfo.metadata["status"], unless `wait` is set.
+   * gets FAILED_PRECONDITION with its status in ErrorInfo.metadata["status"], unless `wait` is set. A batch of
+   * several parts (Batch.parts) has results once it ended, however it ended: one per request, in the order the
+   * requests were sent, an error result for each request its part has none for (its code says why:
+   * batch_cancelled, batch_expired, batch_failed, result_missing).
    * The first stream of a batch flows while the gateway's answer is still arriving; a completed batch's results
    * are then kept by the service and streamed again without the gateway, to callers the gateway has authorized
    * for the batch. A broken stream resumes at any result with start_index.
    */
   StreamResults: grpc.handleServerStreamingCall<_otari_batch_v1_StreamResultsRequest__Output, _otari_batch_v1_StreamResultsResponse>;
+  
+  /**
+   * Creates a batch too large for one message: first a header (a CreateBatchRequest without requests), then the
+   * requests in chunks, in order, as many as it takes. Nothing is created before the stream ends: an upload broken
+   * off creates nothing and costs nothing. The requests are spooled to disk as they arrive, not held in memory.
+   * Then it is CreateBatch: the same request_id with the same requests, however they were chunked (or sent in one
+   * CreateBatch), is the same create.
+   */
+  UploadBatch: grpc.handleClientStreamingCall<_otari_batch_v1_UploadBatchRequest__Output, _otari_batch_v1_UploadBatchResponse>;
   
   /**
    * Waits (long-poll, like google.longrunning WaitOperation) until the batch is terminal or the timeout passes,
@@ -238,6 +281,7 @@ export interface BatchServiceDefinition extends grpc.ServiceDefinition {
   GetBatch: MethodDefinition<_otari_batch_v1_GetBatchRequest, _otari_batch_v1_GetBatchResponse, _otari_batch_v1_GetBatchRequest__Output, _otari_batch_v1_GetBatchResponse__Output>
   ListBatches: MethodDefinition<_otari_batch_v1_ListBatchesRequest, _otari_batch_v1_ListBatchesResponse, _otari_batch_v1_ListBatchesRequest__Output, _otari_batch_v1_ListBatchesResponse__Output>
   StreamResults: MethodDefinition<_otari_batch_v1_StreamResultsRequest, _otari_batch_v1_StreamResultsResponse, _otari_batch_v1_StreamResultsRequest__Output, _otari_batch_v1_StreamResultsResponse__Output>
+  UploadBatch: MethodDefinition<_otari_batch_v1_UploadBatchRequest, _otari_batch_v1_UploadBatchResponse, _otari_batch_v1_UploadBatchRequest__Output, _otari_batch_v1_UploadBatchResponse__Output>
   WaitBatch: MethodDefinition<_otari_batch_v1_WaitBatchRequest, _otari_batch_v1_WaitBatchResponse, _otari_batch_v1_WaitBatchRequest__Output, _otari_batch_v1_WaitBatchResponse__Output>
   WatchBatch: MethodDefinition<_otari_batch_v1_WatchBatchRequest, _otari_batch_v1_WatchBatchResponse, _otari_batch_v1_WatchBatchRequest__Output, _otari_batch_v1_WatchBatchResponse__Output>
   WatchBatches: MethodDefinition<_otari_batch_v1_WatchBatchesRequest, _otari_batch_v1_WatchBatchesResponse, _otari_batch_v1_WatchBatchesRequest__Output, _otari_batch_v1_WatchBatchesResponse__Output>

@@ -27,6 +27,7 @@ from otari_batch_grpc.server.domain.errors import Code, FieldViolation, ServiceE
 from otari_batch_grpc.server.domain.parts.assemble import assemble, part_state
 from otari_batch_grpc.server.domain.parts.ids import pack, unpack
 from otari_batch_grpc.server.domain.parts.plan import Part, PartTooLarge, split
+from otari_batch_grpc.server.domain.parts.requests import Requests
 from otari_batch_grpc.server.domain.upstream_search import Unknown, find_made
 from otari_batch_grpc.server.gateway import convert
 from otari_batch_grpc.server.gateway.client import GatewayClient
@@ -80,11 +81,10 @@ class Wholes:
         self._read_failed = read_failed
 
     # -- making one ------------------------------------------------------------------------------------------------
-    def plan(self, request: batch_service_pb2.CreateBatchRequest) -> list[Part] | None:
-        """Where a (validated) request splits; None when it fits one part (a batch of the gateway's own id)."""
-        sizes = (item.ByteSize() for item in request.requests)
+    def plan(self, requests: Requests) -> list[Part] | None:
+        """Where a (validated) batch splits; None when it fits one part (a batch of the gateway's own id)."""
         try:
-            parts = split(sizes, max_requests=self.policy.max_requests, max_bytes=self.policy.max_bytes)
+            parts = split(requests.sizes(), max_requests=self.policy.max_requests, max_bytes=self.policy.max_bytes)
         except PartTooLarge as exc:
             raise invalid_argument(
                 [
@@ -99,7 +99,7 @@ class Wholes:
     async def create(
         self,
         caller: Caller,
-        request: batch_service_pb2.CreateBatchRequest,
+        requests: Requests,
         plan: Sequence[Part],
         *,
         batch_id: str,
@@ -110,27 +110,10 @@ class Wholes:
         """Make every part of the batch `batch_id` not made yet (the plan recorded first wins), then the batch as one.
         A part refused cancels the parts made and forgets the batch, and its UpstreamHTTPError is raised; any other
         failure leaves what was made recorded, for the next attempt."""
-        header = batch_service_pb2.CreateBatchRequest()
-        header.CopyFrom(request)
-        header.ClearField("requests")
-        header.ClearField("request_id")
-        planned = [
-            PartPlan(i, p.start, len(p), pack([item.custom_id for item in request.requests[p.start : p.end]]))
-            for i, p in enumerate(plan)
-        ]
-        record = WholeRecord(
-            id=batch_id,
-            owner=caller.owner,
-            provider=convert.provider_of_model(request.model),
-            request_id=request_id,
-            requests=len(request.requests),
-            header=header.SerializeToString(deterministic=True),
-            created_at=time.time(),
-        )
-        record = await self._store.add_whole(record, planned)
+        record = await self._store.whole(batch_id) or await self._record(caller, requests, plan, batch_id, request_id)
         parts = await self._store.parts(batch_id)
         sent = time.time()
-        making = _Making(self, caller, request, record, renew, time_left)
+        making = _Making(self, caller, requests, record, renew, time_left)
         outcomes = await asyncio.gather(*(making.part(p) for p in parts), return_exceptions=True)
         failures = [o for o in outcomes if isinstance(o, BaseException)]
         if failures:
@@ -142,6 +125,28 @@ class Wholes:
         batch = assemble(record, [(p, making.made[p.index]) for p in parts])
         await self._states.enter([batch], record.provider, caller.owner, creator=True, shown_at=sent)
         return batch
+
+    async def _record(
+        self, caller: Caller, requests: Requests, plan: Sequence[Part], batch_id: str, request_id: str
+    ) -> WholeRecord:
+        """The batch and its plan, recorded before any part is sent (or as an attempt that raced this one did)."""
+        header = batch_service_pb2.CreateBatchRequest()
+        header.CopyFrom(requests.header)
+        header.ClearField("request_id")
+        planned = []
+        for i, part in enumerate(plan):
+            items = await requests.read(part.start, part.end)
+            planned.append(PartPlan(i, part.start, len(part), pack([item.custom_id for item in items])))
+        record = WholeRecord(
+            id=batch_id,
+            owner=caller.owner,
+            provider=convert.provider_of_model(header.model),
+            request_id=request_id,
+            requests=len(requests),
+            header=header.SerializeToString(deterministic=True),
+            created_at=time.time(),
+        )
+        return await self._store.add_whole(record, planned)
 
     async def _undo(self, caller: Caller, record: WholeRecord, made: dict[int, batch_pb2.Batch]) -> None:
         """Cancel the parts made of a batch whose create failed, and forget it."""
@@ -260,12 +265,12 @@ class _Making:
         self,
         wholes: Wholes,
         caller: Caller,
-        request: batch_service_pb2.CreateBatchRequest,
+        requests: Requests,
         record: WholeRecord,
         renew: Callable[[], Awaitable[None]],
         time_left: Callable[[], float | None],
     ) -> None:
-        self._wholes, self._caller, self._request, self._record = wholes, caller, request, record
+        self._wholes, self._caller, self._requests, self._record = wholes, caller, requests, record
         self._renew, self._time_left = renew, time_left
         self._limit = asyncio.Semaphore(wholes.policy.creates_at_once)
         self._failed = False
@@ -294,7 +299,7 @@ class _Making:
             await wholes._store.part_sent(record.id, part.index, time.time())
             found = await wholes._create_upstream(
                 self._caller,
-                self._part_request(part),
+                await self._part_request(part),
                 stamp=part_stamp(record.id, part.index),
                 time_left=self._time_left(),
             )
@@ -335,9 +340,9 @@ class _Making:
                 retry_after=30.0,
             ) from None
 
-    def _part_request(self, part: PartRecord) -> batch_service_pb2.CreateBatchRequest:
+    async def _part_request(self, part: PartRecord) -> batch_service_pb2.CreateBatchRequest:
         request = batch_service_pb2.CreateBatchRequest.FromString(self._record.header)
-        request.requests.extend(self._request.requests[part.first : part.first + part.count])
+        request.requests.extend(await self._requests.read(part.first, part.first + part.count))
         return request
 
 

@@ -1,0 +1,113 @@
+"""UploadBatch, through real channels against the simulator: a header, then chunks of requests, spooled until the
+stream ends; then the same create as CreateBatch (PART_MAX_REQUESTS 10 here)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import grpc
+import pytest
+
+from otari_batch_grpc.server.app import BatchServer
+from otari_batch_grpc.v1 import batch_service_pb2 as pb
+from tests.conftest import ALICE, FAST, Sim, connect, create_request, details, make_settings
+
+if TYPE_CHECKING:
+    from otari_batch_grpc.v1.batch_service_pb2_grpc import BatchServiceAsyncStub as Stub
+
+
+@pytest.fixture
+async def stub(sim: Sim, tmp_path: Path) -> AsyncIterator[Stub]:
+    settings = make_settings(sim.url, tmp_path, part_max_requests=10, **FAST)
+    async with BatchServer(settings, gateway_url=sim.url) as server, connect(server.port) as made:
+        yield made
+
+
+def _header(request: pb.CreateBatchRequest) -> pb.UploadBatchRequest:
+    header = pb.CreateBatchRequest()
+    header.CopyFrom(request)
+    header.ClearField("requests")
+    return pb.UploadBatchRequest(header=header)
+
+
+async def _messages(request: pb.CreateBatchRequest, chunk: int) -> AsyncIterator[pb.UploadBatchRequest]:
+    yield _header(request)
+    items: Sequence[pb.BatchRequestItem] = request.requests
+    for start in range(0, len(items), chunk):
+        yield pb.UploadBatchRequest(chunk=pb.RequestChunk(requests=items[start : start + chunk]))
+
+
+async def _refused(stub: Stub, messages: AsyncIterator[pb.UploadBatchRequest]) -> grpc.aio.AioRpcError:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.UploadBatch(messages, metadata=ALICE)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    return caught.value
+
+
+async def test_an_upload_in_chunks_is_the_same_create_as_one_message(stub: Stub, sim: Sim) -> None:
+    request = create_request(25, request_id=str(uuid.uuid4()), metadata={"via": "upload"})
+    uploaded = (await stub.UploadBatch(_messages(request, 7), metadata=ALICE)).batch
+    assert uploaded.id.startswith("obatch_") and len(uploaded.parts) == 3
+    assert dict(uploaded.metadata) == {"via": "upload"} and uploaded.request_counts.total == 25
+    again = (await stub.UploadBatch(_messages(request, 4), metadata=ALICE)).batch  # chunked otherwise: a retry
+    assert again.id == uploaded.id
+    assert (await stub.CreateBatch(request, metadata=ALICE)).batch.id == uploaded.id  # and in one message
+    assert len(sim.state.batches) == 3
+    custom_ids = [r["custom_id"] for b in sim.state.batches.values() for r in b.requests]
+    assert sorted(custom_ids) == sorted(f"req-{i}" for i in range(25))
+
+
+async def test_an_upload_that_fits_one_part_is_the_gateways_batch(stub: Stub, sim: Sim) -> None:
+    request = create_request(5)
+    batch = (await stub.UploadBatch(_messages(request, 2), metadata=ALICE)).batch
+    assert batch.id in sim.state.batches and not batch.parts
+    assert [r["custom_id"] for r in sim.state.batches[batch.id].requests] == [f"req-{i}" for i in range(5)]
+
+
+async def test_an_upload_broken_off_creates_nothing(stub: Stub, sim: Sim) -> None:
+    request = create_request(25)
+    sent = asyncio.Event()
+
+    async def until_broken() -> AsyncIterator[pb.UploadBatchRequest]:
+        async for message in _messages(request, 10):
+            yield message
+            if message.HasField("chunk"):
+                sent.set()
+        await asyncio.Event().wait()  # the last chunk never comes
+
+    call: Any = stub.UploadBatch(until_broken(), metadata=ALICE)
+    await sent.wait()
+    await asyncio.sleep(0.2)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    await asyncio.sleep(0.2)
+    assert not sim.state.batches and await sim.requests_seen("create") == 0
+
+
+async def test_a_bad_chunk_is_named_by_its_place_in_the_batch_and_nothing_is_made(stub: Stub, sim: Sim) -> None:
+    request = create_request(12)
+    request.requests[9].custom_id = "req-2"  # in the second chunk, a custom_id the first used
+    error = await _refused(stub, _messages(request, 5))
+    assert details(error).fields == ["requests[9].custom_id"]
+    assert "already used by requests[2]" in (error.details() or "")
+
+    async def no_header() -> AsyncIterator[pb.UploadBatchRequest]:
+        yield pb.UploadBatchRequest(chunk=pb.RequestChunk(requests=request.requests[:2]))
+
+    assert details(await _refused(stub, no_header())).fields == ["header"]
+
+    async def header_with_requests() -> AsyncIterator[pb.UploadBatchRequest]:
+        yield pb.UploadBatchRequest(header=create_request(1, model="nope"))
+
+    assert details(await _refused(stub, header_with_requests())).fields == ["header.model", "header.requests"]
+
+    async def header_only() -> AsyncIterator[pb.UploadBatchRequest]:
+        yield _header(request)
+
+    assert details(await _refused(stub, header_only())).fields == ["chunk"]
+    assert not sim.state.batches
