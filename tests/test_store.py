@@ -301,6 +301,49 @@ async def test_a_batch_of_parts_goes_with_its_registry_entry(store: Store) -> No
     assert (await store.counts())["wholes"] == 0 and (await store.counts())["parts"] == 0
 
 
+async def test_a_parts_failures_are_examined_once_and_its_rerun_takes_the_next_index(store: Store) -> None:
+    await store.add_whole(_whole(max_attempts=3), [PartPlan(0, 0, 3, b"ids", bodies=b"kept"), PartPlan(1, 3, 2, b"")])
+    assert (await store.whole("obatch_1")).max_attempts == 3  # type: ignore[union-attr]
+    assert await store.part_bodies("obatch_1", 0) == b"kept" and await store.part_bodies("obatch_1", 1) == b""
+    rerun = PartPlan(-1, 1, 2, b"rerun ids", attempt=2, rerun_of=0, indices=b"1,2")
+    assert await store.examine_part("obatch_1", 0, rerun)
+    assert not await store.examine_part("obatch_1", 0, rerun)  # once: another replica's look writes nothing
+    assert await store.examine_part("obatch_1", 1, None)
+    parts = await store.parts("obatch_1")
+    assert [(p.index, p.attempt, p.rerun_of, p.examined) for p in parts] == [
+        (0, 1, None, True),
+        (1, 1, None, True),
+        (2, 2, 0, False),
+    ]
+    assert await store.part_indices("obatch_1", 2) == b"1,2"
+    assert await store.part_custom_ids("obatch_1", 2) == b"rerun ids"
+
+
+async def test_a_part_is_taken_by_one_maker_at_a_time(store: Store) -> None:
+    await store.add_whole(_whole(), [PartPlan(0, 0, 3, b"")])
+    assert await store.take_part("obatch_1", 0, hold_seconds=30) == 0.0  # never sent before
+    assert await store.take_part("obatch_1", 0, hold_seconds=30) is None  # held
+    await asyncio.sleep(0.3)
+    earlier = await store.take_part("obatch_1", 0, hold_seconds=0.2)  # its maker went quiet: look for what it made
+    assert earlier is not None and earlier > 0
+    await store.part_seen("obatch_1", 0, b"state", terminal=False, upstream_id="batch_up")
+    assert await store.take_part("obatch_1", 0, hold_seconds=0) is None  # made
+
+
+async def test_a_delegated_key_is_kept_sealed_until_dropped(store: Store) -> None:
+    await store.add_whole(_whole(), [PartPlan(0, 0, 3, b"")])
+    await store.delegate("obatch_1", "o", b"sealed")
+    await store.delegate("obatch_1", "o", b"another")  # the first kept stays
+    assert await store.delegation("obatch_1") == ("o", b"sealed")
+    assert await store.delegated(10) == ["obatch_1"]
+    await store.drop_delegation("obatch_1")
+    assert await store.delegation("obatch_1") is None and await store.delegated(10) == []
+    await store.delegate("obatch_1", "o", b"sealed")
+    await store.drop_whole("obatch_1")
+    await store.sweep(now=time.time(), keep_seconds=10, idempotency_seconds=10, claim_seconds=10)
+    assert await store.delegated(10) == []  # gone with its batch
+
+
 # -- retention ----------------------------------------------------------------------------------------------------
 async def test_a_sweep_forgets_what_is_past_its_time(store: Store) -> None:
     now = time.time()

@@ -115,24 +115,61 @@ class WholeRecord:
     header: bytes
     created_at: float
     cancel_asked: bool = False
+    max_attempts: int = 1  # tries each request gets (re-runs of retryable failures past 1)
 
     @classmethod
     def of_row(cls, row: Sequence[Any]) -> WholeRecord:
         """A row of queries.WHOLE, from either backend."""
-        return cls(
-            str(row[0]), str(row[1]), str(row[2]), str(row[3]), int(row[4]), bytes(row[5]), float(row[6]), bool(row[7])
+        owner, provider, request_id = str(row[1]), str(row[2]), str(row[3])
+        return cls(str(row[0]), owner, provider, request_id, int(row[4]), bytes(row[5]), float(row[6]), *_flags(row))
+
+    def row(self) -> tuple[object, ...]:
+        """Its values in queries.WHOLE_COLUMNS' order."""
+        return (
+            self.id,
+            self.owner,
+            self.provider,
+            self.request_id,
+            self.requests,
+            self.header,
+            self.created_at,
+            self.cancel_asked,
+            self.max_attempts,
         )
+
+
+def _flags(row: Sequence[Any]) -> tuple[bool, int]:
+    return bool(row[7]), int(row[8])
 
 
 @dataclass(frozen=True)
 class PartPlan:
-    """One part as planned: its index, the batch's requests it holds ([first, first + count)) and their custom_ids
-    (packed, see domain.parts)."""
+    """One part as planned: its index, the batch's requests it holds ([first, first + count), or for a re-run the
+    packed `indices`) and their custom_ids (packed, see domain.parts); for a first try with re-runs asked, its
+    requests themselves (`bodies`, packed), kept for them."""
 
     index: int
     first: int
     count: int
     custom_ids: bytes
+    bodies: bytes | None = None
+    attempt: int = 1
+    rerun_of: int | None = None
+    indices: bytes | None = None
+
+    def row(self, batch_id: str) -> tuple[object, ...]:
+        """Its values in queries.ADD_PART's order."""
+        return (
+            batch_id,
+            self.index,
+            self.first,
+            self.count,
+            self.custom_ids,
+            self.bodies,
+            self.attempt,
+            self.rerun_of,
+            self.indices,
+        )
 
 
 @dataclass(frozen=True)
@@ -147,12 +184,19 @@ class PartRecord:
     sent_at: float
     snapshot: bytes
     terminal: bool
+    attempt: int = 1
+    rerun_of: int | None = None  # the part whose retryable failures it re-runs
+    examined: bool = False  # (a part that ended) its failures were looked at, and a re-run recorded if any
 
     @classmethod
     def of_row(cls, row: Sequence[Any]) -> PartRecord:
         """A row of queries.PARTS, from either backend."""
         upstream_id = str(row[3]) if row[3] is not None else None
-        return cls(int(row[0]), int(row[1]), int(row[2]), upstream_id, float(row[4]), bytes(row[5]), bool(row[6]))
+        rerun_of = int(row[8]) if row[8] is not None else None
+        index, first, count, sent_at, snapshot = int(row[0]), int(row[1]), int(row[2]), float(row[4]), bytes(row[5])
+        return cls(
+            index, first, count, upstream_id, sent_at, snapshot, bool(row[6]), int(row[7]), rerun_of, bool(row[9])
+        )
 
 
 def is_database_url(target: str | os.PathLike[str]) -> bool:
@@ -299,6 +343,41 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def part_seen(self, batch_id: str, index: int, snapshot: bytes, *, terminal: bool, upstream_id: str) -> None:
         """The part's upstream batch (made, or found) and its state as the gateway showed it."""
+
+    @abc.abstractmethod
+    async def part_bodies(self, batch_id: str, index: int) -> bytes:
+        """A first try's requests, as kept for re-runs (packed; b"" when none were kept)."""
+
+    @abc.abstractmethod
+    async def part_indices(self, batch_id: str, index: int) -> bytes:
+        """A re-run's requests: their indexes in the batch (packed)."""
+
+    @abc.abstractmethod
+    async def examine_part(self, batch_id: str, index: int, rerun: PartPlan | None) -> bool:
+        """The part's failures were looked at: mark it so and, in the same transaction, record `rerun` (its
+        index the next free one) when there is one. False when another call did it first (nothing is written)."""
+
+    @abc.abstractmethod
+    async def take_part(self, batch_id: str, index: int, *, hold_seconds: float) -> float | None:
+        """Take the making of a part not made yet, marked sent now: when it was marked sent before (0.0: never; an
+        attempt then got no reply, and what it made must be looked for first); None while another attempt holds
+        it (marked within `hold_seconds`) or when it is made."""
+
+    @abc.abstractmethod
+    async def delegate(self, batch_id: str, owner: str, sealed: bytes) -> None:
+        """Keep the caller's key, sealed, for this batch's work without it (the first kept stays)."""
+
+    @abc.abstractmethod
+    async def delegation(self, batch_id: str) -> tuple[str, bytes] | None:
+        """(owner, sealed key) delegated for the batch, if any."""
+
+    @abc.abstractmethod
+    async def drop_delegation(self, batch_id: str) -> None:
+        """Forget the key delegated for the batch (it ended, or the gateway refused the key)."""
+
+    @abc.abstractmethod
+    async def delegated(self, limit: int) -> list[str]:
+        """The batches a key is delegated for, oldest first."""
 
     @abc.abstractmethod
     async def cancel_whole(self, batch_id: str) -> None:

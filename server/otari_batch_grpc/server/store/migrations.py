@@ -132,6 +132,22 @@ SQLITE: tuple[str, ...] = (
         PRIMARY KEY (batch_id, idx)
     ) WITHOUT ROWID
     """,
+    # 8: re-runs of a batch's retryable failures: how many tries a request gets, each part's try, what a re-run
+    #    holds, the requests kept for re-runs, and the callers' keys delegated for them (sealed)
+    """
+    ALTER TABLE wholes ADD COLUMN max_attempts INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE parts ADD COLUMN attempt INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE parts ADD COLUMN rerun_of INTEGER;        -- the part whose retryable failures it re-runs
+    ALTER TABLE parts ADD COLUMN indices BLOB;            -- a re-run's requests: their indexes in the batch, packed
+    ALTER TABLE parts ADD COLUMN bodies BLOB;             -- a first try's requests, kept while re-runs may need them
+    ALTER TABLE parts ADD COLUMN examined INTEGER NOT NULL DEFAULT 0;  -- its failures looked at (a re-run recorded)
+    CREATE TABLE delegations (
+        batch_id    TEXT PRIMARY KEY,
+        owner       TEXT NOT NULL,   -- owner hash of the caller that delegated its key
+        sealed      BLOB NOT NULL,   -- the key, encrypted (AES-GCM) under the key-encryption key, bound to the batch
+        created_at  REAL NOT NULL
+    )
+    """,
 )
 
 # Every table lives in a schema of its own (the connections' search_path), so the service can share a database
@@ -249,6 +265,22 @@ POSTGRES: tuple[str, ...] = (
         snapshot     BYTEA NOT NULL DEFAULT '',  -- its last Batch seen, serialized
         terminal     BOOLEAN NOT NULL DEFAULT false,
         PRIMARY KEY (batch_id, idx)
+    );
+    """,
+    # 6: re-runs of a batch's retryable failures: how many tries a request gets, each part's try, what a re-run
+    #    holds, the requests kept for re-runs, and the callers' keys delegated for them (sealed)
+    """
+    ALTER TABLE wholes ADD COLUMN max_attempts INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE parts ADD COLUMN attempt INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE parts ADD COLUMN rerun_of INTEGER;        -- the part whose retryable failures it re-runs
+    ALTER TABLE parts ADD COLUMN indices BYTEA;           -- a re-run's requests: their indexes in the batch, packed
+    ALTER TABLE parts ADD COLUMN bodies BYTEA;            -- a first try's requests, kept while re-runs may need them
+    ALTER TABLE parts ADD COLUMN examined BOOLEAN NOT NULL DEFAULT false;  -- its failures looked at
+    CREATE TABLE delegations (
+        batch_id    TEXT PRIMARY KEY,
+        owner       TEXT NOT NULL,             -- owner hash of the caller that delegated its key
+        sealed      BYTEA NOT NULL,            -- the key, encrypted (AES-GCM) under the key-encryption key
+        created_at  DOUBLE PRECISION NOT NULL
     );
     """,
 )

@@ -57,14 +57,31 @@ SETTLE_CLAIM = "UPDATE idempotency SET batch_id = $1 WHERE owner = $2 AND reques
 RELEASE_CLAIM = "DELETE FROM idempotency WHERE owner = $1 AND request_id = $2 AND holder = $3 AND batch_id IS NULL"
 
 # -- batches of several parts ---------------------------------------------------------------------------------
-WHOLE_COLUMNS = "id, owner, provider, request_id, requests, header, created_at, cancel_asked"
-ADD_WHOLE = f"INSERT INTO wholes ({WHOLE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING"
+WHOLE_COLUMNS = "id, owner, provider, request_id, requests, header, created_at, cancel_asked, max_attempts"
+ADD_WHOLE = (
+    f"INSERT INTO wholes ({WHOLE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING"
+)
 ADD_PART = (
-    "INSERT INTO parts (batch_id, idx, first, count, custom_ids) VALUES ($1, $2, $3, $4, $5) "
-    "ON CONFLICT (batch_id, idx) DO NOTHING"
+    "INSERT INTO parts (batch_id, idx, first, count, custom_ids, bodies, attempt, rerun_of, indices) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (batch_id, idx) DO NOTHING"
 )
 WHOLE = f"SELECT {WHOLE_COLUMNS} FROM wholes WHERE id = $1"
-PARTS = "SELECT idx, first, count, upstream_id, sent_at, snapshot, terminal FROM parts WHERE batch_id = $1 ORDER BY idx"
+PARTS = (
+    "SELECT idx, first, count, upstream_id, sent_at, snapshot, terminal, attempt, rerun_of, examined "
+    "FROM parts WHERE batch_id = $1 ORDER BY idx"
+)
+PART_BODIES = "SELECT bodies FROM parts WHERE batch_id = $1 AND idx = $2"
+PART_INDICES = "SELECT indices FROM parts WHERE batch_id = $1 AND idx = $2"
+EXAMINE_PART = "UPDATE parts SET examined = $3 WHERE batch_id = $1 AND idx = $2 AND NOT examined"
+NEXT_PART_INDEX = "SELECT COALESCE(MAX(idx), -1) + 1 FROM parts WHERE batch_id = $1"
+PART_SENT_AT = "SELECT upstream_id, sent_at FROM parts WHERE batch_id = $1 AND idx = $2"
+DELEGATE = (
+    "INSERT INTO delegations (batch_id, owner, sealed, created_at) VALUES ($1, $2, $3, $4) "
+    "ON CONFLICT (batch_id) DO NOTHING"
+)
+DELEGATION = "SELECT owner, sealed FROM delegations WHERE batch_id = $1"
+DROP_DELEGATION = "DELETE FROM delegations WHERE batch_id = $1"
+DELEGATED = "SELECT batch_id FROM delegations ORDER BY created_at LIMIT $1"
 PART_CUSTOM_IDS = "SELECT custom_ids FROM parts WHERE batch_id = $1 AND idx = $2"
 PART_SENT = "UPDATE parts SET sent_at = $3 WHERE batch_id = $1 AND idx = $2"
 PART_SEEN = "UPDATE parts SET upstream_id = $3, snapshot = $4, terminal = $5 WHERE batch_id = $1 AND idx = $2"
@@ -91,6 +108,7 @@ SWEEP = (
     # a batch of several parts goes with its registry entry (its parts with it); one never entered (its create
     # never finished) once as old
     "DELETE FROM wholes WHERE created_at < $1 AND NOT EXISTS (SELECT 1 FROM batches WHERE batches.id = wholes.id)",
+    "DELETE FROM delegations WHERE NOT EXISTS (SELECT 1 FROM wholes WHERE wholes.id = delegations.batch_id)",
 )
 TABLES = (
     "batches",
@@ -102,6 +120,7 @@ TABLES = (
     "key_refusals",
     "wholes",
     "parts",
+    "delegations",
 )
 
 # -- results cache ------------------------------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from collections.abc import Sequence
 
 from otari_batch_grpc.server.store import queries
@@ -12,12 +14,9 @@ from otari_batch_grpc.server.store.sqlite.connection import SqliteConnection
 class SqliteWholes(SqliteConnection):
     async def add_whole(self, whole: WholeRecord, parts: Sequence[PartPlan]) -> WholeRecord:
         async with self._tx():
-            cursor = await self._db.execute(queries.for_sqlite(queries.ADD_WHOLE), _whole_row(whole))
+            cursor = await self._db.execute(queries.for_sqlite(queries.ADD_WHOLE), whole.row())
             if cursor.rowcount == 1:
-                await self._db.executemany(
-                    queries.for_sqlite(queries.ADD_PART),
-                    [(whole.id, p.index, p.first, p.count, p.custom_ids) for p in parts],
-                )
+                await self._db.executemany(queries.for_sqlite(queries.ADD_PART), [p.row(whole.id) for p in parts])
                 return whole
             cursor = await self._db.execute(queries.for_sqlite(queries.WHOLE), (whole.id,))
             row = await cursor.fetchone()
@@ -41,21 +40,52 @@ class SqliteWholes(SqliteConnection):
     async def part_seen(self, batch_id: str, index: int, snapshot: bytes, *, terminal: bool, upstream_id: str) -> None:
         await self._write(queries.PART_SEEN, batch_id, index, upstream_id, snapshot, terminal)
 
+    async def part_bodies(self, batch_id: str, index: int) -> bytes:
+        value = await self._scalar(queries.PART_BODIES, batch_id, index)
+        return bytes(value) if value is not None else b""
+
+    async def part_indices(self, batch_id: str, index: int) -> bytes:
+        value = await self._scalar(queries.PART_INDICES, batch_id, index)
+        return bytes(value) if value is not None else b""
+
+    async def examine_part(self, batch_id: str, index: int, rerun: PartPlan | None) -> bool:
+        async with self._tx():
+            cursor = await self._db.execute(queries.for_sqlite(queries.EXAMINE_PART), (batch_id, index, True))
+            if cursor.rowcount != 1:
+                return False
+            if rerun is not None:
+                cursor = await self._db.execute(queries.for_sqlite(queries.NEXT_PART_INDEX), (batch_id,))
+                row = await cursor.fetchone()
+                assert row is not None
+                plan = dataclasses.replace(rerun, index=int(row[0]))
+                await self._db.execute(queries.for_sqlite(queries.ADD_PART), plan.row(batch_id))
+        return True
+
+    async def take_part(self, batch_id: str, index: int, *, hold_seconds: float) -> float | None:
+        async with self._tx():
+            cursor = await self._db.execute(queries.for_sqlite(queries.PART_SENT_AT), (batch_id, index))
+            row = await cursor.fetchone()
+            now = time.time()
+            if row is None or row[0] is not None or float(row[1]) > now - hold_seconds:
+                return None
+            await self._db.execute(queries.for_sqlite(queries.PART_SENT), (batch_id, index, now))
+        return float(row[1])
+
+    async def delegate(self, batch_id: str, owner: str, sealed: bytes) -> None:
+        await self._write(queries.DELEGATE, batch_id, owner, sealed, time.time())
+
+    async def delegation(self, batch_id: str) -> tuple[str, bytes] | None:
+        rows = await self._rows(queries.DELEGATION, batch_id)
+        return (str(rows[0][0]), bytes(rows[0][1])) if rows else None
+
+    async def drop_delegation(self, batch_id: str) -> None:
+        await self._write(queries.DROP_DELEGATION, batch_id)
+
+    async def delegated(self, limit: int) -> list[str]:
+        return [str(row[0]) for row in await self._rows(queries.DELEGATED, limit)]
+
     async def cancel_whole(self, batch_id: str) -> None:
         await self._write(queries.CANCEL_WHOLE, batch_id, True)
 
     async def drop_whole(self, batch_id: str) -> None:
         await self._write(queries.DROP_WHOLE, batch_id)
-
-
-def _whole_row(whole: WholeRecord) -> tuple[object, ...]:
-    return (
-        whole.id,
-        whole.owner,
-        whole.provider,
-        whole.request_id,
-        whole.requests,
-        whole.header,
-        whole.created_at,
-        whole.cancel_asked,
-    )
