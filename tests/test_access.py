@@ -349,7 +349,14 @@ async def test_the_state_files_are_the_services_alone(sim: Sim, tmp_path: Path) 
         await sim.force(batch.id, "completed")
         await _results(stub, batch.id, ALICE)  # result text kept in the database
         files = sorted(p.name for p in state.parent.iterdir())
-        assert files == ["state.db", "state.db-shm", "state.db-wal", "state.db.secret", "state.db.tokenkey"]
+        assert files == [
+            "state.db",
+            "state.db-shm",
+            "state.db-wal",
+            "state.db.kek",
+            "state.db.secret",
+            "state.db.tokenkey",
+        ]
         for name in files:
             assert _mode(state.parent / name) == 0o600, name
         assert _mode(state.parent) == 0o700

@@ -330,14 +330,15 @@ async def test_a_part_is_taken_by_one_maker_at_a_time(store: Store) -> None:
     assert await store.take_part("obatch_1", 0, hold_seconds=0) is None  # made
 
 
-async def test_a_delegated_key_is_kept_sealed_until_dropped(store: Store) -> None:
-    await store.add_whole(_whole(), [PartPlan(0, 0, 3, b"")])
+async def test_a_delegated_key_is_kept_sealed_until_the_re_runs_end(store: Store) -> None:
+    await store.add_whole(_whole(), [PartPlan(0, 0, 3, b"", bodies=b"kept")])
     await store.delegate("obatch_1", "o", b"sealed")
     await store.delegate("obatch_1", "o", b"another")  # the first kept stays
     assert await store.delegation("obatch_1") == ("o", b"sealed")
     assert await store.delegated(10) == ["obatch_1"]
-    await store.drop_delegation("obatch_1")
+    await store.end_reruns("obatch_1")
     assert await store.delegation("obatch_1") is None and await store.delegated(10) == []
+    assert await store.part_bodies("obatch_1", 0) == b""  # the requests kept for re-runs go too
     await store.delegate("obatch_1", "o", b"sealed")
     await store.drop_whole("obatch_1")
     await store.sweep(now=time.time(), keep_seconds=10, idempotency_seconds=10, claim_seconds=10)

@@ -14,14 +14,14 @@ from grpc_health.v1._async import HealthServicer
 from otari_batch_grpc.server import wiring
 from otari_batch_grpc.server.config import Settings
 from otari_batch_grpc.server.domain.callers import OwnerHasher
-from otari_batch_grpc.server.domain.tokens import TokenKeys
+from otari_batch_grpc.server.domain.core.delegated import follow_delegated
 from otari_batch_grpc.server.edge import reflection
 from otari_batch_grpc.server.edge.limits import LimitPolicy, Limits
 from otari_batch_grpc.server.edge.rpc import register
 from otari_batch_grpc.server.edge.service import BatchService
 from otari_batch_grpc.server.gateway.client import API_ROOTS, GatewayClient
 from otari_batch_grpc.server.gateway.errors import UpstreamError
-from otari_batch_grpc.server.secret_files import kept_secret, load_owner_secret
+from otari_batch_grpc.server.secret_files import load_owner_secret, sealer, token_keys
 from otari_batch_grpc.server.store import Store, open_store
 from otari_batch_grpc.server.telemetry import metrics, tracing
 from otari_batch_grpc.server.telemetry.metrics import MetricsListener
@@ -101,6 +101,7 @@ class BatchServer:
         self._server: aio.Server | None = None
         self._health_task: asyncio.Task[None] | None = None
         self._sweep_task: asyncio.Task[None] | None = None
+        self._rerun_task: asyncio.Task[None] | None = None
 
     @property
     def service(self) -> BatchService:
@@ -137,7 +138,7 @@ class BatchServer:
             # other's tokens.
             shared = None if settings.owner_secret else await self._store.shared_secret("owner_secret")
             secret = shared or await load_owner_secret(settings.owner_secret, settings.state_db)
-            tokens = await self._token_keys()
+            tokens = await token_keys(settings.token_keys, settings.state_db, self._store)
             self._service = wiring.batch_service(
                 settings,
                 gateway=self.gateway,
@@ -145,6 +146,7 @@ class BatchServer:
                 limits=self.limits,
                 owners=OwnerHasher(secret),
                 tokens=tokens,
+                sealer=await sealer(settings.key_encryption_keys, settings.state_db, self._store),
             )
             await self._service.core.join_fleet()
             return await self._serve()
@@ -175,11 +177,12 @@ class BatchServer:
             self._watch_gateway(reachable), name="gateway-health", context=tracing.background()
         )
         self._sweep_task = asyncio.create_task(self._sweep(), name="retention", context=tracing.background())
+        self._rerun_task = asyncio.create_task(self._reruns(), name="re-runs", context=tracing.background())
         return self.port
 
     async def stop(self) -> None:
         """Graceful: health NOT_SERVING, open streams end with UNAVAILABLE, in-flight unary calls get the grace."""
-        for task in (self._health_task, self._sweep_task):
+        for task in (self._health_task, self._sweep_task, self._rerun_task):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -271,19 +274,15 @@ class BatchServer:
                     metrics.RESULTS_CACHE_BYTES.set(await self.store.results_bytes())
             await asyncio.sleep(self.settings.sweep_interval)
 
-    async def _token_keys(self) -> TokenKeys:
-        """TOKEN_KEYS, else one generated key kept where the owner secret is (the PostgreSQL database, or a file
-        beside STATE_DB): fine for development, but whoever reads those can make tokens."""
-        settings, store = self.settings, self.store
-        if settings.token_keys:
-            return TokenKeys.parse(settings.token_keys)
-        kept = await store.shared_secret("token_key")
-        where = "the state database"
-        if kept is None:
-            path = settings.state_db.parent / (settings.state_db.name + ".tokenkey")
-            kept, where = await kept_secret(path), str(path)
-        log.info("page and resume tokens sealed with a generated key kept in %s (set TOKEN_KEYS in production)", where)
-        return TokenKeys({1: kept})
+    async def _reruns(self) -> None:
+        """Batches with re-runs asked advance while no one calls: each read with its delegated key every
+        WATCH_POLL_MAX (unless a watch polls it already)."""
+        while True:
+            try:
+                await follow_delegated(self.service.core)
+            except Exception:
+                log.exception("following the batches with re-runs failed; the next round tries again")
+            await asyncio.sleep(self.settings.watch_poll_max)
 
     async def _set_health(self, reachable: bool) -> None:
         status = _SERVING if reachable else _NOT_SERVING

@@ -11,7 +11,7 @@ import argparse
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
 from pydantic import AfterValidator, AliasChoices, Field, ValidationError, ValidationInfo, model_validator
 from pydantic.fields import FieldInfo
@@ -92,10 +92,44 @@ LogLevel = Annotated[str, _one_of("log_level", ("DEBUG", "INFO", "WARNING", "ERR
 EventLoop = Annotated[str, _one_of("event_loop", ("uvloop", "asyncio"))]
 
 
-class Settings(BaseSettings):
-    """Everything the service can be told. Each field has a flag and an environment variable."""
+class _SettingsBase(BaseSettings):
+    """How settings are read and checked (the fields are Settings')."""
 
     model_config = SettingsConfigDict(frozen=True, extra="forbid", validate_by_name=True, env_ignore_empty=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The values given, alone: `load` adds the flags and the environment (a Settings a test builds reads no
+        environment variable of the developer's)."""
+        return (init_settings,)
+
+    # -- what each value must be -------------------------------------------------------------------------------
+    @model_validator(mode="before")
+    @classmethod
+    def _a_url_in_state_db(cls, data: Any) -> Any:
+        """A postgresql:// URL in STATE_DB is DATABASE_URL (STATE_DB keeps its default: local files go there)."""
+        if isinstance(data, dict) and is_database_url(data.get("state_db", "")):
+            url = data.pop("state_db")
+            if data.get("database_url") not in (None, url):
+                raise ConfigError("STATE_DB and DATABASE_URL name two different databases: set one")
+            data["database_url"] = url
+        return data
+
+    @model_validator(mode="after")
+    def _together(self) -> Self:
+        _check_together(self)  # type: ignore[arg-type]  # (always a Settings)
+        return self
+
+
+class Settings(_SettingsBase):
+    """Everything the service can be told. Each field has a flag and an environment variable."""
 
     gateway_url: HttpOrigin | None = _opt(
         None,
@@ -146,6 +180,13 @@ class Settings(BaseSettings):
         "more), e.g. 2:<new>,1:<old>. The highest generation seals, every one given opens; a token of a generation "
         "dropped is expired. Unset: one generated key kept beside STATE_DB, or in the PostgreSQL database (set it in "
         "production, so that reading the database is not enough to make tokens).",
+        secret=True,
+    )
+    key_encryption_keys: Keyring | None = _opt(
+        None,
+        "Keys that encrypt what the service keeps of callers' secrets (a key delegated for a batch's re-runs), as "
+        "TOKEN_KEYS: generation:secret pairs, the highest seals. Unset: one generated key kept beside STATE_DB, or in "
+        "the PostgreSQL database (set it in production, so that reading the database is not enough to read them).",
         secret=True,
     )
     owner_trust_seconds: float = _opt(
@@ -291,36 +332,6 @@ class Settings(BaseSettings):
             super().__init__(**values)
         except ValidationError as exc:
             raise ConfigError("; ".join(_message(error) for error in exc.errors())) from None
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """The values given, alone: `load` adds the flags and the environment (a Settings a test builds reads no
-        environment variable of the developer's)."""
-        return (init_settings,)
-
-    # -- what each value must be -------------------------------------------------------------------------------
-    @model_validator(mode="before")
-    @classmethod
-    def _a_url_in_state_db(cls, data: Any) -> Any:
-        """A postgresql:// URL in STATE_DB is DATABASE_URL (STATE_DB keeps its default: local files go there)."""
-        if isinstance(data, dict) and is_database_url(data.get("state_db", "")):
-            url = data.pop("state_db")
-            if data.get("database_url") not in (None, url):
-                raise ConfigError("STATE_DB and DATABASE_URL name two different databases: set one")
-            data["database_url"] = url
-        return data
-
-    @model_validator(mode="after")
-    def _together(self) -> Settings:
-        _check_together(self)
-        return self
 
     # -- what the service reads --------------------------------------------------------------------------------
     @property

@@ -10,10 +10,12 @@ from otari_batch_grpc.server.domain.core.batches import Batches, CorePolicy
 from otari_batch_grpc.server.domain.idempotency import IdempotentCreates
 from otari_batch_grpc.server.domain.parts.wholes import PartsPolicy
 from otari_batch_grpc.server.domain.results import ResultsPolicy, ResultStreams
+from otari_batch_grpc.server.domain.sealing import Sealer
 from otari_batch_grpc.server.domain.subscriptions.feed import Feed
 from otari_batch_grpc.server.domain.subscriptions.many import ManyFeed
 from otari_batch_grpc.server.domain.subscriptions.poll_loop import WatchPolicy
 from otari_batch_grpc.server.domain.tokens import TokenKeys
+from otari_batch_grpc.server.domain.upstream_search import ATTEMPT_GRACE_SECONDS
 from otari_batch_grpc.server.edge.limits import Limits
 from otari_batch_grpc.server.edge.service import BatchService
 from otari_batch_grpc.server.gateway.client import GatewayClient
@@ -28,6 +30,7 @@ def batch_service(
     limits: Limits,
     owners: OwnerHasher,
     tokens: TokenKeys,
+    sealer: Sealer,
 ) -> BatchService:
     """BatchService over a domain built from `settings`."""
     watch = WatchPolicy(
@@ -52,10 +55,12 @@ def batch_service(
                 max_requests=settings.part_max_requests,
                 max_bytes=settings.part_max_bytes,
                 creates_at_once=settings.part_creates_at_once,
+                hold_seconds=settings.upstream_timeout + ATTEMPT_GRACE_SECONDS,
             ),
         ),
         watch=watch,
         tokens=tokens,
+        sealer=sealer,
         owner_of=owners.owner_of_key,
     )
     heartbeat, recheck = settings.watch_heartbeat, watch.poll_max

@@ -286,6 +286,7 @@ class BatchPart(_message.Message):
     STATUS_FIELD_NUMBER: _builtins.int
     UPSTREAM_STATUS_FIELD_NUMBER: _builtins.int
     REQUEST_COUNTS_FIELD_NUMBER: _builtins.int
+    ATTEMPT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """The upstream batch's id at the gateway (a GetBatch with it and the provider shows it alone)."""
     first_request: _builtins.int
@@ -296,6 +297,10 @@ class BatchPart(_message.Message):
     """The part's own status."""
     upstream_status: _builtins.str
     """The part's status exactly as the gateway sent it."""
+    attempt: _builtins.int
+    """Which try of its requests the part is: 1 for the parts the batch was split into, 2 and up for re-runs (of
+    the failed requests of one part: `first_request` is then the first of them).
+    """
     @_builtins.property
     def request_counts(self) -> Global___RequestCounts:
         """The part's own request counts."""
@@ -309,10 +314,11 @@ class BatchPart(_message.Message):
         status: Global___BatchStatus.ValueType = ...,
         upstream_status: _builtins.str = ...,
         request_counts: Global___RequestCounts | None = ...,
+        attempt: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["request_counts", b"request_counts"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["first_request", b"first_request", "id", b"id", "request_count", b"request_count", "request_counts", b"request_counts", "status", b"status", "upstream_status", b"upstream_status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "first_request", b"first_request", "id", b"id", "request_count", b"request_count", "request_counts", b"request_counts", "status", b"status", "upstream_status", b"upstream_status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

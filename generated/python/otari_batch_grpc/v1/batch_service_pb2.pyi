@@ -94,6 +94,7 @@ class CreateBatchRequest(_message.Message):
     METADATA_FIELD_NUMBER: _builtins.int
     USER_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    MAX_ATTEMPTS_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     """The model as "provider:model" (or "provider/model"), for example "openai:gpt-4o-mini". Required."""
     completion_window: _builtins.str
@@ -109,6 +110,17 @@ class CreateBatchRequest(_message.Message):
     the batch metadata as `otari_request_id`, beside `otari_request_digest` (a hash of the request): after a
     lost reply, the batch found upstream is taken as this request's only when both match (and, with the master
     key, its user).
+    """
+    max_attempts: _builtins.int
+    """How many times each request is tried at most: 1 (or 0, the default) is once; 2 to 5 re-run the requests whose
+    failure is retryable, as follow-up parts of the batch, until they succeed or the attempts are spent, and the
+    batch completes once nothing is pending. Retryable, and nothing else: an error with HTTP status 429, 500, 502,
+    503 or 504, the error types server_error, rate_limit_exceeded and timeouts, and every request of a part that
+    expired; never 400, 401, 403, 404, 422 or a refusal. A batch with re-runs is one of the service's own id (see
+    Batch.parts) however small. To re-run while no one calls, the service keeps your key for this batch alone,
+    encrypted, and uses it only for this batch's polls, results and re-runs; it deletes it when the batch ends, and
+    stops re-running at the first 401. The service reads each part's results when the part completes (to find
+    its failures): the gateway bills them then.
     """
     @_builtins.property
     def requests(self) -> _containers.RepeatedCompositeFieldContainer[Global___BatchRequestItem]:
@@ -136,10 +148,11 @@ class CreateBatchRequest(_message.Message):
         metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         user: _builtins.str = ...,
         request_id: _builtins.str = ...,
+        max_attempts: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["completion_window", b"completion_window", "metadata", b"metadata", "model", b"model", "request_id", b"request_id", "requests", b"requests", "user", b"user"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["completion_window", b"completion_window", "max_attempts", b"max_attempts", "metadata", b"metadata", "model", b"model", "request_id", b"request_id", "requests", b"requests", "user", b"user"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

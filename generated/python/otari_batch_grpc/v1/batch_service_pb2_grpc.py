@@ -29,7 +29,8 @@ class BatchServiceStub:
     """Create, inspect, list and cancel batches of chat-completion requests, and stream their results.
 
     Authentication: send your otari API key as call metadata, `authorization: Bearer <key>`, `otari-key: <key>`
-    or `x-api-key: <key>`. It is forwarded to the gateway on every call and never stored.
+    or `x-api-key: <key>`. It is forwarded to the gateway on every call and stored only for work asked for in your
+    absence (CreateBatchRequest.max_attempts: kept encrypted for that batch alone, until it ends).
 
     Errors carry a canonical status code and a google.rpc.ErrorInfo (reason, domain "batch.otari.mozilla.ai",
     metadata); bad input also carries google.rpc.BadRequest field violations, and errors a retry can cure carry
@@ -93,7 +94,8 @@ class BatchServiceServicer:
     """Create, inspect, list and cancel batches of chat-completion requests, and stream their results.
 
     Authentication: send your otari API key as call metadata, `authorization: Bearer <key>`, `otari-key: <key>`
-    or `x-api-key: <key>`. It is forwarded to the gateway on every call and never stored.
+    or `x-api-key: <key>`. It is forwarded to the gateway on every call and stored only for work asked for in your
+    absence (CreateBatchRequest.max_attempts: kept encrypted for that batch alone, until it ends).
 
     Errors carry a canonical status code and a google.rpc.ErrorInfo (reason, domain "batch.otari.mozilla.ai",
     metadata); bad input also carries google.rpc.BadRequest field violations, and errors a retry can cure carry
@@ -243,7 +245,8 @@ class BatchService:
     """Create, inspect, list and cancel batches of chat-completion requests, and stream their results.
 
     Authentication: send your otari API key as call metadata, `authorization: Bearer <key>`, `otari-key: <key>`
-    or `x-api-key: <key>`. It is forwarded to the gateway on every call and never stored.
+    or `x-api-key: <key>`. It is forwarded to the gateway on every call and stored only for work asked for in your
+    absence (CreateBatchRequest.max_attempts: kept encrypted for that batch alone, until it ends).
 
     Errors carry a canonical status code and a google.rpc.ErrorInfo (reason, domain "batch.otari.mozilla.ai",
     metadata); bad input also carries google.rpc.BadRequest field violations, and errors a retry can cure carry

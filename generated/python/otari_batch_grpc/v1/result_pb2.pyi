@@ -28,8 +28,13 @@ class BatchResult(_message.Message):
     CUSTOM_ID_FIELD_NUMBER: _builtins.int
     COMPLETION_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
+    ATTEMPTS_FIELD_NUMBER: _builtins.int
     custom_id: _builtins.str
     """The custom_id the request was given at creation."""
+    attempts: _builtins.int
+    """How many times the request was tried: 1, or more when it was re-run (CreateBatchRequest.max_attempts). The
+    outcome is its last try's.
+    """
     @_builtins.property
     def completion(self) -> Global___ChatCompletion:
         """The chat completion the request produced."""
@@ -44,10 +49,11 @@ class BatchResult(_message.Message):
         custom_id: _builtins.str = ...,
         completion: Global___ChatCompletion | None = ...,
         error: Global___ResultError | None = ...,
+        attempts: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["completion", b"completion", "error", b"error", "outcome", b"outcome"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["completion", b"completion", "custom_id", b"custom_id", "error", b"error", "outcome", b"outcome"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "completion", b"completion", "custom_id", b"custom_id", "error", b"error", "outcome", b"outcome"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_outcome: _TypeAlias = _typing.Literal["completion", "error"]  # noqa: Y015
     _WhichOneofArgType_outcome: _TypeAlias = _typing.Literal["outcome", b"outcome"]  # noqa: Y015

@@ -72,7 +72,8 @@ class TokenKeys:
                 raise TokenKeysError(f"generation {generation} is not within 1..{MAX_GENERATION}")
             if len(secret) < MIN_SECRET_CHARS:
                 raise TokenKeysError(f"the secret of generation {generation} is shorter than {MIN_SECRET_CHARS}")
-        self._ciphers = {g: AESGCM(hmac.new(s, _DERIVE, hashlib.sha256).digest()) for g, s in secrets.items()}
+        self.secrets = dict(secrets)
+        self._ciphers = ciphers(secrets, _DERIVE)
         self.current = max(self._ciphers)
         self.oldest = min(self._ciphers)
 
@@ -128,6 +129,12 @@ class TokenKeys:
         if not isinstance(data, dict):
             _reject(field, f"was not issued to you by this service (altered, or another caller's); {how}")
         return data
+
+
+def ciphers(secrets: Mapping[int, bytes], purpose: bytes) -> dict[int, AESGCM]:
+    """An AES-GCM cipher per generation, its key derived from the secret for one purpose (a secret serves several
+    purposes without any two sharing a key)."""
+    return {g: AESGCM(hmac.new(s, purpose, hashlib.sha256).digest()) for g, s in secrets.items()}
 
 
 def _context(header: bytes, kind: str, owner: str) -> bytes:

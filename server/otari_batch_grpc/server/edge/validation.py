@@ -28,6 +28,7 @@ MAX_METADATA_VALUE_CHARS = 512
 GATEWAY_METADATA_PAIRS = 16
 METADATA_PAIRS = GATEWAY_METADATA_PAIRS - 2
 RESERVED_METADATA_KEYS = STAMPED_KEYS
+MAX_ATTEMPTS = 5
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 20
 MAX_WINDOW_CHARS = 16
@@ -86,6 +87,10 @@ class RequestsCheck:
 
 def _check_header(request: batch_service_pb2.CreateBatchRequest, problems: list[FieldViolation]) -> None:
     _check_metadata(request, problems)
+    if not 0 <= request.max_attempts <= MAX_ATTEMPTS:
+        problems.append(
+            FieldViolation("max_attempts", f"must be 1 to {MAX_ATTEMPTS} (0: 1, no re-run); got {request.max_attempts}")
+        )
     if request.request_id and not _is_uuid(request.request_id):
         problems.append(
             FieldViolation(

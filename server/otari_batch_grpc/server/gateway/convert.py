@@ -81,7 +81,7 @@ def result_from_json(data: Mapping[str, Any]) -> result_pb2.BatchResult:
 
 
 def _result(data: Mapping[str, Any]) -> result_pb2.BatchResult:
-    result = result_pb2.BatchResult(custom_id=str(data.get("custom_id", "")))
+    result = result_pb2.BatchResult(custom_id=str(data.get("custom_id", "")), attempts=1)
     completion, error = data.get("result"), data.get("error")
     if isinstance(error, dict):
         result.error.SetInParent()

@@ -204,7 +204,80 @@ def is_database_url(target: str | os.PathLike[str]) -> bool:
     return isinstance(target, str) and target.startswith(("postgresql://", "postgres://"))
 
 
-class Store(abc.ABC):
+class PartsStore(abc.ABC):
+    """The store's part for batches of several parts (Store holds it with the rest)."""
+
+    @abc.abstractmethod
+    async def add_whole(self, whole: WholeRecord, parts: Sequence[PartPlan]) -> WholeRecord:
+        """Record a batch of several parts and its plan, unless it is recorded already: the one recorded first
+        (its plan kept, whoever splits again) is returned."""
+
+    @abc.abstractmethod
+    async def whole(self, batch_id: str) -> WholeRecord | None:
+        """The batch of several parts with this id, if it is one."""
+
+    @abc.abstractmethod
+    async def parts(self, batch_id: str) -> list[PartRecord]:
+        """Its parts, in order."""
+
+    @abc.abstractmethod
+    async def part_custom_ids(self, batch_id: str, index: int) -> bytes:
+        """The custom_ids of the part's requests, as planned (packed)."""
+
+    @abc.abstractmethod
+    async def part_sent(self, batch_id: str, index: int, at: float) -> None:
+        """An attempt to make the part upstream is sent (at `at`): a later attempt must look for what it made."""
+
+    @abc.abstractmethod
+    async def part_seen(self, batch_id: str, index: int, snapshot: bytes, *, terminal: bool, upstream_id: str) -> None:
+        """The part's upstream batch (made, or found) and its state as the gateway showed it."""
+
+    @abc.abstractmethod
+    async def part_bodies(self, batch_id: str, index: int) -> bytes:
+        """A first try's requests, as kept for re-runs (packed; b"" when none were kept)."""
+
+    @abc.abstractmethod
+    async def part_indices(self, batch_id: str, index: int) -> bytes:
+        """A re-run's requests: their indexes in the batch (packed)."""
+
+    @abc.abstractmethod
+    async def examine_part(self, batch_id: str, index: int, rerun: PartPlan | None) -> bool:
+        """The part's failures were looked at: mark it so and, in the same transaction, record `rerun` (its
+        index the next free one) when there is one. False when another call did it first (nothing is written)."""
+
+    @abc.abstractmethod
+    async def take_part(self, batch_id: str, index: int, *, hold_seconds: float) -> float | None:
+        """Take the making of a part not made yet, marked sent now: when it was marked sent before (0.0: never; an
+        attempt then got no reply, and what it made must be looked for first); None while another attempt holds
+        it (marked within `hold_seconds`) or when it is made."""
+
+    @abc.abstractmethod
+    async def delegate(self, batch_id: str, owner: str, sealed: bytes) -> None:
+        """Keep the caller's key, sealed, for this batch's work without it (the first kept stays)."""
+
+    @abc.abstractmethod
+    async def delegation(self, batch_id: str) -> tuple[str, bytes] | None:
+        """(owner, sealed key) delegated for the batch, if any."""
+
+    @abc.abstractmethod
+    async def end_reruns(self, batch_id: str) -> None:
+        """No more re-runs of the batch (it ended, or the gateway refused the key): forget the key delegated for it
+        and the requests kept for them."""
+
+    @abc.abstractmethod
+    async def delegated(self, limit: int) -> list[str]:
+        """The batches a key is delegated for, oldest first."""
+
+    @abc.abstractmethod
+    async def cancel_whole(self, batch_id: str) -> None:
+        """A cancel of the batch was asked: it ends CANCELLED, whatever its parts do."""
+
+    @abc.abstractmethod
+    async def drop_whole(self, batch_id: str) -> None:
+        """Forget a batch of several parts whose create failed (its parts made so far were cancelled)."""
+
+
+class Store(PartsStore, abc.ABC):
     """The service's durable state: the batch registry, who may see each batch, idempotency claims, status
     revisions and the results cache. Every method is one short transaction (or one read); a write that began
     finishes whole even when the calling task is cancelled."""
@@ -317,75 +390,6 @@ class Store(abc.ABC):
     async def renew_claim(self, owner: str, request_id: str, holder: str, *, attempt_seconds: float) -> bool:
         """`holder`'s attempt goes on for `attempt_seconds` from now (a create of many parts holds its claim so,
         renewed before each part it sends); False when it no longer holds the claim."""
-
-    # -- batches of several parts --------------------------------------------------------------------------
-    @abc.abstractmethod
-    async def add_whole(self, whole: WholeRecord, parts: Sequence[PartPlan]) -> WholeRecord:
-        """Record a batch of several parts and its plan, unless it is recorded already: the one recorded first
-        (its plan kept, whoever splits again) is returned."""
-
-    @abc.abstractmethod
-    async def whole(self, batch_id: str) -> WholeRecord | None:
-        """The batch of several parts with this id, if it is one."""
-
-    @abc.abstractmethod
-    async def parts(self, batch_id: str) -> list[PartRecord]:
-        """Its parts, in order."""
-
-    @abc.abstractmethod
-    async def part_custom_ids(self, batch_id: str, index: int) -> bytes:
-        """The custom_ids of the part's requests, as planned (packed)."""
-
-    @abc.abstractmethod
-    async def part_sent(self, batch_id: str, index: int, at: float) -> None:
-        """An attempt to make the part upstream is sent (at `at`): a later attempt must look for what it made."""
-
-    @abc.abstractmethod
-    async def part_seen(self, batch_id: str, index: int, snapshot: bytes, *, terminal: bool, upstream_id: str) -> None:
-        """The part's upstream batch (made, or found) and its state as the gateway showed it."""
-
-    @abc.abstractmethod
-    async def part_bodies(self, batch_id: str, index: int) -> bytes:
-        """A first try's requests, as kept for re-runs (packed; b"" when none were kept)."""
-
-    @abc.abstractmethod
-    async def part_indices(self, batch_id: str, index: int) -> bytes:
-        """A re-run's requests: their indexes in the batch (packed)."""
-
-    @abc.abstractmethod
-    async def examine_part(self, batch_id: str, index: int, rerun: PartPlan | None) -> bool:
-        """The part's failures were looked at: mark it so and, in the same transaction, record `rerun` (its
-        index the next free one) when there is one. False when another call did it first (nothing is written)."""
-
-    @abc.abstractmethod
-    async def take_part(self, batch_id: str, index: int, *, hold_seconds: float) -> float | None:
-        """Take the making of a part not made yet, marked sent now: when it was marked sent before (0.0: never; an
-        attempt then got no reply, and what it made must be looked for first); None while another attempt holds
-        it (marked within `hold_seconds`) or when it is made."""
-
-    @abc.abstractmethod
-    async def delegate(self, batch_id: str, owner: str, sealed: bytes) -> None:
-        """Keep the caller's key, sealed, for this batch's work without it (the first kept stays)."""
-
-    @abc.abstractmethod
-    async def delegation(self, batch_id: str) -> tuple[str, bytes] | None:
-        """(owner, sealed key) delegated for the batch, if any."""
-
-    @abc.abstractmethod
-    async def drop_delegation(self, batch_id: str) -> None:
-        """Forget the key delegated for the batch (it ended, or the gateway refused the key)."""
-
-    @abc.abstractmethod
-    async def delegated(self, limit: int) -> list[str]:
-        """The batches a key is delegated for, oldest first."""
-
-    @abc.abstractmethod
-    async def cancel_whole(self, batch_id: str) -> None:
-        """A cancel of the batch was asked: it ends CANCELLED, whatever its parts do."""
-
-    @abc.abstractmethod
-    async def drop_whole(self, batch_id: str) -> None:
-        """Forget a batch of several parts whose create failed (its parts made so far were cancelled)."""
 
     # -- revisions ----------------------------------------------------------------------------------------
     @abc.abstractmethod

@@ -81,6 +81,7 @@ DELEGATE = (
 )
 DELEGATION = "SELECT owner, sealed FROM delegations WHERE batch_id = $1"
 DROP_DELEGATION = "DELETE FROM delegations WHERE batch_id = $1"
+FORGET_BODIES = "UPDATE parts SET bodies = NULL WHERE batch_id = $1 AND bodies IS NOT NULL"
 DELEGATED = "SELECT batch_id FROM delegations ORDER BY created_at LIMIT $1"
 PART_CUSTOM_IDS = "SELECT custom_ids FROM parts WHERE batch_id = $1 AND idx = $2"
 PART_SENT = "UPDATE parts SET sent_at = $3 WHERE batch_id = $1 AND idx = $2"

@@ -17,3 +17,15 @@ def varint(value: int) -> bytes:
 def field_entry(tag: bytes, payload: bytes) -> bytes:
     """A length-delimited field's entry: its tag, the payload's length, the payload."""
     return tag + varint(len(payload)) + payload
+
+
+def read_varint(data: bytes, at: int) -> tuple[int, int]:
+    """The varint at `at` in `data`, and where what follows it starts."""
+    value = shift = 0
+    while True:
+        byte = data[at]
+        at += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, at
+        shift += 7

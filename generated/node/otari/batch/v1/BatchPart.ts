@@ -32,6 +32,11 @@ export interface BatchPart {
    * The part's own request counts.
    */
   'requestCounts'?: (_otari_batch_v1_RequestCounts | null);
+  /**
+   * Which try of its requests the part is: 1 for the parts the batch was split into, 2 and up for re-runs (of
+   * the failed requests of one part: `first_request` is then the first of them).
+   */
+  'attempt'?: (number);
 }
 
 /**
@@ -62,4 +67,9 @@ export interface BatchPart__Output {
    * The part's own request counts.
    */
   'requestCounts': (_otari_batch_v1_RequestCounts__Output | null);
+  /**
+   * Which try of its requests the part is: 1 for the parts the batch was split into, 2 and up for re-runs (of
+   * the failed requests of one part: `first_request` is then the first of them).
+   */
+  'attempt': (number);
 }

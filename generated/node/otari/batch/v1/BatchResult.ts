@@ -20,6 +20,11 @@ export interface BatchResult {
    */
   'error'?: (_otari_batch_v1_ResultError | null);
   /**
+   * How many times the request was tried: 1, or more when it was re-run (CreateBatchRequest.max_attempts). The
+   * outcome is its last try's.
+   */
+  'attempts'?: (number);
+  /**
    * Exactly one of these is set.
    */
   'outcome'?: "completion"|"error";
@@ -41,6 +46,11 @@ export interface BatchResult__Output {
    * Why the request failed.
    */
   'error'?: (_otari_batch_v1_ResultError__Output | null);
+  /**
+   * How many times the request was tried: 1, or more when it was re-run (CreateBatchRequest.max_attempts). The
+   * outcome is its last try's.
+   */
+  'attempts': (number);
   /**
    * Exactly one of these is set.
    */

@@ -43,6 +43,18 @@ export interface CreateBatchRequest {
    * key, its user).
    */
   'requestId'?: (string);
+  /**
+   * How many times each request is tried at most: 1 (or 0, the default) is once; 2 to 5 re-run the requests whose
+   * failure is retryable, as follow-up parts of the batch, until they succeed or the attempts are spent, and the
+   * batch completes once nothing is pending. Retryable, and nothing else: an error with HTTP status 429, 500, 502,
+   * 503 or 504, the error types server_error, rate_limit_exceeded and timeouts, and every request of a part that
+   * expired; never 400, 401, 403, 404, 422 or a refusal. A batch with re-runs is one of the service's own id (see
+   * Batch.parts) however small. To re-run while no one calls, the service keeps your key for this batch alone,
+   * encrypted, and uses it only for this batch's polls, results and re-runs; it deletes it when the batch ends, and
+   * stops re-running at the first 401. The service reads each part's results when the part completes (to find
+   * its failures): the gateway bills them then.
+   */
+  'maxAttempts'?: (number);
 }
 
 /**
@@ -86,4 +98,16 @@ export interface CreateBatchRequest__Output {
    * key, its user).
    */
   'requestId': (string);
+  /**
+   * How many times each request is tried at most: 1 (or 0, the default) is once; 2 to 5 re-run the requests whose
+   * failure is retryable, as follow-up parts of the batch, until they succeed or the attempts are spent, and the
+   * batch completes once nothing is pending. Retryable, and nothing else: an error with HTTP status 429, 500, 502,
+   * 503 or 504, the error types server_error, rate_limit_exceeded and timeouts, and every request of a part that
+   * expired; never 400, 401, 403, 404, 422 or a refusal. A batch with re-runs is one of the service's own id (see
+   * Batch.parts) however small. To re-run while no one calls, the service keeps your key for this batch alone,
+   * encrypted, and uses it only for this batch's polls, results and re-runs; it deletes it when the batch ends, and
+   * stops re-running at the first 401. The service reads each part's results when the part completes (to find
+   * its failures): the gateway bills them then.
+   */
+  'maxAttempts': (number);
 }

@@ -29,6 +29,7 @@ from otari_batch_grpc.server.domain.core.trust import Trust
 from otari_batch_grpc.server.domain.errors import Code, ServiceError, from_upstream, state_unavailable
 from otari_batch_grpc.server.domain.parts.ids import is_whole
 from otari_batch_grpc.server.domain.parts.wholes import PartsPolicy, Wholes
+from otari_batch_grpc.server.domain.sealing import Sealer
 from otari_batch_grpc.server.domain.subscriptions.hub import Hub
 from otari_batch_grpc.server.domain.subscriptions.poll_loop import WatchPolicy
 from otari_batch_grpc.server.domain.subscriptions.subscribers import Watcher
@@ -70,6 +71,7 @@ class Batches:
         policy: CorePolicy,
         watch: WatchPolicy,
         tokens: TokenKeys,
+        sealer: Sealer,
         owner_of: Callable[[str], str],
     ) -> None:
         self._gateway = gateway
@@ -108,11 +110,12 @@ class Batches:
             store=store,
             states=self.states,
             trust=self.trust,
+            sealer=sealer,
             policy=policy.parts,
             create_upstream=self.create_upstream,
             read_failed=self.read_failed,
         )
-        self._store = store
+        self._store = self.store = store
         # Replicas on one store share the polling (a lease per live batch) and hear of each other's revisions.
         self.fleet: ReplicaFleet | None = None
         self.notices: Notices | None = None

@@ -40,13 +40,16 @@ def part_state(part: PartRecord) -> batch_pb2.Batch | None:
     return batch_pb2.Batch.FromString(part.snapshot) if part.snapshot else None
 
 
-def assemble(record: WholeRecord, parts: Sequence[tuple[PartRecord, batch_pb2.Batch | None]]) -> batch_pb2.Batch:
+def assemble(
+    record: WholeRecord, parts: Sequence[tuple[PartRecord, batch_pb2.Batch | None]], *, rerun_pending: bool = False
+) -> batch_pb2.Batch:
     """The batch its parts make: `parts` in order, each with its latest state (None: not made upstream yet, which
-    counts as validating)."""
+    counts as validating). A request's counts are its last try's: a part's failures that a re-run tries again, and
+    everything of an expired part that a re-run tries again, are no longer counted."""
     header = batch_service_pb2.CreateBatchRequest.FromString(record.header)
     states = [state for _, state in parts if state is not None]
     statuses = [state.status if state is not None else batch_pb2.BATCH_STATUS_VALIDATING for _, state in parts]
-    status = whole.status(statuses, cancel_asked=record.cancel_asked)
+    status = whole.status(statuses, cancel_asked=record.cancel_asked, rerun_pending=rerun_pending)
     batch = batch_pb2.Batch(
         id=record.id,
         object="batch",
@@ -59,7 +62,7 @@ def assemble(record: WholeRecord, parts: Sequence[tuple[PartRecord, batch_pb2.Ba
         metadata=header.metadata,
         user=states[0].user if states else header.user,
         request_id=record.request_id,
-        request_counts=whole.counts([s.request_counts for s in states], requests=record.requests),
+        request_counts=whole.counts(_last_tries(parts), requests=record.requests),
     )
     for seen in states:
         batch.errors.extend(seen.errors)
@@ -74,15 +77,34 @@ def assemble(record: WholeRecord, parts: Sequence[tuple[PartRecord, batch_pb2.Ba
     for part, state in parts:
         batch.parts.append(
             batch_pb2.BatchPart(
-                id=state.id if state is not None else part.upstream_id or "",
+                id=part.upstream_id or (state.id if state is not None else ""),
                 first_request=part.first,
                 request_count=part.count,
                 status=state.status if state is not None else batch_pb2.BATCH_STATUS_VALIDATING,
                 upstream_status=state.upstream_status if state is not None else "",
                 request_counts=state.request_counts if state is not None else batch_pb2.RequestCounts(),
+                attempt=part.attempt,
             )
         )
     return batch
+
+
+def _last_tries(parts: Sequence[tuple[PartRecord, batch_pb2.Batch | None]]) -> list[batch_pb2.RequestCounts]:
+    """Each part's counts, less what its re-runs try again."""
+    again: dict[int, int] = {}
+    for part, _ in parts:
+        if part.rerun_of is not None:
+            again[part.rerun_of] = again.get(part.rerun_of, 0) + part.count
+    out = []
+    for part, state in parts:
+        if state is None:
+            continue
+        counts, retried = state.request_counts, again.get(part.index, 0)
+        if retried and state.status == batch_pb2.BATCH_STATUS_EXPIRED:
+            out.append(batch_pb2.RequestCounts())  # every request of it tried again
+        else:
+            out.append(batch_pb2.RequestCounts(completed=counts.completed, failed=max(0, counts.failed - retried)))
+    return out
 
 
 def _add_usage(total: batch_pb2.Usage, usage: batch_pb2.Usage) -> None:

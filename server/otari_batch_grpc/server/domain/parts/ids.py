@@ -1,5 +1,5 @@
-"""The id of a batch of several parts (this service's own, never the gateway's), and its parts' custom_ids as the
-store keeps them."""
+"""The id of a batch of several parts (this service's own, never the gateway's), and what the store keeps of its
+parts packed: their custom_ids, a first try's requests (for re-runs), a re-run's indexes."""
 
 from __future__ import annotations
 
@@ -7,7 +7,11 @@ import hashlib
 import json
 import uuid
 import zlib
+from array import array
 from collections.abc import Sequence
+
+from otari_batch_grpc.server.util import wire
+from otari_batch_grpc.v1 import batch_service_pb2
 
 # Every id of a batch of several parts starts so; the gateway's ids ("batch_...") never do.
 PREFIX = "obatch_"
@@ -36,3 +40,30 @@ def unpack(packed: bytes) -> list[str]:
     found = json.loads(zlib.decompress(packed))
     assert isinstance(found, list)
     return [str(item) for item in found]
+
+
+def pack_items(items: Sequence[batch_service_pb2.BatchRequestItem]) -> bytes:
+    """A part's requests, kept for its re-runs: each serialized, length first, compressed."""
+    out = bytearray()
+    for item in items:
+        data = item.SerializeToString(deterministic=True)
+        out += wire.varint(len(data)) + data
+    return zlib.compress(bytes(out), 1)
+
+
+def unpack_items(packed: bytes) -> list[batch_service_pb2.BatchRequestItem]:
+    data, at, items = zlib.decompress(packed), 0, []
+    while at < len(data):
+        size, at = wire.read_varint(data, at)
+        items.append(batch_service_pb2.BatchRequestItem.FromString(data[at : at + size]))
+        at += size
+    return items
+
+
+def pack_indices(indices: Sequence[int]) -> bytes:
+    """A re-run's requests, as their indexes in the batch."""
+    return zlib.compress(array("Q", indices).tobytes(), 1)
+
+
+def unpack_indices(packed: bytes) -> list[int]:
+    return array("Q", zlib.decompress(packed)).tolist()

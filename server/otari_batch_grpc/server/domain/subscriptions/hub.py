@@ -148,6 +148,10 @@ class Hub:
         loop = self._loops.get(batch_id)
         return loop.latest if loop is not None else None
 
+    def polling(self, batch_id: str) -> bool:
+        """Whether a loop here polls the batch."""
+        return batch_id in self._loops
+
     def wake(self, batch_id: str) -> None:
         """Another replica saved a revision of the batch: its loop here reads it now, not at its next turn."""
         loop = self._loops.get(batch_id)

@@ -87,8 +87,12 @@ class PostgresWholes(PostgresConnection):
         row = await self._fetchrow(queries.DELEGATION, batch_id)
         return (str(row[0]), bytes(row[1])) if row is not None else None
 
-    async def drop_delegation(self, batch_id: str) -> None:
-        await self._execute(queries.DROP_DELEGATION, batch_id)
+    async def end_reruns(self, batch_id: str) -> None:
+        async def work(conn: Connection) -> None:
+            await conn.execute(queries.DROP_DELEGATION, batch_id)
+            await conn.execute(queries.FORGET_BODIES, batch_id)
+
+        await self._write(work)
 
     async def delegated(self, limit: int) -> list[str]:
         return [str(row[0]) for row in await self._fetch(queries.DELEGATED, limit)]

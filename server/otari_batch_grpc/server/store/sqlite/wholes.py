@@ -78,8 +78,10 @@ class SqliteWholes(SqliteConnection):
         rows = await self._rows(queries.DELEGATION, batch_id)
         return (str(rows[0][0]), bytes(rows[0][1])) if rows else None
 
-    async def drop_delegation(self, batch_id: str) -> None:
-        await self._write(queries.DROP_DELEGATION, batch_id)
+    async def end_reruns(self, batch_id: str) -> None:
+        async with self._tx():
+            await self._db.execute(queries.for_sqlite(queries.DROP_DELEGATION), (batch_id,))
+            await self._db.execute(queries.for_sqlite(queries.FORGET_BODIES), (batch_id,))
 
     async def delegated(self, limit: int) -> list[str]:
         return [str(row[0]) for row in await self._rows(queries.DELEGATED, limit)]
