@@ -406,3 +406,19 @@ async def test_a_body_naming_another_model_is_refused_with_its_line(cli: Cli, tm
 async def test_a_wrong_key_is_said_and_exits_4_even_with_nothing_to_list(cli: Cli) -> None:
     ran = await cli.run("list", key="sim-key-alicd")
     assert ran.code == 4 and "UNAUTHENTICATED" in ran.err and "Invalid API key" in ran.err and ran.out == ""
+
+
+@pytest.mark.slow
+async def test_submit_of_a_file_larger_than_one_message_uploads_it_in_chunks(
+    cli: Cli, sim: Sim, tmp_path: Path
+) -> None:
+    """20,001 requests of ~1 KiB (20 MiB): uploaded in chunks with progress, split upstream at 10,000, one id."""
+    body = {"messages": [{"role": "user", "content": "x" * 1000}], "max_tokens": 8}
+    big = write_jsonl(tmp_path / "big.jsonl", [{"custom_id": f"r{i}", "body": body} for i in range(20_001)])
+    ran = await cli.run("submit", str(big), "--model", MODEL, "--max-attempts", "2")
+    assert ran.code == 0, ran.err
+    batch_id = ran.out.strip()
+    assert batch_id.startswith("obatch_")
+    assert "uploading requests" in ran.err and "20001/20001" in ran.err.replace(",", "")
+    sizes = sorted(len(b.requests) for b in sim.state.batches.values())
+    assert sizes == [1, 10_000, 10_000]

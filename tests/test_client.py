@@ -365,3 +365,31 @@ async def test_a_try_cut_short_by_attempt_timeout_is_tried_again_within_the_dead
         await sim.fault(op="get", delay=3.0, times=1)  # the first try outlasts its 0.5 s
         assert (await client.get(batch.id, deadline=10)).id == batch.id
     assert told == ["DEADLINE_EXCEEDED"]
+
+
+async def test_create_takes_any_size_uploading_what_one_message_cannot_hold(
+    sim: Sim, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past UPLOAD_ABOVE_BYTES the requests go up in chunks (UploadBatch), progress told; the service splits them
+    into parts (PART_MAX_REQUESTS 10 here) and answers one batch; its results come in request order."""
+    from otari_batch_grpc import client as module
+
+    monkeypatch.setattr(module, "UPLOAD_ABOVE_BYTES", 1024)
+    monkeypatch.setattr(module, "UPLOAD_CHUNK_BYTES", 512)
+    settings = make_settings(sim.url, tmp_path, part_max_requests=10)
+    async with (
+        BatchServer(settings, gateway_url=sim.url) as server,
+        BatchClient(f"127.0.0.1:{server.port}", api_key="sim-key-alice") as client,
+    ):
+        told: list[tuple[int, int]] = []
+        requests = {f"r{i}": BODY for i in range(25)}
+        batch = await client.create(
+            "openai:gpt-4o-mini", requests, on_upload=lambda sent, total: told.append((sent, total))
+        )
+        assert batch.id.startswith("obatch_") and len(batch.parts) == 3
+        assert len(told) > 1 and told[-1] == (25, 25) and [s for s, _ in told] == sorted(s for s, _ in told)
+        for part in batch.parts:
+            await sim.force(part.id, "completed")
+        assert [r.custom_id async for r in client.results(batch.id)] == list(requests)
+        small = await client.create("openai:gpt-4o-mini", {"a": BODY}, max_attempts=2)
+        assert small.id.startswith("obatch_")  # re-runs asked: a batch of the service's own

@@ -116,6 +116,10 @@ def test_the_readme_block_runs_as_written(block: Block, served: str, tmp_path: P
             assert all(text in ran.stdout + ran.stderr for text in shown), (shown, said)
     if '"startIndex": 1' in block.body:  # the whole stream shows q2, and so does the resume from result 1
         assert ran.stdout.count('"customId": "q2"') == 2, said
+    if "big-output.jsonl" in block.body:  # 25,000 results, in the order of the requests, resumed near the end
+        lines = (tmp_path / "big-output.jsonl").read_text().splitlines()
+        assert [line.split('"custom_id": "')[1].split('"')[0] for line in lines] == [f"r{i}" for i in range(25_000)]
+        assert ran.stdout.count('"customId": "r2499') == 2 and "obatch_" in ran.stdout, said
     if "results $ID -o output.jsonl" in block.body:
         lines = (tmp_path / "output.jsonl").read_text().splitlines()
         assert [line.split('"custom_id": "')[1].split('"')[0] for line in lines] == ["q1", "q2"]

@@ -65,6 +65,8 @@ async def test_create_follow_and_read_without_an_event_loop(server: BatchServer,
             assert caught.value.reason == "BATCH_NOT_FOUND"
             cancelled = client.create("openai:gpt-4o-mini", {"c": BODY})
             assert client.cancel(cancelled.id).status == batch_pb2.BATCH_STATUS_CANCELLING
+            rerun = client.create("openai:gpt-4o-mini", {"d": BODY}, max_attempts=2)  # the async twin's options
+            assert rerun.id.startswith("obatch_") and rerun.parts[0].attempt == 1
 
     await asyncio.to_thread(follow)
 

@@ -83,11 +83,14 @@ type Request struct {
 }
 
 // Create creates a batch of requests for model ("provider:model"). It sends a fresh request_id (or RequestID's)
-// and retries UNAVAILABLE with that same id: a retry after a lost reply returns the first batch.
+// and retries UNAVAILABLE with that same id: a retry after a lost reply returns the first batch. Any number of
+// requests one message holds (the server's limit, 64 MiB by default: about 50,000 of 1 KiB): past the gateway's
+// 10,000 the service splits them into parts upstream and answers one batch of its own id (Batch.Parts).
 func (c *Client) Create(ctx context.Context, model string, requests []Request, opts ...CreateOption) (*batchv1.Batch, error) {
 	o := collect(opts, CreateOption.applyCreate)
 	req := &batchv1.CreateBatchRequest{
 		Model: model, Metadata: o.metadata, CompletionWindow: o.window, User: o.user, RequestId: o.requestID,
+		MaxAttempts: o.maxAttempts,
 	}
 	if req.RequestId == "" {
 		req.RequestId = newUUID()

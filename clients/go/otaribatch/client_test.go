@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -269,6 +270,24 @@ func TestCreateIdempotent(t *testing.T) {
 	_, err = client.Create(ctx, "openai:gpt-4o-mini", []otaribatch.Request{{CustomID: "b", Body: ask("y")}}, otaribatch.RequestID(id))
 	if e, ok := otaribatch.AsError(err); !ok || e.Code != codes.AlreadyExists || e.Reason != "REQUEST_ID_REUSED" {
 		t.Fatalf("reused request_id: %#v", err)
+	}
+}
+
+func TestMoreThanTenThousandRequestsMakeOneBatchOfParts(t *testing.T) {
+	ctx := withTimeout(t, 60*time.Second)
+	client := dial(t, "sim-key-alice")
+	requests := make([]otaribatch.Request, 10_001)
+	for i := range requests {
+		requests[i] = otaribatch.Request{CustomID: fmt.Sprintf("r%d", i), Body: ask("q")}
+	}
+	batch, err := client.Create(ctx, "openai:gpt-4o-mini", requests, otaribatch.MaxAttempts(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := batch.GetParts()
+	if !strings.HasPrefix(batch.GetId(), "obatch_") || len(parts) != 2 || parts[0].GetRequestCount() != 10_000 ||
+		parts[1].GetRequestCount() != 1 || batch.GetRequestCounts().GetTotal() != 10_001 {
+		t.Fatalf("a batch of parts: %v", batch)
 	}
 }
 

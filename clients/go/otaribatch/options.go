@@ -5,7 +5,7 @@ import batchv1 "github.com/mozilla-ai/otari-batch-grpc/generated/go/otari/batch/
 // Each call takes the options that mean something to it: an option given to a call it does not apply to does not
 // compile (Get(ctx, id, PageSize(5)), say).
 
-// CreateOption adjusts Create: RequestID, Metadata, CompletionWindow, User.
+// CreateOption adjusts Create: RequestID, Metadata, CompletionWindow, User, MaxAttempts.
 type CreateOption interface{ applyCreate(*options) }
 
 // BatchOption adjusts Get, Cancel and Wait: Provider.
@@ -26,6 +26,7 @@ type options struct {
 	metadata    map[string]string
 	window      string
 	user        string
+	maxAttempts int32
 	wait        bool
 	onProgress  func(*batchv1.Batch)
 	startIndex  int64
@@ -74,6 +75,10 @@ func CompletionWindow(w string) CreateOption { return createOption(func(o *optio
 
 // User sets the user billed on Create (required with the master key).
 func User(u string) CreateOption { return createOption(func(o *options) { o.user = u }) }
+
+// MaxAttempts sets how many times each request is tried at most on Create (2 to 5 run the requests whose failure
+// is retryable again, while no one calls; the service keeps your key, encrypted, for that batch until it ends).
+func MaxAttempts(n int32) CreateOption { return createOption(func(o *options) { o.maxAttempts = n }) }
 
 // WaitForCompletion makes Results wait for a batch that is not completed yet instead of failing with
 // FAILED_PRECONDITION (BATCH_NOT_COMPLETED).

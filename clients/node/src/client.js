@@ -76,7 +76,10 @@ export class BatchClient {
    * second batch.
    * @param {string} model "provider:model", e.g. "openai:gpt-4o-mini"
    * @param {Record<string, Record<string, JSONValue> | string> | BatchRequest[]} requests
-   * @param {{requestId?: string, metadata?: Record<string, string>, completionWindow?: string, user?: string, deadlineMs?: number}} [options]
+   * Any number of requests that one message holds (the server's limit, 64 MiB by default: about 50,000 of 1 KiB):
+   * past the gateway's 10,000 the service splits them into parts upstream and answers one batch of its own id
+   * (`batch.parts`). `maxAttempts` (2 to 5) runs the requests whose failure is retryable again, while no one calls.
+   * @param {{requestId?: string, metadata?: Record<string, string>, completionWindow?: string, user?: string, maxAttempts?: number, deadlineMs?: number}} [options]
    * @returns {Promise<Batch>}
    */
   async create(model, requests, options = {}) {
@@ -89,6 +92,7 @@ export class BatchClient {
       completionWindow: options.completionWindow ?? '',
       user: options.user ?? '',
       requestId: options.requestId ?? randomUUID(),
+      maxAttempts: options.maxAttempts ?? 0,
     };
     for (let attempt = 1; ; attempt++) {
       try {

@@ -117,6 +117,14 @@ test('create is idempotent under one request_id', async () => {
     (/** @type {BatchError} */ error) => error.code === status.ALREADY_EXISTS && error.reason === 'REQUEST_ID_REUSED');
 });
 
+test('more than 10,000 requests through CreateBatch make one batch of parts', async () => {
+  const requests = Object.fromEntries(Array.from({ length: 10_001 }, (_, i) => [`r${i}`, ask(`q${i}`)]));
+  const batch = await alice.create('openai:gpt-4o-mini', requests, { maxAttempts: 2 });
+  assert.ok(batch.id.startsWith('obatch_'), batch.id);
+  assert.deepEqual(batch.parts.map((part) => Number(part.requestCount)), [10_000, 1]);
+  assert.equal(Number(batch.requestCounts?.total), 10_001);
+});
+
 test('watchMany follows the listed batches on one stream until broken off', async () => {
   const first = await alice.create('openai:gpt-4o-mini', { q1: ask('one') });
   const second = await alice.create('openai:gpt-4o-mini', { q1: ask('two') });

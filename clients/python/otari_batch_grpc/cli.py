@@ -347,9 +347,24 @@ async def cmd_submit(client: BatchClient, args: argparse.Namespace) -> int:
     requests = read_requests(args.file)
     check_models(requests, args.model)
     metadata = parse_metadata(args.metadata)
+    bar: Progress | None = None
+
+    def uploaded(sent: int, total: int) -> None:  # a batch large enough to go up in chunks: show it going
+        nonlocal bar
+        bar = bar or progress()
+        bar.show("uploading requests", sent, total)
+
     try:
         batch = await client.create(
-            args.model, requests.items, request_id=args.request_id, metadata=metadata, user=args.user
+            args.model,
+            requests.items,
+            request_id=args.request_id,
+            metadata=metadata,
+            user=args.user,
+            max_attempts=args.max_attempts,
+            on_upload=uploaded,
+            # a batch of many parts takes a while: minutes for a million requests (Ctrl-C ends an upload unmade)
+            deadline=60.0 + len(requests.items) / 1000,
         )
     except BatchError as error:
         print(error_line(error, requests), file=sys.stderr)
@@ -361,6 +376,9 @@ async def cmd_submit(client: BatchClient, args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         return exit_code(error)
+    finally:
+        if bar is not None:
+            bar.close()
     if not args.wait:
         print(to_json(batch) if args.json else batch.id, flush=True)
         return EXIT_OK
@@ -521,6 +539,14 @@ def parser() -> argparse.ArgumentParser:
         "--metadata", metavar="K=V", action="append", default=[], help="a key=value pair for the batch (repeatable)"
     )
     submit.add_argument("--user", default="", help="the user the batch is for (with the master key, required)")
+    submit.add_argument(
+        "--max-attempts",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run the requests whose failure is retryable again, up to N tries in all (2 to 5; the service keeps "
+        "your key, encrypted, for this batch until it ends)",
+    )
 
     get = commands.add_parser("get", parents=[common], help="show a batch")
     listing = commands.add_parser("list", parents=[common], help="list your batches, newest first")

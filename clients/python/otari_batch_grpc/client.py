@@ -27,7 +27,16 @@ import ipaddress
 import json
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import grpc
@@ -114,6 +123,29 @@ def _family(address: str) -> str | None:
         return "ipv4" if isinstance(ipaddress.ip_address(host), ipaddress.IPv4Address) else "ipv6"
     except ValueError:
         return None
+
+
+# A batch's requests past this many bytes go as an upload (UploadBatch), in chunks of about UPLOAD_CHUNK_BYTES: one
+# CreateBatch message must stay within the server's limit (64 MiB by default).
+UPLOAD_ABOVE_BYTES = 16 * 1024 * 1024
+UPLOAD_CHUNK_BYTES = 4 * 1024 * 1024
+
+
+def _chunks(items: Sequence[batch_service_pb2.BatchRequestItem]) -> list[list[batch_service_pb2.BatchRequestItem]]:
+    """The requests as they go: one chunk (a CreateBatch) up to UPLOAD_ABOVE_BYTES, else chunks of about
+    UPLOAD_CHUNK_BYTES (an UploadBatch)."""
+    sizes = [item.ByteSize() for item in items]
+    if sum(sizes) <= UPLOAD_ABOVE_BYTES:
+        return [list(items)]
+    chunks: list[list[batch_service_pb2.BatchRequestItem]] = [[]]
+    size = 0
+    for item, item_size in zip(items, sizes, strict=True):
+        if chunks[-1] and size + item_size > UPLOAD_CHUNK_BYTES:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(item)
+        size += item_size
+    return chunks
 
 
 def _pair(item: tuple[str, Mapping[str, Any] | str] | Mapping[str, Any]) -> tuple[str, Mapping[str, Any] | str]:
@@ -271,11 +303,18 @@ class BatchClient:
         metadata: Mapping[str, str] | None = None,
         completion_window: str = "",
         user: str = "",
+        max_attempts: int = 0,
+        on_upload: Callable[[int, int], None] | None = None,
         deadline: float | None = 60.0,
     ) -> batch_pb2.Batch:
         """Create a batch of `{custom_id: chat-completion body}`, or of `(custom_id, body)` pairs or the gateway's
         `{"custom_id": ..., "body": ...}` items (both kept as given: the service reports a repeated custom_id);
-        retried safely under one request_id. A body is a mapping or its JSON text already encoded."""
+        retried safely under one request_id. A body is a mapping or its JSON text already encoded.
+
+        Any size: past UPLOAD_ABOVE_BYTES of requests it is uploaded in chunks (UploadBatch), `on_upload(requests
+        sent, requests)` told after each; the service splits a batch larger than one upstream batch into parts and
+        answers one batch. `max_attempts` (2 to 5) has the requests whose failure is retryable run again, while
+        no one calls: the service keeps your key for that batch alone, encrypted, until it ends."""
         pairs = requests.items() if isinstance(requests, Mapping) else map(_pair, requests)
         # As JSON text (body_json): no Struct conversion on either side, and every number kept exactly.
         items = [
@@ -285,21 +324,51 @@ class BatchClient:
         pairs_given = dict(metadata or {})
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in pairs_given.items()):
             raise TypeError("metadata: keys and values must be strings (the provider keeps only strings)")
-        request = batch_service_pb2.CreateBatchRequest(
+        header = batch_service_pb2.CreateBatchRequest(
             model=model,
-            requests=items,
             metadata=pairs_given,
             completion_window=completion_window,
             user=user,
             request_id=request_id or str(uuid.uuid4()),
+            max_attempts=max_attempts,
         )
+        chunks = _chunks(items)
         try:
+            if len(chunks) > 1:
+                return await self._unary(lambda left: self._upload(header, chunks, on_upload, left), deadline)
+            request = batch_service_pb2.CreateBatchRequest()
+            request.CopyFrom(header)
+            request.requests.extend(items)
             reply = await self._unary(
                 lambda left: self._stub.CreateBatch(request, metadata=self._metadata, timeout=left), deadline
             )
         except BatchError as failure:
-            failure.request_id = request.request_id
+            failure.request_id = header.request_id
             raise
+        return reply.batch
+
+    async def _upload(
+        self,
+        header: batch_service_pb2.CreateBatchRequest,
+        chunks: Sequence[Sequence[batch_service_pb2.BatchRequestItem]],
+        on_upload: Callable[[int, int], None] | None,
+        seconds: float | None,
+    ) -> batch_pb2.Batch:
+        """One try of an upload: the header, then every chunk."""
+        total = sum(len(chunk) for chunk in chunks)
+
+        async def messages() -> AsyncIterator[batch_service_pb2.UploadBatchRequest]:
+            yield batch_service_pb2.UploadBatchRequest(header=header)
+            sent = 0
+            for chunk in chunks:
+                yield batch_service_pb2.UploadBatchRequest(chunk=batch_service_pb2.RequestChunk(requests=chunk))
+                sent += len(chunk)
+                if on_upload is not None:
+                    on_upload(sent, total)
+
+        reply: batch_service_pb2.UploadBatchResponse = await self._stub.UploadBatch(
+            messages(), metadata=self._metadata, timeout=seconds
+        )
         return reply.batch
 
     async def get(self, batch_id: str, *, provider: str = "", deadline: float | None = 60.0) -> batch_pb2.Batch:

@@ -150,6 +150,8 @@ class SyncBatchClient:
         metadata: Mapping[str, str] | None = None,
         completion_window: str = "",
         user: str = "",
+        max_attempts: int = 0,
+        on_upload: Callable[[int, int], None] | None = None,
         deadline: float | None = 60.0,
     ) -> batch_pb2.Batch:
         """See BatchClient.create."""
@@ -161,6 +163,8 @@ class SyncBatchClient:
                 metadata=metadata,
                 completion_window=completion_window,
                 user=user,
+                max_attempts=max_attempts,
+                on_upload=on_upload,
                 deadline=deadline,
             )
         )
