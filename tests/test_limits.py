@@ -267,3 +267,48 @@ async def test_a_batch_past_the_limit_is_told_of_once_and_followed_once_there_is
         await asyncio.wait_for(read_until(lambda: told(watch_pb2.BATCH_EVENT_KIND_SNAPSHOT, ids[2]) == 1), 10)
         follow.cancel()
         assert told(watch_pb2.BATCH_EVENT_KIND_UNAVAILABLE, ids[2]) == 1
+
+
+# -- batches of any size ----------------------------------------------------------------------------------------------
+async def _exhausted(call: Awaitable[Any], limit: str) -> Any:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call
+    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    found = details(caught.value)
+    assert found.info is not None and found.info.metadata["limit"] == limit
+    return found
+
+
+def _upload(request: pb.CreateBatchRequest, chunk: int) -> AsyncIterator[pb.UploadBatchRequest]:
+    async def messages() -> AsyncIterator[pb.UploadBatchRequest]:
+        header = pb.CreateBatchRequest()
+        header.CopyFrom(request)
+        header.ClearField("requests")
+        yield pb.UploadBatchRequest(header=header)
+        for start in range(0, len(request.requests), chunk):
+            yield pb.UploadBatchRequest(chunk=pb.RequestChunk(requests=request.requests[start : start + chunk]))
+
+    return messages()
+
+
+async def test_a_batch_past_its_size_limit_is_refused_for_good(sim: Sim, tmp_path: Path) -> None:
+    async with limited(sim, tmp_path, limit_batch_requests=5) as stub:
+        found = await _exhausted(stub.CreateBatch(create_request(6), metadata=ALICE), "batch_requests")
+        assert found.retry is None  # no retry gets under it
+        await _exhausted(stub.UploadBatch(_upload(create_request(6), 2), metadata=ALICE), "batch_requests")
+        assert (await stub.CreateBatch(create_request(5), metadata=ALICE)).batch.id
+    assert len(sim.state.batches) == 1
+
+
+async def test_uploads_spooled_at_once_and_parts_made_at_once_are_bounded_per_caller(sim: Sim, tmp_path: Path) -> None:
+    async with limited(
+        sim, tmp_path, limit_spooled_bytes_per_caller=3000, limit_parts_in_flight_per_caller=2, part_max_requests=10
+    ) as stub:
+        found = await _exhausted(
+            stub.UploadBatch(_upload(create_request(60), 10), metadata=ALICE), "spooled_bytes_per_caller"
+        )
+        assert found.retry is not None
+        found = await _exhausted(stub.CreateBatch(create_request(25), metadata=ALICE), "parts_in_flight_per_caller")
+        assert found.retry is not None
+        assert len((await stub.CreateBatch(create_request(20), metadata=ALICE)).batch.parts) == 2
+    assert len(sim.state.batches) == 2  # the two parts of the batch within the limits, nothing else

@@ -81,6 +81,9 @@ class BatchServer:
                 streams_total=settings.limit_streams_total,
                 upstream_per_caller=settings.limit_upstream_per_caller,
                 upstream_queue_per_caller=settings.limit_upstream_queue_per_caller,
+                batch_requests=settings.limit_batch_requests,
+                spooled_bytes_per_caller=settings.limit_spooled_bytes_per_caller,
+                parts_in_flight_per_caller=settings.limit_parts_in_flight_per_caller,
             ),
             on_refusal=metrics.limit_refused,
         )

@@ -309,6 +309,15 @@ class Settings(_SettingsBase):
     limit_upstream_queue_per_caller: int = _opt(
         256, "Gateway calls of one caller that may wait for a slot; past it, RESOURCE_EXHAUSTED.", ge=0
     )
+    limit_batch_requests: int = _opt(1_000_000, "Requests one batch may hold; past it, RESOURCE_EXHAUSTED.", ge=1)
+    limit_spooled_bytes_per_caller: int = _opt(
+        2 * 1024**3,
+        "Bytes of one caller's uploads (UploadBatch) being received at once; past it, RESOURCE_EXHAUSTED.",
+        ge=1,
+    )
+    limit_parts_in_flight_per_caller: int = _opt(
+        100, "Parts of one caller's batches being made upstream at once; past it, RESOURCE_EXHAUSTED.", ge=1
+    )
     shutdown_grace: float = _opt(10.0, "Seconds in-flight calls get to finish after SIGTERM.", gt=0)
     health_interval: float = _opt(5.0, "Seconds between probes of the gateway for the health service.", gt=0)
     log_level: LogLevel = _opt("INFO", "Logging level: DEBUG, INFO, WARNING or ERROR.")

@@ -143,11 +143,15 @@ CALL_DEADLINE_PASSED = "CALL_DEADLINE_PASSED"  # the caller's deadline, not the 
 _LIMIT_RETRY_SECONDS = 1.0
 
 
-def refusal(limit: str, message: str) -> ServiceError:
+def refusal(limit: str, message: str, *, retry: bool = True) -> ServiceError:
     """RESOURCE_EXHAUSTED for a call past `limit` (the edge's per-caller limits, the hub's watched batches), with
-    the limit's name and when to retry."""
+    the limit's name and when to retry (none for a limit no retry gets under: a batch too large)."""
     return ServiceError(
-        Code.RESOURCE_EXHAUSTED, LIMIT_EXCEEDED, message, {"limit": limit}, retry_after=_LIMIT_RETRY_SECONDS
+        Code.RESOURCE_EXHAUSTED,
+        LIMIT_EXCEEDED,
+        message,
+        {"limit": limit},
+        retry_after=_LIMIT_RETRY_SECONDS if retry else None,
     )
 
 

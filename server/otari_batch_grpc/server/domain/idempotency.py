@@ -27,7 +27,7 @@ from otari_batch_grpc.server.domain.core.batches import Batches
 from otari_batch_grpc.server.domain.errors import Code, ServiceError, from_upstream, upstream_errors
 from otari_batch_grpc.server.domain.parts.ids import whole_id
 from otari_batch_grpc.server.domain.parts.plan import Part
-from otari_batch_grpc.server.domain.parts.requests import InMessage, Requests
+from otari_batch_grpc.server.domain.parts.requests import Requests
 from otari_batch_grpc.server.domain.upstream_search import ATTEMPT_GRACE_SECONDS, Unknown, find_made
 from otari_batch_grpc.server.gateway import convert
 from otari_batch_grpc.server.gateway.client import GatewayClient
@@ -89,18 +89,13 @@ class IdempotentCreates:
         self._gateway = gateway
         self._attempt_seconds = attempt_seconds
 
-    async def create(
-        self, request: batch_service_pb2.CreateBatchRequest, caller: Caller, *, time_left: float | None
+    async def create_from(
+        self, requests: Requests, caller: Caller, *, plan: list[Part] | None, time_left: float | None
     ) -> batch_pb2.Batch:
-        """The batch a (validated) CreateBatch makes (see `create_from`)."""
-        return await self.create_from(InMessage(request), caller, time_left=time_left)
-
-    async def create_from(self, requests: Requests, caller: Caller, *, time_left: float | None) -> batch_pb2.Batch:
-        """The batch a (validated) request makes: once per request_id when it has one; of several parts when it
-        is larger than one (see parts)."""
+        """The batch a (validated) request makes: once per request_id when it has one; of several parts, by `plan`
+        (the core's `wholes.plan`), when it is larger than one (see parts)."""
         deadline = None if time_left is None else time.monotonic() + time_left
         attempt = Attempt(uuid.uuid4().hex, self._attempt_seconds, deadline)
-        plan = self._core.wholes.plan(requests)
         header = requests.header
         if not header.request_id:
             return await self._unclaimed(requests, caller, plan, attempt)

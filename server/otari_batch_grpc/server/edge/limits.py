@@ -1,6 +1,7 @@
-"""Per-caller limits, so one caller cannot take the service down: open streams, concurrent gateway calls, and a
-cap on streams for the whole server. (Batches watched per caller are counted by the watch hub, which every
-subscription passes through.)
+"""Per-caller limits, so one caller cannot take the service down: open streams, concurrent gateway calls, the size
+of a batch, the bytes of uploads spooled at once and the parts of batches being made at once, and a cap on streams
+for the whole server. (Batches watched per caller are counted by the watch hub, which every subscription passes
+through.)
 
 Past a limit the call gets RESOURCE_EXHAUSTED with a RetryInfo and an ErrorInfo reason naming the limit. Gateway
 calls past a caller's concurrency wait in that caller's own queue (a burst queues behind its own limit, not
@@ -13,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 
 from otari_batch_grpc.server.domain.errors import ServiceError, refusal
@@ -27,6 +28,9 @@ class LimitPolicy:
     streams_total: int  # for the whole server
     upstream_per_caller: int  # gateway calls in flight at once
     upstream_queue_per_caller: int  # gateway calls waiting for one of those
+    batch_requests: int = 1_000_000  # requests in one batch
+    spooled_bytes_per_caller: int = 2 * 1024**3  # bytes of uploads being received at once
+    parts_in_flight_per_caller: int = 100  # parts of batches being made upstream at once
 
 
 class Limits:
@@ -37,6 +41,8 @@ class Limits:
         self._streams: Counter[str] = Counter()
         self._streams_total = 0
         self._upstream: dict[str, _Gate] = {}
+        self._spooled: Counter[str] = Counter()
+        self._parts: Counter[str] = Counter()
         self._on_refusal = on_refusal
 
     @property
@@ -101,14 +107,65 @@ class Limits:
             gate.slots.release()
             self._forget_idle(key, gate)
 
+    def batch_size(self, requests: int) -> None:
+        """RESOURCE_EXHAUSTED for a batch of more requests than one may hold (no retry gets under it)."""
+        if requests > self.policy.batch_requests:
+            raise self._refuse(
+                "batch_requests",
+                f"A batch holds at most {self.policy.batch_requests:,} requests here; this one has more: split it "
+                "into several batches.",
+                retry=False,
+            )
+
+    @contextlib.contextmanager
+    def spooling(self, owner: str) -> Iterator[Callable[[int], None]]:
+        """Count the bytes of one upload of `owner`'s as they are spooled (the function given, per chunk), against
+        the caller's limit; given back when the upload ends."""
+        counted = 0
+
+        def add(size: int) -> None:
+            nonlocal counted
+            if self._spooled[owner] + size > self.policy.spooled_bytes_per_caller:
+                raise self._refuse(
+                    "spooled_bytes_per_caller",
+                    f"Your uploads being received hold {self._spooled[owner]:,} bytes, and this chunk would pass "
+                    f"the limit per caller ({self.policy.spooled_bytes_per_caller:,}): wait for one to end.",
+                )
+            self._spooled[owner] += size
+            counted += size
+
+        try:
+            yield add
+        finally:
+            self._spooled[owner] -= counted
+            if self._spooled[owner] <= 0:
+                del self._spooled[owner]
+
+    @contextlib.contextmanager
+    def parts_in_flight(self, owner: str, parts: int) -> Iterator[None]:
+        """Count the parts one create of `owner`'s makes upstream while it runs, against the caller's limit."""
+        if parts and self._parts[owner] + parts > self.policy.parts_in_flight_per_caller:
+            raise self._refuse(
+                "parts_in_flight_per_caller",
+                f"Your batches being made hold {self._parts[owner]:,} parts, and this one's {parts:,} would pass the "
+                f"limit per caller ({self.policy.parts_in_flight_per_caller:,}): retry once one is made.",
+            )
+        self._parts[owner] += parts
+        try:
+            yield
+        finally:
+            self._parts[owner] -= parts
+            if self._parts[owner] <= 0:
+                del self._parts[owner]
+
     def _forget_idle(self, key: str, gate: _Gate) -> None:
         if gate.active == 0 and gate.waiting == 0 and self._upstream.get(key) is gate:
             del self._upstream[key]
 
-    def _refuse(self, limit: str, message: str) -> ServiceError:
+    def _refuse(self, limit: str, message: str, *, retry: bool = True) -> ServiceError:
         if self._on_refusal is not None:
             self._on_refusal(limit)
-        return refusal(limit, message)
+        return refusal(limit, message, retry=retry)
 
 
 class _Gate:

@@ -8,7 +8,7 @@ gRPC statuses.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from grpc import aio
@@ -17,7 +17,7 @@ from otari_batch_grpc.server.domain.callers import Caller, OwnerHasher
 from otari_batch_grpc.server.domain.core.batches import Batches
 from otari_batch_grpc.server.domain.errors import FieldViolation, invalid_argument
 from otari_batch_grpc.server.domain.idempotency import IdempotentCreates
-from otari_batch_grpc.server.domain.parts.requests import Spool
+from otari_batch_grpc.server.domain.parts.requests import InMessage, Requests, Spool
 from otari_batch_grpc.server.domain.results import Message, ResultStreams
 from otari_batch_grpc.server.domain.subscriptions.feed import Feed, Subscription
 from otari_batch_grpc.server.domain.subscriptions.many import WATCH_MAX_BATCHES, ManyFeed
@@ -25,7 +25,7 @@ from otari_batch_grpc.server.edge import validation
 from otari_batch_grpc.server.edge.credentials import credential_from_metadata
 from otari_batch_grpc.server.edge.limits import Limits
 from otari_batch_grpc.server.edge.rpc import OpenStreams, client_stream, server_stream, unary
-from otari_batch_grpc.v1 import batch_service_pb2
+from otari_batch_grpc.v1 import batch_pb2, batch_service_pb2
 
 Context = aio.ServicerContext[Any, Any]
 pb = batch_service_pb2
@@ -65,7 +65,8 @@ class BatchService:
     async def CreateBatch(self, request: pb.CreateBatchRequest, context: Context) -> pb.CreateBatchResponse:
         validation.check_create(request)
         caller = self._caller(context)
-        batch = await self.creates.create(request, caller, time_left=context.time_remaining())
+        self.limits.batch_size(len(request.requests))
+        batch = await self._create(InMessage(request), caller, context)
         return pb.CreateBatchResponse(batch=batch)
 
     @client_stream
@@ -73,12 +74,19 @@ class BatchService:
         self, messages: AsyncIterator[pb.UploadBatchRequest], context: Context
     ) -> pb.UploadBatchResponse:
         caller = self._caller(context)
-        spool = await _spooled(messages)
-        try:
-            batch = await self.creates.create_from(spool, caller, time_left=context.time_remaining())
-        finally:
-            spool.close()
+        with self.limits.spooling(caller.owner) as spooled:
+            spool = await _spooled(messages, self.limits, spooled)
+            try:
+                batch = await self._create(spool, caller, context)
+            finally:
+                spool.close()
         return pb.UploadBatchResponse(batch=batch)
+
+    async def _create(self, requests: Requests, caller: Caller, context: Context) -> batch_pb2.Batch:
+        """A (validated) batch made, its parts counted against the caller's parts in flight while it is."""
+        plan = self.core.wholes.plan(requests)
+        with self.limits.parts_in_flight(caller.owner, len(plan) if plan else 0):
+            return await self.creates.create_from(requests, caller, plan=plan, time_left=context.time_remaining())
 
     @unary
     async def GetBatch(self, request: pb.GetBatchRequest, context: Context) -> pb.GetBatchResponse:
@@ -208,7 +216,9 @@ def _margin(time_left: float | None) -> float | None:
     return None if time_left is None else max(0.0, time_left - min(0.25, time_left / 10))
 
 
-async def _spooled(messages: AsyncIterator[pb.UploadBatchRequest]) -> Spool:
+async def _spooled(
+    messages: AsyncIterator[pb.UploadBatchRequest], limits: Limits, spooled: Callable[[int], None]
+) -> Spool:
     """An upload, checked and spooled as it arrives: the header, then every chunk, to the stream's end. A bad
     message ends it with INVALID_ARGUMENT, and nothing is kept."""
     first = await anext(aiter(messages), None)
@@ -224,6 +234,8 @@ async def _spooled(messages: AsyncIterator[pb.UploadBatchRequest]) -> Spool:
                     [FieldViolation("chunk", "is required: every message after the header is a chunk of requests")]
                 )
             check.chunk(message.chunk.requests)
+            limits.batch_size(check.count)
+            spooled(message.chunk.ByteSize())
             await spool.add(message.chunk.requests)
         if not len(spool):
             raise invalid_argument([FieldViolation("chunk", "at least one request is required; none came")])
