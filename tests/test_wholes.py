@@ -241,3 +241,14 @@ async def test_a_replica_killed_mid_split_leaves_every_part_made_once_by_the_ret
         await _finish(sim, batch)
         results = await _results(stub, batch.id)
         assert [r.custom_id for r in results] == [f"req-{i}" for i in range(35)]
+
+
+async def test_results_larger_than_the_cache_are_streamed_whole_and_not_kept(sim: Sim, tmp_path: Path) -> None:
+    settings = make_settings(sim.url, tmp_path, results_cache_max_bytes=2000, **PARTS)
+    async with BatchServer(settings, gateway_url=sim.url) as server, connect(server.port) as stub:
+        batch = (await stub.CreateBatch(create_request(25), metadata=ALICE)).batch
+        await _finish(sim, batch)
+        for _ in range(2):
+            assert [r.custom_id for r in await _results(stub, batch.id)] == [f"req-{i}" for i in range(25)]
+        assert await server.store.result_set(batch.id) is None  # past the cache: read from the gateway each time
+        assert await sim.requests_seen("results") == 6

@@ -181,10 +181,12 @@ class ResultStreams:
     async def _fill(
         self, caller: Caller, batch: batch_pb2.Batch, provider: str, start: int, time_left: float | None
     ) -> AsyncGenerator[Message, None]:
+        """Stream the results, cached as they go while the set fits the cache (RESULTS_CACHE_MAX_BYTES): a larger
+        one (a million results, say) is streamed all the same, and read from the gateway again next time."""
         batch_id, total = batch.id, batch.request_counts.total
         store, limit = self._store, self.policy.chunk_bytes
         await store.begin_results(batch_id)
-        complete = False
+        complete, caching = False, True
         try:
             entries: list[bytes] = []
             size = index = first = 0
@@ -197,21 +199,28 @@ class ResultStreams:
                     size += len(entry)
                     index += 1
                     if size >= limit:
-                        async for message in self._flush(batch_id, first, entries, start, total):
+                        if caching and nbytes + size > self.policy.max_bytes:
+                            caching = False  # it will not fit: what was written goes, and nothing more is
+                            await store.drop_results(batch_id)
+                        async for message in self._flush(batch_id, first, entries, start, total, keep=caching):
                             yield message
                         nbytes += size
                         first, entries, size = index, [], 0
+            if caching and nbytes + size > self.policy.max_bytes:
+                caching = False
+                await store.drop_results(batch_id)
             if entries:
-                async for message in self._flush(batch_id, first, entries, start, total):
+                async for message in self._flush(batch_id, first, entries, start, total, keep=caching):
                     yield message
                 nbytes += size
             if index == 0 and total > 0:
                 raise results_missing(batch)
-            await store.finish_results(batch_id, items=index, nbytes=nbytes)
+            if caching:
+                await store.finish_results(batch_id, items=index, nbytes=nbytes)
             complete = True
             _check_start(batch_id, start, index)  # (cached all the same: the next call is answered at once)
         finally:
-            if not complete:  # never leave a partial set for a later caller to trust
+            if not complete and caching:  # never leave a partial set for a later caller to trust
                 await asyncio.shield(store.drop_results(batch_id))
         await store.trim_results(max_bytes=self.policy.max_bytes, max_age=self.policy.max_age)
         metrics.RESULTS_CACHE_BYTES.set(await store.results_bytes())
@@ -247,10 +256,11 @@ class ResultStreams:
             raise from_upstream(exc) from None
 
     async def _flush(
-        self, batch_id: str, first: int, entries: list[bytes], start: int, total: int
+        self, batch_id: str, first: int, entries: list[bytes], start: int, total: int, *, keep: bool
     ) -> AsyncIterator[Message]:
         payload = b"".join(entries)
-        await self._store.add_result_chunk(batch_id, first, len(entries), payload)
+        if keep:
+            await self._store.add_result_chunk(batch_id, first, len(entries), payload)
         end = first + len(entries)
         if end <= start:
             return
