@@ -60,6 +60,8 @@ SETTINGS = {
     "LIMIT_WATCHED_PER_CALLER": "100000",
     # #29: a key revoked halfway is refused everywhere within this, and a stream it holds ends a poll interval later.
     "OWNER_TRUST_SECONDS": str(soak_check.TRUST_SECONDS),
+    # #31: batches of 5 to 12 requests are made of 2 or 3 parts (and re-runs of their transient failures).
+    "PART_MAX_REQUESTS": "4",
 }
 
 

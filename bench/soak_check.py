@@ -7,6 +7,8 @@ the revisions the service stored, as figures and a list of violations (each with
   delivered before is delivered), no state twice in a row, and the last state is the simulator's; WatchBatches
   (listed, or of every live batch) never goes back, and delivers every batch's end;
 - results: complete and identical to the simulator's document;
+- batches of several parts (#31): one per request_id, each part made once, every request one outcome in request
+  order, transient failures run again to success with their tries counted;
 - calls: none UNKNOWN or INTERNAL; errors only during a fault (and RECOVERY after it), and then only UNAVAILABLE,
   DEADLINE_EXCEEDED or RESOURCE_EXHAUSTED, the service's own (with an ErrorInfo) carrying RetryInfo;
 - RSS: each replica's at the end within 1.5x of its RSS after the warm-up (before the first fault);
@@ -20,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import re
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
@@ -32,6 +35,7 @@ from bench.soak_client import digest, state_of
 from bench.soak_faults import Fault, during, windows
 from otari_batch_grpc.server.domain.core.observations import same_state
 from otari_batch_grpc.server.store.migrations import POSTGRES_SCHEMA
+from otari_batch_grpc.server.util.stamps import PART_KEY
 from otari_batch_grpc.v1 import batch_pb2
 
 MASTER = {"authorization": "Bearer sim-master-key"}
@@ -132,6 +136,8 @@ class Report:
     def check_creates(self) -> Counter[str]:
         by_request: dict[str, list[str]] = defaultdict(list)
         for batch in self.upstream.values():
+            if PART_KEY in batch["metadata"]:
+                continue  # a part of a batch of several (check_wholes)
             stamp = batch["metadata"].get("otari_request_id", "")
             by_request[stamp.partition("/")[0]].append(batch["id"])
         figures: Counter[str] = Counter({"lost": 0, "duplicated": 0})
@@ -153,6 +159,52 @@ class Report:
                 self.violation(f"revokee create {create['rid']}", f"upstream exactly [{create['id']}]", f"{found}")
         for request_id, found in by_request.items():
             self.violation(f"upstream batches {found}", "a request_id some client sent", repr(request_id))
+        return figures
+
+    def check_wholes(self) -> Counter[str]:
+        """Batches of several parts: each part made once (its index once among the parts stamped with the batch's
+        id), parts only of batches some create was answered with (or of creates never answered, at most one each);
+        every request one outcome, in request order, the transient failures run again until they succeeded, and
+        the count of tries each took."""
+        parts: dict[str, Counter[int]] = defaultdict(Counter)
+        for batch in self.upstream.values():
+            whose, _, index = batch["metadata"].get(PART_KEY, "").rpartition("/")
+            if whose:
+                parts[whose][int(index)] += 1
+        figures: Counter[str] = Counter()
+        creates = self.records["wcreate"]
+        acked = {c["id"]: c for c in creates if c["id"]}
+        for batch_id, indexes in parts.items():
+            figures["parts"] += sum(indexes.values())
+            figures["re-runs"] += sum(1 for i in indexes if i >= 3)  # (2 or 3 first parts: a loose count)
+            if any(n > 1 for n in indexes.values()):
+                self.violation(f"parts of {batch_id}", "each made once", f"{dict(indexes)}")
+            if sorted(indexes) != list(range(len(indexes))):
+                self.violation(f"parts of {batch_id}", "indexes 0, 1, ... with none missing", f"{sorted(indexes)}")
+        strays = [b for b in parts if b not in acked]
+        if len(strays) > sum(1 for c in creates if not c["id"]):
+            self.violation("batches of parts", "only those some create was answered with", f"{strays}")
+        read = {r["id"]: r for r in self.records["wresults"]}
+        for batch_id, create in acked.items():
+            figures["acknowledged"] += 1
+            result = read.get(batch_id)
+            if result is None:
+                continue  # (the flow ended before its batch did)
+            what, n = f"batch of parts {batch_id}", create["n"]
+            if result["end"] != "BATCH_STATUS_COMPLETED":
+                self.violation(what, "BATCH_STATUS_COMPLETED", result["end"] or "no end")
+                continue
+            figures["completed and read"] += 1
+            ids = [o[0] for o in result["outcomes"]]
+            if ids != [f"q{i:02d}" for i in range(n)]:
+                self.violation(what, f"{n} results in request order", f"{ids}")
+                continue
+            for custom_id, code, attempts in result["outcomes"]:
+                want = create["transient"].get(custom_id, 0) + 1
+                if code or attempts != want:
+                    self.violation(
+                        f"{what} {custom_id}", f"a completion after {want} tries", f"{code!r} after {attempts}"
+                    )
         return figures
 
     def check_watches(self) -> None:
@@ -306,6 +358,7 @@ class Report:
     # -- the figures -----------------------------------------------------------------------------------------
     def judge(self, rss: dict[int, tuple[float | None, float | None, int]], *, wall: float) -> int:
         creates = self.check_creates()
+        wholes = self.check_wholes()
         self.check_watches()
         self.check_many()
         self.check_results()
@@ -314,6 +367,7 @@ class Report:
         print(f"\nsoak: {wall:.0f} s, {len(self.upstream)} batches upstream")
         print("faults injected:", dict(Counter(f.kind for f in self.faults if f.began)))
         print("creates:", dict(creates))
+        print("batches of several parts:", dict(wholes))
         watches, reads = self.records["watch"], self.records["results"]
         print(
             f"watches: {len(watches)} followed to their end ({sum(w.get('resumes', 0) for w in watches)} resumes), "
@@ -339,7 +393,9 @@ class Report:
             elif end > RSS_RATIO * warm:
                 self.violation(f"replica {index} RSS", f"<= {RSS_RATIO}x {warm:.1f} MiB", f"{end:.1f} MiB")
         print(f"violations: {len(self.violations)}")
-        for what, n in Counter(line.split(":", 1)[0].split(" batch_")[0] for line in self.violations).most_common():
+        for what, n in Counter(
+            re.split(r" o?batch_", line.split(":", 1)[0])[0] for line in self.violations
+        ).most_common():
             print(f"  {n:5d}  {what}")
         for line in self.violations[:SHOWN]:
             print(f"  {line}")

@@ -42,6 +42,7 @@ UNARY_DEADLINE = 10.0  # seconds each try of a unary call may take
 RETRY_ATTEMPTS = 30  # tries of a call, or reconnects of a stream since its last message (waits of at most 3 s)
 WATCH_LIMIT = 150.0  # seconds a watch may take to see its batch end (it ends in ~10 s with no fault)
 RETRIED = {"UNAVAILABLE", "DEADLINE_EXCEEDED", "CANCELLED"}
+WHOLES = 0.25  # of the flows' batches, those of several parts (half of them with re-runs)
 
 
 def status_name(status: int) -> str:
@@ -169,6 +170,9 @@ class Worker:
 
     async def one_batch(self) -> None:
         rng = self.rng
+        if rng.random() < WHOLES:
+            await self.one_whole()
+            return
         request_id = str(uuid.uuid4())
         requests: dict[str, Any] = {}
         for i in range(rng.randint(1, 4)):
@@ -205,6 +209,62 @@ class Worker:
             end = await follow
         if end == "BATCH_STATUS_COMPLETED" and not early_results:
             await self.results(batch_id, wait=False)
+
+    async def one_whole(self) -> None:
+        """A batch of several parts (the replicas' PART_MAX_REQUESTS is 4), with re-runs of transient failures
+        half the time: followed with WaitBatch to its end, then its results, resumed at random indexes."""
+        rng = self.rng
+        request_id = str(uuid.uuid4())
+        n, reruns = rng.randint(5, 12), rng.random() < 0.5
+        requests: dict[str, Any] = {}
+        transient: dict[str, int] = {}
+        for i in range(n):
+            body: dict[str, Any] = {"messages": [{"role": "user", "content": f"{request_id[:8]} {i}"}]}
+            if reruns and rng.random() < 0.3:
+                transient[f"q{i:02d}"] = fails = rng.randint(1, 2)  # a third try succeeds: max_attempts 3
+                body["simulate"] = {"transient": {"key": f"{request_id}/{i}", "fails": fails}}
+            requests[f"q{i:02d}"] = body
+        created: batch_pb2.Batch | None = None
+        try:
+            created = await self.retried(
+                "CreateBatch",
+                lambda: self.client.create(
+                    MODEL, requests, request_id=request_id, max_attempts=3 if reruns else 0, deadline=RETRY_BUDGET
+                ),
+            )
+        finally:
+            batch_id = created.id if created else None
+            self.record.write(
+                "wcreate", rid=request_id, id=batch_id, n=n, transient=transient, tries=self.attempts, at=time.time()
+            )
+        batch_id = created.id
+        started, end = time.monotonic(), ""
+        while not end and time.monotonic() - started < WATCH_LIMIT:
+            wait = functools.partial(self.client.wait, batch_id, seconds=rng.uniform(2, 8))
+            batch, done = await self.retried("WaitBatch", wait)
+            end = status_name(batch.status) if done else ""
+        outcomes: list[list[Any]] = []
+        resumes = 0
+        while end:
+            stream = self.client.results(batch_id, start_index=len(outcomes))
+            drop_after = rng.choice((None, None, 2, 5))
+            try:
+                async for result in stream:
+                    code = result.error.code if result.WhichOneof("outcome") == "error" else ""
+                    outcomes.append([result.custom_id, code, result.attempts])
+                    if drop_after is not None and len(outcomes) % 7 == drop_after:
+                        break
+                else:
+                    break
+            except BatchError as error:
+                outcomes = outcomes[: stream.next_index]
+                if not (error.retryable or error.code.name in RETRIED):
+                    raise
+                await asyncio.sleep(self.pause(error, 1))
+            finally:
+                await stream.aclose()
+            resumes += 1
+        self.record.write("wresults", id=batch_id, end=end, outcomes=outcomes, resumes=resumes)
 
     async def cancel(self, batch_id: str) -> None:
         start = time.time()

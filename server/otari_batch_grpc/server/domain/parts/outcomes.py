@@ -1,10 +1,11 @@
 """Every request of a batch of several parts has an outcome, in the order the requests were sent: its last try's
 (a re-run's result stands for its earlier tries', `attempts` says how many), or an error result saying why there is
-none. One first-try part, with its re-runs, is held at a time."""
+none. A few first-try parts, with their re-runs, are held at a time (READ_AHEAD)."""
 
 from __future__ import annotations
 
-from collections import defaultdict
+import asyncio
+from collections import defaultdict, deque
 from collections.abc import AsyncGenerator, Awaitable, Callable
 
 from otari_batch_grpc.server.domain.parts.assemble import part_state
@@ -12,6 +13,8 @@ from otari_batch_grpc.server.domain.parts.ids import unpack
 from otari_batch_grpc.server.store import PartRecord, Store
 from otari_batch_grpc.v1 import batch_pb2, result_pb2
 
+# First-try parts (with their re-runs) read at once while results are sent (one PART_CREATES_AT_ONCE's worth).
+READ_AHEAD = 4
 # A completed part's results, by custom_id.
 ReadResults = Callable[[PartRecord], Awaitable[dict[str, result_pb2.BatchResult]]]
 
@@ -25,24 +28,48 @@ _NO_RESULT = {
 
 
 async def outcomes(store: Store, batch_id: str, read: ReadResults) -> AsyncGenerator[bytes, None]:
-    """One serialized BatchResult per request, in request order (see above)."""
+    """One serialized BatchResult per request, in request order (see above). The next first-try parts (with
+    their re-runs) are read while one is sent, READ_AHEAD at most: the gateway's pace, not one part after another,
+    and a bounded number of parts in memory."""
     parts = await store.parts(batch_id)
     reruns: dict[int, list[PartRecord]] = defaultdict(list)
     for part in parts:
         if part.rerun_of is not None:
             reruns[part.rerun_of].append(part)
-    for part in parts:
-        if part.rerun_of is not None:
-            continue
-        custom_ids = unpack(await store.part_custom_ids(batch_id, part.index))
-        found = await _of(store, batch_id, part, read)
-        chain = list(reruns[part.index])
-        while chain:  # each re-run's outcome stands for its requests' earlier tries
-            rerun = chain.pop(0)
-            found.update(await _of(store, batch_id, rerun, read))
-            chain.extend(reruns[rerun.index])
-        for custom_id in custom_ids:
-            yield found[custom_id].SerializeToString()
+    firsts = iter([p for p in parts if p.rerun_of is None])
+    reading: deque[asyncio.Task[tuple[list[str], dict[str, result_pb2.BatchResult]]]] = deque()
+
+    def read_next() -> None:
+        part = next(firsts, None)
+        if part is not None:
+            reading.append(asyncio.ensure_future(_group(store, batch_id, part, reruns, read)))
+
+    try:
+        for _ in range(READ_AHEAD):
+            read_next()
+        while reading:
+            custom_ids, found = await reading.popleft()
+            read_next()
+            for custom_id in custom_ids:
+                yield found[custom_id].SerializeToString()
+    finally:
+        for task in reading:
+            task.cancel()
+        await asyncio.gather(*reading, return_exceptions=True)
+
+
+async def _group(
+    store: Store, batch_id: str, part: PartRecord, reruns: dict[int, list[PartRecord]], read: ReadResults
+) -> tuple[list[str], dict[str, result_pb2.BatchResult]]:
+    """A first-try part's custom_ids in order, and each one's outcome: its last try's."""
+    custom_ids = unpack(await store.part_custom_ids(batch_id, part.index))
+    found = await _of(store, batch_id, part, read)
+    chain = list(reruns[part.index])
+    while chain:  # each re-run's outcome stands for its requests' earlier tries
+        rerun = chain.pop(0)
+        found.update(await _of(store, batch_id, rerun, read))
+        chain.extend(reruns[rerun.index])
+    return custom_ids, found
 
 
 async def _of(store: Store, batch_id: str, part: PartRecord, read: ReadResults) -> dict[str, result_pb2.BatchResult]:

@@ -40,6 +40,10 @@ class Requests(Protocol):
         """The requests [start, end)."""
         ...
 
+    def custom_ids(self, start: int, end: int) -> list[str]:
+        """The custom_ids of the requests [start, end), without reading the requests."""
+        ...
+
 
 def header_of(request: batch_service_pb2.CreateBatchRequest) -> batch_service_pb2.CreateBatchRequest:
     """The request without its requests."""
@@ -80,6 +84,9 @@ class InMessage:
     async def read(self, start: int, end: int) -> Sequence[Item]:
         return self._items[start:end]
 
+    def custom_ids(self, start: int, end: int) -> list[str]:
+        return [item.custom_id for item in self._items[start:end]]
+
 
 class Spool:
     """An upload's requests on disk as they arrive (each serialized, one after another in a temporary file that is
@@ -92,6 +99,7 @@ class Spool:
         self._file = tempfile.TemporaryFile(prefix="otari-upload-")  # noqa: SIM115  # closed by `close`
         self._sizes = array("Q")
         self._offsets = array("Q", [0])
+        self._custom_ids: list[str] = []
         self._digest = hashlib.sha256(batch_service_pb2.CreateBatchRequest(model=header.model).SerializeToString())
         self.bytes = 0
 
@@ -104,6 +112,7 @@ class Spool:
     async def add(self, items: Sequence[Item]) -> None:
         """Spool the next requests (written off the event loop)."""
         encoded = [item.SerializeToString(deterministic=True) for item in items]
+        self._custom_ids.extend(item.custom_id for item in items)
         for data in encoded:
             self._digest.update(wire.field_entry(_REQUESTS_TAG, data))
             self._sizes.append(len(data))
@@ -136,6 +145,9 @@ class Spool:
             return items
 
         return await asyncio.to_thread(load)
+
+    def custom_ids(self, start: int, end: int) -> list[str]:
+        return self._custom_ids[start:end]
 
     async def whole(self) -> batch_service_pb2.CreateBatchRequest:
         """The header with every request: for an upload that fits one part."""

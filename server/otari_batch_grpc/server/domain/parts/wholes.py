@@ -142,9 +142,8 @@ class Wholes:
         keep = header.max_attempts > 1
         planned = []
         for i, part in enumerate(plan):
-            items = await requests.read(part.start, part.end)
-            custom_ids = pack([item.custom_id for item in items])
-            bodies = await asyncio.to_thread(pack_items, items) if keep else None
+            custom_ids = pack(requests.custom_ids(part.start, part.end))
+            bodies = await asyncio.to_thread(pack_items, await requests.read(part.start, part.end)) if keep else None
             planned.append(PartPlan(i, part.start, len(part), custom_ids, bodies=bodies))
         record = WholeRecord(
             id=batch_id,
