@@ -337,21 +337,12 @@ def _unary_edge(
 ) -> Callable[[bytes, Context], Awaitable[Any]]:
     async def edge(raw: bytes, context: Context) -> Any:
         call = _Call(method, context)
-        try:
-            try:
-                call.request = method.decode(raw)
-            except Exception as exc:
-                raise _malformed(method.type_name, len(raw), exc) from None
-            call.response = await behaviour(call.request, context)
-            return call.response
-        except asyncio.CancelledError:
-            call.code = _ended_by_client(context)
-            raise
-        except Exception as exc:
-            await abort(context, call.fail(exc))
-            raise AssertionError("unreachable: abort raises") from None
-        finally:
-            call.finish()
+
+        async def answer() -> Any:
+            call.request = _decoded(method, raw)
+            return await behaviour(call.request, context)
+
+        return await _answered(call, context, answer)
 
     return edge
 
@@ -364,27 +355,38 @@ def _client_stream_edge(
 
         async def decoded() -> AsyncIterator[Any]:
             async for raw in raw_messages:
-                try:
-                    message = method.decode(raw)
-                except Exception as exc:
-                    raise _malformed(method.type_name, len(raw), exc) from None
+                message = _decoded(method, raw)
                 if call.request is None:
                     call.request = message
                 yield message
 
-        try:
-            call.response = await behaviour(decoded(), context)
-            return call.response
-        except asyncio.CancelledError:
-            call.code = _ended_by_client(context)
-            raise
-        except Exception as exc:
-            await abort(context, call.fail(exc))
-            raise AssertionError("unreachable: abort raises") from None
-        finally:
-            call.finish()
+        return await _answered(call, context, lambda: behaviour(decoded(), context))
 
     return edge
+
+
+def _decoded(method: _Method, raw: bytes) -> Any:
+    """A request message from its bytes; bytes that are none are INVALID_ARGUMENT (MALFORMED_REQUEST)."""
+    try:
+        return method.decode(raw)
+    except Exception as exc:
+        raise _malformed(method.type_name, len(raw), exc) from None
+
+
+async def _answered(call: _Call, context: Context, answer: Callable[[], Awaitable[Any]]) -> Any:
+    """The one answer of a call (to one request, or a stream of them): an error as the call's status, the call's
+    line written at its end."""
+    try:
+        call.response = await answer()
+        return call.response
+    except asyncio.CancelledError:
+        call.code = _ended_by_client(context)
+        raise
+    except Exception as exc:
+        await abort(context, call.fail(exc))
+        raise AssertionError("unreachable: abort raises") from None
+    finally:
+        call.finish()
 
 
 def _stream_edge(
@@ -405,10 +407,7 @@ def _stream_edge(
         try:
             if streams.draining:
                 raise shutting_down()
-            try:
-                call.request = method.decode(raw)
-            except Exception as exc:
-                raise _malformed(method.type_name, len(raw), exc) from None
+            call.request = _decoded(method, raw)
             async for item in behaviour(call.request, context):
                 data, item = _send(item), None  # serialized now: an idle stream holds no message, only its bytes
                 yield data
