@@ -139,3 +139,25 @@ async def test_a_key_the_gateway_refuses_stops_the_re_runs_and_the_batch_ends(se
         another_key = [("authorization", f"Bearer {other}")]  # the same user's
         done = (await stub.GetBatch(pb.GetBatchRequest(batch_id=batch.id), metadata=another_key)).batch
     assert done.status == S.BATCH_STATUS_COMPLETED and done.request_counts.failed == 1
+
+
+async def test_a_re_run_the_gateway_refuses_ends_and_the_first_try_stands(server: BatchServer, sim: Sim) -> None:
+    request = create_request(3, max_attempts=3)
+    _transient(request, 1, fails=1)
+    async with connect(server.port) as stub:
+        batch = (await stub.CreateBatch(request, metadata=ALICE)).batch
+        await sim.fault(op="create", status=400, detail="no more of these", times=1)  # the re-run's create
+        await sim.force(batch.parts[0].id, "completed")
+
+        async def ended() -> bool:
+            return await server.store.delegation(batch.id) is None
+
+        await eventually(ended, within=10)
+        done = (await stub.GetBatch(pb.GetBatchRequest(batch_id=batch.id), metadata=ALICE)).batch
+        assert done.status == S.BATCH_STATUS_COMPLETED
+        counts = done.request_counts
+        assert (counts.total, counts.completed, counts.failed) == (3, 2, 1)
+        assert [(p.attempt, p.upstream_status) for p in done.parts] == [(1, "completed"), (2, "not_made")]
+        assert "no more of these" in done.errors[0].message
+        results = await _results(stub, batch.id)
+    assert results[1].error.code == "server_error" and results[1].attempts == 1  # its first try stands

@@ -13,6 +13,7 @@ import grpc
 import pytest
 
 from otari_batch_grpc.server.app import BatchServer
+from otari_batch_grpc.server.domain.parts.requests import Spool
 from otari_batch_grpc.v1 import batch_service_pb2 as pb
 from tests.conftest import ALICE, FAST, Sim, connect, create_request, details, make_settings
 
@@ -111,3 +112,19 @@ async def test_a_bad_chunk_is_named_by_its_place_in_the_batch_and_nothing_is_mad
 
     assert details(await _refused(stub, header_only())).fields == ["chunk"]
     assert not sim.state.batches
+
+
+async def test_parts_read_at_once_from_a_spool_get_their_own_requests() -> None:
+    """Parts are read from threads at once: each read stands alone (no shared file position)."""
+    spool = Spool(pb.CreateBatchRequest(model="openai:gpt-4o-mini"))
+    try:
+        items = [pb.BatchRequestItem(custom_id=f"r{i}", body_json=f'{{"n": {i}}}') for i in range(20_000)]
+        for start in range(0, len(items), 700):
+            await spool.add(items[start : start + 700])
+        for _ in range(5):
+            parts = await asyncio.gather(*(spool.read(i * 5000, (i + 1) * 5000) for i in range(4)))
+            for i, part in enumerate(parts):
+                assert [item.custom_id for item in part] == [f"r{j}" for j in range(i * 5000, (i + 1) * 5000)]
+        assert spool.custom_ids(4999, 5001) == ["r4999", "r5000"]
+    finally:
+        spool.close()

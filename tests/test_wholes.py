@@ -252,3 +252,35 @@ async def test_results_larger_than_the_cache_are_streamed_whole_and_not_kept(sim
             assert [r.custom_id for r in await _results(stub, batch.id)] == [f"req-{i}" for i in range(25)]
         assert await server.store.result_set(batch.id) is None  # past the cache: read from the gateway each time
         assert await sim.requests_seen("results") == 6
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("first_splits", [True, False], ids=["split-then-not", "one-then-split"])
+async def test_a_retry_on_a_replica_that_splits_otherwise_keeps_what_the_first_attempt_made(
+    sim: Sim, tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch, first_splits: bool
+) -> None:
+    """The first attempt's reply is lost (the gateway made what it sent); the retry runs on a replica whose
+    PART_MAX_REQUESTS would decide otherwise. It keeps the first attempt's decision: the recorded parts (the one
+    in flight found by its stamp), or the one upstream batch it made. Nothing is made twice."""
+    from otari_batch_grpc.server.domain import idempotency
+
+    monkeypatch.setattr(idempotency, "ATTEMPT_GRACE_SECONDS", 0.5)  # (a dead attempt's claim ends sooner)
+    splits, whole = make_settings(sim.url, tmp_path / "a", state_db=postgres_url, part_max_requests=10), None
+    single = make_settings(sim.url, tmp_path / "b", state_db=postgres_url)
+    first, second = (splits, single) if first_splits else (single, splits)
+    request = create_request(15, request_id=str(uuid.uuid4()))
+    async with BatchServer(first, gateway_url=sim.url) as server, connect(server.port) as stub:
+        older = (await stub.CreateBatch(create_request(1), metadata=ALICE)).batch  # the search stops past it
+        sim.state.batches[older.id].created_at -= 3600
+        await sim.fault(op="create", drop_after_create=True, skip=1 if first_splits else 0, times=1)
+        with pytest.raises(grpc.aio.AioRpcError):
+            await stub.CreateBatch(request, metadata=ALICE, timeout=10)
+    await asyncio.sleep(1.0)  # past the dead attempt's claim
+    async with BatchServer(second, gateway_url=sim.url) as server, connect(server.port) as stub:
+        whole = (await stub.CreateBatch(request, metadata=ALICE, timeout=30)).batch
+    made = [b for b in sim.state.batches.values() if b.id != older.id]
+    if first_splits:
+        assert whole.id.startswith("obatch_") and len(whole.parts) == 2 and len(made) == 2
+        assert sorted(b.metadata[PART_KEY] for b in made) == [f"{whole.id}/0", f"{whole.id}/1"]
+    else:
+        assert [b.id for b in made] == [whole.id] and not whole.parts  # the one batch the first attempt made

@@ -104,9 +104,30 @@ class IdempotentCreates:
         claim = await self._claim(header, request_id, digest, caller, attempt)
         if claim.batch_id is not None:
             return await self._settled(caller, claim.batch_id, claim.provider)
+        # What the first attempt decided stands, whatever this replica's PART_MAX_*: a batch of parts once recorded;
+        # one upstream batch if it made one (looked for by its stamp).
+        if claim.recovering and await self._store.whole(whole_id(caller.owner, request_id, claim.created_at)):
+            return await self._whole(requests, caller, plan or [], request_id, claim, attempt)
         if plan is not None:
+            if claim.recovering and (made := await self._made_as_one(caller, claim, request_id, digest, attempt)):
+                return made
             return await self._whole(requests, caller, plan, request_id, claim, attempt)
         return await self._one(await requests.whole(), caller, request_id, digest, claim, attempt)
+
+    async def _made_as_one(
+        self, caller: Caller, claim: Claim, request_id: str, digest: str, attempt: Attempt
+    ) -> batch_pb2.Batch | None:
+        """The one upstream batch an earlier attempt made of this request (on a replica that did not split it), if
+        it made one: settled as this request_id's batch."""
+        stamp = request_stamp(request_id, digest[:DIGEST_CHARS])
+        sent = time.time()
+        found = await self._find_upstream(caller, claim, stamp, "", attempt)
+        if found is None:
+            return None
+        requests = int(found.get("request_counts", {}).get("total", 0) or 0)
+        batch = await self._core.created(caller, found, claim.provider, sent=sent, requests_sent=requests)
+        await self._store.settle_claim(caller.owner, request_id, batch.id)
+        return batch
 
     async def _one(
         self,
@@ -166,6 +187,7 @@ class IdempotentCreates:
                     request_id="",
                     renew=_nothing,
                     time_left=attempt.time_left,
+                    part_seconds=self._attempt_seconds,
                 )
             request = await requests.whole()
             data = await self._core.create_upstream(caller, request, time_left=attempt.time_left())
@@ -200,6 +222,7 @@ class IdempotentCreates:
                 request_id=request_id,
                 renew=renew,
                 time_left=attempt.time_left,
+                part_seconds=self._attempt_seconds,
             )
         except UpstreamHTTPError as exc:
             if exc.refused:  # every part made was cancelled, and the batch forgotten: a retry starts over

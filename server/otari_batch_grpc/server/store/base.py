@@ -230,7 +230,17 @@ class PartsStore(abc.ABC):
 
     @abc.abstractmethod
     async def part_seen(self, batch_id: str, index: int, snapshot: bytes, *, terminal: bool, upstream_id: str) -> None:
-        """The part's upstream batch (made, or found) and its state as the gateway showed it."""
+        """The part's upstream batch (made, or found) and its state as the gateway showed it (a part already known as
+        another upstream batch, or abandoned, is left as it is)."""
+
+    @abc.abstractmethod
+    async def abandon_part(self, batch_id: str, index: int, snapshot: bytes, *, unheld_since: float) -> bool:
+        """A part not made, that will not be (the batch was cancelled, its re-runs stopped): ended, with `snapshot`
+        (why), unless an attempt marked it sent at or after `unheld_since` (it may be making it). Whether it was."""
+
+    @abc.abstractmethod
+    async def keep_bodies(self, batch_id: str, index: int, bodies: bytes) -> None:
+        """A first try's requests, kept for its re-runs (packed; written part by part, unless kept already)."""
 
     @abc.abstractmethod
     async def part_bodies(self, batch_id: str, index: int) -> bytes:

@@ -71,6 +71,7 @@ PARTS = (
     "FROM parts WHERE batch_id = $1 ORDER BY idx"
 )
 PART_BODIES = "SELECT bodies FROM parts WHERE batch_id = $1 AND idx = $2"
+KEEP_BODIES = "UPDATE parts SET bodies = $3 WHERE batch_id = $1 AND idx = $2 AND bodies IS NULL"
 PART_INDICES = "SELECT indices FROM parts WHERE batch_id = $1 AND idx = $2"
 EXAMINE_PART = "UPDATE parts SET examined = $3 WHERE batch_id = $1 AND idx = $2 AND NOT examined"
 NEXT_PART_INDEX = "SELECT COALESCE(MAX(idx), -1) + 1 FROM parts WHERE batch_id = $1"
@@ -85,7 +86,14 @@ FORGET_BODIES = "UPDATE parts SET bodies = NULL WHERE batch_id = $1 AND bodies I
 DELEGATED = "SELECT batch_id FROM delegations ORDER BY created_at LIMIT $1"
 PART_CUSTOM_IDS = "SELECT custom_ids FROM parts WHERE batch_id = $1 AND idx = $2"
 PART_SENT = "UPDATE parts SET sent_at = $3 WHERE batch_id = $1 AND idx = $2"
-PART_SEEN = "UPDATE parts SET upstream_id = $3, snapshot = $4, terminal = $5 WHERE batch_id = $1 AND idx = $2"
+PART_SEEN = (
+    "UPDATE parts SET upstream_id = $3, snapshot = $4, terminal = $5 WHERE batch_id = $1 AND idx = $2 "
+    "AND (upstream_id IS NULL OR upstream_id = $3)"
+)
+ABANDON_PART = (
+    "UPDATE parts SET upstream_id = '', snapshot = $3, terminal = $4 "
+    "WHERE batch_id = $1 AND idx = $2 AND upstream_id IS NULL AND sent_at < $5"
+)
 CANCEL_WHOLE = "UPDATE wholes SET cancel_asked = $2 WHERE id = $1"
 DROP_WHOLE = "DELETE FROM wholes WHERE id = $1"
 

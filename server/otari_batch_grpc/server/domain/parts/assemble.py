@@ -93,7 +93,7 @@ def _last_tries(parts: Sequence[tuple[PartRecord, batch_pb2.Batch | None]]) -> l
     """Each part's counts, less what its re-runs try again."""
     again: dict[int, int] = {}
     for part, _ in parts:
-        if part.rerun_of is not None:
+        if part.rerun_of is not None and part.upstream_id != "":  # (one never made tries nothing again)
             again[part.rerun_of] = again.get(part.rerun_of, 0) + part.count
     out = []
     for part, state in parts:

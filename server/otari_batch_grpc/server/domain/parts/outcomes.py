@@ -65,9 +65,10 @@ async def _group(
     custom_ids = unpack(await store.part_custom_ids(batch_id, part.index))
     found = await _of(store, batch_id, part, read)
     chain = list(reruns[part.index])
-    while chain:  # each re-run's outcome stands for its requests' earlier tries
+    while chain:  # each re-run's outcome stands for its requests' earlier tries (one never made: theirs stand)
         rerun = chain.pop(0)
-        found.update(await _of(store, batch_id, rerun, read))
+        if rerun.upstream_id != "":
+            found.update(await _of(store, batch_id, rerun, read))
         chain.extend(reruns[rerun.index])
     return custom_ids, found
 
@@ -88,7 +89,7 @@ async def _of(store: Store, batch_id: str, part: PartRecord, read: ReadResults) 
 def missing(custom_id: str, part: PartRecord, state: batch_pb2.Batch | None) -> result_pb2.BatchResult:
     """The error result of a request its part has no result for, saying why."""
     where = f"its part {part.index} (upstream batch {part.upstream_id})" if part.upstream_id else "its part"
-    if state is None:
+    if state is None or part.upstream_id == "":
         code, message = "batch_cancelled", f"No result: {where} was never made (the batch was cancelled first)."
     elif state.status == _COMPLETED:
         code, message = (

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import tempfile
 from array import array
 from collections.abc import Iterable, Sequence
@@ -96,7 +97,8 @@ class Spool:
 
     def __init__(self, header: batch_service_pb2.CreateBatchRequest) -> None:
         self.header = header_of(header)
-        self._file = tempfile.TemporaryFile(prefix="otari-upload-")  # noqa: SIM115  # closed by `close`
+        # Unbuffered, read with pread: parts read at once (from threads) never share a file position.
+        self._file = tempfile.TemporaryFile(prefix="otari-upload-", buffering=0)  # noqa: SIM115  # see `close`
         self._sizes = array("Q")
         self._offsets = array("Q", [0])
         self._custom_ids: list[str] = []
@@ -118,7 +120,12 @@ class Spool:
             self._sizes.append(len(data))
             self.bytes += len(data)
             self._offsets.append(self.bytes)
-        await asyncio.to_thread(self._file.write, b"".join(encoded))
+        await asyncio.to_thread(self._write, b"".join(encoded))
+
+    def _write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:  # (a raw write may take less than it is given)
+            view = view[self._file.write(view) or 0 :]
 
     def fingerprint(self) -> str:
         """`fingerprint` of the header with every request spooled."""
@@ -135,13 +142,11 @@ class Spool:
         sizes = self._sizes[start:end]
 
         def load() -> list[Item]:
-            self._file.seek(begin)
-            data = self._file.read(stop - begin)
+            data = os.pread(self._file.fileno(), stop - begin, begin)
             items, at = [], 0
             for size in sizes:
                 items.append(Item.FromString(data[at : at + size]))
                 at += size
-            self._file.seek(0, 2)  # back to the end, for the next write
             return items
 
         return await asyncio.to_thread(load)

@@ -11,7 +11,9 @@ taken by one maker at a time, found rather than made again after a lost reply.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 
 from google.protobuf import json_format
@@ -22,8 +24,9 @@ from otari_batch_grpc.server.domain.parts.assemble import part_state
 from otari_batch_grpc.server.domain.parts.ids import pack, pack_indices, unpack, unpack_indices, unpack_items
 from otari_batch_grpc.server.domain.parts.making import CreateUpstream, PartMaker
 from otari_batch_grpc.server.domain.sealing import Sealer, Unsealable
+from otari_batch_grpc.server.domain.upstream_search import ATTEMPT_GRACE_SECONDS
 from otari_batch_grpc.server.gateway.client import GatewayClient
-from otari_batch_grpc.server.gateway.errors import KeyRefused
+from otari_batch_grpc.server.gateway.errors import KeyRefused, UpstreamError, UpstreamHTTPError
 from otari_batch_grpc.server.store import PartPlan, PartRecord, Store, WholeRecord
 from otari_batch_grpc.v1 import batch_pb2, batch_service_pb2, result_pb2
 
@@ -70,30 +73,30 @@ class Reruns:
         await self._store.delegate(batch_id, caller.owner, sealed)
 
     async def delegated(self, batch_id: str) -> Caller | None:
-        """The caller who delegated its key for the batch, with the key; None when none is kept (or it does not open
-        here: a key-encryption key no longer held)."""
+        """The caller who delegated its key for the batch, with the key; None when none is kept. Raises Unsealable
+        when it does not open here (a key-encryption key this replica does not hold): nothing is decided then."""
         found = await self._store.delegation(batch_id)
         if found is None:
             return None
         owner, sealed = found
-        try:
-            return Caller(self._sealer.open(sealed, purpose=DELEGATED, batch_id=batch_id, owner=owner), owner)
-        except Unsealable as exc:
-            log.warning("the key delegated for batch %s does not open (%s): its re-runs stop", batch_id, exc)
-            return None
+        return Caller(self._sealer.open(sealed, purpose=DELEGATED, batch_id=batch_id, owner=owner), owner)
 
     async def advance(self, record: WholeRecord, parts: Sequence[PartRecord]) -> bool:
         """Examine the parts that ended (recording their re-runs), make the re-runs recorded, and stop them all
-        once the batch was cancelled or its key is gone. True when a part changed (read them again)."""
+        once the batch was cancelled or its key is gone. True when a part changed (read them again). What the
+        gateway does not answer now is tried again at the next read."""
         due = [p for p in parts if p.terminal and not p.examined]
         waiting = [p for p in parts if p.upstream_id is None and p.rerun_of is not None]
         if not (due or waiting):
             return False
-        delegate = None if record.cancel_asked else await self.delegated(record.id)
+        try:
+            delegate = None if record.cancel_asked else await self.delegated(record.id)
+        except Unsealable as exc:
+            log.warning("the key delegated for batch %s does not open here (%s): its re-runs wait", record.id, exc)
+            return False
         try:
             for part in due:
-                plan = await self._plan(delegate, record, part) if delegate is not None else None
-                await self._store.examine_part(record.id, part.index, plan)
+                await self._examine(delegate, record, part)
             if delegate is not None:
                 unmade = [
                     p for p in await self._store.parts(record.id) if p.upstream_id is None and p.rerun_of is not None
@@ -109,6 +112,25 @@ class Reruns:
         if delegate is None:
             await self._stop(record, "the re-runs stopped: the batch was cancelled, or its key is gone")
         return True
+
+    async def _examine(self, delegate: Caller | None, record: WholeRecord, part: PartRecord) -> None:
+        """Look at a part that ended once: its re-run recorded, if it has requests to try again. A gateway that
+        does not answer for its results leaves it to the next read."""
+        try:
+            plan = await self._plan(delegate, record, part) if delegate is not None else None
+        except UpstreamError as exc:
+            log.warning(
+                "batch %s: part %d's results could not be read (%s); tried again later", record.id, part.index, exc
+            )
+            return
+        except ServiceError as error:
+            if error.code == Code.UNAUTHENTICATED:
+                raise
+            log.warning("batch %s: part %d's results could not be read (%s)", record.id, part.index, error.message)
+            if error.code != Code.NOT_FOUND:
+                return  # (tried again later; a part the gateway no longer shows is examined as it is)
+            plan = None
+        await self._store.examine_part(record.id, part.index, plan)
 
     async def _plan(self, caller: Caller, record: WholeRecord, part: PartRecord) -> PartPlan | None:
         """The re-run of a part that ended, when it has requests to try again (and tries left)."""
@@ -142,6 +164,9 @@ class Reruns:
         return unpack_indices(await self._store.part_indices(record.id, part.index))
 
     async def _make(self, caller: Caller, record: WholeRecord, part: PartRecord) -> None:
+        """Make a re-run, held by this maker for `hold_seconds` (its search and its create end within its call's
+        limit, inside the hold: no other maker sends meanwhile). One the gateway refuses ends as a failed part (its
+        requests' earlier tries stand); one it does not answer now is made at a later read."""
         earlier = await self._store.take_part(record.id, part.index, hold_seconds=self._hold_seconds)
         if earlier is None:
             return  # another maker holds it, or it is made
@@ -157,7 +182,24 @@ class Reruns:
         async def request() -> batch_service_pb2.CreateBatchRequest:
             return await self._request(record, part)
 
-        await maker.make(part, request, sent_before=earlier, mark_sent=False)
+        try:
+            async with asyncio.timeout(self._hold_seconds - ATTEMPT_GRACE_SECONDS):
+                await maker.make(part, request, sent_before=earlier, mark_sent=False)
+        except KeyRefused:
+            raise
+        except UpstreamHTTPError as exc:
+            if not exc.refused:
+                log.warning("batch %s: re-run %d not made now (%s)", record.id, part.index, exc)
+                return
+            await self._store.abandon_part(
+                record.id, part.index, never(f"the gateway refused the re-run: {exc}"), unheld_since=time.time()
+            )
+        except (UpstreamError, TimeoutError) as exc:
+            log.warning("batch %s: re-run %d not made now (%s)", record.id, part.index, exc or "timed out")
+        except ServiceError as error:  # (its outcome unknown after a lost reply: looked for again later)
+            if error.code == Code.UNAUTHENTICATED:
+                raise
+            log.warning("batch %s: re-run %d not made now (%s)", record.id, part.index, error.message)
 
     async def _request(self, record: WholeRecord, part: PartRecord) -> batch_service_pb2.CreateBatchRequest:
         """A re-run as a request of its own: the batch's header, and its requests as their first tries kept them."""
@@ -172,14 +214,19 @@ class Reruns:
         return request
 
     async def _stop(self, record: WholeRecord, why: str) -> None:
-        """Re-runs recorded but not made will not be: each ends as a failed part that was never made (its requests'
-        earlier tries stand), so the batch can end."""
+        """Re-runs recorded but not made (and not being made) will not be: each ends as a failed part that was never
+        made (its requests' earlier tries stand), so the batch can end."""
+        unheld_since = time.time() - self._hold_seconds
         for part in await self._store.parts(record.id):
             if part.upstream_id is None and part.rerun_of is not None:
-                never = batch_pb2.Batch(
-                    status=batch_pb2.BATCH_STATUS_FAILED,
-                    upstream_status="not_made",
-                    errors=[batch_pb2.BatchError(code="rerun_stopped", message=why)],
-                )
-                snapshot = never.SerializeToString(deterministic=True)
-                await self._store.part_seen(record.id, part.index, snapshot, terminal=True, upstream_id="")
+                await self._store.abandon_part(record.id, part.index, never(why), unheld_since=unheld_since)
+
+
+def never(why: str) -> bytes:
+    """The state of a part that was never made: failed, saying why."""
+    never = batch_pb2.Batch(
+        status=batch_pb2.BATCH_STATUS_FAILED,
+        upstream_status="not_made",
+        errors=[batch_pb2.BatchError(code="not_made", message=why)],
+    )
+    return never.SerializeToString(deterministic=True)

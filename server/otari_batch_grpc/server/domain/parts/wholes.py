@@ -29,15 +29,18 @@ from otari_batch_grpc.server.domain.parts.making import CreateUpstream, PartMake
 from otari_batch_grpc.server.domain.parts.outcomes import outcomes
 from otari_batch_grpc.server.domain.parts.plan import Part, PartTooLarge, split
 from otari_batch_grpc.server.domain.parts.requests import Requests
-from otari_batch_grpc.server.domain.parts.reruns import Reruns
+from otari_batch_grpc.server.domain.parts.reruns import Reruns, never
 from otari_batch_grpc.server.domain.sealing import Sealer
 from otari_batch_grpc.server.gateway import convert
 from otari_batch_grpc.server.gateway.client import GatewayClient
-from otari_batch_grpc.server.gateway.errors import ProviderFailed, UpstreamError, UpstreamHTTPError
+from otari_batch_grpc.server.gateway.errors import ProviderFailed, UpstreamError, UpstreamHTTPError, UpstreamTimeout
 from otari_batch_grpc.server.gateway.results_document import ResultsParser, as_is, plain
 from otari_batch_grpc.server.store import PartPlan, PartRecord, Store, WholeRecord
 from otari_batch_grpc.v1 import batch_pb2, batch_service_pb2, result_pb2
 
+# What a NOT_FOUND of a batch of several parts names as its provider: the same for an id that is none and for one
+# that is another caller's (no existence oracle).
+ANY = "(any)"
 # A failed read of an upstream batch as the service's error (the core's `read_failed`).
 ReadFailed = Callable[[Caller, str, str, UpstreamError, float | None], Awaitable[ServiceError]]
 
@@ -109,24 +112,30 @@ class Wholes:
         request_id: str,
         renew: Callable[[], Awaitable[None]],
         time_left: Callable[[], float | None],
+        part_seconds: float,
     ) -> batch_pb2.Batch:
         """Make every part of the batch `batch_id` not made yet (the plan recorded first wins), then the batch as one.
-        A part refused cancels the parts made and forgets the batch, and its UpstreamHTTPError is raised; any other
-        failure leaves what was made recorded, for the next attempt."""
+        Each part's search and create end within `part_seconds` of the renew before it (inside the claim). A part
+        refused cancels every part made and forgets the batch, and its UpstreamHTTPError is raised; any other
+        failure leaves what was made recorded, for the next attempt (without a request_id there is none: it is
+        undone too). The key is delegated (re-runs asked) once every
+        part exists."""
         record = await self._store.whole(batch_id) or await self._record(caller, requests, plan, batch_id, request_id)
-        if record.max_attempts > 1:
-            await self.reruns.delegate(caller, batch_id)
         parts = await self._store.parts(batch_id)
         sent = time.time()
-        creating = _Creating(self, caller, requests, record, renew, time_left)
+        creating = _Creating(self, caller, requests, record, renew, time_left, part_seconds)
         outcomes_ = await asyncio.gather(*(creating.part(p) for p in parts), return_exceptions=True)
         failures = [o for o in outcomes_ if isinstance(o, BaseException)]
         if failures:
             refused = [f for f in failures if isinstance(f, UpstreamHTTPError) and f.refused]
-            if refused:  # nothing more will be made: none of it is kept (nor billed)
+            if refused or not request_id:  # nothing more will be made (no retry can find it): none of it is kept
                 await self._undo(caller, record, creating.made)
+            if refused:
                 raise refused[0]
-            raise failures[0]
+            first = failures[0]
+            raise UpstreamTimeout("create", part_seconds) if isinstance(first, TimeoutError) else first
+        if record.max_attempts > 1:
+            await self.reruns.delegate(caller, batch_id)
         batch = assemble(record, [(p, creating.made.get(p.index) or part_state(p)) for p in parts])
         await self._states.enter([batch], record.provider, caller.owner, creator=True, shown_at=sent)
         return batch
@@ -140,11 +149,10 @@ class Wholes:
         header.CopyFrom(requests.header)
         header.ClearField("request_id")
         keep = header.max_attempts > 1
-        planned = []
-        for i, part in enumerate(plan):
-            custom_ids = pack(requests.custom_ids(part.start, part.end))
-            bodies = await asyncio.to_thread(pack_items, await requests.read(part.start, part.end)) if keep else None
-            planned.append(PartPlan(i, part.start, len(part), custom_ids, bodies=bodies))
+        planned = [
+            PartPlan(i, part.start, len(part), pack(requests.custom_ids(part.start, part.end)))
+            for i, part in enumerate(plan)
+        ]
         record = WholeRecord(
             id=batch_id,
             owner=caller.owner,
@@ -155,14 +163,21 @@ class Wholes:
             created_at=time.time(),
             max_attempts=max(1, header.max_attempts),
         )
-        return await self._store.add_whole(record, planned)
+        recorded = await self._store.add_whole(record, planned)
+        if keep:  # one part's requests in memory at a time
+            for i, part in enumerate(plan):
+                items = await requests.read(part.start, part.end)
+                await self._store.keep_bodies(batch_id, i, await asyncio.to_thread(pack_items, items))
+        return recorded
 
     async def _undo(self, caller: Caller, record: WholeRecord, made: dict[int, batch_pb2.Batch]) -> None:
-        """Cancel the parts made of a batch whose create failed, and forget it."""
-        for state in made.values():
+        """Cancel the parts made of a batch whose create failed (by this attempt, or an earlier one), and forget
+        it."""
+        known = {p.upstream_id for p in await self._store.parts(record.id) if p.upstream_id}
+        for upstream_id in known | {state.id for state in made.values()}:
             # (one that finished, or a gateway away: the part stays hidden from listings all the same)
             with contextlib.suppress(UpstreamError):
-                await self._gateway.cancel_batch(caller.key, state.id, record.provider, time_left=None)
+                await self._gateway.cancel_batch(caller.key, upstream_id, record.provider, time_left=None)
         await self._store.drop_whole(record.id)
 
     # -- reading one -----------------------------------------------------------------------------------------------
@@ -170,7 +185,7 @@ class Wholes:
         """The provider of a batch of several parts (NOT_FOUND for an id that is none, or another provider's)."""
         record = await self._store.whole(batch_id)
         if record is None or (given and given.lower() != record.provider.lower()):
-            raise not_found(batch_id, given or "(any)")
+            raise not_found(batch_id, ANY)
         return record.provider
 
     async def fetch(self, caller: Caller, batch_id: str, provider: str, *, time_left: float | None) -> Observation:
@@ -179,18 +194,26 @@ class Wholes:
         the batch); then its re-runs advanced; entered as the batch's state."""
         record = await self._store.whole(batch_id)
         if record is None or record.provider.lower() != provider.lower():
-            raise not_found(batch_id, provider)
+            raise not_found(batch_id, ANY)
         parts = await self._store.parts(batch_id)
         made = [p for p in parts if p.upstream_id]
         asked = [p for p in made if not p.terminal] or made[:1]
+        if not asked and caller.owner != record.owner:  # nothing the gateway could vouch for yet: its creator's alone
+            raise not_found(batch_id, ANY)
         sent = time.time()
         read = await asyncio.gather(*(self._read(caller, record, p, time_left) for p in asked), return_exceptions=True)
         for outcome in read:
             if isinstance(outcome, ServiceError) and outcome.code == Code.NOT_FOUND:
                 await self._trust.forget(batch_id, caller.owner)
-                raise not_found(batch_id, provider)
+                raise not_found(batch_id, ANY)
             if isinstance(outcome, BaseException):
                 raise outcome
+        if record.cancel_asked:  # parts not made (and not being made) will not be: ended, so the batch can end
+            unheld_since = time.time() - self.policy.hold_seconds
+            for part in parts:
+                if part.upstream_id is None:
+                    why = never("the batch was cancelled before this part was made")
+                    await self._store.abandon_part(batch_id, part.index, why, unheld_since=unheld_since)
         if record.max_attempts > 1:
             await self.reruns.advance(record, await self._store.parts(batch_id))
         parts = await self._store.parts(batch_id)
@@ -238,7 +261,7 @@ class Wholes:
         """One result per request, in the order they were sent (each a serialized BatchResult; see outcomes)."""
         record = await self._store.whole(batch_id)
         if record is None:
-            raise not_found(batch_id, "(any)")
+            raise not_found(batch_id, ANY)
 
         async def read(part: PartRecord) -> dict[str, result_pb2.BatchResult]:
             return await self._part_results(caller, record, part, time_left)
@@ -277,8 +300,10 @@ class _Creating:
         record: WholeRecord,
         renew: Callable[[], Awaitable[None]],
         time_left: Callable[[], float | None],
+        part_seconds: float,
     ) -> None:
         self._requests, self._record, self._renew = requests, record, renew
+        self._store, self._part_seconds = wholes._store, part_seconds
         self._maker = PartMaker(
             gateway=wholes._gateway,
             store=wholes._store,
@@ -298,10 +323,14 @@ class _Creating:
             if self._failed:
                 return
             try:
-                await self._renew()  # the claim covers this part's attempt from here
-                self.made[part.index] = await self._maker.make(
-                    part, lambda: self._part_request(part), sent_before=part.sent_at, mark_sent=True
-                )
+                latest = await self._store.whole(self._record.id)
+                if latest is None or latest.cancel_asked:
+                    return  # cancelled meanwhile: no part more
+                async with asyncio.timeout(self._part_seconds):  # nothing sent past the claim renewed here
+                    await self._renew()
+                    self.made[part.index] = await self._maker.make(
+                        part, lambda: self._part_request(part), sent_before=part.sent_at, mark_sent=True
+                    )
             except BaseException:
                 self._failed = True
                 raise

@@ -40,6 +40,16 @@ class SqliteWholes(SqliteConnection):
     async def part_seen(self, batch_id: str, index: int, snapshot: bytes, *, terminal: bool, upstream_id: str) -> None:
         await self._write(queries.PART_SEEN, batch_id, index, upstream_id, snapshot, terminal)
 
+    async def abandon_part(self, batch_id: str, index: int, snapshot: bytes, *, unheld_since: float) -> bool:
+        async with self._tx():
+            cursor = await self._db.execute(
+                queries.for_sqlite(queries.ABANDON_PART), (batch_id, index, snapshot, True, unheld_since)
+            )
+            return cursor.rowcount == 1
+
+    async def keep_bodies(self, batch_id: str, index: int, bodies: bytes) -> None:
+        await self._write(queries.KEEP_BODIES, batch_id, index, bodies)
+
     async def part_bodies(self, batch_id: str, index: int) -> bytes:
         value = await self._scalar(queries.PART_BODIES, batch_id, index)
         return bytes(value) if value is not None else b""
