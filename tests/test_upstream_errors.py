@@ -194,3 +194,19 @@ def test_a_wait_the_callers_deadline_ended_is_said_to_be_the_callers() -> None:
     assert "deadline passed" in callers.message
     code = grpc.StatusCode.DEADLINE_EXCEEDED
     assert (log_level(code, callers), log_level(code, gateways)) == (logging.WARNING, logging.ERROR)
+
+
+async def test_a_provider_down_a_moment_is_not_taken_for_a_batch_that_is_not_there(stub: Stub, sim: Sim) -> None:
+    """The gateway answers an unknown id as it answers a provider that is down (502). A provider that comes back
+    between the read and the check (its listing answers) shows the batch when it is asked again: UNAVAILABLE, a
+    retry gets it, and the caller keeps it; an id still a 502 then is NOT_FOUND."""
+    batch = (await stub.CreateBatch(create_request(1), metadata=ALICE)).batch
+    await sim.fault(op="get", status=502, detail="LLM provider error", times=1)  # down for one read
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.GetBatch(pb.GetBatchRequest(batch_id=batch.id, provider="openai"), metadata=ALICE)
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    got = await stub.GetBatch(pb.GetBatchRequest(batch_id=batch.id), metadata=ALICE)  # still the caller's
+    assert got.batch.id == batch.id
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.GetBatch(pb.GetBatchRequest(batch_id="batch_nosuch", provider="openai"), metadata=ALICE)
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND

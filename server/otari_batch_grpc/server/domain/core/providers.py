@@ -109,13 +109,22 @@ class Providers:
     ) -> ServiceError:
         """A failed read of a batch (get, cancel, results), as the service's error. Another user's batch (404) and
         an id the provider does not know are one answer, NOT_FOUND, and the caller's access to it ends. The gateway
-        answers an unknown id as it answers a provider that is down (502): one more call on this error path settles
-        which: if the provider lists, the batch is not there."""
+        answers an unknown id as it answers a provider that is down (502): two more calls on this error path settle
+        which: if the provider lists, and the batch asked for again is still a 502, it is not there (a provider
+        that came back between the calls shows it: a retry gets it)."""
         if isinstance(exc, ProviderFailed):
             try:
                 await self._gateway.list_batches(caller.key, provider, after=None, limit=1, time_left=time_left)
             except UpstreamError:
                 return from_upstream(exc)  # the provider does not answer: retry later, as said
+            try:  # it answers now: asked again, the batch is there (the provider was down a moment), or not
+                await self._gateway.get_batch(caller.key, batch_id, provider, time_left=time_left)
+            except ProviderFailed:
+                pass
+            except UpstreamError:
+                return from_upstream(exc)
+            else:
+                return from_upstream(exc)  # there after all: a retry gets it
         elif not (isinstance(exc, UpstreamHTTPError) and exc.status == 404):
             return from_upstream(exc)
         await self._trust.forget(batch_id, caller.owner)  # not this caller's (any more), or gone
