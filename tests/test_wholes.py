@@ -284,3 +284,21 @@ async def test_a_retry_on_a_replica_that_splits_otherwise_keeps_what_the_first_a
         assert sorted(b.metadata[PART_KEY] for b in made) == [f"{whole.id}/0", f"{whole.id}/1"]
     else:
         assert [b.id for b in made] == [whole.id] and not whole.parts  # the one batch the first attempt made
+
+
+async def test_a_first_stream_resumed_late_reads_only_the_parts_it_needs(
+    stub: Stub, sim: Sim, parted: BatchServer
+) -> None:
+    """Resumed at result 23 of 25 with nothing cached, the stream reads the third part alone (a million results
+    resumed near their end need not come through the gateway again), and keeps nothing (a part of the set)."""
+    batch = (await stub.CreateBatch(create_request(25), metadata=ALICE)).batch
+    await _finish(sim, batch)
+    tail = await _results(stub, batch.id, start=23)
+    assert [r.custom_id for r in tail] == ["req-23", "req-24"]
+    assert await sim.requests_seen("results") == 1 and await parted.store.result_set(batch.id) is None
+    assert [r.custom_id for r in await _results(stub, batch.id, start=12)] == [f"req-{i}" for i in range(12, 25)]
+    assert [r.custom_id for r in await _results(stub, batch.id)] == [f"req-{i}" for i in range(25)]
+    assert await parted.store.result_set(batch.id) == 25  # the whole set, cached by the stream from 0
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await _results(stub, batch.id, start=26)
+    assert caught.value.code() == grpc.StatusCode.OUT_OF_RANGE

@@ -185,14 +185,18 @@ class ResultStreams:
         one (a million results, say) is streamed all the same, and read from the gateway again next time."""
         batch_id, total = batch.id, batch.request_counts.total
         store, limit = self._store, self.policy.chunk_bytes
-        await store.begin_results(batch_id)
-        complete, caching = False, True
+        # A batch of parts resumed past its first part, with nothing cached: read from the part holding `start` on
+        # (not from its first), and keep nothing (a part of the set is no set).
+        skip = await self._core.wholes.resume_point(batch_id, start) if is_whole(batch_id) and start else 0
+        complete, caching = False, not skip
+        if caching:
+            await store.begin_results(batch_id)
         try:
             entries: list[bytes] = []
-            size = index = first = 0
+            size, index, first = 0, skip, skip
             nbytes = 0
             # closed here, in this task, however the stream ends: it owns an HTTP response (see _first_fetch)
-            async with contextlib.aclosing(self._results(caller, batch, provider, time_left)) as results:
+            async with contextlib.aclosing(self._results(caller, batch, provider, time_left, skip)) as results:
                 async for result in results:
                     entry = field_entry(result)
                     entries.append(entry)
@@ -226,12 +230,13 @@ class ResultStreams:
         metrics.RESULTS_CACHE_BYTES.set(await store.results_bytes())
 
     def _results(
-        self, caller: Caller, batch: batch_pb2.Batch, provider: str, time_left: float | None
+        self, caller: Caller, batch: batch_pb2.Batch, provider: str, time_left: float | None, skip: int = 0
     ) -> AsyncGenerator[bytes, None]:
         """The batch's results, each a serialized BatchResult: a batch of several parts' from its parts, in
-        request order; another's from the gateway's document, in its order."""
+        request order (from result `skip`, where a part begins); another's from the gateway's document, in its
+        order."""
         if is_whole(batch.id):
-            return self._core.wholes.results(caller, batch.id, time_left=time_left)
+            return self._core.wholes.results(caller, batch.id, time_left=time_left, start=skip)
         return self._document(caller, batch, provider, time_left)
 
     async def _document(

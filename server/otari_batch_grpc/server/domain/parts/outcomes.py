@@ -27,8 +27,9 @@ _NO_RESULT = {
 }
 
 
-async def outcomes(store: Store, batch_id: str, read: ReadResults) -> AsyncGenerator[bytes, None]:
-    """One serialized BatchResult per request, in request order (see above). The next first-try parts (with
+async def outcomes(store: Store, batch_id: str, read: ReadResults, *, start: int = 0) -> AsyncGenerator[bytes, None]:
+    """One serialized BatchResult per request, in request order (see above), from the first part that ends past
+    `start`. The next first-try parts (with
     their re-runs) are read while one is sent, READ_AHEAD at most: the gateway's pace, not one part after another,
     and a bounded number of parts in memory."""
     parts = await store.parts(batch_id)
@@ -36,7 +37,7 @@ async def outcomes(store: Store, batch_id: str, read: ReadResults) -> AsyncGener
     for part in parts:
         if part.rerun_of is not None:
             reruns[part.rerun_of].append(part)
-    firsts = iter([p for p in parts if p.rerun_of is None])
+    firsts = iter([p for p in parts if p.rerun_of is None and p.first + p.count > start])
     reading: deque[asyncio.Task[tuple[list[str], dict[str, result_pb2.BatchResult]]]] = deque()
 
     def read_next() -> None:

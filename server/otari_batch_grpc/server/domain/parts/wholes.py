@@ -257,8 +257,11 @@ class Wholes:
         return await self.fetch(caller, batch_id, provider, time_left=time_left)
 
     # -- its results -----------------------------------------------------------------------------------------------
-    async def results(self, caller: Caller, batch_id: str, *, time_left: float | None) -> AsyncGenerator[bytes, None]:
-        """One result per request, in the order they were sent (each a serialized BatchResult; see outcomes)."""
+    async def results(
+        self, caller: Caller, batch_id: str, *, time_left: float | None, start: int = 0
+    ) -> AsyncGenerator[bytes, None]:
+        """One result per request, in the order they were sent (each a serialized BatchResult; see outcomes), from
+        the first part that ends past `start` (see resume_point)."""
         record = await self._store.whole(batch_id)
         if record is None:
             raise not_found(batch_id, ANY)
@@ -266,8 +269,13 @@ class Wholes:
         async def read(part: PartRecord) -> dict[str, result_pb2.BatchResult]:
             return await self._part_results(caller, record, part, time_left)
 
-        async for result in outcomes(self._store, batch_id, read):
+        async for result in outcomes(self._store, batch_id, read, start=start):
             yield result
+
+    async def resume_point(self, batch_id: str, start: int) -> int:
+        """Where the results of a stream resumed at `start` begin: the first request of the part holding it."""
+        parts = [p for p in await self._store.parts(batch_id) if p.rerun_of is None]
+        return next((p.first for p in parts if p.first + p.count > start), sum(p.count for p in parts))
 
     async def _part_results(
         self, caller: Caller, record: WholeRecord, part: PartRecord, time_left: float | None = None
