@@ -4,6 +4,7 @@ delegated for the batch (kept sealed, deleted when the batch ends, dropped at th
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,6 +14,7 @@ import grpc
 import pytest
 
 from otari_batch_grpc.server.app import BatchServer
+from otari_batch_grpc.server.domain.sealing import Sealer
 from otari_batch_grpc.server.util.stamps import PART_KEY
 from otari_batch_grpc.v1 import batch_pb2
 from otari_batch_grpc.v1 import batch_service_pb2 as pb
@@ -161,3 +163,23 @@ async def test_a_re_run_the_gateway_refuses_ends_and_the_first_try_stands(server
         assert "no more of these" in done.errors[0].message
         results = await _results(stub, batch.id)
     assert results[1].error.code == "server_error" and results[1].attempts == 1  # its first try stands
+
+
+async def test_a_key_that_does_not_open_on_this_replica_leaves_the_re_runs_waiting(
+    server: BatchServer, sim: Sim
+) -> None:
+    """A replica without the key-encryption key a delegated key was sealed with decides nothing: the re-runs
+    wait (the key is kept), and go on where it opens."""
+    request = create_request(3, max_attempts=2)
+    _transient(request, 1, fails=1)
+    async with connect(server.port) as stub:
+        batch = (await stub.CreateBatch(request, metadata=ALICE)).batch
+    reruns = server.service.core.wholes.reruns
+    held = reruns._sealer
+    reruns._sealer = Sealer({7: b"another key-encryption key, not this batch's"})
+    await sim.force(batch.parts[0].id, "completed")
+    await asyncio.sleep(1.0)  # several rounds of the re-runner (WATCH_POLL_MAX 0.1 s)
+    assert len(_parts_of(sim, batch.id)) == 1 and await server.store.delegation(batch.id) is not None
+    reruns._sealer = held
+    await _run_to_the_end(sim, server, batch.id)
+    assert len(_parts_of(sim, batch.id)) == 2

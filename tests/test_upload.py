@@ -128,3 +128,14 @@ async def test_parts_read_at_once_from_a_spool_get_their_own_requests() -> None:
         assert spool.custom_ids(4999, 5001) == ["r4999", "r5000"]
     finally:
         spool.close()
+
+
+async def test_an_upload_with_a_key_the_gateway_refuses_spools_nothing(stub: Stub, sim: Sim) -> None:
+    """The key is checked at the header, before any request is read: a wrong key gets UNAUTHENTICATED, not the
+    verdict on its requests (here a repeated custom_id in the second chunk)."""
+    request = create_request(12)
+    request.requests[9].custom_id = "req-2"
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.UploadBatch(_messages(request, 5), metadata=[("authorization", "Bearer not-a-key")])
+    assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert not sim.state.batches

@@ -302,3 +302,15 @@ async def test_a_first_stream_resumed_late_reads_only_the_parts_it_needs(
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await _results(stub, batch.id, start=26)
     assert caught.value.code() == grpc.StatusCode.OUT_OF_RANGE
+
+
+async def test_a_create_without_a_request_id_that_fails_halfway_undoes_what_it_made(sim: Sim, tmp_path: Path) -> None:
+    """No retry can find it (no request_id): the part made is cancelled, and nothing of the batch is kept."""
+    settings = make_settings(sim.url, tmp_path, part_creates_at_once=1, **PARTS)
+    async with BatchServer(settings, gateway_url=sim.url) as server, connect(server.port) as stub:
+        await sim.fault(op="create", status=500, detail="the gateway broke", skip=1)
+        with pytest.raises(grpc.aio.AioRpcError):
+            await stub.CreateBatch(create_request(25), metadata=ALICE)
+        (made,) = sim.state.batches.values()
+        assert made.cancel_at is not None or made.forced == "cancelled"
+        assert (await server.store.counts())["wholes"] == 0

@@ -41,10 +41,12 @@ async def _follow(core: Batches, batch_id: str) -> int:
         await store.end_reruns(batch_id)
         return 0
     try:
-        await core.fetch(caller, batch_id, record.provider, time_left=None)
+        observation = await core.fetch(caller, batch_id, record.provider, time_left=None)
     except ServiceError as error:
         if error.code == Code.UNAUTHENTICATED:  # the key is refused: its re-runs stop, the batch goes on
             await store.end_reruns(batch_id)
         log.warning("batch %s, followed for its re-runs, could not be read: %s", batch_id, error.message)
         return 0
+    if observation.terminal:  # (the read that saw it end keeps no key either; this one, had that one failed after)
+        await store.end_reruns(batch_id)
     return 1

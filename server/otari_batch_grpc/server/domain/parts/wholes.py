@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from otari_batch_grpc.server.domain.parts.making import CreateUpstream, PartMake
 from otari_batch_grpc.server.domain.parts.outcomes import outcomes
 from otari_batch_grpc.server.domain.parts.plan import Part, PartTooLarge, split
 from otari_batch_grpc.server.domain.parts.requests import Requests
-from otari_batch_grpc.server.domain.parts.reruns import Reruns, never
+from otari_batch_grpc.server.domain.parts.reruns import Reruns
 from otari_batch_grpc.server.domain.sealing import Sealer
 from otari_batch_grpc.server.gateway import convert
 from otari_batch_grpc.server.gateway.client import GatewayClient
@@ -202,31 +203,31 @@ class Wholes:
             raise not_found(batch_id, ANY)
         sent = time.time()
         read = await asyncio.gather(*(self._read(caller, record, p, time_left) for p in asked), return_exceptions=True)
+        fresh: dict[int, PartRecord] = {}
         for outcome in read:
             if isinstance(outcome, ServiceError) and outcome.code == Code.NOT_FOUND:
                 await self._trust.forget(batch_id, caller.owner)
                 raise not_found(batch_id, ANY)
             if isinstance(outcome, BaseException):
                 raise outcome
-        if record.cancel_asked:  # parts not made (and not being made) will not be: ended, so the batch can end
-            unheld_since = time.time() - self.policy.hold_seconds
-            for part in parts:
-                if part.upstream_id is None:
-                    why = never("the batch was cancelled before this part was made")
-                    await self._store.abandon_part(batch_id, part.index, why, unheld_since=unheld_since)
-        if record.max_attempts > 1:
-            await self.reruns.advance(record, await self._store.parts(batch_id))
-        parts = await self._store.parts(batch_id)
-        pending = any(p.terminal and not p.examined for p in parts) and record.max_attempts > 1
+            if outcome is not None:
+                fresh[outcome.index] = outcome
+        parts = [fresh.get(p.index, p) for p in parts]  # as just read: no store read again
+        changed = bool(fresh)
+        if record.max_attempts > 1 and await self.reruns.advance(record, parts):
+            parts, changed = await self._store.parts(batch_id), True
+        pending = record.max_attempts > 1 and any(p.terminal and not p.examined for p in parts)
         batch = assemble(record, [(p, part_state(p)) for p in parts], rerun_pending=pending)
-        if batch.status in convert.TERMINAL_STATUSES and record.max_attempts > 1:
+        if changed and record.max_attempts > 1 and batch.status in convert.TERMINAL_STATUSES:
             await self._store.end_reruns(batch_id)  # it ended: the key kept for it goes
         (observation,) = await self._states.enter([batch], record.provider, caller.owner, shown_at=sent)
         return observation
 
     async def _read(
         self, caller: Caller, record: WholeRecord, part: PartRecord, time_left: float | None
-    ) -> batch_pb2.Batch:
+    ) -> PartRecord | None:
+        """A live part read from the gateway; the part as it stands now when its state changed (saved), else
+        None."""
         assert part.upstream_id
         try:
             data = await self._gateway.get_batch(caller.key, part.upstream_id, record.provider, time_left=time_left)
@@ -235,10 +236,11 @@ class Wholes:
         batch = convert.batch_from_json(data)
         count_requests(batch, part.count)
         snapshot = batch.SerializeToString(deterministic=True)
-        if snapshot != part.snapshot:
-            terminal = batch.status in convert.TERMINAL_STATUSES
-            await self._store.part_seen(record.id, part.index, snapshot, terminal=terminal, upstream_id=batch.id)
-        return batch
+        if snapshot == part.snapshot:
+            return None
+        terminal = batch.status in convert.TERMINAL_STATUSES
+        await self._store.part_seen(record.id, part.index, snapshot, terminal=terminal, upstream_id=batch.id)
+        return dataclasses.replace(part, snapshot=snapshot, terminal=terminal, upstream_id=batch.id)
 
     # -- cancelling one --------------------------------------------------------------------------------------------
     async def cancel(self, caller: Caller, batch_id: str, provider: str, *, time_left: float | None) -> Observation:
@@ -331,9 +333,6 @@ class _Creating:
             if self._failed:
                 return
             try:
-                latest = await self._store.whole(self._record.id)
-                if latest is None or latest.cancel_asked:
-                    return  # cancelled meanwhile: no part more
                 async with asyncio.timeout(self._part_seconds):  # nothing sent past the claim renewed here
                     await self._renew()
                     self.made[part.index] = await self._maker.make(
