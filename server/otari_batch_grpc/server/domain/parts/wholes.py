@@ -137,7 +137,12 @@ class Wholes:
             raise UpstreamTimeout("create", part_seconds) if isinstance(first, TimeoutError) else first
         if record.max_attempts > 1:
             await self.reruns.delegate(caller, batch_id)
-        batch = assemble(record, [(p, creating.made.get(p.index) or part_state(p)) for p in parts])
+        states = [(p, creating.made.get(p.index) or part_state(p)) for p in parts]
+        # (a part found made by an earlier attempt may have ended already: its re-runs are still to be looked at)
+        pending = record.max_attempts > 1 and any(
+            s is not None and s.status in convert.TERMINAL_STATUSES for _, s in states
+        )
+        batch = assemble(record, states, rerun_pending=pending)
         await self._states.enter([batch], record.provider, caller.owner, creator=True, shown_at=sent)
         return batch
 
