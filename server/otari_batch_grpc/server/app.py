@@ -22,7 +22,7 @@ from otari_batch_grpc.server.edge.service import BatchService
 from otari_batch_grpc.server.gateway.client import API_ROOTS, GatewayClient
 from otari_batch_grpc.server.gateway.errors import UpstreamError
 from otari_batch_grpc.server.secret_files import load_owner_secret, sealer, token_keys
-from otari_batch_grpc.server.store import Store, open_store
+from otari_batch_grpc.server.store import Store, StoreUnavailable, open_store
 from otari_batch_grpc.server.telemetry import metrics, tracing
 from otari_batch_grpc.server.telemetry.metrics import MetricsListener
 from otari_batch_grpc.v1 import batch_service_pb2
@@ -283,6 +283,8 @@ class BatchServer:
         while True:
             try:
                 await follow_delegated(self.service.core)
+            except StoreUnavailable:  # (the database away: nothing to say but that)
+                log.warning("following the batches with re-runs: the state database did not answer; next round")
             except Exception:
                 log.exception("following the batches with re-runs failed; the next round tries again")
             await asyncio.sleep(self.settings.watch_poll_max)
