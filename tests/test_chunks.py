@@ -37,7 +37,7 @@ def _ids(chunks: list[pb.StreamResultsResponse]) -> list[str]:
 async def test_chunks_are_contiguous_and_resume_anywhere_first_fetch_and_cached(
     stub: Stub, sim: Sim, server: BatchServer, start: int
 ) -> None:
-    _small_chunks(server, 3000)  # a few results per chunk
+    _small_chunks(server, 1000)  # a few results per chunk
     batch = (await stub.CreateBatch(create_request(20), metadata=ALICE)).batch
     await sim.force(batch.id, "completed")
     for _ in ("first fetch", "from the cache"):

@@ -121,8 +121,23 @@ def test_the_simulators_results_are_typed_and_the_nulls_the_gateway_sends_are_no
         assert_kept(item.completion, data["result"])
         assert item.completion.choices[0].message.content.startswith("Echo:")
         assert not item.completion.HasField("extra")  # moderation, metadata: null
-        extra = item.completion.choices[0].message.extra.fields
-        assert "annotations" in extra and "reasoning" not in extra  # a value is kept, a null is not set
+        assert not item.completion.choices[0].message.HasField("extra")  # annotations: [] is typed; reasoning: null
+
+
+def test_a_cited_url_is_typed() -> None:
+    citation = {"start_index": 3, "end_index": 9, "url": "https://example.com/a", "title": "A", "rank": 1}
+    message = {"content": "see A", "annotations": [{"type": "url_citation", "url_citation": citation}]}
+    item = convert.result_from_json({"custom_id": "a", "result": {"choices": [{"message": message}]}})
+    (annotation,) = item.completion.choices[0].message.annotations
+    cited = annotation.url_citation
+    assert (annotation.type, cited.start_index, cited.end_index, cited.url, cited.title) == (
+        "url_citation",
+        3,
+        9,
+        "https://example.com/a",
+        "A",
+    )
+    assert convert.struct_to_python(cited.extra) == {"rank": 1}
 
 
 def test_a_lone_surrogate_is_replaced_rather_than_breaking_the_stream() -> None:
@@ -300,7 +315,7 @@ def test_a_field_of_any_kind_is_filled_without_knowing_the_message() -> None:
     [
         ("i32", 2**31), ("u32", -1), ("u64", -1), ("f64", 2**64), ("s64", 2**63), ("dbl", "1"),
         ("raw", "aGk="), ("colors", ["deep_red", "blue"]), ("tags", ["a", 1]), ("counts", [2**31]), ("at", "soon"),
-        ("inner", [1]), ("inners", [{"n": 1}, 2]), ("by_name", {"a": "b"}), ("inner_by_name", {"k": 1}),
+        ("at", 1e30), ("inner", [1]), ("inners", [{"n": 1}, 2]), ("by_name", {"a": "b"}), ("inner_by_name", {"k": 1}),
         ("i32", True), ("dbl", False),
     ],
 )  # fmt: skip

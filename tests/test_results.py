@@ -55,8 +55,10 @@ async def test_results_stream_in_order_with_every_field(stub: Stub, sim: Sim) ->
     assert set(json_format.MessageToDict(completion.choices[0].message.extra)) == {
         key
         for key, value in expected["choices"][0]["message"].items()
-        if key not in ("role", "content", "refusal", "tool_calls") and value is not None
+        if key not in ("role", "content", "refusal", "tool_calls", "annotations") and value is not None
     }
+    assert expected["choices"][0]["message"]["annotations"] == []  # typed: none
+    assert not completion.choices[0].message.annotations
     assert not completion.usage.HasField("extra")  # cache_creation_token_details: null
 
 

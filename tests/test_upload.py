@@ -13,7 +13,7 @@ import grpc
 import pytest
 
 from otari_batch_grpc.server.app import BatchServer
-from otari_batch_grpc.server.domain.parts.requests import Spool
+from otari_batch_grpc.server.domain.parts.requests import InMessage, Spool
 from otari_batch_grpc.v1 import batch_service_pb2 as pb
 from tests.conftest import ALICE, FAST, Sim, connect, create_request, details, make_settings
 
@@ -120,12 +120,34 @@ async def test_parts_read_at_once_from_a_spool_get_their_own_requests() -> None:
     try:
         items = [pb.BatchRequestItem(custom_id=f"r{i}", body_json=f'{{"n": {i}}}') for i in range(20_000)]
         for start in range(0, len(items), 700):
-            await spool.add(items[start : start + 700])
+            await spool.add(pb.RequestChunk(requests=items[start : start + 700]))
         for _ in range(5):
             parts = await asyncio.gather(*(spool.read(i * 5000, (i + 1) * 5000) for i in range(4)))
             for i, part in enumerate(parts):
                 assert [item.custom_id for item in part] == [f"r{j}" for j in range(i * 5000, (i + 1) * 5000)]
         assert spool.custom_ids(4999, 5001) == ["r4999", "r5000"]
+    finally:
+        spool.close()
+
+
+async def test_a_spooled_part_is_the_same_part_as_from_one_message() -> None:
+    """The spool keeps the chunks' bytes as they came (RequestChunk.requests is numbered as
+    CreateBatchRequest.requests): a part read back, and the digest, are those of the whole request in one message."""
+    request = create_request(30, metadata={"a": "b"})
+    for i in range(0, 30, 3):  # bodies of both kinds
+        request.requests[i].body_json = f'{{"messages": [{{"role": "user", "content": "hi"}}], "n": {i}}}'
+    assert {item.WhichOneof("content") for item in request.requests} == {"body", "body_json"}
+    spool = Spool(request)
+    try:
+        for start in range(0, 30, 7):
+            await spool.add(pb.RequestChunk(requests=request.requests[start : start + 7]))
+        whole = InMessage(request)
+        assert spool.fingerprint() == whole.fingerprint()
+        assert list(spool.sizes()) == list(whole.sizes())
+        header = pb.CreateBatchRequest(model=request.model, user="u")
+        for start, end in ((0, 30), (5, 6), (6, 20), (29, 30)):
+            assert await spool.part(header, start, end) == await whole.part(header, start, end)
+        assert await spool.whole() == request
     finally:
         spool.close()
 

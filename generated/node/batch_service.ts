@@ -6,6 +6,7 @@ import type { ListValue as _google_protobuf_ListValue, ListValue__Output as _goo
 import type { Struct as _google_protobuf_Struct, Struct__Output as _google_protobuf_Struct__Output } from './google/protobuf/Struct';
 import type { Timestamp as _google_protobuf_Timestamp, Timestamp__Output as _google_protobuf_Timestamp__Output } from './google/protobuf/Timestamp';
 import type { Value as _google_protobuf_Value, Value__Output as _google_protobuf_Value__Output } from './google/protobuf/Value';
+import type { Annotation as _otari_batch_v1_Annotation, Annotation__Output as _otari_batch_v1_Annotation__Output } from './otari/batch/v1/Annotation';
 import type { Batch as _otari_batch_v1_Batch, Batch__Output as _otari_batch_v1_Batch__Output } from './otari/batch/v1/Batch';
 import type { BatchError as _otari_batch_v1_BatchError, BatchError__Output as _otari_batch_v1_BatchError__Output } from './otari/batch/v1/BatchError';
 import type { BatchEvent as _otari_batch_v1_BatchEvent, BatchEvent__Output as _otari_batch_v1_BatchEvent__Output } from './otari/batch/v1/BatchEvent';
@@ -39,6 +40,7 @@ import type { StreamResultsResponse as _otari_batch_v1_StreamResultsResponse, St
 import type { ToolCall as _otari_batch_v1_ToolCall, ToolCall__Output as _otari_batch_v1_ToolCall__Output } from './otari/batch/v1/ToolCall';
 import type { UploadBatchRequest as _otari_batch_v1_UploadBatchRequest, UploadBatchRequest__Output as _otari_batch_v1_UploadBatchRequest__Output } from './otari/batch/v1/UploadBatchRequest';
 import type { UploadBatchResponse as _otari_batch_v1_UploadBatchResponse, UploadBatchResponse__Output as _otari_batch_v1_UploadBatchResponse__Output } from './otari/batch/v1/UploadBatchResponse';
+import type { UrlCitation as _otari_batch_v1_UrlCitation, UrlCitation__Output as _otari_batch_v1_UrlCitation__Output } from './otari/batch/v1/UrlCitation';
 import type { Usage as _otari_batch_v1_Usage, Usage__Output as _otari_batch_v1_Usage__Output } from './otari/batch/v1/Usage';
 import type { WaitBatchRequest as _otari_batch_v1_WaitBatchRequest, WaitBatchRequest__Output as _otari_batch_v1_WaitBatchRequest__Output } from './otari/batch/v1/WaitBatchRequest';
 import type { WaitBatchResponse as _otari_batch_v1_WaitBatchResponse, WaitBatchResponse__Output as _otari_batch_v1_WaitBatchResponse__Output } from './otari/batch/v1/WaitBatchResponse';
@@ -65,6 +67,7 @@ export interface ProtoGrpcType {
   otari: {
     batch: {
       v1: {
+        Annotation: MessageTypeDefinition<_otari_batch_v1_Annotation, _otari_batch_v1_Annotation__Output>
         Batch: MessageTypeDefinition<_otari_batch_v1_Batch, _otari_batch_v1_Batch__Output>
         BatchError: MessageTypeDefinition<_otari_batch_v1_BatchError, _otari_batch_v1_BatchError__Output>
         BatchEvent: MessageTypeDefinition<_otari_batch_v1_BatchEvent, _otari_batch_v1_BatchEvent__Output>
@@ -111,6 +114,7 @@ export interface ProtoGrpcType {
         ToolCall: MessageTypeDefinition<_otari_batch_v1_ToolCall, _otari_batch_v1_ToolCall__Output>
         UploadBatchRequest: MessageTypeDefinition<_otari_batch_v1_UploadBatchRequest, _otari_batch_v1_UploadBatchRequest__Output>
         UploadBatchResponse: MessageTypeDefinition<_otari_batch_v1_UploadBatchResponse, _otari_batch_v1_UploadBatchResponse__Output>
+        UrlCitation: MessageTypeDefinition<_otari_batch_v1_UrlCitation, _otari_batch_v1_UrlCitation__Output>
         Usage: MessageTypeDefinition<_otari_batch_v1_Usage, _otari_batch_v1_Usage__Output>
         WaitBatchRequest: MessageTypeDefinition<_otari_batch_v1_WaitBatchRequest, _otari_batch_v1_WaitBatchRequest__Output>
         WaitBatchResponse: MessageTypeDefinition<_otari_batch_v1_WaitBatchResponse, _otari_batch_v1_WaitBatchResponse__Output>

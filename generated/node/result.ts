@@ -4,6 +4,7 @@ import type { EnumTypeDefinition, MessageTypeDefinition } from '@grpc/proto-load
 import type { ListValue as _google_protobuf_ListValue, ListValue__Output as _google_protobuf_ListValue__Output } from './google/protobuf/ListValue';
 import type { Struct as _google_protobuf_Struct, Struct__Output as _google_protobuf_Struct__Output } from './google/protobuf/Struct';
 import type { Value as _google_protobuf_Value, Value__Output as _google_protobuf_Value__Output } from './google/protobuf/Value';
+import type { Annotation as _otari_batch_v1_Annotation, Annotation__Output as _otari_batch_v1_Annotation__Output } from './otari/batch/v1/Annotation';
 import type { BatchResult as _otari_batch_v1_BatchResult, BatchResult__Output as _otari_batch_v1_BatchResult__Output } from './otari/batch/v1/BatchResult';
 import type { ChatCompletion as _otari_batch_v1_ChatCompletion, ChatCompletion__Output as _otari_batch_v1_ChatCompletion__Output } from './otari/batch/v1/ChatCompletion';
 import type { ChatMessage as _otari_batch_v1_ChatMessage, ChatMessage__Output as _otari_batch_v1_ChatMessage__Output } from './otari/batch/v1/ChatMessage';
@@ -14,6 +15,7 @@ import type { FunctionCall as _otari_batch_v1_FunctionCall, FunctionCall__Output
 import type { PromptTokensDetails as _otari_batch_v1_PromptTokensDetails, PromptTokensDetails__Output as _otari_batch_v1_PromptTokensDetails__Output } from './otari/batch/v1/PromptTokensDetails';
 import type { ResultError as _otari_batch_v1_ResultError, ResultError__Output as _otari_batch_v1_ResultError__Output } from './otari/batch/v1/ResultError';
 import type { ToolCall as _otari_batch_v1_ToolCall, ToolCall__Output as _otari_batch_v1_ToolCall__Output } from './otari/batch/v1/ToolCall';
+import type { UrlCitation as _otari_batch_v1_UrlCitation, UrlCitation__Output as _otari_batch_v1_UrlCitation__Output } from './otari/batch/v1/UrlCitation';
 
 type SubtypeConstructor<Constructor extends new (...args: any) => any, Subtype> = {
   new(...args: ConstructorParameters<Constructor>): Subtype;
@@ -31,6 +33,7 @@ export interface ProtoGrpcType {
   otari: {
     batch: {
       v1: {
+        Annotation: MessageTypeDefinition<_otari_batch_v1_Annotation, _otari_batch_v1_Annotation__Output>
         BatchResult: MessageTypeDefinition<_otari_batch_v1_BatchResult, _otari_batch_v1_BatchResult__Output>
         ChatCompletion: MessageTypeDefinition<_otari_batch_v1_ChatCompletion, _otari_batch_v1_ChatCompletion__Output>
         ChatMessage: MessageTypeDefinition<_otari_batch_v1_ChatMessage, _otari_batch_v1_ChatMessage__Output>
@@ -41,6 +44,7 @@ export interface ProtoGrpcType {
         PromptTokensDetails: MessageTypeDefinition<_otari_batch_v1_PromptTokensDetails, _otari_batch_v1_PromptTokensDetails__Output>
         ResultError: MessageTypeDefinition<_otari_batch_v1_ResultError, _otari_batch_v1_ResultError__Output>
         ToolCall: MessageTypeDefinition<_otari_batch_v1_ToolCall, _otari_batch_v1_ToolCall__Output>
+        UrlCitation: MessageTypeDefinition<_otari_batch_v1_UrlCitation, _otari_batch_v1_UrlCitation__Output>
       }
     }
   }

@@ -199,7 +199,9 @@ class RequestChunk(_message.Message):
     REQUESTS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def requests(self) -> _containers.RepeatedCompositeFieldContainer[Global___BatchRequestItem]:
-        """The requests, each as in CreateBatchRequest.requests."""
+        """The requests, each as in CreateBatchRequest.requests. Numbered as that field is, so the chunks' bytes, one
+        after another, are the bytes of the batch's requests: the service keeps and reads them as they came.
+        """
 
     def __init__(
         self,

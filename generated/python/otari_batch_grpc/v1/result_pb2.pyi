@@ -211,6 +211,7 @@ class ChatMessage(_message.Message):
     REFUSAL_FIELD_NUMBER: _builtins.int
     TOOL_CALLS_FIELD_NUMBER: _builtins.int
     EXTRA_FIELD_NUMBER: _builtins.int
+    ANNOTATIONS_FIELD_NUMBER: _builtins.int
     role: _builtins.str
     """The author's role; "assistant"."""
     content: _builtins.str
@@ -223,7 +224,11 @@ class ChatMessage(_message.Message):
 
     @_builtins.property
     def extra(self) -> _struct_pb2.Struct:
-        """Fields the gateway sent that have no typed field here (for example `reasoning`, `annotations`, `audio`)."""
+        """Fields the gateway sent that have no typed field here (for example `reasoning`, `audio`)."""
+
+    @_builtins.property
+    def annotations(self) -> _containers.RepeatedCompositeFieldContainer[Global___Annotation]:
+        """Notes on the text, such as the URLs it cites (web search); usually none."""
 
     def __init__(
         self,
@@ -233,10 +238,11 @@ class ChatMessage(_message.Message):
         refusal: _builtins.str | None = ...,
         tool_calls: _abc.Iterable[Global___ToolCall] | None = ...,
         extra: _struct_pb2.Struct | None = ...,
+        annotations: _abc.Iterable[Global___Annotation] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_content", b"_content", "_refusal", b"_refusal", "content", b"content", "extra", b"extra", "refusal", b"refusal"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_content", b"_content", "_refusal", b"_refusal", "content", b"content", "extra", b"extra", "refusal", b"refusal", "role", b"role", "tool_calls", b"tool_calls"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_content", b"_content", "_refusal", b"_refusal", "annotations", b"annotations", "content", b"content", "extra", b"extra", "refusal", b"refusal", "role", b"role", "tool_calls", b"tool_calls"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__content: _TypeAlias = _typing.Literal["content"]  # noqa: Y015
     _WhichOneofArgType__content: _TypeAlias = _typing.Literal["_content", b"_content"]  # noqa: Y015
@@ -248,6 +254,80 @@ class ChatMessage(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__refusal) -> _WhichOneofReturnType__refusal | None: ...
 
 Global___ChatMessage: _TypeAlias = ChatMessage  # noqa: Y015
+
+@_typing.final
+class Annotation(_message.Message):
+    """A note on a message's text."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TYPE_FIELD_NUMBER: _builtins.int
+    URL_CITATION_FIELD_NUMBER: _builtins.int
+    EXTRA_FIELD_NUMBER: _builtins.int
+    type: _builtins.str
+    """The kind of note; "url_citation"."""
+    @_builtins.property
+    def url_citation(self) -> Global___UrlCitation:
+        """The URL cited, when type is "url_citation"."""
+
+    @_builtins.property
+    def extra(self) -> _struct_pb2.Struct:
+        """Fields the gateway sent that have no typed field here."""
+
+    def __init__(
+        self,
+        *,
+        type: _builtins.str = ...,
+        url_citation: Global___UrlCitation | None = ...,
+        extra: _struct_pb2.Struct | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["extra", b"extra", "url_citation", b"url_citation"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["extra", b"extra", "type", b"type", "url_citation", b"url_citation"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Annotation: _TypeAlias = Annotation  # noqa: Y015
+
+@_typing.final
+class UrlCitation(_message.Message):
+    """A URL a message cites, and where in its text."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    START_INDEX_FIELD_NUMBER: _builtins.int
+    END_INDEX_FIELD_NUMBER: _builtins.int
+    URL_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    EXTRA_FIELD_NUMBER: _builtins.int
+    start_index: _builtins.int
+    """The index of the first character of the citation in the message's text."""
+    end_index: _builtins.int
+    """The index of the last character of the citation in the message's text."""
+    url: _builtins.str
+    """The URL of the web resource."""
+    title: _builtins.str
+    """The title of the web resource."""
+    @_builtins.property
+    def extra(self) -> _struct_pb2.Struct:
+        """Fields the gateway sent that have no typed field here."""
+
+    def __init__(
+        self,
+        *,
+        start_index: _builtins.int = ...,
+        end_index: _builtins.int = ...,
+        url: _builtins.str = ...,
+        title: _builtins.str = ...,
+        extra: _struct_pb2.Struct | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["extra", b"extra"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_index", b"end_index", "extra", b"extra", "start_index", b"start_index", "title", b"title", "url", b"url"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UrlCitation: _TypeAlias = UrlCitation  # noqa: Y015
 
 @_typing.final
 class ToolCall(_message.Message):

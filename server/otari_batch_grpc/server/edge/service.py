@@ -237,7 +237,7 @@ async def _spooled(
             check.chunk(message.chunk.requests)
             limits.batch_size(check.count)
             spooled(message.chunk.ByteSize())
-            await spool.add(message.chunk.requests)
+            await spool.add(message.chunk)
         if not len(spool):
             raise invalid_argument([FieldViolation("chunk", "at least one request is required; none came")])
     except BaseException:

@@ -72,7 +72,10 @@ class RequestsCheck:
                 problems.append(_custom_id_problem(f"requests[{i}].custom_id", custom_id, first_seen))
             else:
                 first_seen[custom_id] = i
-            if (problem := _body_problem(item, i)) is not None:
+            if text := item.body_json:  # (the common case, without asking which body the request has)
+                if (problem_text := _body_json_problem(text)) is not None:
+                    problems.append(FieldViolation(f"requests[{i}].body_json", problem_text))
+            elif (problem := _body_problem(item, i)) is not None:
                 problems.append(problem)
             if len(problems) >= 100:  # enough to act on; a 10,000-item mistake need not echo 10,000 times
                 break
@@ -246,6 +249,7 @@ _BRACKET = re.compile(r"[\[\]{}]")
 # Every ASCII digit as "0", every other character as " " (a translation table for str.translate): a digit run stays.
 _NUMBER_SHAPE = {c: "0" if "0" <= chr(c) <= "9" else " " for c in range(128)}
 _LONG_DIGITS = "0" * 309  # the shortest digit run that can be a number beyond a double
+_NOT_SHAPE = bytes(b for b in range(256) if not (0x30 <= b <= 0x39 or b in b"[{"))  # all but digits, `[` and `{`
 
 
 def _body_json_problem(text: str) -> str | None:
@@ -253,8 +257,12 @@ def _body_json_problem(text: str) -> str | None:
     MAX_JSON_DEPTH deep, with numbers a double holds."""
     if not text:
         return "is required: the chat-completion request body as a JSON object"
-    # Before parsing: a deep enough text would exhaust the recursion. Only text with that many brackets can be.
-    if text.count("[") + text.count("{") > MAX_JSON_DEPTH and _depth(text) > MAX_JSON_DEPTH:
+    # Its digits and opening brackets, in one pass (a text's bytes, as the gateway reads them): what the checks of
+    # depth and of numbers beyond a double look at first, since only text with that many of them can fail them.
+    shape = text.encode("utf-8", "surrogatepass").translate(None, _NOT_SHAPE)
+    opening = shape.count(b"[") + shape.count(b"{")
+    # Before parsing: a deep enough text would exhaust the recursion.
+    if opening > MAX_JSON_DEPTH and _depth(text) > MAX_JSON_DEPTH:
         return f"nests deeper than {MAX_JSON_DEPTH} levels of objects and arrays"
     try:
         value = _decode_json(text)
@@ -268,9 +276,9 @@ def _body_json_problem(text: str) -> str | None:
         return 'must be a JSON object (the chat-completion request body), like {"messages": [...]}'
     if not value:
         return "is required: the chat-completion request body, not an empty object"
-    # An integer of 309 digits or more decodes exactly here, but the gateway reads it as a double: infinity. Only a
-    # text that long can hold one (and the run may be inside a string: `_infinite_number` reads the numbers).
-    if len(text) >= len(_LONG_DIGITS) and _LONG_DIGITS in text.translate(_NUMBER_SHAPE):
+    # An integer of 309 digits or more decodes exactly here, but the gateway reads it as a double: infinity (the
+    # run may be inside a string: `_infinite_number` reads the numbers).
+    if len(shape) - opening >= len(_LONG_DIGITS) and _LONG_DIGITS in text.translate(_NUMBER_SHAPE):
         return _infinite_number(text)
     return None
 

@@ -12,6 +12,7 @@ import functools
 import math
 import sys
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -178,28 +179,48 @@ def _value_to_python(value: struct_pb2.Value) -> Any:
 
 def fill(message: Message, data: Mapping[str, Any]) -> None:
     """Set `message` from a JSON object; keys without a typed field of the right type go to `extra`."""
-    setters, has_extra = _plan(message.DESCRIPTOR)
+    plan = _plan(message.DESCRIPTOR)
+    exact, setters = plan.exact, plan.setters
     extra: JSON = {}
     for key, value in data.items():
         if value is None:  # "not set", in `extra` too: it holds values only
             continue
+        kind: Any = exact.get(key)
+        if kind is type(value) and (kind is not int or _INT64_LOW <= value < _INT64_HIGH):  # most keys: no more to ask
+            setattr(message, key, value)
+            continue
         setter = setters.get(key)
         if setter is None or not setter(message, value):
             extra[key] = value
-    if extra and has_extra:
+    if extra and plan.has_extra:
         getattr(message, EXTRA).update(extra)
 
+
+_EXACT = {
+    FieldDescriptor.TYPE_STRING: str,
+    FieldDescriptor.TYPE_BOOL: bool,
+    **dict.fromkeys((FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_SINT64, FieldDescriptor.TYPE_SFIXED64), int),
+}
+_INT64_LOW, _INT64_HIGH = -(2**63), 2**63
 
 # Sets one field from a JSON value; False when the value does not fit the field's type (it then goes to `extra`).
 Setter = Callable[[Message, Any], bool]
 
 
+@dataclass(frozen=True)
+class _Plan:
+    exact: dict[str, type]  # string, bool and int64 fields: a value of exactly that type fits (an int64 in range)
+    setters: dict[str, Setter]  # every typed field
+    has_extra: bool
+
+
 @functools.cache
-def _plan(descriptor: Descriptor) -> tuple[dict[str, Setter], bool]:
+def _plan(descriptor: Descriptor) -> _Plan:
     """A setter for each typed field of a message type, and whether it has `extra`: made once per type, since
     reading the descriptor's facts for every key of every result costs most of a results download."""
-    setters = {field.name: _setter(field) for field in descriptor.fields if field.name != EXTRA}
-    return setters, EXTRA in descriptor.fields_by_name
+    fields = [field for field in descriptor.fields if field.name != EXTRA]
+    exact = {field.name: _EXACT[field.type] for field in fields if field.type in _EXACT and not field.is_repeated}
+    return _Plan(exact, {field.name: _setter(field) for field in fields}, EXTRA in descriptor.fields_by_name)
 
 
 def _setter(field: FieldDescriptor) -> Setter:
@@ -290,8 +311,13 @@ def _set_scalar(name: str, fits: Callable[[Any], bool], message: Message, value:
     return True
 
 
+_TIMESTAMP_SECONDS = (-62_135_596_800, 253_402_300_800)  # [0001-01-01, 10000-01-01): what a Timestamp holds
+
+
 def _set_timestamp(name: str, message: Message, value: Any) -> bool:
     if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    if not _TIMESTAMP_SECONDS[0] <= value < _TIMESTAMP_SECONDS[1]:  # (NaN is no JSON)
         return False
     getattr(message, name).FromNanoseconds(int(value * 1_000_000_000))
     return True

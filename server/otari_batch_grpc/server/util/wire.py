@@ -14,6 +14,11 @@ def varint(value: int) -> bytes:
     return bytes(out)
 
 
+def varint_size(value: int) -> int:
+    """How many bytes `varint(value)` takes."""
+    return max(1, (value.bit_length() + 6) // 7)
+
+
 def field_entry(tag: bytes, payload: bytes) -> bytes:
     """A length-delimited field's entry: its tag, the payload's length, the payload."""
     return tag + varint(len(payload)) + payload

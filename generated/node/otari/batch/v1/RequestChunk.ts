@@ -7,7 +7,8 @@ import type { BatchRequestItem as _otari_batch_v1_BatchRequestItem, BatchRequest
  */
 export interface RequestChunk {
   /**
-   * The requests, each as in CreateBatchRequest.requests.
+   * The requests, each as in CreateBatchRequest.requests. Numbered as that field is, so the chunks' bytes, one
+   * after another, are the bytes of the batch's requests: the service keeps and reads them as they came.
    */
   'requests'?: (_otari_batch_v1_BatchRequestItem)[];
 }
@@ -17,7 +18,8 @@ export interface RequestChunk {
  */
 export interface RequestChunk__Output {
   /**
-   * The requests, each as in CreateBatchRequest.requests.
+   * The requests, each as in CreateBatchRequest.requests. Numbered as that field is, so the chunks' bytes, one
+   * after another, are the bytes of the batch's requests: the service keeps and reads them as they came.
    */
   'requests': (_otari_batch_v1_BatchRequestItem__Output)[];
 }

@@ -41,6 +41,12 @@ class Requests(Protocol):
         """The requests [start, end)."""
         ...
 
+    async def part(
+        self, header: batch_service_pb2.CreateBatchRequest, start: int, end: int
+    ) -> batch_service_pb2.CreateBatchRequest:
+        """`header` (a CreateBatchRequest without requests) with the requests [start, end): a part to make."""
+        ...
+
     def custom_ids(self, start: int, end: int) -> list[str]:
         """The custom_ids of the requests [start, end), without reading the requests."""
         ...
@@ -85,15 +91,24 @@ class InMessage:
     async def read(self, start: int, end: int) -> Sequence[Item]:
         return self._items[start:end]
 
+    async def part(
+        self, header: batch_service_pb2.CreateBatchRequest, start: int, end: int
+    ) -> batch_service_pb2.CreateBatchRequest:
+        request = batch_service_pb2.CreateBatchRequest()
+        request.CopyFrom(header)
+        request.requests.extend(self._items[start:end])
+        return request
+
     def custom_ids(self, start: int, end: int) -> list[str]:
         return [item.custom_id for item in self._items[start:end]]
 
 
 class Spool:
-    """An upload's requests on disk as they arrive (each serialized, one after another in a temporary file that is
-    gone once closed), their sizes and where each starts; and the digest `fingerprint` would give the whole request,
-    computed as they arrive: a CreateBatchRequest serializes as its fields in order, so the model's bytes, then each
-    request's entry, then the other fields' bytes are the same bytes however the requests were chunked."""
+    """An upload's requests on disk as they arrive (as CreateBatchRequest.requests entries, one after another in a
+    temporary file that is gone once closed), their sizes and where each starts; and the digest `fingerprint` would
+    give the whole request, computed as they arrive: a CreateBatchRequest serializes as its fields in order, so the
+    model's bytes, then each request's entry, then the other fields' bytes are the same bytes however the requests
+    were chunked."""
 
     def __init__(self, header: batch_service_pb2.CreateBatchRequest) -> None:
         self.header = header_of(header)
@@ -111,18 +126,24 @@ class Spool:
     def sizes(self) -> Iterable[int]:
         return self._sizes
 
-    async def add(self, items: Sequence[Item]) -> None:
-        """Spool the next requests (written off the event loop)."""
-        encoded = [item.SerializeToString(deterministic=True) for item in items]
-        self._custom_ids.extend(item.custom_id for item in items)
-        for data in encoded:
-            self._digest.update(wire.field_entry(_REQUESTS_TAG, data))
-            self._sizes.append(len(data))
-            self.bytes += len(data)
-            self._offsets.append(self.bytes)
-        await asyncio.to_thread(self._write, b"".join(encoded))
+    async def add(self, chunk: batch_service_pb2.RequestChunk) -> None:
+        """Spool the next requests (written off the event loop): the chunk's bytes as they are, since a chunk
+        serializes as the entries of CreateBatchRequest.requests (the same field number)."""
+        data = chunk.SerializeToString(deterministic=True)
+        at = self.bytes
+        for item in chunk.requests:
+            size = item.ByteSize()
+            self._sizes.append(size)
+            at += len(_REQUESTS_TAG) + wire.varint_size(size) + size
+            self._offsets.append(at)
+        self._custom_ids.extend(item.custom_id for item in chunk.requests)
+        if at - self.bytes != len(data):  # (the field numbers or the serialization would have changed)
+            raise AssertionError(f"a chunk of {len(data)} bytes measured {at - self.bytes}")
+        self.bytes = at
+        await asyncio.to_thread(self._write, data)
 
     def _write(self, data: bytes) -> None:
+        self._digest.update(data)  # (hashlib lets go of the GIL for it)
         view = memoryview(data)
         while view:  # (a raw write may take less than it is given)
             view = view[self._file.write(view) or 0 :]
@@ -138,16 +159,18 @@ class Spool:
         return digest.hexdigest()
 
     async def read(self, start: int, end: int) -> Sequence[Item]:
-        begin, stop = self._offsets[start], self._offsets[end]
-        sizes = self._sizes[start:end]
+        return (await self.part(batch_service_pb2.CreateBatchRequest(), start, end)).requests
 
-        def load() -> list[Item]:
-            data = os.pread(self._file.fileno(), stop - begin, begin)
-            items, at = [], 0
-            for size in sizes:
-                items.append(Item.FromString(data[at : at + size]))
-                at += size
-            return items
+    async def part(
+        self, header: batch_service_pb2.CreateBatchRequest, start: int, end: int
+    ) -> batch_service_pb2.CreateBatchRequest:
+        begin, stop = self._offsets[start], self._offsets[end]
+        head = header.SerializeToString(deterministic=True)
+
+        def load() -> batch_service_pb2.CreateBatchRequest:
+            return batch_service_pb2.CreateBatchRequest.FromString(
+                head + os.pread(self._file.fileno(), stop - begin, begin)
+            )
 
         return await asyncio.to_thread(load)
 
@@ -156,10 +179,7 @@ class Spool:
 
     async def whole(self) -> batch_service_pb2.CreateBatchRequest:
         """The header with every request: for an upload that fits one part."""
-        request = batch_service_pb2.CreateBatchRequest()
-        request.CopyFrom(self.header)
-        request.requests.extend(await self.read(0, len(self)))
-        return request
+        return await self.part(self.header, 0, len(self))
 
     def close(self) -> None:
         self._file.close()

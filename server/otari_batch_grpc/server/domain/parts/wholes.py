@@ -348,6 +348,5 @@ class _Creating:
                 raise
 
     async def _part_request(self, part: PartRecord) -> batch_service_pb2.CreateBatchRequest:
-        request = batch_service_pb2.CreateBatchRequest.FromString(self._record.header)
-        request.requests.extend(await self._requests.read(part.first, part.first + part.count))
-        return request
+        header = batch_service_pb2.CreateBatchRequest.FromString(self._record.header)
+        return await self._requests.part(header, part.first, part.first + part.count)
