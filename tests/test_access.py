@@ -247,7 +247,7 @@ async def test_two_callers_tokens_taken_together_differ_and_say_nothing(stub: St
     alice.cancel()
     bob.cancel()
     assert tokens[0] != tokens[1]
-    assert peek(server).many_seq(tokens[0], []) >= 1  # (what is inside: for the service alone)
+    assert peek(server).many_position(tokens[0], []).seq >= 1  # (what is inside: for the service alone)
 
 
 async def test_a_token_of_a_retired_key_says_start_over(sim: Sim, tmp_path: Path) -> None:

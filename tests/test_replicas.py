@@ -23,6 +23,7 @@ import pytest
 from otari_batch_grpc.client import BatchClient
 from otari_batch_grpc.server.app import BatchServer
 from otari_batch_grpc.server.store.migrations import POSTGRES_SCHEMA
+from otari_batch_grpc.server.store.postgres import PostgresStore
 from otari_batch_grpc.v1 import batch_pb2, watch_pb2
 from otari_batch_grpc.v1 import batch_service_pb2 as pb
 from tests.conftest import ALICE, Sim, connect, create_request, eventually, make_settings, port_to_bind_later
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
 # Quick watches, and a lease short enough to see taken over in a test.
 REPLICA = {"watch_poll_min": 0.05, "watch_poll_max": 0.2, "watch_heartbeat": 30.0, "watch_lease_seconds": 1.0}
 BATCHES, SUBSCRIBERS = 30, 300
+# Replicas that poll nothing during a test (each batch once, when first watched).
+QUIET_REPLICA = {"watch_poll_min": 60.0, "watch_poll_max": 60.0, "watch_lease_seconds": 120.0}
 
 
 @contextlib.asynccontextmanager
@@ -165,6 +168,42 @@ async def _first_batch_event(call: Any) -> watch_pb2.BatchEvent:
         response = await call.read()
         if response.event.batch.id:
             return response.event  # type: ignore[no-any-return]
+
+
+async def test_a_watch_resumed_past_a_revision_heard_late_from_another_replica_is_sent_it(
+    sim: Sim, tmp_path: Path, postgres_url: str
+) -> None:
+    """Revisions are numbered as they commit, but a replica hears of another's a moment later: a stream can be sent
+    a revision saved here before an earlier one saved elsewhere, and its token then says it is past that one. A
+    resume sends that batch again, as a snapshot (a change was lost so in the soak, seed 740873)."""
+    async with contextlib.AsyncExitStack() as stack:
+        first, second = [
+            await stack.enter_async_context(
+                BatchServer(
+                    make_settings(sim.url, tmp_path / name, state_db=postgres_url, **QUIET_REPLICA),
+                    gateway_url=sim.url,
+                )
+            )
+            for name in ("first", "second")
+        ]
+        on_first = await stack.enter_async_context(connect(first.port))
+        on_second = await stack.enter_async_context(connect(second.port))
+        a, b = [(await on_first.CreateBatch(create_request(2), metadata=ALICE)).batch for _ in range(2)]
+        call = on_first.WatchBatches(pb.WatchBatchesRequest(batch_ids=[a.id, b.id]), metadata=ALICE)
+        assert {(await _first_batch_event(call)).batch.id for _ in range(2)} == {a.id, b.id}
+        assert isinstance(first.store, PostgresStore) and first.store._listener is not None
+        first.store._listener.cancel()  # `first` hears nothing more of the other replica: its notices come late
+        await on_second.CancelBatch(pb.CancelBatchRequest(batch_id=a.id), metadata=ALICE)  # saved by `second`
+        await on_first.CancelBatch(pb.CancelBatchRequest(batch_id=b.id), metadata=ALICE)  # here, numbered after it
+        event = await asyncio.wait_for(_first_batch_event(call), 10)
+        assert (event.batch.id, event.batch.status) == (b.id, batch_pb2.BATCH_STATUS_CANCELLING)
+        call.cancel()  # broken before `a`'s change came
+        request = pb.WatchBatchesRequest(batch_ids=[a.id, b.id], resume_token=event.resume_token)
+        resumed = on_second.WatchBatches(request, metadata=ALICE)
+        again = await asyncio.wait_for(_first_batch_event(resumed), 10)
+        resumed.cancel()
+    assert (again.batch.id, again.batch.status) == (a.id, batch_pb2.BATCH_STATUS_CANCELLING)
+    assert again.kind == watch_pb2.BATCH_EVENT_KIND_SNAPSHOT  # (the caller may have it: a snapshot says no more)
 
 
 # -- a replica killed (-9) --------------------------------------------------------------------------------------

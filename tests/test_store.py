@@ -195,6 +195,12 @@ async def test_listing_is_newest_first_by_owner_and_provider(store: Store) -> No
     await store.enter([seen("c", status="completed", terminal=True)], [], owner="o", keep=5, observed_at=2.0)
     assert await store.changed_since("o", mark, 10) == [("c", "openai")]
     assert await store.live_batches("o", 10) == [("a", "OpenAI")]
+    # Revisions another replica saved (a store of one process's own has none): by number, time and who saved them.
+    assert await store.saved_elsewhere("o", mark + 1, 0.0, store.origin, 10) == []  # all this process's
+    elsewhere = await store.saved_elsewhere("o", mark + 1, 2.0, "0" * 32, 10)
+    assert elsewhere == ([("c", "openai")] if store.SHARED else [])
+    assert await store.saved_elsewhere("o", mark, 2.0, "0" * 32, 10) == []  # numbered past it
+    assert await store.saved_elsewhere("o", mark + 1, 2.5, "0" * 32, 10) == []  # observed before `since`
 
 
 async def test_batches_of_one_entry_keep_the_order_they_came_in(store: Store) -> None:

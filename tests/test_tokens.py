@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from otari_batch_grpc.server.domain import tokens
 from otari_batch_grpc.server.domain.errors import Code, ServiceError
-from otari_batch_grpc.server.domain.tokens import CallerTokens, TokenKeys, TokenKeysError
+from otari_batch_grpc.server.domain.tokens import CallerTokens, ManyPosition, TokenKeys, TokenKeysError
 from otari_batch_grpc.server.util.ids import MAX_ID_CHARS
 from otari_batch_grpc.server.util.quoting import quoted
 
@@ -49,12 +49,12 @@ RESUME = "resume_token"
 DECODERS: dict[str, tuple[str, Callable[[str], object]]] = {
     "list": (LIST, lambda t: ALICE.page_position(t, "openai")),
     "watch": (RESUME, lambda t: ALICE.resume_rev(t, "batch_1")),
-    "many": (RESUME, lambda t: ALICE.many_seq(t, [])),
+    "many": (RESUME, lambda t: ALICE.many_position(t, [])),
 }
 ISSUED = {
     "list": lambda tokens: tokens.page((1.0, 2.0, "batch_1"), "openai"),
     "watch": lambda tokens: tokens.resume("batch_1", 7),
-    "many": lambda tokens: tokens.many(9, []),
+    "many": lambda tokens: tokens.many(ManyPosition(9, 1.7e9, "ab12"), []),
 }
 
 
@@ -78,8 +78,10 @@ def test_issued_tokens_round_trip() -> None:
         "batch_1",
     )
     assert ALICE.resume_rev(ALICE.resume("batch_1", 7), "batch_1") == 7
-    assert ALICE.many_seq(ALICE.many(9, ["b", "a"]), ["a", "b", "a"]) == 9
-    assert ALICE.many_seq(ALICE.many(0, []), []) == 0
+    here = ManyPosition(9, 1.7e9 + 0.25, "0123456789abcdef0123456789abcdef")
+    assert ALICE.many_position(ALICE.many(here, ["b", "a"]), ["a", "b", "a"]) == here
+    assert ALICE.many_position(ALICE.many(ManyPosition(0), []), []) == ManyPosition(0, 0.0, "")
+    assert ALICE.many_position(_sealed("many", seq=4, set="all"), []) == ManyPosition(4)  # sealed before at and by
 
 
 def test_the_longest_tokens_issued_fit_the_bound() -> None:
@@ -153,7 +155,7 @@ def test_a_token_sealed_with_another_key_is_invalid_argument(kind: str) -> None:
 OPENERS: dict[str, Callable[[str, CallerTokens], object]] = {
     "list": lambda token, tokens: tokens.page_position(token, "openai"),
     "watch": lambda token, tokens: tokens.resume_rev(token, "batch_1"),
-    "many": lambda token, tokens: tokens.many_seq(token, []),
+    "many": lambda token, tokens: tokens.many_position(token, []),
 }
 
 
@@ -272,6 +274,10 @@ def test_watch_tokens_out_of_range_are_invalid_argument(fields: dict[str, object
         {"seq": 1, "set": "0123456789abcdeg"},
         {"seq": 1, "set": None},
         {"seq": 1},
+        {"seq": 1, "set": "all", "at": "soon"},
+        {"seq": 1, "set": "all", "at": float("nan")},
+        {"seq": 1, "set": "all", "by": "Replica"},
+        {"seq": 1, "set": "all", "by": 7},
     ],
 )
 def test_watch_many_tokens_out_of_range_are_invalid_argument(fields: dict[str, object]) -> None:
@@ -286,7 +292,7 @@ def test_a_token_for_another_batch_or_provider_says_so_briefly() -> None:
     assert "was issued for provider 'oooo" in error.message
     error = rejected("list", ALICE.page((1.0, 1.0, "b"), ""))
     assert "every provider" in error.message
-    error = rejected("many", ALICE.many(1, ["a"]))
+    error = rejected("many", ALICE.many(ManyPosition(1), ["a"]))
     assert "same batch_ids" in error.message
 
 

@@ -590,8 +590,9 @@ class WatchBatchesRequest(_message.Message):
     RESUME_TOKEN_FIELD_NUMBER: _builtins.int
     resume_token: _builtins.str
     """Resume after the event that carried this token (with the same batch_ids): the changes since are replayed,
-    and a snapshot of each batch new to you; a batch that did not change is not sent again. Empty starts with a
-    snapshot of each batch. With nothing to send at once, a heartbeat opens the stream. A token older than the
+    and a snapshot of each batch new to you; a batch that did not change is not sent again, but for one another
+    replica changed in the moments before the token, which comes again as a snapshot (you may have it). Empty
+    starts with a snapshot of each batch. With nothing to send at once, a heartbeat opens the stream. A token older than the
     revisions the service keeps gets FAILED_PRECONDITION: start over.
     """
     @_builtins.property

@@ -26,7 +26,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, NoReturn
+from typing import Any, NamedTuple, NoReturn
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -52,6 +52,18 @@ _HEADER = 3  # version, generation
 _NONCE = 12
 _TAG = 16
 _SET_DIGEST = re.compile(r"all|[0-9a-f]{16}")
+_ORIGIN = re.compile(r"[0-9a-f]{0,32}")  # a replica's name (Store.origin); '' for a store of one process's own
+
+
+class ManyPosition(NamedTuple):
+    """Where a WatchBatches stream is: every revision up to `seq` delivered (but see many.py), reached at `at`
+    (epoch seconds; 0.0 in a token sealed before tokens said it) on the replica named `by`."""
+
+    seq: int
+    at: float = 0.0
+    by: str = ""
+
+
 _DERIVE = b"otari-batch-grpc page and resume tokens"
 
 PAGE, WATCH, MANY = "page", "watch", "many"
@@ -189,20 +201,29 @@ class CallerTokens:
         return rev
 
     # -- WatchBatches --------------------------------------------------------------------------------------------
-    def many(self, seq: int, batch_ids: Sequence[str]) -> str:
-        """A WatchBatches position: every revision up to `seq` of the watched set was delivered."""
-        return self._keys.seal(MANY, self._owner, {"seq": seq, "set": _set_digest(batch_ids)})
+    def many(self, position: ManyPosition, batch_ids: Sequence[str]) -> str:
+        """A WatchBatches position: every revision up to its seq of the watched set was delivered, but perhaps
+        those another replica saved just before it (see subscriptions/many.py)."""
+        seal = {"seq": position.seq, "set": _set_digest(batch_ids), "at": round(position.at, 3), "by": position.by}
+        return self._keys.seal(MANY, self._owner, seal)
 
-    def many_seq(self, token: str, batch_ids: Sequence[str]) -> int:
+    def many_position(self, token: str, batch_ids: Sequence[str]) -> ManyPosition:
         how = "pass an event's resume_token as given"
         data = self._keys.open(MANY, self._owner, token, field="resume_token", how=how, retired=_many_expired)
-        seq, digest = data.get("seq"), data.get("set")
-        if not (_is_revision(seq) and isinstance(digest, str) and _SET_DIGEST.fullmatch(digest)):
+        seq, digest, at, by = data.get("seq"), data.get("set"), data.get("at", 0.0), data.get("by", "")
+        if not (
+            _is_revision(seq)
+            and isinstance(digest, str)
+            and _SET_DIGEST.fullmatch(digest)
+            and _is_seconds(at)
+            and isinstance(by, str)
+            and _ORIGIN.fullmatch(by)
+        ):
             _reject("resume_token", f"is not a WatchBatches token this service issued; {how}")
-        assert isinstance(seq, int)
+        assert isinstance(seq, int) and isinstance(at, int | float)
         if digest != _set_digest(batch_ids):
             _reject("resume_token", "was issued for other batch_ids: resume with the same batch_ids")
-        return seq
+        return ManyPosition(seq, float(at), by)
 
 
 def resume_expired(batch_id: str) -> ServiceError:

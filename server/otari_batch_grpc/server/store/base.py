@@ -298,6 +298,8 @@ class Store(PartsStore, abc.ABC):
     transactions: int  # write transactions begun (for tests and operators)
     # Whether other processes share the store (replicas on PostgreSQL) or it is one process's own (SQLite).
     SHARED: ClassVar[bool] = False
+    # This process's name among those sharing the store (in notices, leases and the revisions it saves); '' alone.
+    origin: str = ""
 
     @abc.abstractmethod
     async def close(self) -> None:
@@ -350,6 +352,13 @@ class Store(PartsStore, abc.ABC):
     @abc.abstractmethod
     async def changed_since(self, owner: str, seq: int, limit: int) -> list[tuple[str, str]]:
         """(id, provider) of the batches `owner` was shown that have a revision after `seq`."""
+
+    @abc.abstractmethod
+    async def saved_elsewhere(
+        self, owner: str, seq: int, since: float, origin: str, limit: int
+    ) -> list[tuple[str, str]]:
+        """(id, provider) of the batches `owner` was shown that have a revision numbered up to `seq`, observed at
+        `since` or later, that a process other than `origin` saved (none when the store is one process's own)."""
 
     @abc.abstractmethod
     async def providers_for(self, owner: str) -> list[str]:

@@ -283,4 +283,9 @@ POSTGRES: tuple[str, ...] = (
         created_at  DOUBLE PRECISION NOT NULL
     );
     """,
+    # 7: which replica saved each revision (a WatchBatches resume sends again what another saved just before its
+    #    position: it may have come after)
+    """
+    ALTER TABLE revisions ADD COLUMN origin TEXT;
+    """,
 )

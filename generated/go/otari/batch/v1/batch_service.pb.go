@@ -1122,8 +1122,9 @@ type WatchBatchesRequest struct {
 	// stream is open.
 	BatchIds []string `protobuf:"bytes,1,rep,name=batch_ids,json=batchIds,proto3" json:"batch_ids,omitempty"`
 	// Resume after the event that carried this token (with the same batch_ids): the changes since are replayed,
-	// and a snapshot of each batch new to you; a batch that did not change is not sent again. Empty starts with a
-	// snapshot of each batch. With nothing to send at once, a heartbeat opens the stream. A token older than the
+	// and a snapshot of each batch new to you; a batch that did not change is not sent again, but for one another
+	// replica changed in the moments before the token, which comes again as a snapshot (you may have it). Empty
+	// starts with a snapshot of each batch. With nothing to send at once, a heartbeat opens the stream. A token older than the
 	// revisions the service keeps gets FAILED_PRECONDITION: start over.
 	ResumeToken string `protobuf:"bytes,2,opt,name=resume_token,json=resumeToken,proto3" json:"resume_token,omitempty"`
 }

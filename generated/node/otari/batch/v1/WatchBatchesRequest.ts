@@ -13,8 +13,9 @@ export interface WatchBatchesRequest {
   'batchIds'?: (string)[];
   /**
    * Resume after the event that carried this token (with the same batch_ids): the changes since are replayed,
-   * and a snapshot of each batch new to you; a batch that did not change is not sent again. Empty starts with a
-   * snapshot of each batch. With nothing to send at once, a heartbeat opens the stream. A token older than the
+   * and a snapshot of each batch new to you; a batch that did not change is not sent again, but for one another
+   * replica changed in the moments before the token, which comes again as a snapshot (you may have it). Empty
+   * starts with a snapshot of each batch. With nothing to send at once, a heartbeat opens the stream. A token older than the
    * revisions the service keeps gets FAILED_PRECONDITION: start over.
    */
   'resumeToken'?: (string);
@@ -32,8 +33,9 @@ export interface WatchBatchesRequest__Output {
   'batchIds': (string)[];
   /**
    * Resume after the event that carried this token (with the same batch_ids): the changes since are replayed,
-   * and a snapshot of each batch new to you; a batch that did not change is not sent again. Empty starts with a
-   * snapshot of each batch. With nothing to send at once, a heartbeat opens the stream. A token older than the
+   * and a snapshot of each batch new to you; a batch that did not change is not sent again, but for one another
+   * replica changed in the moments before the token, which comes again as a snapshot (you may have it). Empty
+   * starts with a snapshot of each batch. With nothing to send at once, a heartbeat opens the stream. A token older than the
    * revisions the service keeps gets FAILED_PRECONDITION: start over.
    */
   'resumeToken': (string);

@@ -4,6 +4,13 @@ Trouble with one batch is an event of its own (UNAVAILABLE, or REMOVED when the 
 never the stream's end; only the caller's key refused ends it. The stream's resume token is a position in the
 store's revision sequence: every revision up to it was delivered, so a resume on any replica sends each batch that
 moved on since (its change), and the ones new to the caller (a snapshot).
+
+Revisions are numbered in the order they commit, but a replica hands its own to its streams at once and hears of
+another's a moment later (NOTIFY, then a read). So a stream may be sent batch B's revision 101, saved here, before
+batch A's 100, saved by another replica just before; broken in between, its position says 101 and A's 100 was
+never sent. A token also says when and where its position was reached, and a resume sends again, as a snapshot,
+each batch with a revision within the position that another replica saved up to RESUME_LOOKBACK_SECONDS before
+then: at worst a state the caller has, never one lost. (A store of one process's own has no other replica.)
 """
 
 from __future__ import annotations
@@ -17,10 +24,13 @@ from otari_batch_grpc.server.domain.errors import Code, FieldViolation, ServiceE
 from otari_batch_grpc.server.domain.subscriptions.feed import FeedBase, Subscription
 from otari_batch_grpc.server.domain.subscriptions.subscribers import ACCESS_LOST, Problem
 from otari_batch_grpc.server.domain.subscriptions.trails import CHANGE, SNAPSHOT, ManyTrail, heartbeat, through
+from otari_batch_grpc.server.domain.tokens import ManyPosition
 from otari_batch_grpc.v1 import watch_pb2
 
 # Batches one WatchBatches stream follows at most (listed, or every live one of the caller's).
 WATCH_MAX_BATCHES = 1000
+# How long before a resume position was reached another replica's revision may still have been on its way here.
+RESUME_LOOKBACK_SECONDS = 30.0
 
 
 class ManyFeed(FeedBase):
@@ -30,29 +40,45 @@ class ManyFeed(FeedBase):
         """The listed batches (each must be one this caller was shown) or, with none listed, every live batch of
         the caller's and each new one; trouble with one batch is an event of its own, never the stream's end."""
         ids = list(dict.fromkeys(batch_ids))
-        after = subscription.tokens.many_seq(resume_token, ids) if resume_token else None
+        position = subscription.tokens.many_position(resume_token, ids) if resume_token else None
+        after = position.seq if position else None
         opened = time.time()
         try:
-            targets = await self._targets(subscription, ids, after)
+            unsure = await self._unsure(subscription, position)
+            targets = await self._targets(subscription, ids, after, unsure)
             self.hub.make_room(subscription.caller.owner, len(targets))  # all of them at once, or none
             # Every event sent while the batches are first read carries the position before them: a resume from
             # it sends each batch again (a snapshot, or its change), so none is lost however early the stream breaks.
-            stream = ManyTrail(subscription.tokens, ids, max(after or 0, await self.store.last_seq()))
+            seq = max(after or 0, await self.store.last_seq())
+            stream = ManyTrail(subscription.tokens, ids, seq, origin=self.store.origin)
             shown = False
             unread: dict[str, str] = {}  # batches whose first read failed (the gateway away): tried again
             for batch_id, provider in targets:
-                event = await self._opening(subscription, stream, batch_id, provider, after=after, unread=unread)
+                event = await self._opening(
+                    subscription, stream, batch_id, provider, after=after, unsure=unsure, unread=unread
+                )
                 if event is not None:
                     yield event
                     shown = True
             if not shown:
                 yield heartbeat(stream.token)  # open, with nothing yet to show
-            async for event in self._following(subscription, stream, opened, unread, after):
+            async for event in self._following(subscription, stream, opened, unread, after, unsure):
                 yield event
         finally:
             subscription.close()
 
-    async def _targets(self, subscription: Subscription, ids: list[str], after: int | None) -> list[tuple[str, str]]:
+    async def _unsure(self, subscription: Subscription, position: ManyPosition | None) -> dict[str, str]:
+        """The batches (id: provider) a resume at `position` sends again though numbered within it: another replica
+        saved a revision of theirs just before it was reached (see above)."""
+        if position is None or not position.at:
+            return {}
+        since = position.at - RESUME_LOOKBACK_SECONDS
+        owner = subscription.caller.owner
+        return dict(await self.store.saved_elsewhere(owner, position.seq, since, position.by, WATCH_MAX_BATCHES))
+
+    async def _targets(
+        self, subscription: Subscription, ids: list[str], after: int | None, unsure: dict[str, str]
+    ) -> list[tuple[str, str]]:
         """(id, provider) of what a many-batch stream follows: the listed batches, or every live batch of the
         caller's (and, on a resume, those that changed while it was away), the stream then told of new ones."""
         caller = subscription.caller
@@ -63,7 +89,7 @@ class ManyFeed(FeedBase):
         targets = await self.store.live_batches(caller.owner, WATCH_MAX_BATCHES)
         if after is not None:  # and those that changed (finished, say) while the caller was away
             changed = await self.store.changed_since(caller.owner, after, WATCH_MAX_BATCHES)
-            targets = list(dict.fromkeys([*changed, *targets]))[:WATCH_MAX_BATCHES]
+            targets = list(dict.fromkeys([*changed, *unsure.items(), *targets]))[:WATCH_MAX_BATCHES]
         return targets
 
     async def _opening(
@@ -74,6 +100,7 @@ class ManyFeed(FeedBase):
         provider: str,
         *,
         after: int | None,
+        unsure: dict[str, str],
         unread: dict[str, str],
         again: bool = False,
     ) -> watch_pb2.BatchEvent | None:
@@ -103,7 +130,9 @@ class ManyFeed(FeedBase):
         if not current.terminal:  # joined first: nothing is missed while the event below waits to be sent
             self.hub.join(subscription.subscriber, batch_id, provider, current, verified_at=verified)
         kind = SNAPSHOT  # new to the caller, or as they last saw it
-        if after is not None and 0 < current.seq <= after:  # the caller has this state (the one it resumed at)
+        # The caller has this state (the one it resumed at); unless another replica saved it just before the
+        # position was reached, and it may never have been sent (see above): then a snapshot, to be sure.
+        if after is not None and 0 < current.seq <= after and batch_id not in unsure:
             trail.seed(current)
             return None
         if after is not None and current.seq > after:  # it moved on while the caller was away
@@ -124,6 +153,7 @@ class ManyFeed(FeedBase):
         opened: float,
         unread: dict[str, str],
         after: int | None,
+        unsure: dict[str, str],
     ) -> AsyncGenerator[watch_pb2.BatchEvent, None]:
         """What the hub offers a many-batch stream from now on, with a heartbeat each quiet while; a stream of no
         live batch checks its key once the trust window ran out; the batches not yet read are tried again as
@@ -136,7 +166,7 @@ class ManyFeed(FeedBase):
                 tried = time.monotonic()
                 for batch_id, provider in list(unread.items()):
                     event = await self._opening(
-                        subscription, stream, batch_id, provider, after=after, unread=unread, again=True
+                        subscription, stream, batch_id, provider, after=after, unsure=unsure, unread=unread, again=True
                     )
                     if event is not None:
                         quiet = time.monotonic()

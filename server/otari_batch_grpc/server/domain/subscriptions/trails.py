@@ -3,13 +3,14 @@ stream's position, heartbeats, and the revisions between the last sent and the l
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 from google.protobuf import timestamp_pb2
 
 from otari_batch_grpc.server.domain.core.observations import Observation, same_state
 from otari_batch_grpc.server.domain.subscriptions.subscribers import Problem
-from otari_batch_grpc.server.domain.tokens import CallerTokens
+from otari_batch_grpc.server.domain.tokens import CallerTokens, ManyPosition
 from otari_batch_grpc.server.store import Store, StoreUnavailable
 from otari_batch_grpc.v1 import batch_pb2, watch_pb2
 
@@ -66,10 +67,11 @@ class Trail:
 class ManyTrail:
     """A WatchBatches stream: a trail per batch, and the stream's position (every revision up to it delivered)."""
 
-    def __init__(self, tokens: CallerTokens, ids: Sequence[str], seq: int) -> None:
+    def __init__(self, tokens: CallerTokens, ids: Sequence[str], seq: int, *, origin: str) -> None:
         self._tokens = tokens
         self._ids = ids
         self._seq = seq
+        self._origin = origin  # this replica's name (Store.origin), in the tokens
         self._token: tuple[int, str] | None = None  # sealed once per position: heartbeats repeat it as it is
         self._trails: dict[str, Trail] = {}
 
@@ -81,7 +83,8 @@ class ManyTrail:
     @property
     def token(self) -> str:
         if self._token is None or self._token[0] != self._seq:
-            self._token = (self._seq, self._tokens.many(self._seq, self._ids))
+            position = ManyPosition(self._seq, time.time(), self._origin)
+            self._token = (self._seq, self._tokens.many(position, self._ids))
         return self._token[1]
 
     def advance(self, seq: int) -> None:

@@ -56,8 +56,8 @@ numbered AS (
     FROM seen s
 ),
 inserted AS (
-    INSERT INTO revisions (batch_id, rev, snapshot, observed_at)
-    SELECT id, rev, snapshot, $12::float8 FROM numbered ORDER BY ord
+    INSERT INTO revisions (batch_id, rev, snapshot, observed_at, origin)
+    SELECT id, rev, snapshot, $12::float8, $15::text FROM numbered ORDER BY ord
     RETURNING batch_id, rev, seq
 ),
 trimmed AS (
@@ -65,6 +65,16 @@ trimmed AS (
     WHERE d.batch_id = n.id AND d.rev <= n.rev - $13::int
 )
 SELECT i.rev, i.seq FROM inserted i JOIN numbered n ON n.id = i.batch_id AND n.rev = i.rev ORDER BY n.ord
+"""
+
+# (A revision saved before its replica was named has no origin: it counts as another's.)
+_SAVED_ELSEWHERE = """
+SELECT b.id, b.provider FROM batches b JOIN access a ON a.batch_id = b.id
+WHERE a.owner = $1 AND EXISTS (
+    SELECT 1 FROM revisions r
+    WHERE r.batch_id = b.id AND r.seq <= $2 AND r.observed_at >= $3 AND r.origin IS DISTINCT FROM $4
+)
+ORDER BY b.created_at DESC LIMIT $5
 """
 
 _GRANT = """
@@ -121,6 +131,7 @@ class PostgresRegistry(PostgresConnection):
             observed_at,
             keep,
             shown_at,
+            self.origin,
         )
 
         async def work(conn: Connection) -> list[asyncpg.Record]:
@@ -153,6 +164,11 @@ class PostgresRegistry(PostgresConnection):
 
     async def changed_since(self, owner: str, seq: int, limit: int) -> list[tuple[str, str]]:
         return [(r[0], r[1]) for r in await self._fetch(queries.CHANGED_SINCE, owner, seq, limit)]
+
+    async def saved_elsewhere(
+        self, owner: str, seq: int, since: float, origin: str, limit: int
+    ) -> list[tuple[str, str]]:
+        return [(r[0], r[1]) for r in await self._fetch(_SAVED_ELSEWHERE, owner, seq, since, origin, limit)]
 
     async def providers_for(self, owner: str) -> list[str]:
         return [r[0] for r in await self._fetch(queries.PROVIDERS_FOR, owner)]

@@ -111,6 +111,11 @@ class SqliteRegistry(SqliteConnection):
     async def changed_since(self, owner: str, seq: int, limit: int) -> list[tuple[str, str]]:
         return [(str(r[0]), str(r[1])) for r in await self._rows(queries.CHANGED_SINCE, owner, seq, limit)]
 
+    async def saved_elsewhere(
+        self, owner: str, seq: int, since: float, origin: str, limit: int
+    ) -> list[tuple[str, str]]:
+        return []  # this process saved every revision
+
     async def providers_for(self, owner: str) -> list[str]:
         return [str(r[0]) for r in await self._rows(queries.PROVIDERS_FOR, owner)]
 
