@@ -288,6 +288,8 @@ async def test_a_batch_of_parts_keeps_the_plan_recorded_first(store: Store) -> N
     await store.part_seen("obatch_1", 1, b"state", terminal=True, upstream_id="batch_up")
     (_, second) = await store.parts("obatch_1")
     assert (second.upstream_id, second.sent_at, second.snapshot, second.terminal) == ("batch_up", 123.5, b"state", True)
+    assert await store.part_made_as("batch_up") == ("obatch_1", whole.owner, 1)
+    assert await store.part_made_as("batch_other") is None
     await store.cancel_whole("obatch_1")
     found = await store.whole("obatch_1")
     assert found is not None and found.cancel_asked

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -104,6 +104,33 @@ async def test_its_parts_are_not_the_callers_batches_and_no_one_else_sees_it(stu
         await stub.GetBatch(pb.GetBatchRequest(batch_id=batch.id, provider="anthropic"), metadata=ALICE)
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
     assert all(b.cancel_at is None for b in sim.state.batches.values())  # Bob cancelled nothing
+
+
+async def test_a_parts_own_id_is_its_batchs_and_is_never_listed_as_the_callers(stub: Stub, sim: Sim) -> None:
+    """The caller sees the parts' ids (`parts`): read, watched or cancelled by one, it names the batch it is a
+    part of, is not registered as a batch of the caller's own (so no listing shows it), and is not cancelled."""
+    batch = (await stub.CreateBatch(create_request(15), metadata=ALICE)).batch
+    part = batch.parts[1]
+    calls: dict[str, Callable[[], Awaitable[Any]]] = {
+        "get": lambda: stub.GetBatch(pb.GetBatchRequest(batch_id=part.id, provider="openai"), metadata=ALICE),
+        "cancel": lambda: stub.CancelBatch(pb.CancelBatchRequest(batch_id=part.id, provider="openai"), metadata=ALICE),
+        "results": lambda: stub.StreamResults(
+            pb.StreamResultsRequest(batch_id=part.id, provider="openai"), metadata=ALICE
+        ).read(),
+    }
+    for name, call in calls.items():
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await call()
+        assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION, name
+        info = details(caught.value).info
+        assert info is not None and info.reason == "BATCH_IS_A_PART", name
+        assert (info.metadata["part_of"], info.metadata["part"]) == (batch.id, "1"), name
+    assert all(b.cancel_at is None for b in sim.state.batches.values())
+    listed = (await stub.ListBatches(pb.ListBatchesRequest(provider="openai"), metadata=ALICE)).batches
+    assert [b.id for b in listed] == [batch.id]
+    with pytest.raises(grpc.aio.AioRpcError) as caught:  # another caller: the gateway shows it nothing
+        await stub.GetBatch(pb.GetBatchRequest(batch_id=part.id, provider="openai"), metadata=BOB)
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
 
 
 async def test_a_cancelled_batch_serves_its_finished_parts_and_an_error_for_the_rest(stub: Stub, sim: Sim) -> None:

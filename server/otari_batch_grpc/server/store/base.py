@@ -221,6 +221,11 @@ class PartsStore(abc.ABC):
         """Its parts, in order."""
 
     @abc.abstractmethod
+    async def part_made_as(self, upstream_id: str) -> tuple[str, str, int] | None:
+        """(batch id, owner, index) of the batch of several parts the upstream batch is a part of; None for one that
+        is no part."""
+
+    @abc.abstractmethod
     async def part_custom_ids(self, batch_id: str, index: int) -> bytes:
         """The custom_ids of the part's requests, as planned (packed)."""
 

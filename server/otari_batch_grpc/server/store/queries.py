@@ -71,6 +71,9 @@ PARTS = (
     "FROM parts WHERE batch_id = $1 ORDER BY idx"
 )
 PART_BODIES = "SELECT bodies FROM parts WHERE batch_id = $1 AND idx = $2"
+PART_MADE_AS = (
+    "SELECT w.id, w.owner, p.idx FROM parts p JOIN wholes w ON w.id = p.batch_id WHERE p.upstream_id = $1 LIMIT 1"
+)
 KEEP_BODIES = "UPDATE parts SET bodies = $3 WHERE batch_id = $1 AND idx = $2 AND bodies IS NULL"
 PART_INDICES = "SELECT indices FROM parts WHERE batch_id = $1 AND idx = $2"
 EXAMINE_PART = "UPDATE parts SET examined = $3 WHERE batch_id = $1 AND idx = $2 AND NOT examined"

@@ -39,6 +39,7 @@ from otari_batch_grpc.server.gateway.client import GatewayClient
 from otari_batch_grpc.server.gateway.errors import ProviderFailed, UpstreamError
 from otari_batch_grpc.server.store import Store, StoreUnavailable
 from otari_batch_grpc.server.util.singleflight import SingleFlight
+from otari_batch_grpc.server.util.stamps import stamped_part
 from otari_batch_grpc.v1 import batch_pb2, batch_service_pb2
 
 log = logging.getLogger("otari_batch_grpc.core")
@@ -205,6 +206,7 @@ class Batches:
             data = await self._gateway.get_batch(caller.key, batch_id, provider, time_left=time_left)
         except UpstreamError as exc:
             raise await self.read_failed(caller, batch_id, provider, exc, time_left) from None
+        _no_part(batch_id, data)
         batch = convert.batch_from_json(data)
         (observation,) = await self.states.enter([batch], provider, caller.owner, shown_at=sent)
         return observation
@@ -275,6 +277,9 @@ class Batches:
             if current.terminal:
                 raise already_finished(current.batch)
             return (await self.wholes.cancel(caller, batch_id, provider, time_left=time_left)).batch
+        made = await self._store.part_made_as(batch_id)
+        if made is not None and made[1] == caller.owner:  # (another caller's: the gateway's to say)
+            raise a_part(batch_id, made[0], made[2])
         sent = time.time()
         try:
             data = await self._gateway.cancel_batch(caller.key, batch_id, provider, time_left=time_left)
@@ -285,6 +290,7 @@ class Batches:
             raise from_upstream(exc) from None
         except UpstreamError as exc:
             raise await self.read_failed(caller, batch_id, provider, exc, time_left) from None
+        _no_part(batch_id, data)
         batch = convert.batch_from_json(data)
         await self.states.enter([batch], provider, caller.owner, shown_at=sent)
         return batch
@@ -305,6 +311,24 @@ class Batches:
 
 def status_meta(batch: batch_pb2.Batch) -> dict[str, str]:
     return {"batch_id": batch.id, "status": batch.upstream_status or convert.status_name(batch.status)}
+
+
+def _no_part(batch_id: str, data: Mapping[str, Any]) -> None:
+    """A batch the gateway showed that is a part of a batch of several (by its stamp) is not the caller's own."""
+    metadata = data.get("metadata")
+    if isinstance(metadata, dict) and (made := stamped_part(metadata)) is not None:
+        raise a_part(batch_id, *made)
+
+
+def a_part(batch_id: str, whole_id: str, index: int) -> ServiceError:
+    """The error of a call on a part's own id: the batch is its whole's (read, watched and cancelled as one)."""
+    return ServiceError(
+        Code.FAILED_PRECONDITION,
+        "BATCH_IS_A_PART",
+        f"Batch {batch_id} is part {index} of batch {whole_id}, which this service made of your requests: use "
+        f"{whole_id} (its `parts` show this one). A part is read, watched and cancelled only with its batch.",
+        {"batch_id": batch_id, "part_of": whole_id, "part": str(index)},
+    )
 
 
 def already_finished(batch: batch_pb2.Batch) -> ServiceError:

@@ -46,6 +46,10 @@ class PostgresWholes(PostgresConnection):
     async def parts(self, batch_id: str) -> list[PartRecord]:
         return [PartRecord.of_row(tuple(row)) for row in await self._fetch(queries.PARTS, batch_id)]
 
+    async def part_made_as(self, upstream_id: str) -> tuple[str, str, int] | None:
+        row = await self._fetchrow(queries.PART_MADE_AS, upstream_id)
+        return (str(row[0]), str(row[1]), int(row[2])) if row is not None else None
+
     async def part_custom_ids(self, batch_id: str, index: int) -> bytes:
         value = await self._fetchval(queries.PART_CUSTOM_IDS, batch_id, index)
         return bytes(value) if value is not None else b""

@@ -30,6 +30,10 @@ class SqliteWholes(SqliteConnection):
     async def parts(self, batch_id: str) -> list[PartRecord]:
         return [PartRecord.of_row(row) for row in await self._rows(queries.PARTS, batch_id)]
 
+    async def part_made_as(self, upstream_id: str) -> tuple[str, str, int] | None:
+        rows = await self._rows(queries.PART_MADE_AS, upstream_id)
+        return (str(rows[0][0]), str(rows[0][1]), int(rows[0][2])) if rows else None
+
     async def part_custom_ids(self, batch_id: str, index: int) -> bytes:
         value = await self._scalar(queries.PART_CUSTOM_IDS, batch_id, index)
         return bytes(value) if value is not None else b""
