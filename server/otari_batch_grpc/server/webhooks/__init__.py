@@ -1,0 +1,1 @@
+"""Webhooks out (#32, under way): where one may be delivered (targets)."""

@@ -1,0 +1,201 @@
+"""Where a webhook may be delivered: a URL checked when it is registered, and its host resolved and checked again
+each time it is delivered to, the address connected to being the one checked (so a name that resolves elsewhere
+between the check and the connection, DNS rebinding, reaches nothing it should not).
+
+Only `https`; plain `http` only to loopback, and loopback only when the operator allows it (for development). An
+address must be globally routable: private (10/8, 172.16/12, 192.168/16, fc00::/7), loopback, link-local
+(169.254/16, fe80::/10), CGNAT (100.64/10), 0/8, multicast, documentation and other reserved ranges are refused,
+and so are the IPv6 forms that carry an IPv4 address (mapped ::ffff:0:0/96, 6to4 2002::/16, NAT64 64:ff9b::/96,
+Teredo 2001::/32) when the address they carry would be. Hosts and networks the operator allows are taken as they
+are. The resolver is a seam (`Resolver`): tests check every rule without opening a connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from urllib.parse import SplitResult, urlsplit
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+# (host, port) -> the addresses the host resolves to, as text.
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+MAX_URL_CHARS = 2048
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+class TargetRefused(ValueError):
+    """A URL a webhook may not be delivered to; the message says why, in words a caller can act on."""
+
+
+@dataclass(frozen=True)
+class TargetPolicy:
+    """What an operator allows beyond the public internet: hosts (exact names, lower case) and networks whose
+    addresses are taken as they are, and whether loopback (over plain http too) is allowed, for development."""
+
+    hosts: frozenset[str] = frozenset()
+    networks: tuple[Network, ...] = ()
+    loopback: bool = False
+
+    @classmethod
+    def parse(cls, allowed: Iterable[str], *, loopback: bool = False) -> TargetPolicy:
+        """From an allowlist of hosts and CIDRs (`WEBHOOK_ALLOW`, comma-separated); ValueError for a bad entry."""
+        hosts, networks = set(), []
+        for entry in (e.strip() for e in allowed):
+            if not entry:
+                continue
+            try:
+                networks.append(ipaddress.ip_network(entry, strict=False))
+            except ValueError:
+                if not _is_hostname(entry):
+                    raise ValueError(f"{entry!r} is neither a host name nor a network (CIDR)") from None
+                hosts.add(entry.lower().rstrip("."))
+        return cls(frozenset(hosts), tuple(networks), loopback)
+
+
+@dataclass(frozen=True)
+class Target:
+    """A checked URL and the address to connect to for it (the one checked)."""
+
+    url: str
+    host: str
+    port: int
+    address: str
+    https: bool = field(default=True)
+
+
+def checked_url(url: str, policy: TargetPolicy) -> SplitResult:
+    """A URL as registered: https (http only to loopback, when allowed), a host, no user name or password, no
+    fragment, at most MAX_URL_CHARS. Its addresses are checked when it is delivered to (`resolve`)."""
+    if len(url) > MAX_URL_CHARS:
+        raise TargetRefused(f"is longer than {MAX_URL_CHARS} characters")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise TargetRefused(f"is not a URL ({exc})") from None
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise TargetRefused("must be an https:// URL with a host, such as https://example.com/hooks/otari")
+    if parts.username is not None or parts.password is not None:
+        raise TargetRefused("must not carry a user name or password: put a secret in the path or query if needed")
+    if parts.fragment:
+        raise TargetRefused("must not have a #fragment (it is never sent)")
+    if port == 0:
+        raise TargetRefused("must not name port 0")
+    if parts.scheme == "http" and not (policy.loopback and _is_loopback_name(parts.hostname)):
+        raise TargetRefused(
+            "must be https://; plain http:// only to loopback (localhost, 127.0.0.1, [::1]) where the operator "
+            "allows it, for development"
+        )
+    return parts
+
+
+async def resolve(url: str, policy: TargetPolicy, resolver: Resolver | None = None) -> Target:
+    """The URL's host resolved, and the address to connect to: the first that may be reached. TargetRefused when
+    none may (every address is named in the message), or the host does not resolve."""
+    parts = checked_url(url, policy)
+    host = (parts.hostname or "").rstrip(".")
+    https = parts.scheme == "https"
+    port = parts.port or (443 if https else 80)
+    try:
+        literal: Address | None = ipaddress.ip_address(host)
+    except ValueError:
+        literal = None
+    if literal is not None:
+        found = [str(literal)]
+    else:
+        try:
+            found = await (resolver or system_resolver)(host, port)
+        except OSError as exc:
+            raise TargetRefused(f"names a host that does not resolve ({host}: {exc})") from None
+    refused = []
+    for text in found:
+        address = ipaddress.ip_address(text.split("%", 1)[0])  # (a scope id, fe80::1%eth0, is no part of it)
+        why = refusal(address, host, policy)
+        if why is None:
+            return Target(url, host, port, str(address), https)
+        refused.append(f"{address} ({why})")
+    if not refused:
+        raise TargetRefused(f"names a host with no address ({host})")
+    raise TargetRefused(f"reaches no address a webhook may be sent to: {', '.join(refused)}")
+
+
+def refusal(address: Address, host: str, policy: TargetPolicy) -> str | None:
+    """Why a webhook may not go to `address` (reached by the name `host`), or None when it may."""
+    if host.lower() in policy.hosts or any(address in network for network in policy.networks):
+        return None
+    if address.is_loopback or _carried(address, lambda a: a.is_loopback):
+        return None if policy.loopback else "loopback"
+    if isinstance(address, ipaddress.IPv6Address):
+        carried = _embedded(address)
+        if carried is not None:
+            why = refusal(carried, host, policy)
+            return None if why is None else f"carries {carried}: {why}"
+    if address.is_multicast:
+        return "multicast"
+    if address.is_link_local:
+        return "link-local"
+    if address in _CGNAT:
+        return "shared address space (CGNAT, 100.64.0.0/10)"
+    if not address.is_global:
+        return "private or reserved"
+    return None
+
+
+_CGNAT = ipaddress.ip_network("100.64.0.0/10")
+
+
+def _embedded(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one carries: mapped, 6to4, NAT64 or Teredo (the client's)."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address in _NAT64:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if address.teredo is not None:
+        return address.teredo[1]
+    return None
+
+
+def _carried(address: Address, test: Callable[[Address], bool]) -> bool:
+    carried = _embedded(address) if isinstance(address, ipaddress.IPv6Address) else None
+    return carried is not None and test(carried)
+
+
+async def system_resolver(host: str, port: int) -> list[str]:
+    """The host's addresses from the system's resolver (off the event loop, as asyncio does it)."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+def redacted(url: str) -> str:
+    """A URL as it may be logged: without its query string, user name or password (they may carry secrets)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "(not a URL)"
+    shown = f"[{host}]" if ":" in host else host
+    return f"{parts.scheme}://{shown}{port}{parts.path}{'?...' if parts.query else ''}"
+
+
+def _is_loopback_name(host: str) -> bool:
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _is_hostname(entry: str) -> bool:
+    labels = entry.rstrip(".").split(".")
+    return (
+        all(label and len(label) <= 63 and label.replace("-", "").isalnum() for label in labels) and len(entry) <= 253
+    )
