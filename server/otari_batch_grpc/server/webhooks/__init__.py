@@ -1,1 +1,2 @@
-"""Webhooks out (#32, under way): where one may be delivered (targets)."""
+"""Webhooks out (#32, under way): where one may be delivered (targets), its Standard Webhooks headers (signing), and
+one sent to its receiver (sender)."""

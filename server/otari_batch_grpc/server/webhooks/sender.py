@@ -1,0 +1,120 @@
+"""One webhook POSTed to its receiver: the URL's host resolved and checked (targets), the connection made to the
+address checked and to no other (aiohttp asked for the host gets that address alone, TLS still verifying the
+host's name), no redirect followed, connect and read bounded, and at most `max_response_bytes` of the answer read.
+What came back (`Answer`) or why nothing did (`NotDelivered`) is the caller's to judge: a 2xx ends a delivery, a
+410 disables its endpoint, anything else is tried again (honouring Retry-After)."""
+
+from __future__ import annotations
+
+import email.utils
+import socket
+import ssl
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+
+from otari_batch_grpc.server.webhooks.targets import Resolver, Target, TargetPolicy, TargetRefused, redacted, resolve
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The receiver's answer: its status, Retry-After in seconds (None when it sent none, or one not understood),
+    and the start of its body (for the endpoint's delivery log)."""
+
+    status: int
+    retry_after: float | None
+    excerpt: str
+
+
+class NotDelivered(Exception):
+    """Nothing came back: the target refused (`refused`: a URL or address a webhook may not go to), or the
+    connection failed, timed out, or the answer was too large. The message says which, without the URL's query."""
+
+    def __init__(self, message: str, *, refused: bool = False) -> None:
+        super().__init__(message)
+        self.refused = refused
+
+
+@dataclass(frozen=True)
+class SenderLimits:
+    connect_seconds: float = 5.0
+    read_seconds: float = 10.0
+    max_response_bytes: int = 64 * 1024
+
+
+class Sender:
+    def __init__(
+        self, policy: TargetPolicy, *, limits: SenderLimits | None = None, resolver: Resolver | None = None
+    ) -> None:
+        self._policy = policy
+        self._limits = limits or SenderLimits()
+        self._resolver = resolver
+        self._tls = ssl.create_default_context()
+
+    async def send(self, url: str, body: bytes, headers: Mapping[str, str]) -> Answer:
+        try:
+            target = await resolve(url, self._policy, self._resolver)
+        except TargetRefused as exc:
+            raise NotDelivered(f"{redacted(url)} {exc}", refused=True) from None
+        limits = self._limits
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=limits.connect_seconds, sock_read=limits.read_seconds)
+        connector = aiohttp.TCPConnector(resolver=_Pinned(target), force_close=True, ssl=self._tls)
+        try:
+            async with (
+                aiohttp.ClientSession(connector=connector, timeout=timeout, trust_env=False) as session,
+                session.post(url, data=body, headers=dict(headers), allow_redirects=False) as response,
+            ):
+                excerpt = await response.content.read(limits.max_response_bytes + 1)
+                if len(excerpt) > limits.max_response_bytes:
+                    raise NotDelivered(f"{redacted(url)} answered more than {limits.max_response_bytes} bytes")
+                retry_after = _retry_after(response.headers.get("Retry-After"))
+                return Answer(response.status, retry_after, excerpt[:512].decode("utf-8", "replace"))
+        except TimeoutError:
+            raise NotDelivered(f"{redacted(url)} took too long to answer") from None
+        except aiohttp.ClientError as exc:
+            raise NotDelivered(f"{redacted(url)} could not be reached ({type(exc).__name__})") from None
+
+
+class _Pinned(AbstractResolver):
+    """The checked address, and no other, for the target's host."""
+
+    def __init__(self, target: Target) -> None:
+        self._target = target
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        target = self._target
+        if host.rstrip(".").lower() != target.host.lower():  # (never: one session, one URL, no redirect)
+            raise OSError(f"no address for {host}")
+        address_family = socket.AF_INET6 if ":" in target.address else socket.AF_INET
+        return [
+            ResolveResult(
+                hostname=host,
+                host=target.address,
+                port=port or target.port,
+                family=address_family,
+                proto=0,
+                flags=socket.AI_NUMERICHOST,
+            )
+        ]
+
+    async def close(self) -> None:
+        return None
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Retry-After as seconds from now: a number of seconds, or an HTTP date."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())

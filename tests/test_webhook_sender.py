@@ -1,0 +1,132 @@
+"""One webhook sent (#32): signed as Standard Webhooks has it and verified with its library, to a real receiver on
+loopback (allowed here, as for development); no redirect followed, reads bounded in time and size."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+from aiohttp import web
+from standardwebhooks.webhooks import Webhook
+
+from otari_batch_grpc.server.webhooks.sender import NotDelivered, Sender, SenderLimits
+from otari_batch_grpc.server.webhooks.signing import new_secret, signed_headers
+from otari_batch_grpc.server.webhooks.targets import TargetPolicy
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+DEVELOPMENT = TargetPolicy(loopback=True)
+QUICK = SenderLimits(connect_seconds=1.0, read_seconds=0.3, max_response_bytes=1024)
+
+
+class Receiver:
+    """An HTTP receiver on loopback: what it got, and what it answers (`answer`, changed by each test)."""
+
+    def __init__(self) -> None:
+        self.got: list[tuple[str, dict[str, str], bytes]] = []
+        self.answer: Handler = self._no_content
+        self.url = ""
+
+    async def _no_content(self, _request: web.Request) -> web.StreamResponse:
+        return web.Response(status=204)
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        self.got.append((request.path, dict(request.headers), await request.read()))
+        return await self.answer(request)
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    receiving = Receiver()
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", receiving.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    receiving.url = f"http://127.0.0.1:{port}/hooks/otari?token=s3cret"
+    try:
+        yield receiving
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_webhook_arrives_signed_and_verifies_with_the_specs_library(receiver: Receiver) -> None:
+    old, new = new_secret(), new_secret()
+    body = json.dumps({"type": "batch.completed", "timestamp": "2026-12-06T10:00:00Z", "data": {"id": "b"}}).encode()
+    at = time.time()
+    answer = await Sender(DEVELOPMENT, limits=QUICK).send(
+        receiver.url, body, signed_headers([new, old], "msg_1", at, body)
+    )
+    assert answer.status == 204 and answer.retry_after is None
+    ((path, headers, got),) = receiver.got
+    assert path == "/hooks/otari" and got == body
+    for secret in (old, new):  # while a secret is rotated, a receiver that knows either one verifies
+        assert Webhook(secret).verify(got, headers)["type"] == "batch.completed"
+    assert (headers["webhook-id"], headers["webhook-timestamp"]) == ("msg_1", str(int(at)))
+    with pytest.raises(Exception, match="No matching signature"):
+        Webhook(new_secret()).verify(got, headers)
+
+
+async def test_a_redirect_is_answered_not_followed(receiver: Receiver) -> None:
+    async def redirect(_request: web.Request) -> web.StreamResponse:
+        return web.Response(status=307, headers={"Location": "http://169.254.169.254/latest/meta-data"})
+
+    receiver.answer = redirect
+    answer = await Sender(DEVELOPMENT, limits=QUICK).send(receiver.url, b"{}", {})
+    assert answer.status == 307 and len(receiver.got) == 1
+
+
+async def test_a_slow_or_long_answer_is_not_waited_for_or_read_whole(receiver: Receiver) -> None:
+    async def slow(_request: web.Request) -> web.StreamResponse:
+        await asyncio.sleep(2)
+        return web.Response(status=200)
+
+    async def long(_request: web.Request) -> web.StreamResponse:
+        return web.Response(status=200, body=b"x" * 5000)
+
+    sender = Sender(DEVELOPMENT, limits=QUICK)
+    receiver.answer = slow
+    with pytest.raises(NotDelivered, match="took too long") as caught:
+        await sender.send(receiver.url, b"{}", {})
+    assert "s3cret" not in str(caught.value) and not caught.value.refused  # the URL's query is never shown
+    receiver.answer = long
+    with pytest.raises(NotDelivered, match="more than 1024 bytes"):
+        await sender.send(receiver.url, b"{}", {})
+
+
+@pytest.mark.parametrize(("header", "seconds"), [("7", 7.0), ("(in 60 s, as a date)", 60.0), ("soon", None)])
+async def test_retry_after_is_read_as_seconds(receiver: Receiver, header: str, seconds: float | None) -> None:
+    if header.startswith("("):
+        header = email.utils.formatdate(time.time() + 60, usegmt=True)
+
+    async def busy(_request: web.Request) -> web.StreamResponse:
+        return web.Response(status=503, headers={"Retry-After": header})
+
+    receiver.answer = busy
+    answer = await Sender(DEVELOPMENT, limits=QUICK).send(receiver.url, b"{}", {})
+    assert answer.status == 503
+    if seconds is None:
+        assert answer.retry_after is None
+    else:
+        assert answer.retry_after is not None and abs(answer.retry_after - seconds) < 2
+
+
+async def test_a_target_refused_is_not_connected_to() -> None:
+    resolved: list[str] = []
+
+    async def resolver(host: str, port: int) -> list[str]:
+        resolved.append(host)
+        return ["10.0.0.7"]
+
+    sender = Sender(TargetPolicy(), limits=QUICK, resolver=resolver)
+    with pytest.raises(NotDelivered, match=r"10\.0\.0\.7") as caught:
+        await sender.send("https://hooks.example.com/x?token=s3cret", b"{}", {})
+    assert caught.value.refused and "s3cret" not in str(caught.value) and resolved == ["hooks.example.com"]
+    with pytest.raises(NotDelivered, match="must be https") as caught:  # loopback not allowed here
+        await sender.send("http://127.0.0.1:9/x", b"{}", {})
+    assert caught.value.refused
