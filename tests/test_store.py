@@ -201,6 +201,8 @@ async def test_listing_is_newest_first_by_owner_and_provider(store: Store) -> No
     assert elsewhere == ([("c", "openai")] if store.SHARED else [])
     assert await store.saved_elsewhere("o", mark, 2.0, "0" * 32, 10) == []  # numbered past it
     assert await store.saved_elsewhere("o", mark + 1, 2.5, "0" * 32, 10) == []  # observed before `since`
+    assert await store.saved_elsewhere("o", mark + 1, 2.0, "0" * 32, 10, among=["a", "b"]) == []  # not listed
+    assert await store.saved_elsewhere("o", mark + 1, 2.0, "0" * 32, 10, among=["c"]) == elsewhere
 
 
 async def test_batches_of_one_entry_keep_the_order_they_came_in(store: Store) -> None:
@@ -295,6 +297,28 @@ async def test_a_batch_of_parts_keeps_the_plan_recorded_first(store: Store) -> N
     assert found is not None and found.cancel_asked
     await store.drop_whole("obatch_1")
     assert await store.whole("obatch_1") is None and await store.parts("obatch_1") == []
+
+
+async def test_a_part_entered_as_a_callers_batch_before_parts_were_told_apart_is_no_longer_one(tmp_path: Path) -> None:
+    """(SQLite migration 9, PostgreSQL's 7 alike.) Before, a GetBatch of a part's id entered it as a batch of the
+    caller's own: listed ever after."""
+    path = tmp_path / "s.db"
+    store = await open_store(path)
+    try:
+        await store.add_whole(_whole(), [PartPlan(0, 0, 3, b"")])
+        await store.part_seen("obatch_1", 0, b"state", terminal=False, upstream_id="batch_up")
+        await store.enter([seen("batch_up"), seen("batch_own")], [], owner="o", keep=5, observed_at=1.0)
+        assert sorted(r.id for r in await store.list_for("o", None, before=None, limit=10)) == ["batch_own", "batch_up"]
+    finally:
+        await store.close()
+    (forget,) = [part for part in SqliteStore.MIGRATIONS[8].split(";") if "DELETE" in part]
+    with sqlite3.connect(path) as db:  # what migration 9 does to a database where it happened
+        db.execute(forget)
+    again = await open_store(path)
+    try:
+        assert [r.id for r in await again.list_for("o", None, before=None, limit=10)] == ["batch_own"]
+    finally:
+        await again.close()
 
 
 async def test_a_batch_of_parts_goes_with_its_registry_entry(store: Store) -> None:

@@ -114,6 +114,21 @@ async def test_a_bad_chunk_is_named_by_its_place_in_the_batch_and_nothing_is_mad
     assert not sim.state.batches
 
 
+async def test_a_chunk_from_a_client_on_an_older_contract_is_invalid_argument(stub: Stub, sim: Sim) -> None:
+    """RequestChunk.requests was field 1: a chunk so numbered is refused, saying why, and nothing is made."""
+    request = create_request(3)
+    item = request.requests[0].SerializeToString()
+    old = pb.RequestChunk.FromString(b"\x0a" + bytes([len(item)]) + item)  # field 1: a field it no longer has
+
+    async def messages() -> AsyncIterator[pb.UploadBatchRequest]:
+        yield _header(request)
+        yield pb.UploadBatchRequest(chunk=old)
+
+    error = await _refused(stub, messages())
+    assert details(error).fields == ["chunk"] and "regenerate the stubs" in (error.details() or "")
+    assert not sim.state.batches
+
+
 async def test_parts_read_at_once_from_a_spool_get_their_own_requests() -> None:
     """Parts are read from threads at once: each read stands alone (no shared file position)."""
     spool = Spool(pb.CreateBatchRequest(model="openai:gpt-4o-mini"))

@@ -133,6 +133,26 @@ async def test_a_parts_own_id_is_its_batchs_and_is_never_listed_as_the_callers(s
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
 
 
+async def test_a_part_is_cancelled_by_no_key_of_its_user_and_told_apart_only_to_whom_the_gateway_shows_it(
+    stub: Stub, sim: Sim
+) -> None:
+    """Another key of the same user (the gateway shows them its batches): told the part is one, nothing cancelled.
+    Another user: NOT_FOUND, as for any batch not theirs (no word of the batch it is a part of)."""
+    batch = (await stub.CreateBatch(create_request(15), metadata=ALICE)).batch
+    _, key = await sim.new_key("alice")
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.CancelBatch(
+            pb.CancelBatchRequest(batch_id=batch.parts[0].id, provider="openai"),
+            metadata=(("authorization", f"Bearer {key}"),),
+        )
+    info = details(caught.value).info
+    assert info is not None and (info.reason, info.metadata["part_of"]) == ("BATCH_IS_A_PART", batch.id)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.CancelBatch(pb.CancelBatchRequest(batch_id=batch.parts[0].id, provider="openai"), metadata=BOB)
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND and batch.id not in (caught.value.details() or "")
+    assert all(b.cancel_at is None for b in sim.state.batches.values())
+
+
 async def test_a_cancelled_batch_serves_its_finished_parts_and_an_error_for_the_rest(stub: Stub, sim: Sim) -> None:
     batch = (await stub.CreateBatch(create_request(25), metadata=ALICE)).batch
     await sim.force(batch.parts[0].id, "completed")

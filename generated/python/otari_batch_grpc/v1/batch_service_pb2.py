@@ -29,7 +29,7 @@ from otari_batch_grpc.v1 import result_pb2 as otari_dot_batch_dot_v1_dot_result_
 from otari_batch_grpc.v1 import watch_pb2 as otari_dot_batch_dot_v1_dot_watch__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"otari/batch/v1/batch_service.proto\x12\x0eotari.batch.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1aotari/batch/v1/batch.proto\x1a\x1botari/batch/v1/result.proto\x1a\x1aotari/batch/v1/watch.proto\"\x88\x01\n\x10\x42\x61tchRequestItem\x12\x1b\n\tcustom_id\x18\x01 \x01(\tR\x08\x63ustomId\x12-\n\x04\x62ody\x18\x02 \x01(\x0b\x32\x17.google.protobuf.StructH\x00R\x04\x62ody\x12\x1d\n\tbody_json\x18\x03 \x01(\tH\x00R\x08\x62odyJsonB\t\n\x07\x63ontent\"\xf6\x02\n\x12\x43reateBatchRequest\x12\x14\n\x05model\x18\x01 \x01(\tR\x05model\x12<\n\x08requests\x18\x02 \x03(\x0b\x32 .otari.batch.v1.BatchRequestItemR\x08requests\x12+\n\x11\x63ompletion_window\x18\x03 \x01(\tR\x10\x63ompletionWindow\x12L\n\x08metadata\x18\x04 \x03(\x0b\x32\x30.otari.batch.v1.CreateBatchRequest.MetadataEntryR\x08metadata\x12\x12\n\x04user\x18\x05 \x01(\tR\x04user\x12\x1d\n\nrequest_id\x18\x06 \x01(\tR\trequestId\x12!\n\x0cmax_attempts\x18\x07 \x01(\x05R\x0bmaxAttempts\x1a;\n\rMetadataEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"\x90\x01\n\x12UploadBatchRequest\x12<\n\x06header\x18\x01 \x01(\x0b\x32\".otari.batch.v1.CreateBatchRequestH\x00R\x06header\x12\x34\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x1c.otari.batch.v1.RequestChunkH\x00R\x05\x63hunkB\x06\n\x04item\"L\n\x0cRequestChunk\x12<\n\x08requests\x18\x02 \x03(\x0b\x32 .otari.batch.v1.BatchRequestItemR\x08requests\"B\n\x13UploadBatchResponse\x12+\n\x05\x62\x61tch\x18\x01 \x01(\x0b\x32\x15.otari.batch.v1.BatchR\x05\x62\x61tch\"B\n\x13\x43reateBatchResponse\x12+\n\x05\x62\x61tch\x18\x01 \x01(\x0b\x32\x15.otari.batch.v1.BatchR\x05\x62\x61tch\"H\n\x0fGetBatchRequest\x12\x19\n\x08\x62\x61tch_id\x18\x01 \x01(\tR\x07\x62\x61tchId\x12\x1a\n\x08provider\x18\x02 \x01(\tR\x08provider\"?\n\x10GetBatchResponse\x12+\n\x05\x62\x61tch\x18\x01 \x01(\x0b\x32\x15.otari.batch.v1.BatchR\x05\x62\x61tch\"l\n\x12ListBatchesRequest\x12\x1a\n\x08provider\x18\x01 \x01(\tR\x08provider\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken\"\xa1\x01\n\x13ListBatchesResponse\x12/\n\x07\x62\x61tches\x18\x01 \x03(\x0b\x32\x15.otari.batch.v1.BatchR\x07\x62\x61tches\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12\x31\n\x14incomplete_providers\x18\x03 \x03(\tR\x13incompleteProviders\"K\n\x12\x43\x61ncelBatchRequest\x12\x19\n\x08\x62\x61tch_id\x18\x01 \x01(\tR\x07\x62\x61tchId\x12\x1a\n\x08provider\x18\x02 \x01(\tR\x08provider\"B\n\x13\x43\x61ncelBatchResponse\x12+\n\x05\x62\x61tch\x18\x01 \x01(\x0b\x32\x15.otari.batch.v1.BatchR\x05\x62\x61tch\"\x82\x01\n\x14StreamResultsRequest\x12\x19\n\x08\x62\x61tch_id\x18\x01 \x01(\tR\x07\x62\x61tchId\x12\x1a\n\x08provider\x18\x02 \x01(\tR\x08provider\x12\x1f\n\x0bstart_index\x18\x03 \x01(\x03R\nstartIndex\x12\x12\n\x04wait\x18\x04 \x01(\x08R\x04wait\"\xc3\x01\n\x15StreamResultsResponse\x12\x35\n\x07results\x18\x01 \x03(\x0b\x32\x1b.otari.batch.v1.BatchResultR\x07results\x12\x1f\n\x0b\x66irst_index\x18\x02 \x01(\x03R\nfirstIndex\x12\x1f\n\x0btotal_count\x18\x03 \x01(\x03R\ntotalCount\x12\x31\n\x08progress\x18\x04 \x01(\x0b\x32\x15.otari.batch.v1.BatchR\x08progress\"m\n\x11WatchBatchRequest\x12\x19\n\x08\x62\x61tch_id\x18\x01 \x01(\tR\x07\x62\x61tchId\x12\x1a\n\x08provider\x18\x02 \x01(\tR\x08provider\x12!\n\x0cresume_token\x18\x03 \x01(\tR\x0bresumeToken\"F\n\x12WatchBatchResponse\x12\x30\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1a.otari.batch.v1.BatchEventR\x05\x65vent\"U\n\x13WatchBatchesRequest\x12\x1b\n\tbatch_ids\x18\x01 \x03(\tR\x08\x62\x61tchIds\x12!\n\x0cresume_token\x18\x02 \x01(\tR\x0bresumeToken\"H\n\x14WatchBatchesResponse\x12\x30\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1a.otari.batch.v1.BatchEventR\x05\x65vent\"~\n\x10WaitBatchRequest\x12\x19\n\x08\x62\x61tch_id\x18\x01 \x01(\tR\x07\x62\x61tchId\x12\x1a\n\x08provider\x18\x02 \x01(\tR\x08provider\x12\x33\n\x07timeout\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationR\x07timeout\"T\n\x11WaitBatchResponse\x12+\n\x05\x62\x61tch\x18\x01 \x01(\x0b\x32\x15.otari.batch.v1.BatchR\x05\x62\x61tch\x12\x12\n\x04\x64one\x18\x02 \x01(\x08R\x04\x64one2\xa5\x06\n\x0c\x42\x61tchService\x12V\n\x0b\x43reateBatch\x12\".otari.batch.v1.CreateBatchRequest\x1a#.otari.batch.v1.CreateBatchResponse\x12X\n\x0bUploadBatch\x12\".otari.batch.v1.UploadBatchRequest\x1a#.otari.batch.v1.UploadBatchResponse(\x01\x12M\n\x08GetBatch\x12\x1f.otari.batch.v1.GetBatchRequest\x1a .otari.batch.v1.GetBatchResponse\x12V\n\x0bListBatches\x12\".otari.batch.v1.ListBatchesRequest\x1a#.otari.batch.v1.ListBatchesResponse\x12V\n\x0b\x43\x61ncelBatch\x12\".otari.batch.v1.CancelBatchRequest\x1a#.otari.batch.v1.CancelBatchResponse\x12^\n\rStreamResults\x12$.otari.batch.v1.StreamResultsRequest\x1a%.otari.batch.v1.StreamResultsResponse0\x01\x12U\n\nWatchBatch\x12!.otari.batch.v1.WatchBatchRequest\x1a\".otari.batch.v1.WatchBatchResponse0\x01\x12[\n\x0cWatchBatches\x12#.otari.batch.v1.WatchBatchesRequest\x1a$.otari.batch.v1.WatchBatchesResponse0\x01\x12P\n\tWaitBatch\x12 .otari.batch.v1.WaitBatchRequest\x1a!.otari.batch.v1.WaitBatchResponseB\xb7\x01\n\x19\x61i.mozilla.otari.batch.v1B\x11\x42\x61tchServiceProtoP\x01ZJgithub.com/mozilla-ai/otari-batch-grpc/generated/go/otari/batch/v1;batchv1\xa2\x02\x03OBX\xaa\x02\x0eOtari.Batch.V1\xca\x02\x0eOtari\\Batch\\V1\xea\x02\x10Otari::Batch::V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"otari/batch/v1/batch_service.proto\x12\x0eotari.batch.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1aotari/batch/v1/batch.proto\x1a\x1botari/batch/v1/result.proto\x1a\x1aotari/batch/v1/watch.proto\"\x88\x01\n\x10\x42\x61tchRequestItem\x12\x1b\n\tcustom_id\x18\x01 \x01(\tR\x08\x63ustomId\x12-\n\x04\x62ody\x18\x02 \x01(\x0b\x32\x17.google.protobuf.StructH\x00R\x04\x62ody\x12\x1d\n\tbody_json\x18\x03 \x01(\tH\x00R\x08\x62odyJsonB\t\n\x07\x63ontent\"\xf6\x02\n\x12\x43reateBatchRequest\x12\x14\n\x05model\x18\x01 \x01(\tR\x05model\x12<\n\x08requests\x18\x02 \x03(\x0b\x32 .otari.batch.v1.BatchRequestItemR\x08requests\x12+\n\x11\x63ompletion_window\x18\x03 \x01(\tR\x10\x63ompletionWindow\x12L\n\x08metadata\x18\x04 \x03(\x0b\x32\x30.otari.batch.v1.CreateBatchRequest.MetadataEntryR\x08metadata\x12\x12\n\x04user\x18\x05 \x01(\tR\x04user\x12\x1d\n\nrequest_id\x18\x06 \x01(\tR\trequestId\x12!\n\x0cmax_attempts\x18\x07 \x01(\x05R\x0bmaxAttempts\x1a;\n\rMetadataEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"\x90\x01\n\x12UploadBatchRequest\x12<\n\x06header\x18\x01 \x01(\x0b\x32\".otari.batch.v1.CreateBatchRequestH\x00R\x06header\x12\x34\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x1c.otari.batch.v1.RequestChunkH\x00R\x05\x63hunkB\x06\n\x04item\"R\n\x0cRequestChunk\x12<\n\x08requests\x18\x02 \x03(\x0b\x32 .otari.batch.v1.BatchRequestItemR\x08requestsJ\x04\x08\x01\x10\x02\"B\n\x13UploadBatchResponse\x12+\n\x05\x62\x61tch\x18\x01 \x01(\x0b\x32\x15.otari.batch.v1.BatchR\x05\x62\x61tch\"B\n\x13\x43reateBatchResponse\x12+\n\x05\x62\x61tch\x18\x01 \x01(\x0b\x32\x15.otari.batch.v1.BatchR\x05\x62\x61tch\"H\n\x0fGetBatchRequest\x12\x19\n\x08\x62\x61tch_id\x18\x01 \x01(\tR\x07\x62\x61tchId\x12\x1a\n\x08provider\x18\x02 \x01(\tR\x08provider\"?\n\x10GetBatchResponse\x12+\n\x05\x62\x61tch\x18\x01 \x01(\x0b\x32\x15.otari.batch.v1.BatchR\x05\x62\x61tch\"l\n\x12ListBatchesRequest\x12\x1a\n\x08provider\x18\x01 \x01(\tR\x08provider\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken\"\xa1\x01\n\x13ListBatchesResponse\x12/\n\x07\x62\x61tches\x18\x01 \x03(\x0b\x32\x15.otari.batch.v1.BatchR\x07\x62\x61tches\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12\x31\n\x14incomplete_providers\x18\x03 \x03(\tR\x13incompleteProviders\"K\n\x12\x43\x61ncelBatchRequest\x12\x19\n\x08\x62\x61tch_id\x18\x01 \x01(\tR\x07\x62\x61tchId\x12\x1a\n\x08provider\x18\x02 \x01(\tR\x08provider\"B\n\x13\x43\x61ncelBatchResponse\x12+\n\x05\x62\x61tch\x18\x01 \x01(\x0b\x32\x15.otari.batch.v1.BatchR\x05\x62\x61tch\"\x82\x01\n\x14StreamResultsRequest\x12\x19\n\x08\x62\x61tch_id\x18\x01 \x01(\tR\x07\x62\x61tchId\x12\x1a\n\x08provider\x18\x02 \x01(\tR\x08provider\x12\x1f\n\x0bstart_index\x18\x03 \x01(\x03R\nstartIndex\x12\x12\n\x04wait\x18\x04 \x01(\x08R\x04wait\"\xc3\x01\n\x15StreamResultsResponse\x12\x35\n\x07results\x18\x01 \x03(\x0b\x32\x1b.otari.batch.v1.BatchResultR\x07results\x12\x1f\n\x0b\x66irst_index\x18\x02 \x01(\x03R\nfirstIndex\x12\x1f\n\x0btotal_count\x18\x03 \x01(\x03R\ntotalCount\x12\x31\n\x08progress\x18\x04 \x01(\x0b\x32\x15.otari.batch.v1.BatchR\x08progress\"m\n\x11WatchBatchRequest\x12\x19\n\x08\x62\x61tch_id\x18\x01 \x01(\tR\x07\x62\x61tchId\x12\x1a\n\x08provider\x18\x02 \x01(\tR\x08provider\x12!\n\x0cresume_token\x18\x03 \x01(\tR\x0bresumeToken\"F\n\x12WatchBatchResponse\x12\x30\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1a.otari.batch.v1.BatchEventR\x05\x65vent\"U\n\x13WatchBatchesRequest\x12\x1b\n\tbatch_ids\x18\x01 \x03(\tR\x08\x62\x61tchIds\x12!\n\x0cresume_token\x18\x02 \x01(\tR\x0bresumeToken\"H\n\x14WatchBatchesResponse\x12\x30\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1a.otari.batch.v1.BatchEventR\x05\x65vent\"~\n\x10WaitBatchRequest\x12\x19\n\x08\x62\x61tch_id\x18\x01 \x01(\tR\x07\x62\x61tchId\x12\x1a\n\x08provider\x18\x02 \x01(\tR\x08provider\x12\x33\n\x07timeout\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationR\x07timeout\"T\n\x11WaitBatchResponse\x12+\n\x05\x62\x61tch\x18\x01 \x01(\x0b\x32\x15.otari.batch.v1.BatchR\x05\x62\x61tch\x12\x12\n\x04\x64one\x18\x02 \x01(\x08R\x04\x64one2\xa5\x06\n\x0c\x42\x61tchService\x12V\n\x0b\x43reateBatch\x12\".otari.batch.v1.CreateBatchRequest\x1a#.otari.batch.v1.CreateBatchResponse\x12X\n\x0bUploadBatch\x12\".otari.batch.v1.UploadBatchRequest\x1a#.otari.batch.v1.UploadBatchResponse(\x01\x12M\n\x08GetBatch\x12\x1f.otari.batch.v1.GetBatchRequest\x1a .otari.batch.v1.GetBatchResponse\x12V\n\x0bListBatches\x12\".otari.batch.v1.ListBatchesRequest\x1a#.otari.batch.v1.ListBatchesResponse\x12V\n\x0b\x43\x61ncelBatch\x12\".otari.batch.v1.CancelBatchRequest\x1a#.otari.batch.v1.CancelBatchResponse\x12^\n\rStreamResults\x12$.otari.batch.v1.StreamResultsRequest\x1a%.otari.batch.v1.StreamResultsResponse0\x01\x12U\n\nWatchBatch\x12!.otari.batch.v1.WatchBatchRequest\x1a\".otari.batch.v1.WatchBatchResponse0\x01\x12[\n\x0cWatchBatches\x12#.otari.batch.v1.WatchBatchesRequest\x1a$.otari.batch.v1.WatchBatchesResponse0\x01\x12P\n\tWaitBatch\x12 .otari.batch.v1.WaitBatchRequest\x1a!.otari.batch.v1.WaitBatchResponseB\xb7\x01\n\x19\x61i.mozilla.otari.batch.v1B\x11\x42\x61tchServiceProtoP\x01ZJgithub.com/mozilla-ai/otari-batch-grpc/generated/go/otari/batch/v1;batchv1\xa2\x02\x03OBX\xaa\x02\x0eOtari.Batch.V1\xca\x02\x0eOtari\\Batch\\V1\xea\x02\x10Otari::Batch::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -48,39 +48,39 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_UPLOADBATCHREQUEST']._serialized_start=718
   _globals['_UPLOADBATCHREQUEST']._serialized_end=862
   _globals['_REQUESTCHUNK']._serialized_start=864
-  _globals['_REQUESTCHUNK']._serialized_end=940
-  _globals['_UPLOADBATCHRESPONSE']._serialized_start=942
-  _globals['_UPLOADBATCHRESPONSE']._serialized_end=1008
-  _globals['_CREATEBATCHRESPONSE']._serialized_start=1010
-  _globals['_CREATEBATCHRESPONSE']._serialized_end=1076
-  _globals['_GETBATCHREQUEST']._serialized_start=1078
-  _globals['_GETBATCHREQUEST']._serialized_end=1150
-  _globals['_GETBATCHRESPONSE']._serialized_start=1152
-  _globals['_GETBATCHRESPONSE']._serialized_end=1215
-  _globals['_LISTBATCHESREQUEST']._serialized_start=1217
-  _globals['_LISTBATCHESREQUEST']._serialized_end=1325
-  _globals['_LISTBATCHESRESPONSE']._serialized_start=1328
-  _globals['_LISTBATCHESRESPONSE']._serialized_end=1489
-  _globals['_CANCELBATCHREQUEST']._serialized_start=1491
-  _globals['_CANCELBATCHREQUEST']._serialized_end=1566
-  _globals['_CANCELBATCHRESPONSE']._serialized_start=1568
-  _globals['_CANCELBATCHRESPONSE']._serialized_end=1634
-  _globals['_STREAMRESULTSREQUEST']._serialized_start=1637
-  _globals['_STREAMRESULTSREQUEST']._serialized_end=1767
-  _globals['_STREAMRESULTSRESPONSE']._serialized_start=1770
-  _globals['_STREAMRESULTSRESPONSE']._serialized_end=1965
-  _globals['_WATCHBATCHREQUEST']._serialized_start=1967
-  _globals['_WATCHBATCHREQUEST']._serialized_end=2076
-  _globals['_WATCHBATCHRESPONSE']._serialized_start=2078
-  _globals['_WATCHBATCHRESPONSE']._serialized_end=2148
-  _globals['_WATCHBATCHESREQUEST']._serialized_start=2150
-  _globals['_WATCHBATCHESREQUEST']._serialized_end=2235
-  _globals['_WATCHBATCHESRESPONSE']._serialized_start=2237
-  _globals['_WATCHBATCHESRESPONSE']._serialized_end=2309
-  _globals['_WAITBATCHREQUEST']._serialized_start=2311
-  _globals['_WAITBATCHREQUEST']._serialized_end=2437
-  _globals['_WAITBATCHRESPONSE']._serialized_start=2439
-  _globals['_WAITBATCHRESPONSE']._serialized_end=2523
-  _globals['_BATCHSERVICE']._serialized_start=2526
-  _globals['_BATCHSERVICE']._serialized_end=3331
+  _globals['_REQUESTCHUNK']._serialized_end=946
+  _globals['_UPLOADBATCHRESPONSE']._serialized_start=948
+  _globals['_UPLOADBATCHRESPONSE']._serialized_end=1014
+  _globals['_CREATEBATCHRESPONSE']._serialized_start=1016
+  _globals['_CREATEBATCHRESPONSE']._serialized_end=1082
+  _globals['_GETBATCHREQUEST']._serialized_start=1084
+  _globals['_GETBATCHREQUEST']._serialized_end=1156
+  _globals['_GETBATCHRESPONSE']._serialized_start=1158
+  _globals['_GETBATCHRESPONSE']._serialized_end=1221
+  _globals['_LISTBATCHESREQUEST']._serialized_start=1223
+  _globals['_LISTBATCHESREQUEST']._serialized_end=1331
+  _globals['_LISTBATCHESRESPONSE']._serialized_start=1334
+  _globals['_LISTBATCHESRESPONSE']._serialized_end=1495
+  _globals['_CANCELBATCHREQUEST']._serialized_start=1497
+  _globals['_CANCELBATCHREQUEST']._serialized_end=1572
+  _globals['_CANCELBATCHRESPONSE']._serialized_start=1574
+  _globals['_CANCELBATCHRESPONSE']._serialized_end=1640
+  _globals['_STREAMRESULTSREQUEST']._serialized_start=1643
+  _globals['_STREAMRESULTSREQUEST']._serialized_end=1773
+  _globals['_STREAMRESULTSRESPONSE']._serialized_start=1776
+  _globals['_STREAMRESULTSRESPONSE']._serialized_end=1971
+  _globals['_WATCHBATCHREQUEST']._serialized_start=1973
+  _globals['_WATCHBATCHREQUEST']._serialized_end=2082
+  _globals['_WATCHBATCHRESPONSE']._serialized_start=2084
+  _globals['_WATCHBATCHRESPONSE']._serialized_end=2154
+  _globals['_WATCHBATCHESREQUEST']._serialized_start=2156
+  _globals['_WATCHBATCHESREQUEST']._serialized_end=2241
+  _globals['_WATCHBATCHESRESPONSE']._serialized_start=2243
+  _globals['_WATCHBATCHESRESPONSE']._serialized_end=2315
+  _globals['_WAITBATCHREQUEST']._serialized_start=2317
+  _globals['_WAITBATCHREQUEST']._serialized_end=2443
+  _globals['_WAITBATCHRESPONSE']._serialized_start=2445
+  _globals['_WAITBATCHRESPONSE']._serialized_end=2529
+  _globals['_BATCHSERVICE']._serialized_start=2532
+  _globals['_BATCHSERVICE']._serialized_end=3337
 # @@protoc_insertion_point(module_scope)

@@ -38,6 +38,10 @@ MAX_DESCRIPTION_BYTES = 300
 VIOLATIONS_BUDGET_BYTES = 3_000
 
 
+# The reason of a call on the id of a part of a batch of several (core.batches.a_part): no batch of its own.
+A_PART = "BATCH_IS_A_PART"
+
+
 class Code(enum.Enum):
     """The canonical codes this service answers with (google.rpc.Code; grpc.StatusCode has the same names)."""
 

@@ -17,7 +17,7 @@ from otari_batch_grpc.server.domain.callers import Caller, OwnerHasher
 from otari_batch_grpc.server.domain.core.batches import Batches
 from otari_batch_grpc.server.domain.errors import FieldViolation, invalid_argument
 from otari_batch_grpc.server.domain.idempotency import IdempotentCreates
-from otari_batch_grpc.server.domain.parts.requests import InMessage, Requests, Spool
+from otari_batch_grpc.server.domain.parts.requests import InMessage, Requests, Spool, UnknownChunkFields
 from otari_batch_grpc.server.domain.results import Message, ResultStreams
 from otari_batch_grpc.server.domain.subscriptions.feed import Feed, Subscription
 from otari_batch_grpc.server.domain.subscriptions.many import WATCH_MAX_BATCHES, ManyFeed
@@ -237,7 +237,18 @@ async def _spooled(
             check.chunk(message.chunk.requests)
             limits.batch_size(check.count)
             spooled(message.chunk.ByteSize())
-            await spool.add(message.chunk)
+            try:
+                await spool.add(message.chunk)
+            except UnknownChunkFields:
+                raise invalid_argument(
+                    [
+                        FieldViolation(
+                            "chunk",
+                            "carries fields this contract does not have (a client built on an older one, where "
+                            "RequestChunk.requests was field 1?): regenerate the stubs from the current .proto",
+                        )
+                    ]
+                ) from None
         if not len(spool):
             raise invalid_argument([FieldViolation("chunk", "at least one request is required; none came")])
     except BaseException:

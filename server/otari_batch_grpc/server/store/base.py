@@ -360,10 +360,11 @@ class Store(PartsStore, abc.ABC):
 
     @abc.abstractmethod
     async def saved_elsewhere(
-        self, owner: str, seq: int, since: float, origin: str, limit: int
+        self, owner: str, seq: int, since: float, origin: str, limit: int, *, among: Sequence[str] | None = None
     ) -> list[tuple[str, str]]:
-        """(id, provider) of the batches `owner` was shown that have a revision numbered up to `seq`, observed at
-        `since` or later, that a process other than `origin` saved (none when the store is one process's own)."""
+        """(id, provider) of the batches `owner` was shown (`among` these, when given) that have a revision numbered
+        up to `seq`, observed at `since` or later, that a process other than `origin` saved (none when the store is
+        one process's own)."""
 
     @abc.abstractmethod
     async def providers_for(self, owner: str) -> list[str]:

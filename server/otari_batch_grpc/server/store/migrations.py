@@ -148,6 +148,12 @@ SQLITE: tuple[str, ...] = (
         created_at  REAL NOT NULL
     )
     """,
+    # 9: a part is found by its upstream id (a call on it names its batch); a part a GetBatch of it had entered as
+    #    a batch of the caller's own (before parts were told apart) is no longer one
+    """
+    CREATE INDEX parts_by_upstream ON parts(upstream_id);
+    DELETE FROM access WHERE batch_id IN (SELECT upstream_id FROM parts WHERE upstream_id IS NOT NULL)
+    """,
 )
 
 # Every table lives in a schema of its own (the connections' search_path), so the service can share a database
@@ -284,8 +290,12 @@ POSTGRES: tuple[str, ...] = (
     );
     """,
     # 7: which replica saved each revision (a WatchBatches resume sends again what another saved just before its
-    #    position: it may have come after)
+    #    position: it may have come after); a part is found by its upstream id (a call on it names its batch), and
+    #    a part a GetBatch of it had entered as a batch of the caller's own (before parts were told apart) is no
+    #    longer one
     """
     ALTER TABLE revisions ADD COLUMN origin TEXT;
+    CREATE INDEX parts_by_upstream ON parts (upstream_id);
+    DELETE FROM access WHERE batch_id IN (SELECT upstream_id FROM parts WHERE upstream_id IS NOT NULL);
     """,
 )

@@ -26,7 +26,7 @@ from otari_batch_grpc.server.domain.core.replicas import Notices, ReplicaFleet
 from otari_batch_grpc.server.domain.core.retention import Retention, RetentionPolicy
 from otari_batch_grpc.server.domain.core.states import States
 from otari_batch_grpc.server.domain.core.trust import Trust
-from otari_batch_grpc.server.domain.errors import Code, ServiceError, from_upstream, state_unavailable
+from otari_batch_grpc.server.domain.errors import A_PART, Code, ServiceError, from_upstream, state_unavailable
 from otari_batch_grpc.server.domain.parts.ids import is_whole
 from otari_batch_grpc.server.domain.parts.wholes import PartsPolicy, Wholes
 from otari_batch_grpc.server.domain.sealing import Sealer
@@ -278,7 +278,8 @@ class Batches:
                 raise already_finished(current.batch)
             return (await self.wholes.cancel(caller, batch_id, provider, time_left=time_left)).batch
         made = await self._store.part_made_as(batch_id)
-        if made is not None and made[1] == caller.owner:  # (another caller's: the gateway's to say)
+        if made is not None:  # never cancelled on its own. The gateway says first whether the caller may see it:
+            await self._fetch(caller, batch_id, provider, time_left)  # its stamp raises BATCH_IS_A_PART, or the error
             raise a_part(batch_id, made[0], made[2])
         sent = time.time()
         try:
@@ -324,7 +325,7 @@ def a_part(batch_id: str, whole_id: str, index: int) -> ServiceError:
     """The error of a call on a part's own id: the batch is its whole's (read, watched and cancelled as one)."""
     return ServiceError(
         Code.FAILED_PRECONDITION,
-        "BATCH_IS_A_PART",
+        A_PART,
         f"Batch {batch_id} is part {index} of batch {whole_id}, which this service made of your requests: use "
         f"{whole_id} (its `parts` show this one). A part is read, watched and cancelled only with its batch.",
         {"batch_id": batch_id, "part_of": whole_id, "part": str(index)},

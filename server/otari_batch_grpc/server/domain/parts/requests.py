@@ -18,6 +18,10 @@ Item = batch_service_pb2.BatchRequestItem
 _REQUESTS_TAG = b"\x12"  # CreateBatchRequest.requests: field 2, length-delimited
 
 
+class UnknownChunkFields(ValueError):
+    """A chunk carries fields besides its requests that this contract does not have (a client built on another)."""
+
+
 class Requests(Protocol):
     """A batch to create: its header (the CreateBatchRequest without requests) and its requests, in order."""
 
@@ -137,8 +141,8 @@ class Spool:
             at += len(_REQUESTS_TAG) + wire.varint_size(size) + size
             self._offsets.append(at)
         self._custom_ids.extend(item.custom_id for item in chunk.requests)
-        if at - self.bytes != len(data):  # (the field numbers or the serialization would have changed)
-            raise AssertionError(f"a chunk of {len(data)} bytes measured {at - self.bytes}")
+        if at - self.bytes != len(data):  # fields of its own besides its requests: none this contract has
+            raise UnknownChunkFields(f"a chunk of {len(data)} bytes holds {at - self.bytes} of requests")
         self.bytes = at
         await asyncio.to_thread(self._write, data)
 

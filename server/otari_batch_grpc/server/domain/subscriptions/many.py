@@ -22,15 +22,16 @@ from otari_batch_grpc.server.domain.callers import Caller
 from otari_batch_grpc.server.domain.core.observations import Observation
 from otari_batch_grpc.server.domain.errors import Code, FieldViolation, ServiceError, invalid_argument
 from otari_batch_grpc.server.domain.subscriptions.feed import FeedBase, Subscription
-from otari_batch_grpc.server.domain.subscriptions.subscribers import ACCESS_LOST, Problem
+from otari_batch_grpc.server.domain.subscriptions.subscribers import Problem, access_lost
 from otari_batch_grpc.server.domain.subscriptions.trails import CHANGE, SNAPSHOT, ManyTrail, heartbeat, through
 from otari_batch_grpc.server.domain.tokens import ManyPosition
 from otari_batch_grpc.v1 import watch_pb2
 
 # Batches one WatchBatches stream follows at most (listed, or every live one of the caller's).
 WATCH_MAX_BATCHES = 1000
-# How long before a resume position was reached another replica's revision may still have been on its way here.
-RESUME_LOOKBACK_SECONDS = 30.0
+# How long before a resume position was reached another replica's revision may still have been on its way here: a
+# notice's lag, a slow save, the replicas' clocks apart (the window compares one replica's clock with another's).
+RESUME_LOOKBACK_SECONDS = 120.0
 
 
 class ManyFeed(FeedBase):
@@ -44,7 +45,7 @@ class ManyFeed(FeedBase):
         after = position.seq if position else None
         opened = time.time()
         try:
-            unsure = await self._unsure(subscription, position)
+            unsure = await self._unsure(subscription, ids, position)
             targets = await self._targets(subscription, ids, after, unsure)
             self.hub.make_room(subscription.caller.owner, len(targets))  # all of them at once, or none
             # Every event sent while the batches are first read carries the position before them: a resume from
@@ -67,14 +68,19 @@ class ManyFeed(FeedBase):
         finally:
             subscription.close()
 
-    async def _unsure(self, subscription: Subscription, position: ManyPosition | None) -> dict[str, str]:
+    async def _unsure(
+        self, subscription: Subscription, ids: list[str], position: ManyPosition | None
+    ) -> dict[str, str]:
         """The batches (id: provider) a resume at `position` sends again though numbered within it: another replica
         saved a revision of theirs just before it was reached (see above)."""
         if position is None or not position.at:
             return {}
         since = position.at - RESUME_LOOKBACK_SECONDS
         owner = subscription.caller.owner
-        return dict(await self.store.saved_elsewhere(owner, position.seq, since, position.by, WATCH_MAX_BATCHES))
+        among = ids or None
+        return dict(
+            await self.store.saved_elsewhere(owner, position.seq, since, position.by, WATCH_MAX_BATCHES, among=among)
+        )
 
     async def _targets(
         self, subscription: Subscription, ids: list[str], after: int | None, unsure: dict[str, str]
@@ -117,7 +123,7 @@ class ManyFeed(FeedBase):
         except ServiceError as error:
             if error.code == Code.UNAUTHENTICATED:
                 raise  # the key, not the batch: the stream ends
-            removed = error.code in ACCESS_LOST
+            removed = access_lost(error)
             if removed:
                 unread.pop(batch_id, None)
             else:

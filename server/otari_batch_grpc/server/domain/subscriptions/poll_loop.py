@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from otari_batch_grpc.server.domain.core.observations import Observation
 from otari_batch_grpc.server.domain.errors import LIMIT_EXCEEDED, Code, ServiceError
-from otari_batch_grpc.server.domain.subscriptions.subscribers import ACCESS_LOST, Problem, Subscriber, Watcher
+from otari_batch_grpc.server.domain.subscriptions.subscribers import Problem, Subscriber, Watcher, access_lost
 
 if TYPE_CHECKING:
     from otari_batch_grpc.server.domain.subscriptions.hub import Hub
@@ -135,7 +135,7 @@ class PollLoop:
         try:
             observation = await self._hub.poll(watcher, self.batch_id, self.provider)
         except ServiceError as error:
-            if error.code in ACCESS_LOST:
+            if access_lost(error):
                 self._drop(watcher.owner, error)
             elif error.reason != LIMIT_EXCEEDED:  # (the watcher's own calls fill its gateway slots: poll later)
                 self._back_off(error)
@@ -189,7 +189,7 @@ class PollLoop:
         try:
             await self._hub.poll(watcher, self.batch_id, self.provider)
         except ServiceError as error:
-            if error.code in ACCESS_LOST:
+            if access_lost(error):
                 self._drop(watcher.owner, error)
             return  # trouble: the next round checks again
         self.verified[watcher.owner] = time.monotonic()

@@ -13,10 +13,15 @@ import contextlib
 from dataclasses import dataclass, field
 
 from otari_batch_grpc.server.domain.core.observations import Observation
-from otari_batch_grpc.server.domain.errors import Code, ServiceError
+from otari_batch_grpc.server.domain.errors import A_PART, Code, ServiceError
 
 # What the gateway answers one caller that may not see a batch (any more): that caller leaves, not the loop.
 ACCESS_LOST = frozenset({Code.NOT_FOUND, Code.PERMISSION_DENIED, Code.UNAUTHENTICATED})
+
+
+def access_lost(error: ServiceError) -> bool:
+    """Whether an error says the batch is not (or no longer) the caller's to follow."""
+    return error.code in ACCESS_LOST or error.reason == A_PART
 
 
 @dataclass(frozen=True, slots=True)

@@ -70,7 +70,7 @@ SELECT i.rev, i.seq FROM inserted i JOIN numbered n ON n.id = i.batch_id AND n.r
 # (A revision saved before its replica was named has no origin: it counts as another's.)
 _SAVED_ELSEWHERE = """
 SELECT b.id, b.provider FROM batches b JOIN access a ON a.batch_id = b.id
-WHERE a.owner = $1 AND EXISTS (
+WHERE a.owner = $1 AND ($6::text[] IS NULL OR b.id = ANY($6::text[])) AND EXISTS (
     SELECT 1 FROM revisions r
     WHERE r.batch_id = b.id AND r.seq <= $2 AND r.observed_at >= $3 AND r.origin IS DISTINCT FROM $4
 )
@@ -166,9 +166,10 @@ class PostgresRegistry(PostgresConnection):
         return [(r[0], r[1]) for r in await self._fetch(queries.CHANGED_SINCE, owner, seq, limit)]
 
     async def saved_elsewhere(
-        self, owner: str, seq: int, since: float, origin: str, limit: int
+        self, owner: str, seq: int, since: float, origin: str, limit: int, *, among: Sequence[str] | None = None
     ) -> list[tuple[str, str]]:
-        return [(r[0], r[1]) for r in await self._fetch(_SAVED_ELSEWHERE, owner, seq, since, origin, limit)]
+        listed = None if among is None else list(among)
+        return [(r[0], r[1]) for r in await self._fetch(_SAVED_ELSEWHERE, owner, seq, since, origin, limit, listed)]
 
     async def providers_for(self, owner: str) -> list[str]:
         return [r[0] for r in await self._fetch(queries.PROVIDERS_FOR, owner)]

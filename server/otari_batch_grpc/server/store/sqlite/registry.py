@@ -112,7 +112,7 @@ class SqliteRegistry(SqliteConnection):
         return [(str(r[0]), str(r[1])) for r in await self._rows(queries.CHANGED_SINCE, owner, seq, limit)]
 
     async def saved_elsewhere(
-        self, owner: str, seq: int, since: float, origin: str, limit: int
+        self, owner: str, seq: int, since: float, origin: str, limit: int, *, among: Sequence[str] | None = None
     ) -> list[tuple[str, str]]:
         return []  # this process saved every revision
 
