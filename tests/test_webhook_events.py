@@ -1,0 +1,38 @@
+"""A webhook's body (#32): Standard Webhooks' `{type, timestamp, data}`, the data the contract's BatchEvent."""
+
+from __future__ import annotations
+
+import json
+
+from google.protobuf import json_format, timestamp_pb2
+
+from otari_batch_grpc.server.webhooks.events import TERMINAL, body, event_type, message_id
+from otari_batch_grpc.v1 import batch_pb2, watch_pb2
+
+
+def test_the_type_is_the_status_as_the_gateway_spells_it() -> None:
+    assert event_type(batch_pb2.BATCH_STATUS_COMPLETED) == "batch.completed"
+    assert event_type(batch_pb2.BATCH_STATUS_IN_PROGRESS) == "batch.in_progress"
+    assert {event_type(s) for s in TERMINAL} == {"batch.completed", "batch.failed", "batch.expired", "batch.cancelled"}
+
+
+def test_the_data_reads_back_as_the_contracts_batch_event() -> None:
+    event = watch_pb2.BatchEvent(
+        kind=watch_pb2.BATCH_EVENT_KIND_CHANGE,
+        batch=batch_pb2.Batch(id="batch_1", status=batch_pb2.BATCH_STATUS_CANCELLED, metadata={"team": "é"}),
+        previous_status=batch_pb2.BATCH_STATUS_CANCELLING,
+        observed_at=timestamp_pb2.Timestamp(seconds=1_796_546_256, nanos=250_000_000),
+        resume_token="tok",
+    )
+    document = json.loads(body(event))
+    assert (document["type"], document["timestamp"]) == ("batch.cancelled", "2026-12-06T08:37:36.250Z")
+    assert json_format.ParseDict(document["data"], watch_pb2.BatchEvent()) == event
+    assert json.loads(body(event, kind="webhook.test"))["type"] == "webhook.test"
+    assert "é" in body(event).decode()  # UTF-8, not escaped
+
+
+def test_one_event_keeps_its_id_across_tries_and_two_do_not_share_one() -> None:
+    assert message_id("wh_1", "batch_1", 3) == message_id("wh_1", "batch_1", 3)
+    assert (
+        len({message_id("wh_1", "batch_1", 3), message_id("wh_1", "batch_1", 4), message_id("wh_2", "batch_1", 3)}) == 3
+    )
