@@ -132,6 +132,10 @@ class ManyFeed(FeedBase):
                     return None  # (it was told already)
             return await self._problem(caller, stream, Problem(batch_id, error, removed=removed))
         unread.pop(batch_id, None)
+        if batch_id in unsure:  # saved elsewhere just now: what this replica remembers may be older than the store
+            stored = await self.store.latest_revision(batch_id)
+            if stored is not None and stored.rev > current.rev:
+                current = Observation.of(stored)
         trail = stream.trail(batch_id)
         if not current.terminal:  # joined first: nothing is missed while the event below waits to be sent
             self.hub.join(subscription.subscriber, batch_id, provider, current, verified_at=verified)
