@@ -1,0 +1,78 @@
+"""A webhook endpoint (#32, under way): which changes of which of its owner's batches it wants, and the secrets that
+sign what it is sent, through a rotation.
+
+A change is one where the status moved (a change of counts alone is none); an endpoint of terminal events wants only
+the moves to COMPLETED, FAILED, EXPIRED or CANCELLED; a metadata filter keeps the batches that carry each of its
+pairs. While a secret is rotated, the new one and the one before it both sign (Standard Webhooks allows several
+signatures), until the overlap the rotation asked for ends; the secrets are kept sealed under the key-encryption
+keys, bound to the endpoint and its owner.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from otari_batch_grpc.server.domain.sealing import Sealer
+from otari_batch_grpc.server.webhooks.events import TERMINAL, event_type
+from otari_batch_grpc.v1 import batch_pb2
+
+SECRETS_PURPOSE = "webhook signing secrets"
+
+
+class Events(enum.Enum):
+    TERMINAL = "terminal"  # the moves to a terminal status
+    ALL = "all"  # every move of the status
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    id: str
+    owner: str
+    url: str
+    events: Events
+    metadata_filter: Mapping[str, str] = field(default_factory=dict)
+    enabled: bool = True
+
+    def wants(self, before: batch_pb2.Batch | None, after: batch_pb2.Batch) -> str | None:
+        """The type of the event the change from `before` (None: first seen) to `after` is for this endpoint, or
+        None when it wants none."""
+        if not self.enabled or (before is not None and before.status == after.status):
+            return None
+        if self.events is Events.TERMINAL and after.status not in TERMINAL:
+            return None
+        if any(after.metadata.get(key) != value for key, value in self.metadata_filter.items()):
+            return None
+        return event_type(after.status)
+
+
+@dataclass(frozen=True)
+class SigningSecrets:
+    """The secret that signs an endpoint's webhooks, and during a rotation the one before it, until `previous_until`
+    (epoch seconds)."""
+
+    current: str
+    previous: str = ""
+    previous_until: float = 0.0
+
+    def signing(self, now: float) -> list[str]:
+        """The secrets that sign a webhook sent at `now`: the current one first."""
+        return [self.current, self.previous] if self.previous and now < self.previous_until else [self.current]
+
+    def rotated(self, new: str, *, now: float, overlap: float) -> SigningSecrets:
+        """`new` signs from now on; the current one too, for `overlap` seconds (0: not at all)."""
+        if overlap < 0:
+            raise ValueError("a rotation's overlap is not negative")
+        return SigningSecrets(new, self.current, now + overlap) if overlap else SigningSecrets(new)
+
+    def sealed(self, sealer: Sealer, endpoint: Endpoint) -> bytes:
+        plain = json.dumps({"current": self.current, "previous": self.previous, "until": self.previous_until})
+        return sealer.seal(plain, purpose=SECRETS_PURPOSE, batch_id=endpoint.id, owner=endpoint.owner)
+
+    @classmethod
+    def opened(cls, sealed: bytes, sealer: Sealer, endpoint: Endpoint) -> SigningSecrets:
+        """The secrets `sealed` holds (Unsealable: altered, another endpoint's or owner's, or a key not held)."""
+        data = json.loads(sealer.open(sealed, purpose=SECRETS_PURPOSE, batch_id=endpoint.id, owner=endpoint.owner))
+        return cls(str(data["current"]), str(data["previous"]), float(data["until"]))
