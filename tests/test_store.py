@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import re
 import signal
 import sqlite3
@@ -24,6 +25,7 @@ import pytest
 from otari_batch_grpc.server.store import (
     MIGRATIONS,
     Access,
+    EndpointRecord,
     PartPlan,
     Revision,
     SeenBatch,
@@ -586,3 +588,32 @@ async def test_kill_9_mid_load_loses_nothing_acknowledged(sim: Sim, tmp_path: Pa
     per_request = Counter(b.metadata.get("otari_request_id", "").split("/")[0] for b in sim.state.batches.values())
     assert set(acknowledged) <= set(per_request) <= set(sent)
     assert set(per_request.values()) == {1}
+
+
+# -- webhook endpoints (#32) ---------------------------------------------------------------------------------------
+def _endpoint(endpoint_id: str = "wh_1", owner: str = "o", **fields: object) -> EndpointRecord:
+    values: dict[str, object] = {
+        "url": "https://hooks.example.com/x?token=t", "events": "terminal", "metadata_filter": "{}",
+        "description": "", "secrets": b"sealed secrets", "sealed_key": b"sealed key", "enabled": True,
+        "disabled_reason": "", "created_at": 100.0, "updated_at": 100.0, **fields,
+    }  # fmt: skip
+    return EndpointRecord(endpoint_id, owner, **values)  # type: ignore[arg-type]
+
+
+async def test_an_endpoint_is_kept_for_its_owner_up_to_a_limit_and_changed_only_as_read(store: Store) -> None:
+    first = _endpoint()
+    assert await store.add_endpoint(first, limit=2)
+    assert await store.add_endpoint(_endpoint("wh_2", created_at=101.0), limit=2)
+    assert not await store.add_endpoint(_endpoint("wh_3"), limit=2)  # the owner has its 2
+    assert await store.add_endpoint(_endpoint("wh_4", owner="p"), limit=2)  # another owner's count is its own
+    assert await store.endpoint("wh_1") == first and await store.endpoint("wh_3") is None
+    assert [e.id for e in await store.endpoints_of("o")] == ["wh_1", "wh_2"]
+    disabled = dataclasses.replace(first, enabled=False, disabled_reason="410 Gone", updated_at=200.0)
+    assert await store.update_endpoint(disabled, read_at=first.updated_at)
+    assert await store.endpoint("wh_1") == disabled
+    stale = dataclasses.replace(first, url="https://elsewhere.example/", updated_at=300.0)
+    assert not await store.update_endpoint(stale, read_at=first.updated_at)  # changed since it was read
+    assert not await store.update_endpoint(dataclasses.replace(disabled, owner="p"), read_at=200.0)  # not p's
+    assert not await store.delete_endpoint("wh_1", "p")
+    assert await store.delete_endpoint("wh_1", "o") and await store.endpoint("wh_1") is None
+    assert not await store.delete_endpoint("wh_1", "o")

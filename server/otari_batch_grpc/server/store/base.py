@@ -4,6 +4,7 @@ nothing of protobuf. Two backends implement it (`sqlite`, `postgres`); `tests/te
 from __future__ import annotations
 
 import abc
+import dataclasses
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -204,6 +205,65 @@ def is_database_url(target: str | os.PathLike[str]) -> bool:
     return isinstance(target, str) and target.startswith(("postgresql://", "postgres://"))
 
 
+@dataclass(frozen=True)
+class EndpointRecord:
+    """A webhook endpoint as kept (#32): whose, where, which changes (`events`: 'terminal' or 'all'; a metadata
+    filter, as a JSON object), its signing secrets and its owner's key (both sealed), whether it is enabled (and
+    why not), and when it was made and last changed (`updated_at`: what an update compares)."""
+
+    id: str
+    owner: str
+    url: str
+    events: str
+    metadata_filter: str
+    description: str
+    secrets: bytes
+    sealed_key: bytes
+    enabled: bool
+    disabled_reason: str
+    created_at: float
+    updated_at: float
+
+    @classmethod
+    def of_row(cls, row: Sequence[Any]) -> EndpointRecord:
+        """A row of queries.ENDPOINT_COLUMNS, from either backend."""
+        endpoint_id, owner, url, events, metadata_filter, description = (str(value) for value in row[:6])
+        secrets, sealed_key, enabled, reason = bytes(row[6]), bytes(row[7]), bool(row[8]), str(row[9])
+        return cls(
+            endpoint_id, owner, url, events, metadata_filter, description, secrets, sealed_key, enabled, reason,
+            float(row[10]), float(row[11]),
+        )  # fmt: skip
+
+    def row(self) -> tuple[object, ...]:
+        """Its values in queries.ENDPOINT_COLUMNS' order."""
+        return dataclasses.astuple(self)
+
+
+class EndpointsStore(abc.ABC):
+    """The store's part for webhook endpoints (#32; Store holds it with the rest)."""
+
+    @abc.abstractmethod
+    async def add_endpoint(self, endpoint: EndpointRecord, *, limit: int) -> bool:
+        """Keep a new endpoint, unless its owner has `limit` already (False)."""
+
+    @abc.abstractmethod
+    async def endpoint(self, endpoint_id: str) -> EndpointRecord | None:
+        """The endpoint with this id, whoever's it is."""
+
+    @abc.abstractmethod
+    async def endpoints_of(self, owner: str) -> list[EndpointRecord]:
+        """The owner's endpoints, oldest first."""
+
+    @abc.abstractmethod
+    async def update_endpoint(self, endpoint: EndpointRecord, *, read_at: float) -> bool:
+        """Write the endpoint (its owner's) as changed, unless it changed since it was read (its `updated_at` then
+        was `read_at`): False, read it again."""
+
+    @abc.abstractmethod
+    async def delete_endpoint(self, endpoint_id: str, owner: str) -> bool:
+        """Forget the owner's endpoint; False when it has none of this id."""
+
+
 class PartsStore(abc.ABC):
     """The store's part for batches of several parts (Store holds it with the rest)."""
 
@@ -292,7 +352,7 @@ class PartsStore(abc.ABC):
         """Forget a batch of several parts whose create failed (its parts made so far were cancelled)."""
 
 
-class Store(PartsStore, abc.ABC):
+class Store(PartsStore, EndpointsStore, abc.ABC):
     """The service's durable state: the batch registry, who may see each batch, idempotency claims, status
     revisions and the results cache. Every method is one short transaction (or one read); a write that began
     finishes whole even when the calling task is cancelled."""

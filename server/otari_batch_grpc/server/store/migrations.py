@@ -154,6 +154,24 @@ SQLITE: tuple[str, ...] = (
     CREATE INDEX parts_by_upstream ON parts(upstream_id);
     DELETE FROM access WHERE batch_id IN (SELECT upstream_id FROM parts WHERE upstream_id IS NOT NULL)
     """,
+    # 10: webhook endpoints (#32): whose, where, which changes, the signing secrets and the owner's key (sealed)
+    """
+    CREATE TABLE webhook_endpoints (
+        id               TEXT PRIMARY KEY,
+        owner            TEXT NOT NULL,             -- owner hash of the caller that registered it
+        url              TEXT NOT NULL,
+        events           TEXT NOT NULL,             -- 'terminal' or 'all'
+        metadata_filter  TEXT NOT NULL,             -- the metadata pairs a batch must carry, a JSON object
+        description      TEXT NOT NULL,
+        secrets          BLOB NOT NULL,             -- its signing secrets, sealed (AES-GCM, the key-encryption key)
+        sealed_key       BLOB NOT NULL,             -- the owner's key, sealed, to poll its batches meanwhile
+        enabled          INTEGER NOT NULL,
+        disabled_reason  TEXT NOT NULL,
+        created_at       REAL NOT NULL,
+        updated_at       REAL NOT NULL
+    );
+    CREATE INDEX webhook_endpoints_by_owner ON webhook_endpoints(owner, created_at)
+    """,
 )
 
 # Every table lives in a schema of its own (the connections' search_path), so the service can share a database
@@ -297,5 +315,23 @@ POSTGRES: tuple[str, ...] = (
     ALTER TABLE revisions ADD COLUMN origin TEXT;
     CREATE INDEX parts_by_upstream ON parts (upstream_id);
     DELETE FROM access WHERE batch_id IN (SELECT upstream_id FROM parts WHERE upstream_id IS NOT NULL);
+    """,
+    # 8: webhook endpoints (#32): whose, where, which changes, the signing secrets and the owner's key (sealed)
+    """
+    CREATE TABLE webhook_endpoints (
+        id               TEXT PRIMARY KEY,
+        owner            TEXT NOT NULL,             -- owner hash of the caller that registered it
+        url              TEXT NOT NULL,
+        events           TEXT NOT NULL,             -- 'terminal' or 'all'
+        metadata_filter  TEXT NOT NULL,             -- the metadata pairs a batch must carry, a JSON object
+        description      TEXT NOT NULL,
+        secrets          BYTEA NOT NULL,            -- its signing secrets, sealed (AES-GCM, the key-encryption key)
+        sealed_key       BYTEA NOT NULL,            -- the owner's key, sealed, to poll its batches meanwhile
+        enabled          BOOLEAN NOT NULL,
+        disabled_reason  TEXT NOT NULL,
+        created_at       DOUBLE PRECISION NOT NULL,
+        updated_at       DOUBLE PRECISION NOT NULL
+    );
+    CREATE INDEX webhook_endpoints_by_owner ON webhook_endpoints (owner, created_at);
     """,
 )

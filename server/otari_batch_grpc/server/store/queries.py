@@ -133,6 +133,7 @@ TABLES = (
     "wholes",
     "parts",
     "delegations",
+    "webhook_endpoints",
 )
 
 # -- results cache ------------------------------------------------------------------------------------------------
@@ -154,3 +155,25 @@ _NUMBERED = re.compile(r"\$(\d+)")
 def for_sqlite(sql: str) -> str:
     """`sql` with its parameters numbered SQLite's way (`$1` -> `?1`)."""
     return _NUMBERED.sub(r"?\1", sql)
+
+
+# -- webhook endpoints (#32) ---------------------------------------------------------------------------------------
+ENDPOINT_COLUMNS = (
+    "id, owner, url, events, metadata_filter, description, secrets, sealed_key, enabled, disabled_reason, "
+    "created_at, updated_at"
+)
+# Added unless its owner has `$13` already (one write: no two registrations pass the count between them on SQLite;
+# on PostgreSQL two at once may, by one each).
+ADD_ENDPOINT = (
+    f"INSERT INTO webhook_endpoints ({ENDPOINT_COLUMNS}) "
+    "SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 "
+    "WHERE (SELECT count(*) FROM webhook_endpoints WHERE owner = $2) < $13"
+)
+ENDPOINT = f"SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE id = $1"
+ENDPOINTS_OF = f"SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE owner = $1 ORDER BY created_at, id"
+# Unless it changed since it was read (`updated_at`, $11): the caller reads it again and retries.
+UPDATE_ENDPOINT = (
+    "UPDATE webhook_endpoints SET url = $3, events = $4, metadata_filter = $5, description = $6, secrets = $7, "
+    "enabled = $8, disabled_reason = $9, updated_at = $10 WHERE id = $1 AND owner = $2 AND updated_at = $11"
+)
+DELETE_ENDPOINT = "DELETE FROM webhook_endpoints WHERE id = $1 AND owner = $2"

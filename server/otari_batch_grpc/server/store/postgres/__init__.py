@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from otari_batch_grpc.server.store.postgres.claims import PostgresClaims
 from otari_batch_grpc.server.store.postgres.connection import redacted
+from otari_batch_grpc.server.store.postgres.endpoints import PostgresEndpoints
 from otari_batch_grpc.server.store.postgres.fleet import PostgresFleet
 from otari_batch_grpc.server.store.postgres.registry import PostgresRegistry
 from otari_batch_grpc.server.store.postgres.results import PostgresResults
@@ -16,7 +17,13 @@ from otari_batch_grpc.server.store.postgres.wholes import PostgresWholes
 
 
 class PostgresStore(
-    PostgresRegistry, PostgresClaims, PostgresRevisions, PostgresResults, PostgresWholes, PostgresFleet
+    PostgresRegistry,
+    PostgresClaims,
+    PostgresRevisions,
+    PostgresResults,
+    PostgresWholes,
+    PostgresFleet,
+    PostgresEndpoints,
 ):
     """An asyncpg pool on one database, shared with any number of other processes."""
 

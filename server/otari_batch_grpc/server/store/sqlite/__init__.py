@@ -5,13 +5,14 @@ cache."""
 from __future__ import annotations
 
 from otari_batch_grpc.server.store.sqlite.claims import SqliteClaims
+from otari_batch_grpc.server.store.sqlite.endpoints import SqliteEndpoints
 from otari_batch_grpc.server.store.sqlite.registry import SqliteRegistry
 from otari_batch_grpc.server.store.sqlite.results import SqliteResults
 from otari_batch_grpc.server.store.sqlite.revisions import SqliteRevisions
 from otari_batch_grpc.server.store.sqlite.wholes import SqliteWholes
 
 
-class SqliteStore(SqliteRegistry, SqliteClaims, SqliteRevisions, SqliteResults, SqliteWholes):
+class SqliteStore(SqliteRegistry, SqliteClaims, SqliteRevisions, SqliteResults, SqliteWholes, SqliteEndpoints):
     """One aiosqlite connection; a lock makes each method's transaction whole."""
 
 

@@ -1,0 +1,32 @@
+"""PostgreSQL's webhook endpoints (#32)."""
+
+from __future__ import annotations
+
+from otari_batch_grpc.server.store import queries
+from otari_batch_grpc.server.store.base import EndpointRecord
+from otari_batch_grpc.server.store.postgres.connection import PostgresConnection
+
+
+class PostgresEndpoints(PostgresConnection):
+    async def add_endpoint(self, endpoint: EndpointRecord, *, limit: int) -> bool:
+        return _one(await self._execute(queries.ADD_ENDPOINT, *endpoint.row(), limit))
+
+    async def endpoint(self, endpoint_id: str) -> EndpointRecord | None:
+        row = await self._fetchrow(queries.ENDPOINT, endpoint_id)
+        return EndpointRecord.of_row(tuple(row)) if row is not None else None
+
+    async def endpoints_of(self, owner: str) -> list[EndpointRecord]:
+        return [EndpointRecord.of_row(tuple(row)) for row in await self._fetch(queries.ENDPOINTS_OF, owner)]
+
+    async def update_endpoint(self, endpoint: EndpointRecord, *, read_at: float) -> bool:
+        e = endpoint
+        values = (e.url, e.events, e.metadata_filter, e.description, e.secrets, e.enabled, e.disabled_reason)
+        return _one(await self._execute(queries.UPDATE_ENDPOINT, e.id, e.owner, *values, e.updated_at, read_at))
+
+    async def delete_endpoint(self, endpoint_id: str, owner: str) -> bool:
+        return _one(await self._execute(queries.DELETE_ENDPOINT, endpoint_id, owner))
+
+
+def _one(status: str) -> bool:
+    """Whether a command's status says it changed a row ("INSERT 0 1", "UPDATE 1", "DELETE 1")."""
+    return not status.endswith(" 0")

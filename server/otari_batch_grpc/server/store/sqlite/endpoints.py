@@ -1,0 +1,33 @@
+"""SQLite's webhook endpoints (#32)."""
+
+from __future__ import annotations
+
+from otari_batch_grpc.server.store import queries
+from otari_batch_grpc.server.store.base import EndpointRecord
+from otari_batch_grpc.server.store.sqlite.connection import SqliteConnection
+
+
+class SqliteEndpoints(SqliteConnection):
+    async def add_endpoint(self, endpoint: EndpointRecord, *, limit: int) -> bool:
+        return await self._changed(queries.ADD_ENDPOINT, *endpoint.row(), limit)
+
+    async def endpoint(self, endpoint_id: str) -> EndpointRecord | None:
+        rows = await self._rows(queries.ENDPOINT, endpoint_id)
+        return EndpointRecord.of_row(rows[0]) if rows else None
+
+    async def endpoints_of(self, owner: str) -> list[EndpointRecord]:
+        return [EndpointRecord.of_row(row) for row in await self._rows(queries.ENDPOINTS_OF, owner)]
+
+    async def update_endpoint(self, endpoint: EndpointRecord, *, read_at: float) -> bool:
+        e = endpoint
+        values = (e.url, e.events, e.metadata_filter, e.description, e.secrets, e.enabled, e.disabled_reason)
+        return await self._changed(queries.UPDATE_ENDPOINT, e.id, e.owner, *values, e.updated_at, read_at)
+
+    async def delete_endpoint(self, endpoint_id: str, owner: str) -> bool:
+        return await self._changed(queries.DELETE_ENDPOINT, endpoint_id, owner)
+
+    async def _changed(self, sql: str, *params: object) -> bool:
+        """One statement in a transaction of its own: whether it changed a row."""
+        async with self._tx():
+            cursor = await self._db.execute(queries.for_sqlite(sql), params)
+            return cursor.rowcount > 0
