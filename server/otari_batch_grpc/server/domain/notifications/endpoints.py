@@ -69,10 +69,10 @@ class SigningSecrets:
 
     def sealed(self, sealer: Sealer, endpoint: Endpoint) -> bytes:
         plain = json.dumps({"current": self.current, "previous": self.previous, "until": self.previous_until})
-        return sealer.seal(plain, purpose=SECRETS_PURPOSE, batch_id=endpoint.id, owner=endpoint.owner)
+        return sealer.seal(plain, purpose=SECRETS_PURPOSE, subject=endpoint.id, owner=endpoint.owner)
 
     @classmethod
     def opened(cls, sealed: bytes, sealer: Sealer, endpoint: Endpoint) -> SigningSecrets:
         """The secrets `sealed` holds (Unsealable: altered, another endpoint's or owner's, or a key not held)."""
-        data = json.loads(sealer.open(sealed, purpose=SECRETS_PURPOSE, batch_id=endpoint.id, owner=endpoint.owner))
+        data = json.loads(sealer.open(sealed, purpose=SECRETS_PURPOSE, subject=endpoint.id, owner=endpoint.owner))
         return cls(str(data["current"]), str(data["previous"]), float(data["until"]))

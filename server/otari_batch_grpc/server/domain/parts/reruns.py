@@ -69,7 +69,7 @@ class Reruns:
         self._hold_seconds = hold_seconds  # a re-run's maker holds it this long (its call, and the grace)
 
     async def delegate(self, caller: Caller, batch_id: str) -> None:
-        sealed = self._sealer.seal(caller.key, purpose=DELEGATED, batch_id=batch_id, owner=caller.owner)
+        sealed = self._sealer.seal(caller.key, purpose=DELEGATED, subject=batch_id, owner=caller.owner)
         await self._store.delegate(batch_id, caller.owner, sealed)
 
     async def delegated(self, batch_id: str) -> Caller | None:
@@ -79,7 +79,7 @@ class Reruns:
         if found is None:
             return None
         owner, sealed = found
-        return Caller(self._sealer.open(sealed, purpose=DELEGATED, batch_id=batch_id, owner=owner), owner)
+        return Caller(self._sealer.open(sealed, purpose=DELEGATED, subject=batch_id, owner=owner), owner)
 
     async def advance(self, record: WholeRecord, parts: Sequence[PartRecord]) -> bool:
         """Examine the parts that ended (recording their re-runs), make the re-runs recorded, and stop them all
