@@ -14,7 +14,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,7 +25,10 @@ import pytest
 from otari_batch_grpc.server.store import (
     MIGRATIONS,
     Access,
+    Change,
+    Delivery,
     EndpointRecord,
+    Notify,
     PartPlan,
     Revision,
     SeenBatch,
@@ -617,3 +620,65 @@ async def test_an_endpoint_is_kept_for_its_owner_up_to_a_limit_and_changed_only_
     assert not await store.delete_endpoint("wh_1", "p")
     assert await store.delete_endpoint("wh_1", "o") and await store.endpoint("wh_1") is None
     assert not await store.delete_endpoint("wh_1", "o")
+
+
+def _telling(changes_seen: list[Change]) -> Notify:
+    """A notify that tells every endpoint of every change, recording what it was given."""
+
+    def notify(changes: Sequence[Change]) -> list[Delivery]:
+        changes_seen.extend(changes)
+        return [
+            Delivery(e.id, c.seen.id, c.revision.rev, f"batch.{c.seen.status}", c.seen.terminal, b"event")
+            for c in changes
+            for e in c.endpoints
+        ]
+
+    return notify
+
+
+async def test_the_outbox_is_written_in_the_transaction_of_the_revision_it_tells_of(store: Store) -> None:
+    for endpoint_id, owner, at in (("wh_o", "o", 1.0), ("wh_p", "p", 2.0), ("wh_q", "q", 3.0)):
+        assert await store.add_endpoint(_endpoint(endpoint_id, owner=owner, created_at=at), limit=5)
+    await store.enter([seen("b")], [], owner="p", keep=5, observed_at=1.0)  # shown to p long ago
+    await store.enter([], ["b"], owner="q", keep=5, observed_at=50.0)  # and to q lately
+    changes: list[Change] = []
+    done = seen("b", status="completed", terminal=True)
+    (revision,) = await store.enter(
+        [done], [], owner="o", keep=5, observed_at=100.0, notify=_telling(changes), trusted_since=40.0
+    )
+    (change,) = changes
+    assert (change.seen, change.before, change.revision) == (done, "in_progress", revision)
+    assert [e.id for e in change.endpoints] == ["wh_o", "wh_q"]  # the one showing it, and q; p's access is stale
+    (told,) = await store.deliveries("wh_o", 10)
+    assert (told.batch_id, told.rev, told.kind, told.terminal, told.state, told.event) == (
+        "b",
+        revision.rev,
+        "batch.completed",
+        True,
+        "pending",
+        b"event",
+    )
+    assert told.next_at == told.created_at == 100.0 and told.attempts == 0
+    assert await store.deliveries("wh_p", 10) == []
+
+    def failing(_changes: Sequence[Change]) -> list[Delivery]:
+        raise RuntimeError("the outbox could not be written")
+
+    with pytest.raises(RuntimeError):  # nothing of the transaction stays: the revision goes with its events
+        await store.enter([seen("b", status="expired", terminal=True)], [], owner="o", keep=5, observed_at=101.0,
+                          notify=failing)  # fmt: skip
+    latest = await store.latest_revision("b")
+    assert latest is not None and latest.rev == revision.rev
+
+
+async def test_a_pending_event_a_newer_change_tells_of_is_superseded(store: Store) -> None:
+    assert await store.add_endpoint(_endpoint("wh_o"), limit=5)
+    notify = _telling([])
+    for step, status in enumerate(("validating", "in_progress", "completed")):
+        batch = seen("c", status=status, terminal=status == "completed")
+        await store.enter([batch], [], owner="o", keep=5, observed_at=float(step), notify=notify)
+    states = [(d.rev, d.kind, d.state) for d in await store.deliveries("wh_o", 10)]
+    assert states == [(3, "batch.completed", "pending"), (2, "batch.in_progress", "superseded"),
+                      (1, "batch.validating", "superseded")]  # fmt: skip
+    assert await store.enter([seen("d")], [], owner="nobody", keep=5, observed_at=9.0, notify=notify)  # no endpoints
+    assert len(await store.deliveries("wh_o", 10)) == 3

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -239,6 +240,64 @@ class EndpointRecord:
         return dataclasses.astuple(self)
 
 
+@dataclass(frozen=True)
+class Change:
+    """A batch's new revision as the webhook outbox sees it (see `enter`): the batch as seen, the status the registry
+    had for it before (None: new to it), the revision, and the endpoints that may be told of it: those of the
+    owner that showed it now, and of owners it was shown to lately (`trusted_since`)."""
+
+    seen: SeenBatch
+    before: str | None
+    revision: Revision
+    endpoints: tuple[EndpointRecord, ...]
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """An event for the webhook outbox: which endpoint, which batch and revision, its type, and the BatchEvent it
+    carries (serialized)."""
+
+    endpoint_id: str
+    batch_id: str
+    rev: int
+    kind: str
+    terminal: bool
+    event: bytes
+
+
+# What the outbox is to send of a transaction's changes: a pure function, run inside it (see `enter`).
+Notify = Callable[[Sequence[Change]], Sequence[Delivery]]
+
+
+@dataclass(frozen=True)
+class DeliveryRecord:
+    """An event in the webhook outbox, and how its delivery went (`state`: pending, delivered, superseded,
+    dropped; the receiver's last status, 0 when none came)."""
+
+    id: int
+    endpoint_id: str
+    batch_id: str
+    rev: int
+    kind: str
+    terminal: bool
+    event: bytes
+    created_at: float
+    state: str
+    attempts: int
+    next_at: float
+    last_status: int
+    last_error: str
+    done_at: float
+
+    @classmethod
+    def of_row(cls, row: Sequence[Any]) -> DeliveryRecord:
+        """A row of queries.DELIVERY_COLUMNS, from either backend."""
+        return cls(
+            int(row[0]), str(row[1]), str(row[2]), int(row[3]), str(row[4]), bool(row[5]), bytes(row[6]),
+            float(row[7]), str(row[8]), int(row[9]), float(row[10]), int(row[11]), str(row[12]), float(row[13]),
+        )  # fmt: skip
+
+
 class EndpointsStore(abc.ABC):
     """The store's part for webhook endpoints (#32; Store holds it with the rest)."""
 
@@ -262,6 +321,10 @@ class EndpointsStore(abc.ABC):
     @abc.abstractmethod
     async def delete_endpoint(self, endpoint_id: str, owner: str) -> bool:
         """Forget the owner's endpoint; False when it has none of this id."""
+
+    @abc.abstractmethod
+    async def deliveries(self, endpoint_id: str, limit: int) -> list[DeliveryRecord]:
+        """The endpoint's events in the outbox, newest first."""
 
 
 class PartsStore(abc.ABC):
@@ -397,11 +460,17 @@ class Store(PartsStore, EndpointsStore, abc.ABC):
         keep: int,
         observed_at: float,
         shown_at: float | None = None,
+        notify: Notify | None = None,
+        trusted_since: float = math.inf,
     ) -> list[Revision]:
         """In one transaction: the batches whose state changed into the registry, each as its next revision (the
         newest `keep` kept, observed at `observed_at`), and `owner`'s access to those and to the `verified` ones (as
         of `shown_at`, when the call that showed them was sent; default `observed_at`). Returns the revisions, in
-        the order of `changed`; their `seq` grows in the order they were committed."""
+        the order of `changed`; their `seq` grows in the order they were committed.
+
+        With `notify`, the webhook outbox in the same transaction: each changed batch that has endpoints to tell
+        (`owner`'s, and those of owners shown it at `trusted_since` or later) is a Change; what `notify` makes of
+        them goes into the outbox, and each pending event a newer one tells of the change of is superseded."""
 
     @abc.abstractmethod
     async def revoke(self, batch_id: str, owner: str) -> None:

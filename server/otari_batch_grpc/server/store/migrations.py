@@ -154,7 +154,8 @@ SQLITE: tuple[str, ...] = (
     CREATE INDEX parts_by_upstream ON parts(upstream_id);
     DELETE FROM access WHERE batch_id IN (SELECT upstream_id FROM parts WHERE upstream_id IS NOT NULL)
     """,
-    # 10: webhook endpoints (#32): whose, where, which changes, the signing secrets and the owner's key (sealed)
+    # 10: webhook endpoints (#32): whose, where, which changes, the signing secrets and the owner's key (sealed);
+    #     the outbox of what each is to be sent, added with the revision it tells of
     """
     CREATE TABLE webhook_endpoints (
         id               TEXT PRIMARY KEY,
@@ -170,7 +171,27 @@ SQLITE: tuple[str, ...] = (
         created_at       REAL NOT NULL,
         updated_at       REAL NOT NULL
     );
-    CREATE INDEX webhook_endpoints_by_owner ON webhook_endpoints(owner, created_at)
+    CREATE INDEX webhook_endpoints_by_owner ON webhook_endpoints(owner, created_at);
+    CREATE TABLE webhook_outbox (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        endpoint_id  TEXT NOT NULL REFERENCES webhook_endpoints(id) ON DELETE CASCADE,
+        batch_id     TEXT NOT NULL,
+        rev          INTEGER NOT NULL,              -- the revision it tells of
+        kind         TEXT NOT NULL,                 -- its type: batch.completed, ...
+        terminal     INTEGER NOT NULL,
+        event        BLOB NOT NULL,                 -- the BatchEvent it carries (its resume token added when sent)
+        created_at   REAL NOT NULL,
+        state        TEXT NOT NULL,                 -- pending, delivered, superseded, dropped
+        attempts     INTEGER NOT NULL DEFAULT 0,
+        next_at      REAL NOT NULL,                 -- when it is next tried
+        lease_until  REAL NOT NULL DEFAULT 0,       -- a replica trying it holds it until then
+        holder       TEXT NOT NULL DEFAULT '',
+        last_status  INTEGER NOT NULL DEFAULT 0,    -- the receiver's last answer (0: none came)
+        last_error   TEXT NOT NULL DEFAULT '',
+        done_at      REAL NOT NULL DEFAULT 0
+    );
+    CREATE INDEX webhook_outbox_due ON webhook_outbox(state, next_at);
+    CREATE INDEX webhook_outbox_by_endpoint ON webhook_outbox(endpoint_id, batch_id, id)
     """,
 )
 
@@ -316,7 +337,8 @@ POSTGRES: tuple[str, ...] = (
     CREATE INDEX parts_by_upstream ON parts (upstream_id);
     DELETE FROM access WHERE batch_id IN (SELECT upstream_id FROM parts WHERE upstream_id IS NOT NULL);
     """,
-    # 8: webhook endpoints (#32): whose, where, which changes, the signing secrets and the owner's key (sealed)
+    # 8: webhook endpoints (#32): whose, where, which changes, the signing secrets and the owner's key (sealed);
+    #    the outbox of what each is to be sent, added with the revision it tells of
     """
     CREATE TABLE webhook_endpoints (
         id               TEXT PRIMARY KEY,
@@ -333,5 +355,25 @@ POSTGRES: tuple[str, ...] = (
         updated_at       DOUBLE PRECISION NOT NULL
     );
     CREATE INDEX webhook_endpoints_by_owner ON webhook_endpoints (owner, created_at);
+    CREATE TABLE webhook_outbox (
+        id           BIGSERIAL PRIMARY KEY,
+        endpoint_id  TEXT NOT NULL REFERENCES webhook_endpoints (id) ON DELETE CASCADE,
+        batch_id     TEXT NOT NULL,
+        rev          BIGINT NOT NULL,               -- the revision it tells of
+        kind         TEXT NOT NULL,                 -- its type: batch.completed, ...
+        terminal     BOOLEAN NOT NULL,
+        event        BYTEA NOT NULL,                -- the BatchEvent it carries (its resume token added when sent)
+        created_at   DOUBLE PRECISION NOT NULL,
+        state        TEXT NOT NULL,                 -- pending, delivered, superseded, dropped
+        attempts     INTEGER NOT NULL DEFAULT 0,
+        next_at      DOUBLE PRECISION NOT NULL,     -- when it is next tried
+        lease_until  DOUBLE PRECISION NOT NULL DEFAULT 0,  -- a replica trying it holds it until then
+        holder       TEXT NOT NULL DEFAULT '',
+        last_status  INTEGER NOT NULL DEFAULT 0,    -- the receiver's last answer (0: none came)
+        last_error   TEXT NOT NULL DEFAULT '',
+        done_at      DOUBLE PRECISION NOT NULL DEFAULT 0
+    );
+    CREATE INDEX webhook_outbox_due ON webhook_outbox (state, next_at);
+    CREATE INDEX webhook_outbox_by_endpoint ON webhook_outbox (endpoint_id, batch_id, id);
     """,
 )

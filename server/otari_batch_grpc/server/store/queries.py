@@ -134,6 +134,7 @@ TABLES = (
     "parts",
     "delegations",
     "webhook_endpoints",
+    "webhook_outbox",
 )
 
 # -- results cache ------------------------------------------------------------------------------------------------
@@ -177,3 +178,19 @@ UPDATE_ENDPOINT = (
     "enabled = $8, disabled_reason = $9, updated_at = $10 WHERE id = $1 AND owner = $2 AND updated_at = $11"
 )
 DELETE_ENDPOINT = "DELETE FROM webhook_endpoints WHERE id = $1 AND owner = $2"
+
+# -- the webhook outbox (#32) --------------------------------------------------------------------------------------
+DELIVERY_COLUMNS = (
+    "id, endpoint_id, batch_id, rev, kind, terminal, event, created_at, state, attempts, next_at, last_status, "
+    "last_error, done_at"
+)
+ADD_DELIVERY = (
+    "INSERT INTO webhook_outbox (endpoint_id, batch_id, rev, kind, terminal, event, created_at, state, next_at) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $7)"
+)
+# A pending event that tells of a change a newer one tells of too is not sent (a terminal one always is).
+SUPERSEDE_DELIVERIES = (
+    "UPDATE webhook_outbox SET state = 'superseded', done_at = $4 "
+    "WHERE endpoint_id = $1 AND batch_id = $2 AND rev < $3 AND state = 'pending' AND NOT terminal"
+)
+DELIVERIES_OF = f"SELECT {DELIVERY_COLUMNS} FROM webhook_outbox WHERE endpoint_id = $1 ORDER BY id DESC LIMIT $2"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from otari_batch_grpc.server.store import queries
-from otari_batch_grpc.server.store.base import EndpointRecord
+from otari_batch_grpc.server.store.base import DeliveryRecord, EndpointRecord
 from otari_batch_grpc.server.store.postgres.connection import PostgresConnection
 
 
@@ -25,6 +25,10 @@ class PostgresEndpoints(PostgresConnection):
 
     async def delete_endpoint(self, endpoint_id: str, owner: str) -> bool:
         return _one(await self._execute(queries.DELETE_ENDPOINT, endpoint_id, owner))
+
+    async def deliveries(self, endpoint_id: str, limit: int) -> list[DeliveryRecord]:
+        rows = await self._fetch(queries.DELIVERIES_OF, endpoint_id, limit)
+        return [DeliveryRecord.of_row(tuple(row)) for row in rows]
 
 
 def _one(status: str) -> bool:

@@ -6,6 +6,7 @@ revision below N appear later."""
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -13,7 +14,16 @@ from typing import TYPE_CHECKING
 import asyncpg
 
 from otari_batch_grpc.server.store import queries
-from otari_batch_grpc.server.store.base import Access, BatchRecord, Revision, SeenBatch
+from otari_batch_grpc.server.store.base import (
+    Access,
+    BatchRecord,
+    Change,
+    Delivery,
+    EndpointRecord,
+    Notify,
+    Revision,
+    SeenBatch,
+)
 from otari_batch_grpc.server.store.postgres.connection import (
     LOCK_CLASS,
     REVISIONS_CHANNEL,
@@ -93,6 +103,40 @@ SELECT pg_notify($3, $4)
 """
 
 
+# The endpoints to tell of each batch's change (the showing owner's, and those of owners shown it lately), with the
+# status the registry had for the batch before.
+_ENDPOINTS_TO_TELL = f"""
+SELECT c.id, b.status, {", ".join("e." + c.strip() for c in queries.ENDPOINT_COLUMNS.split(","))}
+FROM unnest($1::text[]) AS c(id)
+LEFT JOIN batches b ON b.id = c.id
+JOIN webhook_endpoints e ON e.owner = $2
+    OR e.owner IN (SELECT a.owner FROM access a WHERE a.batch_id = c.id AND a.verified_at >= $3)
+ORDER BY c.id, e.created_at, e.id
+"""
+
+
+async def _to_tell(
+    conn: Connection, changed: Sequence[SeenBatch], owner: str, trusted_since: float
+) -> dict[str, tuple[str | None, tuple[EndpointRecord, ...]]]:
+    """For each changed batch with endpoints to tell: its status before, and those endpoints."""
+    found: dict[str, tuple[str | None, list[EndpointRecord]]] = {}
+    for row in await conn.fetch(_ENDPOINTS_TO_TELL, [b.id for b in changed], owner, trusted_since):
+        before = None if row[1] is None else str(row[1])
+        found.setdefault(str(row[0]), (before, []))[1].append(EndpointRecord.of_row(tuple(row)[2:]))
+    return {batch_id: (before, tuple(endpoints)) for batch_id, (before, endpoints) in found.items()}
+
+
+async def _queue(conn: Connection, deliveries: Sequence[Delivery], now: float) -> None:
+    if deliveries:
+        await conn.executemany(
+            queries.ADD_DELIVERY,
+            [(d.endpoint_id, d.batch_id, d.rev, d.kind, d.terminal, d.event, now) for d in deliveries],
+        )
+        await conn.executemany(
+            queries.SUPERSEDE_DELIVERIES, [(d.endpoint_id, d.batch_id, d.rev, now) for d in deliveries]
+        )
+
+
 def batch_record(row: asyncpg.Record) -> BatchRecord:
     return BatchRecord(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8])
 
@@ -108,6 +152,8 @@ class PostgresRegistry(PostgresConnection):
         keep: int,
         observed_at: float,
         shown_at: float | None = None,
+        notify: Notify | None = None,
+        trusted_since: float = math.inf,
     ) -> list[Revision]:
         if not changed and not verified:
             return []
@@ -136,7 +182,15 @@ class PostgresRegistry(PostgresConnection):
 
         async def work(conn: Connection) -> list[asyncpg.Record]:
             await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", LOCK_CLASS, REVISIONS_LOCK)
+            told = await _to_tell(conn, changed, owner, trusted_since) if notify is not None else {}
             rows = await conn.fetch(_ENTER, *args)
+            if told and notify is not None:
+                changes = [
+                    Change(b, told[b.id][0], Revision(b.id, row[0], b.snapshot, observed_at, row[1]), told[b.id][1])
+                    for b, row in zip(changed, rows, strict=True)
+                    if b.id in told
+                ]
+                await _queue(conn, notify(changes), observed_at)
             # Every replica hears of the new revisions when they commit (and not before).
             notices = [
                 json.dumps({"b": b.id, "r": row[0], "o": owner, "p": b.provider, "from": self.origin})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from otari_batch_grpc.server.store import queries
-from otari_batch_grpc.server.store.base import EndpointRecord
+from otari_batch_grpc.server.store.base import DeliveryRecord, EndpointRecord
 from otari_batch_grpc.server.store.sqlite.connection import SqliteConnection
 
 
@@ -25,6 +25,9 @@ class SqliteEndpoints(SqliteConnection):
 
     async def delete_endpoint(self, endpoint_id: str, owner: str) -> bool:
         return await self._changed(queries.DELETE_ENDPOINT, endpoint_id, owner)
+
+    async def deliveries(self, endpoint_id: str, limit: int) -> list[DeliveryRecord]:
+        return [DeliveryRecord.of_row(row) for row in await self._rows(queries.DELIVERIES_OF, endpoint_id, limit)]
 
     async def _changed(self, sql: str, *params: object) -> bool:
         """One statement in a transaction of its own: whether it changed a row."""

@@ -3,12 +3,22 @@ revision, entered in one transaction."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from typing import Any
 
 from otari_batch_grpc.server.store import queries
-from otari_batch_grpc.server.store.base import Access, BatchRecord, Revision, SeenBatch
+from otari_batch_grpc.server.store.base import (
+    Access,
+    BatchRecord,
+    Change,
+    Delivery,
+    EndpointRecord,
+    Notify,
+    Revision,
+    SeenBatch,
+)
 from otari_batch_grpc.server.store.sqlite.connection import SqliteConnection
 
 _RECORD = """
@@ -18,6 +28,11 @@ ON CONFLICT(id) DO UPDATE SET
     status = excluded.status, terminal = excluded.terminal, snapshot = excluded.snapshot,
     last_seen = excluded.last_seen, creator = COALESCE(batches.creator, excluded.creator)
 """
+# The endpoints to tell of a batch's change: the showing owner's, and those of owners shown it lately.
+_ENDPOINTS_TO_TELL = (
+    f"SELECT {queries.ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE owner = ? OR owner IN "
+    "(SELECT owner FROM access WHERE batch_id = ? AND verified_at >= ?) ORDER BY created_at, id"
+)
 _GRANT = """
 INSERT INTO access (batch_id, owner, verified_at) VALUES (?, ?, ?)
 ON CONFLICT(batch_id, owner) DO UPDATE SET verified_at = excluded.verified_at
@@ -43,19 +58,51 @@ class SqliteRegistry(SqliteConnection):
         keep: int,
         observed_at: float,
         shown_at: float | None = None,
+        notify: Notify | None = None,
+        trusted_since: float = math.inf,
     ) -> list[Revision]:
         revisions: list[Revision] = []
         if not changed and not verified:
             return revisions
         shown_at = observed_at if shown_at is None else shown_at
         async with self._tx():
+            told = await self._to_tell(changed, owner, trusted_since) if notify is not None and changed else {}
             if changed:
                 await self._record(changed, owner, creator, shown_at)
             if verified:
                 await self._grant(verified, owner, shown_at)
             for seen in changed:
                 revisions.append(await self._revision(seen, keep, observed_at))
+            if told and notify is not None:
+                changes = [
+                    Change(seen, told[seen.id][0], revision, told[seen.id][1])
+                    for seen, revision in zip(changed, revisions, strict=True)
+                    if seen.id in told
+                ]
+                await self._queue(notify(changes), observed_at)
         return revisions
+
+    async def _to_tell(
+        self, changed: Sequence[SeenBatch], owner: str, trusted_since: float
+    ) -> dict[str, tuple[str | None, tuple[EndpointRecord, ...]]]:
+        """For each changed batch with endpoints to tell: its status before, and those endpoints."""
+        told: dict[str, tuple[str | None, tuple[EndpointRecord, ...]]] = {}
+        for seen in changed:
+            cursor = await self._db.execute(_ENDPOINTS_TO_TELL, (owner, seen.id, trusted_since))
+            endpoints = tuple(EndpointRecord.of_row(row) for row in await cursor.fetchall())
+            if endpoints:
+                cursor = await self._db.execute("SELECT status FROM batches WHERE id = ?", (seen.id,))
+                row = await cursor.fetchone()
+                told[seen.id] = (str(row[0]) if row else None, endpoints)
+        return told
+
+    async def _queue(self, deliveries: Sequence[Delivery], now: float) -> None:
+        for d in deliveries:
+            values = (d.endpoint_id, d.batch_id, d.rev, d.kind, d.terminal, d.event, now)
+            await self._db.execute(queries.for_sqlite(queries.ADD_DELIVERY), values)
+            await self._db.execute(
+                queries.for_sqlite(queries.SUPERSEDE_DELIVERIES), (d.endpoint_id, d.batch_id, d.rev, now)
+            )
 
     async def _record(self, rows: Sequence[SeenBatch], owner: str, creator: bool, shown_at: float) -> None:
         now = time.time()
