@@ -12,6 +12,7 @@ from cachetools import LRUCache
 
 from otari_batch_grpc.server.domain.core.observations import Observation, behind, count_requests, same_state, seen
 from otari_batch_grpc.server.domain.core.trust import Trust
+from otari_batch_grpc.server.domain.notifications.outbox import events_for
 from otari_batch_grpc.server.domain.subscriptions.hub import Hub
 from otari_batch_grpc.server.store import Access, Store
 from otari_batch_grpc.server.util.singleflight import SingleFlight
@@ -101,6 +102,8 @@ class States:
             keep=self._revisions_kept,
             observed_at=now,
             shown_at=shown_at,
+            notify=events_for,  # the webhook outbox, in the same transaction (see notifications.outbox)
+            trusted_since=now - self._trust.seconds,
         )
         new = iter(revisions)
         written = set(verified)

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from otari_batch_grpc.server.domain.sealing import Sealer
+from otari_batch_grpc.server.store import EndpointRecord
 from otari_batch_grpc.server.webhooks.events import TERMINAL, event_type
 from otari_batch_grpc.v1 import batch_pb2
 
@@ -36,10 +37,16 @@ class Endpoint:
     metadata_filter: Mapping[str, str] = field(default_factory=dict)
     enabled: bool = True
 
-    def wants(self, before: batch_pb2.Batch | None, after: batch_pb2.Batch) -> str | None:
-        """The type of the event the change from `before` (None: first seen) to `after` is for this endpoint, or
-        None when it wants none."""
-        if not self.enabled or (before is not None and before.status == after.status):
+    @classmethod
+    def of(cls, record: EndpointRecord) -> Endpoint:
+        pairs = json.loads(record.metadata_filter)
+        return cls(record.id, record.owner, record.url, Events(record.events), pairs, record.enabled)
+
+    def wants(self, moved: bool, after: batch_pb2.Batch) -> str | None:
+        """The type of the event a change to `after` is for this endpoint (`moved`: its status moved, or it is new),
+        or None when it wants none. (A disabled endpoint wants them all the same: they wait, for a while, for it to
+        be enabled again.)"""
+        if not moved:
             return None
         if self.events is Events.TERMINAL and after.status not in TERMINAL:
             return None
