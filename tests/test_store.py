@@ -682,3 +682,42 @@ async def test_a_pending_event_a_newer_change_tells_of_is_superseded(store: Stor
                       (1, "batch.validating", "superseded")]  # fmt: skip
     assert await store.enter([seen("d")], [], owner="nobody", keep=5, observed_at=9.0, notify=notify)  # no endpoints
     assert len(await store.deliveries("wh_o", 10)) == 3
+
+
+async def test_outbox_events_are_leased_one_at_a_time_per_endpoint_and_batch_and_taken_over_once_a_lease_ends(
+    store: Store,
+) -> None:
+    assert await store.add_endpoint(_endpoint("wh_o"), limit=5)
+    notify = _telling([])
+    for step, status in enumerate(("validating", "completed")):  # (a terminal event supersedes nothing terminal)
+        await store.enter([seen("b", status=status, terminal=True)], [], owner="o", keep=5, observed_at=10.0 + step,
+                          notify=notify)  # fmt: skip
+    await store.enter([seen("c")], [], owner="o", keep=5, observed_at=12.0, notify=notify)
+    taken = await store.claim_deliveries("A", now=100.0, lease_seconds=30.0, limit=10)
+    assert [(d.batch_id, d.rev) for d in taken] == [("b", 1), ("c", 1)]  # b's second waits for its first
+    assert await store.claim_deliveries("B", now=110.0, lease_seconds=30.0, limit=10) == []  # A holds them
+    first = taken[0]
+    assert not await store.finish_delivery(first.id, "B", state="delivered", attempts=1, next_at=0.0, status=200,
+                                           error="", done_at=111.0)  # fmt: skip
+    assert await store.finish_delivery(first.id, "A", state="delivered", attempts=1, next_at=0.0, status=204,
+                                       error="", done_at=111.0)  # fmt: skip
+    # A dies holding c: once its lease ends, B takes c, and b's second
+    again = await store.claim_deliveries("B", now=131.0, lease_seconds=30.0, limit=10)
+    assert sorted((d.batch_id, d.rev) for d in again) == [("b", 2), ("c", 1)]
+    retried = next(d for d in again if d.batch_id == "c")
+    assert await store.finish_delivery(retried.id, "B", state="pending", attempts=1, next_at=200.0, status=503,
+                                       error="busy", done_at=0.0)  # fmt: skip
+    late = await store.claim_deliveries("A", now=199.0, lease_seconds=30.0, limit=10)
+    assert [(d.batch_id, d.rev) for d in late] == [("b", 2)]  # c is not due yet; b's second, B's lease ended
+    assert await store.disable_endpoint("wh_o", "410 Gone", now=199.5)
+    assert not await store.disable_endpoint("wh_o", "410 Gone", now=199.6)
+    assert await store.claim_deliveries("A", now=300.0, lease_seconds=30.0, limit=10) == []  # disabled: kept, not sent
+    endpoint = await store.endpoint("wh_o")
+    assert endpoint is not None and (endpoint.enabled, endpoint.disabled_reason) == (False, "410 Gone")
+    states = {(d.batch_id, d.rev): (d.state, d.attempts, d.last_status) for d in await store.deliveries("wh_o", 10)}
+    assert states == {("b", 1): ("delivered", 1, 204), ("b", 2): ("pending", 0, 0), ("c", 1): ("pending", 1, 503)}
+    assert await store.enable_endpoint("wh_o", now=301.0)  # enabled again: what waited is sent (A's lease ended)
+    assert sorted(d.batch_id for d in await store.claim_deliveries("A", now=302.0, lease_seconds=30.0, limit=10)) == [
+        "b",
+        "c",
+    ]

@@ -326,6 +326,31 @@ class EndpointsStore(abc.ABC):
     async def deliveries(self, endpoint_id: str, limit: int) -> list[DeliveryRecord]:
         """The endpoint's events in the outbox, newest first."""
 
+    @abc.abstractmethod
+    async def claim_deliveries(
+        self, holder: str, *, now: float, lease_seconds: float, limit: int
+    ) -> list[DeliveryRecord]:
+        """Events due to be tried, leased to `holder` for `lease_seconds` (no one else takes them meanwhile; a
+        holder that dies leaves them to another once the lease ends): each the oldest pending one of its endpoint
+        and batch, of enabled endpoints; `limit` at most."""
+
+    @abc.abstractmethod
+    async def finish_delivery(
+        self, delivery_id: int, holder: str, *, state: str, attempts: int, next_at: float, status: int, error: str,
+        done_at: float,
+    ) -> bool:  # fmt: skip
+        """How a try of a leased event went (state pending again, delivered or dropped); False when `holder` no
+        longer holds it."""
+
+    @abc.abstractmethod
+    async def disable_endpoint(self, endpoint_id: str, reason: str, *, now: float) -> bool:
+        """Disable an endpoint, saying why (its receiver answered 410, its owner's key was refused); False when it
+        was disabled already."""
+
+    @abc.abstractmethod
+    async def enable_endpoint(self, endpoint_id: str, *, now: float) -> bool:
+        """Enable a disabled endpoint (what waited for it is then sent); False when it was enabled."""
+
 
 class PartsStore(abc.ABC):
     """The store's part for batches of several parts (Store holds it with the rest)."""

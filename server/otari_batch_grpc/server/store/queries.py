@@ -194,3 +194,26 @@ SUPERSEDE_DELIVERIES = (
     "WHERE endpoint_id = $1 AND batch_id = $2 AND rev < $3 AND state = 'pending' AND NOT terminal"
 )
 DELIVERIES_OF = f"SELECT {DELIVERY_COLUMNS} FROM webhook_outbox WHERE endpoint_id = $1 ORDER BY id DESC LIMIT $2"
+# Due events, each the oldest pending one of its endpoint and batch (so they arrive in revision order), of enabled
+# endpoints, leased to `$1` until `$2 + $3`; `$4` at most. (PostgreSQL locks what it takes: see postgres/endpoints.)
+CLAIM_DELIVERIES = (
+    "UPDATE webhook_outbox SET holder = $1, lease_until = $2 + $3 "
+    "WHERE lease_until <= $2 AND state = 'pending' AND id IN ("
+    "SELECT o.id FROM webhook_outbox o JOIN webhook_endpoints e ON e.id = o.endpoint_id AND e.enabled "
+    "WHERE o.state = 'pending' AND o.next_at <= $2 AND o.lease_until <= $2 AND NOT EXISTS ("
+    "SELECT 1 FROM webhook_outbox p WHERE p.endpoint_id = o.endpoint_id AND p.batch_id = o.batch_id "
+    "AND p.state = 'pending' AND p.id < o.id) "
+    "ORDER BY o.next_at, o.id LIMIT $4{lock}) "
+    f"RETURNING {DELIVERY_COLUMNS}"
+)
+# How a try went: pending again (its next try), delivered or dropped; by its holder alone.
+FINISH_DELIVERY = (
+    "UPDATE webhook_outbox SET state = $3, attempts = $4, next_at = $5, last_status = $6, last_error = $7, "
+    "done_at = $8, holder = '', lease_until = 0 WHERE id = $1 AND holder = $2"
+)
+DISABLE_ENDPOINT = (
+    "UPDATE webhook_endpoints SET enabled = $2, disabled_reason = $3, updated_at = $4 WHERE id = $1 AND enabled"
+)
+ENABLE_ENDPOINT = (
+    "UPDATE webhook_endpoints SET enabled = $2, disabled_reason = '', updated_at = $3 WHERE id = $1 AND NOT enabled"
+)

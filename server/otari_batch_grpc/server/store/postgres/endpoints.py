@@ -30,6 +30,27 @@ class PostgresEndpoints(PostgresConnection):
         rows = await self._fetch(queries.DELIVERIES_OF, endpoint_id, limit)
         return [DeliveryRecord.of_row(tuple(row)) for row in rows]
 
+    async def claim_deliveries(
+        self, holder: str, *, now: float, lease_seconds: float, limit: int
+    ) -> list[DeliveryRecord]:
+        # Rows another replica is taking are skipped, not waited for; the lease checked again once a row is locked.
+        sql = queries.CLAIM_DELIVERIES.format(lock=" FOR UPDATE OF o SKIP LOCKED")
+        rows = await self._write(lambda conn: conn.fetch(sql, holder, now, lease_seconds, limit), single=True)
+        return sorted((DeliveryRecord.of_row(tuple(row)) for row in rows), key=lambda d: (d.next_at, d.id))
+
+    async def finish_delivery(
+        self, delivery_id: int, holder: str, *, state: str, attempts: int, next_at: float, status: int, error: str,
+        done_at: float,
+    ) -> bool:  # fmt: skip
+        values = (delivery_id, holder, state, attempts, next_at, status, error, done_at)
+        return _one(await self._execute(queries.FINISH_DELIVERY, *values))
+
+    async def enable_endpoint(self, endpoint_id: str, *, now: float) -> bool:
+        return _one(await self._execute(queries.ENABLE_ENDPOINT, endpoint_id, True, now))
+
+    async def disable_endpoint(self, endpoint_id: str, reason: str, *, now: float) -> bool:
+        return _one(await self._execute(queries.DISABLE_ENDPOINT, endpoint_id, False, reason, now))
+
 
 def _one(status: str) -> bool:
     """Whether a command's status says it changed a row ("INSERT 0 1", "UPDATE 1", "DELETE 1")."""

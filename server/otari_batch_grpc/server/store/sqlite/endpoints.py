@@ -29,6 +29,28 @@ class SqliteEndpoints(SqliteConnection):
     async def deliveries(self, endpoint_id: str, limit: int) -> list[DeliveryRecord]:
         return [DeliveryRecord.of_row(row) for row in await self._rows(queries.DELIVERIES_OF, endpoint_id, limit)]
 
+    async def claim_deliveries(
+        self, holder: str, *, now: float, lease_seconds: float, limit: int
+    ) -> list[DeliveryRecord]:
+        async with self._tx():
+            sql = queries.for_sqlite(queries.CLAIM_DELIVERIES.format(lock=""))
+            cursor = await self._db.execute(sql, (holder, now, lease_seconds, limit))
+            rows = await cursor.fetchall()
+        return sorted((DeliveryRecord.of_row(row) for row in rows), key=lambda d: (d.next_at, d.id))
+
+    async def finish_delivery(
+        self, delivery_id: int, holder: str, *, state: str, attempts: int, next_at: float, status: int, error: str,
+        done_at: float,
+    ) -> bool:  # fmt: skip
+        values = (delivery_id, holder, state, attempts, next_at, status, error, done_at)
+        return await self._changed(queries.FINISH_DELIVERY, *values)
+
+    async def enable_endpoint(self, endpoint_id: str, *, now: float) -> bool:
+        return await self._changed(queries.ENABLE_ENDPOINT, endpoint_id, True, now)
+
+    async def disable_endpoint(self, endpoint_id: str, reason: str, *, now: float) -> bool:
+        return await self._changed(queries.DISABLE_ENDPOINT, endpoint_id, False, reason, now)
+
     async def _changed(self, sql: str, *params: object) -> bool:
         """One statement in a transaction of its own: whether it changed a row."""
         async with self._tx():
