@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 import httpx
 import pytest
+from aiohttp import web
 from google.protobuf import struct_pb2
 from google.rpc import error_details_pb2, status_pb2
 
@@ -331,3 +332,36 @@ def postgres_url() -> Iterator[str]:
         yield urllib.parse.urlsplit(POSTGRES_ADMIN_URL)._replace(path=f"/{name}").geturl()
     finally:
         _postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# -- a webhook receiver (#32) -----------------------------------------------------------------------------------
+class Receiver:
+    """An HTTP receiver on loopback: what it got, and what it answers (`answer`, changed by each test)."""
+
+    def __init__(self) -> None:
+        self.got: list[tuple[str, dict[str, str], bytes]] = []
+        self.answer: Callable[[web.Request], Awaitable[web.StreamResponse]] = self._no_content
+        self.url = ""
+
+    async def _no_content(self, _request: web.Request) -> web.StreamResponse:
+        return web.Response(status=204)
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        self.got.append((request.path, dict(request.headers), await request.read()))
+        return await self.answer(request)
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    """A webhook receiver on loopback: what it got, and what it answers (`answer`, 204 unless a test says)."""
+    receiving = Receiver()
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", receiving.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    receiving.url = f"http://127.0.0.1:{runner.addresses[0][1]}/hooks/otari?token=s3cret"
+    try:
+        yield receiving
+    finally:
+        await runner.cleanup()

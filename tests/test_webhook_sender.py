@@ -7,7 +7,7 @@ import asyncio
 import email.utils
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import pytest
 from aiohttp import web
@@ -16,43 +16,11 @@ from standardwebhooks.webhooks import Webhook
 from otari_batch_grpc.server.webhooks.sender import NotDelivered, Sender, SenderLimits
 from otari_batch_grpc.server.webhooks.signing import new_secret, signed_headers
 from otari_batch_grpc.server.webhooks.targets import TargetPolicy
+from tests.conftest import Receiver
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 DEVELOPMENT = TargetPolicy(loopback=True)
 QUICK = SenderLimits(connect_seconds=1.0, read_seconds=0.3, max_response_bytes=1024)
-
-
-class Receiver:
-    """An HTTP receiver on loopback: what it got, and what it answers (`answer`, changed by each test)."""
-
-    def __init__(self) -> None:
-        self.got: list[tuple[str, dict[str, str], bytes]] = []
-        self.answer: Handler = self._no_content
-        self.url = ""
-
-    async def _no_content(self, _request: web.Request) -> web.StreamResponse:
-        return web.Response(status=204)
-
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        self.got.append((request.path, dict(request.headers), await request.read()))
-        return await self.answer(request)
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    receiving = Receiver()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", receiving.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    receiving.url = f"http://127.0.0.1:{port}/hooks/otari?token=s3cret"
-    try:
-        yield receiving
-    finally:
-        await runner.cleanup()
 
 
 async def test_a_webhook_arrives_signed_and_verifies_with_the_specs_library(receiver: Receiver) -> None:
