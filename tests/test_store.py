@@ -721,3 +721,29 @@ async def test_outbox_events_are_leased_one_at_a_time_per_endpoint_and_batch_and
         "b",
         "c",
     ]
+
+
+async def test_an_event_being_tried_is_not_superseded_and_the_newer_one_waits_for_it(store: Store) -> None:
+    """So they arrive in order: a newer change's event never overtakes one a replica is sending."""
+    assert await store.add_endpoint(_endpoint("wh_o"), limit=5)
+    notify = _telling([])
+    await store.enter([seen("b", status="validating")], [], owner="o", keep=5, observed_at=1.0, notify=notify)
+    (sending,) = await store.claim_deliveries("A", now=10.0, lease_seconds=30.0, limit=10)
+    await store.enter([seen("b", status="in_progress")], [], owner="o", keep=5, observed_at=11.0, notify=notify)
+    assert await store.claim_deliveries("B", now=12.0, lease_seconds=30.0, limit=10) == []  # it waits its turn
+    assert await store.finish_delivery(sending.id, "A", state="delivered", attempts=1, next_at=0.0, status=204,
+                                       error="", done_at=13.0)  # fmt: skip
+    (newer,) = await store.claim_deliveries("B", now=14.0, lease_seconds=30.0, limit=10)
+    assert (newer.rev, newer.kind) == (2, "batch.in_progress")
+
+
+async def test_an_owner_whose_key_was_refused_has_no_endpoint_told(store: Store) -> None:
+    for endpoint_id, owner in (("wh_o", "o"), ("wh_q", "q")):
+        assert await store.add_endpoint(_endpoint(endpoint_id, owner=owner), limit=5)
+    await store.enter([], [], owner="q", keep=5, observed_at=1.0)
+    await store.enter([seen("b")], [], owner="q", keep=5, observed_at=50.0)  # shown to q lately
+    await store.refuse_key("q", 60.0)  # and q's key refused since
+    changes: list[Change] = []
+    await store.enter([seen("b", status="completed", terminal=True)], [], owner="o", keep=5, observed_at=70.0,
+                      notify=_telling(changes), trusted_since=40.0)  # fmt: skip
+    assert [e.id for e in changes[0].endpoints] == ["wh_o"]

@@ -80,8 +80,8 @@ async def test_a_completed_batch_reaches_its_endpoint_signed_with_its_resume_tok
     event = json_format.ParseDict(document["data"], watch_pb2.BatchEvent())
     assert event.batch.status == batch_pb2.BATCH_STATUS_COMPLETED
     assert CallerTokens(TOKENS, "o").resume_rev(event.resume_token, "batch_1") == 2  # resume a watch from it
-    assert headers["webhook-id"] == "msg_wh_1_batch_1_2"
     (delivered,) = await store.deliveries("wh_1", 10)
+    assert headers["webhook-id"] == f"msg_{delivered.id}"
     assert (delivered.state, delivered.attempts, delivered.last_status) == ("delivered", 1, 204)
     assert await _deliverer(store).once() == 0  # nothing more is due
 
@@ -101,7 +101,7 @@ async def test_a_failure_is_tried_again_as_the_receiver_asks_and_dropped_past_th
     assert (pending.state, pending.attempts, pending.last_status) == ("pending", 1, 503)
     assert started + 119 <= pending.next_at <= time.time() + 121  # Retry-After, honoured
     assert await _deliverer(store).once() == 0  # not due before then
-    short = Backoff(first=1.0, cap=1.0, window=1.0)  # a window already spent (the event is older than it)
+    short = Backoff(first=1.0, cap=1.0, window=1.0)  # its Retry-After (120 s) would be past the window
     assert await _deliverer(store, short).once(now=pending.next_at) == 1
     (dropped,) = await store.deliveries("wh_1", 10)
     assert dropped.state == "dropped" and "not delivered within" in dropped.last_error and len(receiver.got) == 2
@@ -125,3 +125,13 @@ async def test_a_410_disables_the_endpoint_and_its_event_waits_for_it(store: Sto
     assert await _deliverer(store).once() == 1
     assert [d.state for d in await store.deliveries("wh_1", 10)] == ["delivered"]
     assert json.loads(receiver.got[-1][2])["type"] == "batch.validating"
+
+
+async def test_an_owner_whose_key_was_refused_since_is_told_no_more(store: Store, receiver: Receiver) -> None:
+    await _registered(store, receiver.url)
+    await _saved(store, batch_pb2.BATCH_STATUS_VALIDATING)
+    await store.refuse_key("o", time.time())
+    assert await _deliverer(store).once() == 1
+    (dropped,) = await store.deliveries("wh_1", 10)
+    assert (dropped.state, dropped.last_error) == ("dropped", "its owner may no longer see the batch")
+    assert receiver.got == []

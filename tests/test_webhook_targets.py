@@ -50,6 +50,8 @@ async def test_a_public_address_is_the_one_connected_to() -> None:
         ("::ffff:169.254.169.254", "carries 169.254.169.254"), ("::ffff:100.64.0.1", "CGNAT"),
         ("2002:a00:1::1", "carries 10.0.0.1"), ("64:ff9b::a9fe:a9fe", "carries 169.254.169.254"),
         ("2001:0:4136:e378:8000:63bf:f5ff:fffe", "carries 10.0.0.1"),
+        ("64:ff9b:1::a9fe:a9fe", "carries 169.254.169.254"), ("::a9fe:a9fe", "carries 169.254.169.254"),
+        ("::7f00:1", "loopback"), ("fec0::1", "private or reserved"), ("240.0.0.1", "private or reserved"),
     ],
 )  # fmt: skip
 async def test_an_address_that_is_not_public_is_refused(address: str, why: str) -> None:

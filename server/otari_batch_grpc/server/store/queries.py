@@ -188,10 +188,11 @@ ADD_DELIVERY = (
     "INSERT INTO webhook_outbox (endpoint_id, batch_id, rev, kind, terminal, event, created_at, state, next_at) "
     "VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $7)"
 )
-# A pending event that tells of a change a newer one tells of too is not sent (a terminal one always is).
+# A pending event that tells of a change a newer one tells of too is not sent (a terminal one always is), unless a
+# replica is trying it now (it goes first: the newer one waits for it, so they arrive in order).
 SUPERSEDE_DELIVERIES = (
     "UPDATE webhook_outbox SET state = 'superseded', done_at = $4 "
-    "WHERE endpoint_id = $1 AND batch_id = $2 AND rev < $3 AND state = 'pending' AND NOT terminal"
+    "WHERE endpoint_id = $1 AND batch_id = $2 AND rev < $3 AND state = 'pending' AND NOT terminal AND holder = ''"
 )
 DELIVERIES_OF = f"SELECT {DELIVERY_COLUMNS} FROM webhook_outbox WHERE endpoint_id = $1 ORDER BY id DESC LIMIT $2"
 # Due events, each the oldest pending one of its endpoint and batch (so they arrive in revision order), of enabled
@@ -209,7 +210,7 @@ CLAIM_DELIVERIES = (
 # How a try went: pending again (its next try), delivered or dropped; by its holder alone.
 FINISH_DELIVERY = (
     "UPDATE webhook_outbox SET state = $3, attempts = $4, next_at = $5, last_status = $6, last_error = $7, "
-    "done_at = $8, holder = '', lease_until = 0 WHERE id = $1 AND holder = $2"
+    "done_at = $8, holder = '', lease_until = 0 WHERE id = $1 AND holder = $2 AND state = 'pending'"
 )
 DISABLE_ENDPOINT = (
     "UPDATE webhook_endpoints SET enabled = $2, disabled_reason = $3, updated_at = $4 WHERE id = $1 AND enabled"

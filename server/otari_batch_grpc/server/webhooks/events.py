@@ -30,9 +30,9 @@ def event_type(status: int) -> str:
     return "batch." + batch_pb2.BatchStatus.Name(status).removeprefix("BATCH_STATUS_").lower()  # type: ignore[arg-type]
 
 
-def message_id(endpoint_id: str, batch_id: str, rev: int) -> str:
-    """The id of one event to one endpoint, the same on every try of it."""
-    return f"msg_{endpoint_id}_{batch_id}_{rev}"
+def message_id(event_id: int) -> str:
+    """The id of one event to one endpoint (its outbox row's), the same on every try of it."""
+    return f"msg_{event_id}"
 
 
 def body(event: watch_pb2.BatchEvent, *, kind: str | None = None) -> bytes:

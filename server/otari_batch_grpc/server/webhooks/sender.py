@@ -6,6 +6,7 @@ What came back (`Answer`) or why nothing did (`NotDelivered`) is the caller's to
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import socket
 import ssl
@@ -40,8 +41,9 @@ class NotDelivered(Exception):
 
 @dataclass(frozen=True)
 class SenderLimits:
-    connect_seconds: float = 5.0
-    read_seconds: float = 10.0
+    connect_seconds: float = 5.0  # to resolve the host, and again to connect
+    read_seconds: float = 10.0  # between two reads of the answer
+    total_seconds: float = 30.0  # the whole try, however the receiver drips its answer
     max_response_bytes: int = 64 * 1024
 
 
@@ -55,12 +57,17 @@ class Sender:
         self._tls = ssl.create_default_context()
 
     async def send(self, url: str, body: bytes, headers: Mapping[str, str]) -> Answer:
+        limits = self._limits
         try:
-            target = await resolve(url, self._policy, self._resolver)
+            async with asyncio.timeout(limits.connect_seconds):
+                target = await resolve(url, self._policy, self._resolver)
         except TargetRefused as exc:
             raise NotDelivered(f"{redacted(url)} {exc}", refused=True) from None
-        limits = self._limits
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=limits.connect_seconds, sock_read=limits.read_seconds)
+        except TimeoutError:
+            raise NotDelivered(f"{redacted(url)}: its host took too long to resolve") from None
+        timeout = aiohttp.ClientTimeout(
+            total=limits.total_seconds, sock_connect=limits.connect_seconds, sock_read=limits.read_seconds
+        )
         connector = aiohttp.TCPConnector(resolver=_Pinned(target), force_close=True, ssl=self._tls)
         try:
             async with (

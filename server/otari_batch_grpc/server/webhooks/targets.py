@@ -5,9 +5,10 @@ between the check and the connection, DNS rebinding, reaches nothing it should n
 Only `https`; plain `http` only to loopback, and loopback only when the operator allows it (for development). An
 address must be globally routable: private (10/8, 172.16/12, 192.168/16, fc00::/7), loopback, link-local
 (169.254/16, fe80::/10), CGNAT (100.64/10), 0/8, multicast, documentation and other reserved ranges are refused,
-and so are the IPv6 forms that carry an IPv4 address (mapped ::ffff:0:0/96, 6to4 2002::/16, NAT64 64:ff9b::/96,
-Teredo 2001::/32) when the address they carry would be. Hosts and networks the operator allows are taken as they
-are. The resolver is a seam (`Resolver`): tests check every rule without opening a connection.
+and so are the IPv6 forms that carry an IPv4 address (mapped ::ffff:0:0/96, compatible ::/96, 6to4 2002::/16, NAT64
+64:ff9b::/96 and 64:ff9b:1::/48, Teredo 2001::/32) when the address they carry would be, and site-local fec0::/10.
+Hosts and networks the operator allows are taken as they are. The resolver is a seam (`Resolver`): tests check
+every rule without opening a connection.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 
 MAX_URL_CHARS = 2048
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))  # well-known, local use
+_COMPATIBLE = ipaddress.ip_network("::/96")  # IPv4-compatible IPv6 (deprecated, still routed by some stacks)
 
 
 class TargetRefused(ValueError):
@@ -141,7 +143,8 @@ def refusal(address: Address, host: str, policy: TargetPolicy) -> str | None:
         return "link-local"
     if address in _CGNAT:
         return "shared address space (CGNAT, 100.64.0.0/10)"
-    if not address.is_global:
+    site_local = isinstance(address, ipaddress.IPv6Address) and address.is_site_local
+    if not address.is_global or address.is_reserved or site_local:
         return "private or reserved"
     return None
 
@@ -155,7 +158,7 @@ def _embedded(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
         return address.ipv4_mapped
     if address.sixtofour is not None:
         return address.sixtofour
-    if address in _NAT64:
+    if any(address in prefix for prefix in _NAT64) or (address in _COMPATIBLE and int(address) > 1):
         return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     if address.teredo is not None:
         return address.teredo[1]

@@ -83,6 +83,10 @@ class Deliverer:
     async def _attempt(self, delivery: DeliveryRecord, endpoint: EndpointRecord) -> None:
         now = time.time()
         attempts = delivery.attempts + 1
+        access = await self._store.access(delivery.batch_id, endpoint.owner)
+        if access is None or access.verified_at <= 0:  # revoked, or the owner's key refused since: told no more
+            await self._finish(delivery, attempts, _Outcome("dropped", 0, "its owner may no longer see the batch"), now)
+            return
         try:
             answer = await self._send(delivery, endpoint, now)
         except (NotDelivered, Unsealable) as exc:
@@ -99,6 +103,9 @@ class Deliverer:
                 outcome = self._again(
                     delivery, attempts, now, status=answer.status, error=error, retry_after=answer.retry_after
                 )
+        await self._finish(delivery, attempts, outcome, now)
+
+    async def _finish(self, delivery: DeliveryRecord, attempts: int, outcome: _Outcome, now: float) -> None:
         done_at = now if outcome.state != "pending" else 0.0
         await self._store.finish_delivery(
             delivery.id,
@@ -124,5 +131,5 @@ class Deliverer:
         event = watch_pb2.BatchEvent.FromString(delivery.event)
         event.resume_token = self._tokens_for(endpoint.owner).resume(delivery.batch_id, delivery.rev)
         body = events.body(event, kind=delivery.kind)
-        message_id = events.message_id(endpoint.id, delivery.batch_id, delivery.rev)
+        message_id = events.message_id(delivery.id)
         return await self._sender.send(endpoint.url, body, signed_headers(secrets.signing(now), message_id, now, body))

@@ -103,15 +103,20 @@ SELECT pg_notify($3, $4)
 """
 
 
-# The endpoints to tell of each batch's change (the showing owner's, and those of owners shown it lately), with the
-# status the registry had for the batch before.
+# The endpoints to tell of each batch's change: those of the owner showing it, and of owners shown it lately whose
+# key was not refused since; with the status the registry had for the batch before.
 _ENDPOINTS_TO_TELL = f"""
-SELECT c.id, b.status, {", ".join("e." + c.strip() for c in queries.ENDPOINT_COLUMNS.split(","))}
-FROM unnest($1::text[]) AS c(id)
-LEFT JOIN batches b ON b.id = c.id
-JOIN webhook_endpoints e ON e.owner = $2
-    OR e.owner IN (SELECT a.owner FROM access a WHERE a.batch_id = c.id AND a.verified_at >= $3)
-ORDER BY c.id, e.created_at, e.id
+WITH ids AS (SELECT DISTINCT id FROM unnest($1::text[]) AS c(id)),
+owners AS (
+    SELECT ids.id AS batch_id, $2::text AS owner FROM ids
+    UNION
+    SELECT a.batch_id, a.owner FROM access a JOIN ids ON a.batch_id = ids.id
+    LEFT JOIN key_refusals k ON k.owner = a.owner
+    WHERE a.verified_at >= $3 AND a.verified_at > COALESCE(k.refused_at, 0)
+)
+SELECT o.batch_id, b.status, {", ".join("e." + c.strip() for c in queries.ENDPOINT_COLUMNS.split(","))}
+FROM owners o JOIN webhook_endpoints e ON e.owner = o.owner LEFT JOIN batches b ON b.id = o.batch_id
+ORDER BY o.batch_id, e.created_at, e.id
 """
 
 

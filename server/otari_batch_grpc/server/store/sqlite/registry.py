@@ -28,10 +28,13 @@ ON CONFLICT(id) DO UPDATE SET
     status = excluded.status, terminal = excluded.terminal, snapshot = excluded.snapshot,
     last_seen = excluded.last_seen, creator = COALESCE(batches.creator, excluded.creator)
 """
-# The endpoints to tell of a batch's change: the showing owner's, and those of owners shown it lately.
+# The endpoints to tell of a batch's change: those of the owner showing it, and of owners shown it lately whose key
+# was not refused since.
 _ENDPOINTS_TO_TELL = (
-    f"SELECT {queries.ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE owner = ? OR owner IN "
-    "(SELECT owner FROM access WHERE batch_id = ? AND verified_at >= ?) ORDER BY created_at, id"
+    f"SELECT {queries.ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE owner IN (SELECT ? UNION "
+    "SELECT a.owner FROM access a LEFT JOIN key_refusals k ON k.owner = a.owner "
+    "WHERE a.batch_id = ? AND a.verified_at >= ? AND a.verified_at > COALESCE(k.refused_at, 0)) "
+    "ORDER BY created_at, id"
 )
 _GRANT = """
 INSERT INTO access (batch_id, owner, verified_at) VALUES (?, ?, ?)
@@ -87,7 +90,7 @@ class SqliteRegistry(SqliteConnection):
     ) -> dict[str, tuple[str | None, tuple[EndpointRecord, ...]]]:
         """For each changed batch with endpoints to tell: its status before, and those endpoints."""
         told: dict[str, tuple[str | None, tuple[EndpointRecord, ...]]] = {}
-        for seen in changed:
+        for seen in {seen.id: seen for seen in changed}.values():  # (each batch once)
             cursor = await self._db.execute(_ENDPOINTS_TO_TELL, (owner, seen.id, trusted_since))
             endpoints = tuple(EndpointRecord.of_row(row) for row in await cursor.fetchall())
             if endpoints:
