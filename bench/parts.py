@@ -217,18 +217,14 @@ async def bench(sheet: Sheet, *, quick: bool) -> None:
         with runs.measuring("polls_per_part_interval", "events_not_per_whole_change"):
             await _watched(sizes, runs)
 
-    def ms(key: str) -> str:
-        values = runs.values.get(key)
-        return f"{sorted(values)[len(values) // 2]:.0f} ms" if values else "?"
-
     sheet.figure(
         f"parts.create_{n}.ack.vs_direct_parts",
         runs,
         "create_ratio",
         "x",
         at_most(1.3),
-        note=f"UploadBatch acknowledged {ms('create_grpc')}, ten parts created directly {AT_ONCE} at once "
-        f"{ms('create_direct')}",
+        note=f"UploadBatch acknowledged {runs.shown('create_grpc', 'ms')}, ten parts created directly "
+        f"{AT_ONCE} at once {runs.shown('create_direct', 'ms')}",
     )
     sheet.figure(f"parts.create_{n}.server_rss_growth", runs, "create_rss", "MiB", at_most(400.0))
     sheet.figure(
@@ -237,8 +233,8 @@ async def bench(sheet: Sheet, *, quick: bool) -> None:
         "results_ratio",
         "x",
         at_most(1.3),
-        note=f"last result {ms('results_grpc')}, ten parts' results fetched and parsed directly {AT_ONCE} at once "
-        f"{ms('results_direct')}",
+        note=f"last result {runs.shown('results_grpc', 'ms')}, ten parts' results fetched and parsed directly "
+        f"{AT_ONCE} at once {runs.shown('results_direct', 'ms')}",
     )
     sheet.figure(
         "parts.watched_ten_parts.polls_per_live_part_per_interval",
@@ -254,5 +250,5 @@ async def bench(sheet: Sheet, *, quick: bool) -> None:
         "events_not_per_whole_change",
         "",
         at_most(0.0),
-        note=f"0: every subscriber the same {ms('events').removesuffix(' ms')} events, no state twice in a row",
+        note=f"0: every subscriber the same {runs.shown('events', 'events')}, no state twice in a row",
     )

@@ -92,6 +92,11 @@ class Runs:
         for name in names:
             self.errors.setdefault(name, message)
 
+    def shown(self, name: str, unit: str, digits: int = 0) -> str:
+        """The median of `name` over the runs, with its unit, for a figure's note ("?" when no run measured it)."""
+        values = self.values.get(name)
+        return f"{statistics.median(values):.{digits}f} {unit}" if values else "?"
+
     @contextmanager
     def measuring(self, *names: str) -> Iterator[None]:
         """Run a section: an exception marks `names` as not measured (with the reason) and is not re-raised."""

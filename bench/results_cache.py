@@ -226,21 +226,13 @@ async def bench(sheet: Sheet, *, quick: bool) -> None:
         with runs.measuring("create_ratio", "first_ratio", "cache_speedup", "rss_gateway_ratio"):
             await _run(sizes, runs)
 
-    def ms(key: str) -> str:
-        values = runs.values.get(key)
-        return f"{sorted(values)[len(values) // 2]:.0f} ms" if values else "?"
-
-    def mib(key: str) -> str:
-        values = runs.values.get(key)
-        return f"{sorted(values)[len(values) // 2]:.1f} MiB" if values else "?"
-
     sheet.figure(
         f"results.create_{n}.vs_direct_post",
         runs,
         "create_ratio",
         "x",
         at_most(1.3),
-        note=f"CreateBatch {ms('create_grpc')}, direct POST {ms('create_direct')}",
+        note=f"CreateBatch {runs.shown('create_grpc', 'ms')}, direct POST {runs.shown('create_direct', 'ms')}",
     )
     sheet.figure(
         f"results.first_stream_{n}.last_item.vs_direct",
@@ -248,7 +240,7 @@ async def bench(sheet: Sheet, *, quick: bool) -> None:
         "first_ratio",
         "x",
         at_most(1.5),
-        note=f"last item {ms('first_total')}, direct GET+parse {ms('direct_total')}",
+        note=f"last item {runs.shown('first_total', 'ms')}, direct GET+parse {runs.shown('direct_total', 'ms')}",
     )
     sheet.figure(
         f"results.first_stream_{n}.first_item.vs_direct_total",
@@ -256,7 +248,8 @@ async def bench(sheet: Sheet, *, quick: bool) -> None:
         "first_item_ratio",
         "x",
         at_most(0.3),
-        note=f"first item {ms('first_item')}, direct GET+parse {ms('direct_total')}, first byte {ms('direct_ttfb')}",
+        note=f"first item {runs.shown('first_item', 'ms')}, direct GET+parse {runs.shown('direct_total', 'ms')}, "
+        f"first byte {runs.shown('direct_ttfb', 'ms')}",
     )
     sheet.figure(
         f"results.cached_stream_{n}.speedup_vs_direct",
@@ -264,7 +257,7 @@ async def bench(sheet: Sheet, *, quick: bool) -> None:
         "cache_speedup",
         "x",
         at_least(10),
-        note=f"cached stream {ms('cache_total')}, direct GET+parse {ms('direct_total')}",
+        note=f"cached stream {runs.shown('cache_total', 'ms')}, direct GET+parse {runs.shown('direct_total', 'ms')}",
     )
     sheet.figure(f"results.cached_stream_{n}.rate", runs, "cache_rate", "results/s", at_least(100_000))
     for path in ("gateway", "cache"):
@@ -274,5 +267,6 @@ async def bench(sheet: Sheet, *, quick: bool) -> None:
             f"rss_{path}_ratio",
             "x",
             at_most(2.0),
-            note=f"{mib(f'rss_{path}_big')} vs {mib(f'rss_{path}_small')}, floor {MIN_GROWTH_MIB:g} MiB",
+            note=f"{runs.shown(f'rss_{path}_big', 'MiB', 1)} vs {runs.shown(f'rss_{path}_small', 'MiB', 1)}, "
+            f"floor {MIN_GROWTH_MIB:g} MiB",
         )
