@@ -1,9 +1,8 @@
-"""A webhook's body, as Standard Webhooks has it: `{"type", "timestamp", "data"}`. The type is `batch.<status>`
-(`batch.completed`, `batch.failed`, `batch.expired`, `batch.cancelled`, and for an endpoint that asked for every
-status change `batch.in_progress` and the like). The data is the contract's own BatchEvent in its JSON mapping (the
-batch, its previous status, when it was observed, its resume token), so a receiver in any language reads it with
-the generated types (JSON parse into otari.batch.v1.BatchEvent). Its id (`webhook-id`) is the same on every try
-of one event, so a receiver drops the repeats that at-least-once delivery makes."""
+"""A webhook's body, as Standard Webhooks has it: `{"type", "timestamp", "data"}`. The type is the caller's to say
+(`batch.completed`, ...: see domain.notifications.endpoints). The data is the contract's own BatchEvent in its JSON
+mapping (the batch, its previous status, when it was observed, its resume token), so a receiver in any language
+reads it with the generated types (JSON parse into otari.batch.v1.BatchEvent). Its id (`webhook-id`) is the same on
+every try of one event, so a receiver drops the repeats that at-least-once delivery makes."""
 
 from __future__ import annotations
 
@@ -12,22 +11,9 @@ from datetime import UTC, datetime
 
 from google.protobuf import json_format
 
-from otari_batch_grpc.v1 import batch_pb2, watch_pb2
+from otari_batch_grpc.v1 import watch_pb2
 
-TERMINAL = frozenset(
-    {
-        batch_pb2.BATCH_STATUS_COMPLETED,
-        batch_pb2.BATCH_STATUS_FAILED,
-        batch_pb2.BATCH_STATUS_EXPIRED,
-        batch_pb2.BATCH_STATUS_CANCELLED,
-    }
-)
 TEST_TYPE = "webhook.test"
-
-
-def event_type(status: int) -> str:
-    """`batch.completed` for BATCH_STATUS_COMPLETED: the gateway's spelling of the status."""
-    return "batch." + batch_pb2.BatchStatus.Name(status).removeprefix("BATCH_STATUS_").lower()  # type: ignore[arg-type]
 
 
 def message_id(event_id: int) -> str:
@@ -35,12 +21,11 @@ def message_id(event_id: int) -> str:
     return f"msg_{event_id}"
 
 
-def body(event: watch_pb2.BatchEvent, *, kind: str | None = None) -> bytes:
-    """The JSON body of `event` (its type from the batch's status unless `kind` says), timestamped when it was
-    observed."""
+def body(event: watch_pb2.BatchEvent, *, kind: str) -> bytes:
+    """The JSON body of `event`, of type `kind`, timestamped when it was observed."""
     observed = event.observed_at.ToDatetime(tzinfo=UTC) if event.HasField("observed_at") else datetime.now(UTC)
     document = {
-        "type": kind or event_type(event.batch.status),
+        "type": kind,
         "timestamp": observed.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "data": json_format.MessageToDict(event),
     }

@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from otari_batch_grpc.server.domain.sealing import Sealer
+from otari_batch_grpc.server.gateway.convert import TERMINAL_STATUSES, status_name
 from otari_batch_grpc.server.store import EndpointRecord
-from otari_batch_grpc.server.webhooks.events import TERMINAL, event_type
 from otari_batch_grpc.v1 import batch_pb2
 
 SECRETS_PURPOSE = "webhook signing secrets"
@@ -28,6 +28,12 @@ class Events(enum.Enum):
     ALL = "all"  # every move of the status
 
 
+def event_type(status: int) -> str:
+    """A webhook's type for a batch now in `status`: `batch.completed` for BATCH_STATUS_COMPLETED (the gateway's
+    spelling of the status)."""
+    return "batch." + status_name(status)
+
+
 @dataclass(frozen=True)
 class Endpoint:
     id: str
@@ -35,20 +41,18 @@ class Endpoint:
     url: str
     events: Events
     metadata_filter: Mapping[str, str] = field(default_factory=dict)
-    enabled: bool = True
 
     @classmethod
     def of(cls, record: EndpointRecord) -> Endpoint:
-        pairs = json.loads(record.metadata_filter)
-        return cls(record.id, record.owner, record.url, Events(record.events), pairs, record.enabled)
+        return cls(record.id, record.owner, record.url, Events(record.events), json.loads(record.metadata_filter))
 
     def wants(self, moved: bool, after: batch_pb2.Batch) -> str | None:
         """The type of the event a change to `after` is for this endpoint (`moved`: its status moved, or it is new),
         or None when it wants none. (A disabled endpoint wants them all the same: they wait, for a while, for it to
-        be enabled again.)"""
+        be enabled again; see deliverer.)"""
         if not moved:
             return None
-        if self.events is Events.TERMINAL and after.status not in TERMINAL:
+        if self.events is Events.TERMINAL and after.status not in TERMINAL_STATUSES:
             return None
         if any(after.metadata.get(key) != value for key, value in self.metadata_filter.items()):
             return None
