@@ -180,9 +180,10 @@ async def _connection(url: str) -> AsyncIterator[asyncpg.Connection[asyncpg.Reco
 
 
 async def test_connections_cut_under_statements_are_store_unavailable_and_nothing_else(postgres_url: str) -> None:
-    """The state database's connections cut while statements run on them (the soak's pg_cut, #24): each failed
-    call is StoreUnavailable (retried, UNAVAILABLE to a caller), never another error, which the watch hub would take
-    for a fault of the server's own; and the store works again right after."""
+    """The state database's connections cut while statements run on them (the soak's pg_cut, #24), in a
+    transaction too (its close then fails on a closed connection): each failed call is StoreUnavailable (retried,
+    UNAVAILABLE to a caller), never another error, which the watch hub would take for a fault of the server's own;
+    and the store works again right after."""
     store = await open_store(postgres_url)
     failures: Counter[str] = Counter()
     cutting = True
@@ -192,6 +193,8 @@ async def test_connections_cut_under_statements_are_store_unavailable_and_nothin
             try:
                 await store.hold_lease(f"poll:b{n}", "replica/loop", 5.0)
                 await store.latest_revision(f"b{n}")
+                seen = SeenBatch(f"b{n}", "openai", "in_progress", False, b"state")  # a transaction of statements
+                await store.enter([seen], [], owner="o", keep=3, observed_at=1.0)
             except StoreUnavailable:
                 failures["StoreUnavailable"] += 1
             except Exception as exc:  # the defect: anything else

@@ -268,13 +268,22 @@ def _reaching() -> Iterator[None]:
         yield
     except _LOST as exc:
         raise StoreUnavailable(f"the state database did not answer ({type(exc).__name__})") from exc
-    except asyncpg.exceptions.InternalClientError as exc:
-        # A connection whose backend was terminated under a statement can fail with "cannot switch to state ...;
-        # another operation is in progress" (MagicStack/asyncpg#1069): a cut connection, not a misuse (the store
-        # never shares one between operations). Its subclasses (protocol errors and the like) are faults.
-        if type(exc) is not asyncpg.exceptions.InternalClientError or "another operation" not in str(exc):
+    except (asyncpg.exceptions.InternalClientError, asyncpg.exceptions.InterfaceError) as exc:
+        # A transaction whose connection was cut under it cannot close ("the underlying connection is closed"):
+        # the cut, raised first, is what happened.
+        cut = exc.__context__ if isinstance(exc, asyncpg.exceptions.InterfaceError) else exc
+        if isinstance(cut, _LOST):
+            raise StoreUnavailable(f"the state database did not answer ({type(cut).__name__})") from exc
+        if not _cut_mid_statement(cut):
             raise
         raise StoreUnavailable("the state database's connection was cut under a statement") from exc
+
+
+def _cut_mid_statement(exc: BaseException | None) -> bool:
+    """A connection whose backend was terminated under a statement can fail with "cannot switch to state ...;
+    another operation is in progress" (MagicStack/asyncpg#1069): a cut connection, not a misuse (the store never
+    shares one between operations). Its subclasses (protocol errors and the like) are faults."""
+    return type(exc) is asyncpg.exceptions.InternalClientError and "another operation" in str(exc)
 
 
 async def _keep_session(conn: asyncpg.Connection[asyncpg.Record]) -> None:
