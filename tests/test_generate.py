@@ -58,4 +58,4 @@ def test_the_python_modules_live_in_the_projects_namespace(fresh: Path) -> None:
     v1 = fresh / "python/otari_batch_grpc/v1"
     assert "from otari_batch_grpc.v1 import batch_pb2" in (v1 / "batch_service_pb2.py").read_text()
     assert not (fresh / "python/otari").exists()
-    assert {p.name for p in v1.glob("*_grpc.py")} == {"batch_service_pb2_grpc.py"}  # only files with a service
+    assert {p.name for p in v1.glob("*_grpc.py")} == {"batch_service_pb2_grpc.py", "webhook_service_pb2_grpc.py"}

@@ -22,13 +22,18 @@ def test_retry_after_is_honoured_up_to_its_cap() -> None:
     backoff = Backoff(first=5.0, cap=60.0, retry_after_cap=120.0)
     assert backoff.next_try(1, now=0.0, first_try=0.0, retry_after=90.0) == 90.0  # longer than the backoff: kept
     assert backoff.next_try(1, now=0.0, first_try=0.0, retry_after=7200.0) == 120.0
-    assert backoff.next_try(3, now=0.0, first_try=0.0, retry_after=-5.0) == 0.0
+    rng = random.Random(7)
+    floor = Backoff(first=5.0, cap=60.0).next_try(3, now=0.0, first_try=0.0, rng=random.Random(7))
+    # Retry-After 0 (or nonsense) is no reason to try sooner than the backoff would: no loop of tries.
+    assert backoff.next_try(3, now=0.0, first_try=0.0, retry_after=-5.0, rng=rng) == floor
+    assert floor is not None and floor > 0
 
 
 def test_past_the_window_a_delivery_is_dropped() -> None:
+    short = Backoff(first=1.0, cap=1.0, window=24 * 3600.0)
+    assert short.next_try(9, now=24 * 3600.0 - 10, first_try=0.0, retry_after=5.0) is not None
+    assert short.next_try(9, now=24 * 3600.0 - 10, first_try=0.0, retry_after=20.0) is None
     backoff = Backoff(first=5.0, cap=3600.0, window=24 * 3600.0)
-    assert backoff.next_try(9, now=24 * 3600.0 - 10, first_try=0.0, retry_after=5.0) is not None
-    assert backoff.next_try(9, now=24 * 3600.0 - 10, first_try=0.0, retry_after=20.0) is None
     waits = backoff.schedule()
     assert waits[:4] == [5.0, 10.0, 20.0, 40.0] and waits[-1] == 3600.0 and sum(waits) <= 24 * 3600.0
 

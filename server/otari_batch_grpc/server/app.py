@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+from collections.abc import Awaitable, Callable
 
 import grpc
 from grpc import aio
@@ -14,18 +16,23 @@ from grpc_health.v1._async import HealthServicer
 from otari_batch_grpc.server import wiring
 from otari_batch_grpc.server.config import Settings
 from otari_batch_grpc.server.domain.callers import OwnerHasher
+from otari_batch_grpc.server.domain.core.batches import Batches
 from otari_batch_grpc.server.domain.core.delegated import follow_delegated
+from otari_batch_grpc.server.domain.notifications.deliverer import Deliverer
+from otari_batch_grpc.server.domain.notifications.following import follow_endpoint_batches
+from otari_batch_grpc.server.domain.sealing import Sealer
 from otari_batch_grpc.server.edge import reflection
 from otari_batch_grpc.server.edge.limits import LimitPolicy, Limits
 from otari_batch_grpc.server.edge.rpc import register
 from otari_batch_grpc.server.edge.service import BatchService
+from otari_batch_grpc.server.edge.webhook_service import WebhookService
 from otari_batch_grpc.server.gateway.client import API_ROOTS, GatewayClient
 from otari_batch_grpc.server.gateway.errors import UpstreamError
 from otari_batch_grpc.server.secret_files import load_owner_secret, sealer, token_keys
 from otari_batch_grpc.server.store import Store, StoreUnavailable, open_store
 from otari_batch_grpc.server.telemetry import metrics, tracing
 from otari_batch_grpc.server.telemetry.metrics import MetricsListener
-from otari_batch_grpc.v1 import batch_service_pb2
+from otari_batch_grpc.v1 import batch_service_pb2, webhook_service_pb2
 
 log = logging.getLogger("otari_batch_grpc")
 
@@ -100,11 +107,15 @@ class BatchServer:
         self.port = 0
         self.metrics: MetricsListener | None = None
         self._service: BatchService | None = None
+        self._webhooks: WebhookService | None = None
+        self._deliverer: Deliverer | None = None
+        self._sealer: Sealer | None = None
         self._store: Store | None = None
         self._server: aio.Server | None = None
         self._health_task: asyncio.Task[None] | None = None
         self._sweep_task: asyncio.Task[None] | None = None
         self._rerun_task: asyncio.Task[None] | None = None
+        self._deliver_task: asyncio.Task[None] | None = None
 
     @property
     def service(self) -> BatchService:
@@ -142,6 +153,7 @@ class BatchServer:
             shared = None if settings.owner_secret else await self._store.shared_secret("owner_secret")
             secret = shared or await load_owner_secret(settings.owner_secret, settings.state_db)
             tokens = await token_keys(settings.token_keys, settings.state_db, self._store)
+            self._sealer = await sealer(settings.key_encryption_keys, settings.state_db, self._store)
             self._service = wiring.batch_service(
                 settings,
                 gateway=self.gateway,
@@ -149,7 +161,10 @@ class BatchServer:
                 limits=self.limits,
                 owners=OwnerHasher(secret),
                 tokens=tokens,
-                sealer=await sealer(settings.key_encryption_keys, settings.state_db, self._store),
+                sealer=self._sealer,
+            )
+            self._webhooks, self._deliverer = wiring.webhooks(
+                settings, service=self._service, store=self._store, sealer=self._sealer
             )
             await self._service.core.join_fleet()
             return await self._serve()
@@ -160,6 +175,8 @@ class BatchServer:
     async def _serve(self) -> int:
         server = aio.server(options=server_options(self.settings))
         register(server, self.service, batch_service_pb2.DESCRIPTOR.services_by_name["BatchService"])
+        assert self._webhooks is not None
+        register(server, self._webhooks, webhook_service_pb2.DESCRIPTOR.services_by_name["WebhookService"])
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable(server)
         try:
@@ -180,12 +197,16 @@ class BatchServer:
             self._watch_gateway(reachable), name="gateway-health", context=tracing.background()
         )
         self._sweep_task = asyncio.create_task(self._sweep(), name="retention", context=tracing.background())
-        self._rerun_task = asyncio.create_task(self._reruns(), name="re-runs", context=tracing.background())
+        assert self._sealer is not None
+        followers = _followers(self.service.core, self._sealer, self.settings.watch_poll_max)
+        self._rerun_task = asyncio.create_task(followers, name="followers", context=tracing.background())
+        assert self._deliverer is not None
+        self._deliver_task = asyncio.create_task(self._deliverer.run(), name="webhooks", context=tracing.background())
         return self.port
 
     async def stop(self) -> None:
         """Graceful: health NOT_SERVING, open streams end with UNAVAILABLE, in-flight unary calls get the grace."""
-        for task in (self._health_task, self._sweep_task, self._rerun_task):
+        for task in (self._health_task, self._sweep_task, self._rerun_task, self._deliver_task):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -277,18 +298,6 @@ class BatchServer:
                     metrics.RESULTS_CACHE_BYTES.set(await self.store.results_bytes())
             await asyncio.sleep(self.settings.sweep_interval)
 
-    async def _reruns(self) -> None:
-        """Batches with re-runs asked advance while no one calls: each read with its delegated key every
-        WATCH_POLL_MAX (unless a watch polls it already)."""
-        while True:
-            try:
-                await follow_delegated(self.service.core)
-            except StoreUnavailable:  # (the database away: nothing to say but that)
-                log.warning("following the batches with re-runs: the state database did not answer; next round")
-            except Exception:
-                log.exception("following the batches with re-runs failed; the next round tries again")
-            await asyncio.sleep(self.settings.watch_poll_max)
-
     async def _set_health(self, reachable: bool) -> None:
         status = _SERVING if reachable else _NOT_SERVING
         await self.health.set("", status)
@@ -303,3 +312,21 @@ class BatchServer:
             root_certificates=ca,
             require_client_auth=ca is not None,
         )
+
+
+async def _followers(core: Batches, sealer: Sealer, interval: float) -> None:
+    """Batches advance while no one calls: those with re-runs asked, each read with its delegated key, and those
+    webhook endpoints are told of, with the key delegated to them, every `interval` (unless a watch polls it)."""
+    followers: dict[str, Callable[[], Awaitable[int]]] = {
+        "the batches with re-runs": functools.partial(follow_delegated, core),
+        "the batches of webhook endpoints": functools.partial(follow_endpoint_batches, core, sealer),
+    }
+    while True:
+        for what, follow in followers.items():
+            try:
+                await follow()
+            except StoreUnavailable:  # (the database away: nothing to say but that)
+                log.warning("following %s: the state database did not answer; next round", what)
+            except Exception:
+                log.exception("following %s failed; the next round tries again", what)
+        await asyncio.sleep(interval)

@@ -27,6 +27,7 @@ from pydantic_settings.sources.utils import parse_env_vars
 
 from otari_batch_grpc.server.domain.tokens import TokenKeys, TokenKeysError
 from otari_batch_grpc.server.store.base import is_database_url
+from otari_batch_grpc.server.webhooks.targets import TargetPolicy
 
 _MIB = 1024 * 1024
 
@@ -88,6 +89,24 @@ DatabaseUrl = Annotated[str, AfterValidator(_database_url)]
 Keyring = Annotated[str, AfterValidator(_keyring)]
 HostPort = Annotated[str, AfterValidator(_host_port)]
 HostPortOrEmpty = Annotated[str, AfterValidator(_host_port_or_empty)]
+
+
+def _webhook_allow(value: str) -> str:
+    try:
+        webhook_targets(value)
+    except ValueError as exc:
+        raise ConfigError(f"WEBHOOK_ALLOW: {exc}") from None
+    return value
+
+
+def webhook_targets(allow: str) -> TargetPolicy:
+    """WEBHOOK_ALLOW read: hosts and networks (CIDR) webhooks may go to beside public addresses, and `loopback`."""
+    entries = [entry.strip() for entry in allow.split(",") if entry.strip()]
+    loopback = "loopback" in entries
+    return TargetPolicy.parse([e for e in entries if e != "loopback"], loopback=loopback)
+
+
+WebhookAllow = Annotated[str, AfterValidator(_webhook_allow)]
 LogLevel = Annotated[str, _one_of("log_level", ("DEBUG", "INFO", "WARNING", "ERROR"), fold=True)]
 EventLoop = Annotated[str, _one_of("event_loop", ("uvloop", "asyncio"))]
 
@@ -318,6 +337,19 @@ class Settings(_SettingsBase):
     limit_parts_in_flight_per_caller: int = _opt(
         100, "Parts of one caller's batches being made upstream at once; past it, RESOURCE_EXHAUSTED.", ge=1
     )
+    limit_endpoints_per_caller: int = _opt(20, "Webhook endpoints per caller; past it, RESOURCE_EXHAUSTED.", ge=1)
+    webhook_allow: WebhookAllow = _opt(
+        "",
+        "Where webhooks may go beside public addresses: host names and networks (CIDR), comma-separated, and "
+        "`loopback` to allow localhost (plain http:// too), for development. Private, link-local, CGNAT and other "
+        "non-public addresses are refused unless listed.",
+    )
+    webhook_retry_window: float = _opt(86_400.0, "Seconds a webhook is tried for, from its first try.", gt=0)
+    webhook_backoff_first: float = _opt(5.0, "Seconds: most wait after a first failed try (doubling, jittered).", gt=0)
+    webhook_backoff_cap: float = _opt(3600.0, "Seconds: most wait between tries (and most Retry-After kept).", gt=0)
+    webhook_deliveries_per_endpoint: int = _opt(4, "Webhooks tried at once for one endpoint.", ge=1)
+    webhook_deliveries_per_caller: int = _opt(16, "Webhooks tried at once for one caller's endpoints together.", ge=1)
+    webhook_deliveries_total: int = _opt(100, "Webhook deliveries tried at once by this replica.", ge=1)
     shutdown_grace: float = _opt(10.0, "Seconds in-flight calls get to finish after SIGTERM.", gt=0)
     health_interval: float = _opt(5.0, "Seconds between probes of the gateway for the health service.", gt=0)
     log_level: LogLevel = _opt("INFO", "Logging level: DEBUG, INFO, WARNING or ERROR.")
@@ -364,6 +396,8 @@ class Settings(_SettingsBase):
 
 def _check_together(settings: Settings) -> None:
     """What settings must be of one another."""
+    if settings.webhook_backoff_first > settings.webhook_backoff_cap:
+        raise ConfigError("webhook_backoff_first must not be more than webhook_backoff_cap")
     if settings.watch_poll_min > settings.watch_poll_max:
         raise ConfigError("watch_poll_min must not be more than watch_poll_max")
     if settings.watch_lease_seconds <= settings.watch_poll_max:

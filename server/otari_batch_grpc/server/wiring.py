@@ -4,10 +4,12 @@ builds another."""
 
 from __future__ import annotations
 
-from otari_batch_grpc.server.config import Settings
-from otari_batch_grpc.server.domain.callers import OwnerHasher
+from otari_batch_grpc.server.config import Settings, webhook_targets
+from otari_batch_grpc.server.domain.callers import Caller, OwnerHasher
 from otari_batch_grpc.server.domain.core.batches import Batches, CorePolicy
 from otari_batch_grpc.server.domain.idempotency import IdempotentCreates
+from otari_batch_grpc.server.domain.notifications.deliverer import Deliverer, DelivererPolicy
+from otari_batch_grpc.server.domain.notifications.registrations import Registrations
 from otari_batch_grpc.server.domain.parts.wholes import PartsPolicy
 from otari_batch_grpc.server.domain.results import ResultsPolicy, ResultStreams
 from otari_batch_grpc.server.domain.sealing import Sealer
@@ -18,8 +20,11 @@ from otari_batch_grpc.server.domain.tokens import TokenKeys
 from otari_batch_grpc.server.domain.upstream_search import ATTEMPT_GRACE_SECONDS
 from otari_batch_grpc.server.edge.limits import Limits
 from otari_batch_grpc.server.edge.service import BatchService
+from otari_batch_grpc.server.edge.webhook_service import WebhookService
 from otari_batch_grpc.server.gateway.client import GatewayClient
 from otari_batch_grpc.server.store import Store
+from otari_batch_grpc.server.webhooks.schedule import Backoff
+from otari_batch_grpc.server.webhooks.sender import Sender
 
 
 def batch_service(
@@ -81,3 +86,41 @@ def batch_service(
         limits=limits,
         wait_default_seconds=settings.wait_default_timeout,
     )
+
+
+def webhooks(
+    settings: Settings, *, service: BatchService, store: Store, sealer: Sealer
+) -> tuple[WebhookService, Deliverer]:
+    """WebhookService, and the deliverer of the outbox (woken by each save here that wrote to it)."""
+    core = service.core
+    sender = Sender(webhook_targets(settings.webhook_allow))
+    registrations = Registrations(
+        store=store,
+        sealer=sealer,
+        sender=sender,
+        targets=webhook_targets(settings.webhook_allow),
+        limit=settings.limit_endpoints_per_caller,
+    )
+    deliverer = Deliverer(
+        store=store,
+        sender=sender,
+        sealer=sealer,
+        tokens_for=lambda owner: core.tokens_for(Caller("", owner)),
+        backoff=Backoff(
+            first=settings.webhook_backoff_first,
+            cap=settings.webhook_backoff_cap,
+            window=settings.webhook_retry_window,
+            retry_after_cap=settings.webhook_backoff_cap,
+        ),
+        holder=core.fleet.name if core.fleet is not None else "replica",
+        policy=DelivererPolicy(
+            at_once=settings.webhook_deliveries_total,
+            per_endpoint=settings.webhook_deliveries_per_endpoint,
+            per_owner=settings.webhook_deliveries_per_caller,
+        ),
+    )
+    core.states.on_outbox = deliverer.wake
+    handlers = WebhookService(
+        registrations=registrations, core=core, owners=service.owners, service_key=settings.service_key
+    )
+    return handlers, deliverer

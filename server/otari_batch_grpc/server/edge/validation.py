@@ -110,15 +110,15 @@ def _check_header(request: batch_service_pb2.CreateBatchRequest, problems: list[
             )
         )
     if request.user:
-        _check_id("user", request.user, problems)
+        check_id("user", request.user, problems)
 
 
 def check_batch_ref(batch_id: str, provider: str, *, start_index: int = 0) -> None:
     """Get, Cancel and StreamResults: which batch, and (optional here) which provider holds it."""
     problems: list[FieldViolation] = []
-    _check_id("batch_id", batch_id, problems)
+    check_id("batch_id", batch_id, problems)
     if provider:
-        _check_id("provider", provider, problems)
+        check_id("provider", provider, problems)
     if start_index < 0:
         problems.append(FieldViolation("start_index", "must be 0 or more"))
     _raise(problems)
@@ -135,7 +135,7 @@ def _is_uuid(value: str) -> bool:
 def check_list(request: batch_service_pb2.ListBatchesRequest) -> None:
     problems: list[FieldViolation] = []
     if request.provider:
-        _check_id("provider", request.provider, problems)
+        check_id("provider", request.provider, problems)
     if request.page_size < 0:
         problems.append(FieldViolation("page_size", f"must be 0 (default) to {MAX_PAGE_SIZE}, not negative"))
     _raise(problems)
@@ -146,7 +146,7 @@ def check_watch_many(batch_ids: Sequence[str], limit: int) -> None:
     if len(batch_ids) > limit:
         problems.append(FieldViolation("batch_ids", f"at most {limit:,} ids; got {len(batch_ids):,}"))
     for i, batch_id in enumerate(batch_ids[:limit]):
-        _check_id(f"batch_ids[{i}]", batch_id, problems)
+        check_id(f"batch_ids[{i}]", batch_id, problems)
     _raise(problems)
 
 
@@ -195,7 +195,7 @@ def _short(key: str) -> str:
     return shown if len(shown) <= 40 else f"{shown[:40]}…"
 
 
-def _check_id(name: str, value: str, problems: list[FieldViolation]) -> None:
+def check_id(name: str, value: str, problems: list[FieldViolation]) -> None:
     if not value.strip():
         problems.append(FieldViolation(name, "is required"))
     elif value in (".", "..") or "/" in value:  # a path segment the URL would resolve away, or several segments

@@ -351,6 +351,17 @@ class EndpointsStore(abc.ABC):
     async def enable_endpoint(self, endpoint_id: str, *, now: float) -> bool:
         """Enable a disabled endpoint (what waited for it is then sent); False when it was enabled."""
 
+    @abc.abstractmethod
+    async def disable_endpoints_of(self, owner: str, reason: str, *, now: float) -> int:
+        """Disable every enabled endpoint of the owner, saying why (the key they were registered with was
+        refused); how many were."""
+
+    @abc.abstractmethod
+    async def endpoint_batches(self, limit: int) -> list[tuple[str, str, str]]:
+        """(batch id, provider, endpoint id) of the live batches endpoints are to be told of (their owner's,
+        not refused them), least lately seen first, each with an endpoint of its owner (whose sealed key reads
+        it); `limit` at most."""
+
 
 class PartsStore(abc.ABC):
     """The store's part for batches of several parts (Store holds it with the rest)."""

@@ -218,3 +218,17 @@ DISABLE_ENDPOINT = (
 ENABLE_ENDPOINT = (
     "UPDATE webhook_endpoints SET enabled = $2, disabled_reason = '', updated_at = $3 WHERE id = $1 AND NOT enabled"
 )
+# Every enabled endpoint of an owner disabled at once (the key they were registered with was refused).
+DISABLE_ENDPOINTS_OF = (
+    "UPDATE webhook_endpoints SET enabled = $2, disabled_reason = $3, updated_at = $4 WHERE owner = $1 AND enabled"
+)
+# The live batches an endpoint is to be told of (its owner's, not refused them: a key the gateway refused is refused
+# them all), least lately seen first, with the endpoint whose sealed key reads them; `$1` at most. A disabled
+# endpoint's too: what happens meanwhile waits for it to be enabled (for the retry window). (A batch with a key
+# delegated for its re-runs is followed with that key: see core.delegated.)
+ENDPOINT_BATCHES = (
+    "SELECT b.id, b.provider, min(e.id) FROM batches b JOIN access a ON a.batch_id = b.id AND a.verified_at > 0 "
+    "JOIN webhook_endpoints e ON e.owner = a.owner WHERE NOT b.terminal "
+    "AND NOT EXISTS (SELECT 1 FROM delegations d WHERE d.batch_id = b.id) "
+    "GROUP BY b.id, b.provider, b.last_seen ORDER BY b.last_seen, b.id LIMIT $1"
+)

@@ -30,3 +30,10 @@ def body(event: watch_pb2.BatchEvent, *, kind: str) -> bytes:
         "data": json_format.MessageToDict(event),
     }
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def test_body(endpoint_id: str, at: float) -> bytes:
+    """The body of a test event (SendTestWebhook): of type webhook.test, its data naming the endpoint."""
+    when = datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    document = {"type": TEST_TYPE, "timestamp": when, "data": {"endpointId": endpoint_id}}
+    return json.dumps(document, separators=(",", ":")).encode()

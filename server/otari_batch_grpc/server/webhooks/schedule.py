@@ -2,7 +2,8 @@
 
 Try n (from 1) failed: the next comes after a random wait in [0, min(cap, first * 2^(n-1))] (full jitter, so many
 receivers back from one outage are not all tried again at once), or after the receiver's Retry-After when it sent
-one, up to `retry_after_cap`. A delivery whose first try is older than `window` is not tried again: it is dropped.
+one (up to `retry_after_cap`) if that is later: a Retry-After of 0 does not make a receiver tried in a loop. A
+delivery whose first try is older than `window` is not tried again: it is dropped.
 """
 
 from __future__ import annotations
@@ -34,11 +35,10 @@ class Backoff:
         """When to try again after `failed` tries (epoch seconds), or None: the window has passed."""
         if failed < 1:
             raise ValueError("at least one try failed")
-        if retry_after is not None:
-            wait = min(max(0.0, retry_after), self.retry_after_cap)
-        else:
-            ceiling = min(self.cap, self.first * 2.0 ** min(failed - 1, 60))
-            wait = (rng or random).uniform(0.0, ceiling)
+        ceiling = min(self.cap, self.first * 2.0 ** min(failed - 1, 60))
+        wait = (rng or random).uniform(0.0, ceiling)
+        if retry_after is not None:  # never sooner than the receiver asked (up to the cap), nor than the backoff
+            wait = max(wait, min(max(0.0, retry_after), self.retry_after_cap))
         at = now + wait
         return at if at - first_try <= self.window else None
 

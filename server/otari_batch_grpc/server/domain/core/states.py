@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from cachetools import LRUCache
 
@@ -14,7 +14,7 @@ from otari_batch_grpc.server.domain.core.observations import Observation, behind
 from otari_batch_grpc.server.domain.core.trust import Trust
 from otari_batch_grpc.server.domain.notifications.outbox import events_for
 from otari_batch_grpc.server.domain.subscriptions.hub import Hub
-from otari_batch_grpc.server.store import Access, Store
+from otari_batch_grpc.server.store import Access, Change, Delivery, Store
 from otari_batch_grpc.server.util.singleflight import SingleFlight
 from otari_batch_grpc.v1 import batch_pb2
 
@@ -33,6 +33,9 @@ class States:
         self._entering = asyncio.Lock()
         self._latest: LRUCache[str, Observation] = LRUCache(_LATEST_CACHED)
         self._reading: SingleFlight[Observation | None] = SingleFlight()  # by batch: its latest revision
+        # Told when a save put events into the webhook outbox (the deliverer wakes: see notifications.deliverer).
+        self.on_outbox: Callable[[], None] | None = None
+        self._outbox_written = False
 
     async def enter(
         self,
@@ -102,9 +105,12 @@ class States:
             keep=self._revisions_kept,
             observed_at=now,
             shown_at=shown_at,
-            notify=events_for,  # the webhook outbox, in the same transaction (see notifications.outbox)
+            notify=self._events_for,  # the webhook outbox, in the same transaction (see notifications.outbox)
             trusted_since=now - self._trust.seconds,
         )
+        if self._outbox_written and self.on_outbox is not None:
+            self._outbox_written = False
+            self.on_outbox()
         new = iter(revisions)
         written = set(verified)
         result: list[Observation] = []
@@ -118,6 +124,11 @@ class States:
                 self._trust.remember(batch.id, owner, Access(shown_at, provider))
             result.append(observation)
         return result
+
+    def _events_for(self, changes: Sequence[Change]) -> list[Delivery]:
+        deliveries = events_for(changes)
+        self._outbox_written = self._outbox_written or bool(deliveries)
+        return deliveries
 
     # -- the latest state of a batch ------------------------------------------------------------------------
     def known(self, batch_id: str) -> Observation | None:

@@ -7,6 +7,7 @@ honouring Retry-After, until the window ends and it is dropped."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from otari_batch_grpc.server.domain.notifications.endpoints import Endpoint, SigningSecrets
 from otari_batch_grpc.server.domain.sealing import Sealer, Unsealable
 from otari_batch_grpc.server.domain.tokens import CallerTokens
-from otari_batch_grpc.server.store import DeliveryRecord, EndpointRecord, Store
+from otari_batch_grpc.server.store import DeliveryRecord, EndpointRecord, Store, StoreUnavailable
 from otari_batch_grpc.server.webhooks import events
 from otari_batch_grpc.server.webhooks.schedule import Backoff
 from otari_batch_grpc.server.webhooks.sender import Answer, NotDelivered, Sender
@@ -28,9 +29,12 @@ log = logging.getLogger("otari_batch_grpc.webhooks")
 
 @dataclass(frozen=True)
 class DelivererPolicy:
-    lease_seconds: float = 60.0  # a try holds its event this long (a connect and a read, and then some)
-    claim_limit: int = 100  # events taken in one round
-    at_once: int = 50  # tried at once, all endpoints together
+    lease_seconds: float = 60.0  # a try holds its event this long (more than a whole try: see SenderLimits)
+    try_seconds: float = 30.0  # the longest a try takes (SenderLimits.total_seconds): one not begun by then waits
+    at_once: int = 50  # tried at once, all endpoints together (and so claimed in one round at most)
+    per_endpoint: int = 4  # tried at once for one endpoint: a slow one holds no more than these
+    per_owner: int = 16  # tried at once for one owner's endpoints together
+    interval: float = 1.0  # seconds between looks at the outbox, unless a save here wakes it sooner
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,9 @@ class _Outcome:
 
 
 class Deliverer:
+    """Sends what the outbox holds: `run` for the server's life (each try a task of its own, so a slow receiver
+    holds up only its own endpoint's tries, up to `per_endpoint`), `once` for one round, waited for."""
+
     def __init__(
         self,
         *,
@@ -56,29 +63,79 @@ class Deliverer:
         self._store, self._sender, self._sealer = store, sender, sealer
         self._tokens_for, self._backoff, self._holder = tokens_for, backoff, holder
         self._policy = policy or DelivererPolicy()
+        self._tries: set[asyncio.Task[None]] = set()
+        self._gates: dict[str, asyncio.Semaphore] = {}
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Look at the outbox now (a save here put events in it)."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Until cancelled: what is due tried, again and again."""
+        try:
+            while True:
+                try:
+                    await self._start(time.time())
+                except StoreUnavailable:
+                    log.warning("webhooks: the state database did not answer; the outbox is looked at again soon")
+                except Exception:
+                    log.exception("webhooks: a look at the outbox failed; the next one tries again")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._policy.interval)
+                self._wake.clear()
+        finally:
+            for task in list(self._tries):
+                task.cancel()
+            await asyncio.gather(*self._tries, return_exceptions=True)
 
     async def once(self, now: float | None = None) -> int:
-        """One round: what is due, each tried; how many were."""
+        """One round: what is due, each tried, all waited for; how many were."""
+        started = await self._start(time.time() if now is None else now)
+        await asyncio.gather(*started)
+        return len(started)
+
+    async def _start(self, now: float) -> list[asyncio.Task[None]]:
         policy = self._policy
-        now = time.time() if now is None else now
-        due = await self._store.claim_deliveries(
-            self._holder, now=now, lease_seconds=policy.lease_seconds, limit=policy.claim_limit
-        )
+        free = policy.at_once - len(self._tries)
+        if free <= 0:
+            return []
+        due = await self._store.claim_deliveries(self._holder, now=now, lease_seconds=policy.lease_seconds, limit=free)
         endpoints: dict[str, EndpointRecord | None] = {}
         for delivery in due:
             if delivery.endpoint_id not in endpoints:
                 endpoints[delivery.endpoint_id] = await self._store.endpoint(delivery.endpoint_id)
-        limit = asyncio.Semaphore(policy.at_once)
-
-        async def attempt(delivery: DeliveryRecord) -> None:
+        started = []
+        for delivery in due:
             endpoint = endpoints[delivery.endpoint_id]
             if endpoint is None:  # (deleted meanwhile: its events went with it)
-                return
-            async with limit:
-                await self._attempt(delivery, endpoint)
+                continue
+            task = asyncio.create_task(self._gated(delivery, endpoint, leased_until=now + policy.lease_seconds))
+            self._tries.add(task)
+            task.add_done_callback(self._tries.discard)
+            started.append(task)
+        if len(self._gates) > 10 * policy.at_once:  # (gates no try holds or waits for are made again when needed)
+            self._gates = {key: gate for key, gate in self._gates.items() if gate.locked()}
+        return started
 
-        await asyncio.gather(*(attempt(d) for d in due))
-        return len(due)
+    async def _gated(self, delivery: DeliveryRecord, endpoint: EndpointRecord, *, leased_until: float) -> None:
+        policy = self._policy
+        by_endpoint = self._gate("e:" + endpoint.id, policy.per_endpoint)
+        async with by_endpoint, self._gate("o:" + endpoint.owner, policy.per_owner):
+            if time.time() + policy.try_seconds > leased_until:  # its lease would end mid-try: another may take it
+                return
+            try:
+                await self._attempt(delivery, endpoint)
+            except StoreUnavailable:
+                log.warning("webhooks: event %d tried, but the state database did not answer", delivery.id)
+            except Exception:
+                log.exception("webhooks: event %d could not be tried; it is again when its lease ends", delivery.id)
+
+    def _gate(self, key: str, size: int) -> asyncio.Semaphore:
+        gate = self._gates.get(key)
+        if gate is None:
+            gate = self._gates[key] = asyncio.Semaphore(size)
+        return gate
 
     async def _attempt(self, delivery: DeliveryRecord, endpoint: EndpointRecord) -> None:
         now = time.time()

@@ -51,6 +51,13 @@ class PostgresEndpoints(PostgresConnection):
     async def disable_endpoint(self, endpoint_id: str, reason: str, *, now: float) -> bool:
         return _one(await self._execute(queries.DISABLE_ENDPOINT, endpoint_id, False, reason, now))
 
+    async def disable_endpoints_of(self, owner: str, reason: str, *, now: float) -> int:
+        status = await self._execute(queries.DISABLE_ENDPOINTS_OF, owner, False, reason, now)
+        return int(status.rsplit(" ", 1)[-1])
+
+    async def endpoint_batches(self, limit: int) -> list[tuple[str, str, str]]:
+        return [(str(r[0]), str(r[1]), str(r[2])) for r in await self._fetch(queries.ENDPOINT_BATCHES, limit)]
+
 
 def _one(status: str) -> bool:
     """Whether a command's status says it changed a row ("INSERT 0 1", "UPDATE 1", "DELETE 1")."""

@@ -51,6 +51,15 @@ class SqliteEndpoints(SqliteConnection):
     async def disable_endpoint(self, endpoint_id: str, reason: str, *, now: float) -> bool:
         return await self._changed(queries.DISABLE_ENDPOINT, endpoint_id, False, reason, now)
 
+    async def disable_endpoints_of(self, owner: str, reason: str, *, now: float) -> int:
+        async with self._tx():
+            sql = queries.for_sqlite(queries.DISABLE_ENDPOINTS_OF)
+            cursor = await self._db.execute(sql, (owner, False, reason, now))
+            return cursor.rowcount
+
+    async def endpoint_batches(self, limit: int) -> list[tuple[str, str, str]]:
+        return [(str(r[0]), str(r[1]), str(r[2])) for r in await self._rows(queries.ENDPOINT_BATCHES, limit)]
+
     async def _changed(self, sql: str, *params: object) -> bool:
         """One statement in a transaction of its own: whether it changed a row."""
         async with self._tx():

@@ -1,0 +1,62 @@
+"""The batches webhook endpoints are told of, followed while no one calls (#32): each live batch of an endpoint's
+owner is read with the key the owner delegated to its endpoints, once per fleet (the watch loops' lease: a batch a
+watch polls already is not read again), so its changes are saved, and the outbox written with them, with nobody
+connected. The gateway's 401 to that key disables the owner's endpoints, saying why."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from otari_batch_grpc.server.domain.callers import Caller
+from otari_batch_grpc.server.domain.core.batches import Batches
+from otari_batch_grpc.server.domain.errors import Code, ServiceError
+from otari_batch_grpc.server.domain.notifications.registrations import ENDPOINT_KEY
+from otari_batch_grpc.server.domain.sealing import Sealer, Unsealable
+
+log = logging.getLogger("otari_batch_grpc.webhooks")
+
+# Batches followed for endpoints in one round at most.
+FOLLOWED_AT_ONCE = 1000
+KEY_REFUSED = "the gateway refused (401) the key it was registered with: register it again with a valid key"
+
+
+async def follow_endpoint_batches(core: Batches, sealer: Sealer) -> int:
+    """Read each live batch an endpoint is to be told of, unless a watch polls it, here or on another replica.
+    Returns how many were read."""
+    store = core.store
+    read = 0
+    keys: dict[str, Caller | None] = {}
+    for batch_id, provider, endpoint_id in await store.endpoint_batches(FOLLOWED_AT_ONCE):
+        if core.hub.polling(batch_id) or (core.fleet is not None and not await core.fleet.hold(batch_id, "webhook")):
+            continue
+        if endpoint_id not in keys:
+            keys[endpoint_id] = await _delegated(core, sealer, endpoint_id)
+        caller = keys[endpoint_id]
+        if caller is None:
+            continue
+        try:
+            await core.fetch(caller, batch_id, provider, time_left=None)
+            read += 1
+        except ServiceError as error:
+            if error.code == Code.UNAUTHENTICATED:
+                disabled = await store.disable_endpoints_of(caller.owner, KEY_REFUSED, now=time.time())
+                log.warning("%d webhook endpoint(s) disabled: the gateway refused their owner's key", disabled)
+                keys[endpoint_id] = None
+            else:
+                log.info("batch %s, followed for webhooks, could not be read: %s", batch_id, error.message)
+        except Exception:  # one batch's trouble is its own
+            log.exception("batch %s, followed for webhooks, failed; tried again next round", batch_id)
+    return read
+
+
+async def _delegated(core: Batches, sealer: Sealer, endpoint_id: str) -> Caller | None:
+    record = await core.store.endpoint(endpoint_id)
+    if record is None:
+        return None
+    try:
+        key = sealer.open(record.sealed_key, purpose=ENDPOINT_KEY, subject=record.id, owner=record.owner)
+    except Unsealable as exc:  # (a key-encryption key this replica does not hold: another may)
+        log.warning("the key of webhook endpoint %s does not open here: %s", endpoint_id, exc)
+        return None
+    return Caller(key, record.owner)
