@@ -747,3 +747,47 @@ async def test_an_owner_whose_key_was_refused_has_no_endpoint_told(store: Store)
     await store.enter([seen("b", status="completed", terminal=True)], [], owner="o", keep=5, observed_at=70.0,
                       notify=_telling(changes), trusted_since=40.0)  # fmt: skip
     assert [e.id for e in changes[0].endpoints] == ["wh_o"]
+
+
+async def test_the_batches_endpoints_are_told_of_are_their_owners_live_ones_not_refused_nor_delegated(
+    store: Store,
+) -> None:
+    assert await store.add_endpoint(_endpoint("wh_o2", owner="o", created_at=2.0), limit=5)
+    assert await store.add_endpoint(_endpoint("wh_o1", owner="o", enabled=False), limit=5)  # disabled: followed too
+    assert await store.add_endpoint(_endpoint("wh_q", owner="q"), limit=5)
+    await store.enter([seen("live")], [], owner="o", keep=5, observed_at=1.0)
+    await store.enter([seen("done", status="completed", terminal=True)], [], owner="o", keep=5, observed_at=2.0)
+    await store.enter([seen("nobodys")], [], owner="r", keep=5, observed_at=3.0)  # no endpoint of r's
+    await store.enter([seen("revoked")], [], owner="q", keep=5, observed_at=4.0)
+    await store.revoke("revoked", "q")
+    await store.enter([seen("rerun")], [], owner="o", keep=5, observed_at=5.0)
+    await store.delegate("rerun", "o", b"sealed")  # (followed with its own key: core.delegated)
+    assert await store.endpoint_batches(10) == [("live", "openai", "wh_o1")]
+    assert await store.disable_endpoints_of("o", "401", now=9.0) == 1  # (wh_o1 was disabled already)
+    assert sorted((e.id, e.enabled) for e in await store.endpoints_of("o")) == [("wh_o1", False), ("wh_o2", False)]
+    assert (await store.endpoint("wh_q") or _endpoint()).enabled
+
+
+async def test_the_outbox_is_kept_to_its_window(store: Store) -> None:
+    assert await store.add_endpoint(_endpoint("wh_o"), limit=5)
+    notify = _telling([])
+    for batch_id, at in (("old", 10.0), ("held", 11.0), ("new", 500.0)):
+        await store.enter([seen(batch_id, status="completed", terminal=True)], [], owner="o", keep=5,
+                          observed_at=at, notify=notify)  # fmt: skip
+    (delivered,) = [d for d in await store.deliveries("wh_o", 10) if d.batch_id == "old"]
+    claimed = await store.claim_deliveries("A", now=20.0, lease_seconds=1000.0, limit=10)
+    assert sorted(d.batch_id for d in claimed) == ["held", "old"]
+    assert await store.finish_delivery(delivered.id, "A", state="delivered", attempts=1, next_at=0.0, status=204,
+                                       error="", done_at=21.0)  # fmt: skip
+    await store.disable_endpoint("wh_o", "paused", now=30.0)
+    # The window ends at 100: "old" (delivered at 21) is forgotten, "held" is being tried (kept), "new" is young.
+    assert await store.sweep_outbox(before=100.0, now=600.0) == 1
+    assert sorted((d.batch_id, d.state) for d in await store.deliveries("wh_o", 10)) == [
+        ("held", "pending"),
+        ("new", "pending"),
+    ]
+    # Once its lease ends, "held" (never delivered) is dropped, saying why; then forgotten in its turn.
+    assert await store.sweep_outbox(before=100.0, now=2000.0) == 1
+    states = {d.batch_id: (d.state, d.last_error) for d in await store.deliveries("wh_o", 10)}
+    assert states == {"held": ("dropped", "not delivered within the retry window"), "new": ("pending", "")}
+    assert await store.sweep_outbox(before=2500.0, now=2600.0) == 2  # held forgotten, new dropped

@@ -357,6 +357,11 @@ class EndpointsStore(abc.ABC):
         refused); how many were."""
 
     @abc.abstractmethod
+    async def sweep_outbox(self, *, before: float, now: float) -> int:
+        """The outbox kept to its window: pending events made `before` dropped (unless a replica is trying one),
+        finished ones done before it forgotten; how many rows were."""
+
+    @abc.abstractmethod
     async def endpoint_batches(self, limit: int) -> list[tuple[str, str, str]]:
         """(batch id, provider, endpoint id) of the live batches endpoints are to be told of (their owner's,
         not refused them), least lately seen first, each with an endpoint of its owner (whose sealed key reads

@@ -222,6 +222,14 @@ ENABLE_ENDPOINT = (
 DISABLE_ENDPOINTS_OF = (
     "UPDATE webhook_endpoints SET enabled = $2, disabled_reason = $3, updated_at = $4 WHERE owner = $1 AND enabled"
 )
+# The outbox kept to its window (`$1`: now less the window): a pending event older is dropped (a disabled endpoint's,
+# say: no try of it dropped it), unless a replica is trying it; a finished one older is forgotten.
+SWEEP_OUTBOX = (
+    "UPDATE webhook_outbox SET state = 'dropped', done_at = $2, last_error = CASE WHEN last_error = '' "
+    "THEN 'not delivered within the retry window' ELSE last_error || '; not delivered within the retry window' END "
+    "WHERE state = 'pending' AND created_at < $1 AND lease_until <= $2",
+    "DELETE FROM webhook_outbox WHERE state <> 'pending' AND done_at < $1",
+)
 # The live batches an endpoint is to be told of (its owner's, not refused them: a key the gateway refused is refused
 # them all), least lately seen first, with the endpoint whose sealed key reads them; `$1` at most. A disabled
 # endpoint's too: what happens meanwhile waits for it to be enabled (for the retry window). (A batch with a key

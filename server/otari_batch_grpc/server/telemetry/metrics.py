@@ -95,6 +95,18 @@ WATCH_POLLS = Counter(
     ["outcome"],
 )
 
+# -- webhooks (domain/notifications) -------------------------------------------------------------------------------
+WEBHOOK_TRIES = Counter(
+    "otari_batch_grpc_webhook_tries",
+    "Webhook delivery tries, by outcome: delivered, retried (a failed try, tried again), dropped, gone (410).",
+    ["outcome"],
+)
+WEBHOOK_SECONDS = Histogram(
+    "otari_batch_grpc_webhook_delivery_seconds",
+    "Seconds from the change saved (its event in the outbox) to the receiver's 2xx.",
+    buckets=(*_LATENCY_BUCKETS, 900.0, 3600.0, 21600.0, 86400.0),
+)
+
 # -- the state database (store.py) --------------------------------------------------------------------------------
 STORE_SECONDS = Histogram(
     "otari_batch_grpc_store_transaction_seconds",

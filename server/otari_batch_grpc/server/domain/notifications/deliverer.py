@@ -17,6 +17,7 @@ from otari_batch_grpc.server.domain.notifications.endpoints import Endpoint, Sig
 from otari_batch_grpc.server.domain.sealing import Sealer, Unsealable
 from otari_batch_grpc.server.domain.tokens import CallerTokens
 from otari_batch_grpc.server.store import DeliveryRecord, EndpointRecord, Store, StoreUnavailable
+from otari_batch_grpc.server.telemetry import metrics
 from otari_batch_grpc.server.webhooks import events
 from otari_batch_grpc.server.webhooks.schedule import Backoff
 from otari_batch_grpc.server.webhooks.sender import Answer, NotDelivered, Sender
@@ -25,6 +26,8 @@ from otari_batch_grpc.server.webhooks.targets import redacted
 from otari_batch_grpc.v1 import watch_pb2
 
 log = logging.getLogger("otari_batch_grpc.webhooks")
+SWEEP_INTERVAL = 60.0  # seconds between sweeps of the outbox (see sweep)
+_COUNTED = {"delivered": "delivered", "pending": "retried", "dropped": "dropped"}
 
 
 @dataclass(frozen=True)
@@ -73,9 +76,13 @@ class Deliverer:
 
     async def run(self) -> None:
         """Until cancelled: what is due tried, again and again."""
+        swept = 0.0
         try:
             while True:
                 try:
+                    if time.time() - swept > SWEEP_INTERVAL:
+                        swept = time.time()
+                        await self.sweep(swept)
                     await self._start(time.time())
                 except StoreUnavailable:
                     log.warning("webhooks: the state database did not answer; the outbox is looked at again soon")
@@ -88,6 +95,12 @@ class Deliverer:
             for task in list(self._tries):
                 task.cancel()
             await asyncio.gather(*self._tries, return_exceptions=True)
+
+    async def sweep(self, now: float | None = None) -> int:
+        """Events past the window dropped (a disabled endpoint's, whose tries were not what dropped them), and
+        finished ones as old forgotten; how many rows were."""
+        now = time.time() if now is None else now
+        return await self._store.sweep_outbox(before=now - self._backoff.window, now=now)
 
     async def once(self, now: float | None = None) -> int:
         """One round: what is due, each tried, all waited for; how many were."""
@@ -164,6 +177,9 @@ class Deliverer:
 
     async def _finish(self, delivery: DeliveryRecord, attempts: int, outcome: _Outcome, now: float) -> None:
         done_at = now if outcome.state != "pending" else 0.0
+        metrics.WEBHOOK_TRIES.labels("gone" if outcome.status == 410 else _COUNTED[outcome.state]).inc()
+        if outcome.state == "delivered":
+            metrics.WEBHOOK_SECONDS.observe(max(0.0, time.time() - delivery.created_at))
         await self._store.finish_delivery(
             delivery.id,
             self._holder,

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from otari_batch_grpc.server.store import queries
 from otari_batch_grpc.server.store.base import DeliveryRecord, EndpointRecord
 from otari_batch_grpc.server.store.postgres.connection import PostgresConnection
+
+if TYPE_CHECKING:
+    from otari_batch_grpc.server.store.postgres.connection import Connection
 
 
 class PostgresEndpoints(PostgresConnection):
@@ -54,6 +59,14 @@ class PostgresEndpoints(PostgresConnection):
     async def disable_endpoints_of(self, owner: str, reason: str, *, now: float) -> int:
         status = await self._execute(queries.DISABLE_ENDPOINTS_OF, owner, False, reason, now)
         return int(status.rsplit(" ", 1)[-1])
+
+    async def sweep_outbox(self, *, before: float, now: float) -> int:
+        async def work(conn: Connection) -> int:
+            dropped, forgotten = queries.SWEEP_OUTBOX
+            statuses = [await conn.execute(dropped, before, now), await conn.execute(forgotten, before)]
+            return sum(int(status.rsplit(" ", 1)[-1]) for status in statuses)
+
+        return await self._write(work)
 
     async def endpoint_batches(self, limit: int) -> list[tuple[str, str, str]]:
         return [(str(r[0]), str(r[1]), str(r[2])) for r in await self._fetch(queries.ENDPOINT_BATCHES, limit)]

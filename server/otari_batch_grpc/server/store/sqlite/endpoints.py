@@ -57,6 +57,14 @@ class SqliteEndpoints(SqliteConnection):
             cursor = await self._db.execute(sql, (owner, False, reason, now))
             return cursor.rowcount
 
+    async def sweep_outbox(self, *, before: float, now: float) -> int:
+        async with self._tx():
+            gone = 0
+            for sql in queries.SWEEP_OUTBOX:
+                cursor = await self._db.execute(queries.for_sqlite(sql), (before, now) if "$2" in sql else (before,))
+                gone += max(cursor.rowcount, 0)
+        return gone
+
     async def endpoint_batches(self, limit: int) -> list[tuple[str, str, str]]:
         return [(str(r[0]), str(r[1]), str(r[2])) for r in await self._rows(queries.ENDPOINT_BATCHES, limit)]
 
