@@ -4,6 +4,8 @@ disables its endpoints visibly. A real server, the simulator and a receiver on l
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,10 +16,13 @@ from aiohttp import web
 from google.protobuf import duration_pb2, field_mask_pb2
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from otari_batch_grpc.client import BatchClient, InvalidArgumentError, NotFoundError
 from otari_batch_grpc.server.app import BatchServer
+from otari_batch_grpc.sync_client import SyncBatchClient
 from otari_batch_grpc.v1 import webhook_service_pb2 as wh
 from otari_batch_grpc.v1 import webhook_service_pb2_grpc
 from tests.conftest import ALICE, FAST, Receiver, Sim, connect, create_request, details, eventually, make_settings
+from tests.test_cli import Cli
 
 if TYPE_CHECKING:
     from otari_batch_grpc.v1.webhook_service_pb2_grpc import WebhookServiceAsyncStub
@@ -287,3 +292,51 @@ async def test_a_key_the_gateway_refuses_registers_nothing(hooks: WebhookService
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await _register(hooks, receiver.url, metadata=(("authorization", "Bearer no-such-key"),))
     assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_the_python_clients_manage_endpoints(hooked: BatchServer, receiver: Receiver) -> None:
+    target = f"127.0.0.1:{hooked.port}"
+    async with BatchClient(target, api_key="sim-key-alice") as client:
+        endpoint, secret = await client.webhooks.create(receiver.url, events="all", metadata_filter={"team": "a"})
+        assert endpoint.events == wh.WEBHOOK_EVENTS_ALL and dict(endpoint.metadata_filter) == {"team": "a"}
+        tried = await client.webhooks.send_test(endpoint.id)
+        assert tried.delivered and _verified(receiver, secret)[0]["type"] == "webhook.test"
+        changed = await client.webhooks.update(endpoint.id, enabled=False, description="later")
+        assert (changed.enabled, changed.description, changed.url) == (False, "later", receiver.url)
+        _, rotated = await client.webhooks.rotate_secret(endpoint.id, overlap_seconds=0)
+        assert rotated != secret
+        with pytest.raises(InvalidArgumentError) as refused:
+            await client.webhooks.update(endpoint.id, url="http://example.com/")
+        assert refused.value.field_violations[0].field == "url"
+
+    def synchronously() -> None:
+        with SyncBatchClient(target, api_key="sim-key-alice") as client:
+            [listed] = client.webhooks.list()
+            assert listed.id == endpoint.id and not listed.enabled
+            assert client.webhooks.deliveries(endpoint.id) == []
+            client.webhooks.delete(endpoint.id)
+            with pytest.raises(NotFoundError):
+                client.webhooks.get(endpoint.id)
+
+    await asyncio.to_thread(synchronously)
+
+
+@pytest.mark.subprocess
+async def test_the_command_line_manages_endpoints(hooked: BatchServer, receiver: Receiver, tmp_path: Path) -> None:
+    cli = Cli(f"127.0.0.1:{hooked.port}", tmp_path)
+    made = await cli.run("webhooks", "create", receiver.url, "--events", "all", "--filter", "team=a", "--json")
+    assert made.code == 0, made.err
+    endpoint = json.loads(made.out)
+    assert endpoint["events"] == "WEBHOOK_EVENTS_ALL" and endpoint["metadataFilter"] == {"team": "a"}
+    secret = made.err.split("shown only now): ")[1].strip()
+    tested = await cli.run("webhooks", "test", endpoint["id"])
+    assert tested.code == 0 and " 204" in tested.out, tested
+    assert _verified(receiver, secret)[0]["data"] == {"endpointId": endpoint["id"]}
+    listed = await cli.run("webhooks", "list")
+    assert listed.out.split()[:3] == [endpoint["id"], "all", "enabled"], listed.out
+    paused = await cli.run("webhooks", "update", endpoint["id"], "--disable")
+    assert "disabled (disabled by its owner)" in paused.out
+    deleted = await cli.run("webhooks", "delete", endpoint["id"])
+    assert deleted.code == 0
+    missing = await cli.run("webhooks", "get", endpoint["id"])
+    assert missing.code == 3 and "no webhook endpoint" in missing.err, missing

@@ -28,6 +28,7 @@ import grpc
 from google.protobuf import json_format, timestamp_pb2
 from google.protobuf.message import Message
 
+from otari_batch_grpc import cli_webhooks
 from otari_batch_grpc.client import BatchClient, BatchError
 from otari_batch_grpc.v1 import batch_pb2, result_pb2, watch_pb2
 
@@ -511,6 +512,7 @@ COMMANDS = {
     "cancel": cmd_cancel,
     "watch": cmd_watch,
     "results": cmd_results,
+    "webhooks": cli_webhooks.run,
 }
 
 
@@ -560,6 +562,7 @@ def parser() -> argparse.ArgumentParser:
     for command in (get, cancel, watch, results):
         command.add_argument("batch_id", metavar="ID")
         command.add_argument("--provider", default="", help="needed only for a batch this service has not shown you")
+    cli_webhooks.add_parser(commands, common)
     return top
 
 

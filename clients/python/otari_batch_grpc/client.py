@@ -60,6 +60,7 @@ from otari_batch_grpc.errors import (
 )
 from otari_batch_grpc.retry import OnRetry, Retry, time_left
 from otari_batch_grpc.v1 import batch_pb2, batch_service_pb2, batch_service_pb2_grpc, result_pb2, watch_pb2
+from otari_batch_grpc.webhooks import Webhooks
 
 if TYPE_CHECKING:
     from otari_batch_grpc.v1.batch_service_pb2_grpc import BatchServiceAsyncStub
@@ -274,6 +275,7 @@ class BatchClient:
         self._target = address
         self._connect_timeout = connect_timeout
         self._reached = False  # a connection was made once: from then on, a lost one is the service restarting
+        self.webhooks = Webhooks(self)  # WebhookService: your webhook endpoints (webhooks.py)
 
     async def __aenter__(self) -> BatchClient:
         return self

@@ -16,14 +16,17 @@ during a call cancels the call. `on_progress` and `on_retry` callbacks run on th
 from __future__ import annotations
 
 import asyncio
+import builtins
 import threading
 from collections.abc import AsyncGenerator, Callable, Coroutine, Generator, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from otari_batch_grpc.client import BatchClient, ResultStream
 from otari_batch_grpc.v1 import batch_pb2, batch_service_pb2, result_pb2, watch_pb2
+from otari_batch_grpc.v1 import webhook_service_pb2 as wh
+from otari_batch_grpc.webhooks import Webhooks
 
-__all__ = ["SyncBatchClient", "SyncResultStream"]
+__all__ = ["SyncBatchClient", "SyncResultStream", "SyncWebhooks"]
 
 T = TypeVar("T")
 
@@ -119,6 +122,7 @@ class SyncBatchClient:
         self._loop = _Loop()
         try:
             self._client = self._loop.run(_made(lambda: BatchClient(target, **options)))
+            self.webhooks = SyncWebhooks(self._loop, self._client.webhooks)
         except BaseException:
             self._loop.stop()
             raise
@@ -219,3 +223,34 @@ class SyncBatchClient:
     ) -> Generator[watch_pb2.BatchEvent, None, None]:
         """See BatchClient.watch_many."""
         return self._loop.iterate(self._client.watch_many(batch_ids, resume_token=resume_token))
+
+
+class SyncWebhooks:
+    """BatchClient.webhooks' methods, blocking: each takes what webhooks.Webhooks' does."""
+
+    def __init__(self, loop: _Loop, webhooks: Webhooks) -> None:
+        self._loop, self._webhooks = loop, webhooks
+
+    def create(self, url: str, **options: Any) -> tuple[wh.WebhookEndpoint, str]:
+        return self._loop.run(self._webhooks.create(url, **options))
+
+    def get(self, endpoint_id: str, **options: Any) -> wh.WebhookEndpoint:
+        return self._loop.run(self._webhooks.get(endpoint_id, **options))
+
+    def list(self, **options: Any) -> list[wh.WebhookEndpoint]:
+        return self._loop.run(self._webhooks.list(**options))
+
+    def update(self, endpoint_id: str, **options: Any) -> wh.WebhookEndpoint:
+        return self._loop.run(self._webhooks.update(endpoint_id, **options))
+
+    def rotate_secret(self, endpoint_id: str, **options: Any) -> tuple[wh.WebhookEndpoint, str]:
+        return self._loop.run(self._webhooks.rotate_secret(endpoint_id, **options))
+
+    def delete(self, endpoint_id: str, **options: Any) -> None:
+        self._loop.run(self._webhooks.delete(endpoint_id, **options))
+
+    def send_test(self, endpoint_id: str, **options: Any) -> wh.SendTestWebhookResponse:
+        return self._loop.run(self._webhooks.send_test(endpoint_id, **options))
+
+    def deliveries(self, endpoint_id: str, **options: Any) -> builtins.list[wh.WebhookDelivery]:
+        return self._loop.run(self._webhooks.deliveries(endpoint_id, **options))
