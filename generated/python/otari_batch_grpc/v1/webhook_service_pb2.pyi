@@ -133,8 +133,8 @@ class WebhookEndpoint(_message.Message):
     enabled: _builtins.bool
     """False: nothing is sent to it; its deliveries wait (for the retry window) until it is enabled again."""
     disabled_reason: _builtins.str
-    """Why it is disabled, when the service disabled it (its receiver answered 410 Gone; the gateway refused the key
-    it was registered with). Empty when it is enabled. Output only.
+    """Why it is disabled: "disabled by its owner", its receiver answered 410 Gone, or the gateway refused the key it
+    was registered with. Empty when it is enabled. Output only.
     """
     @_builtins.property
     def metadata_filter(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:

@@ -160,8 +160,8 @@ type WebhookEndpoint struct {
 	Description string `protobuf:"bytes,5,opt,name=description,proto3" json:"description,omitempty"`
 	// False: nothing is sent to it; its deliveries wait (for the retry window) until it is enabled again.
 	Enabled bool `protobuf:"varint,6,opt,name=enabled,proto3" json:"enabled,omitempty"`
-	// Why it is disabled, when the service disabled it (its receiver answered 410 Gone; the gateway refused the key
-	// it was registered with). Empty when it is enabled. Output only.
+	// Why it is disabled: "disabled by its owner", its receiver answered 410 Gone, or the gateway refused the key it
+	// was registered with. Empty when it is enabled. Output only.
 	DisabledReason string `protobuf:"bytes,7,opt,name=disabled_reason,json=disabledReason,proto3" json:"disabled_reason,omitempty"`
 	// Output only.
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`

@@ -33,8 +33,8 @@ export interface WebhookEndpoint {
    */
   'enabled'?: (boolean);
   /**
-   * Why it is disabled, when the service disabled it (its receiver answered 410 Gone; the gateway refused the key
-   * it was registered with). Empty when it is enabled. Output only.
+   * Why it is disabled: "disabled by its owner", its receiver answered 410 Gone, or the gateway refused the key it
+   * was registered with. Empty when it is enabled. Output only.
    */
   'disabledReason'?: (string);
   /**
@@ -81,8 +81,8 @@ export interface WebhookEndpoint__Output {
    */
   'enabled': (boolean);
   /**
-   * Why it is disabled, when the service disabled it (its receiver answered 410 Gone; the gateway refused the key
-   * it was registered with). Empty when it is enabled. Output only.
+   * Why it is disabled: "disabled by its owner", its receiver answered 410 Gone, or the gateway refused the key it
+   * was registered with. Empty when it is enabled. Output only.
    */
   'disabledReason': (string);
   /**
