@@ -3,7 +3,7 @@
 environment, fresh state database) for every run. Exits 1 when a figure misses or could not be measured, 2 when
 a bench crashed.
 
-  --only NAME   run one bench: getbatch, results, watch, storm, replicas, trust, parts
+  --only NAME   run one bench: getbatch, results, watch, storm, replicas, trust, parts, webhooks
   --quick       fewer items and shorter phases, for a smoke run (under 2 minutes)
 """
 
@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from bench import getbatch, parts, procs, replicas, results_cache, storm, trust, watch_fanout
+from bench import getbatch, parts, procs, replicas, results_cache, storm, trust, watch_fanout, webhooks
 from bench.report import Sheet
 
 BENCHES: dict[str, Callable[..., Coroutine[Any, Any, None]]] = {
@@ -29,6 +29,7 @@ BENCHES: dict[str, Callable[..., Coroutine[Any, Any, None]]] = {
     "replicas": replicas.bench,
     "trust": trust.bench,
     "parts": parts.bench,
+    "webhooks": webhooks.bench,
 }
 
 

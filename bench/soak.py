@@ -35,7 +35,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from bench import procs, soak_check
+from bench import procs, soak_check, soak_webhooks
 from bench.replicas import ADMIN_URL, database
 from bench.soak_faults import KINDS, Fault, schedule, tail_of, warmup_of
 from bench.soak_proxy import Proxy
@@ -62,6 +62,8 @@ SETTINGS = {
     "OWNER_TRUST_SECONDS": str(soak_check.TRUST_SECONDS),
     # #31: batches of 5 to 12 requests are made of 2 or 3 parts (and re-runs of their transient failures).
     "PART_MAX_REQUESTS": "4",
+    # #32: an endpoint of Alice's and one of Bob's, on a receiver that misbehaves (bench/soak_webhooks.py).
+    **soak_webhooks.SETTINGS,
 }
 
 
@@ -159,6 +161,25 @@ class Soak:
         )
         made.raise_for_status()
         revokee_id, revokee_key = made.json()["id"], made.json()["key"]
+        receiver = soak_webhooks.SoakReceiver(self.seed)
+        await receiver.start()
+        try:
+            return await self._run_clients(begin, until, targets, outs, revokee_id, revokee_key, receiver)
+        finally:
+            await receiver.close()
+
+    async def _run_clients(
+        self,
+        begin: float,
+        until: float,
+        targets: str,
+        outs: list[Path],
+        revokee_id: str,
+        revokee_key: str,
+        receiver: soak_webhooks.SoakReceiver,
+    ) -> int:
+        await receiver.register(targets.split(",")[0])
+        receiver.misbehave(until)
         clients = []
         for i, out in enumerate(outs):
             argv = ["-m", "bench.soak_client", "--targets", targets, "--until", str(until), "--out", str(out)]
@@ -187,10 +208,14 @@ class Soak:
             for client in clients:
                 await stop(client)
         end_rss = {r.index: (r.rss(), r.warm_rss, r.incarnations) for r in self.replicas}
+        pending = await soak_webhooks.drain(self.db_url, time.time() + soak_webhooks.DRAIN_SECONDS)
         await self.sim.post("/_simulator/pace", json={"latency": 0, "concurrency": 0})  # the checks' reads: fast
         report = soak_check.Report(self.faults, begin, revoked_at=self.revoked_at)
         report.load(outs, exits)
         await report.gather(self.sim, self.db_url, self.work)
+        created = {c["id"] for c in report.records["create"] if c["id"]}
+        figures = await soak_webhooks.check(report, receiver, created, self.db_url)
+        print(f"webhooks: {figures}; still pending after the drain: {pending}")
         return report.judge(end_rss, wall=time.time() - begin)
 
     async def _revoke(self, at: float, key_id: str) -> None:

@@ -7,7 +7,7 @@ import asyncio
 import email.utils
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from aiohttp import web
@@ -23,13 +23,20 @@ DEVELOPMENT = TargetPolicy(loopback=True)
 QUICK = SenderLimits(connect_seconds=1.0, read_seconds=0.3, max_response_bytes=1024)
 
 
-async def test_a_webhook_arrives_signed_and_verifies_with_the_specs_library(receiver: Receiver) -> None:
+@pytest.fixture
+async def sender() -> AsyncIterator[Sender]:
+    made = Sender(DEVELOPMENT, limits=QUICK)
+    try:
+        yield made
+    finally:
+        await made.aclose()
+
+
+async def test_a_webhook_arrives_signed_and_verifies_with_the_specs_library(sender: Sender, receiver: Receiver) -> None:
     old, new = new_secret(), new_secret()
     body = json.dumps({"type": "batch.completed", "timestamp": "2026-12-06T10:00:00Z", "data": {"id": "b"}}).encode()
     at = time.time()
-    answer = await Sender(DEVELOPMENT, limits=QUICK).send(
-        receiver.url, body, signed_headers([new, old], "msg_1", at, body)
-    )
+    answer = await sender.send(receiver.url, body, signed_headers([new, old], "msg_1", at, body))
     assert answer.status == 204 and answer.retry_after is None
     ((path, headers, got),) = receiver.got
     assert path == "/hooks/otari" and got == body
@@ -40,16 +47,16 @@ async def test_a_webhook_arrives_signed_and_verifies_with_the_specs_library(rece
         Webhook(new_secret()).verify(got, headers)
 
 
-async def test_a_redirect_is_answered_not_followed(receiver: Receiver) -> None:
+async def test_a_redirect_is_answered_not_followed(sender: Sender, receiver: Receiver) -> None:
     async def redirect(_request: web.Request) -> web.StreamResponse:
         return web.Response(status=307, headers={"Location": "http://169.254.169.254/latest/meta-data"})
 
     receiver.answer = redirect
-    answer = await Sender(DEVELOPMENT, limits=QUICK).send(receiver.url, b"{}", {})
+    answer = await sender.send(receiver.url, b"{}", {})
     assert answer.status == 307 and len(receiver.got) == 1
 
 
-async def test_a_slow_or_long_answer_is_not_waited_for_or_read_whole(receiver: Receiver) -> None:
+async def test_a_slow_or_long_answer_is_not_waited_for_or_read_whole(sender: Sender, receiver: Receiver) -> None:
     async def slow(_request: web.Request) -> web.StreamResponse:
         await asyncio.sleep(2)
         return web.Response(status=200)
@@ -57,7 +64,6 @@ async def test_a_slow_or_long_answer_is_not_waited_for_or_read_whole(receiver: R
     async def long(_request: web.Request) -> web.StreamResponse:
         return web.Response(status=200, body=b"x" * 5000)
 
-    sender = Sender(DEVELOPMENT, limits=QUICK)
     receiver.answer = slow
     with pytest.raises(NotDelivered, match="took too long") as caught:
         await sender.send(receiver.url, b"{}", {})
@@ -68,7 +74,9 @@ async def test_a_slow_or_long_answer_is_not_waited_for_or_read_whole(receiver: R
 
 
 @pytest.mark.parametrize(("header", "seconds"), [("7", 7.0), ("(in 60 s, as a date)", 60.0), ("soon", None)])
-async def test_retry_after_is_read_as_seconds(receiver: Receiver, header: str, seconds: float | None) -> None:
+async def test_retry_after_is_read_as_seconds(
+    sender: Sender, receiver: Receiver, header: str, seconds: float | None
+) -> None:
     if header.startswith("("):
         header = email.utils.formatdate(time.time() + 60, usegmt=True)
 
@@ -76,7 +84,7 @@ async def test_retry_after_is_read_as_seconds(receiver: Receiver, header: str, s
         return web.Response(status=503, headers={"Retry-After": header})
 
     receiver.answer = busy
-    answer = await Sender(DEVELOPMENT, limits=QUICK).send(receiver.url, b"{}", {})
+    answer = await sender.send(receiver.url, b"{}", {})
     assert answer.status == 503
     if seconds is None:
         assert answer.retry_after is None
@@ -98,3 +106,20 @@ async def test_a_target_refused_is_not_connected_to() -> None:
     with pytest.raises(NotDelivered, match="must be https") as caught:  # loopback not allowed here
         await sender.send("http://127.0.0.1:9/x", b"{}", {})
     assert caught.value.refused
+
+
+async def test_connections_to_a_receiver_are_kept_and_used_again(sender: Sender, receiver: Receiver) -> None:
+    peers: list[object] = []
+
+    async def noted(request: web.Request) -> web.StreamResponse:
+        assert request.transport is not None
+        peers.append(request.transport.get_extra_info("peername"))
+        return web.Response(status=204)
+
+    receiver.answer = noted
+    for _ in range(3):
+        assert (await sender.send(receiver.url, b"{}", {})).status == 204
+    assert len(peers) == 3 and len(set(peers)) == 1  # one connection, kept alive
+    await sender.aclose()
+    assert (await sender.send(receiver.url, b"{}", {})).status == 204  # closed: a new one, to the address checked
+    assert len(set(peers)) == 2

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from otari_batch_grpc.server.webhooks.targets import Resolver, Target, TargetPolicy, TargetRefused, redacted, resolve
+from otari_batch_grpc.server.webhooks.targets import Resolver, TargetPolicy, TargetRefused, redacted, resolve
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,22 @@ class Sender:
         self._limits = limits or SenderLimits()
         self._resolver = resolver
         self._tls = ssl.create_default_context()
+        self._pins: dict[tuple[str, int], str] = {}  # (host, port): the address last checked for it
+        self._session: aiohttp.ClientSession | None = None  # made at the first send (it needs the running loop)
+
+    async def aclose(self) -> None:
+        """Close the connections kept (a send after this opens new ones)."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        """One session for every send: its connections kept alive and used again, to the same receiver. A new
+        connection goes to the address the send checked (see _Pinned); one kept was made to a checked address."""
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(resolver=_Pinned(self._pins), use_dns_cache=False, limit=0, ssl=self._tls)
+            self._session = aiohttp.ClientSession(connector=connector, trust_env=False)
+        return self._session
 
     async def send(self, url: str, body: bytes, headers: Mapping[str, str]) -> Answer:
         limits = self._limits
@@ -68,12 +84,12 @@ class Sender:
         timeout = aiohttp.ClientTimeout(
             total=limits.total_seconds, sock_connect=limits.connect_seconds, sock_read=limits.read_seconds
         )
-        connector = aiohttp.TCPConnector(resolver=_Pinned(target), force_close=True, ssl=self._tls)
+        self._pins[(target.host.lower(), target.port)] = target.address
+        session = self._client()
         try:
-            async with (
-                aiohttp.ClientSession(connector=connector, timeout=timeout, trust_env=False) as session,
-                session.post(url, data=body, headers=dict(headers), allow_redirects=False) as response,
-            ):
+            async with session.post(
+                url, data=body, headers=dict(headers), allow_redirects=False, timeout=timeout
+            ) as response:
                 excerpt = await response.content.read(limits.max_response_bytes + 1)
                 if len(excerpt) > limits.max_response_bytes:
                     raise NotDelivered(f"{redacted(url)} answered more than {limits.max_response_bytes} bytes")
@@ -86,26 +102,21 @@ class Sender:
 
 
 class _Pinned(AbstractResolver):
-    """The checked address, and no other, for the target's host."""
+    """For a host, the address a send checked last, and no other (nothing else is resolved)."""
 
-    def __init__(self, target: Target) -> None:
-        self._target = target
+    def __init__(self, pins: dict[tuple[str, int], str]) -> None:
+        self._pins = pins
 
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> list[ResolveResult]:
-        target = self._target
-        if host.rstrip(".").lower() != target.host.lower():  # (never: one session, one URL, no redirect)
-            raise OSError(f"no address for {host}")
-        address_family = socket.AF_INET6 if ":" in target.address else socket.AF_INET
+        address = self._pins.get((host.rstrip(".").lower(), port))
+        if address is None:  # (never: every send pins its host before it connects)
+            raise OSError(f"no address checked for {host}:{port}")
+        address_family = socket.AF_INET6 if ":" in address else socket.AF_INET
         return [
             ResolveResult(
-                hostname=host,
-                host=target.address,
-                port=port or target.port,
-                family=address_family,
-                proto=0,
-                flags=socket.AI_NUMERICHOST,
+                hostname=host, host=address, port=port, family=address_family, proto=0, flags=socket.AI_NUMERICHOST
             )
         ]
 

@@ -95,6 +95,7 @@ class Deliverer:
             for task in list(self._tries):
                 task.cancel()
             await asyncio.gather(*self._tries, return_exceptions=True)
+            await self._sender.aclose()
 
     async def sweep(self, now: float | None = None) -> int:
         """Events past the window dropped (a disabled endpoint's, whose tries were not what dropped them), and
