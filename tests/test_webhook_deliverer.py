@@ -4,6 +4,8 @@ Endpoints are kept straight in the store: the contract does not register them ye
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -14,7 +16,7 @@ from aiohttp import web
 from google.protobuf import json_format
 from standardwebhooks.webhooks import Webhook
 
-from otari_batch_grpc.server.domain.notifications.deliverer import Deliverer
+from otari_batch_grpc.server.domain.notifications.deliverer import Deliverer, DelivererPolicy
 from otari_batch_grpc.server.domain.notifications.endpoints import Endpoint, Events, SigningSecrets
 from otari_batch_grpc.server.domain.notifications.outbox import events_for
 from otari_batch_grpc.server.domain.sealing import Sealer
@@ -56,14 +58,14 @@ async def _saved(store: Store, status: batch_pb2.BatchStatus.ValueType) -> None:
     await store.enter([seen], [], owner="o", keep=5, observed_at=time.time(), notify=events_for)
 
 
-def _deliverer(store: Store, backoff: Backoff | None = None) -> Deliverer:
+def _deliverer(store: Store, backoff: Backoff | None = None, *, holder: str = "replica-a") -> Deliverer:
     return Deliverer(
         store=store,
         sender=Sender(TargetPolicy(loopback=True), limits=SenderLimits(read_seconds=2.0)),
         sealer=SEALER,
         tokens_for=lambda owner: CallerTokens(TOKENS, owner),
         backoff=backoff or Backoff(first=5.0, cap=60.0, window=3600.0),
-        holder="replica-a",
+        holder=holder,
     )
 
 
@@ -135,3 +137,43 @@ async def test_an_owner_whose_key_was_refused_since_is_told_no_more(store: Store
     (dropped,) = await store.deliveries("wh_1", 10)
     assert (dropped.state, dropped.last_error) == ("dropped", "its owner may no longer see the batch")
     assert receiver.got == []
+
+
+async def test_a_replica_dying_mid_try_loses_nothing_another_sends_it_once_the_lease_ends(
+    postgres_url: str, receiver: Receiver
+) -> None:
+    """Two replicas on one PostgreSQL: A takes the event and dies while its receiver is answering (its try never
+    finishes: as a kill -9 leaves it); B takes it over once A's lease ends and delivers it, with the same
+    webhook-id, so the receiver can tell the repeat."""
+    first, second = await open_store(postgres_url), await open_store(postgres_url)
+    try:
+        record = await _registered(first, receiver.url, Events.TERMINAL)
+        await _saved(first, batch_pb2.BATCH_STATUS_COMPLETED)
+        hanging = asyncio.Event()
+
+        async def hang(_request: web.Request) -> web.StreamResponse:
+            hanging.set()
+            await asyncio.sleep(2)  # (past A's death: its answer goes nowhere)
+            return web.Response(status=204)
+
+        receiver.answer = hang
+        dying = asyncio.create_task(_deliverer(first, holder="replica-a").once())
+        await asyncio.wait_for(hanging.wait(), 10)
+        dying.cancel()  # A is gone mid-try: nothing recorded
+        with contextlib.suppress(asyncio.CancelledError):
+            await dying
+        taker = _deliverer(second, holder="replica-b")
+        assert await taker.once() == 0  # A's lease holds it meanwhile
+        receiver.answer = _no_content
+        assert await taker.once(now=time.time() + DelivererPolicy().lease_seconds + 1) == 1
+        (delivery,) = await second.deliveries(record.id, 10)
+        assert (delivery.state, delivery.attempts, delivery.last_status) == ("delivered", 1, 204)
+        ids = [headers["webhook-id"] for _, headers, _ in receiver.got]
+        assert ids == [f"msg_{delivery.id}"] * 2  # the same event twice: at least once, and recognisably
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def _no_content(_request: web.Request) -> web.StreamResponse:
+    return web.Response(status=204)

@@ -123,3 +123,29 @@ async def test_connections_to_a_receiver_are_kept_and_used_again(sender: Sender,
     await sender.aclose()
     assert (await sender.send(receiver.url, b"{}", {})).status == 204  # closed: a new one, to the address checked
     assert len(set(peers)) == 2
+
+
+async def test_an_internationalized_host_is_connected_to_at_the_address_checked() -> None:
+    """aiohttp asks for the host in its xn-- form: the address checked for it is the one connected to."""
+    asked: list[str] = []
+    accepted: list[object] = []
+
+    async def resolver(host: str, port: int) -> list[str]:
+        asked.append(host)
+        return ["127.0.0.1"]
+
+    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer.get_extra_info("peername"))
+        writer.close()  # (no TLS here: the try fails once connected, which is all this asks)
+
+    listener = await asyncio.start_server(accept, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    sender = Sender(TargetPolicy(loopback=True), limits=QUICK, resolver=resolver)
+    try:
+        with pytest.raises(NotDelivered):
+            await sender.send(f"https://Bücher.example:{port}/hooks", b"{}", {})
+    finally:
+        await sender.aclose()
+        listener.close()
+        await listener.wait_closed()
+    assert asked == ["bücher.example"] and len(accepted) == 1

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import aiohttp
+import yarl
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from otari_batch_grpc.server.webhooks.targets import Resolver, TargetPolicy, TargetRefused, redacted, resolve
@@ -84,7 +85,8 @@ class Sender:
         timeout = aiohttp.ClientTimeout(
             total=limits.total_seconds, sock_connect=limits.connect_seconds, sock_read=limits.read_seconds
         )
-        self._pins[(target.host.lower(), target.port)] = target.address
+        # Keyed as aiohttp will ask: the host as the URL encodes it (an IDN in its xn-- form), lower case.
+        self._pins[(yarl.URL(url).raw_host or target.host, target.port)] = target.address
         session = self._client()
         try:
             async with session.post(
