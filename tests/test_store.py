@@ -763,8 +763,14 @@ async def test_the_batches_endpoints_are_told_of_are_their_owners_live_ones_not_
     await store.enter([seen("rerun")], [], owner="o", keep=5, observed_at=5.0)
     await store.delegate("rerun", "o", b"sealed")  # (followed with its own key: core.delegated)
     assert await store.endpoint_batches(10) == [("live", "openai", "wh_o1")]
-    assert await store.disable_endpoints_of("o", "401", now=9.0) == 1  # (wh_o1 was disabled already)
-    assert sorted((e.id, e.enabled) for e in await store.endpoints_of("o")) == [("wh_o1", False), ("wh_o2", False)]
+    notify = _telling([])
+    await store.enter([seen("live", status="finalizing")], [], owner="o", keep=5, observed_at=6.0, notify=notify)
+    assert await store.disable_endpoints_of("o", "refused: 401", now=9.0) == 2  # (wh_o1's key forgotten too)
+    kept = sorted((e.id, e.enabled, e.disabled_reason, e.sealed_key) for e in await store.endpoints_of("o"))
+    assert kept == [("wh_o1", False, "refused: 401", b""), ("wh_o2", False, "refused: 401", b"")]
+    assert {d.last_error for d in await store.deliveries("wh_o2", 10)} == {"refused: 401"}  # its pending say so
+    assert await store.disable_endpoints_of("o", "refused: 401", now=10.0) == 0
+    assert await store.endpoint_batches(10) == []  # no key left to read them with
     assert (await store.endpoint("wh_q") or _endpoint()).enabled
 
 

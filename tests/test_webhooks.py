@@ -281,10 +281,16 @@ async def test_a_refused_key_disables_its_endpoints_and_says_why(
     await sim.set_key_active(key_id, False)
 
     async def disabled() -> bool:
-        got = await hooks.GetWebhookEndpoint(wh.GetWebhookEndpointRequest(endpoint_id=made.endpoint.id), metadata=carol)
-        return not got.endpoint.enabled and "401" in got.endpoint.disabled_reason
+        kept = await hooked.store.endpoint(made.endpoint.id)
+        return kept is not None and not kept.enabled and "401" in kept.disabled_reason
 
     await eventually(disabled, within=10.0)
+    kept = await hooked.store.endpoint(made.endpoint.id)
+    assert kept is not None and kept.sealed_key == b""  # the key delegated is forgotten
+    # The refused key sees nothing of its endpoints any more (as of its batches).
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await hooks.GetWebhookEndpoint(wh.GetWebhookEndpointRequest(endpoint_id=made.endpoint.id), metadata=carol)
+    assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
     assert receiver.got == []
 
 

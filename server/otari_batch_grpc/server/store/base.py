@@ -315,8 +315,8 @@ class EndpointsStore(abc.ABC):
 
     @abc.abstractmethod
     async def update_endpoint(self, endpoint: EndpointRecord, *, read_at: float) -> bool:
-        """Write the endpoint (its owner's) as changed, unless it changed since it was read (its `updated_at` then
-        was `read_at`): False, read it again."""
+        """Write the endpoint (its owner's) as changed, its sealed key too, unless it changed since it was read
+        (its `updated_at` then was `read_at`): False, read it again."""
 
     @abc.abstractmethod
     async def delete_endpoint(self, endpoint_id: str, owner: str) -> bool:
@@ -353,8 +353,8 @@ class EndpointsStore(abc.ABC):
 
     @abc.abstractmethod
     async def disable_endpoints_of(self, owner: str, reason: str, *, now: float) -> int:
-        """Disable every enabled endpoint of the owner, saying why (the key they were registered with was
-        refused); how many were."""
+        """Disable every endpoint of the owner and forget the key they were registered with (the gateway refused
+        it), saying why on them and on their pending events; how many endpoints were changed."""
 
     @abc.abstractmethod
     async def sweep_outbox(self, *, before: float, now: float) -> int:

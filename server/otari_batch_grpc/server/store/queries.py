@@ -175,7 +175,8 @@ ENDPOINTS_OF = f"SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE owner = 
 # Unless it changed since it was read (`updated_at`, $11): the caller reads it again and retries.
 UPDATE_ENDPOINT = (
     "UPDATE webhook_endpoints SET url = $3, events = $4, metadata_filter = $5, description = $6, secrets = $7, "
-    "enabled = $8, disabled_reason = $9, updated_at = $10 WHERE id = $1 AND owner = $2 AND updated_at = $11"
+    "enabled = $8, disabled_reason = $9, updated_at = $10, sealed_key = $12 "
+    "WHERE id = $1 AND owner = $2 AND updated_at = $11"
 )
 DELETE_ENDPOINT = "DELETE FROM webhook_endpoints WHERE id = $1 AND owner = $2"
 
@@ -218,9 +219,13 @@ DISABLE_ENDPOINT = (
 ENABLE_ENDPOINT = (
     "UPDATE webhook_endpoints SET enabled = $2, disabled_reason = '', updated_at = $3 WHERE id = $1 AND NOT enabled"
 )
-# Every enabled endpoint of an owner disabled at once (the key they were registered with was refused).
+# Every endpoint of an owner disabled at once, the key they were registered with forgotten (the gateway refused
+# it), and their pending events saying so.
 DISABLE_ENDPOINTS_OF = (
-    "UPDATE webhook_endpoints SET enabled = $2, disabled_reason = $3, updated_at = $4 WHERE owner = $1 AND enabled"
+    "UPDATE webhook_endpoints SET enabled = $2, disabled_reason = $3, updated_at = $4, sealed_key = $5 "
+    "WHERE owner = $1 AND (enabled OR sealed_key <> $5)",
+    "UPDATE webhook_outbox SET last_error = $2 WHERE state = 'pending' "
+    "AND endpoint_id IN (SELECT id FROM webhook_endpoints WHERE owner = $1)",
 )
 # The outbox kept to its window (`$1`: now less the window): a pending event older is dropped (a disabled endpoint's,
 # say: no try of it dropped it), unless a replica is trying it; a finished one older is forgotten.
@@ -231,12 +236,12 @@ SWEEP_OUTBOX = (
     "DELETE FROM webhook_outbox WHERE state <> 'pending' AND done_at < $1",
 )
 # The live batches an endpoint is to be told of (its owner's, not refused them: a key the gateway refused is refused
-# them all), least lately seen first, with the endpoint whose sealed key reads them; `$1` at most. A disabled
-# endpoint's too: what happens meanwhile waits for it to be enabled (for the retry window). (A batch with a key
-# delegated for its re-runs is followed with that key: see core.delegated.)
+# them all), least lately seen first, each with an endpoint of its owner's whose sealed key reads them (one that
+# still has it); `$1` at most. A disabled endpoint's too: what happens meanwhile waits for it to be enabled (for the
+# retry window). (A batch with a key delegated for its re-runs is followed with that key: see core.delegated.)
 ENDPOINT_BATCHES = (
     "SELECT b.id, b.provider, min(e.id) FROM batches b JOIN access a ON a.batch_id = b.id AND a.verified_at > 0 "
-    "JOIN webhook_endpoints e ON e.owner = a.owner WHERE NOT b.terminal "
+    "JOIN webhook_endpoints e ON e.owner = a.owner AND length(e.sealed_key) > 0 WHERE NOT b.terminal "
     "AND NOT EXISTS (SELECT 1 FROM delegations d WHERE d.batch_id = b.id) "
     "GROUP BY b.id, b.provider, b.last_seen ORDER BY b.last_seen, b.id LIMIT $1"
 )

@@ -26,8 +26,9 @@ import type { UpdateWebhookEndpointResponse as _otari_batch_v1_UpdateWebhookEndp
  * Registering an endpoint delegates your key to it: the service keeps it encrypted, and uses it only to read your
  * live batches while no one watches them (one gateway read per live batch per WATCH_POLL_MAX, shared with every
  * watch and every other endpoint of yours), so that their changes are delivered with nobody connected. The
- * gateway's first 401 to it disables your endpoints (disabled_reason says so); deleting your last endpoint forgets
- * the key.
+ * gateway's first 401 to it disables your endpoints and forgets the key (disabled_reason and the pending deliveries
+ * say so); an update of an endpoint, with the key taken again, delegates it anew. Deleting an endpoint forgets the
+ * key it holds. A key the gateway refuses sees, changes and registers nothing here (UNAUTHENTICATED).
  * 
  * A delivery is an HTTP POST of a JSON body `{"type": "batch.completed", "timestamp": ..., "data": BatchEvent}`
  * (`data` is BatchEvent in the contract's JSON mapping: the batch, the status before, and a resume_token for
@@ -172,8 +173,9 @@ export interface WebhookServiceClient extends grpc.Client {
  * Registering an endpoint delegates your key to it: the service keeps it encrypted, and uses it only to read your
  * live batches while no one watches them (one gateway read per live batch per WATCH_POLL_MAX, shared with every
  * watch and every other endpoint of yours), so that their changes are delivered with nobody connected. The
- * gateway's first 401 to it disables your endpoints (disabled_reason says so); deleting your last endpoint forgets
- * the key.
+ * gateway's first 401 to it disables your endpoints and forgets the key (disabled_reason and the pending deliveries
+ * say so); an update of an endpoint, with the key taken again, delegates it anew. Deleting an endpoint forgets the
+ * key it holds. A key the gateway refuses sees, changes and registers nothing here (UNAUTHENTICATED).
  * 
  * A delivery is an HTTP POST of a JSON body `{"type": "batch.completed", "timestamp": ..., "data": BatchEvent}`
  * (`data` is BatchEvent in the contract's JSON mapping: the batch, the status before, and a resume_token for

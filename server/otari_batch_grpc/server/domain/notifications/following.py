@@ -52,7 +52,7 @@ async def follow_endpoint_batches(core: Batches, sealer: Sealer) -> int:
 
 async def _delegated(core: Batches, sealer: Sealer, endpoint_id: str) -> Caller | None:
     record = await core.store.endpoint(endpoint_id)
-    if record is None:
+    if record is None or not record.sealed_key:  # (forgotten: the gateway refused it; an update gives it anew)
         return None
     try:
         key = sealer.open(record.sealed_key, purpose=ENDPOINT_KEY, subject=record.id, owner=record.owner)

@@ -75,7 +75,7 @@ class Registrations:
             metadata_filter=json.dumps(dict(spec.metadata_filter), sort_keys=True),
             description=spec.description,
             secrets=SigningSecrets(secret).sealed(self._sealer, endpoint),
-            sealed_key=self._sealer.seal(caller.key, purpose=ENDPOINT_KEY, subject=endpoint_id, owner=caller.owner),
+            sealed_key=self._delegated(caller, endpoint_id),
             enabled=True,
             disabled_reason="",
             created_at=now,
@@ -110,6 +110,7 @@ class Registrations:
         for _ in range(3):  # (another change between the read and the write: read again)
             record = await self.get(caller, endpoint_id)
             changed = _changed(record, fields, now=max(time.time(), record.updated_at + 1e-6))
+            changed = replace(changed, sealed_key=self._delegated(caller, record.id))  # (the key refused: given anew)
             if await self._store.update_endpoint(changed, read_at=record.updated_at):
                 return changed
         raise ServiceError(
@@ -133,6 +134,10 @@ class Registrations:
         raise ServiceError(
             Code.UNAVAILABLE, "CONCURRENT_UPDATE", "The endpoint kept changing meanwhile; retry.", retry_after=0.1
         )
+
+    def _delegated(self, caller: Caller, endpoint_id: str) -> bytes:
+        """The caller's key, sealed for the endpoint: what its batches are read with while no one calls."""
+        return self._sealer.seal(caller.key, purpose=ENDPOINT_KEY, subject=endpoint_id, owner=caller.owner)
 
     def secrets_of(self, record: EndpointRecord) -> SigningSecrets:
         return SigningSecrets.opened(record.secrets, self._sealer, Endpoint.of(record))

@@ -26,7 +26,8 @@ class PostgresEndpoints(PostgresConnection):
     async def update_endpoint(self, endpoint: EndpointRecord, *, read_at: float) -> bool:
         e = endpoint
         values = (e.url, e.events, e.metadata_filter, e.description, e.secrets, e.enabled, e.disabled_reason)
-        return _one(await self._execute(queries.UPDATE_ENDPOINT, e.id, e.owner, *values, e.updated_at, read_at))
+        key = e.sealed_key
+        return _one(await self._execute(queries.UPDATE_ENDPOINT, e.id, e.owner, *values, e.updated_at, read_at, key))
 
     async def delete_endpoint(self, endpoint_id: str, owner: str) -> bool:
         return _one(await self._execute(queries.DELETE_ENDPOINT, endpoint_id, owner))
@@ -57,8 +58,14 @@ class PostgresEndpoints(PostgresConnection):
         return _one(await self._execute(queries.DISABLE_ENDPOINT, endpoint_id, False, reason, now))
 
     async def disable_endpoints_of(self, owner: str, reason: str, *, now: float) -> int:
-        status = await self._execute(queries.DISABLE_ENDPOINTS_OF, owner, False, reason, now)
-        return int(status.rsplit(" ", 1)[-1])
+        endpoints, events = queries.DISABLE_ENDPOINTS_OF
+
+        async def work(conn: Connection) -> int:
+            status = await conn.execute(endpoints, owner, False, reason, now, b"")
+            await conn.execute(events, owner, reason)
+            return int(status.rsplit(" ", 1)[-1])
+
+        return await self._write(work)
 
     async def sweep_outbox(self, *, before: float, now: float) -> int:
         async def work(conn: Connection) -> int:

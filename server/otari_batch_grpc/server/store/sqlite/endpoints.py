@@ -21,7 +21,9 @@ class SqliteEndpoints(SqliteConnection):
     async def update_endpoint(self, endpoint: EndpointRecord, *, read_at: float) -> bool:
         e = endpoint
         values = (e.url, e.events, e.metadata_filter, e.description, e.secrets, e.enabled, e.disabled_reason)
-        return await self._changed(queries.UPDATE_ENDPOINT, e.id, e.owner, *values, e.updated_at, read_at)
+        return await self._changed(
+            queries.UPDATE_ENDPOINT, e.id, e.owner, *values, e.updated_at, read_at, e.sealed_key
+        )
 
     async def delete_endpoint(self, endpoint_id: str, owner: str) -> bool:
         return await self._changed(queries.DELETE_ENDPOINT, endpoint_id, owner)
@@ -52,9 +54,10 @@ class SqliteEndpoints(SqliteConnection):
         return await self._changed(queries.DISABLE_ENDPOINT, endpoint_id, False, reason, now)
 
     async def disable_endpoints_of(self, owner: str, reason: str, *, now: float) -> int:
+        endpoints, events = (queries.for_sqlite(sql) for sql in queries.DISABLE_ENDPOINTS_OF)
         async with self._tx():
-            sql = queries.for_sqlite(queries.DISABLE_ENDPOINTS_OF)
-            cursor = await self._db.execute(sql, (owner, False, reason, now))
+            cursor = await self._db.execute(endpoints, (owner, False, reason, now, b""))
+            await self._db.execute(events, (owner, reason))
             return cursor.rowcount
 
     async def sweep_outbox(self, *, before: float, now: float) -> int:
