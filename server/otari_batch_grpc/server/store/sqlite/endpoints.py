@@ -21,9 +21,7 @@ class SqliteEndpoints(SqliteConnection):
     async def update_endpoint(self, endpoint: EndpointRecord, *, read_at: float) -> bool:
         e = endpoint
         values = (e.url, e.events, e.metadata_filter, e.description, e.secrets, e.enabled, e.disabled_reason)
-        return await self._changed(
-            queries.UPDATE_ENDPOINT, e.id, e.owner, *values, e.updated_at, read_at, e.sealed_key
-        )
+        return await self._changed(queries.UPDATE_ENDPOINT, e.id, e.owner, *values, e.updated_at, read_at, e.sealed_key)
 
     async def delete_endpoint(self, endpoint_id: str, owner: str) -> bool:
         return await self._changed(queries.DELETE_ENDPOINT, endpoint_id, owner)
