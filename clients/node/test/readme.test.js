@@ -35,7 +35,7 @@ after(async () => {
 test('the packed package carries the contract it loads', () => {
   const installed = join(project, 'node_modules/@otari/batch-grpc');
   assert.deepEqual(readdirSync(join(installed, 'contract/protos/otari/batch/v1')).sort(),
-    ['batch.proto', 'batch_service.proto', 'result.proto', 'watch.proto']);
+    ['batch.proto', 'batch_service.proto', 'result.proto', 'watch.proto', 'webhook_service.proto']);
   assert.ok(readdirSync(join(installed, 'contract/types')).includes('batch_service.ts'));
 });
 
