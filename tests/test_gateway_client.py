@@ -244,6 +244,13 @@ async def test_the_key_is_the_bearer_token_or_with_a_platform_token_the_otari_ke
     assert gateway.requests[-1].headers["otari-key"] == "Bearer sk-a"
 
 
+async def test_a_cookie_one_callers_answer_sets_never_rides_on_another_callers_request(client_for: Make) -> None:
+    client, gateway = client_for(answer(200, BATCH, headers={"set-cookie": "session=alices; Path=/"}))
+    await client.get_batch("sk-alice", "batch_1", "openai", time_left=None)
+    await client.get_batch("sk-bob", "batch_1", "openai", time_left=None)
+    assert [request.headers.get("cookie") for request in gateway.requests] == [None, None]
+
+
 async def test_routes_queries_and_bodies_are_the_gateways(
     client_for: Make,
 ) -> None:

@@ -61,11 +61,14 @@ class GatewayClient:
         self._results_timeout = results_timeout
         self.api_root = api_root  # "/v1" (the self-hosted gateway) or "/api/v1" (the otari platform, newer gateways)
         self._platform_token = platform_token
+        # Requests are built by the client (base URL, headers, timeouts) and sent by its transport itself: no
+        # cookie jar (a cookie one caller's answer set must never ride on another's request), no redirects, no auth.
+        self._transport = transport or GatewayTransport(max_connections=max_connections)
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             timeout=timeout,
             follow_redirects=False,
-            transport=transport or GatewayTransport(max_connections=max_connections),
+            transport=self._transport,
             headers={"user-agent": "otari-batch-grpc/0.1"},
         )
         # Health probes on a connection of their own: a pool busy with callers' calls is not a gateway that is down.
@@ -194,7 +197,7 @@ class GatewayClient:
                     timeout=budget,
                 )
                 try:
-                    response = await self._http.send(request, stream=True)
+                    response = await self._send(request)
                 except httpx.TimeoutException:
                     raise UpstreamTimeout(operation, budget, limit=self._results_timeout) from None
                 except httpx.HTTPError as exc:
@@ -209,6 +212,12 @@ class GatewayClient:
                     contextlib.aclosing(_result_items(response, parser, budget, self._results_timeout))
                 )
                 yield items
+
+    async def _send(self, request: httpx.Request) -> httpx.Response:
+        """The request sent as it was built, its answer's body left to read (streamed)."""
+        response = await self._transport.handle_async_request(request)
+        response.request = request
+        return response
 
     def _budget(self, operation: str, limit: float, time_left: float | None) -> float:
         """The seconds a call may take: the limit, shortened by the caller's deadline."""
@@ -252,7 +261,7 @@ class GatewayClient:
                 )
                 sent = time.time()
                 try:
-                    response = await self._http.send(request, stream=True)
+                    response = await self._send(request)
                 except httpx.TimeoutException:
                     raise UpstreamTimeout(operation, budget, limit=self._timeout) from None
                 except httpx.HTTPError as exc:
