@@ -8,7 +8,7 @@ import ipaddress
 import json
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
 from otari_batch_grpc.server.domain.callers import Caller
@@ -107,30 +107,33 @@ class Registrations:
         """The endpoint with `fields` (url, events, metadata_filter, description, enabled) set."""
         if "url" in fields:
             await self.check_url(str(fields["url"]))
-        for _ in range(3):  # (another change between the read and the write: read again)
-            record = await self.get(caller, endpoint_id)
-            changed = _changed(record, fields, now=max(time.time(), record.updated_at + 1e-6))
-            changed = replace(changed, sealed_key=self._delegated(caller, record.id))  # (the key refused: given anew)
-            if await self._store.update_endpoint(changed, read_at=record.updated_at):
-                return changed
-        raise ServiceError(
-            Code.UNAVAILABLE, "CONCURRENT_UPDATE", "The endpoint kept changing meanwhile; retry.", retry_after=0.1
-        )
+        return await self._changing(caller, endpoint_id, lambda record, now: _changed(record, fields, now=now))
 
     async def rotate(self, caller: Caller, endpoint_id: str, overlap: float) -> tuple[EndpointRecord, str]:
         if not 0 <= overlap <= MAX_ROTATION_OVERLAP:
             raise invalid_argument([FieldViolation("overlap", "must be 0 to 7 days")])
         secret = new_secret()
+
+        def rotated(record: EndpointRecord, now: float) -> EndpointRecord:
+            endpoint = Endpoint.of(record)
+            secrets = SigningSecrets.opened(record.secrets, self._sealer, endpoint).rotated(
+                secret, now=now, overlap=overlap
+            )
+            return replace(record, secrets=secrets.sealed(self._sealer, endpoint))
+
+        return await self._changing(caller, endpoint_id, rotated), secret
+
+    async def _changing(
+        self, caller: Caller, endpoint_id: str, change: Callable[[EndpointRecord, float], EndpointRecord]
+    ) -> EndpointRecord:
+        """The caller's endpoint as `change` makes it (at a time after its last change), written unless it changed
+        meanwhile (then read again), the caller's key delegated anew (one the gateway refused had been forgotten)."""
         for _ in range(3):
             record = await self.get(caller, endpoint_id)
             now = max(time.time(), record.updated_at + 1e-6)
-            endpoint = Endpoint.of(record)
-            rotated = SigningSecrets.opened(record.secrets, self._sealer, endpoint).rotated(
-                secret, now=now, overlap=overlap
-            )
-            changed = replace(record, secrets=rotated.sealed(self._sealer, endpoint), updated_at=now)
+            changed = replace(change(record, now), updated_at=now, sealed_key=self._delegated(caller, record.id))
             if await self._store.update_endpoint(changed, read_at=record.updated_at):
-                return changed, secret
+                return changed
         raise ServiceError(
             Code.UNAVAILABLE, "CONCURRENT_UPDATE", "The endpoint kept changing meanwhile; retry.", retry_after=0.1
         )
