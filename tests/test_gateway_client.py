@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from aiohttp import web
 
 from otari_batch_grpc.server.gateway.client import GatewayClient
 from otari_batch_grpc.server.gateway.errors import (
@@ -249,6 +250,31 @@ async def test_a_cookie_one_callers_answer_sets_never_rides_on_another_callers_r
     await client.get_batch("sk-alice", "batch_1", "openai", time_left=None)
     await client.get_batch("sk-bob", "batch_1", "openai", time_left=None)
     assert [request.headers.get("cookie") for request in gateway.requests] == [None, None]
+
+
+async def test_no_cookie_jar_under_the_client_either_on_a_real_connection() -> None:
+    """(aiohttp, under httpx, keeps a jar of its own: none there either.)"""
+    cookies: list[str | None] = []
+
+    async def batch(request: web.Request) -> web.StreamResponse:
+        cookies.append(request.headers.get("cookie"))
+        response = web.json_response(BATCH)
+        response.set_cookie("session", "alices")
+        return response
+
+    app = web.Application()
+    app.router.add_get("/v1/batches/{id}", batch)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    client = GatewayClient(f"http://localhost:{runner.addresses[0][1]}", timeout=5, results_timeout=5)
+    try:
+        await client.get_batch("sk-alice", "batch_1", "openai", time_left=None)
+        await client.get_batch("sk-bob", "batch_1", "openai", time_left=None)
+    finally:
+        await client.aclose()
+        await runner.cleanup()
+    assert cookies == [None, None]
 
 
 async def test_routes_queries_and_bodies_are_the_gateways(

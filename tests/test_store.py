@@ -27,6 +27,7 @@ from otari_batch_grpc.server.store import (
     Access,
     Change,
     Delivery,
+    DeliveryRecord,
     EndpointRecord,
     Notify,
     PartPlan,
@@ -622,6 +623,14 @@ async def test_an_endpoint_is_kept_for_its_owner_up_to_a_limit_and_changed_only_
     assert not await store.delete_endpoint("wh_1", "o")
 
 
+async def _claim(
+    store: Store, holder: str, *, now: float, lease_seconds: float = 30.0, per_endpoint: int = 10
+) -> list[DeliveryRecord]:
+    return await store.claim_deliveries(
+        holder, now=now, lease_seconds=lease_seconds, limit=10, per_endpoint=per_endpoint
+    )
+
+
 def _telling(changes_seen: list[Change]) -> Notify:
     """A notify that tells every endpoint of every change, recording what it was given."""
 
@@ -693,31 +702,31 @@ async def test_outbox_events_are_leased_one_at_a_time_per_endpoint_and_batch_and
         await store.enter([seen("b", status=status, terminal=True)], [], owner="o", keep=5, observed_at=10.0 + step,
                           notify=notify)  # fmt: skip
     await store.enter([seen("c")], [], owner="o", keep=5, observed_at=12.0, notify=notify)
-    taken = await store.claim_deliveries("A", now=100.0, lease_seconds=30.0, limit=10)
+    taken = await _claim(store, "A", now=100.0, lease_seconds=30.0)
     assert [(d.batch_id, d.rev) for d in taken] == [("b", 1), ("c", 1)]  # b's second waits for its first
-    assert await store.claim_deliveries("B", now=110.0, lease_seconds=30.0, limit=10) == []  # A holds them
+    assert await _claim(store, "B", now=110.0, lease_seconds=30.0) == []  # A holds them
     first = taken[0]
     assert not await store.finish_delivery(first.id, "B", state="delivered", attempts=1, next_at=0.0, status=200,
                                            error="", done_at=111.0)  # fmt: skip
     assert await store.finish_delivery(first.id, "A", state="delivered", attempts=1, next_at=0.0, status=204,
                                        error="", done_at=111.0)  # fmt: skip
     # A dies holding c: once its lease ends, B takes c, and b's second
-    again = await store.claim_deliveries("B", now=131.0, lease_seconds=30.0, limit=10)
+    again = await _claim(store, "B", now=131.0, lease_seconds=30.0)
     assert sorted((d.batch_id, d.rev) for d in again) == [("b", 2), ("c", 1)]
     retried = next(d for d in again if d.batch_id == "c")
     assert await store.finish_delivery(retried.id, "B", state="pending", attempts=1, next_at=200.0, status=503,
                                        error="busy", done_at=0.0)  # fmt: skip
-    late = await store.claim_deliveries("A", now=199.0, lease_seconds=30.0, limit=10)
+    late = await _claim(store, "A", now=199.0, lease_seconds=30.0)
     assert [(d.batch_id, d.rev) for d in late] == [("b", 2)]  # c is not due yet; b's second, B's lease ended
     assert await store.disable_endpoint("wh_o", "410 Gone", now=199.5)
     assert not await store.disable_endpoint("wh_o", "410 Gone", now=199.6)
-    assert await store.claim_deliveries("A", now=300.0, lease_seconds=30.0, limit=10) == []  # disabled: kept, not sent
+    assert await _claim(store, "A", now=300.0, lease_seconds=30.0) == []  # disabled: kept, not sent
     endpoint = await store.endpoint("wh_o")
     assert endpoint is not None and (endpoint.enabled, endpoint.disabled_reason) == (False, "410 Gone")
     states = {(d.batch_id, d.rev): (d.state, d.attempts, d.last_status) for d in await store.deliveries("wh_o", 10)}
     assert states == {("b", 1): ("delivered", 1, 204), ("b", 2): ("pending", 0, 0), ("c", 1): ("pending", 1, 503)}
     assert await store.enable_endpoint("wh_o", now=301.0)  # enabled again: what waited is sent (A's lease ended)
-    assert sorted(d.batch_id for d in await store.claim_deliveries("A", now=302.0, lease_seconds=30.0, limit=10)) == [
+    assert sorted(d.batch_id for d in await _claim(store, "A", now=302.0, lease_seconds=30.0)) == [
         "b",
         "c",
     ]
@@ -728,12 +737,12 @@ async def test_an_event_being_tried_is_not_superseded_and_the_newer_one_waits_fo
     assert await store.add_endpoint(_endpoint("wh_o"), limit=5)
     notify = _telling([])
     await store.enter([seen("b", status="validating")], [], owner="o", keep=5, observed_at=1.0, notify=notify)
-    (sending,) = await store.claim_deliveries("A", now=10.0, lease_seconds=30.0, limit=10)
+    (sending,) = await _claim(store, "A", now=10.0, lease_seconds=30.0)
     await store.enter([seen("b", status="in_progress")], [], owner="o", keep=5, observed_at=11.0, notify=notify)
-    assert await store.claim_deliveries("B", now=12.0, lease_seconds=30.0, limit=10) == []  # it waits its turn
+    assert await _claim(store, "B", now=12.0, lease_seconds=30.0) == []  # it waits its turn
     assert await store.finish_delivery(sending.id, "A", state="delivered", attempts=1, next_at=0.0, status=204,
                                        error="", done_at=13.0)  # fmt: skip
-    (newer,) = await store.claim_deliveries("B", now=14.0, lease_seconds=30.0, limit=10)
+    (newer,) = await _claim(store, "B", now=14.0, lease_seconds=30.0)
     assert (newer.rev, newer.kind) == (2, "batch.in_progress")
 
 
@@ -781,7 +790,7 @@ async def test_the_outbox_is_kept_to_its_window(store: Store) -> None:
         await store.enter([seen(batch_id, status="completed", terminal=True)], [], owner="o", keep=5,
                           observed_at=at, notify=notify)  # fmt: skip
     (delivered,) = [d for d in await store.deliveries("wh_o", 10) if d.batch_id == "old"]
-    claimed = await store.claim_deliveries("A", now=20.0, lease_seconds=1000.0, limit=10)
+    claimed = await _claim(store, "A", now=20.0, lease_seconds=1000.0)
     assert sorted(d.batch_id for d in claimed) == ["held", "old"]
     assert await store.finish_delivery(delivered.id, "A", state="delivered", attempts=1, next_at=0.0, status=204,
                                        error="", done_at=21.0)  # fmt: skip
@@ -797,3 +806,38 @@ async def test_the_outbox_is_kept_to_its_window(store: Store) -> None:
     states = {d.batch_id: (d.state, d.last_error) for d in await store.deliveries("wh_o", 10)}
     assert states == {"held": ("dropped", "not delivered within the retry window"), "new": ("pending", "")}
     assert await store.sweep_outbox(before=2500.0, now=2600.0) == 2  # held forgotten, new dropped
+
+
+async def test_a_slow_endpoint_is_given_so_many_events_at_once_by_the_whole_fleet_and_no_more(store: Store) -> None:
+    assert await store.add_endpoint(_endpoint("wh_slow", owner="o"), limit=5)
+    assert await store.add_endpoint(_endpoint("wh_other", owner="p"), limit=5)
+    notify = _telling([])
+    for i in range(6):
+        await store.enter([seen(f"s{i}", status="completed", terminal=True)], [], owner="o", keep=5,
+                          observed_at=1.0 + i, notify=notify)  # fmt: skip
+    await store.enter([seen("x", status="completed", terminal=True)], [], owner="p", keep=5, observed_at=9.0,
+                      notify=notify)  # fmt: skip
+    first = await _claim(store, "A", now=100.0, per_endpoint=2)
+    assert sorted(d.batch_id for d in first) == ["s0", "s1", "x"]  # two of the slow one's, and the other's
+    assert await _claim(store, "B", now=101.0, per_endpoint=2) == []  # its two are being tried: none more
+    done = next(d for d in first if d.batch_id == "s0")
+    assert await store.finish_delivery(done.id, "A", state="delivered", attempts=1, next_at=0.0, status=204,
+                                       error="", done_at=102.0)  # fmt: skip
+    assert [d.batch_id for d in await _claim(store, "B", now=103.0, per_endpoint=2)] == ["s2"]
+
+
+async def test_a_stale_event_whose_try_failed_gives_way_to_the_newer_one(store: Store) -> None:
+    """A try of `in_progress` fails while `completed` waits behind it: it is superseded then, not tried again for
+    hours ahead of the terminal one."""
+    assert await store.add_endpoint(_endpoint("wh_o"), limit=5)
+    notify = _telling([])
+    await store.enter([seen("b", status="in_progress")], [], owner="o", keep=5, observed_at=1.0, notify=notify)
+    (trying,) = await _claim(store, "A", now=10.0)
+    await store.enter([seen("b", status="completed", terminal=True)], [], owner="o", keep=5, observed_at=11.0,
+                      notify=notify)  # fmt: skip
+    assert await store.finish_delivery(trying.id, "A", state="pending", attempts=1, next_at=5000.0, status=503,
+                                       error="busy", done_at=0.0)  # fmt: skip
+    (newer,) = await _claim(store, "B", now=12.0)
+    assert (newer.rev, newer.kind) == (2, "batch.completed")
+    states = {d.rev: (d.state, d.last_status) for d in await store.deliveries("wh_o", 10)}
+    assert states == {1: ("superseded", 503), 2: ("pending", 0)}

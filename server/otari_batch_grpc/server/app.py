@@ -32,6 +32,7 @@ from otari_batch_grpc.server.secret_files import load_owner_secret, sealer, toke
 from otari_batch_grpc.server.store import Store, StoreUnavailable, open_store
 from otari_batch_grpc.server.telemetry import metrics, tracing
 from otari_batch_grpc.server.telemetry.metrics import MetricsListener
+from otari_batch_grpc.server.webhooks.sender import Sender
 from otari_batch_grpc.v1 import batch_service_pb2, webhook_service_pb2
 
 log = logging.getLogger("otari_batch_grpc")
@@ -109,6 +110,7 @@ class BatchServer:
         self._service: BatchService | None = None
         self._webhooks: WebhookService | None = None
         self._deliverer: Deliverer | None = None
+        self._sender: Sender | None = None
         self._sealer: Sealer | None = None
         self._store: Store | None = None
         self._server: aio.Server | None = None
@@ -163,7 +165,7 @@ class BatchServer:
                 tokens=tokens,
                 sealer=self._sealer,
             )
-            self._webhooks, self._deliverer = wiring.webhooks(
+            self._webhooks, self._deliverer, self._sender = wiring.webhooks(
                 settings, service=self._service, store=self._store, sealer=self._sealer
             )
             await self._service.core.join_fleet()
@@ -217,6 +219,8 @@ class BatchServer:
             await self._service.hub.close()
         if self._server is not None:
             await self._server.stop(self.settings.shutdown_grace)
+        if self._sender is not None:  # (after the calls: SendTestWebhook sends with it too)
+            await self._sender.aclose()
         await self.gateway.aclose()
         if self._store is not None:
             await self._store.close()

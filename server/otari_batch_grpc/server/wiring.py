@@ -90,8 +90,9 @@ def batch_service(
 
 def webhooks(
     settings: Settings, *, service: BatchService, store: Store, sealer: Sealer
-) -> tuple[WebhookService, Deliverer]:
-    """WebhookService, and the deliverer of the outbox (woken by each save here that wrote to it)."""
+) -> tuple[WebhookService, Deliverer, Sender]:
+    """WebhookService, the deliverer of the outbox (woken by each save here that wrote to it), and the sender both
+    send with (closed last, once no call is left)."""
     core = service.core
     sender = Sender(webhook_targets(settings.webhook_allow))
     registrations = Registrations(
@@ -123,4 +124,4 @@ def webhooks(
     handlers = WebhookService(
         registrations=registrations, core=core, owners=service.owners, service_key=settings.service_key
     )
-    return handlers, deliverer
+    return handlers, deliverer, sender

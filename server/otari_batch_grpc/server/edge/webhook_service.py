@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from google.protobuf import timestamp_pb2
@@ -132,7 +133,8 @@ class WebhookService:
     @unary
     async def SendTestWebhook(self, request: pb.SendTestWebhookRequest, context: Context) -> pb.SendTestWebhookResponse:
         _check_endpoint_id(request.endpoint_id)
-        outcome = await self.registrations.test(await self._caller(context), request.endpoint_id)
+        caller = await self._caller(context)
+        outcome = await self.registrations.test(caller, request.endpoint_id, time_left=context.time_remaining())
         return pb.SendTestWebhookResponse(
             webhook_id=outcome.webhook_id, status_code=outcome.status, error=outcome.error, delivered=outcome.delivered
         )
@@ -170,7 +172,7 @@ class WebhookService:
             update_time=_time(record.updated_at),
         )
         secrets = self.registrations.secrets_of(record)
-        if secrets.previous and secrets.previous_until > record.updated_at:
+        if secrets.previous and secrets.previous_until > time.time():  # (while the overlap lasts: unset after it)
             shown.previous_secret_expire_time.CopyFrom(_time(secrets.previous_until))
         return shown
 

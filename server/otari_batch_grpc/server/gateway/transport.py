@@ -91,6 +91,15 @@ class GatewayTransport(AiohttpTransport):
             trust_env=False,
         )
 
+    def get_client(self) -> aiohttp.ClientSession:
+        """The library's session and pool, less its cookie jar: a cookie the gateway's answer to one caller sets
+        must never ride on another caller's request."""
+        limit = self.limits.max_connections or 0
+        connector = aiohttp.TCPConnector(
+            keepalive_timeout=self.limits.keepalive_expiry, ssl=self.ssl_context, limit=limit
+        )
+        return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
+
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         # The path as sent (still percent-encoded): an id's own characters never split it into more segments.
         route = route_of(request.method, request.url.raw_path.decode("ascii").partition("?")[0])

@@ -328,11 +328,12 @@ class EndpointsStore(abc.ABC):
 
     @abc.abstractmethod
     async def claim_deliveries(
-        self, holder: str, *, now: float, lease_seconds: float, limit: int
+        self, holder: str, *, now: float, lease_seconds: float, limit: int, per_endpoint: int
     ) -> list[DeliveryRecord]:
         """Events due to be tried, leased to `holder` for `lease_seconds` (no one else takes them meanwhile; a
         holder that dies leaves them to another once the lease ends): each the oldest pending one of its endpoint
-        and batch, of enabled endpoints; `limit` at most."""
+        and batch, of enabled endpoints, no more of one endpoint than make `per_endpoint` with those being tried
+        already, by any holder; `limit` at most."""
 
     @abc.abstractmethod
     async def finish_delivery(
@@ -340,7 +341,8 @@ class EndpointsStore(abc.ABC):
         done_at: float,
     ) -> bool:  # fmt: skip
         """How a try of a leased event went (state pending again, delivered or dropped); False when `holder` no
-        longer holds it."""
+        longer holds it. Pending again, it is superseded if a newer change of its batch came meanwhile (unless it is
+        terminal): a failed try of a stale event holds no newer one back."""
 
     @abc.abstractmethod
     async def disable_endpoint(self, endpoint_id: str, reason: str, *, now: float) -> bool:

@@ -190,28 +190,39 @@ ADD_DELIVERY = (
     "VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $7)"
 )
 # A pending event that tells of a change a newer one tells of too is not sent (a terminal one always is), unless a
-# replica is trying it now (it goes first: the newer one waits for it, so they arrive in order).
+# replica is trying it now (it goes first: the newer one waits for it, so they arrive in order; if that try fails,
+# it is superseded then: see FINISH_DELIVERY).
 SUPERSEDE_DELIVERIES = (
-    "UPDATE webhook_outbox SET state = 'superseded', done_at = $4 "
-    "WHERE endpoint_id = $1 AND batch_id = $2 AND rev < $3 AND state = 'pending' AND NOT terminal AND holder = ''"
+    "UPDATE webhook_outbox SET state = 'superseded', done_at = $4 WHERE endpoint_id = $1 AND batch_id = $2 "
+    "AND rev < $3 AND state = 'pending' AND NOT terminal AND lease_until <= $4"
 )
 DELIVERIES_OF = f"SELECT {DELIVERY_COLUMNS} FROM webhook_outbox WHERE endpoint_id = $1 ORDER BY id DESC LIMIT $2"
 # Due events, each the oldest pending one of its endpoint and batch (so they arrive in revision order), of enabled
-# endpoints, leased to `$1` until `$2 + $3`; `$4` at most. (PostgreSQL locks what it takes: see postgres/endpoints.)
+# endpoints, no more of one endpoint than make `$5` with those being tried already (by any replica: a slow receiver
+# holds no more than that, and takes no one else's turn), leased to `$1` until `$2 + $3`; `$4` at most. (PostgreSQL
+# locks what it takes: see postgres/endpoints.)
 CLAIM_DELIVERIES = (
     "UPDATE webhook_outbox SET holder = $1, lease_until = $2 + $3 "
     "WHERE lease_until <= $2 AND state = 'pending' AND id IN ("
-    "SELECT o.id FROM webhook_outbox o JOIN webhook_endpoints e ON e.id = o.endpoint_id AND e.enabled "
-    "WHERE o.state = 'pending' AND o.next_at <= $2 AND o.lease_until <= $2 AND NOT EXISTS ("
-    "SELECT 1 FROM webhook_outbox p WHERE p.endpoint_id = o.endpoint_id AND p.batch_id = o.batch_id "
-    "AND p.state = 'pending' AND p.id < o.id) "
+    "SELECT o.id FROM webhook_outbox o WHERE o.id IN (SELECT id FROM ("
+    "SELECT c.id, row_number() OVER (PARTITION BY c.endpoint_id ORDER BY c.next_at, c.id) AS turn, ("
+    "SELECT count(*) FROM webhook_outbox t WHERE t.endpoint_id = c.endpoint_id AND t.state = 'pending' "
+    "AND t.lease_until > $2) AS trying "
+    "FROM webhook_outbox c JOIN webhook_endpoints e ON e.id = c.endpoint_id AND e.enabled "
+    "WHERE c.state = 'pending' AND c.next_at <= $2 AND c.lease_until <= $2 AND NOT EXISTS ("
+    "SELECT 1 FROM webhook_outbox p WHERE p.endpoint_id = c.endpoint_id AND p.batch_id = c.batch_id "
+    "AND p.state = 'pending' AND p.id < c.id)) ranked WHERE turn + trying <= $5) "
     "ORDER BY o.next_at, o.id LIMIT $4{lock}) "
     f"RETURNING {DELIVERY_COLUMNS}"
 )
-# How a try went: pending again (its next try), delivered or dropped; by its holder alone.
+# How a try went: pending again (its next try), delivered or dropped; by its holder alone (a claim's own token).
+# Pending again, it is superseded ($9: now) if a newer change of its batch came meanwhile and it is no terminal one.
 FINISH_DELIVERY = (
     "UPDATE webhook_outbox SET state = $3, attempts = $4, next_at = $5, last_status = $6, last_error = $7, "
-    "done_at = $8, holder = '', lease_until = 0 WHERE id = $1 AND holder = $2 AND state = 'pending'"
+    "done_at = $8, holder = '', lease_until = 0 WHERE id = $1 AND holder = $2 AND state = 'pending'",
+    "UPDATE webhook_outbox SET state = 'superseded', done_at = $2 WHERE id = $1 AND state = 'pending' "
+    "AND NOT terminal AND EXISTS (SELECT 1 FROM webhook_outbox n WHERE n.endpoint_id = webhook_outbox.endpoint_id "
+    "AND n.batch_id = webhook_outbox.batch_id AND n.id > webhook_outbox.id)",
 )
 DISABLE_ENDPOINT = (
     "UPDATE webhook_endpoints SET enabled = $2, disabled_reason = $3, updated_at = $4 WHERE id = $1 AND enabled"

@@ -70,7 +70,10 @@ class Sender:
         connection goes to the address the send checked (see _Pinned); one kept was made to a checked address."""
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(resolver=_Pinned(self._pins), use_dns_cache=False, limit=0, ssl=self._tls)
-            self._session = aiohttp.ClientSession(connector=connector, trust_env=False)
+            # No cookie jar: what one receiver sets must never ride on a delivery (another caller's, say).
+            self._session = aiohttp.ClientSession(
+                connector=connector, trust_env=False, cookie_jar=aiohttp.DummyCookieJar()
+            )
         return self._session
 
     async def send(self, url: str, body: bytes, headers: Mapping[str, str]) -> Answer:
@@ -86,13 +89,18 @@ class Sender:
             total=limits.total_seconds, sock_connect=limits.connect_seconds, sock_read=limits.read_seconds
         )
         # Keyed as aiohttp will ask: the host as the URL encodes it (an IDN in its xn-- form), lower case.
-        self._pins[(yarl.URL(url).raw_host or target.host, target.port)] = target.address
+        self._pins[((yarl.URL(url).raw_host or target.host).rstrip("."), target.port)] = target.address
         session = self._client()
         try:
             async with session.post(
                 url, data=body, headers=dict(headers), allow_redirects=False, timeout=timeout
             ) as response:
-                excerpt = await response.content.read(limits.max_response_bytes + 1)
+                excerpt = b""  # (read until past the bound or the end: one read gives what one chunk held)
+                while len(excerpt) <= limits.max_response_bytes:
+                    chunk = await response.content.read(limits.max_response_bytes + 1 - len(excerpt))
+                    if not chunk:
+                        break
+                    excerpt += chunk
                 if len(excerpt) > limits.max_response_bytes:
                     raise NotDelivered(f"{redacted(url)} answered more than {limits.max_response_bytes} bytes")
                 retry_after = _retry_after(response.headers.get("Retry-After"))

@@ -31,7 +31,13 @@ _COMPATIBLE = ipaddress.ip_network("::/96")  # IPv4-compatible IPv6 (deprecated,
 
 
 class TargetRefused(ValueError):
-    """A URL a webhook may not be delivered to; the message says why, in words a caller can act on."""
+    """A URL a webhook may not be delivered to; the message says why, in words a caller can act on, naming no address
+    a host name resolved to (a caller must not learn the service's internal DNS through it); `detail` names them,
+    for the operator's log and the tests."""
+
+    def __init__(self, message: str, detail: str = "") -> None:
+        super().__init__(message)
+        self.detail = detail or message
 
 
 @dataclass(frozen=True)
@@ -88,6 +94,8 @@ def checked_url(url: str, policy: TargetPolicy) -> SplitResult:
         raise TargetRefused("must not have a #fragment (it is never sent)")
     if port == 0:
         raise TargetRefused("must not name port 0")
+    if not _is_address(parts.hostname) and not _is_hostname(_ascii(parts.hostname)):
+        raise TargetRefused(f"names {parts.hostname!r}, which is not a host name")
     if parts.scheme == "http" and not (policy.loopback and _is_loopback_name(parts.hostname)):
         raise TargetRefused(
             "must be https://; plain http:// only to loopback (localhost, 127.0.0.1, [::1]) where the operator "
@@ -112,8 +120,8 @@ async def resolve(url: str, policy: TargetPolicy, resolver: Resolver | None = No
     else:
         try:
             found = await (resolver or system_resolver)(host, port)
-        except OSError as exc:
-            raise TargetRefused(f"names a host that does not resolve ({host}: {exc})") from None
+        except (OSError, UnicodeError) as exc:  # (UnicodeError: a name no resolver takes, such as a..b)
+            raise TargetRefused(f"names a host that does not resolve ({host})", f"{host}: {exc}") from None
     refused = []
     for text in found:
         address = ipaddress.ip_address(text.split("%", 1)[0])  # (a scope id, fe80::1%eth0, is no part of it)
@@ -123,7 +131,14 @@ async def resolve(url: str, policy: TargetPolicy, resolver: Resolver | None = No
         refused.append(f"{address} ({why})")
     if not refused:
         raise TargetRefused(f"names a host with no address ({host})")
-    raise TargetRefused(f"reaches no address a webhook may be sent to: {', '.join(refused)}")
+    detail = f"reaches no address a webhook may be sent to: {', '.join(refused)}"
+    if literal is not None:  # (the caller's own address: said as it is)
+        raise TargetRefused(detail)
+    raise TargetRefused(
+        f"reaches no address a webhook may be sent to ({host} resolves to addresses that are not public, and not on "
+        "the operator's allowlist, WEBHOOK_ALLOW)",
+        detail,
+    )
 
 
 def refusal(address: Address, host: str, policy: TargetPolicy) -> str | None:
@@ -177,7 +192,8 @@ async def system_resolver(host: str, port: int) -> list[str]:
 
 
 def redacted(url: str) -> str:
-    """A URL as it may be logged: without its query string, user name or password (they may carry secrets)."""
+    """A URL as it may be logged: without its query string, user name or password (they may carry secrets), and its
+    path as `/…` (so may it: a token in the path, as Slack's hooks have it)."""
     try:
         parts = urlsplit(url)
         host = parts.hostname or ""
@@ -185,7 +201,7 @@ def redacted(url: str) -> str:
     except ValueError:
         return "(not a URL)"
     shown = f"[{host}]" if ":" in host else host
-    return f"{parts.scheme}://{shown}{port}{parts.path}{'?...' if parts.query else ''}"
+    return f"{parts.scheme}://{shown}{port}{'/…' if parts.path.strip('/') or parts.query else '/'}"
 
 
 def _is_loopback_name(host: str) -> bool:
@@ -195,6 +211,22 @@ def _is_loopback_name(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _ascii(host: str) -> str:
+    """A host name as DNS has it (an internationalized one in its xn-- form); "" for one that has none."""
+    try:
+        return host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return ""
 
 
 def _is_hostname(entry: str) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,9 +34,9 @@ _COUNTED = {"delivered": "delivered", "pending": "retried", "dropped": "dropped"
 @dataclass(frozen=True)
 class DelivererPolicy:
     lease_seconds: float = 60.0  # a try holds its event this long (more than a whole try: see SenderLimits)
-    try_seconds: float = 30.0  # the longest a try takes (SenderLimits.total_seconds): one not begun by then waits
+    try_seconds: float = 45.0  # the longest a try takes (a resolve and SenderLimits.total_seconds, and then some)
     at_once: int = 50  # tried at once, all endpoints together (and so claimed in one round at most)
-    per_endpoint: int = 4  # tried at once for one endpoint: a slow one holds no more than these
+    per_endpoint: int = 4  # tried at once for one endpoint, by the whole fleet: a slow one holds no more than these
     per_owner: int = 16  # tried at once for one owner's endpoints together
     interval: float = 1.0  # seconds between looks at the outbox, unless a save here wakes it sooner
 
@@ -95,7 +96,6 @@ class Deliverer:
             for task in list(self._tries):
                 task.cancel()
             await asyncio.gather(*self._tries, return_exceptions=True)
-            await self._sender.aclose()
 
     async def sweep(self, now: float | None = None) -> int:
         """Events past the window dropped (a disabled endpoint's, whose tries were not what dropped them), and
@@ -114,7 +114,10 @@ class Deliverer:
         free = policy.at_once - len(self._tries)
         if free <= 0:
             return []
-        due = await self._store.claim_deliveries(self._holder, now=now, lease_seconds=policy.lease_seconds, limit=free)
+        token = f"{self._holder}/{secrets.token_hex(6)}"  # this claim's own: a try outliving its lease finishes nothing
+        due = await self._store.claim_deliveries(
+            token, now=now, lease_seconds=policy.lease_seconds, limit=free, per_endpoint=policy.per_endpoint
+        )
         endpoints: dict[str, EndpointRecord | None] = {}
         for delivery in due:
             if delivery.endpoint_id not in endpoints:
@@ -124,7 +127,7 @@ class Deliverer:
             endpoint = endpoints[delivery.endpoint_id]
             if endpoint is None:  # (deleted meanwhile: its events went with it)
                 continue
-            task = asyncio.create_task(self._gated(delivery, endpoint, leased_until=now + policy.lease_seconds))
+            task = asyncio.create_task(self._gated(delivery, endpoint, token, leased_until=now + policy.lease_seconds))
             self._tries.add(task)
             task.add_done_callback(self._tries.discard)
             started.append(task)
@@ -132,14 +135,19 @@ class Deliverer:
             self._gates = {key: gate for key, gate in self._gates.items() if gate.locked()}
         return started
 
-    async def _gated(self, delivery: DeliveryRecord, endpoint: EndpointRecord, *, leased_until: float) -> None:
+    async def _gated(
+        self, delivery: DeliveryRecord, endpoint: EndpointRecord, token: str, *, leased_until: float
+    ) -> None:
+        """A try, once its owner has a slot (`per_owner`; the claim kept to `per_endpoint`, fleet-wide). One whose
+        lease would end before it could finish is given back untried, to be taken again (here or elsewhere)."""
         policy = self._policy
-        by_endpoint = self._gate("e:" + endpoint.id, policy.per_endpoint)
-        async with by_endpoint, self._gate("o:" + endpoint.owner, policy.per_owner):
-            if time.time() + policy.try_seconds > leased_until:  # its lease would end mid-try: another may take it
-                return
+        async with self._gate("o:" + endpoint.owner, policy.per_owner):
             try:
-                await self._attempt(delivery, endpoint)
+                if time.time() + policy.try_seconds > leased_until:
+                    untried = _Outcome("pending", delivery.last_status, delivery.last_error, delivery.next_at)
+                    await self._finish(delivery, token, delivery.attempts, untried, time.time())
+                    return
+                await self._attempt(delivery, endpoint, token)
             except StoreUnavailable:
                 log.warning("webhooks: event %d tried, but the state database did not answer", delivery.id)
             except Exception:
@@ -151,12 +159,14 @@ class Deliverer:
             gate = self._gates[key] = asyncio.Semaphore(size)
         return gate
 
-    async def _attempt(self, delivery: DeliveryRecord, endpoint: EndpointRecord) -> None:
+    async def _attempt(self, delivery: DeliveryRecord, endpoint: EndpointRecord, token: str) -> None:
         now = time.time()
         attempts = delivery.attempts + 1
         access = await self._store.access(delivery.batch_id, endpoint.owner)
         if access is None or access.verified_at <= 0:  # revoked, or the owner's key refused since: told no more
-            await self._finish(delivery, attempts, _Outcome("dropped", 0, "its owner may no longer see the batch"), now)
+            await self._finish(
+                delivery, token, attempts, _Outcome("dropped", 0, "its owner may no longer see the batch"), now
+            )
             return
         try:
             answer = await self._send(delivery, endpoint, now)
@@ -174,16 +184,17 @@ class Deliverer:
                 outcome = self._again(
                     delivery, attempts, now, status=answer.status, error=error, retry_after=answer.retry_after
                 )
-        await self._finish(delivery, attempts, outcome, now)
+        await self._finish(delivery, token, attempts, outcome, now)
 
-    async def _finish(self, delivery: DeliveryRecord, attempts: int, outcome: _Outcome, now: float) -> None:
+    async def _finish(self, delivery: DeliveryRecord, token: str, attempts: int, outcome: _Outcome, now: float) -> None:
         done_at = now if outcome.state != "pending" else 0.0
-        metrics.WEBHOOK_TRIES.labels("gone" if outcome.status == 410 else _COUNTED[outcome.state]).inc()
+        if attempts > delivery.attempts:  # (one given back untried is no try)
+            metrics.WEBHOOK_TRIES.labels("gone" if outcome.status == 410 else _COUNTED[outcome.state]).inc()
         if outcome.state == "delivered":
             metrics.WEBHOOK_SECONDS.observe(max(0.0, time.time() - delivery.created_at))
         await self._store.finish_delivery(
             delivery.id,
-            self._holder,
+            token,
             state=outcome.state,
             attempts=attempts,
             next_at=outcome.next_at,

@@ -31,15 +31,15 @@ async def follow_endpoint_batches(core: Batches, sealer: Sealer) -> int:
     gate = asyncio.Semaphore(READ_AT_ONCE)
 
     async def read(batch_id: str, provider: str, endpoint_id: str) -> bool:
-        if core.hub.polling(batch_id) or (core.fleet is not None and not await core.fleet.hold(batch_id, "webhook")):
-            return False
-        if endpoint_id not in keys:
-            keys[endpoint_id] = await _delegated(core, sealer, endpoint_id)
-        caller = keys[endpoint_id]
-        if caller is None:
-            return False
-        async with gate:
-            return await _read(core, caller, batch_id, provider)
+        async with gate:  # (the lease too: a thousand at once would drain the database's pool)
+            if core.hub.polling(batch_id):
+                return False
+            if core.fleet is not None and not await core.fleet.hold(batch_id, "webhook"):
+                return False
+            if endpoint_id not in keys:
+                keys[endpoint_id] = await _delegated(core, sealer, endpoint_id)
+            caller = keys[endpoint_id]
+            return caller is not None and await _read(core, caller, batch_id, provider)
 
     found = await core.store.endpoint_batches(FOLLOWED_AT_ONCE)
     return sum(await asyncio.gather(*(read(*row) for row in found)))

@@ -4,6 +4,7 @@ listed. An endpoint is its caller's alone: another key is told there is none (NO
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 import secrets
@@ -27,6 +28,7 @@ ENDPOINT_NOT_FOUND = "WEBHOOK_ENDPOINT_NOT_FOUND"
 # An endpoint's id: "whe_" and 24 random characters.
 ID_PREFIX = "whe_"
 MAX_ROTATION_OVERLAP = 7 * 24 * 3600.0
+TESTS_AT_ONCE = 2  # test webhooks of one caller being sent at once
 # What the edge shows of an endpoint and of a delivery (the store's records, named for the edge, which reads no
 # store of its own).
 Registered = EndpointRecord
@@ -59,6 +61,7 @@ class Registrations:
     def __init__(self, *, store: Store, sealer: Sealer, sender: Sender, targets: TargetPolicy, limit: int) -> None:
         self._store, self._sealer, self._sender = store, sealer, sender
         self._targets, self._limit = targets, limit
+        self._testing: dict[str, int] = {}  # test webhooks being sent, by owner
 
     async def create(self, caller: Caller, spec: EndpointSpec) -> tuple[EndpointRecord, str]:
         """A new endpoint of the caller's, enabled, and its signing secret (shown this once)."""
@@ -153,17 +156,28 @@ class Registrations:
         await self.get(caller, endpoint_id)
         return await self._store.deliveries(endpoint_id, limit)
 
-    async def test(self, caller: Caller, endpoint_id: str) -> TestOutcome:
-        """A signed `webhook.test` event sent to the endpoint now, once; how its receiver answered."""
+    async def test(self, caller: Caller, endpoint_id: str, *, time_left: float | None) -> TestOutcome:
+        """A signed `webhook.test` event sent to the endpoint now, once (TESTS_AT_ONCE of a caller's at a time,
+        within the call's deadline); how its receiver answered."""
         record = await self.get(caller, endpoint_id)
+        if self._testing.get(caller.owner, 0) >= TESTS_AT_ONCE:
+            raise refusal("LIMIT_WEBHOOK_TESTS_PER_CALLER", f"At most {TESTS_AT_ONCE} test webhooks of yours at once.")
         now = time.time()
         message_id = "msg_test_" + secrets.token_urlsafe(12)
         body = webhook_events.test_body(record.id, now)
         headers = signed_headers(self.secrets_of(record).signing(now), message_id, now, body)
+        self._testing[caller.owner] = self._testing.get(caller.owner, 0) + 1
         try:
-            answer = await self._sender.send(record.url, body, headers)
+            async with asyncio.timeout(None if time_left is None else max(0.0, time_left - 0.2)):
+                answer = await self._sender.send(record.url, body, headers)
         except NotDelivered as exc:
             return TestOutcome(message_id, 0, str(exc))
+        except TimeoutError:
+            return TestOutcome(message_id, 0, "no answer within the call's deadline")
+        finally:
+            left = self._testing.pop(caller.owner) - 1
+            if left:
+                self._testing[caller.owner] = left
         error = "" if 200 <= answer.status < 300 else f"answered {answer.status}"
         return TestOutcome(message_id, answer.status, error)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from otari_batch_grpc.server.store import queries
@@ -37,11 +38,13 @@ class PostgresEndpoints(PostgresConnection):
         return [DeliveryRecord.of_row(tuple(row)) for row in rows]
 
     async def claim_deliveries(
-        self, holder: str, *, now: float, lease_seconds: float, limit: int
+        self, holder: str, *, now: float, lease_seconds: float, limit: int, per_endpoint: int
     ) -> list[DeliveryRecord]:
         # Rows another replica is taking are skipped, not waited for; the lease checked again once a row is locked.
         sql = queries.CLAIM_DELIVERIES.format(lock=" FOR UPDATE OF o SKIP LOCKED")
-        rows = await self._write(lambda conn: conn.fetch(sql, holder, now, lease_seconds, limit), single=True)
+        rows = await self._write(
+            lambda conn: conn.fetch(sql, holder, now, lease_seconds, limit, per_endpoint), single=True
+        )
         return sorted((DeliveryRecord.of_row(tuple(row)) for row in rows), key=lambda d: (d.next_at, d.id))
 
     async def finish_delivery(
@@ -49,7 +52,15 @@ class PostgresEndpoints(PostgresConnection):
         done_at: float,
     ) -> bool:  # fmt: skip
         values = (delivery_id, holder, state, attempts, next_at, status, error, done_at)
-        return _one(await self._execute(queries.FINISH_DELIVERY, *values))
+        finish, supersede = queries.FINISH_DELIVERY
+
+        async def work(conn: Connection) -> bool:
+            finished = _one(await conn.execute(finish, *values))
+            if finished and state == "pending":
+                await conn.execute(supersede, delivery_id, time.time())
+            return finished
+
+        return await self._write(work)
 
     async def enable_endpoint(self, endpoint_id: str, *, now: float) -> bool:
         return _one(await self._execute(queries.ENABLE_ENDPOINT, endpoint_id, True, now))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from otari_batch_grpc.server.store import queries
 from otari_batch_grpc.server.store.base import DeliveryRecord, EndpointRecord
 from otari_batch_grpc.server.store.sqlite.connection import SqliteConnection
@@ -30,11 +32,11 @@ class SqliteEndpoints(SqliteConnection):
         return [DeliveryRecord.of_row(row) for row in await self._rows(queries.DELIVERIES_OF, endpoint_id, limit)]
 
     async def claim_deliveries(
-        self, holder: str, *, now: float, lease_seconds: float, limit: int
+        self, holder: str, *, now: float, lease_seconds: float, limit: int, per_endpoint: int
     ) -> list[DeliveryRecord]:
         async with self._tx():
             sql = queries.for_sqlite(queries.CLAIM_DELIVERIES.format(lock=""))
-            cursor = await self._db.execute(sql, (holder, now, lease_seconds, limit))
+            cursor = await self._db.execute(sql, (holder, now, lease_seconds, limit, per_endpoint))
             rows = await cursor.fetchall()
         return sorted((DeliveryRecord.of_row(row) for row in rows), key=lambda d: (d.next_at, d.id))
 
@@ -43,7 +45,12 @@ class SqliteEndpoints(SqliteConnection):
         done_at: float,
     ) -> bool:  # fmt: skip
         values = (delivery_id, holder, state, attempts, next_at, status, error, done_at)
-        return await self._changed(queries.FINISH_DELIVERY, *values)
+        finish, supersede = (queries.for_sqlite(sql) for sql in queries.FINISH_DELIVERY)
+        async with self._tx():
+            cursor = await self._db.execute(finish, values)
+            if cursor.rowcount > 0 and state == "pending":
+                await self._db.execute(supersede, (delivery_id, time.time()))
+            return cursor.rowcount > 0
 
     async def enable_endpoint(self, endpoint_id: str, *, now: float) -> bool:
         return await self._changed(queries.ENABLE_ENDPOINT, endpoint_id, True, now)
