@@ -841,3 +841,20 @@ async def test_a_stale_event_whose_try_failed_gives_way_to_the_newer_one(store: 
     assert (newer.rev, newer.kind) == (2, "batch.completed")
     states = {d.rev: (d.state, d.last_status) for d in await store.deliveries("wh_o", 10)}
     assert states == {1: ("superseded", 503), 2: ("pending", 0)}
+
+
+async def test_a_stale_event_left_pending_never_holds_the_newer_one_back_and_is_swept(store: Store) -> None:
+    """The older event was being tried when the newer came (so not superseded then), and its try never finished (a
+    replica died; or, on PostgreSQL, a finish that could not see the newer save yet): once its lease ends it is
+    neither sent nor waited for, and the sweep marks it superseded."""
+    assert await store.add_endpoint(_endpoint("wh_o"), limit=5)
+    notify = _telling([])
+    await store.enter([seen("b", status="in_progress")], [], owner="o", keep=5, observed_at=1.0, notify=notify)
+    await _claim(store, "A", now=10.0)  # A dies holding it
+    await store.enter([seen("b", status="completed", terminal=True)], [], owner="o", keep=5, observed_at=11.0,
+                      notify=notify)  # fmt: skip
+    assert [d.state for d in await store.deliveries("wh_o", 10)] == ["pending", "pending"]
+    (newer,) = await _claim(store, "B", now=41.0)  # A's lease has ended
+    assert (newer.rev, newer.kind) == (2, "batch.completed")
+    assert await store.sweep_outbox(before=0.0, now=42.0) == 1
+    assert {d.rev: d.state for d in await store.deliveries("wh_o", 10)} == {1: "superseded", 2: "pending"}

@@ -58,7 +58,9 @@ async def _saved(store: Store, status: batch_pb2.BatchStatus.ValueType) -> None:
     await store.enter([seen], [], owner="o", keep=5, observed_at=time.time(), notify=events_for)
 
 
-def _deliverer(store: Store, backoff: Backoff | None = None, *, holder: str = "replica-a") -> Deliverer:
+def _deliverer(
+    store: Store, backoff: Backoff | None = None, *, holder: str = "replica-a", policy: DelivererPolicy | None = None
+) -> Deliverer:
     return Deliverer(
         store=store,
         sender=Sender(TargetPolicy(loopback=True), limits=SenderLimits(read_seconds=2.0)),
@@ -66,6 +68,7 @@ def _deliverer(store: Store, backoff: Backoff | None = None, *, holder: str = "r
         tokens_for=lambda owner: CallerTokens(TOKENS, owner),
         backoff=backoff or Backoff(first=5.0, cap=60.0, window=3600.0),
         holder=holder,
+        policy=policy,
     )
 
 
@@ -177,3 +180,24 @@ async def test_a_replica_dying_mid_try_loses_nothing_another_sends_it_once_the_l
 
 async def _no_content(_request: web.Request) -> web.StreamResponse:
     return web.Response(status=204)
+
+
+async def test_an_owner_with_its_tries_under_way_gives_its_next_events_back_for_others(
+    store: Store, receiver: Receiver
+) -> None:
+    """Its owner at `per_owner` tries here: an event of another of its endpoints is given back untried, due a
+    second later (others' events come first meanwhile), and sent then."""
+    await _registered(store, receiver.url, Events.TERMINAL)
+    second = Endpoint("wh_2", "o", receiver.url, Events.TERMINAL)
+    record = EndpointRecord("wh_2", "o", receiver.url, "terminal", "{}", "",
+                            SigningSecrets(SECRET).sealed(SEALER, second), b"", True, "", 1.0, 1.0)  # fmt: skip
+    assert await store.add_endpoint(record, limit=5)
+    await _saved(store, batch_pb2.BATCH_STATUS_COMPLETED)  # one event for each of the owner's two endpoints
+    deliverer = _deliverer(store, policy=DelivererPolicy(per_owner=1))
+    now = time.time()
+    assert await deliverer.once(now) == 1 and len(receiver.got) == 1
+    (waiting,) = [d for d in await store.deliveries("wh_1", 10) + await store.deliveries("wh_2", 10)
+                  if d.state == "pending"]  # fmt: skip
+    assert waiting.attempts == 0 and waiting.next_at >= now + 1.0
+    assert await deliverer.once(now) == 0  # not due yet
+    assert await deliverer.once(now + 1.5) == 1 and len(receiver.got) == 2

@@ -96,7 +96,7 @@ async def test_what_the_operator_allows_is_taken_as_it_is() -> None:
         ("https://hooks.example.com/" + "a" * 2048, "longer than 2048"),
         ("https://a..b.example/", "not a host name"),
         ("https://" + "a" * 64 + ".example/", "not a host name"),
-        ("https://under_score.example/", "not a host name"),
+        ("https://a\u200db.example/", "not a host name"),  # (a zero-width joiner: no IDNA 2008 form)
     ],
 )
 def test_a_url_that_cannot_be_one_is_refused_as_registered(url: str, why: str) -> None:
@@ -133,3 +133,18 @@ def test_a_url_is_logged_without_its_query_or_credentials() -> None:
     assert redacted("https://hooks.slack.example/services/T0/B0/s3cret") == "https://hooks.slack.example/…"
     assert redacted("https://h.example") == "https://h.example/"
     assert "s3cret" not in redacted("https://h.example:99999/?s3cret")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://Hooks.Example.COM:8443/a",
+        "https://[2606:4700::1111]/hook",
+        "https://bücher.example/hook",
+        "https://xn--bcher-kva.example/hook",
+        "https://under_score.example/",
+        "https://hooks.example.com./",
+    ],
+)
+def test_a_url_a_receiver_may_well_have_is_taken(url: str) -> None:
+    assert checked_url(url, PUBLIC).hostname

@@ -197,10 +197,18 @@ SUPERSEDE_DELIVERIES = (
     "AND rev < $3 AND state = 'pending' AND NOT terminal AND lease_until <= $4"
 )
 DELIVERIES_OF = f"SELECT {DELIVERY_COLUMNS} FROM webhook_outbox WHERE endpoint_id = $1 ORDER BY id DESC LIMIT $2"
-# Due events, each the oldest pending one of its endpoint and batch (so they arrive in revision order), of enabled
-# endpoints, no more of one endpoint than make `$5` with those being tried already (by any replica: a slow receiver
-# holds no more than that, and takes no one else's turn), leased to `$1` until `$2 + $3`; `$4` at most. (PostgreSQL
-# locks what it takes: see postgres/endpoints.)
+# A newer event of the same endpoint and batch than the row named `row`.
+_NEWER = (
+    "SELECT 1 FROM webhook_outbox n WHERE n.endpoint_id = {row}.endpoint_id AND n.batch_id = {row}.batch_id "
+    "AND n.id > {row}.id"
+)
+# Due events of enabled endpoints, in revision order per endpoint and batch: an event waits for an older one that is
+# terminal or being tried; a non-terminal one a newer event tells of is stale, never sent (SWEEP_OUTBOX marks it
+# superseded: a save's SUPERSEDE_DELIVERIES may not see it, on PostgreSQL, while a try of it is finishing). No more
+# of one endpoint than make `$5` with those being tried already (by any replica: a slow receiver holds no more than
+# that, and takes no one else's turn; on PostgreSQL two replicas claiming at one instant may each count before the
+# other's claim commits, one over at most). Leased to `$1` until `$2 + $3`; `$4` at most. (PostgreSQL locks what it
+# takes: see postgres/endpoints.)
 CLAIM_DELIVERIES = (
     "UPDATE webhook_outbox SET holder = $1, lease_until = $2 + $3 "
     "WHERE lease_until <= $2 AND state = 'pending' AND id IN ("
@@ -210,9 +218,10 @@ CLAIM_DELIVERIES = (
     "FROM webhook_outbox c JOIN webhook_endpoints e ON e.id = c.endpoint_id AND e.enabled "
     "LEFT JOIN (SELECT endpoint_id, count(*) AS trying FROM webhook_outbox WHERE state = 'pending' "
     "AND lease_until > $2 GROUP BY endpoint_id) t ON t.endpoint_id = c.endpoint_id "
-    "WHERE c.state = 'pending' AND c.next_at <= $2 AND c.lease_until <= $2 AND NOT EXISTS ("
+    "WHERE c.state = 'pending' AND c.next_at <= $2 AND c.lease_until <= $2 "
+    f"AND (c.terminal OR NOT EXISTS ({_NEWER.format(row='c')})) AND NOT EXISTS ("
     "SELECT 1 FROM webhook_outbox p WHERE p.endpoint_id = c.endpoint_id AND p.batch_id = c.batch_id "
-    "AND p.state = 'pending' AND p.id < c.id)) ranked WHERE turn <= $5) "
+    "AND p.state = 'pending' AND p.id < c.id AND (p.terminal OR p.lease_until > $2))) ranked WHERE turn <= $5) "
     "ORDER BY o.next_at, o.id LIMIT $4{lock}) "
     f"RETURNING {DELIVERY_COLUMNS}"
 )
@@ -222,8 +231,7 @@ FINISH_DELIVERY = (
     "UPDATE webhook_outbox SET state = $3, attempts = $4, next_at = $5, last_status = $6, last_error = $7, "
     "done_at = $8, holder = '', lease_until = 0 WHERE id = $1 AND holder = $2 AND state = 'pending'",
     "UPDATE webhook_outbox SET state = 'superseded', done_at = $2 WHERE id = $1 AND state = 'pending' "
-    "AND NOT terminal AND EXISTS (SELECT 1 FROM webhook_outbox n WHERE n.endpoint_id = webhook_outbox.endpoint_id "
-    "AND n.batch_id = webhook_outbox.batch_id AND n.id > webhook_outbox.id)",
+    f"AND NOT terminal AND EXISTS ({_NEWER.format(row='webhook_outbox')})",
 )
 DISABLE_ENDPOINT = (
     "UPDATE webhook_endpoints SET enabled = $2, disabled_reason = $3, updated_at = $4 WHERE id = $1 AND enabled"
@@ -239,8 +247,13 @@ DISABLE_ENDPOINTS_OF = (
     "UPDATE webhook_outbox SET last_error = $2 WHERE state = 'pending' "
     "AND endpoint_id IN (SELECT id FROM webhook_endpoints WHERE owner = $1)",
 )
-# The outbox kept to its window (`$1`: now less the window): a pending event older is dropped (a disabled endpoint's,
-# say: no try of it dropped it), unless a replica is trying it; a finished one older is forgotten.
+# The outbox kept: a stale event (see CLAIM_DELIVERIES) no one is trying marked superseded ($1: now); and to its
+# window (`$1`: now less the window, `$2`: now): a pending event older is dropped (a disabled endpoint's, say: no try
+# of it dropped it), unless a replica is trying it; a finished one older is forgotten.
+SWEEP_STALE = (
+    "UPDATE webhook_outbox SET state = 'superseded', done_at = $1 WHERE state = 'pending' AND NOT terminal "
+    f"AND lease_until <= $1 AND EXISTS ({_NEWER.format(row='webhook_outbox')})"
+)
 SWEEP_OUTBOX = (
     "UPDATE webhook_outbox SET state = 'dropped', done_at = $2, last_error = CASE WHEN last_error = '' "
     "THEN 'not delivered within the retry window' ELSE last_error || '; not delivered within the retry window' END "

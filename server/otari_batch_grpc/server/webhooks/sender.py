@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import logging
 import socket
 import ssl
 import time
@@ -15,10 +16,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import aiohttp
-import yarl
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from otari_batch_grpc.server.webhooks.targets import Resolver, TargetPolicy, TargetRefused, redacted, resolve
+
+log = logging.getLogger("otari_batch_grpc.webhooks")
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,7 @@ class Answer:
 
 class NotDelivered(Exception):
     """Nothing came back: the target refused (`refused`: a URL or address a webhook may not go to), or the
-    connection failed, timed out, or the answer was too large. The message says which, without the URL's query."""
+    connection failed, timed out, or the answer was too large. The message says which, for the caller, naming no URL."""
 
     def __init__(self, message: str, *, refused: bool = False) -> None:
         super().__init__(message)
@@ -82,14 +84,15 @@ class Sender:
             async with asyncio.timeout(limits.connect_seconds):
                 target = await resolve(url, self._policy, self._resolver)
         except TargetRefused as exc:
-            raise NotDelivered(f"{redacted(url)} {exc}", refused=True) from None
+            log.info("webhook to %s refused: %s", redacted(url), exc.detail)
+            raise NotDelivered(f"the URL {exc}", refused=True) from None
         except TimeoutError:
-            raise NotDelivered(f"{redacted(url)}: its host took too long to resolve") from None
+            raise NotDelivered("its host took too long to resolve") from None
         timeout = aiohttp.ClientTimeout(
             total=limits.total_seconds, sock_connect=limits.connect_seconds, sock_read=limits.read_seconds
         )
         # Keyed as aiohttp will ask: the host as the URL encodes it (an IDN in its xn-- form), lower case.
-        self._pins[((yarl.URL(url).raw_host or target.host).rstrip("."), target.port)] = target.address
+        self._pins[(target.host, target.port)] = target.address  # (the host as aiohttp will ask: see targets)
         session = self._client()
         try:
             async with session.post(
@@ -102,13 +105,13 @@ class Sender:
                         break
                     excerpt += chunk
                 if len(excerpt) > limits.max_response_bytes:
-                    raise NotDelivered(f"{redacted(url)} answered more than {limits.max_response_bytes} bytes")
+                    raise NotDelivered(f"the receiver answered more than {limits.max_response_bytes} bytes")
                 retry_after = _retry_after(response.headers.get("Retry-After"))
                 return Answer(response.status, retry_after, excerpt[:512].decode("utf-8", "replace"))
         except TimeoutError:
-            raise NotDelivered(f"{redacted(url)} took too long to answer") from None
+            raise NotDelivered("the receiver took too long to answer") from None
         except aiohttp.ClientError as exc:
-            raise NotDelivered(f"{redacted(url)} could not be reached ({type(exc).__name__})") from None
+            raise NotDelivered(f"the receiver could not be reached ({type(exc).__name__})") from None
 
 
 class _Pinned(AbstractResolver):

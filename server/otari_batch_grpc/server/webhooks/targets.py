@@ -20,6 +20,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from urllib.parse import SplitResult, urlsplit
 
+import yarl
+
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 # (host, port) -> the addresses the host resolves to, as text.
@@ -94,7 +96,7 @@ def checked_url(url: str, policy: TargetPolicy) -> SplitResult:
         raise TargetRefused("must not have a #fragment (it is never sent)")
     if port == 0:
         raise TargetRefused("must not name port 0")
-    if not _is_address(parts.hostname) and not _is_hostname(_ascii(parts.hostname)):
+    if not _is_address(parts.hostname) and not _is_hostname(ascii_host(url)):
         raise TargetRefused(f"names {parts.hostname!r}, which is not a host name")
     if parts.scheme == "http" and not (policy.loopback and _is_loopback_name(parts.hostname)):
         raise TargetRefused(
@@ -108,7 +110,7 @@ async def resolve(url: str, policy: TargetPolicy, resolver: Resolver | None = No
     """The URL's host resolved, and the address to connect to: the first that may be reached. TargetRefused when
     none may (every address is named in the message), or the host does not resolve."""
     parts = checked_url(url, policy)
-    host = (parts.hostname or "").rstrip(".")
+    host = ascii_host(url) or (parts.hostname or "").rstrip(".")  # (resolved as it will be sent)
     https = parts.scheme == "https"
     port = parts.port or (443 if https else 80)
     try:
@@ -120,8 +122,8 @@ async def resolve(url: str, policy: TargetPolicy, resolver: Resolver | None = No
     else:
         try:
             found = await (resolver or system_resolver)(host, port)
-        except (OSError, UnicodeError) as exc:  # (UnicodeError: a name no resolver takes, such as a..b)
-            raise TargetRefused(f"names a host that does not resolve ({host})", f"{host}: {exc}") from None
+        except (OSError, UnicodeError) as exc:  # (UnicodeError: a name no resolver takes)
+            raise TargetRefused(_UNREACHABLE.format(host=host), f"{host} does not resolve: {exc}") from None
     refused = []
     for text in found:
         address = ipaddress.ip_address(text.split("%", 1)[0])  # (a scope id, fe80::1%eth0, is no part of it)
@@ -129,16 +131,18 @@ async def resolve(url: str, policy: TargetPolicy, resolver: Resolver | None = No
         if why is None:
             return Target(url, host, port, str(address), https)
         refused.append(f"{address} ({why})")
-    if not refused:
-        raise TargetRefused(f"names a host with no address ({host})")
-    detail = f"reaches no address a webhook may be sent to: {', '.join(refused)}"
+    detail = f"{host} reaches no address a webhook may be sent to: {', '.join(refused) or 'it has none'}"
     if literal is not None:  # (the caller's own address: said as it is)
         raise TargetRefused(detail)
-    raise TargetRefused(
-        f"reaches no address a webhook may be sent to ({host} resolves to addresses that are not public, and not on "
-        "the operator's allowlist, WEBHOOK_ALLOW)",
-        detail,
-    )
+    # One answer for every name that fails, whatever the service's resolver said: a caller learns nothing of its DNS.
+    raise TargetRefused(_UNREACHABLE.format(host=host), detail)
+
+
+# Why a host name is refused, as the caller is told (the detail, for the operator's log, says which).
+_UNREACHABLE = (
+    "names a host ({host}) that reaches no address a webhook may be sent to: it does not resolve, or only to "
+    "addresses that are not public and not on the operator's allowlist (WEBHOOK_ALLOW)"
+)
 
 
 def refusal(address: Address, host: str, policy: TargetPolicy) -> str | None:
@@ -221,16 +225,18 @@ def _is_address(host: str) -> bool:
     return True
 
 
-def _ascii(host: str) -> str:
-    """A host name as DNS has it (an internationalized one in its xn-- form); "" for one that has none."""
+def ascii_host(url: str) -> str:
+    """The URL's host as it is sent (an internationalized name in its xn-- form, by IDNA 2008, as aiohttp sends it),
+    lower case, without a trailing dot; "" for a host that has no such form."""
     try:
-        return host.encode("idna").decode("ascii")
-    except UnicodeError:
+        return (yarl.URL(url).raw_host or "").rstrip(".")
+    except (ValueError, UnicodeError):
         return ""
 
 
 def _is_hostname(entry: str) -> bool:
     labels = entry.rstrip(".").split(".")
     return (
-        all(label and len(label) <= 63 and label.replace("-", "").isalnum() for label in labels) and len(entry) <= 253
+        all(label and len(label) <= 63 and label.replace("-", "").replace("_", "").isalnum() for label in labels)
+        and len(entry) <= 253
     )

@@ -11,6 +11,7 @@ import contextlib
 import logging
 import secrets
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -37,7 +38,7 @@ class DelivererPolicy:
     try_seconds: float = 45.0  # the longest a try takes (a resolve and SenderLimits.total_seconds, and then some)
     at_once: int = 50  # tried at once, all endpoints together (and so claimed in one round at most)
     per_endpoint: int = 4  # tried at once for one endpoint, by the whole fleet: a slow one holds no more than these
-    per_owner: int = 16  # tried at once for one owner's endpoints together
+    per_owner: int = 16  # tried at once for one owner's endpoints together, here
     interval: float = 1.0  # seconds between looks at the outbox, unless a save here wakes it sooner
 
 
@@ -68,7 +69,7 @@ class Deliverer:
         self._tokens_for, self._backoff, self._holder = tokens_for, backoff, holder
         self._policy = policy or DelivererPolicy()
         self._tries: set[asyncio.Task[None]] = set()
-        self._gates: dict[str, asyncio.Semaphore] = {}
+        self._busy: Counter[str] = Counter()  # tries under way here, by owner
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -127,37 +128,36 @@ class Deliverer:
             endpoint = endpoints[delivery.endpoint_id]
             if endpoint is None:  # (deleted meanwhile: its events went with it)
                 continue
-            task = asyncio.create_task(self._gated(delivery, endpoint, token, leased_until=now + policy.lease_seconds))
+            if self._busy[endpoint.owner] >= policy.per_owner:  # its owner's tries are many here: another's turn
+                later = _Outcome("pending", delivery.last_status, delivery.last_error, max(delivery.next_at, now + 1.0))
+                await self._finish(delivery, token, delivery.attempts, later, now)
+                continue
+            self._busy[endpoint.owner] += 1
+            task = asyncio.create_task(self._tried(delivery, endpoint, token, leased_until=now + policy.lease_seconds))
             self._tries.add(task)
             task.add_done_callback(self._tries.discard)
             started.append(task)
-        if len(self._gates) > 10 * policy.at_once:  # (gates no try holds or waits for are made again when needed)
-            self._gates = {key: gate for key, gate in self._gates.items() if gate.locked()}
         return started
 
-    async def _gated(
+    async def _tried(
         self, delivery: DeliveryRecord, endpoint: EndpointRecord, token: str, *, leased_until: float
     ) -> None:
-        """A try, once its owner has a slot (`per_owner`; the claim kept to `per_endpoint`, fleet-wide). One whose
-        lease would end before it could finish is given back untried, to be taken again (here or elsewhere)."""
-        policy = self._policy
-        async with self._gate("o:" + endpoint.owner, policy.per_owner):
-            try:
-                if time.time() + policy.try_seconds > leased_until:
-                    untried = _Outcome("pending", delivery.last_status, delivery.last_error, delivery.next_at)
-                    await self._finish(delivery, token, delivery.attempts, untried, time.time())
-                    return
-                await self._attempt(delivery, endpoint, token)
-            except StoreUnavailable:
-                log.warning("webhooks: event %d tried, but the state database did not answer", delivery.id)
-            except Exception:
-                log.exception("webhooks: event %d could not be tried; it is again when its lease ends", delivery.id)
-
-    def _gate(self, key: str, size: int) -> asyncio.Semaphore:
-        gate = self._gates.get(key)
-        if gate is None:
-            gate = self._gates[key] = asyncio.Semaphore(size)
-        return gate
+        """A try (the claim kept to `per_endpoint` fleet-wide, `_start` to `per_owner` here). One whose lease would
+        end before it could finish is given back untried, to be taken again (here or elsewhere)."""
+        try:
+            if time.time() + self._policy.try_seconds > leased_until:
+                untried = _Outcome("pending", delivery.last_status, delivery.last_error, delivery.next_at)
+                await self._finish(delivery, token, delivery.attempts, untried, time.time())
+                return
+            await self._attempt(delivery, endpoint, token)
+        except StoreUnavailable:
+            log.warning("webhooks: event %d tried, but the state database did not answer", delivery.id)
+        except Exception:
+            log.exception("webhooks: event %d could not be tried; it is again when its lease ends", delivery.id)
+        finally:
+            self._busy[endpoint.owner] -= 1
+            if not self._busy[endpoint.owner]:
+                del self._busy[endpoint.owner]
 
     async def _attempt(self, delivery: DeliveryRecord, endpoint: EndpointRecord, token: str) -> None:
         now = time.time()
@@ -188,11 +188,7 @@ class Deliverer:
 
     async def _finish(self, delivery: DeliveryRecord, token: str, attempts: int, outcome: _Outcome, now: float) -> None:
         done_at = now if outcome.state != "pending" else 0.0
-        if attempts > delivery.attempts:  # (one given back untried is no try)
-            metrics.WEBHOOK_TRIES.labels("gone" if outcome.status == 410 else _COUNTED[outcome.state]).inc()
-        if outcome.state == "delivered":
-            metrics.WEBHOOK_SECONDS.observe(max(0.0, time.time() - delivery.created_at))
-        await self._store.finish_delivery(
+        finished = await self._store.finish_delivery(
             delivery.id,
             token,
             state=outcome.state,
@@ -202,6 +198,10 @@ class Deliverer:
             error=outcome.error,
             done_at=done_at,
         )
+        if finished and attempts > delivery.attempts:  # (one given back untried is no try; a lost lease, no record)
+            metrics.WEBHOOK_TRIES.labels("gone" if outcome.status == 410 else _COUNTED[outcome.state]).inc()
+            if outcome.state == "delivered":
+                metrics.WEBHOOK_SECONDS.observe(max(0.0, time.time() - delivery.created_at))
 
     def _again(
         self, delivery: DeliveryRecord, attempts: int, now: float, *, status: int, error: str, retry_after: float | None

@@ -81,7 +81,8 @@ class PostgresEndpoints(PostgresConnection):
     async def sweep_outbox(self, *, before: float, now: float) -> int:
         async def work(conn: Connection) -> int:
             dropped, forgotten = queries.SWEEP_OUTBOX
-            statuses = [await conn.execute(dropped, before, now), await conn.execute(forgotten, before)]
+            statuses = [await conn.execute(queries.SWEEP_STALE, now)]
+            statuses += [await conn.execute(dropped, before, now), await conn.execute(forgotten, before)]
             return sum(int(status.rsplit(" ", 1)[-1]) for status in statuses)
 
         return await self._write(work)

@@ -68,6 +68,8 @@ class SqliteEndpoints(SqliteConnection):
     async def sweep_outbox(self, *, before: float, now: float) -> int:
         async with self._tx():
             gone = 0
+            cursor = await self._db.execute(queries.for_sqlite(queries.SWEEP_STALE), (now,))
+            gone += max(cursor.rowcount, 0)
             for sql in queries.SWEEP_OUTBOX:
                 cursor = await self._db.execute(queries.for_sqlite(sql), (before, now) if "$2" in sql else (before,))
                 gone += max(cursor.rowcount, 0)
