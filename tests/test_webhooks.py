@@ -346,3 +346,29 @@ async def test_the_command_line_manages_endpoints(hooked: BatchServer, receiver:
     assert deleted.code == 0
     missing = await cli.run("webhooks", "get", endpoint["id"])
     assert missing.code == 3 and "no webhook endpoint" in missing.err, missing
+
+
+async def test_test_events_go_two_of_a_callers_at_a_time_within_the_calls_deadline(
+    hooks: WebhookServiceAsyncStub, receiver: Receiver
+) -> None:
+    made = await _register(hooks, receiver.url)
+    release = asyncio.Event()
+
+    async def slow(_request: web.Request) -> web.StreamResponse:
+        await asyncio.wait_for(release.wait(), 10)
+        return web.Response(status=204)
+
+    receiver.answer = slow
+    request = wh.SendTestWebhookRequest(endpoint_id=made.endpoint.id)
+    first = asyncio.ensure_future(hooks.SendTestWebhook(request, metadata=ALICE))
+    second = asyncio.ensure_future(hooks.SendTestWebhook(request, metadata=ALICE))
+    await eventually(lambda: _got(receiver, 2), within=5.0)
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await hooks.SendTestWebhook(request, metadata=ALICE)
+    assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    release.set()
+    assert all(answer.delivered for answer in await asyncio.gather(first, second))
+    release.clear()
+    cut = await hooks.SendTestWebhook(request, metadata=ALICE, timeout=1.0)  # answered before the deadline
+    assert not cut.delivered and "deadline" in cut.error
+    release.set()
