@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -184,3 +185,10 @@ def own_user_seconds() -> float:
     bench is)."""
     fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[13])) / os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port

@@ -22,7 +22,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -67,18 +66,11 @@ SETTINGS = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 class Replica:
     """One replica on a fixed port (the clients' round_robin list does not change), restarted in place."""
 
     def __init__(self, index: int, work: Path, settings: dict[str, str]) -> None:
-        self.index, self.work, self.port = index, work, free_port()
+        self.index, self.work, self.port = index, work, procs.free_port()
         self.settings = {**settings, "GRPC_LISTEN": f"127.0.0.1:{self.port}", "STATE_DB": str(work / f"r{index}.db")}
         self.process: asyncio.subprocess.Process | None = None
         self.incarnations = 0

@@ -14,7 +14,7 @@ import asyncio
 import json
 import random
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -203,12 +203,5 @@ async def check(report: Violations, receiver: SoakReceiver, created: set[str], d
         "repeats": requests - unique,
         "terminal batches of alice's": len(terminal),
         "outbox": states,
-        "receiver modes": dict(_count(mode for _, mode in receiver.modes)),
+        "receiver modes": dict(Counter(mode for _, mode in receiver.modes)),
     }
-
-
-def _count(values: Any) -> dict[str, int]:
-    counts: dict[str, int] = defaultdict(int)
-    for value in values:
-        counts[value] += 1
-    return counts

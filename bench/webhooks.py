@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -79,12 +78,6 @@ async def _listen(receiver: Receiver, port: int) -> web.AppRunner:
     return runner
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 async def _setup(srv_port: int, sim_port: int, url: str, count: int, wants: dict[str, str] | None = None) -> None:
     """`count` callers (keys of their own), each with an endpoint of terminal events and a batch."""
     item = pb.BatchRequestItem(custom_id="r0", body_json='{"messages": [{"role": "user", "content": "hi"}]}')
@@ -119,7 +112,7 @@ def _server_settings(**more: str) -> dict[str, str]:
 
 async def _fanout(sizes: Sizes, runs: Runs) -> None:
     receiver = Receiver(expected=sizes.endpoints)
-    port = _free_port()
+    port = procs.free_port()
     runner = await _listen(receiver, port)
     try:
         with (
@@ -145,7 +138,7 @@ async def _fanout(sizes: Sizes, runs: Runs) -> None:
 
 async def _outage(sizes: Sizes, runs: Runs) -> None:
     receiver = Receiver(expected=sizes.outage_endpoints)
-    port = _free_port()  # nothing listens there yet: every try is refused
+    port = procs.free_port()  # nothing listens there yet: every try is refused
     settings = _server_settings(WEBHOOK_BACKOFF_FIRST="1", WEBHOOK_BACKOFF_CAP="5")
     with (
         procs.workdir() as work,

@@ -161,6 +161,12 @@ async def test_bad_endpoints_are_refused_with_the_field_named(hooks: WebhookServ
         (wh.CreateWebhookEndpointRequest(url="https://example.com/h"), "events"),
         (
             wh.CreateWebhookEndpointRequest(
+                url="https://example.com/h", events=wh.WEBHOOK_EVENTS_ALL, metadata_filter={"k" * 65: "v"}
+            ),
+            f"metadata_filter[{'k' * 65}]",
+        ),
+        (
+            wh.CreateWebhookEndpointRequest(
                 url="https://example.com/h", events=wh.WEBHOOK_EVENTS_ALL, description="x" * 513
             ),
             "description",

@@ -10,7 +10,7 @@ import json
 import math
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 import msgspec
 from google.protobuf import struct_pb2
@@ -326,11 +326,19 @@ def _check_metadata(request: batch_service_pb2.CreateBatchRequest, problems: lis
                 f"with a request_id, {PART_KEY} on each part of a batch of several)",
             )
         )
-    for key in sorted(metadata):
-        value = metadata[key]
+    check_pairs("metadata", metadata, problems, reserved=RESERVED_METADATA_KEYS)
+
+
+def check_pairs(
+    name: str, pairs: Mapping[str, str], problems: list[FieldViolation], *, reserved: Collection[str] = ()
+) -> None:
+    """Metadata pairs (a batch's, a webhook endpoint's filter): keys 1 to 64 characters, none of `reserved`, values
+    at most 512."""
+    for key in sorted(pairs):
+        value = pairs[key]
         # the key is the field's name: whole unless absurdly long (a status must stay small)
-        where = f"metadata[{key}]" if len(key) <= _KEY_SHOWN_CHARS else f"metadata[{key[:_KEY_SHOWN_CHARS]}…]"
-        if key in RESERVED_METADATA_KEYS:
+        where = f"{name}[{key}]" if len(key) <= _KEY_SHOWN_CHARS else f"{name}[{key[:_KEY_SHOWN_CHARS]}…]"
+        if key in reserved:
             problems.append(FieldViolation(where, "is stamped by the service or gateway; pick another key"))
         elif not key or len(key) > MAX_METADATA_KEY_CHARS:
             problems.append(FieldViolation(where, f"keys must be 1 to {MAX_METADATA_KEY_CHARS} characters"))

@@ -211,11 +211,7 @@ def _events(value: int, problems: list[FieldViolation], *, name: str = "events")
 def _check_spec(metadata_filter: Any, description: str, problems: list[FieldViolation], *, prefix: str = "") -> None:
     if len(metadata_filter) > MAX_FILTER_PAIRS:
         problems.append(FieldViolation(prefix + "metadata_filter", f"at most {MAX_FILTER_PAIRS} pairs"))
-    for key, value in metadata_filter.items():
-        if not 1 <= len(key) <= validation.MAX_METADATA_KEY_CHARS:
-            problems.append(FieldViolation(f"{prefix}metadata_filter[{key!r}]", "keys are 1 to 64 characters"))
-        if len(value) > validation.MAX_METADATA_VALUE_CHARS:
-            problems.append(FieldViolation(f"{prefix}metadata_filter[{key!r}]", "values are at most 512 characters"))
+    validation.check_pairs(prefix + "metadata_filter", metadata_filter, problems)
     if len(description) > MAX_DESCRIPTION_CHARS:
         problems.append(FieldViolation(prefix + "description", f"at most {MAX_DESCRIPTION_CHARS} characters"))
 

@@ -26,7 +26,7 @@ def body(event: watch_pb2.BatchEvent, *, kind: str) -> bytes:
     observed = event.observed_at.ToDatetime(tzinfo=UTC) if event.HasField("observed_at") else datetime.now(UTC)
     document = {
         "type": kind,
-        "timestamp": observed.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "timestamp": _stamp(observed),
         "data": json_format.MessageToDict(event),
     }
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
@@ -34,6 +34,14 @@ def body(event: watch_pb2.BatchEvent, *, kind: str) -> bytes:
 
 def test_body(endpoint_id: str, at: float) -> bytes:
     """The body of a test event (SendTestWebhook): of type webhook.test, its data naming the endpoint."""
-    when = datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    document = {"type": TEST_TYPE, "timestamp": when, "data": {"endpointId": endpoint_id}}
+    document = {
+        "type": TEST_TYPE,
+        "timestamp": _stamp(datetime.fromtimestamp(at, UTC)),
+        "data": {"endpointId": endpoint_id},
+    }
     return json.dumps(document, separators=(",", ":")).encode()
+
+
+def _stamp(when: datetime) -> str:
+    """RFC 3339 in UTC, to the millisecond: 2026-12-06T10:00:00.000Z."""
+    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -110,7 +110,7 @@ class Registrations:
         """The endpoint with `fields` (url, events, metadata_filter, description, enabled) set."""
         if "url" in fields:
             await self.check_url(str(fields["url"]))
-        return await self._changing(caller, endpoint_id, lambda record, now: _changed(record, fields, now=now))
+        return await self._changing(caller, endpoint_id, lambda record, _now: _changed(record, fields))
 
     async def rotate(self, caller: Caller, endpoint_id: str, overlap: float) -> tuple[EndpointRecord, str]:
         if not 0 <= overlap <= MAX_ROTATION_OVERLAP:
@@ -196,8 +196,8 @@ class Registrations:
             raise invalid_argument([FieldViolation("url", str(exc))]) from None
 
 
-def _changed(record: EndpointRecord, fields: Mapping[str, object], *, now: float) -> EndpointRecord:
-    changed = replace(record, updated_at=now)
+def _changed(record: EndpointRecord, fields: Mapping[str, object]) -> EndpointRecord:
+    changed = record
     for name, value in fields.items():
         if name == "events":
             assert isinstance(value, Events)
