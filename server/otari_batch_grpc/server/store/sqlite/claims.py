@@ -24,12 +24,11 @@ class SqliteClaims(SqliteConnection):
             )
             if cursor.rowcount == 1:
                 return Claim(True, False, fingerprint, provider, None, now, attempt_seconds)
-            cursor = await self._db.execute(
+            row = await self._fetch_one(
                 "SELECT fingerprint, provider, batch_id, created_at, attempt_until FROM idempotency "
                 "WHERE owner = ? AND request_id = ?",
                 (owner, request_id),
             )
-            row = await cursor.fetchone()
             assert row is not None
             claim = Claim(False, False, row[0], row[1], row[2], float(row[3]), float(row[4]) - now)
             if claim.fingerprint != fingerprint or claim.batch_id is not None or claim.attempt_left > 0:

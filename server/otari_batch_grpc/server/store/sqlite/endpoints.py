@@ -36,8 +36,7 @@ class SqliteEndpoints(SqliteConnection):
     ) -> list[DeliveryRecord]:
         async with self._tx():
             sql = queries.for_sqlite(queries.CLAIM_DELIVERIES.format(lock=""))
-            cursor = await self._db.execute(sql, (holder, now, lease_seconds, limit, per_endpoint))
-            rows = await cursor.fetchall()
+            rows = await self._fetch_all(sql, (holder, now, lease_seconds, limit, per_endpoint))
         return sorted((DeliveryRecord.of_row(row) for row in rows), key=lambda d: (d.next_at, d.id))
 
     async def finish_delivery(

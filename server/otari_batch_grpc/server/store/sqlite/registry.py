@@ -91,11 +91,10 @@ class SqliteRegistry(SqliteConnection):
         """For each changed batch with endpoints to tell: its status before, and those endpoints."""
         told: dict[str, tuple[str | None, tuple[EndpointRecord, ...]]] = {}
         for seen in {seen.id: seen for seen in changed}.values():  # (each batch once)
-            cursor = await self._db.execute(_ENDPOINTS_TO_TELL, (owner, seen.id, trusted_since))
-            endpoints = tuple(EndpointRecord.of_row(row) for row in await cursor.fetchall())
+            rows = await self._fetch_all(_ENDPOINTS_TO_TELL, (owner, seen.id, trusted_since))
+            endpoints = tuple(EndpointRecord.of_row(row) for row in rows)
             if endpoints:
-                cursor = await self._db.execute("SELECT status FROM batches WHERE id = ?", (seen.id,))
-                row = await cursor.fetchone()
+                row = await self._fetch_one("SELECT status FROM batches WHERE id = ?", (seen.id,))
                 told[seen.id] = (str(row[0]) if row else None, endpoints)
         return told
 
@@ -133,8 +132,7 @@ class SqliteRegistry(SqliteConnection):
 
     async def _revision(self, seen: SeenBatch, keep: int, observed_at: float) -> Revision:
         """The batch's next revision (in the caller's transaction), the newest `keep` kept."""
-        cursor = await self._db.execute("SELECT COALESCE(MAX(rev), 0) FROM revisions WHERE batch_id = ?", (seen.id,))
-        row = await cursor.fetchone()
+        row = await self._fetch_one("SELECT COALESCE(MAX(rev), 0) FROM revisions WHERE batch_id = ?", (seen.id,))
         rev = int(row[0]) + 1 if row else 1
         cursor = await self._db.execute(
             "INSERT INTO revisions (batch_id, rev, snapshot, observed_at) VALUES (?, ?, ?, ?)",

@@ -37,12 +37,10 @@ class SqliteResults(SqliteConnection):
                 "DELETE FROM result_sets WHERE complete = 1 AND fetched_at < ?", (time.time() - max_age,)
             )
             dropped = cursor.rowcount
-            cursor = await self._db.execute(
-                "SELECT batch_id, bytes FROM result_sets WHERE complete = 1 ORDER BY fetched_at DESC"
-            )
             kept = 0
             over: list[tuple[str]] = []
-            for batch_id, size in await cursor.fetchall():
+            sizes = "SELECT batch_id, bytes FROM result_sets WHERE complete = 1 ORDER BY fetched_at DESC"
+            for batch_id, size in await self._fetch_all(sizes):
                 kept += size
                 if kept > max_bytes:
                     over.append((batch_id,))

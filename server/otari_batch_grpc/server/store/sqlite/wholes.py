@@ -18,8 +18,7 @@ class SqliteWholes(SqliteConnection):
             if cursor.rowcount == 1:
                 await self._db.executemany(queries.for_sqlite(queries.ADD_PART), [p.row(whole.id) for p in parts])
                 return whole
-            cursor = await self._db.execute(queries.for_sqlite(queries.WHOLE), (whole.id,))
-            row = await cursor.fetchone()
+            row = await self._fetch_one(queries.for_sqlite(queries.WHOLE), (whole.id,))
         assert row is not None
         return WholeRecord.of_row(row)
 
@@ -68,8 +67,7 @@ class SqliteWholes(SqliteConnection):
             if cursor.rowcount != 1:
                 return False
             if rerun is not None:
-                cursor = await self._db.execute(queries.for_sqlite(queries.NEXT_PART_INDEX), (batch_id,))
-                row = await cursor.fetchone()
+                row = await self._fetch_one(queries.for_sqlite(queries.NEXT_PART_INDEX), (batch_id,))
                 assert row is not None
                 plan = dataclasses.replace(rerun, index=int(row[0]))
                 await self._db.execute(queries.for_sqlite(queries.ADD_PART), plan.row(batch_id))
@@ -77,8 +75,7 @@ class SqliteWholes(SqliteConnection):
 
     async def take_part(self, batch_id: str, index: int, *, hold_seconds: float) -> float | None:
         async with self._tx():
-            cursor = await self._db.execute(queries.for_sqlite(queries.PART_SENT_AT), (batch_id, index))
-            row = await cursor.fetchone()
+            row = await self._fetch_one(queries.for_sqlite(queries.PART_SENT_AT), (batch_id, index))
             now = time.time()
             if row is None or row[0] is not None or float(row[1]) > now - hold_seconds:
                 return None
