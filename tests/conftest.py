@@ -342,6 +342,7 @@ class Receiver:
         self.got: list[tuple[str, dict[str, str], bytes]] = []
         self.answer: Callable[[web.Request], Awaitable[web.StreamResponse]] = self._no_content
         self.url = ""
+        self.connections: Callable[[], int] = lambda: 0  # connections open to it now
 
     async def _no_content(self, _request: web.Request) -> web.StreamResponse:
         return web.Response(status=204)
@@ -361,6 +362,9 @@ async def receiver() -> AsyncIterator[Receiver]:
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     receiving.url = f"http://127.0.0.1:{runner.addresses[0][1]}/hooks/otari?token=s3cret"
+    server = runner.server
+    assert server is not None
+    receiving.connections = lambda: len(server.connections)
     try:
         yield receiving
     finally:

@@ -826,6 +826,26 @@ async def test_a_slow_endpoint_is_given_so_many_events_at_once_by_the_whole_flee
     assert [d.batch_id for d in await _claim(store, "B", now=103.0, per_endpoint=2)] == ["s2"]
 
 
+async def test_replicas_claiming_at_one_instant_give_a_slow_endpoint_no_more_than_its_share(
+    store: Store, target: str | Path
+) -> None:
+    """Two replicas (a store each), claiming many times at once: together they lease no more of one endpoint's
+    events than `per_endpoint` (on PostgreSQL, a claim that counted before another's committed would take more)."""
+    assert await store.add_endpoint(_endpoint("wh_slow"), limit=5)
+    notify = _telling([])
+    for i in range(40):
+        await store.enter([seen(f"s{i}", status="completed", terminal=True)], [], owner="o", keep=5,
+                          observed_at=1.0 + i, notify=notify)  # fmt: skip
+    other = await open_store(target)
+    try:
+        claims = [_claim(replica, f"{name}{i}", now=100.0, per_endpoint=3)
+                  for i in range(8) for name, replica in (("A", store), ("B", other))]  # fmt: skip
+        taken = [d for claimed in await asyncio.gather(*claims) for d in claimed]
+    finally:
+        await other.close()
+    assert len(taken) == 3 and len({d.id for d in taken}) == 3
+
+
 async def test_a_stale_event_whose_try_failed_gives_way_to_the_newer_one(store: Store) -> None:
     """A try of `in_progress` fails while `completed` waits behind it: it is superseded then, not tried again for
     hours ahead of the terminal one."""

@@ -203,6 +203,24 @@ async def test_a_caller_has_so_many_endpoints_and_no_more(sim: Sim, tmp_path: Pa
         await _register(hooks, receiver.url, metadata=BOB)  # another caller's own count
 
 
+async def test_a_stopped_server_closes_the_connections_its_deliveries_kept(
+    sim: Sim, tmp_path: Path, receiver: Receiver
+) -> None:
+    async with (
+        BatchServer(make_settings(sim.url, tmp_path, **HOOKS), gateway_url=sim.url) as running,
+        grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel,
+    ):
+        hooks = webhook_service_pb2_grpc.WebhookServiceStub(channel)
+        made = await _register(hooks, receiver.url)
+        tried = await hooks.SendTestWebhook(wh.SendTestWebhookRequest(endpoint_id=made.endpoint.id), metadata=ALICE)
+        assert tried.delivered and receiver.connections() == 1  # kept alive for the next delivery
+
+    async def closed() -> bool:
+        return receiver.connections() == 0
+
+    await eventually(closed)
+
+
 async def test_a_test_event_and_a_rotation_both_secrets_signing(
     hooks: WebhookServiceAsyncStub, receiver: Receiver
 ) -> None:

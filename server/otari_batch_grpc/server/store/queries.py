@@ -206,8 +206,8 @@ _NEWER = (
 # terminal or being tried; a non-terminal one a newer event tells of is stale, never sent (SWEEP_OUTBOX marks it
 # superseded: a save's SUPERSEDE_DELIVERIES may not see it, on PostgreSQL, while a try of it is finishing). No more
 # of one endpoint than make `$5` with those being tried already (by any replica: a slow receiver holds no more than
-# that, and takes no one else's turn; on PostgreSQL two replicas claiming at one instant may each count before the
-# other's claim commits, one over at most). Leased to `$1` until `$2 + $3`; `$4` at most. (PostgreSQL locks what it
+# that, and takes no one else's turn; on PostgreSQL, claims take turns under an advisory lock, so each counts the
+# last one's leases). Leased to `$1` until `$2 + $3`; `$4` at most. (PostgreSQL locks what it
 # takes: see postgres/endpoints.)
 CLAIM_DELIVERIES = (
     "UPDATE webhook_outbox SET holder = $1, lease_until = $2 + $3 "

@@ -41,6 +41,7 @@ SCHEMA = migrations.POSTGRES_SCHEMA
 LOCK_CLASS = int.from_bytes(b"otar", "big")
 MIGRATE_LOCK = 1  # held while a process migrates the schema
 REVISIONS_LOCK = 2  # held from drawing revisions' seqs to their commit
+CLAIM_LOCK = 3  # held by a claim of webhook events to its commit (one replica counts the tries at a time)
 # Connections per process: one at rest, more under load (a call holds one for a statement or a transaction).
 POOL_MIN_SIZE = 1
 POOL_MAX_SIZE = 10

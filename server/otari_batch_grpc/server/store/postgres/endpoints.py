@@ -7,9 +7,11 @@ from typing import TYPE_CHECKING
 
 from otari_batch_grpc.server.store import queries
 from otari_batch_grpc.server.store.base import DeliveryRecord, EndpointRecord
-from otari_batch_grpc.server.store.postgres.connection import PostgresConnection
+from otari_batch_grpc.server.store.postgres.connection import CLAIM_LOCK, LOCK_CLASS, PostgresConnection
 
 if TYPE_CHECKING:
+    from asyncpg import Record
+
     from otari_batch_grpc.server.store.postgres.connection import Connection
 
 
@@ -40,11 +42,16 @@ class PostgresEndpoints(PostgresConnection):
     async def claim_deliveries(
         self, holder: str, *, now: float, lease_seconds: float, limit: int, per_endpoint: int
     ) -> list[DeliveryRecord]:
-        # Rows another replica is taking are skipped, not waited for; the lease checked again once a row is locked.
+        # One replica's claim at a time (claims are few and short: a round's worth of events each): its statement,
+        # begun once the one before has committed, counts every try that claim leased, so no endpoint is given more
+        # than `per_endpoint` at once. The rows stay locked (SKIP LOCKED) against a sweep or a finish meanwhile.
         sql = queries.CLAIM_DELIVERIES.format(lock=" FOR UPDATE OF o SKIP LOCKED")
-        rows = await self._write(
-            lambda conn: conn.fetch(sql, holder, now, lease_seconds, limit, per_endpoint), single=True
-        )
+
+        async def work(conn: Connection) -> list[Record]:
+            await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", LOCK_CLASS, CLAIM_LOCK)
+            return list(await conn.fetch(sql, holder, now, lease_seconds, limit, per_endpoint))
+
+        rows = await self._write(work)
         return sorted((DeliveryRecord.of_row(tuple(row)) for row in rows), key=lambda d: (d.next_at, d.id))
 
     async def finish_delivery(
