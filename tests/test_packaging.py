@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.subprocess, pytest.mark.slow, pytest.mark.timeout(900)
 ROOT = Path(__file__).resolve().parent.parent
 CLIENT_REQUIRES = {"grpcio", "grpcio-status", "googleapis-common-protos", "protobuf"}
 # What serves: none of it may come with the client.
-SERVING = {"fastapi", "uvicorn", "asyncpg", "aiosqlite", "aiohttp", "httpx", "msgspec", "prometheus-client"}
+SERVING = {"fastapi", "uvicorn", "asyncpg", "aiohttp", "httpx", "msgspec", "prometheus-client"}
 
 
 def _venv(path: Path, *requirements: str) -> Path:

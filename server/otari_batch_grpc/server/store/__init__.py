@@ -1,6 +1,7 @@
-"""The service's durable state behind one interface (`Store`), with two backends: SQLite (`sqlite`, aiosqlite:
-the embedded default, one process) and PostgreSQL (`postgres`, asyncpg: replicas sharing one database).
-`open_store(target)` picks by the target: a `postgresql://` URL or a file path. The only package with SQL in it.
+"""The service's durable state behind one interface (`Store`), with two backends: SQLite (`sqlite`, the standard
+library's sqlite3 on a thread of its own: the embedded default, one process) and PostgreSQL (`postgres`, asyncpg:
+replicas sharing one database). `open_store(target)` picks by the target: a `postgresql://` URL or a file path.
+The only package with SQL in it.
 
 Each backend moves its schema forward by numbered migrations (`migrations`) and refuses a database newer than the
 code.

@@ -1,6 +1,6 @@
-"""The store on SQLite (aiosqlite): the embedded default, one process's own state in one file. Its parts by
-concern: the connection (and the database as a whole), the registry, idempotency claims, revisions, the results
-cache."""
+"""The store on SQLite (sqlite3, on a thread of its own): the embedded default, one process's own state in one
+file. Its parts by concern: the connection (and the database as a whole), the registry, idempotency claims,
+revisions, the results cache, batches of several parts, webhook endpoints and their outbox."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from otari_batch_grpc.server.store.sqlite.wholes import SqliteWholes
 
 
 class SqliteStore(SqliteRegistry, SqliteClaims, SqliteRevisions, SqliteResults, SqliteWholes, SqliteEndpoints):
-    """One aiosqlite connection; a lock makes each method's transaction whole."""
+    """One sqlite3 connection on a thread of its own; each method's transaction is run there whole, in one trip."""
 
 
 __all__ = ["SqliteStore"]

@@ -1,10 +1,15 @@
-"""SQLite's connection: the one aiosqlite connection of a process, its file kept private, its schema migrated,
-its transactions whole, and the database as a whole (its check, its rows counted, its retention sweep).
+"""SQLite's connection: the one sqlite3 connection of a process, on a thread of its own, its file kept private, its
+schema migrated, its transactions whole, and the database as a whole (its check, its rows counted, its retention
+sweep).
 
 WAL mode with synchronous=NORMAL: a transaction that returned is in the WAL, written to the OS, so a kill -9 of
 the process at any moment loses nothing that was acknowledged (only a power loss can take the last transactions;
-FULL would fsync each commit and cost every RPC a millisecond or more). One connection; a lock makes each
-method's transaction whole.
+FULL would fsync each commit and cost every RPC a millisecond or more).
+
+One connection on one thread (the standard library's: a one-worker executor): each method's transaction is a
+function run there whole, in one trip, so none can interleave with another, and a caller cancelled mid-way leaves
+none half done. (aiosqlite, used before, sends one statement per trip and has no public way to run a function on
+its thread: a save made a dozen trips, each a wake-up of the event loop and of that thread.)
 """
 
 from __future__ import annotations
@@ -13,15 +18,16 @@ import asyncio
 import contextlib
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, ClassVar, Self
-
-import aiosqlite
+from typing import Any, ClassVar, Self, TypeVar
 
 from otari_batch_grpc.server.store import migrations, queries
 from otari_batch_grpc.server.store.base import Store, StoreError
 from otari_batch_grpc.server.telemetry import metrics
+
+T = TypeVar("T")
 
 # The database holds cached results and who was shown what: only the service's own user may read it.
 _FILE_MODE = 0o600
@@ -47,13 +53,14 @@ def _private(path: Path) -> None:
 
 
 class SqliteConnection(Store):
-    """One aiosqlite connection; a lock makes each method's transaction whole."""
+    """One sqlite3 connection, on a thread of its own: each method's transaction is one piece of work there, run
+    whole (BEGIN ... COMMIT) in one trip from the event loop, in the order they were asked for."""
 
     MIGRATIONS: ClassVar[tuple[str, ...]] = migrations.SQLITE
 
-    def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
-        self._db = db
-        self._lock = asyncio.Lock()
+    def __init__(self, thread: ThreadPoolExecutor, db: sqlite3.Connection, path: Path) -> None:
+        self._thread = thread
+        self._db = db  # used on `_thread` alone (sqlite3 checks that it is)
         self.path = path
         self.transactions = 0  # write transactions begun (for tests and operators)
 
@@ -63,27 +70,23 @@ class SqliteConnection(Store):
         path = Path(target)
         if str(path) != ":memory:":
             await asyncio.to_thread(_private, path)
+        thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
         try:
-            db = await aiosqlite.connect(path, isolation_level=None)
+            db = await asyncio.get_running_loop().run_in_executor(thread, _opened, path)
         except Exception as exc:  # sqlite3 raises several types here; all mean the same to the operator
+            thread.shutdown(wait=False)
             raise StoreError(f"cannot open the state database {path}: {exc}") from exc
-        store = cls(db, path)
+        store = cls(thread, db, path)
         try:
-            await db.execute("PRAGMA journal_mode=WAL")
-            await db.execute("PRAGMA synchronous=NORMAL")
-            await db.execute("PRAGMA foreign_keys=ON")
-            await db.execute("PRAGMA busy_timeout=5000")
-            # 1 MiB of page cache (the default is 2): cached results pass through it, and memory should not
-            # grow with the batch being streamed.
-            await db.execute("PRAGMA cache_size=-1024")
             await store._migrate()
         except BaseException:
-            await db.close()
+            await store.close()
             raise
         return store
 
     async def close(self) -> None:
-        await self._db.close()
+        await self._on_thread(self._db.close)
+        self._thread.shutdown(wait=False)  # (its thread is idle now: it ends at once)
 
     async def _migrate(self) -> None:
         version = await self._scalar("PRAGMA user_version")
@@ -95,10 +98,13 @@ class SqliteConnection(Store):
             )
         for number, script in enumerate(self.MIGRATIONS[version:], start=version + 1):
             statements = [s.strip() for s in script.split(";") if s.strip()]
-            async with self._tx():
+
+            def migrate(db: sqlite3.Connection, statements: list[str] = statements, number: int = number) -> None:
                 for statement in statements:
-                    await self._db.execute(statement)
-                await self._db.execute(f"PRAGMA user_version={number}")
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version={number}")
+
+            await self._transaction(migrate)
 
     async def integrity_check(self) -> str:
         result = await self._scalar("PRAGMA integrity_check")
@@ -114,15 +120,16 @@ class SqliteConnection(Store):
 
     # -- the database as a whole --------------------------------------------------------------------------
     async def sweep(self, *, now: float, keep_seconds: float, idempotency_seconds: float, claim_seconds: float) -> int:
-        async with self._tx():
+        def sweep(db: sqlite3.Connection) -> int:
             gone = 0
             for sql in queries.SWEEP:
-                cursor = await self._db.execute(queries.for_sqlite(sql), (now - keep_seconds,) if "$1" in sql else ())
-                gone += max(cursor.rowcount, 0)
+                gone += max(
+                    db.execute(queries.for_sqlite(sql), (now - keep_seconds,) if "$1" in sql else ()).rowcount, 0
+                )
             params = (now - idempotency_seconds, now - claim_seconds, now)
-            cursor = await self._db.execute(_SWEEP_IDEMPOTENCY, params)
-            gone += max(cursor.rowcount, 0)
-        return gone
+            return gone + max(db.execute(_SWEEP_IDEMPOTENCY, params).rowcount, 0)
+
+        return await self._transaction(sweep)
 
     async def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -132,50 +139,56 @@ class SqliteConnection(Store):
         return out
 
     # -- plumbing -----------------------------------------------------------------------------------------
-    @contextlib.asynccontextmanager
-    async def _tx(self) -> AsyncIterator[None]:
-        """One transaction, whole even when the calling task is cancelled at any await in it.
+    async def _on_thread(self, work: Callable[[], T]) -> T:
+        """`work` run on the connection's thread, after what was asked of it before. A call cancelled before its
+        work began leaves it undone; one cancelled after lets it finish there (whole: see _transaction)."""
+        return await asyncio.get_running_loop().run_in_executor(self._thread, work)
 
-        aiosqlite runs statements in order on one thread, and a statement it has queued runs even if the task
-        awaiting it is cancelled. So a cancelled BEGIN still begins: roll back whatever happened, and let
-        ROLLBACK and COMMIT finish (shielded) before the lock goes to the next transaction.
-        """
+    async def _transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """`work` in one transaction, run whole on the connection's thread in one trip (each trip costs the event
+        loop and that thread a wake-up: a save was a dozen): committed if it returns, rolled back if it raises."""
+        db = self._db
+
+        def run() -> T:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                result = work(db)
+            except BaseException:
+                with contextlib.suppress(sqlite3.OperationalError):  # (SQLite may have rolled it back already)
+                    db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+            return result
+
         with metrics.STORE_SECONDS.time():
-            async with self._lock:
-                self.transactions += 1
-                try:
-                    await self._db.execute("BEGIN IMMEDIATE")
-                    yield
-                except BaseException:
-                    await asyncio.shield(self._rollback())
-                    raise
-                await asyncio.shield(self._db.execute("COMMIT"))
+            self.transactions += 1
+            return await self._on_thread(run)
 
-    async def _rollback(self) -> None:
-        with contextlib.suppress(sqlite3.OperationalError):  # nothing began: nothing to roll back
-            await self._db.execute("ROLLBACK")
+    async def _write(self, sql: str, *params: object) -> int:
+        """One statement of the shared SQL (queries), in a transaction of its own: the rows it changed."""
+        statement = queries.for_sqlite(sql)
+        return await self._transaction(lambda db: db.execute(statement, params).rowcount)
 
-    async def _write(self, sql: str, *params: object) -> None:
-        """One statement of the shared SQL (queries), in a transaction of its own."""
-        async with self._tx():
-            await self._db.execute(queries.for_sqlite(sql), params)
-
-    async def _rows(self, sql: str, *params: object) -> Sequence[Any]:
+    async def _rows(self, sql: str, *params: object) -> list[Any]:
         """The rows of one read of the shared SQL (queries)."""
-        async with self._lock:
-            return await self._fetch_all(queries.for_sqlite(sql), params)
+        statement = queries.for_sqlite(sql)
+        return await self._on_thread(lambda: self._db.execute(statement, params).fetchall())
 
     async def _scalar(self, sql: str, *params: object) -> Any:
-        async with self._lock:
-            row = await self._fetch_one(queries.for_sqlite(sql), params)
-        return row[0] if row else None
+        rows = await self._rows(sql, *params)
+        return rows[0][0] if rows else None
 
-    async def _fetch_all(self, sql: str, params: Sequence[object] = ()) -> list[Any]:
-        """The rows of one statement, run and read in one trip to the connection's thread (each trip costs the
-        event loop and that thread a wake-up: a save makes a dozen)."""
-        return list(await self._db.execute_fetchall(sql, params))
 
-    async def _fetch_one(self, sql: str, params: Sequence[object] = ()) -> Any:
-        """The first row of one statement (None if none), in one trip to the connection's thread."""
-        rows = await self._fetch_all(sql, params)
-        return rows[0] if rows else None
+def _opened(path: Path) -> sqlite3.Connection:
+    """The connection, on the thread that is to use it, set up: WAL, synchronous=NORMAL, foreign keys, a busy
+    timeout, and 1 MiB of page cache (the default is 2: cached results pass through it, and memory should not grow
+    with the batch being streamed). Autocommit outside the explicit transactions (isolation_level=None)."""
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=5000"):
+            db.execute(f"PRAGMA {pragma}")
+        db.execute("PRAGMA cache_size=-1024")
+    except BaseException:
+        db.close()
+        raise
+    return db

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 
 from otari_batch_grpc.server.store import queries
@@ -34,9 +35,10 @@ class SqliteEndpoints(SqliteConnection):
     async def claim_deliveries(
         self, holder: str, *, now: float, lease_seconds: float, limit: int, per_endpoint: int
     ) -> list[DeliveryRecord]:
-        async with self._tx():
-            sql = queries.for_sqlite(queries.CLAIM_DELIVERIES.format(lock=""))
-            rows = await self._fetch_all(sql, (holder, now, lease_seconds, limit, per_endpoint))
+        sql = queries.for_sqlite(queries.CLAIM_DELIVERIES.format(lock=""))
+        rows = await self._transaction(
+            lambda db: db.execute(sql, (holder, now, lease_seconds, limit, per_endpoint)).fetchall()
+        )
         return sorted((DeliveryRecord.of_row(row) for row in rows), key=lambda d: (d.next_at, d.id))
 
     async def finish_delivery(
@@ -45,11 +47,15 @@ class SqliteEndpoints(SqliteConnection):
     ) -> bool:  # fmt: skip
         values = (delivery_id, holder, state, attempts, next_at, status, error, done_at)
         finish, supersede = (queries.for_sqlite(sql) for sql in queries.FINISH_DELIVERY)
-        async with self._tx():
-            cursor = await self._db.execute(finish, values)
-            if cursor.rowcount > 0 and state == "pending":
-                await self._db.execute(supersede, (delivery_id, time.time()))
-            return cursor.rowcount > 0
+
+        def finished(db: sqlite3.Connection) -> bool:
+            if db.execute(finish, values).rowcount <= 0:
+                return False  # (not its holder's now: another claim took it)
+            if state == "pending":
+                db.execute(supersede, (delivery_id, time.time()))
+            return True
+
+        return await self._transaction(finished)
 
     async def enable_endpoint(self, endpoint_id: str, *, now: float) -> bool:
         return await self._changed(queries.ENABLE_ENDPOINT, endpoint_id, True, now)
@@ -59,26 +65,28 @@ class SqliteEndpoints(SqliteConnection):
 
     async def disable_endpoints_of(self, owner: str, reason: str, *, now: float) -> int:
         endpoints, events = (queries.for_sqlite(sql) for sql in queries.DISABLE_ENDPOINTS_OF)
-        async with self._tx():
-            cursor = await self._db.execute(endpoints, (owner, False, reason, now, b""))
-            await self._db.execute(events, (owner, reason))
-            return cursor.rowcount
+
+        def disable(db: sqlite3.Connection) -> int:
+            disabled = db.execute(endpoints, (owner, False, reason, now, b"")).rowcount
+            db.execute(events, (owner, reason))
+            return disabled
+
+        return await self._transaction(disable)
 
     async def sweep_outbox(self, *, before: float, now: float) -> int:
-        async with self._tx():
-            gone = 0
-            cursor = await self._db.execute(queries.for_sqlite(queries.SWEEP_STALE), (now,))
-            gone += max(cursor.rowcount, 0)
+        def sweep(db: sqlite3.Connection) -> int:
+            gone = max(db.execute(queries.for_sqlite(queries.SWEEP_STALE), (now,)).rowcount, 0)
             for sql in queries.SWEEP_OUTBOX:
-                cursor = await self._db.execute(queries.for_sqlite(sql), (before, now) if "$2" in sql else (before,))
-                gone += max(cursor.rowcount, 0)
-        return gone
+                gone += max(
+                    db.execute(queries.for_sqlite(sql), (before, now) if "$2" in sql else (before,)).rowcount, 0
+                )
+            return gone
+
+        return await self._transaction(sweep)
 
     async def endpoint_batches(self, limit: int) -> list[tuple[str, str, str]]:
         return [(str(r[0]), str(r[1]), str(r[2])) for r in await self._rows(queries.ENDPOINT_BATCHES, limit)]
 
     async def _changed(self, sql: str, *params: object) -> bool:
         """One statement in a transaction of its own: whether it changed a row."""
-        async with self._tx():
-            cursor = await self._db.execute(queries.for_sqlite(sql), params)
-            return cursor.rowcount > 0
+        return await self._write(sql, *params) > 0

@@ -4,6 +4,7 @@ revision, entered in one transaction."""
 from __future__ import annotations
 
 import math
+import sqlite3
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -68,86 +69,31 @@ class SqliteRegistry(SqliteConnection):
         if not changed and not verified:
             return revisions
         shown_at = observed_at if shown_at is None else shown_at
-        async with self._tx():
-            told = await self._to_tell(changed, owner, trusted_since) if notify is not None and changed else {}
+
+        def enter(db: sqlite3.Connection) -> list[Revision]:
+            told = _to_tell(db, changed, owner, trusted_since) if notify is not None and changed else {}
             if changed:
-                await self._record(changed, owner, creator, shown_at)
+                _record(db, changed, owner, creator, shown_at)
             if verified:
-                await self._grant(verified, owner, shown_at)
+                _grant(db, verified, owner, shown_at)
             for seen in changed:
-                revisions.append(await self._revision(seen, keep, observed_at))
+                revisions.append(_revision(db, seen, keep, observed_at))
             if told and notify is not None:
                 changes = [
                     Change(seen, told[seen.id][0], revision, told[seen.id][1])
                     for seen, revision in zip(changed, revisions, strict=True)
                     if seen.id in told
                 ]
-                await self._queue(notify(changes), observed_at)
-        return revisions
+                _queue(db, notify(changes), observed_at)  # (notify runs here, on the database's thread)
+            return revisions
 
-    async def _to_tell(
-        self, changed: Sequence[SeenBatch], owner: str, trusted_since: float
-    ) -> dict[str, tuple[str | None, tuple[EndpointRecord, ...]]]:
-        """For each changed batch with endpoints to tell: its status before, and those endpoints."""
-        told: dict[str, tuple[str | None, tuple[EndpointRecord, ...]]] = {}
-        for seen in {seen.id: seen for seen in changed}.values():  # (each batch once)
-            rows = await self._fetch_all(_ENDPOINTS_TO_TELL, (owner, seen.id, trusted_since))
-            endpoints = tuple(EndpointRecord.of_row(row) for row in rows)
-            if endpoints:
-                row = await self._fetch_one("SELECT status FROM batches WHERE id = ?", (seen.id,))
-                told[seen.id] = (str(row[0]) if row else None, endpoints)
-        return told
-
-    async def _queue(self, deliveries: Sequence[Delivery], now: float) -> None:
-        for d in deliveries:
-            values = (d.endpoint_id, d.batch_id, d.rev, d.kind, d.terminal, d.event, now)
-            await self._db.execute(queries.for_sqlite(queries.ADD_DELIVERY), values)
-            await self._db.execute(
-                queries.for_sqlite(queries.SUPERSEDE_DELIVERIES), (d.endpoint_id, d.batch_id, d.rev, now)
-            )
-
-    async def _record(self, rows: Sequence[SeenBatch], owner: str, creator: bool, shown_at: float) -> None:
-        now = time.time()
-        await self._db.executemany(
-            _RECORD,
-            [
-                (
-                    b.id,
-                    b.provider,
-                    owner if creator else None,
-                    b.status,
-                    int(b.terminal),
-                    b.snapshot,
-                    now - index * 1e-6,  # rows come newest first: keep that order among equal created_at
-                    now,
-                    b.created_at or now,
-                )
-                for index, b in enumerate(rows)
-            ],
-        )
-        await self._grant([b.id for b in rows], owner, shown_at)
-
-    async def _grant(self, batch_ids: Sequence[str], owner: str, now: float) -> None:
-        await self._db.executemany(_GRANT, [(batch_id, owner, now) for batch_id in batch_ids])
-
-    async def _revision(self, seen: SeenBatch, keep: int, observed_at: float) -> Revision:
-        """The batch's next revision (in the caller's transaction), the newest `keep` kept."""
-        row = await self._fetch_one("SELECT COALESCE(MAX(rev), 0) FROM revisions WHERE batch_id = ?", (seen.id,))
-        rev = int(row[0]) + 1 if row else 1
-        cursor = await self._db.execute(
-            "INSERT INTO revisions (batch_id, rev, snapshot, observed_at) VALUES (?, ?, ?, ?)",
-            (seen.id, rev, seen.snapshot, observed_at),
-        )
-        seq = cursor.lastrowid or 0
-        await self._db.execute("DELETE FROM revisions WHERE batch_id = ? AND rev <= ?", (seen.id, rev - keep))
-        return Revision(seen.id, rev, seen.snapshot, observed_at, seq)
+        return await self._transaction(enter)
 
     async def revoke(self, batch_id: str, owner: str) -> None:
         await self._write(queries.REVOKE, batch_id, owner)
 
     async def refuse_key(self, owner: str, at: float) -> None:
-        async with self._tx():
-            await self._db.execute(_REFUSE, (owner, at))
+        await self._transaction(lambda db: db.execute(_REFUSE, (owner, at)))
 
     async def list_for(
         self, owner: str, provider: str | None, *, before: tuple[float, float, str] | None, limit: int
@@ -177,3 +123,63 @@ class SqliteRegistry(SqliteConnection):
 
     async def live_batches(self, owner: str, limit: int) -> list[tuple[str, str]]:
         return [(str(r[0]), str(r[1])) for r in await self._rows(queries.LIVE_BATCHES, owner, limit)]
+
+
+def _to_tell(
+    db: sqlite3.Connection, changed: Sequence[SeenBatch], owner: str, trusted_since: float
+) -> dict[str, tuple[str | None, tuple[EndpointRecord, ...]]]:
+    """For each changed batch with endpoints to tell: its status before, and those endpoints."""
+    told: dict[str, tuple[str | None, tuple[EndpointRecord, ...]]] = {}
+    for seen in {seen.id: seen for seen in changed}.values():  # (each batch once)
+        rows = db.execute(_ENDPOINTS_TO_TELL, (owner, seen.id, trusted_since)).fetchall()
+        endpoints = tuple(EndpointRecord.of_row(row) for row in rows)
+        if endpoints:
+            row = db.execute("SELECT status FROM batches WHERE id = ?", (seen.id,)).fetchone()
+            told[seen.id] = (str(row[0]) if row else None, endpoints)
+    return told
+
+
+def _queue(db: sqlite3.Connection, deliveries: Sequence[Delivery], now: float) -> None:
+    for d in deliveries:
+        db.execute(queries.for_sqlite(queries.ADD_DELIVERY), (d.endpoint_id, d.batch_id, d.rev, d.kind, d.terminal,
+                                                              d.event, now))  # fmt: skip
+        db.execute(queries.for_sqlite(queries.SUPERSEDE_DELIVERIES), (d.endpoint_id, d.batch_id, d.rev, now))
+
+
+def _record(db: sqlite3.Connection, rows: Sequence[SeenBatch], owner: str, creator: bool, shown_at: float) -> None:
+    now = time.time()
+    db.executemany(
+        _RECORD,
+        [
+            (
+                b.id,
+                b.provider,
+                owner if creator else None,
+                b.status,
+                int(b.terminal),
+                b.snapshot,
+                now - index * 1e-6,  # rows come newest first: keep that order among equal created_at
+                now,
+                b.created_at or now,
+            )
+            for index, b in enumerate(rows)
+        ],
+    )
+    _grant(db, [b.id for b in rows], owner, shown_at)
+
+
+def _grant(db: sqlite3.Connection, batch_ids: Sequence[str], owner: str, now: float) -> None:
+    db.executemany(_GRANT, [(batch_id, owner, now) for batch_id in batch_ids])
+
+
+def _revision(db: sqlite3.Connection, seen: SeenBatch, keep: int, observed_at: float) -> Revision:
+    """The batch's next revision (in the caller's transaction), the newest `keep` kept."""
+    row = db.execute("SELECT COALESCE(MAX(rev), 0) FROM revisions WHERE batch_id = ?", (seen.id,)).fetchone()
+    rev = int(row[0]) + 1 if row else 1
+    cursor = db.execute(
+        "INSERT INTO revisions (batch_id, rev, snapshot, observed_at) VALUES (?, ?, ?, ?)",
+        (seen.id, rev, seen.snapshot, observed_at),
+    )
+    seq = cursor.lastrowid or 0
+    db.execute("DELETE FROM revisions WHERE batch_id = ? AND rev <= ?", (seen.id, rev - keep))
+    return Revision(seen.id, rev, seen.snapshot, observed_at, seq)

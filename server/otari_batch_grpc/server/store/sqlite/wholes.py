@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sqlite3
 import time
 from collections.abc import Sequence
 
@@ -13,14 +14,15 @@ from otari_batch_grpc.server.store.sqlite.connection import SqliteConnection
 
 class SqliteWholes(SqliteConnection):
     async def add_whole(self, whole: WholeRecord, parts: Sequence[PartPlan]) -> WholeRecord:
-        async with self._tx():
-            cursor = await self._db.execute(queries.for_sqlite(queries.ADD_WHOLE), whole.row())
-            if cursor.rowcount == 1:
-                await self._db.executemany(queries.for_sqlite(queries.ADD_PART), [p.row(whole.id) for p in parts])
+        def add(db: sqlite3.Connection) -> WholeRecord:
+            if db.execute(queries.for_sqlite(queries.ADD_WHOLE), whole.row()).rowcount == 1:
+                db.executemany(queries.for_sqlite(queries.ADD_PART), [p.row(whole.id) for p in parts])
                 return whole
-            row = await self._fetch_one(queries.for_sqlite(queries.WHOLE), (whole.id,))
-        assert row is not None
-        return WholeRecord.of_row(row)
+            row = db.execute(queries.for_sqlite(queries.WHOLE), (whole.id,)).fetchone()
+            assert row is not None
+            return WholeRecord.of_row(row)
+
+        return await self._transaction(add)
 
     async def whole(self, batch_id: str) -> WholeRecord | None:
         rows = await self._rows(queries.WHOLE, batch_id)
@@ -44,11 +46,7 @@ class SqliteWholes(SqliteConnection):
         await self._write(queries.PART_SEEN, batch_id, index, upstream_id, snapshot, terminal)
 
     async def abandon_part(self, batch_id: str, index: int, snapshot: bytes, *, unheld_since: float) -> bool:
-        async with self._tx():
-            cursor = await self._db.execute(
-                queries.for_sqlite(queries.ABANDON_PART), (batch_id, index, snapshot, True, unheld_since)
-            )
-            return cursor.rowcount == 1
+        return await self._write(queries.ABANDON_PART, batch_id, index, snapshot, True, unheld_since) == 1
 
     async def keep_bodies(self, batch_id: str, index: int, bodies: bytes) -> None:
         await self._write(queries.KEEP_BODIES, batch_id, index, bodies)
@@ -62,25 +60,28 @@ class SqliteWholes(SqliteConnection):
         return bytes(value) if value is not None else b""
 
     async def examine_part(self, batch_id: str, index: int, rerun: PartPlan | None) -> bool:
-        async with self._tx():
-            cursor = await self._db.execute(queries.for_sqlite(queries.EXAMINE_PART), (batch_id, index, True))
-            if cursor.rowcount != 1:
+        def examine(db: sqlite3.Connection) -> bool:
+            if db.execute(queries.for_sqlite(queries.EXAMINE_PART), (batch_id, index, True)).rowcount != 1:
                 return False
             if rerun is not None:
-                row = await self._fetch_one(queries.for_sqlite(queries.NEXT_PART_INDEX), (batch_id,))
+                row = db.execute(queries.for_sqlite(queries.NEXT_PART_INDEX), (batch_id,)).fetchone()
                 assert row is not None
                 plan = dataclasses.replace(rerun, index=int(row[0]))
-                await self._db.execute(queries.for_sqlite(queries.ADD_PART), plan.row(batch_id))
-        return True
+                db.execute(queries.for_sqlite(queries.ADD_PART), plan.row(batch_id))
+            return True
+
+        return await self._transaction(examine)
 
     async def take_part(self, batch_id: str, index: int, *, hold_seconds: float) -> float | None:
-        async with self._tx():
-            row = await self._fetch_one(queries.for_sqlite(queries.PART_SENT_AT), (batch_id, index))
+        def take(db: sqlite3.Connection) -> float | None:
+            row = db.execute(queries.for_sqlite(queries.PART_SENT_AT), (batch_id, index)).fetchone()
             now = time.time()
             if row is None or row[0] is not None or float(row[1]) > now - hold_seconds:
                 return None
-            await self._db.execute(queries.for_sqlite(queries.PART_SENT), (batch_id, index, now))
-        return float(row[1])
+            db.execute(queries.for_sqlite(queries.PART_SENT), (batch_id, index, now))
+            return float(row[1])
+
+        return await self._transaction(take)
 
     async def delegate(self, batch_id: str, owner: str, sealed: bytes) -> None:
         await self._write(queries.DELEGATE, batch_id, owner, sealed, time.time())
@@ -90,9 +91,11 @@ class SqliteWholes(SqliteConnection):
         return (str(rows[0][0]), bytes(rows[0][1])) if rows else None
 
     async def end_reruns(self, batch_id: str) -> None:
-        async with self._tx():
-            await self._db.execute(queries.for_sqlite(queries.DROP_DELEGATION), (batch_id,))
-            await self._db.execute(queries.for_sqlite(queries.FORGET_BODIES), (batch_id,))
+        def end(db: sqlite3.Connection) -> None:
+            db.execute(queries.for_sqlite(queries.DROP_DELEGATION), (batch_id,))
+            db.execute(queries.for_sqlite(queries.FORGET_BODIES), (batch_id,))
+
+        await self._transaction(end)
 
     async def delegated(self, limit: int) -> list[str]:
         return [str(row[0]) for row in await self._rows(queries.DELEGATED, limit)]
