@@ -11,6 +11,7 @@ import re
 import signal
 import sqlite3
 import sys
+import threading
 import time
 import uuid
 from collections import Counter
@@ -471,7 +472,7 @@ async def test_a_write_cancelled_at_any_await_leaves_the_store_usable(store: Sto
     """A poll loop is cancelled when its last subscriber leaves, possibly mid-transaction."""
     for step in range(40):
         task = asyncio.ensure_future(_enter(store, b"x" * step))
-        for _ in range(step % 8):  # cancel after a varying number of loop turns: before, in and after BEGIN
+        for _ in range(step % 8):  # cancel after a varying number of loop turns: before, while and after it runs
             await asyncio.sleep(0)
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -479,6 +480,35 @@ async def test_a_write_cancelled_at_any_await_leaves_the_store_usable(store: Sto
     (revision,) = await _enter(store, b"last")  # raised "transaction within a transaction"
     assert (await store.latest_revision("b")) == revision
     assert await store.integrity_check() == "ok"
+
+
+async def test_a_write_whose_caller_is_cancelled_while_it_runs_is_rolled_back(tmp_path: Path) -> None:
+    """SQLite runs a transaction on its own thread: one whose caller is cancelled as it runs is undone there, as on
+    PostgreSQL, so what a caller does after a write it is told of (a revision remembered and announced) is never
+    skipped for a write that stays."""
+    sqlite = await open_store(tmp_path / "s.db")
+    running, release = threading.Event(), threading.Event()
+
+    def notify(_changes: Sequence[Change]) -> list[Delivery]:  # (on the database's thread: it may wait)
+        running.set()
+        release.wait(10)
+        return []
+
+    try:
+        assert await sqlite.add_endpoint(_endpoint("wh_o"), limit=5)  # (an endpoint to tell: notify runs)
+        saving = asyncio.create_task(sqlite.enter([seen("b")], [], owner="o", keep=5, observed_at=1.0, notify=notify))
+        assert await asyncio.to_thread(running.wait, 10)
+        saving.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await saving
+        release.set()
+        assert await sqlite.latest_revision("b") is None  # rolled back
+        (again,) = await sqlite.enter([seen("b")], [], owner="o", keep=5, observed_at=2.0)
+        assert again.rev == 1
+    finally:
+        release.set()
+        await sqlite.close()
+        await sqlite.close()  # (twice is once)
 
 
 async def test_a_read_cancelled_at_any_await_leaves_the_store_usable(store: Store) -> None:

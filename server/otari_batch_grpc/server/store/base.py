@@ -265,7 +265,8 @@ class Delivery:
     event: bytes
 
 
-# What the outbox is to send of a transaction's changes: a pure function, run inside it (see `enter`).
+# What the outbox is to send of a transaction's changes: a pure function, run inside it (see `enter`), maybe off the
+# event loop (SQLite runs a transaction on its own thread).
 Notify = Callable[[Sequence[Change]], Sequence[Delivery]]
 
 

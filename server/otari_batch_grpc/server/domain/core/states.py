@@ -5,6 +5,7 @@ announced to the watch hub. And the latest state of each batch, remembered so th
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Callable, Sequence
 
@@ -35,7 +36,6 @@ class States:
         self._reading: SingleFlight[Observation | None] = SingleFlight()  # by batch: its latest revision
         # Told when a save put events into the webhook outbox (the deliverer wakes: see notifications.deliverer).
         self.on_outbox: Callable[[], None] | None = None
-        self._outbox_written = False
 
     async def enter(
         self,
@@ -97,6 +97,7 @@ class States:
             shown = self._trust.shown(batch.id, owner)
             if creator or shown is None or now - shown.verified_at > self._due():
                 verified.append(batch.id)
+        outbox: list[Delivery] = []
         revisions = await self._store.enter(
             changed,
             verified,
@@ -105,11 +106,10 @@ class States:
             keep=self._revisions_kept,
             observed_at=now,
             shown_at=shown_at,
-            notify=self._events_for,  # the webhook outbox, in the same transaction (see notifications.outbox)
+            notify=functools.partial(_events_for, outbox),  # the webhook outbox, in the same transaction
             trusted_since=now - self._trust.seconds,
         )
-        if self._outbox_written and self.on_outbox is not None:
-            self._outbox_written = False
+        if outbox and self.on_outbox is not None:
             self.on_outbox()
         new = iter(revisions)
         written = set(verified)
@@ -124,11 +124,6 @@ class States:
                 self._trust.remember(batch.id, owner, Access(shown_at, provider))
             result.append(observation)
         return result
-
-    def _events_for(self, changes: Sequence[Change]) -> list[Delivery]:
-        deliveries = events_for(changes)
-        self._outbox_written = self._outbox_written or bool(deliveries)
-        return deliveries
 
     # -- the latest state of a batch ------------------------------------------------------------------------
     def known(self, batch_id: str) -> Observation | None:
@@ -181,3 +176,11 @@ def _known_state(last: Observation, batch: batch_pb2.Batch) -> Observation | Non
     if behind(batch, last.batch):
         return last.echoing(batch.provider)
     return None
+
+
+def _events_for(written: list[Delivery], changes: Sequence[Change]) -> list[Delivery]:
+    """The outbox's events of `changes` (see notifications.outbox), kept in `written` too: the caller's own list, as
+    this may run off the event loop (SQLite runs a transaction on its thread)."""
+    deliveries = events_for(changes)
+    written.extend(deliveries)
+    return deliveries

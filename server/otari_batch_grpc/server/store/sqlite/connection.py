@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import os
 import sqlite3
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -63,6 +64,7 @@ class SqliteConnection(Store):
         self._db = db  # used on `_thread` alone (sqlite3 checks that it is)
         self.path = path
         self.transactions = 0  # write transactions begun (for tests and operators)
+        self._closed = False
 
     @classmethod
     async def connect(cls, target: str | os.PathLike[str]) -> Self:
@@ -73,9 +75,11 @@ class SqliteConnection(Store):
         thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
         try:
             db = await asyncio.get_running_loop().run_in_executor(thread, _opened, path)
-        except Exception as exc:  # sqlite3 raises several types here; all mean the same to the operator
-            thread.shutdown(wait=False)
-            raise StoreError(f"cannot open the state database {path}: {exc}") from exc
+        except BaseException as exc:
+            thread.shutdown(wait=False)  # (a connection it opened meanwhile goes with the thread)
+            if isinstance(exc, Exception):  # sqlite3 raises several types here; all mean the same to the operator
+                raise StoreError(f"cannot open the state database {path}: {exc}") from exc
+            raise
         store = cls(thread, db, path)
         try:
             await store._migrate()
@@ -85,6 +89,9 @@ class SqliteConnection(Store):
         return store
 
     async def close(self) -> None:
+        if self._closed:  # (twice is once)
+            return
+        self._closed = True
         await self._on_thread(self._db.close)
         self._thread.shutdown(wait=False)  # (its thread is idle now: it ends at once)
 
@@ -146,23 +153,38 @@ class SqliteConnection(Store):
 
     async def _transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """`work` in one transaction, run whole on the connection's thread in one trip (each trip costs the event
-        loop and that thread a wake-up: a save was a dozen): committed if it returns, rolled back if it raises."""
-        db = self._db
+        loop and that thread a wake-up: a save was a dozen): committed if it returns, rolled back if it raises.
+
+        A caller cancelled meanwhile gets nothing done, as on PostgreSQL: its work, if it had not begun, never runs,
+        and if it had, it is rolled back at its end (committed only when the cancel came as it committed). What
+        the caller does after a write it was told of (a revision remembered and announced, say) it never skips
+        for a write that stays."""
+        db, cancelled = self._db, threading.Event()
 
         def run() -> T:
             db.execute("BEGIN IMMEDIATE")
             try:
                 result = work(db)
+                if cancelled.is_set():
+                    raise _Left
+                db.execute("COMMIT")
             except BaseException:
                 with contextlib.suppress(sqlite3.OperationalError):  # (SQLite may have rolled it back already)
                     db.execute("ROLLBACK")
                 raise
-            db.execute("COMMIT")
             return result
 
         with metrics.STORE_SECONDS.time():
             self.transactions += 1
-            return await self._on_thread(run)
+            ran = self._thread.submit(run)
+            answer = asyncio.wrap_future(ran)
+            try:
+                return await asyncio.shield(answer)
+            except asyncio.CancelledError:
+                cancelled.set()
+                ran.cancel()  # (not begun: it never runs; begun: it sees `cancelled` before it commits)
+                answer.add_done_callback(_retrieved)
+                raise
 
     async def _write(self, sql: str, *params: object) -> int:
         """One statement of the shared SQL (queries), in a transaction of its own: the rows it changed."""
@@ -177,6 +199,16 @@ class SqliteConnection(Store):
     async def _scalar(self, sql: str, *params: object) -> Any:
         rows = await self._rows(sql, *params)
         return rows[0][0] if rows else None
+
+
+class _Left(Exception):
+    """The caller of a transaction was cancelled before it committed: rolled back."""
+
+
+def _retrieved(answer: asyncio.Future[Any]) -> None:
+    """The outcome of work its caller left: taken, so that asyncio does not log it as never retrieved."""
+    if not answer.cancelled():
+        answer.exception()
 
 
 def _opened(path: Path) -> sqlite3.Connection:

@@ -93,7 +93,10 @@ class SqliteRegistry(SqliteConnection):
         await self._write(queries.REVOKE, batch_id, owner)
 
     async def refuse_key(self, owner: str, at: float) -> None:
-        await self._transaction(lambda db: db.execute(_REFUSE, (owner, at)))
+        def refuse(db: sqlite3.Connection) -> None:
+            db.execute(_REFUSE, (owner, at))
+
+        await self._transaction(refuse)
 
     async def list_for(
         self, owner: str, provider: str | None, *, before: tuple[float, float, str] | None, limit: int
