@@ -15,6 +15,7 @@ from google.protobuf import duration_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from otari_batch_grpc.server.app import BatchServer
+from otari_batch_grpc.server.domain.errors import ServiceError
 from otari_batch_grpc.server.edge.limits import LimitPolicy, Limits
 from otari_batch_grpc.v1 import batch_service_pb2 as pb
 from otari_batch_grpc.v1 import watch_pb2
@@ -291,6 +292,22 @@ def _upload(request: pb.CreateBatchRequest, chunk: int) -> AsyncIterator[pb.Uplo
     return messages()
 
 
+def test_uploads_spooled_at_once_are_bounded_on_the_whole_server_too() -> None:
+    policy = LimitPolicy(streams_per_caller=1, streams_total=1, upstream_per_caller=1, upstream_queue_per_caller=1,
+                         spooled_bytes_per_caller=1000, spooled_bytes_total=1500)  # fmt: skip
+    limits = Limits(policy)
+    with limits.spooling("alice") as alices:
+        alices(900)  # within her own limit and the server's
+        with limits.spooling("bob") as bobs:
+            bobs(600)
+            with pytest.raises(ServiceError) as refused:
+                bobs(100)  # within his own 1,000, past the server's 1,500 with hers
+            assert refused.value.metadata == {"limit": "spooled_bytes_total"}
+            assert refused.value.retry_after is not None
+    with limits.spooling("bob") as bobs:  # both uploads ended: every byte given back
+        bobs(1000)
+
+
 async def test_a_batch_past_its_size_limit_is_refused_for_good(sim: Sim, tmp_path: Path) -> None:
     async with limited(sim, tmp_path, limit_batch_requests=5) as stub:
         found = await _exhausted(stub.CreateBatch(create_request(6), metadata=ALICE), "batch_requests")
@@ -298,6 +315,14 @@ async def test_a_batch_past_its_size_limit_is_refused_for_good(sim: Sim, tmp_pat
         await _exhausted(stub.UploadBatch(_upload(create_request(6), 2), metadata=ALICE), "batch_requests")
         assert (await stub.CreateBatch(create_request(5), metadata=ALICE)).batch.id
     assert len(sim.state.batches) == 1
+
+
+async def test_an_upload_past_the_servers_spool_is_refused_naming_that_limit(sim: Sim, tmp_path: Path) -> None:
+    async with limited(sim, tmp_path, limit_spooled_bytes_total=3000) as stub:
+        found = await _exhausted(stub.UploadBatch(_upload(create_request(60), 10), metadata=ALICE),
+                                 "spooled_bytes_total")  # fmt: skip
+        assert found.retry is not None
+    assert not sim.state.batches
 
 
 async def test_uploads_spooled_at_once_and_parts_made_at_once_are_bounded_per_caller(sim: Sim, tmp_path: Path) -> None:

@@ -91,6 +91,7 @@ class BatchServer:
                 upstream_queue_per_caller=settings.limit_upstream_queue_per_caller,
                 batch_requests=settings.limit_batch_requests,
                 spooled_bytes_per_caller=settings.limit_spooled_bytes_per_caller,
+                spooled_bytes_total=settings.limit_spooled_bytes_total,
                 parts_in_flight_per_caller=settings.limit_parts_in_flight_per_caller,
             ),
             on_refusal=metrics.limit_refused,

@@ -334,6 +334,7 @@ class Settings(_SettingsBase):
         "Bytes of one caller's uploads (UploadBatch) being received at once; past it, RESOURCE_EXHAUSTED.",
         ge=1,
     )
+    limit_spooled_bytes_total: int = _opt(8 * 1024**3, "Bytes of all uploads being received at once, in all.", ge=1)
     limit_parts_in_flight_per_caller: int = _opt(
         100, "Parts of one caller's batches being made upstream at once; past it, RESOURCE_EXHAUSTED.", ge=1
     )

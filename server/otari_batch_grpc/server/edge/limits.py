@@ -30,6 +30,7 @@ class LimitPolicy:
     upstream_queue_per_caller: int  # gateway calls waiting for one of those
     batch_requests: int = 1_000_000  # requests in one batch
     spooled_bytes_per_caller: int = 2 * 1024**3  # bytes of uploads being received at once
+    spooled_bytes_total: int = 8 * 1024**3  # for the whole server (the disk under its temporary files)
     parts_in_flight_per_caller: int = 100  # parts of batches being made upstream at once
 
 
@@ -42,6 +43,7 @@ class Limits:
         self._streams_total = 0
         self._upstream: dict[str, _Gate] = {}
         self._spooled: Counter[str] = Counter()
+        self._spooled_total = 0
         self._parts: Counter[str] = Counter()
         self._on_refusal = on_refusal
 
@@ -120,23 +122,32 @@ class Limits:
     @contextlib.contextmanager
     def spooling(self, owner: str) -> Iterator[Callable[[int], None]]:
         """Count the bytes of one upload of `owner`'s as they are spooled (the function given, per chunk), against
-        the caller's limit; given back when the upload ends."""
+        the caller's limit and the server's; given back when the upload ends."""
         counted = 0
+        policy = self.policy
 
         def add(size: int) -> None:
             nonlocal counted
-            if self._spooled[owner] + size > self.policy.spooled_bytes_per_caller:
+            if self._spooled[owner] + size > policy.spooled_bytes_per_caller:
                 raise self._refuse(
                     "spooled_bytes_per_caller",
                     f"Your uploads being received hold {self._spooled[owner]:,} bytes, and this chunk would pass "
-                    f"the limit per caller ({self.policy.spooled_bytes_per_caller:,}): wait for one to end.",
+                    f"the limit per caller ({policy.spooled_bytes_per_caller:,}): wait for one to end.",
+                )
+            if self._spooled_total + size > policy.spooled_bytes_total:
+                raise self._refuse(
+                    "spooled_bytes_total",
+                    f"The uploads this server is receiving hold {self._spooled_total:,} bytes, and this chunk would "
+                    f"pass its limit ({policy.spooled_bytes_total:,}): retry shortly, or elsewhere.",
                 )
             self._spooled[owner] += size
+            self._spooled_total += size
             counted += size
 
         try:
             yield add
         finally:
+            self._spooled_total -= counted
             self._spooled[owner] -= counted
             if self._spooled[owner] <= 0:
                 del self._spooled[owner]
