@@ -3,6 +3,11 @@ document, each item an any-llm ChatCompletion that echoes its request (or the fa
 
 from __future__ import annotations
 
+from array import array
+from dataclasses import dataclass
+
+from cachetools import LRUCache
+
 from otari_batch_grpc.simulator.state import SimBatch, SimState
 from otari_batch_grpc.simulator.state_file import JSON
 
@@ -11,15 +16,15 @@ def batch_object(state: SimState, batch: SimBatch, provider_echo: str) -> JSON:
     """The OpenAI batch object the gateway returns: every field present, nulls included."""
     status, stamps = state.status_of(batch)
     total = len(batch.requests)
-    failing = sum(1 for r in batch.requests if _failure_of(r) is not None)
+    tally = _tally(batch)
     done = _progress(state, batch, status)
     finished = round(total * done)
-    failed = min(failing, finished)
+    failed = min(tally.failing, finished)
     completed = finished - failed
     counts = {"completed": completed, "failed": failed, "total": total if status != "validating" else 0}
     # The batch's usage is its completed requests' usage, as their results report it.
-    used = [_usage_of(r) for r in batch.requests if _failure_of(r) is None][:completed]
-    prompt, completion = sum(u[0] for u in used), sum(u[1] for u in used)
+    used = min(completed, len(tally.prompt) - 1)
+    prompt, completion = tally.prompt[used], tally.completion[used]
     has_output = status == "completed" and completed > 0
     has_errors = status == "completed" and failed > 0
     return {
@@ -85,6 +90,37 @@ def _progress(state: SimState, batch: SimBatch, status: str) -> float:
         elapsed = batch.cancel_at - batch.created_at - stage
         return max(0.0, min(1.0, elapsed / max(stage, 1e-9)))
     return 0.0
+
+
+@dataclass(frozen=True)
+class _Tally:
+    """What a batch's requests add up to: how many fail, and the running sums of the tokens the others use, in
+    order (`prompt[k]`: the first k's). Read once per batch, since its requests never change after create: a read of
+    a batch's state costs the gateway nothing per request, and so costs none here (10,000 requests took 10 ms a
+    read, and every StreamResults reads its batch first)."""
+
+    failing: int
+    prompt: array[int]
+    completion: array[int]
+
+
+_TALLIES: LRUCache[str, _Tally] = LRUCache(maxsize=256)
+
+
+def _tally(batch: SimBatch) -> _Tally:
+    if (found := _TALLIES.get(batch.id)) is not None:
+        return found
+    prompt, completion = array("q", [0]), array("q", [0])
+    failing = 0
+    for request in batch.requests:
+        if _failure_of(request) is not None:
+            failing += 1
+            continue
+        used = _usage_of(request)
+        prompt.append(prompt[-1] + used[0])
+        completion.append(completion[-1] + used[1])
+    _TALLIES[batch.id] = tally = _Tally(failing, prompt, completion)
+    return tally
 
 
 def _failure_of(request: JSON) -> JSON | None:
