@@ -199,7 +199,7 @@ async def test_a_caller_has_so_many_endpoints_and_no_more(sim: Sim, tmp_path: Pa
             await _register(hooks, receiver.url)
         assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         info = details(refused.value).info
-        assert info is not None and info.metadata["limit"] == "LIMIT_ENDPOINTS_PER_CALLER"
+        assert info is not None and info.metadata["limit"] == "endpoints_per_caller"
         await _register(hooks, receiver.url, metadata=BOB)  # another caller's own count
 
 
@@ -390,6 +390,8 @@ async def test_test_events_go_two_of_a_callers_at_a_time_within_the_calls_deadli
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await hooks.SendTestWebhook(request, metadata=ALICE)
     assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    info = details(refused.value).info
+    assert info is not None and info.metadata["limit"] == "webhook_tests_per_caller"
     release.set()
     assert all(answer.delivered for answer in await asyncio.gather(first, second))
     release.clear()

@@ -17,6 +17,7 @@ from otari_batch_grpc.server.domain.errors import Code, FieldViolation, ServiceE
 from otari_batch_grpc.server.domain.notifications.endpoints import Endpoint, Events, SigningSecrets
 from otari_batch_grpc.server.domain.sealing import Sealer
 from otari_batch_grpc.server.store import DeliveryRecord, EndpointRecord, Store
+from otari_batch_grpc.server.telemetry import metrics
 from otari_batch_grpc.server.webhooks import events as webhook_events
 from otari_batch_grpc.server.webhooks.sender import NotDelivered, Sender
 from otari_batch_grpc.server.webhooks.signing import new_secret, signed_headers
@@ -85,8 +86,9 @@ class Registrations:
             updated_at=now,
         )
         if not await self._store.add_endpoint(record, limit=self._limit):
+            metrics.limit_refused("endpoints_per_caller")
             raise refusal(
-                "LIMIT_ENDPOINTS_PER_CALLER",
+                "endpoints_per_caller",
                 f"You have {self._limit} webhook endpoints already, the most one caller may have: delete one first.",
                 retry=False,
             )
@@ -161,7 +163,8 @@ class Registrations:
         within the call's deadline); how its receiver answered."""
         record = await self.get(caller, endpoint_id)
         if self._testing.get(caller.owner, 0) >= TESTS_AT_ONCE:
-            raise refusal("LIMIT_WEBHOOK_TESTS_PER_CALLER", f"At most {TESTS_AT_ONCE} test webhooks of yours at once.")
+            metrics.limit_refused("webhook_tests_per_caller")
+            raise refusal("webhook_tests_per_caller", f"At most {TESTS_AT_ONCE} test webhooks of yours at once.")
         now = time.time()
         message_id = "msg_test_" + secrets.token_urlsafe(12)
         body = webhook_events.test_body(record.id, now)
