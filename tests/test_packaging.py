@@ -51,9 +51,26 @@ def _names(requirements: list[str]) -> set[str]:
     return {re.split(r"[\s<>=!~\[;]", r, maxsplit=1)[0].lower() for r in requirements}
 
 
+def _copy_of_the_checkout(dest: Path) -> Path:
+    """The checkout's files (tracked, and new ones not ignored) in `dest`: pip builds there, not in the checkout."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        source = ROOT / name
+        if source.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, dest / name)
+    return dest
+
+
 @pytest.mark.skipif(os.environ.get("OTARI_SKIP_INSTALL_TESTS") == "1", reason="OTARI_SKIP_INSTALL_TESTS=1")
 def test_the_client_installs_alone_with_only_what_calling_takes(tmp_path: Path) -> None:
-    bin_dir = _venv(tmp_path / "venv", str(ROOT / "clients/python"))
+    checkout = _copy_of_the_checkout(tmp_path / "checkout")  # (pip builds there, not in the developer's tree)
+    bin_dir = _venv(tmp_path / "venv", str(checkout / "clients/python"))
     installed = _installed(bin_dir, tmp_path)
     assert _names(installed["otari-batch-grpc-client"]) == CLIENT_REQUIRES
     assert not SERVING & installed.keys(), sorted(SERVING & installed.keys())
@@ -67,7 +84,8 @@ def test_the_client_installs_alone_with_only_what_calling_takes(tmp_path: Path) 
 
 @pytest.mark.skipif(os.environ.get("OTARI_SKIP_INSTALL_TESTS") == "1", reason="OTARI_SKIP_INSTALL_TESTS=1")
 def test_the_service_installs_beside_pypis_otari_and_serves(tmp_path: Path) -> None:
-    bin_dir = _venv(tmp_path / "venv", str(ROOT / "clients/python"), f"{ROOT}[simulator]", "otari")
+    checkout = _copy_of_the_checkout(tmp_path / "checkout")
+    bin_dir = _venv(tmp_path / "venv", str(checkout / "clients/python"), f"{checkout}[simulator]", "otari")
     site = next((tmp_path / "venv/lib").glob("python3*/site-packages"))
     ours = {p.name for p in site.iterdir() if not p.name.endswith((".dist-info", ".pth")) and p.name != "__pycache__"}
     assert {"otari", "otari_batch_grpc"} <= ours and not {"server", "clients", "generated"} & ours
@@ -112,22 +130,6 @@ def test_make_run_installs_what_serving_needs_and_make_test_the_rest(tmp_path: P
     run = would("run")
     assert "'.[simulator,tracing]'" in run and "[dev]" not in run and "[tools]" not in run
     assert "'.[dev]'" in would("test")
-
-
-def _copy_of_the_checkout(dest: Path) -> Path:
-    """The checkout's files (tracked, and new ones not ignored) in `dest`: pip builds there, not in the checkout."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT,
-        capture_output=True,
-        check=True,
-    ).stdout.decode()
-    for name in filter(None, listed.split("\0")):
-        source = ROOT / name
-        if source.is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, dest / name)
-    return dest
 
 
 def _readme_install_block() -> list[str]:
