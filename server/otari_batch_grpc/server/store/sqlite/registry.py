@@ -65,9 +65,8 @@ class SqliteRegistry(SqliteConnection):
         notify: Notify | None = None,
         trusted_since: float = math.inf,
     ) -> list[Revision]:
-        revisions: list[Revision] = []
         if not changed and not verified:
-            return revisions
+            return []
         shown_at = observed_at if shown_at is None else shown_at
 
         def enter(db: sqlite3.Connection) -> list[Revision]:
@@ -76,8 +75,7 @@ class SqliteRegistry(SqliteConnection):
                 _record(db, changed, owner, creator, shown_at)
             if verified:
                 _grant(db, verified, owner, shown_at)
-            for seen in changed:
-                revisions.append(_revision(db, seen, keep, observed_at))
+            revisions = [_revision(db, seen, keep, observed_at) for seen in changed]
             if told and notify is not None:
                 changes = [
                     Change(seen, told[seen.id][0], revision, told[seen.id][1])
@@ -144,8 +142,8 @@ def _to_tell(
 
 def _queue(db: sqlite3.Connection, deliveries: Sequence[Delivery], now: float) -> None:
     for d in deliveries:
-        db.execute(queries.for_sqlite(queries.ADD_DELIVERY), (d.endpoint_id, d.batch_id, d.rev, d.kind, d.terminal,
-                                                              d.event, now))  # fmt: skip
+        values = (d.endpoint_id, d.batch_id, d.rev, d.kind, d.terminal, d.event, now)
+        db.execute(queries.for_sqlite(queries.ADD_DELIVERY), values)
         db.execute(queries.for_sqlite(queries.SUPERSEDE_DELIVERIES), (d.endpoint_id, d.batch_id, d.rev, now))
 
 
