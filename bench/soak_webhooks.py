@@ -5,7 +5,9 @@ Bob's, whose key makes no batch), and what is judged at the end:
 - every terminal status of a batch Alice's clients made reached Alice's endpoint (a 2xx answered) at least once;
 - per batch, events were first received in the order of the changes they tell of (their outbox ids);
 - every request received carried a valid signature (checked as it came, with the endpoint's secret);
-- nothing reached an endpoint for a batch its owner was not shown (Bob's gets none).
+- nothing reached an endpoint for a batch its owner was not shown (Bob's gets none);
+- no endpoint had more requests under way at once than WEBHOOK_DELIVERIES_PER_ENDPOINT, from all the replicas
+  together (the slow mode holds each for seconds, so a fleet over the cap would show).
 """
 
 from __future__ import annotations
@@ -27,8 +29,10 @@ from otari_batch_grpc.server.store.migrations import POSTGRES_SCHEMA
 from otari_batch_grpc.v1 import webhook_service_pb2 as wh
 from otari_batch_grpc.v1 import webhook_service_pb2_grpc
 
+PER_ENDPOINT = 4  # requests under way at once to one endpoint, from the whole fleet (the service's default)
 SETTINGS = {
     "WEBHOOK_ALLOW": "loopback",
+    "WEBHOOK_DELIVERIES_PER_ENDPOINT": str(PER_ENDPOINT),
     "WEBHOOK_BACKOFF_FIRST": "0.5",
     "WEBHOOK_BACKOFF_CAP": "4",
 }
@@ -59,6 +63,8 @@ class SoakReceiver:
     got: list[Got] = field(default_factory=list)
     secrets: dict[str, str] = field(default_factory=dict)  # endpoint name -> its signing secret
     mode: str = "ok"
+    under_way: Counter[str] = field(default_factory=Counter)  # requests being answered now, by endpoint
+    most_at_once: Counter[str] = field(default_factory=Counter)
     modes: list[tuple[float, str]] = field(default_factory=list)
     _runner: web.AppRunner | None = None
     _chaos: asyncio.Task[None] | None = None
@@ -117,12 +123,17 @@ class SoakReceiver:
             valid,
         )
         self.got.append(got)
-        if mode == "slow":
-            await asyncio.sleep(SLOW_SECONDS)
-        if mode == "drop":
-            assert request.transport is not None
-            request.transport.close()  # no answer: the connection is gone
-        return web.Response(status=answered or 503)
+        self.under_way[name] += 1
+        self.most_at_once[name] = max(self.most_at_once[name], self.under_way[name])
+        try:
+            if mode == "slow":
+                await asyncio.sleep(SLOW_SECONDS)
+            if mode == "drop":
+                assert request.transport is not None
+                request.transport.close()  # no answer: the connection is gone
+            return web.Response(status=answered or 503)
+        finally:
+            self.under_way[name] -= 1
 
     async def register(self, target: str) -> None:
         """Alice's endpoint (every move) and Bob's (terminal ones), on `target` (any replica)."""
@@ -195,6 +206,9 @@ async def check(report: Violations, receiver: SoakReceiver, created: set[str], d
         ids = [message for _, message in arrivals]
         if ids != sorted(ids):
             report.violation(f"webhooks of {batch_id} to {endpoint}", "in the order of the changes", f"{ids}")
+    for endpoint, most in receiver.most_at_once.items():
+        if most > PER_ENDPOINT:
+            report.violation(f"requests to {endpoint}", f"at most {PER_ENDPOINT} under way at once", f"{most}")
     requests = len(receiver.got)
     unique = len(seen_ids)
     return {
@@ -204,4 +218,5 @@ async def check(report: Violations, receiver: SoakReceiver, created: set[str], d
         "terminal batches of alice's": len(terminal),
         "outbox": states,
         "receiver modes": dict(Counter(mode for _, mode in receiver.modes)),
+        "most under way at once": dict(receiver.most_at_once),
     }
