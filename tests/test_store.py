@@ -860,7 +860,7 @@ async def test_replicas_claiming_at_one_instant_give_a_slow_endpoint_no_more_tha
     store: Store, target: str | Path
 ) -> None:
     """Two replicas (a store each), claiming many times at once: together they lease no more of one endpoint's
-    events than `per_endpoint` (on PostgreSQL, a claim that counted before another's committed would take more)."""
+    events than `per_endpoint` (on PostgreSQL, claims take turns under an advisory lock)."""
     assert await store.add_endpoint(_endpoint("wh_slow"), limit=5)
     notify = _telling([])
     for i in range(40):
