@@ -129,6 +129,36 @@ async def test_a_chunk_from_a_client_on_an_older_contract_is_invalid_argument(st
     assert not sim.state.batches
 
 
+def _json_request(n: int) -> pb.CreateBatchRequest:
+    text = '{"messages": [{"role": "user", "content": "hi"}]}'
+    items = [pb.BatchRequestItem(custom_id=f"req-{i}", body_json=text) for i in range(n)]
+    return pb.CreateBatchRequest(model="openai:gpt-4o-mini", requests=items)
+
+
+@pytest.mark.parametrize(
+    ("index", "change", "field", "says"),
+    [
+        (3, {"custom_id": "req-1"}, "requests[3].custom_id", "already used by requests[1]"),  # in its own chunk
+        (9, {"custom_id": "req-2"}, "requests[9].custom_id", "already used by requests[2]"),  # an earlier chunk's
+        (8, {"custom_id": ""}, "requests[8].custom_id", "is required"),
+        (7, {"custom_id": "c" * 513}, "requests[7].custom_id", "at most 512 characters"),
+        (11, {"body_json": "[1]"}, "requests[11].body_json", "must be a JSON object"),
+        (6, {"body_json": "{}"}, "requests[6].body_json", "not an empty object"),
+    ],
+)
+async def test_a_bad_request_among_json_bodies_is_named_as_one_alone_would_be(
+    stub: Stub, sim: Sim, index: int, change: dict[str, str], field: str, says: str
+) -> None:
+    """A chunk of body_json requests is checked in bulk, and looked at one by one only when that finds something:
+    each mistake is still named by its place in the batch, after good chunks as within the first."""
+    request = _json_request(12)
+    for name, value in change.items():
+        setattr(request.requests[index], name, value)
+    error = await _refused(stub, _messages(request, 5))
+    assert details(error).fields == [field] and says in (error.details() or "")
+    assert not sim.state.batches
+
+
 async def test_parts_read_at_once_from_a_spool_get_their_own_requests() -> None:
     """Parts are read from threads at once: each read stands alone (no shared file position)."""
     spool = Spool(pb.CreateBatchRequest(model="openai:gpt-4o-mini"))
@@ -143,6 +173,18 @@ async def test_parts_read_at_once_from_a_spool_get_their_own_requests() -> None:
         assert spool.custom_ids(4999, 5001) == ["r4999", "r5000"]
     finally:
         spool.close()
+
+
+async def test_a_spool_write_that_fails_is_raised_by_the_next_step() -> None:
+    """A chunk is written while the next arrives: a write that fails (here: to a spool already closed) is raised
+    by the next add or flush, never lost."""
+    spool = Spool(pb.CreateBatchRequest(model="openai:gpt-4o-mini"))
+    spool.close()
+    await spool.add(pb.RequestChunk(requests=_json_request(3).requests))
+    with pytest.raises(ValueError, match="closed file"):
+        await spool.flush()
+    with pytest.raises(ValueError, match="closed file"):
+        await spool.add(pb.RequestChunk(requests=_json_request(3).requests))
 
 
 async def test_a_spooled_part_is_the_same_part_as_from_one_message() -> None:

@@ -236,9 +236,8 @@ async def _spooled(
                 )
             check.chunk(message.chunk.requests)
             limits.batch_size(check.count)
-            spooled(message.chunk.ByteSize())
             try:
-                await spool.add(message.chunk)
+                await spool.add(message.chunk, admit=spooled)
             except UnknownChunkFields:
                 raise invalid_argument(
                     [
@@ -251,6 +250,7 @@ async def _spooled(
                 ) from None
         if not len(spool):
             raise invalid_argument([FieldViolation("chunk", "at least one request is required; none came")])
+        await spool.flush()
     except BaseException:
         spool.close()
         raise

@@ -7,8 +7,9 @@ import asyncio
 import hashlib
 import os
 import tempfile
+import threading
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
 from otari_batch_grpc.server.util import wire
@@ -16,6 +17,10 @@ from otari_batch_grpc.v1 import batch_service_pb2
 
 Item = batch_service_pb2.BatchRequestItem
 _REQUESTS_TAG = b"\x12"  # CreateBatchRequest.requests: field 2, length-delimited
+
+
+def _any_size(_size: int) -> None:
+    """Admits a chunk of any size (`Spool.add`'s default)."""
 
 
 class UnknownChunkFields(ValueError):
@@ -122,6 +127,8 @@ class Spool:
         self._offsets = array("Q", [0])
         self._custom_ids: list[str] = []
         self._digest = hashlib.sha256(batch_service_pb2.CreateBatchRequest(model=header.model).SerializeToString())
+        self._writing = threading.Lock()
+        self._write: asyncio.Future[None] | None = None
         self.bytes = 0
 
     def __len__(self) -> int:
@@ -130,27 +137,32 @@ class Spool:
     def sizes(self) -> Iterable[int]:
         return self._sizes
 
-    async def add(self, chunk: batch_service_pb2.RequestChunk) -> None:
-        """Spool the next requests (written off the event loop): the chunk's bytes as they are, since a chunk
-        serializes as the entries of CreateBatchRequest.requests (the same field number)."""
+    async def add(self, chunk: batch_service_pb2.RequestChunk, *, admit: Callable[[int], None] = _any_size) -> None:
+        """Spool the next requests: the chunk's bytes as they are, since a chunk serializes as the entries of
+        CreateBatchRequest.requests (the same field number). `admit` hears their size before anything is kept (it
+        refuses by raising). They are written on a thread while the next chunk arrives and is checked (one write
+        at a time, in order: this waits for the one before)."""
         data = chunk.SerializeToString(deterministic=True)
-        at = self.bytes
-        for item in chunk.requests:
-            size = item.ByteSize()
-            self._sizes.append(size)
-            at += len(_REQUESTS_TAG) + wire.varint_size(size) + size
-            self._offsets.append(at)
+        admit(len(data))
+        sizes, ends = _entries(data, self.bytes)
+        await self.flush()
+        self._digest.update(data)
+        self._write = asyncio.ensure_future(asyncio.to_thread(self._append, data))
+        self._sizes.extend(sizes)
+        self._offsets.extend(ends)
         self._custom_ids.extend(item.custom_id for item in chunk.requests)
-        if at - self.bytes != len(data):  # fields of its own besides its requests: none this contract has
-            raise UnknownChunkFields(f"a chunk of {len(data)} bytes holds {at - self.bytes} of requests")
-        self.bytes = at
-        await asyncio.to_thread(self._write, data)
+        self.bytes += len(data)
 
-    def _write(self, data: bytes) -> None:
-        self._digest.update(data)  # (hashlib lets go of the GIL for it)
-        view = memoryview(data)
-        while view:  # (a raw write may take less than it is given)
-            view = view[self._file.write(view) or 0 :]
+    async def flush(self) -> None:
+        """Once every request added is written (raising what a write raised)."""
+        if self._write is not None:
+            await self._write
+
+    def _append(self, data: bytes) -> None:
+        with self._writing:  # (`close` waits for it: a write whose caller was cancelled still runs to its end)
+            view = memoryview(data)
+            while view:  # (a raw write may take less than it is given)
+                view = view[self._file.write(view) or 0 :]
 
     def fingerprint(self) -> str:
         """`fingerprint` of the header with every request spooled."""
@@ -168,6 +180,7 @@ class Spool:
     async def part(
         self, header: batch_service_pb2.CreateBatchRequest, start: int, end: int
     ) -> batch_service_pb2.CreateBatchRequest:
+        await self.flush()
         begin, stop = self._offsets[start], self._offsets[end]
         head = header.SerializeToString(deterministic=True)
 
@@ -186,4 +199,22 @@ class Spool:
         return await self.part(self.header, 0, len(self))
 
     def close(self) -> None:
-        self._file.close()
+        if self._write is not None:  # (what it raised, if it failed, goes with the upload it was part of)
+            self._write.add_done_callback(lambda write: write.cancelled() or write.exception())
+        with self._writing:
+            self._file.close()
+
+
+def _entries(data: bytes, at: int) -> tuple[array[int], array[int]]:
+    """The sizes of the requests in a chunk's bytes, and where each one's entry ends (counting from `at`). Refuses
+    (UnknownChunkFields) bytes that are anything but CreateBatchRequest.requests entries."""
+    sizes, ends = array("Q"), array("Q")
+    position, end = 0, len(data)
+    while position < end:
+        if data[position] != _REQUESTS_TAG[0]:  # a field of the chunk's own: none this contract has
+            raise UnknownChunkFields(f"a chunk of {end} bytes holds a field (tag {data[position]}) besides requests")
+        size, position = wire.read_varint(data, position + 1)
+        position += size
+        sizes.append(size)
+        ends.append(at + position)
+    return sizes, ends
