@@ -792,7 +792,8 @@ async def test_the_batches_endpoints_are_told_of_are_their_owners_live_ones_not_
     store: Store,
 ) -> None:
     assert await store.add_endpoint(_endpoint("wh_o2", owner="o", created_at=2.0), limit=5)
-    assert await store.add_endpoint(_endpoint("wh_o1", owner="o", enabled=False), limit=5)  # disabled: followed too
+    disabled = _endpoint("wh_o1", owner="o", enabled=False, sealed_key=b"o1's key")
+    assert await store.add_endpoint(disabled, limit=5)  # disabled: followed too
     assert await store.add_endpoint(_endpoint("wh_q", owner="q"), limit=5)
     await store.enter([seen("live")], [], owner="o", keep=5, observed_at=1.0)
     await store.enter([seen("done", status="completed", terminal=True)], [], owner="o", keep=5, observed_at=2.0)
@@ -801,7 +802,8 @@ async def test_the_batches_endpoints_are_told_of_are_their_owners_live_ones_not_
     await store.revoke("revoked", "q")
     await store.enter([seen("rerun")], [], owner="o", keep=5, observed_at=5.0)
     await store.delegate("rerun", "o", b"sealed")  # (followed with its own key: core.delegated)
-    assert await store.endpoint_batches(10) == [("live", "openai", "wh_o1")]
+    assert [tuple(f)[:4] for f in await store.endpoint_batches(10)] == [("live", "openai", "wh_o1", "o")]
+    assert [f.sealed_key for f in await store.endpoint_batches(10)] == [b"o1's key"]  # (the endpoint's, to read with)
     notify = _telling([])
     await store.enter([seen("live", status="finalizing")], [], owner="o", keep=5, observed_at=6.0, notify=notify)
     assert await store.disable_endpoints_of("o", "refused: 401", now=9.0) == 2  # (wh_o1's key forgotten too)

@@ -41,6 +41,16 @@ class Access(NamedTuple):
     provider: str
 
 
+class FollowedBatch(NamedTuple):
+    """A live batch an endpoint is to be told of, and the endpoint of its owner whose sealed key reads it."""
+
+    batch_id: str
+    provider: str
+    endpoint_id: str
+    owner: str
+    sealed_key: bytes
+
+
 @dataclass(frozen=True)
 class RevisionNotice:
     """A revision some process saved: which batch, its number, whose caller was shown it, by which process."""
@@ -365,10 +375,9 @@ class EndpointsStore(abc.ABC):
         finished ones done before it forgotten; how many rows were."""
 
     @abc.abstractmethod
-    async def endpoint_batches(self, limit: int) -> list[tuple[str, str, str]]:
-        """(batch id, provider, endpoint id) of the live batches endpoints are to be told of (their owner's,
-        not refused them), least lately seen first, each with an endpoint of its owner (whose sealed key reads
-        it); `limit` at most."""
+    async def endpoint_batches(self, limit: int) -> list[FollowedBatch]:
+        """The live batches endpoints are to be told of (their owner's, not refused them), least lately seen first,
+        each with an endpoint of its owner (whose sealed key reads it); `limit` at most."""
 
 
 class PartsStore(abc.ABC):

@@ -264,9 +264,11 @@ SWEEP_OUTBOX = (
 # them all), least lately seen first, each with an endpoint of its owner's whose sealed key reads them (one that
 # still has it); `$1` at most. A disabled endpoint's too: what happens meanwhile waits for it to be enabled (for the
 # retry window). (A batch with a key delegated for its re-runs is followed with that key: see core.delegated.)
-ENDPOINT_BATCHES = (
-    "SELECT b.id, b.provider, min(e.id) FROM batches b JOIN access a ON a.batch_id = b.id AND a.verified_at > 0 "
+ENDPOINT_BATCHES = (  # (with the endpoint's owner and sealed key: no read of each endpoint after)
+    "SELECT f.id, f.provider, e.id, e.owner, e.sealed_key FROM (SELECT b.id, b.provider, b.last_seen, "
+    "min(e.id) AS endpoint_id FROM batches b JOIN access a ON a.batch_id = b.id AND a.verified_at > 0 "
     "JOIN webhook_endpoints e ON e.owner = a.owner AND length(e.sealed_key) > 0 WHERE NOT b.terminal "
     "AND NOT EXISTS (SELECT 1 FROM delegations d WHERE d.batch_id = b.id) "
-    "GROUP BY b.id, b.provider, b.last_seen ORDER BY b.last_seen, b.id LIMIT $1"
+    "GROUP BY b.id, b.provider, b.last_seen ORDER BY b.last_seen, b.id LIMIT $1) f "
+    "JOIN webhook_endpoints e ON e.id = f.endpoint_id ORDER BY f.last_seen, f.id"
 )

@@ -14,6 +14,7 @@ from otari_batch_grpc.server.domain.core.batches import Batches
 from otari_batch_grpc.server.domain.errors import Code, ServiceError
 from otari_batch_grpc.server.domain.notifications.registrations import ENDPOINT_KEY
 from otari_batch_grpc.server.domain.sealing import Sealer, Unsealable
+from otari_batch_grpc.server.store import FollowedBatch
 
 log = logging.getLogger("otari_batch_grpc.webhooks")
 
@@ -30,19 +31,19 @@ async def follow_endpoint_batches(core: Batches, sealer: Sealer) -> int:
     keys: dict[str, Caller | None] = {}
     gate = asyncio.Semaphore(READ_AT_ONCE)
 
-    async def read(batch_id: str, provider: str, endpoint_id: str) -> bool:
+    async def read(followed: FollowedBatch) -> bool:
         async with gate:  # (the lease too: a thousand at once would drain the database's pool)
-            if core.hub.polling(batch_id):
+            if core.hub.polling(followed.batch_id):
                 return False
-            if core.fleet is not None and not await core.fleet.hold(batch_id, "webhook"):
+            if core.fleet is not None and not await core.fleet.hold(followed.batch_id, "webhook"):
                 return False
-            if endpoint_id not in keys:
-                keys[endpoint_id] = await _delegated(core, sealer, endpoint_id)
-            caller = keys[endpoint_id]
-            return caller is not None and await _read(core, caller, batch_id, provider)
+            if followed.endpoint_id not in keys:
+                keys[followed.endpoint_id] = _delegated(sealer, followed)
+            caller = keys[followed.endpoint_id]
+            return caller is not None and await _read(core, caller, followed.batch_id, followed.provider)
 
     found = await core.store.endpoint_batches(FOLLOWED_AT_ONCE)
-    return sum(await asyncio.gather(*(read(*row) for row in found)))
+    return sum(await asyncio.gather(*(read(followed) for followed in found)))
 
 
 async def _read(core: Batches, caller: Caller, batch_id: str, provider: str) -> bool:
@@ -62,13 +63,11 @@ async def _read(core: Batches, caller: Caller, batch_id: str, provider: str) -> 
     return True
 
 
-async def _delegated(core: Batches, sealer: Sealer, endpoint_id: str) -> Caller | None:
-    record = await core.store.endpoint(endpoint_id)
-    if record is None or not record.sealed_key:  # (forgotten: the gateway refused it; an update gives it anew)
-        return None
+def _delegated(sealer: Sealer, followed: FollowedBatch) -> Caller | None:
+    """The caller whose key an endpoint was given (None: one this replica cannot open)."""
     try:
-        key = sealer.open(record.sealed_key, purpose=ENDPOINT_KEY, subject=record.id, owner=record.owner)
+        key = sealer.open(followed.sealed_key, purpose=ENDPOINT_KEY, subject=followed.endpoint_id, owner=followed.owner)
     except Unsealable as exc:  # (a key-encryption key this replica does not hold: another may)
-        log.warning("the key of webhook endpoint %s does not open here: %s", endpoint_id, exc)
+        log.warning("the key of webhook endpoint %s does not open here: %s", followed.endpoint_id, exc)
         return None
-    return Caller(key, record.owner)
+    return Caller(key, followed.owner)

@@ -6,7 +6,7 @@ import time
 from typing import TYPE_CHECKING
 
 from otari_batch_grpc.server.store import queries
-from otari_batch_grpc.server.store.base import DeliveryRecord, EndpointRecord
+from otari_batch_grpc.server.store.base import DeliveryRecord, EndpointRecord, FollowedBatch
 from otari_batch_grpc.server.store.postgres.connection import CLAIM_LOCK, LOCK_CLASS, PostgresConnection
 
 if TYPE_CHECKING:
@@ -94,8 +94,9 @@ class PostgresEndpoints(PostgresConnection):
 
         return await self._write(work)
 
-    async def endpoint_batches(self, limit: int) -> list[tuple[str, str, str]]:
-        return [(str(r[0]), str(r[1]), str(r[2])) for r in await self._fetch(queries.ENDPOINT_BATCHES, limit)]
+    async def endpoint_batches(self, limit: int) -> list[FollowedBatch]:
+        rows = await self._fetch(queries.ENDPOINT_BATCHES, limit)
+        return [FollowedBatch(str(r[0]), str(r[1]), str(r[2]), str(r[3]), bytes(r[4])) for r in rows]
 
 
 def _one(status: str) -> bool:

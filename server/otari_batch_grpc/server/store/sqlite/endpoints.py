@@ -6,7 +6,7 @@ import sqlite3
 import time
 
 from otari_batch_grpc.server.store import queries
-from otari_batch_grpc.server.store.base import DeliveryRecord, EndpointRecord
+from otari_batch_grpc.server.store.base import DeliveryRecord, EndpointRecord, FollowedBatch
 from otari_batch_grpc.server.store.sqlite.connection import SqliteConnection
 
 
@@ -84,8 +84,9 @@ class SqliteEndpoints(SqliteConnection):
 
         return await self._transaction(sweep)
 
-    async def endpoint_batches(self, limit: int) -> list[tuple[str, str, str]]:
-        return [(str(r[0]), str(r[1]), str(r[2])) for r in await self._rows(queries.ENDPOINT_BATCHES, limit)]
+    async def endpoint_batches(self, limit: int) -> list[FollowedBatch]:
+        rows = await self._rows(queries.ENDPOINT_BATCHES, limit)
+        return [FollowedBatch(str(r[0]), str(r[1]), str(r[2]), str(r[3]), bytes(r[4])) for r in rows]
 
     async def _changed(self, sql: str, *params: object) -> bool:
         """One statement in a transaction of its own: whether it changed a row."""
