@@ -61,9 +61,8 @@ class GatewayClient:
         self._results_timeout = results_timeout
         self.api_root = api_root  # "/v1" (the self-hosted gateway) or "/api/v1" (the otari platform, newer gateways)
         self._platform_token = platform_token
-        # Requests are built as the client builds them (its base URL, default headers, timeouts: `_request`) and
-        # sent by its transport itself: no cookie jar (a cookie one caller's answer set must never ride on another's
-        # request), no redirects, no auth.
+        # Requests are built as this client would (`_request`), and sent by its transport itself: no cookie jar (a
+        # cookie one caller's answer set must never ride on another's request), no redirects, no auth.
         self._transport = transport or GatewayTransport(max_connections=max_connections)
         self._root = base_url.rstrip("/")
         self._http = httpx.AsyncClient(
@@ -116,13 +115,6 @@ class GatewayClient:
             if response.status_code != 404:
                 return root
         return None
-
-    def _headers(self, key: str) -> dict[str, str]:
-        """The caller's key as the gateway takes it. With a platform token, the token is the Authorization and the
-        key goes in Otari-Key, as the otari SDK sends them; without one, the key is the bearer token."""
-        if self._platform_token:
-            return {"authorization": f"Bearer {self._platform_token}", "otari-key": f"Bearer {key}"}
-        return {"authorization": f"Bearer {key}"}
 
     @property
     def timeout(self) -> float:
@@ -220,10 +212,15 @@ class GatewayClient:
         params: Mapping[str, str | int] | None = None,
         content: bytes | None = None,
     ) -> httpx.Request:
-        """The request httpx's client would build (its base URL, default headers and timeout, the caller's key; a
-        body is JSON), built directly: the client's own build parses the URL over again, at four times the CPU
-        (60 us, a quarter of a poll's)."""
-        headers = {**self._http.headers, **self._headers(key)}
+        """The request httpx's client would build (its base URL, default headers and timeout; a body is JSON),
+        built directly: the client's own build parses the URL over again, at four times the CPU (60 us, a quarter
+        of a poll's). The caller's key as the gateway takes it: with a platform token, the token is the
+        Authorization and the key goes in Otari-Key, as the otari SDK sends them; else the key is the bearer token."""
+        headers = dict(self._http.headers)
+        if self._platform_token:
+            headers.update({"authorization": f"Bearer {self._platform_token}", "otari-key": f"Bearer {key}"})
+        else:
+            headers["authorization"] = f"Bearer {key}"
         if content is not None:
             headers["content-type"] = "application/json"
         query = f"?{urlencode(params)}" if params else ""
