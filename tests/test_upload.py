@@ -187,6 +187,20 @@ async def test_a_spool_write_that_fails_is_raised_by_the_next_step() -> None:
         await spool.add(pb.RequestChunk(requests=_json_request(3).requests))
 
 
+async def test_a_flush_whose_caller_is_cancelled_leaves_the_write_to_finish() -> None:
+    """The write a cancelled flush waited for runs to its end, for the next flush and the reads after it."""
+    spool = Spool(pb.CreateBatchRequest(model="openai:gpt-4o-mini"))
+    try:
+        await spool.add(pb.RequestChunk(requests=_json_request(3).requests))
+        waiting = asyncio.create_task(spool.flush())
+        await asyncio.sleep(0)
+        waiting.cancel()
+        await spool.flush()
+        assert [item.custom_id for item in await spool.read(0, 3)] == ["req-0", "req-1", "req-2"]
+    finally:
+        spool.close()
+
+
 async def test_a_spooled_part_is_the_same_part_as_from_one_message() -> None:
     """The spool keeps the chunks' bytes as they came (RequestChunk.requests is numbered as
     CreateBatchRequest.requests): a part read back, and the digest, are those of the whole request in one message."""

@@ -7,7 +7,6 @@ import asyncio
 import hashlib
 import os
 import tempfile
-import threading
 from array import array
 from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
@@ -127,7 +126,6 @@ class Spool:
         self._offsets = array("Q", [0])
         self._custom_ids: list[str] = []
         self._digest = hashlib.sha256(batch_service_pb2.CreateBatchRequest(model=header.model).SerializeToString())
-        self._writing = threading.Lock()
         self._write: asyncio.Future[None] | None = None
         self.bytes = 0
 
@@ -154,15 +152,15 @@ class Spool:
         self.bytes += len(data)
 
     async def flush(self) -> None:
-        """Once every request added is written (raising what a write raised)."""
+        """Once every request added is written (raising what a write raised). A caller cancelled meanwhile leaves
+        the write running (shielded): it is done only once its thread is."""
         if self._write is not None:
-            await self._write
+            await asyncio.shield(self._write)
 
     def _append(self, data: bytes) -> None:
-        with self._writing:  # (`close` waits for it: a write whose caller was cancelled still runs to its end)
-            view = memoryview(data)
-            while view:  # (a raw write may take less than it is given)
-                view = view[self._file.write(view) or 0 :]
+        view = memoryview(data)
+        while view:  # (a raw write may take less than it is given)
+            view = view[self._file.write(view) or 0 :]
 
     def fingerprint(self) -> str:
         """`fingerprint` of the header with every request spooled."""
@@ -199,10 +197,18 @@ class Spool:
         return await self.part(self.header, 0, len(self))
 
     def close(self) -> None:
-        if self._write is not None:  # (what it raised, if it failed, goes with the upload it was part of)
-            self._write.add_done_callback(lambda write: write.cancelled() or write.exception())
-        with self._writing:
+        """The file closed (and so gone), once no write is under way: a write still running finishes first (what it
+        raised goes with the upload it was part of)."""
+        if self._write is None or self._write.done():
             self._file.close()
+        else:
+            self._write.add_done_callback(self._closed_after)
+
+    def _closed_after(self, write: asyncio.Future[None]) -> None:
+        if write.cancelled():  # (the loop ending: its thread may still write; the file goes with the process)
+            return
+        write.exception()  # (taken: never logged as never retrieved)
+        self._file.close()
 
 
 def _entries(data: bytes, at: int) -> tuple[array[int], array[int]]:
