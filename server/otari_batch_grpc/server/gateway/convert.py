@@ -8,6 +8,7 @@ matching type lands there, and every other key (unknown, or of an unexpected typ
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import math
 import sys
@@ -137,6 +138,19 @@ def create_body(request: batch_service_pb2.CreateBatchRequest, *, stamp: Mapping
     )
     # {"model": ..., "requests": [...], <head's members>}
     return b'{"model":%s,"requests":[%s],%s' % (_encode_json(request.model), items, _encode_json(head)[1:])
+
+
+# A create body for more requests than this is built in a thread.
+_BODY_ON_LOOP_REQUESTS = 500
+
+
+async def encoded_create(
+    request: batch_service_pb2.CreateBatchRequest, *, stamp: Mapping[str, str] | None = None
+) -> bytes:
+    """`create_body`, made off the event loop when it is megabytes of JSON."""
+    if len(request.requests) > _BODY_ON_LOOP_REQUESTS:
+        return await asyncio.to_thread(create_body, request, stamp=stamp)
+    return create_body(request, stamp=stamp)
 
 
 def _request_body(item: batch_service_pb2.BatchRequestItem) -> bytes:

@@ -9,7 +9,6 @@ It speaks messages and domain errors (`ServiceError`), never gRPC statuses.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -44,8 +43,6 @@ from otari_batch_grpc.v1 import batch_pb2, batch_service_pb2
 
 log = logging.getLogger("otari_batch_grpc.core")
 
-# A CreateBatch body for more requests than this is built in a thread.
-_BODY_ON_LOOP_REQUESTS = 500
 # Callers whose token sealer is kept (one object for all the streams of one key).
 _CALLERS_KEPT = 10_000
 
@@ -113,7 +110,7 @@ class Batches:
             trust=self.trust,
             sealer=sealer,
             policy=policy.parts,
-            create_upstream=self.create_upstream,
+            post_create=self.post_create,
             read_failed=self.read_failed,
         )
         self._store = self.store = store
@@ -252,10 +249,11 @@ class Batches:
     ) -> dict[str, Any]:
         """Ask the gateway to create the batch a (validated) request describes; `stamp` joins its metadata.
         Raises UpstreamError; the answer goes to `created`."""
-        if len(request.requests) > _BODY_ON_LOOP_REQUESTS:  # megabytes of JSON: built off the event loop
-            body = await asyncio.to_thread(convert.create_body, request, stamp=stamp)
-        else:
-            body = convert.create_body(request, stamp=stamp)
+        return await self.post_create(caller, await convert.encoded_create(request, stamp=stamp), time_left=time_left)
+
+    async def post_create(self, caller: Caller, body: bytes, *, time_left: float | None) -> dict[str, Any]:
+        """Ask the gateway to create a batch, its request encoded already (convert.encoded_create). Raises
+        UpstreamError; the answer goes to `created`."""
         return await self._gateway.create_batch(caller.key, body, time_left=time_left)
 
     async def created(

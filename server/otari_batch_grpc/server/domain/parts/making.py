@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -17,8 +18,8 @@ from otari_batch_grpc.server.store import PartRecord, Store, WholeRecord
 from otari_batch_grpc.server.util.stamps import part_stamp, stamped_part
 from otari_batch_grpc.v1 import batch_pb2, batch_service_pb2
 
-# Make one part upstream: (caller, the part as a request of its own, its stamp, time left) -> the gateway's answer.
-CreateUpstream = Callable[..., Awaitable[dict[str, Any]]]
+# Make one part upstream: (caller, the part encoded as the gateway's create, time left) -> the gateway's answer.
+PostCreate = Callable[..., Awaitable[dict[str, Any]]]
 PartRequest = Callable[[], Awaitable[batch_service_pb2.CreateBatchRequest]]
 
 
@@ -28,12 +29,15 @@ class PartMaker:
         *,
         gateway: GatewayClient,
         store: Store,
-        create_upstream: CreateUpstream,
+        post_create: PostCreate,
         caller: Caller,
         record: WholeRecord,
         time_left: Callable[[], float | None],
     ) -> None:
-        self._gateway, self._store, self._create_upstream = gateway, store, create_upstream
+        self._gateway, self._store, self._post_create = gateway, store, post_create
+        # One part read and encoded at a time (megabytes each): each is sent as soon as it is ready, the first
+        # sooner than if all were encoded at once.
+        self._encoding = asyncio.Lock()
         self._caller, self._record, self._time_left = caller, record, time_left
 
     async def make(
@@ -46,9 +50,9 @@ class PartMaker:
         if found is None:
             if mark_sent:
                 await self._store.part_sent(record.id, part.index, time.time())
-            found = await self._create_upstream(
-                self._caller, await request(), stamp=part_stamp(record.id, part.index), time_left=self._time_left()
-            )
+            async with self._encoding:
+                body = await convert.encoded_create(await request(), stamp=part_stamp(record.id, part.index))
+            found = await self._post_create(self._caller, body, time_left=self._time_left())
         batch = convert.batch_from_json(found)
         count_requests(batch, part.count)
         terminal = batch.status in convert.TERMINAL_STATUSES

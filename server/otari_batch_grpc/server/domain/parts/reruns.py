@@ -22,7 +22,7 @@ from otari_batch_grpc.server.domain.callers import Caller
 from otari_batch_grpc.server.domain.errors import Code, ServiceError
 from otari_batch_grpc.server.domain.parts.assemble import part_state
 from otari_batch_grpc.server.domain.parts.ids import pack, pack_indices, unpack, unpack_indices, unpack_items
-from otari_batch_grpc.server.domain.parts.making import CreateUpstream, PartMaker
+from otari_batch_grpc.server.domain.parts.making import PartMaker, PostCreate
 from otari_batch_grpc.server.domain.sealing import Sealer, Unsealable
 from otari_batch_grpc.server.domain.upstream_search import ATTEMPT_GRACE_SECONDS
 from otari_batch_grpc.server.gateway.client import GatewayClient
@@ -60,12 +60,12 @@ class Reruns:
         gateway: GatewayClient,
         store: Store,
         sealer: Sealer,
-        create_upstream: CreateUpstream,
+        post_create: PostCreate,
         read_results: ReadResults,
         hold_seconds: float,
     ) -> None:
         self._gateway, self._store, self._sealer = gateway, store, sealer
-        self._create_upstream, self._read_results = create_upstream, read_results
+        self._post_create, self._read_results = post_create, read_results
         self._hold_seconds = hold_seconds  # a re-run's maker holds it this long (its call, and the grace)
 
     async def delegate(self, caller: Caller, batch_id: str) -> None:
@@ -173,7 +173,7 @@ class Reruns:
         maker = PartMaker(
             gateway=self._gateway,
             store=self._store,
-            create_upstream=self._create_upstream,
+            post_create=self._post_create,
             caller=caller,
             record=record,
             time_left=lambda: None,

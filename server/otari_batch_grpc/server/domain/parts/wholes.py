@@ -26,7 +26,7 @@ from otari_batch_grpc.server.domain.core.trust import Trust
 from otari_batch_grpc.server.domain.errors import Code, FieldViolation, ServiceError, invalid_argument
 from otari_batch_grpc.server.domain.parts.assemble import assemble, part_state
 from otari_batch_grpc.server.domain.parts.ids import pack, pack_items
-from otari_batch_grpc.server.domain.parts.making import CreateUpstream, PartMaker
+from otari_batch_grpc.server.domain.parts.making import PartMaker, PostCreate
 from otari_batch_grpc.server.domain.parts.outcomes import outcomes
 from otari_batch_grpc.server.domain.parts.plan import Part, PartTooLarge, split
 from otari_batch_grpc.server.domain.parts.requests import Requests
@@ -67,7 +67,7 @@ class Wholes:
         trust: Trust,
         sealer: Sealer,
         policy: PartsPolicy,
-        create_upstream: CreateUpstream,
+        post_create: PostCreate,
         read_failed: ReadFailed,
     ) -> None:
         self._gateway = gateway
@@ -75,13 +75,13 @@ class Wholes:
         self._states = states
         self._trust = trust
         self.policy = policy
-        self._create_upstream = create_upstream
+        self._post_create = post_create
         self._read_failed = read_failed
         self.reruns = Reruns(
             gateway=gateway,
             store=store,
             sealer=sealer,
-            create_upstream=create_upstream,
+            post_create=post_create,
             read_results=self._part_results,
             hold_seconds=policy.hold_seconds,
         )
@@ -322,7 +322,7 @@ class _Creating:
         self._maker = PartMaker(
             gateway=wholes._gateway,
             store=wholes._store,
-            create_upstream=wholes._create_upstream,
+            post_create=wholes._post_create,
             caller=caller,
             record=record,
             time_left=time_left,
