@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -14,6 +16,7 @@ import grpc
 import pytest
 
 from otari_batch_grpc.server.app import BatchServer
+from otari_batch_grpc.server.gateway import convert
 from otari_batch_grpc.server.util.stamps import PART_KEY
 from otari_batch_grpc.v1 import batch_pb2, watch_pb2
 from otari_batch_grpc.v1 import batch_service_pb2 as pb
@@ -51,6 +54,35 @@ async def _results(stub: Stub, batch_id: str, start: int = 0, who: Any = ALICE) 
 async def _finish(sim: Sim, batch: batch_pb2.Batch, status: str = "completed") -> None:
     for part in batch.parts:
         await sim.force(part.id, status)
+
+
+async def test_a_batchs_parts_are_encoded_one_at_a_time(
+    sim: Sim, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Parts made at once (PART_CREATES_AT_ONCE, 4) are still encoded one at a time, each sent as soon as it is
+    ready: the first reaches the gateway without waiting for the others' megabytes. (The encoder, watched: each
+    call held a moment, on its thread, so that calls at once would overlap.)"""
+    encoding, most = 0, 0
+    watch = threading.Lock()
+    encode = convert.create_body
+
+    def watched(*args: Any, **kwargs: Any) -> bytes:
+        nonlocal encoding, most
+        with watch:
+            encoding += 1
+            most = max(most, encoding)
+        try:
+            time.sleep(0.05)
+            return encode(*args, **kwargs)
+        finally:
+            with watch:
+                encoding -= 1
+
+    monkeypatch.setattr(convert, "create_body", watched)
+    settings = make_settings(sim.url, tmp_path, part_max_requests=600, **FAST)  # (past 500: encoded on a thread)
+    async with BatchServer(settings, gateway_url=sim.url) as server, connect(server.port) as made:
+        batch = (await made.CreateBatch(create_request(2400), metadata=ALICE)).batch
+    assert len(batch.parts) == 4 and most == 1
 
 
 async def test_a_batch_larger_than_a_part_is_one_batch_made_of_parts(stub: Stub, sim: Sim) -> None:
