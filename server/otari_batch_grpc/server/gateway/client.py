@@ -66,7 +66,7 @@ class GatewayClient:
         self._transport = transport or GatewayTransport(max_connections=max_connections)
         self._root = base_url.rstrip("/")
         self._http = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"),
+            base_url=self._root,
             timeout=timeout,
             follow_redirects=False,
             transport=self._transport,

@@ -1,5 +1,6 @@
-"""Protobuf's wire format, the little of it the service writes by hand: a message's bytes made of parts serialized
-apart (a results chunk from cached entries, an upload's digest from its chunks)."""
+"""Protobuf's wire format, the little of it the service handles by hand: a message's bytes made of parts serialized
+apart (a results chunk from cached entries, an upload's digest from its chunks), and an upload chunk's requests
+measured in its bytes."""
 
 from __future__ import annotations
 
@@ -12,11 +13,6 @@ def varint(value: int) -> bytes:
         value >>= 7
     out.append(value)
     return bytes(out)
-
-
-def varint_size(value: int) -> int:
-    """How many bytes `varint(value)` takes."""
-    return max(1, (value.bit_length() + 6) // 7)
 
 
 def field_entry(tag: bytes, payload: bytes) -> bytes:
