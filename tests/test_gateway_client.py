@@ -306,27 +306,6 @@ async def test_routes_queries_and_bodies_are_the_gateways(
     assert dict(listing.url.params) == {"provider": "openai", "limit": "20", "after": "batch_0"}
 
 
-async def test_a_request_is_what_httpxs_client_would_have_built() -> None:
-    """Requests are built directly, not by httpx's client (at a quarter of its CPU): its base URL with a path,
-    its default headers and the body's content type, as that client builds them."""
-    gateway = Gateway(answer(200, BATCH))
-    client = GatewayClient("http://gateway.test/otari/", timeout=5, results_timeout=5, transport=gateway.transport)
-    reference = httpx.AsyncClient(base_url="http://gateway.test/otari/", headers={"user-agent": "otari-batch-grpc/0.1"})
-    try:
-        await client.create_batch("sk-a", b"{}", time_left=None)
-        await client.get_batch("sk-a", "batch 1", "openai", time_left=None)
-    finally:
-        await client.aclose()
-    expected = [
-        reference.build_request("POST", "/v1/batches", content=b"{}", headers={"content-type": "application/json"}),
-        reference.build_request("GET", "/v1/batches/batch%201", params={"provider": "openai"}),
-    ]
-    await reference.aclose()
-    for sent, built in zip(gateway.requests, expected, strict=True):
-        assert (sent.method, sent.url) == (built.method, built.url)
-        assert {**built.headers, "authorization": "Bearer sk-a"} == dict(sent.headers)
-
-
 @pytest.mark.parametrize(("status", "takes"), [(422, True), (400, True), (401, False), (500, False)])
 async def test_check_key_takes_the_gateways_word_on_a_key(client_for: Make, status: int, takes: bool) -> None:
     client, gateway = client_for(answer(status, {"detail": "provider: Field required"}))

@@ -65,8 +65,6 @@ class RequestsCheck:
         self._first_seen: dict[str, int] = {}
 
     def check(self, items: Sequence[batch_service_pb2.BatchRequestItem], problems: list[FieldViolation]) -> None:
-        if not problems and self._all_good(items):
-            return
         first_seen = self._first_seen
         for i, item in enumerate(items, start=self.count):
             custom_id = item.custom_id
@@ -82,27 +80,6 @@ class RequestsCheck:
             if len(problems) >= 100:  # enough to act on; a 10,000-item mistake need not echo 10,000 times
                 break
         self.count += len(items)
-
-    def _all_good(self, items: Sequence[batch_service_pb2.BatchRequestItem]) -> bool:
-        """The common case, checked in bulk: every request good, each with a body_json (counted and recorded if so;
-        else nothing is, and `check` looks at each request to say what is wrong)."""
-        if not items:
-            return True
-        custom_ids = [item.custom_id for item in items]
-        texts = [item.body_json for item in items]
-        indexes = dict(zip(custom_ids, range(self.count, self.count + len(items)), strict=True))
-        if (
-            len(indexes) != len(items)
-            or not all(custom_ids)
-            or max(map(len, custom_ids)) > MAX_CUSTOM_ID_CHARS
-            or not self._first_seen.keys().isdisjoint(indexes)
-            or not all(texts)
-            or any(map(_body_json_problem, texts))
-        ):
-            return False
-        self._first_seen.update(indexes)
-        self.count += len(items)
-        return True
 
     def chunk(self, items: Sequence[batch_service_pb2.BatchRequestItem]) -> None:
         """Check the next chunk of an upload: INVALID_ARGUMENT naming each bad request by its index in the batch."""
