@@ -656,9 +656,10 @@ async def test_an_endpoint_is_kept_for_its_owner_up_to_a_limit_and_changed_only_
 async def _claim(
     store: Store, holder: str, *, now: float, lease_seconds: float = 30.0, per_endpoint: int = 10
 ) -> list[DeliveryRecord]:
-    return await store.claim_deliveries(
+    claimed = await store.claim_deliveries(
         holder, now=now, lease_seconds=lease_seconds, limit=10, per_endpoint=per_endpoint
     )
+    return [c.delivery for c in claimed]
 
 
 def _telling(changes_seen: list[Change]) -> Notify:
@@ -721,6 +722,29 @@ async def test_a_pending_event_a_newer_change_tells_of_is_superseded(store: Stor
                       (1, "batch.validating", "superseded")]  # fmt: skip
     assert await store.enter([seen("d")], [], owner="nobody", keep=5, observed_at=9.0, notify=notify)  # no endpoints
     assert len(await store.deliveries("wh_o", 10)) == 3
+
+
+async def test_a_claimed_event_comes_with_its_endpoint_and_its_owners_access_as_of_the_claim(store: Store) -> None:
+    for endpoint_id, owner in (("wh_o", "o"), ("wh_q", "q"), ("wh_r", "r")):
+        assert await store.add_endpoint(_endpoint(endpoint_id, owner=owner), limit=5)
+    for batch_id in ("b", "c", "d"):  # o shows each; q and r were shown them
+        await store.enter([seen(batch_id)], [], owner="o", keep=5, observed_at=10.0)
+        await store.enter([], [batch_id], owner="q", keep=5, observed_at=20.0)
+        await store.enter([], [batch_id], owner="r", keep=5, observed_at=30.0)
+    notify = _telling([])
+    for batch_id in ("b", "c", "d"):
+        done = seen(batch_id, status="completed", terminal=True)
+        await store.enter([done], [], owner="o", keep=5, observed_at=40.0, notify=notify, trusted_since=0.0)
+    await store.refuse_key("q", 35.0)  # q's key refused after it was shown them: its showing counts no more
+    await store.revoke("c", "r")  # r no longer sees c
+    claimed = await store.claim_deliveries("A", now=100.0, lease_seconds=30.0, limit=20, per_endpoint=10)
+    seen_as = {(c.delivery.batch_id, c.endpoint.id): (c.endpoint.owner, c.verified_at) for c in claimed}
+    assert seen_as == {
+        ("b", "wh_o"): ("o", 40.0), ("c", "wh_o"): ("o", 40.0), ("d", "wh_o"): ("o", 40.0),
+        ("b", "wh_q"): ("q", 0.0), ("c", "wh_q"): ("q", 0.0), ("d", "wh_q"): ("q", 0.0),
+        ("b", "wh_r"): ("r", 30.0), ("c", "wh_r"): ("r", 0.0), ("d", "wh_r"): ("r", 30.0),
+    }  # fmt: skip
+    assert [c.endpoint for c in claimed] == [await store.endpoint(c.endpoint.id) for c in claimed]
 
 
 async def test_outbox_events_are_leased_one_at_a_time_per_endpoint_and_batch_and_taken_over_once_a_lease_ends(

@@ -309,6 +309,22 @@ class DeliveryRecord:
         )  # fmt: skip
 
 
+class ClaimedDelivery(NamedTuple):
+    """An event claimed for a try, with what the try needs: its endpoint, and when the gateway last showed the
+    endpoint's owner its batch (0.0 when never, when revoked, or when it refused the owner's key since)."""
+
+    delivery: DeliveryRecord
+    endpoint: EndpointRecord
+    verified_at: float
+
+    @classmethod
+    def joined(cls, deliveries: Sequence[DeliveryRecord], targets: Sequence[Sequence[Any]]) -> list[ClaimedDelivery]:
+        """The claimed deliveries (in their order) with their rows of queries.CLAIMED_TARGETS; one whose endpoint
+        is gone is left out (its events went with it)."""
+        found = {int(row[0]): (EndpointRecord.of_row(row[1:-1]), float(row[-1] or 0.0)) for row in targets}
+        return [cls(d, *found[d.id]) for d in deliveries if d.id in found]
+
+
 class EndpointsStore(abc.ABC):
     """The store's part for webhook endpoints (#32; Store holds it with the rest)."""
 
@@ -340,11 +356,12 @@ class EndpointsStore(abc.ABC):
     @abc.abstractmethod
     async def claim_deliveries(
         self, holder: str, *, now: float, lease_seconds: float, limit: int, per_endpoint: int
-    ) -> list[DeliveryRecord]:
+    ) -> list[ClaimedDelivery]:
         """Events due to be tried, leased to `holder` for `lease_seconds` (no one else takes them meanwhile; a
         holder that dies leaves them to another once the lease ends): each the oldest pending one of its endpoint
         and batch, of enabled endpoints, no more of one endpoint than make `per_endpoint` with those being tried
-        already, by any holder; `limit` at most."""
+        already, by any holder; `limit` at most. Each with its endpoint and its owner's access to the batch, read
+        in the same transaction (a try needs no read of its own)."""
 
     @abc.abstractmethod
     async def finish_delivery(

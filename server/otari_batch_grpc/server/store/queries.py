@@ -225,6 +225,15 @@ CLAIM_DELIVERIES = (
     "ORDER BY o.next_at, o.id LIMIT $4{lock}) "
     f"RETURNING {DELIVERY_COLUMNS}"
 )
+# What a claim's tries need of each event claimed (`{ids}`: its ids): its endpoint, and when the gateway last showed
+# that endpoint's owner the batch (0.0: it refused the owner's key since; NULL: never, or revoked).
+CLAIMED_TARGETS = (
+    "SELECT o.id, " + ", ".join(f"e.{column.strip()}" for column in ENDPOINT_COLUMNS.split(",")) + ", "
+    "CASE WHEN a.verified_at > COALESCE(k.refused_at, 0) THEN a.verified_at ELSE 0.0 END "
+    "FROM webhook_outbox o JOIN webhook_endpoints e ON e.id = o.endpoint_id "
+    "LEFT JOIN access a ON a.batch_id = o.batch_id AND a.owner = e.owner "
+    "LEFT JOIN key_refusals k ON k.owner = e.owner WHERE o.id {ids}"
+)
 # How a try went: pending again (its next try), delivered or dropped; by its holder alone (a claim's own token).
 # Pending again, it is superseded ($9: now) if a newer change of its batch came meanwhile and it is no terminal one.
 FINISH_DELIVERY = (

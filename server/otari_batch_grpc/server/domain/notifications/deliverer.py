@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from otari_batch_grpc.server.domain.notifications.endpoints import Endpoint, SigningSecrets
 from otari_batch_grpc.server.domain.sealing import Sealer, Unsealable
 from otari_batch_grpc.server.domain.tokens import CallerTokens
-from otari_batch_grpc.server.store import DeliveryRecord, EndpointRecord, Store, StoreUnavailable
+from otari_batch_grpc.server.store import ClaimedDelivery, DeliveryRecord, EndpointRecord, Store, StoreUnavailable
 from otari_batch_grpc.server.telemetry import metrics
 from otari_batch_grpc.server.webhooks import events
 from otari_batch_grpc.server.webhooks.schedule import Backoff
@@ -40,6 +40,7 @@ class DelivererPolicy:
     per_endpoint: int = 4  # tried at once for one endpoint, by the whole fleet: a slow one holds no more than these
     per_owner: int = 16  # tried at once for one owner's endpoints together, here
     interval: float = 1.0  # seconds between looks at the outbox, unless a save here wakes it sooner
+    gather: float = 0.025  # woken by a save, it waits this long for the saves right behind it: one look for them all
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,7 @@ class Deliverer:
                     log.exception("webhooks: a look at the outbox failed; the next one tries again")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self._policy.interval)
+                    await asyncio.sleep(self._policy.gather)  # (a look costs a scan of what is pending)
                 self._wake.clear()
         finally:
             for task in list(self._tries):
@@ -119,37 +121,30 @@ class Deliverer:
         due = await self._store.claim_deliveries(
             token, now=now, lease_seconds=policy.lease_seconds, limit=free, per_endpoint=policy.per_endpoint
         )
-        endpoints: dict[str, EndpointRecord | None] = {}
-        for delivery in due:
-            if delivery.endpoint_id not in endpoints:
-                endpoints[delivery.endpoint_id] = await self._store.endpoint(delivery.endpoint_id)
         started = []
-        for delivery in due:
-            endpoint = endpoints[delivery.endpoint_id]
-            if endpoint is None:  # (deleted meanwhile: its events went with it)
-                continue
+        for claimed in due:
+            delivery, endpoint = claimed.delivery, claimed.endpoint
             if self._busy[endpoint.owner] >= policy.per_owner:  # its owner's tries are many here: another's turn
                 later = _Outcome("pending", delivery.last_status, delivery.last_error, max(delivery.next_at, now + 1.0))
                 await self._finish(delivery, token, delivery.attempts, later, now)
                 continue
             self._busy[endpoint.owner] += 1
-            task = asyncio.create_task(self._tried(delivery, endpoint, token, leased_until=now + policy.lease_seconds))
+            task = asyncio.create_task(self._tried(claimed, token, leased_until=now + policy.lease_seconds))
             self._tries.add(task)
             task.add_done_callback(self._tries.discard)
             started.append(task)
         return started
 
-    async def _tried(
-        self, delivery: DeliveryRecord, endpoint: EndpointRecord, token: str, *, leased_until: float
-    ) -> None:
+    async def _tried(self, claimed: ClaimedDelivery, token: str, *, leased_until: float) -> None:
         """A try (the claim kept to `per_endpoint` fleet-wide, `_start` to `per_owner` here). One whose lease would
         end before it could finish is given back untried, to be taken again (here or elsewhere)."""
+        delivery, endpoint = claimed.delivery, claimed.endpoint
         try:
             if time.time() + self._policy.try_seconds > leased_until:
                 untried = _Outcome("pending", delivery.last_status, delivery.last_error, delivery.next_at)
                 await self._finish(delivery, token, delivery.attempts, untried, time.time())
                 return
-            await self._attempt(delivery, endpoint, token)
+            await self._attempt(claimed, token)
         except StoreUnavailable:
             log.warning("webhooks: event %d tried, but the state database did not answer", delivery.id)
         except Exception:
@@ -159,11 +154,11 @@ class Deliverer:
             if not self._busy[endpoint.owner]:
                 del self._busy[endpoint.owner]
 
-    async def _attempt(self, delivery: DeliveryRecord, endpoint: EndpointRecord, token: str) -> None:
+    async def _attempt(self, claimed: ClaimedDelivery, token: str) -> None:
+        delivery, endpoint = claimed.delivery, claimed.endpoint
         now = time.time()
         attempts = delivery.attempts + 1
-        access = await self._store.access(delivery.batch_id, endpoint.owner)
-        if access is None or access.verified_at <= 0:  # revoked, or the owner's key refused since: told no more
+        if claimed.verified_at <= 0:  # revoked, or the owner's key refused since (as of the claim): told no more
             await self._finish(
                 delivery, token, attempts, _Outcome("dropped", 0, "its owner may no longer see the batch"), now
             )

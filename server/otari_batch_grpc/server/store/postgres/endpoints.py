@@ -6,13 +6,13 @@ import time
 from typing import TYPE_CHECKING
 
 from otari_batch_grpc.server.store import queries
-from otari_batch_grpc.server.store.base import DeliveryRecord, EndpointRecord, FollowedBatch
+from otari_batch_grpc.server.store.base import ClaimedDelivery, DeliveryRecord, EndpointRecord, FollowedBatch
 from otari_batch_grpc.server.store.postgres.connection import CLAIM_LOCK, LOCK_CLASS, PostgresConnection
 
 if TYPE_CHECKING:
-    from asyncpg import Record
-
     from otari_batch_grpc.server.store.postgres.connection import Connection
+
+_CLAIMED_TARGETS = queries.CLAIMED_TARGETS.format(ids="= ANY($1::bigint[])")
 
 
 class PostgresEndpoints(PostgresConnection):
@@ -41,18 +41,20 @@ class PostgresEndpoints(PostgresConnection):
 
     async def claim_deliveries(
         self, holder: str, *, now: float, lease_seconds: float, limit: int, per_endpoint: int
-    ) -> list[DeliveryRecord]:
+    ) -> list[ClaimedDelivery]:
         # One replica's claim at a time (claims are few and short: a round's worth of events each): its statement,
         # begun once the one before has committed, counts every try that claim leased, so no endpoint is given more
         # than `per_endpoint` at once. The rows stay locked (SKIP LOCKED) against a sweep or a finish meanwhile.
         sql = queries.CLAIM_DELIVERIES.format(lock=" FOR UPDATE OF o SKIP LOCKED")
 
-        async def work(conn: Connection) -> list[Record]:
+        async def work(conn: Connection) -> list[ClaimedDelivery]:
             await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", LOCK_CLASS, CLAIM_LOCK)
-            return list(await conn.fetch(sql, holder, now, lease_seconds, limit, per_endpoint))
+            rows = await conn.fetch(sql, holder, now, lease_seconds, limit, per_endpoint)
+            claimed = sorted((DeliveryRecord.of_row(tuple(row)) for row in rows), key=lambda d: (d.next_at, d.id))
+            targets = await conn.fetch(_CLAIMED_TARGETS, [d.id for d in claimed])
+            return ClaimedDelivery.joined(claimed, [tuple(row) for row in targets])
 
-        rows = await self._write(work)
-        return sorted((DeliveryRecord.of_row(tuple(row)) for row in rows), key=lambda d: (d.next_at, d.id))
+        return await self._write(work)
 
     async def finish_delivery(
         self, delivery_id: int, holder: str, *, state: str, attempts: int, next_at: float, status: int, error: str,

@@ -6,7 +6,7 @@ import sqlite3
 import time
 
 from otari_batch_grpc.server.store import queries
-from otari_batch_grpc.server.store.base import DeliveryRecord, EndpointRecord, FollowedBatch
+from otari_batch_grpc.server.store.base import ClaimedDelivery, DeliveryRecord, EndpointRecord, FollowedBatch
 from otari_batch_grpc.server.store.sqlite.connection import SqliteConnection
 
 
@@ -34,12 +34,17 @@ class SqliteEndpoints(SqliteConnection):
 
     async def claim_deliveries(
         self, holder: str, *, now: float, lease_seconds: float, limit: int, per_endpoint: int
-    ) -> list[DeliveryRecord]:
+    ) -> list[ClaimedDelivery]:
         sql = queries.for_sqlite(queries.CLAIM_DELIVERIES.format(lock=""))
-        rows = await self._transaction(
-            lambda db: db.execute(sql, (holder, now, lease_seconds, limit, per_endpoint)).fetchall()
-        )
-        return sorted((DeliveryRecord.of_row(row) for row in rows), key=lambda d: (d.next_at, d.id))
+
+        def claim(db: sqlite3.Connection) -> list[ClaimedDelivery]:
+            rows = db.execute(sql, (holder, now, lease_seconds, limit, per_endpoint)).fetchall()
+            claimed = sorted((DeliveryRecord.of_row(row) for row in rows), key=lambda d: (d.next_at, d.id))
+            ids = f"IN ({', '.join('?' * len(claimed))})"
+            targets = db.execute(queries.CLAIMED_TARGETS.format(ids=ids), [d.id for d in claimed]).fetchall()
+            return ClaimedDelivery.joined(claimed, targets)
+
+        return await self._transaction(claim)
 
     async def finish_delivery(
         self, delivery_id: int, holder: str, *, state: str, attempts: int, next_at: float, status: int, error: str,
