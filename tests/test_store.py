@@ -511,6 +511,46 @@ async def test_a_write_whose_caller_is_cancelled_while_it_runs_is_rolled_back(tm
         await sqlite.close()  # (twice is once)
 
 
+async def test_writes_asked_for_while_one_runs_share_its_next_commit_each_all_or_nothing(tmp_path: Path) -> None:
+    """SQLite: the writes that queue behind a running one are committed together, each in a savepoint of its own:
+    one that fails, or whose caller left, is rolled back alone, and the others stay."""
+    sqlite = await open_store(tmp_path / "s.db")
+    running, release = threading.Event(), threading.Event()
+
+    def holding(_changes: Sequence[Change]) -> list[Delivery]:  # (on the database's thread: the next ones queue)
+        running.set()
+        release.wait(10)
+        return []
+
+    def failing(_changes: Sequence[Change]) -> list[Delivery]:
+        raise RuntimeError("the outbox could not be written")
+
+    def enter(batch_id: str, notify: Notify | None = None) -> asyncio.Task[list[Revision]]:
+        return asyncio.create_task(
+            sqlite.enter([seen(batch_id)], [], owner="o", keep=5, observed_at=1.0, notify=notify)
+        )
+
+    try:
+        assert await sqlite.add_endpoint(_endpoint("wh_o"), limit=5)  # (an endpoint to tell: notify runs)
+        first = enter("a", holding)
+        assert await asyncio.to_thread(running.wait, 10)
+        grouped = [enter("b"), enter("c", failing), enter("d"), enter("e")]
+        await asyncio.sleep(0.05)  # (all four queued behind the first)
+        grouped[3].cancel()  # its caller leaves before its group runs: it never does
+        release.set()
+        assert [r.batch_id for r in await first] == ["a"]
+        b, c, d, e = await asyncio.gather(*grouped, return_exceptions=True)
+        assert isinstance(b, list) and isinstance(d, list)
+        assert [r.batch_id for r in b] == ["b"] and [r.batch_id for r in d] == ["d"]
+        assert isinstance(c, RuntimeError) and isinstance(e, asyncio.CancelledError)
+        kept = {batch_id: await sqlite.latest_revision(batch_id) for batch_id in "abcde"}
+        assert [batch_id for batch_id, revision in kept.items() if revision is not None] == ["a", "b", "d"]
+        assert await sqlite.integrity_check() == "ok"
+    finally:
+        release.set()
+        await sqlite.close()
+
+
 async def test_a_read_cancelled_at_any_await_leaves_the_store_usable(store: Store) -> None:
     """A results stream reads ahead; the read is cancelled when the client leaves."""
     await store.begin_results("b")

@@ -18,14 +18,14 @@ import asyncio
 import contextlib
 import os
 import sqlite3
-import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, ClassVar, Self, TypeVar
+from typing import Any, ClassVar, Self, TypeVar, cast
 
 from otari_batch_grpc.server.store import migrations, queries
 from otari_batch_grpc.server.store.base import Store, StoreError
+from otari_batch_grpc.server.store.sqlite.commits import GroupCommit
 from otari_batch_grpc.server.telemetry import metrics
 
 T = TypeVar("T")
@@ -62,6 +62,7 @@ class SqliteConnection(Store):
     def __init__(self, thread: ThreadPoolExecutor, db: sqlite3.Connection, path: Path) -> None:
         self._thread = thread
         self._db = db  # used on `_thread` alone (sqlite3 checks that it is)
+        self._commits = GroupCommit(thread, db)
         self.path = path
         self.transactions = 0  # write transactions begun (for tests and operators)
         self._closed = False
@@ -152,37 +153,23 @@ class SqliteConnection(Store):
         return await asyncio.get_running_loop().run_in_executor(self._thread, work)
 
     async def _transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """`work` in one transaction, run whole on the connection's thread in one trip (each trip costs the event
-        loop and that thread a wake-up: a save was a dozen): committed if it returns, rolled back if it raises.
+        """`work` in a transaction, run whole on the connection's thread: committed if it returns, rolled back if it
+        raises. Transactions asked for while the thread is busy share its next commit, each in a savepoint of its
+        own (see commits): each still all or nothing, and answered once committed.
 
         A caller cancelled meanwhile gets nothing done, as on PostgreSQL: its work, if it had not begun, never runs,
         and if it had, it is rolled back at its end (committed only when the cancel came as it committed). What
         the caller does after a write it was told of (a revision remembered and announced, say) it never skips
         for a write that stays."""
-        db, cancelled = self._db, threading.Event()
-
-        def run() -> T:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                result = work(db)
-                if cancelled.is_set():
-                    raise _Left
-                db.execute("COMMIT")
-            except BaseException:
-                with contextlib.suppress(sqlite3.OperationalError):  # (SQLite may have rolled it back already)
-                    db.execute("ROLLBACK")
-                raise
-            return result
-
         with metrics.STORE_SECONDS.time():
             self.transactions += 1
-            ran = self._thread.submit(run)
-            answer = asyncio.wrap_future(ran)
+            queued = self._commits.submit(work)
+            answer = asyncio.wrap_future(queued.answer)
             try:
-                return await asyncio.shield(answer)
+                return cast(T, await asyncio.shield(answer))
             except asyncio.CancelledError:
-                cancelled.set()
-                ran.cancel()  # (not begun: it never runs; begun: it sees `cancelled` before it commits)
+                queued.left.set()
+                queued.answer.cancel()  # (not begun: it never runs; begun: it sees `left` before it commits)
                 answer.add_done_callback(_retrieved)
                 raise
 
@@ -199,10 +186,6 @@ class SqliteConnection(Store):
     async def _scalar(self, sql: str, *params: object) -> Any:
         rows = await self._rows(sql, *params)
         return rows[0][0] if rows else None
-
-
-class _Left(Exception):
-    """The caller of a transaction was cancelled before it committed: rolled back."""
 
 
 def _retrieved(answer: asyncio.Future[Any]) -> None:
