@@ -551,6 +551,33 @@ async def test_writes_asked_for_while_one_runs_share_its_next_commit_each_all_or
         await sqlite.close()
 
 
+async def test_a_write_queued_as_the_store_closes_fails_rather_than_waits_forever(tmp_path: Path) -> None:
+    sqlite = await open_store(tmp_path / "s.db")
+    running, release = threading.Event(), threading.Event()
+
+    def holding(_changes: Sequence[Change]) -> list[Delivery]:
+        running.set()
+        release.wait(10)
+        return []
+
+    try:
+        assert await sqlite.add_endpoint(_endpoint("wh_o"), limit=5)
+        first = asyncio.create_task(sqlite.enter([seen("a")], [], owner="o", keep=5, observed_at=1.0, notify=holding))
+        assert await asyncio.to_thread(running.wait, 10)
+        queued = asyncio.create_task(sqlite.enter([seen("b")], [], owner="o", keep=5, observed_at=1.0))
+        await asyncio.sleep(0.05)  # (queued behind the first, whose commit is held)
+        closing = asyncio.create_task(sqlite.close())
+        await asyncio.sleep(0.05)
+        release.set()
+        await first
+        await closing
+        with pytest.raises(sqlite3.Error):  # (the connection closed before its turn came)
+            await asyncio.wait_for(queued, 10)
+    finally:
+        release.set()
+        await sqlite.close()
+
+
 async def test_a_read_cancelled_at_any_await_leaves_the_store_usable(store: Store) -> None:
     """A results stream reads ahead; the read is cancelled when the client leaves."""
     await store.begin_results("b")

@@ -95,7 +95,7 @@ def _commit(db: sqlite3.Connection, group: list[Queued]) -> None:
                 outcomes.append((queued, None, result))
         db.execute("COMMIT")
     except BaseException as exc:
-        with contextlib.suppress(sqlite3.OperationalError):  # (SQLite may have rolled it back already)
+        with contextlib.suppress(sqlite3.Error):  # (rolled back already by SQLite, or the connection closed)
             db.execute("ROLLBACK")
         for queued in begun:
             queued.answer.set_exception(exc)
