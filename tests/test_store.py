@@ -551,7 +551,9 @@ async def test_writes_asked_for_while_one_runs_share_its_next_commit_each_all_or
         await sqlite.close()
 
 
-async def test_a_write_queued_as_the_store_closes_fails_rather_than_waits_forever(tmp_path: Path) -> None:
+async def test_a_write_queued_as_the_store_closes_is_committed_first_and_one_after_fails_at_once(
+    tmp_path: Path,
+) -> None:
     sqlite = await open_store(tmp_path / "s.db")
     running, release = threading.Event(), threading.Event()
 
@@ -570,11 +572,62 @@ async def test_a_write_queued_as_the_store_closes_fails_rather_than_waits_foreve
         await asyncio.sleep(0.05)
         release.set()
         await first
+        assert [r.batch_id for r in await asyncio.wait_for(queued, 10)] == ["b"]
         await closing
-        with pytest.raises(sqlite3.Error):  # (the connection closed before its turn came)
-            await asyncio.wait_for(queued, 10)
+        for _ in range(2):  # (and again: the first failure leaves nothing queued behind it)
+            with pytest.raises(RuntimeError):
+                await asyncio.wait_for(sqlite.refuse_key("o", 2.0), 10)
     finally:
         release.set()
+        await sqlite.close()
+    again = await open_store(tmp_path / "s.db")
+    try:
+        assert (await again.latest_revision("b")) is not None
+    finally:
+        await again.close()
+
+
+async def test_a_grouped_write_whose_caller_leaves_before_the_group_commits_is_rolled_back(tmp_path: Path) -> None:
+    """A write that has run, in a group whose commit is still to come, whose caller is cancelled: not committed (the
+    group runs again without it), so its caller, told "cancelled", never skips what it does after a write."""
+    sqlite = await open_store(tmp_path / "s.db")
+    running, release, ran_b, slow = threading.Event(), threading.Event(), threading.Event(), threading.Event()
+
+    def holding(_changes: Sequence[Change]) -> list[Delivery]:
+        running.set()
+        release.wait(10)
+        return []
+
+    def noting_b(_changes: Sequence[Change]) -> list[Delivery]:
+        ran_b.set()
+        return []
+
+    def slow_c(_changes: Sequence[Change]) -> list[Delivery]:
+        slow.wait(10)
+        return []
+
+    def enter(batch_id: str, notify: Notify) -> asyncio.Task[list[Revision]]:
+        return asyncio.create_task(
+            sqlite.enter([seen(batch_id)], [], owner="o", keep=5, observed_at=1.0, notify=notify)
+        )
+
+    try:
+        assert await sqlite.add_endpoint(_endpoint("wh_o"), limit=5)
+        first = enter("a", holding)
+        assert await asyncio.to_thread(running.wait, 10)
+        b, c = enter("b", noting_b), enter("c", slow_c)
+        await asyncio.sleep(0.05)  # (both queued: one group, b then c)
+        release.set()
+        assert await asyncio.to_thread(ran_b.wait, 10)  # b has run; c holds the group's commit back
+        b.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await b
+        slow.set()
+        assert [r.batch_id for r in await c] == ["c"] and [r.batch_id for r in await first] == ["a"]
+        assert await sqlite.latest_revision("b") is None and await sqlite.latest_revision("c") is not None
+    finally:
+        release.set()
+        slow.set()
         await sqlite.close()
 
 

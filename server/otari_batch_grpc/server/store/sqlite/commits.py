@@ -40,13 +40,18 @@ class GroupCommit:
         self._draining = False  # a drain is asked of the thread already: what is queued meanwhile goes with it
 
     def submit(self, work: Callable[[sqlite3.Connection], Any]) -> Queued:
+        """Queue `work`; raises RuntimeError once the connection's thread is gone (the store closed)."""
         queued = Queued(work)
         with self._lock:
             self._queued.append(queued)
             if self._draining:
                 return queued
             self._draining = True
-        self._thread.submit(self._drain)
+        try:
+            self._thread.submit(self._drain)
+        except RuntimeError as exc:  # (the store closed: this fails, and what queued behind it meanwhile)
+            self._fail_queued(exc)
+            raise
         return queued
 
     def _drain(self) -> None:
@@ -59,49 +64,78 @@ class GroupCommit:
         finally:
             with self._lock:
                 self._draining = bool(self._queued)
-                if self._draining:
-                    try:
-                        self._thread.submit(self._drain)
-                    except RuntimeError as exc:  # (the connection closed meanwhile)
-                        for queued in self._queued:
-                            queued.answer.set_exception(exc)
-                        self._queued, self._draining = [], False
+            if self._draining:
+                try:
+                    self._thread.submit(self._drain)
+                except RuntimeError as exc:  # (the store closed meanwhile)
+                    self._fail_queued(exc)
+
+    def _fail_queued(self, exc: BaseException) -> None:
+        with self._lock:
+            failed, self._queued, self._draining = self._queued, [], False
+        for queued in failed:
+            if queued.answer.set_running_or_notify_cancel():  # (one whose caller left is answered already)
+                queued.answer.set_exception(exc)
+
+
+Outcome = tuple[Queued, BaseException | None, Any]
 
 
 def _commit(db: sqlite3.Connection, group: list[Queued]) -> None:
+    """The group's works, committed together. A work whose caller left (cancelled) by the time they have all run
+    is not committed: the group is rolled back and run again without it (a work is a function of the database,
+    whose only effects are its writes), so no caller is told "cancelled" of a write that stays, unless the cancel
+    came as its group committed."""
     begun = [queued for queued in group if queued.answer.set_running_or_notify_cancel()]  # (not begun: never runs)
-    if not begun:
-        return
-    outcomes: list[tuple[Queued, BaseException | None, Any]] = []
-    alone = len(begun) == 1  # (no savepoint: the transaction is its own)
-    try:
-        db.execute("BEGIN IMMEDIATE")
-        for queued in begun:
-            if not alone:
-                db.execute("SAVEPOINT work")
-            try:
-                result = queued.work(db)
-                if queued.left.is_set():
-                    raise Left
-            except Exception as exc:
-                if alone or not db.in_transaction:  # (SQLite rolled the whole group back: an I/O error, say)
-                    raise
-                db.execute("ROLLBACK TO work")
-                db.execute("RELEASE work")
-                outcomes.append((queued, exc, None))
-            else:
-                if not alone:
-                    db.execute("RELEASE work")
-                outcomes.append((queued, None, result))
-        db.execute("COMMIT")
-    except BaseException as exc:
-        with contextlib.suppress(sqlite3.Error):  # (rolled back already by SQLite, or the connection closed)
-            db.execute("ROLLBACK")
-        for queued in begun:
-            queued.answer.set_exception(exc)
-        return
-    for queued, error, result in outcomes:
-        if error is None:
-            queued.answer.set_result(result)
+    while begun:
+        try:
+            outcomes = _run(db, begun)
+            leavers = [queued for queued, _, _ in outcomes if queued.left.is_set()]
+            if not leavers:
+                db.execute("COMMIT")
+        except BaseException as exc:
+            _rollback(db)
+            for queued in begun:
+                queued.answer.set_exception(exc)
+            return
+        if not leavers:
+            for queued, error, result in outcomes:
+                if error is None:
+                    queued.answer.set_result(result)
+                else:
+                    queued.answer.set_exception(error)
+            return
+        _rollback(db)
+        for queued in leavers:
+            queued.answer.set_exception(Left())
+        begun = [queued for queued in begun if queued not in leavers]
+
+
+def _run(db: sqlite3.Connection, works: list[Queued]) -> list[Outcome]:
+    """In one transaction, left open: each work in a savepoint of its own (none when it is alone: the transaction
+    is its own), one that raises rolled back alone. Raises what ended the whole transaction (one alone that raised;
+    an error after which SQLite rolled everything back, an I/O error say)."""
+    alone = len(works) == 1
+    outcomes: list[Outcome] = []
+    db.execute("BEGIN IMMEDIATE")
+    for queued in works:
+        if not alone:
+            db.execute("SAVEPOINT work")
+        try:
+            result = queued.work(db)
+        except Exception as exc:
+            if alone or not db.in_transaction:
+                raise
+            db.execute("ROLLBACK TO work")
+            db.execute("RELEASE work")
+            outcomes.append((queued, exc, None))
         else:
-            queued.answer.set_exception(error)
+            if not alone:
+                db.execute("RELEASE work")
+            outcomes.append((queued, None, result))
+    return outcomes
+
+
+def _rollback(db: sqlite3.Connection) -> None:
+    with contextlib.suppress(sqlite3.Error):  # (rolled back already by SQLite, or the connection closed)
+        db.execute("ROLLBACK")

@@ -93,6 +93,7 @@ class SqliteConnection(Store):
         if self._closed:  # (twice is once)
             return
         self._closed = True
+        await asyncio.wrap_future(self._commits.submit(_nothing).answer)  # (the writes queued before it, committed)
         await self._on_thread(self._db.close)
         self._thread.shutdown(wait=False)  # (its thread is idle now: it ends at once)
 
@@ -158,7 +159,9 @@ class SqliteConnection(Store):
         own (see commits): each still all or nothing, and answered once committed.
 
         A caller cancelled meanwhile gets nothing done, as on PostgreSQL: its work, if it had not begun, never runs,
-        and if it had, it is rolled back at its end (committed only when the cancel came as it committed). What
+        and if it had, it is rolled back before its commit (committed only when the cancel came as it committed; a
+        work whose caller left while the rest of its group ran is rolled back with the group, which runs again
+        without it: a work's only effects are its writes). What
         the caller does after a write it was told of (a revision remembered and announced, say) it never skips
         for a write that stays."""
         with metrics.STORE_SECONDS.time():
@@ -186,6 +189,10 @@ class SqliteConnection(Store):
     async def _scalar(self, sql: str, *params: object) -> Any:
         rows = await self._rows(sql, *params)
         return rows[0][0] if rows else None
+
+
+def _nothing(_db: sqlite3.Connection) -> None:
+    return None
 
 
 def _retrieved(answer: asyncio.Future[Any]) -> None:
