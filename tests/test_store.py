@@ -482,31 +482,46 @@ async def test_a_write_cancelled_at_any_await_leaves_the_store_usable(store: Sto
     assert await store.integrity_check() == "ok"
 
 
+class _Held:
+    """A notify that holds the database's thread as it runs (the writes asked for meanwhile queue behind it) until
+    released; `running` once it does."""
+
+    def __init__(self) -> None:
+        self.running, self.release = threading.Event(), threading.Event()
+
+    def __call__(self, _changes: Sequence[Change]) -> list[Delivery]:
+        self.running.set()
+        self.release.wait(10)
+        return []
+
+    async def started(self) -> bool:
+        return await asyncio.to_thread(self.running.wait, 10)
+
+
+def _entering(store: Store, batch_id: str, notify: Notify | None = None) -> asyncio.Task[list[Revision]]:
+    """A write (a new batch's first revision) as a task of its own; its notify runs when `o` has an endpoint."""
+    return asyncio.create_task(store.enter([seen(batch_id)], [], owner="o", keep=5, observed_at=1.0, notify=notify))
+
+
 async def test_a_write_whose_caller_is_cancelled_while_it_runs_is_rolled_back(tmp_path: Path) -> None:
     """SQLite runs a transaction on its own thread: one whose caller is cancelled as it runs is undone there, as on
     PostgreSQL, so what a caller does after a write it is told of (a revision remembered and announced) is never
     skipped for a write that stays."""
     sqlite = await open_store(tmp_path / "s.db")
-    running, release = threading.Event(), threading.Event()
-
-    def notify(_changes: Sequence[Change]) -> list[Delivery]:  # (on the database's thread: it may wait)
-        running.set()
-        release.wait(10)
-        return []
-
+    held = _Held()
     try:
         assert await sqlite.add_endpoint(_endpoint("wh_o"), limit=5)  # (an endpoint to tell: notify runs)
-        saving = asyncio.create_task(sqlite.enter([seen("b")], [], owner="o", keep=5, observed_at=1.0, notify=notify))
-        assert await asyncio.to_thread(running.wait, 10)
+        saving = _entering(sqlite, "b", held)
+        assert await held.started()
         saving.cancel()
         with pytest.raises(asyncio.CancelledError):
             await saving
-        release.set()
+        held.release.set()
         assert await sqlite.latest_revision("b") is None  # rolled back
         (again,) = await sqlite.enter([seen("b")], [], owner="o", keep=5, observed_at=2.0)
         assert again.rev == 1
     finally:
-        release.set()
+        held.release.set()
         await sqlite.close()
         await sqlite.close()  # (twice is once)
 
@@ -515,29 +530,20 @@ async def test_writes_asked_for_while_one_runs_share_its_next_commit_each_all_or
     """SQLite: the writes that queue behind a running one are committed together, each in a savepoint of its own:
     one that fails, or whose caller left, is rolled back alone, and the others stay."""
     sqlite = await open_store(tmp_path / "s.db")
-    running, release = threading.Event(), threading.Event()
-
-    def holding(_changes: Sequence[Change]) -> list[Delivery]:  # (on the database's thread: the next ones queue)
-        running.set()
-        release.wait(10)
-        return []
+    held = _Held()
 
     def failing(_changes: Sequence[Change]) -> list[Delivery]:
         raise RuntimeError("the outbox could not be written")
 
-    def enter(batch_id: str, notify: Notify | None = None) -> asyncio.Task[list[Revision]]:
-        return asyncio.create_task(
-            sqlite.enter([seen(batch_id)], [], owner="o", keep=5, observed_at=1.0, notify=notify)
-        )
-
     try:
         assert await sqlite.add_endpoint(_endpoint("wh_o"), limit=5)  # (an endpoint to tell: notify runs)
-        first = enter("a", holding)
-        assert await asyncio.to_thread(running.wait, 10)
-        grouped = [enter("b"), enter("c", failing), enter("d"), enter("e")]
+        first = _entering(sqlite, "a", held)
+        assert await held.started()
+        grouped = [_entering(sqlite, "b"), _entering(sqlite, "c", failing), _entering(sqlite, "d"),
+                   _entering(sqlite, "e")]  # fmt: skip
         await asyncio.sleep(0.05)  # (all four queued behind the first)
         grouped[3].cancel()  # its caller leaves before its group runs: it never does
-        release.set()
+        held.release.set()
         assert [r.batch_id for r in await first] == ["a"]
         b, c, d, e = await asyncio.gather(*grouped, return_exceptions=True)
         assert isinstance(b, list) and isinstance(d, list)
@@ -547,7 +553,7 @@ async def test_writes_asked_for_while_one_runs_share_its_next_commit_each_all_or
         assert [batch_id for batch_id, revision in kept.items() if revision is not None] == ["a", "b", "d"]
         assert await sqlite.integrity_check() == "ok"
     finally:
-        release.set()
+        held.release.set()
         await sqlite.close()
 
 
@@ -555,22 +561,16 @@ async def test_a_write_queued_as_the_store_closes_is_committed_first_and_one_aft
     tmp_path: Path,
 ) -> None:
     sqlite = await open_store(tmp_path / "s.db")
-    running, release = threading.Event(), threading.Event()
-
-    def holding(_changes: Sequence[Change]) -> list[Delivery]:
-        running.set()
-        release.wait(10)
-        return []
-
+    held = _Held()
     try:
         assert await sqlite.add_endpoint(_endpoint("wh_o"), limit=5)
-        first = asyncio.create_task(sqlite.enter([seen("a")], [], owner="o", keep=5, observed_at=1.0, notify=holding))
-        assert await asyncio.to_thread(running.wait, 10)
-        queued = asyncio.create_task(sqlite.enter([seen("b")], [], owner="o", keep=5, observed_at=1.0))
+        first = _entering(sqlite, "a", held)
+        assert await held.started()
+        queued = _entering(sqlite, "b")
         await asyncio.sleep(0.05)  # (queued behind the first, whose commit is held)
         closing = asyncio.create_task(sqlite.close())
         await asyncio.sleep(0.05)
-        release.set()
+        held.release.set()
         await first
         assert [r.batch_id for r in await asyncio.wait_for(queued, 10)] == ["b"]
         await closing
@@ -578,7 +578,7 @@ async def test_a_write_queued_as_the_store_closes_is_committed_first_and_one_aft
             with pytest.raises(RuntimeError):
                 await asyncio.wait_for(sqlite.refuse_key("o", 2.0), 10)
     finally:
-        release.set()
+        held.release.set()
         await sqlite.close()
     again = await open_store(tmp_path / "s.db")
     try:
@@ -591,12 +591,7 @@ async def test_a_grouped_write_whose_caller_leaves_before_the_group_commits_is_r
     """A write that has run, in a group whose commit is still to come, whose caller is cancelled: not committed (the
     group runs again without it), so its caller, told "cancelled", never skips what it does after a write."""
     sqlite = await open_store(tmp_path / "s.db")
-    running, release, ran_b, slow = threading.Event(), threading.Event(), threading.Event(), threading.Event()
-
-    def holding(_changes: Sequence[Change]) -> list[Delivery]:
-        running.set()
-        release.wait(10)
-        return []
+    held, ran_b, slow = _Held(), threading.Event(), threading.Event()
 
     def noting_b(_changes: Sequence[Change]) -> list[Delivery]:
         ran_b.set()
@@ -606,18 +601,13 @@ async def test_a_grouped_write_whose_caller_leaves_before_the_group_commits_is_r
         slow.wait(10)
         return []
 
-    def enter(batch_id: str, notify: Notify) -> asyncio.Task[list[Revision]]:
-        return asyncio.create_task(
-            sqlite.enter([seen(batch_id)], [], owner="o", keep=5, observed_at=1.0, notify=notify)
-        )
-
     try:
         assert await sqlite.add_endpoint(_endpoint("wh_o"), limit=5)
-        first = enter("a", holding)
-        assert await asyncio.to_thread(running.wait, 10)
-        b, c = enter("b", noting_b), enter("c", slow_c)
+        first = _entering(sqlite, "a", held)
+        assert await held.started()
+        b, c = _entering(sqlite, "b", noting_b), _entering(sqlite, "c", slow_c)
         await asyncio.sleep(0.05)  # (both queued: one group, b then c)
-        release.set()
+        held.release.set()
         assert await asyncio.to_thread(ran_b.wait, 10)  # b has run; c holds the group's commit back
         b.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -626,7 +616,7 @@ async def test_a_grouped_write_whose_caller_leaves_before_the_group_commits_is_r
         assert [r.batch_id for r in await c] == ["c"] and [r.batch_id for r in await first] == ["a"]
         assert await sqlite.latest_revision("b") is None and await sqlite.latest_revision("c") is not None
     finally:
-        release.set()
+        held.release.set()
         slow.set()
         await sqlite.close()
 

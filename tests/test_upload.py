@@ -149,8 +149,8 @@ def _json_request(n: int) -> pb.CreateBatchRequest:
 async def test_a_bad_request_among_json_bodies_is_named_as_one_alone_would_be(
     stub: Stub, sim: Sim, index: int, change: dict[str, str], field: str, says: str
 ) -> None:
-    """A chunk of body_json requests is checked in bulk, and looked at one by one only when that finds something:
-    each mistake is still named by its place in the batch, after good chunks as within the first."""
+    """Each mistake among body_json requests is named by its place in the batch, after good chunks as within the
+    first."""
     request = _json_request(12)
     for name, value in change.items():
         setattr(request.requests[index], name, value)

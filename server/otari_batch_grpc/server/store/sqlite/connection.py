@@ -161,9 +161,8 @@ class SqliteConnection(Store):
         A caller cancelled meanwhile gets nothing done, as on PostgreSQL: its work, if it had not begun, never runs,
         and if it had, it is rolled back before its commit (committed only when the cancel came as it committed; a
         work whose caller left while the rest of its group ran is rolled back with the group, which runs again
-        without it: a work's only effects are its writes). What
-        the caller does after a write it was told of (a revision remembered and announced, say) it never skips
-        for a write that stays."""
+        without it: a work's only effects are its writes). What the caller does after a write it was told of (a
+        revision remembered and announced, say) it never skips for a write that stays."""
         with metrics.STORE_SECONDS.time():
             self.transactions += 1
             queued = self._commits.submit(work)
